@@ -15,3 +15,7 @@
 pub mod errno;
 pub mod mutants;
 pub mod sync;
+pub mod fault;
+pub mod uapi;
+pub mod arena;
+pub mod ptr;
