@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod arena;
+pub mod bpf;
 pub mod errno;
 pub mod fault;
 pub mod isa;
