@@ -5,3 +5,5 @@
 //! Instruction types live in [`crate::isa`] (a leaf); everything here builds on them.
 
 pub mod asm;
+pub mod helpers;
+pub mod print;
