@@ -32,7 +32,7 @@ pub enum KernelError {
 }
 
 /// Names of errnos the kernel may return from bpf() that the model does not model, for messages.
-const UNMODELLED_NAMES: [(i32, &str); 8] = [
+const UNMODELLED_NAMES: [(i32, &str); 9] = [
     (3, "ESRCH"),
     (4, "EINTR"),
     (11, "EAGAIN"),
@@ -41,6 +41,8 @@ const UNMODELLED_NAMES: [(i32, &str); 8] = [
     (19, "ENODEV"),
     (34, "ERANGE"),
     (38, "ENOSYS"),
+    // BPF_OBJ_GET_INFO_BY_FD on an fd that is not open.
+    (77, "EBADFD"),
 ];
 
 impl KernelError {

@@ -34,6 +34,16 @@ const PERCPU_MAP_TYPES: [u32; 3] = [5, 6, 10];
 const PERCPU_VALUE_ALIGN: u32 = 8;
 
 impl Shape {
+    /// Buffers covering the caller's own lengths: only for an fd the kernel refuses before
+    /// copying anything (one that is never open).
+    pub fn covering(key_len: usize, value_len: usize) -> Shape {
+        let clamp = |len: usize| u32::try_from(len).unwrap_or(u32::MAX);
+        Shape {
+            key_size: clamp(key_len),
+            value_size: clamp(value_len),
+        }
+    }
+
     /// The shape of a map of `map_type` with these sizes (queries the possible CPUs for
     /// per-CPU types).
     pub fn of(map_type: u32, key_size: u32, value_size: u32) -> Result<Shape, KernelError> {

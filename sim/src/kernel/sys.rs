@@ -5,7 +5,7 @@
 //!   is closed exactly once: by [`BpfSys::close`] or when the `KernelSys` drops. Nothing is
 //!   pinned, so once it drops and grace periods pass the kernel holds nothing of ours.
 //! - it never touches a descriptor it does not own. A caller's fd that is not in the table is
-//!   passed to the kernel as `-1` (so the kernel answers `EBADF` in its own order of checks),
+//!   passed to the kernel as an fd that is never open (so the kernel answers `EBADF` in its own order of checks),
 //!   except 0, 1 and 2, which the model also treats as "open, not a map" and which reach the
 //!   kernel as they are (it answers `EINVAL`). This keeps tests running in parallel threads of
 //!   one process from reaching each other's maps through a reused fd number.
@@ -25,8 +25,11 @@ use std::os::fd::OwnedFd;
 /// Descriptors below this are the process's stdio: "open, not a map" for the model and the
 /// kernel alike, so they are passed through unchanged.
 const STDIO_FDS: Fd = 3;
-/// What an unknown descriptor is turned into: never a valid fd, so the kernel says `EBADF`.
-const BAD_FD: Fd = -1;
+/// What an unknown descriptor is turned into: `i32::MAX` is above the largest fd table Linux
+/// allows (`sysctl_nr_open_max` is rounded down from `INT_MAX`), so it is never open and the
+/// kernel says `EBADF`. (A negative fd would not reach the kernel: libbpf refuses some calls
+/// with a negative fd itself, with `EBADFD`.)
+const BAD_FD: Fd = i32::MAX;
 /// The value size of outer maps: an fd on the way in, an id on the way out.
 const OUTER_VALUE_SIZE: usize = 4;
 
@@ -127,11 +130,18 @@ impl KernelSys {
         }
     }
 
-    /// The kernel fd and buffer shape for a map operation on `fd`. A program fd is refused
-    /// as the kernel refuses it (`EINVAL`: not a map, checked before any copy). An fd we do not
-    /// own is described by the kernel first, which fails on it the same way the map operation
-    /// would (`EBADF` for `-1`, `EINVAL` for stdio), so no buffer is ever sized by guesswork.
-    fn target(&self, fd: Fd) -> Result<(Fd, Shape, Option<u32>), KernelError> {
+    /// The kernel fd and buffer shape for a map operation on `fd` whose caller passes
+    /// `key_len`/`value_len` bytes. A program fd is refused as the kernel refuses it
+    /// (`EINVAL`: not a map, checked before any copy). An fd we do not own becomes the
+    /// never-open fd, which the kernel refuses (`EBADF`) before copying anything, so the
+    /// caller's lengths are safe there. Stdio is described by the kernel first (`EINVAL`: not
+    /// a bpf object, as the map operation would say), so no buffer is sized by guesswork.
+    fn target(
+        &self,
+        fd: Fd,
+        key_len: usize,
+        value_len: usize,
+    ) -> Result<(Fd, Shape, Option<u32>), KernelError> {
         match self.owned.get(&fd) {
             Some(Owned {
                 object: Object::Map { map_type, shape },
@@ -141,8 +151,10 @@ impl KernelSys {
                 object: Object::Prog,
                 ..
             }) => Err(KernelError::Errno(Errno::EINVAL)),
+            None if self.translate(fd) == BAD_FD => {
+                Ok((BAD_FD, Shape::covering(key_len, value_len), None))
+            }
             None => {
-                let fd = self.translate(fd);
                 let info = ffi::map_info(fd)?;
                 Ok((
                     fd,
@@ -274,7 +286,7 @@ impl BpfSys for KernelSys {
     }
 
     fn map_lookup_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
-        let (fd, shape, _) = core(self.target(fd))?;
+        let (fd, shape, _) = core(self.target(fd, key.len(), 0))?;
         core(ffi::map_lookup(fd, shape, key))
     }
 
@@ -285,23 +297,23 @@ impl BpfSys for KernelSys {
         value: &[u8],
         flags: u64,
     ) -> Result<(), Error> {
-        let (fd, shape, map_type) = core(self.target(fd))?;
+        let (fd, shape, map_type) = core(self.target(fd, key.len(), value.len()))?;
         let value = self.translate_value(map_type, value);
         core(ffi::map_update(fd, shape, key, &value, flags))
     }
 
     fn map_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<(), Error> {
-        let (fd, shape, _) = core(self.target(fd))?;
+        let (fd, shape, _) = core(self.target(fd, key.len(), 0))?;
         core(ffi::map_delete(fd, shape, key))
     }
 
     fn map_lookup_and_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
-        let (fd, shape, _) = core(self.target(fd))?;
+        let (fd, shape, _) = core(self.target(fd, key.len(), 0))?;
         core(ffi::map_lookup_and_delete(fd, shape, key))
     }
 
     fn map_get_next_key(&mut self, fd: Fd, key: Option<&[u8]>) -> Result<Vec<u8>, Error> {
-        let (fd, shape, _) = core(self.target(fd))?;
+        let (fd, shape, _) = core(self.target(fd, key.map_or(0, <[u8]>::len), 0))?;
         core(ffi::map_get_next_key(fd, shape, key))
     }
 
@@ -311,7 +323,7 @@ impl BpfSys for KernelSys {
         in_batch: Option<u32>,
         count: u32,
     ) -> Result<BatchOut, Error> {
-        let (fd, shape, _) = core(self.target(fd))?;
+        let (fd, shape, _) = core(self.target(fd, 0, 0))?;
         core(ffi::map_lookup_batch(fd, shape, in_batch, count, false))
             .map(|raw| batch_out(raw, shape))
     }
@@ -322,7 +334,7 @@ impl BpfSys for KernelSys {
         in_batch: Option<u32>,
         count: u32,
     ) -> Result<BatchOut, Error> {
-        let (fd, shape, _) = core(self.target(fd))?;
+        let (fd, shape, _) = core(self.target(fd, 0, 0))?;
         core(ffi::map_lookup_batch(fd, shape, in_batch, count, true))
             .map(|raw| batch_out(raw, shape))
     }
@@ -334,7 +346,10 @@ impl BpfSys for KernelSys {
         values: &[Vec<u8>],
         flags: u64,
     ) -> Result<u32, (u32, Error)> {
-        let (fd, shape, map_type) = self.target(fd).map_err(|err| (0, err.into_core()))?;
+        let longest = |entries: &[Vec<u8>]| entries.iter().map(Vec::len).max().unwrap_or(0);
+        let (fd, shape, map_type) = self
+            .target(fd, longest(keys), longest(values))
+            .map_err(|err| (0, err.into_core()))?;
         let values: Vec<Vec<u8>> = values
             .iter()
             .map(|value| self.translate_value(map_type, value))
@@ -344,7 +359,10 @@ impl BpfSys for KernelSys {
     }
 
     fn map_delete_batch(&mut self, fd: Fd, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
-        let (fd, shape, _) = self.target(fd).map_err(|err| (0, err.into_core()))?;
+        let longest = keys.iter().map(Vec::len).max().unwrap_or(0);
+        let (fd, shape, _) = self
+            .target(fd, longest, 0)
+            .map_err(|err| (0, err.into_core()))?;
         ffi::map_delete_batch(fd, shape, keys).map_err(|(n, err)| (n, err.into_core()))
     }
 
