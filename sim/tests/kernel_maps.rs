@@ -5,7 +5,7 @@
 #![cfg(feature = "kernel")]
 
 use mimic_core::errno::Errno;
-use mimic_core::uapi::{BpfSys, MapAttr, MapType, BPF_ANY};
+use mimic_core::uapi::{BpfSys, MapAttr, MapType, BPF_ANY, BPF_F_RDONLY};
 use mimic_sim::kernel::rows::{self, Expect};
 use mimic_sim::kernel::{probe, KernelSys};
 use std::time::Duration;
@@ -13,7 +13,20 @@ use std::time::Duration;
 /// Rows where this kernel (6.18) answers differently from semantics.md, with what it answers.
 /// Each is written up in docs/kernel-disagreements.md; the test pins the kernel's answer so a
 /// kernel change is noticed, and the doc's expectation stays in `rows::table()`.
-const KERNEL_DISAGREEMENTS: &[(&str, Expect)] = &[];
+const KERNEL_DISAGREEMENTS: &[(&str, Expect)] = &[
+    // D1: BPF_F_RDONLY (and WRONLY) are accepted on every map type; the doc's HASH list omits them.
+    ("hash_rdonly_flag_is_refused_by_the_flag_list", Expect::Ok),
+    // D2: NO_COMMON_LRU is for the LRU hashes only; a plain HASH refuses it.
+    (
+        "hash_no_common_lru_is_in_the_flag_list",
+        Expect::Err(Errno::EINVAL),
+    ),
+    // D3: BPF_F_RDONLY/WRONLY are not kept in map_flags, so meta_equal cannot see them.
+    (
+        "hash_template_refuses_inner_with_other_access_flags",
+        Expect::Ok,
+    ),
+];
 
 #[test]
 fn probe_says_whether_bpf_is_usable() {
@@ -195,4 +208,37 @@ fn percpu_values_carry_one_slot_per_possible_cpu() {
         "round trip of the per-CPU value"
     );
     sys.close(map).expect("close");
+}
+
+#[test]
+fn access_flags_are_not_kept_in_map_flags_and_gate_the_syscall_side() {
+    // Explains D3 of docs/kernel-disagreements.md: the kernel drops BPF_F_RDONLY/WRONLY from
+    // map_flags at creation (they only set the fd's access mode), so map_info does not report
+    // them and an inner map with them matches a template without them.
+    let Some(mut sys) = KernelSys::or_skip("access flags") else {
+        return;
+    };
+    let rdonly = sys
+        .map_create(&MapAttr::new(MapType::Hash, 4, 4, 2).flags(BPF_F_RDONLY))
+        .expect("HASH with BPF_F_RDONLY is accepted");
+    let info = sys.map_info(rdonly).expect("map info");
+    assert_eq!(
+        info.map_flags & BPF_F_RDONLY,
+        0,
+        "BPF_F_RDONLY is not kept: {info:?}"
+    );
+    let update = sys.map_update_elem(rdonly, &key(1), &key(1), BPF_ANY);
+    println!("update through a BPF_F_RDONLY map fd: {update:?}");
+    assert_eq!(
+        update.map_err(|e| e.errno()),
+        Err(Some(Errno::EPERM)),
+        "the fd is read-only"
+    );
+    let lookup = sys.map_lookup_elem(rdonly, &key(1));
+    assert_eq!(
+        lookup.map_err(|e| e.errno()),
+        Err(Some(Errno::ENOENT)),
+        "reads are allowed"
+    );
+    sys.close(rdonly).expect("close");
 }

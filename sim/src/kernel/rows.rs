@@ -13,7 +13,8 @@ use mimic_core::errno::Errno;
 use mimic_core::fault::Error;
 use mimic_core::uapi::{
     BpfSys, Fd, MapAttr, MapType, BPF_ANY, BPF_EXIST, BPF_F_INNER_MAP, BPF_F_MMAPABLE,
-    BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG, BPF_NOEXIST,
+    BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC, BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG,
+    BPF_F_ZERO_SEED, BPF_NOEXIST,
 };
 use std::fmt;
 
@@ -818,6 +819,131 @@ pub fn table() -> Vec<Row> {
                     .map_delete_batch(outer, &[key(0)])
                     .map(drop)
                     .map_err(|(_, err)| err))
+            }
+        ),
+        row!(
+            lookup_batch_smaller_than_a_bucket_is_enospc,
+            "§4 lookup batch: buffer too small for a bucket",
+            Fails(ENOSPC),
+            |s| {
+                /// Keys tried as the second entry of a 2-bucket hash until one shares the
+                /// first key's bucket (each does with probability 1/2).
+                const TRIES: u32 = 32;
+                let (outer, inner) = outer_with(s, array(1), hash_of_maps, 2, array(1))?;
+                s.store(outer, 0, inner, BPF_ANY)?;
+                for candidate in 1..=TRIES {
+                    s.store(outer, candidate, inner, BPF_ANY)?;
+                    match s.sys().map_lookup_batch(outer, None, 1) {
+                        Ok(_) => {}
+                        Err(err) => return Ok(Err(err)),
+                    }
+                    s.sys()
+                        .map_delete_elem(outer, &key(candidate))
+                        .map_err(|err| format!("deleting key {candidate}: {err}"))?;
+                }
+                Err(format!("no key of 1..={TRIES} shared key 0's bucket of a 2-bucket hash"))
+            }
+        ),
+        row!(
+            closing_the_last_fd_releases_the_id_at_once,
+            "§1 refcnt 0: the id is released first",
+            Fails(ENOENT),
+            |s| {
+                let map = s.create(array(1), "an array")?;
+                let id = s.id(map)?;
+                s.close(map)?;
+                match s.sys().map_get_fd_by_id(id) {
+                    Ok(fd) => {
+                        s.fds.push(fd);
+                        Ok(Ok(()))
+                    }
+                    Err(err) => Ok(Err(err)),
+                }
+            }
+        ),
+        row!(
+            hash_rdonly_flag_is_refused_by_the_flag_list,
+            "§2 HASH flags limited to NO_PREALLOC|NO_COMMON_LRU|NUMA|RDONLY_PROG|WRONLY_PROG|ZERO_SEED",
+            Fails(EINVAL),
+            |s| Ok(s.try_create(hash(1).flags(BPF_F_RDONLY)))
+        ),
+        row!(
+            hash_no_common_lru_is_in_the_flag_list,
+            "§2 HASH flags limited to NO_PREALLOC|NO_COMMON_LRU|NUMA|RDONLY_PROG|WRONLY_PROG|ZERO_SEED",
+            Succeeds,
+            |s| Ok(s.try_create(hash(1).flags(BPF_F_NO_COMMON_LRU)))
+        ),
+        row!(
+            hash_zero_seed_is_in_the_flag_list,
+            "§2 HASH flags limited to NO_PREALLOC|NO_COMMON_LRU|NUMA|RDONLY_PROG|WRONLY_PROG|ZERO_SEED",
+            Succeeds,
+            |s| Ok(s.try_create(hash(1).flags(BPF_F_ZERO_SEED)))
+        ),
+        row!(
+            hash_of_maps_rdonly_prog_is_accepted,
+            "§2 HASH_OF_MAPS: the hash rules (RDONLY_PROG allowed)",
+            Succeeds,
+            |s| {
+                let template = s.create(array(1), "the template")?;
+                Ok(s.try_create(hash_of_maps(template, 3).flags(BPF_F_RDONLY_PROG)))
+            }
+        ),
+        row!(
+            mmapable_on_array_of_maps_is_einval,
+            "§2 BPF_F_MMAPABLE on non-ARRAY",
+            Fails(EINVAL),
+            |s| {
+                let template = s.create(array(1), "the template")?;
+                Ok(s.try_create(array_of_maps(template, 3).flags(BPF_F_MMAPABLE)))
+            }
+        ),
+        row!(
+            hash_template_refuses_inner_with_other_access_flags,
+            "§3 meta_equal: map_flags equal exactly (BPF_F_RDONLY too)",
+            Fails(EINVAL),
+            |s| store_into(s, hash(2), hash_of_maps, hash(2).flags(BPF_F_RDONLY))
+        ),
+        // Orders of checks semantics.md does not state; the expectation is the kernel's
+        // order (docs/kernel-disagreements.md, "orders"), so a model can follow it.
+        row!(
+            array_of_maps_checks_flags_before_the_fd,
+            "§3 order (unstated): ARRAY_OF_MAPS flags, index, then fd",
+            Fails(EINVAL),
+            |s| {
+                let template = s.create(array(1), "the template")?;
+                let outer = s.create(array_of_maps(template, 3), "the outer map")?;
+                Ok(s.try_store(outer, 0, NEVER_OPENED_FD, BPF_NOEXIST))
+            }
+        ),
+        row!(
+            array_of_maps_checks_the_index_before_the_fd,
+            "§3 order (unstated): ARRAY_OF_MAPS flags, index, then fd",
+            Fails(E2BIG),
+            |s| {
+                let template = s.create(array(1), "the template")?;
+                let outer = s.create(array_of_maps(template, 3), "the outer map")?;
+                Ok(s.try_store(outer, 3, NEVER_OPENED_FD, BPF_ANY))
+            }
+        ),
+        row!(
+            hash_of_maps_checks_the_fd_before_the_flags,
+            "§3 order (unstated): HASH_OF_MAPS fd, meta, then flags",
+            Fails(EBADF),
+            |s| {
+                let template = s.create(array(1), "the template")?;
+                let outer = s.create(hash_of_maps(template, 3), "the outer map")?;
+                Ok(s.try_store(outer, 0, NEVER_OPENED_FD, BPF_NOEXIST | BPF_EXIST))
+            }
+        ),
+        row!(
+            hash_of_maps_checks_meta_before_fullness,
+            "§3 order (unstated): HASH_OF_MAPS fd, meta, then flags",
+            Fails(EINVAL),
+            |s| {
+                let (outer, inner) = outer_with(s, array(1), hash_of_maps, 1, array(1))?;
+                s.store(outer, 0, inner, BPF_ANY)?;
+                let misfit = s.create(array(2), "an inner map of another size")?;
+                Ok(s.try_store(outer, 1, misfit, BPF_ANY))
             }
         ),
     ]
