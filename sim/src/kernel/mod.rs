@@ -26,6 +26,6 @@ pub use error::KernelError;
 pub use ffi::{LoadFailure, TestRun};
 #[cfg(feature = "kernel")]
 pub use sys::{
-    probe, KernelSys, Unavailable, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SOCKET_FILTER,
+    on_kernel, probe, KernelSys, Unavailable, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SOCKET_FILTER,
     BPF_PROG_TYPE_SYSCALL, ETH_HLEN,
 };

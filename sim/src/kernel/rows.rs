@@ -936,6 +936,16 @@ pub fn table() -> Vec<Row> {
             }
         ),
         row!(
+            f_lock_without_a_spin_lock_is_einval_before_the_fd,
+            "§3 order (unstated): BPF_F_LOCK refused first",
+            Fails(EINVAL),
+            |s| {
+                let template = s.create(array(1), "the template")?;
+                let outer = s.create(hash_of_maps(template, 3), "the outer map")?;
+                Ok(s.try_store(outer, 0, NEVER_OPENED_FD, BPF_F_LOCK))
+            }
+        ),
+        row!(
             hash_of_maps_checks_meta_before_fullness,
             "§3 order (unstated): HASH_OF_MAPS fd, meta, then flags",
             Fails(EINVAL),

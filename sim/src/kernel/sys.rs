@@ -91,6 +91,16 @@ pub fn probe() -> Result<(), Unavailable> {
     }
 }
 
+/// Runs `check`, any check written over [`BpfSys`] (an errno table, a differential op
+/// sequence), on a fresh kernel backend. `None`, after one line saying why, when bpf() is
+/// refused. Returns what the check returned and how many fds it left open; the backend is
+/// dropped afterwards, which closes them.
+pub fn on_kernel<R>(what: &str, check: impl FnOnce(&mut dyn BpfSys) -> R) -> Option<(R, usize)> {
+    let mut sys = KernelSys::or_skip(what)?;
+    let result = check(&mut sys);
+    Some((result, sys.open_fds()))
+}
+
 impl KernelSys {
     /// A backend after a successful [`probe`].
     pub fn new() -> Result<KernelSys, Unavailable> {
