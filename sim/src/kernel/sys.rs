@@ -74,21 +74,24 @@ pub struct KernelSys {
     owned: BTreeMap<Fd, Owned>,
 }
 
-/// Detects whether bpf() is usable here by creating and closing a one-entry array map.
+/// Detects whether bpf() is usable here by creating a one-entry array map, reopening it by
+/// id (the oracle compares inner maps by id, which needs `CAP_SYS_ADMIN`) and closing both.
 pub fn probe() -> Result<(), Unavailable> {
     let attr = MapAttr::new(MapType::Array, 4, 4, 1);
-    match ffi::map_create(&attr) {
-        Ok(fd) => {
-            drop(fd);
-            Ok(())
-        }
-        Err(KernelError::Errno(Errno::EPERM)) => Err(Unavailable(
-            "bpf(BPF_MAP_CREATE) refused with EPERM (needs root or CAP_BPF)".into(),
+    let refused = |call: &str, err: KernelError| match err {
+        KernelError::Errno(Errno::EPERM) => Unavailable(format!(
+            "bpf({call}) refused with EPERM (needs root, or CAP_BPF and CAP_SYS_ADMIN)"
         )),
-        Err(err) => Err(Unavailable(format!(
-            "bpf(BPF_MAP_CREATE) of a tiny array failed: {err}"
-        ))),
-    }
+        err => Unavailable(format!("bpf({call}) on a tiny array failed: {err}")),
+    };
+    let map = ffi::map_create(&attr).map_err(|err| refused("BPF_MAP_CREATE", err))?;
+    let info =
+        ffi::map_info(ffi::raw(&map)).map_err(|err| refused("BPF_OBJ_GET_INFO_BY_FD", err))?;
+    let again =
+        ffi::map_get_fd_by_id(info.id).map_err(|err| refused("BPF_MAP_GET_FD_BY_ID", err))?;
+    drop(again);
+    drop(map);
+    Ok(())
 }
 
 /// Runs `check`, any check written over [`BpfSys`] (an errno table, a differential op
