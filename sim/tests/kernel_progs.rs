@@ -4,9 +4,13 @@
 //! bpf() is refused, and closes every fd it opened.
 #![cfg(feature = "kernel")]
 
+use mimic_core::errno::Errno;
 use mimic_core::uapi::{BpfSys, MapAttr, MapType, BPF_ANY};
 use mimic_sim::kernel::insn::{self, Insn};
-use mimic_sim::kernel::{seed004, KernelError, KernelSys, BPF_PROG_TYPE_SOCKET_FILTER, ETH_HLEN};
+use mimic_sim::kernel::{
+    seed004, KernelError, KernelSys, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SOCKET_FILTER,
+    BPF_PROG_TYPE_SYSCALL, ETH_HLEN,
+};
 
 /// A zeroed Ethernet-sized packet: socket filters under test run need at least ETH_HLEN bytes.
 const PACKET: [u8; 64] = [0; 64];
@@ -342,5 +346,48 @@ fn a_loaded_program_holds_the_outer_map_but_never_the_inner_maps() {
         released(&mut sys, outer_id),
         "outer map {outer_id} outlived the program"
     );
+    assert_eq!(sys.open_fds(), 0, "every fd closed");
+}
+
+#[test]
+fn seed004_as_a_sleepable_syscall_program_has_the_same_xlated_shape_and_result() {
+    // The alternative to socket filters: BPF_PROG_TYPE_SYSCALL must be loaded sleepable
+    // (otherwise EINVAL) and test-runs with a context only, repeat 0 and no timing.
+    let Some(mut sys) = KernelSys::or_skip("seed004 as a syscall program") else {
+        return;
+    };
+    let template = sys.map_create(&seed004::template_attr()).expect("template");
+    let outer = sys
+        .map_create(&seed004::outer_attr(template))
+        .expect("outer");
+    let insns = seed004::program(outer);
+    let refused = sys.prog_load(BPF_PROG_TYPE_SYSCALL, &insns, 0, 0);
+    assert!(
+        matches!(&refused, Err(failure) if failure.error.errno() == Some(Errno::EINVAL)),
+        "a non-sleepable syscall program is refused with EINVAL"
+    );
+    let (prog, _) = sys
+        .prog_load(BPF_PROG_TYPE_SYSCALL, &insns, 0, BPF_F_SLEEPABLE)
+        .unwrap_or_else(|failure| panic!("sleepable syscall program refused: {}", failure.log));
+    let outer_id = sys.map_info(outer).expect("outer info").id;
+    let xlated = sys.xlated(prog).expect("xlated");
+    seed004::check_xlated(&xlated, outer_id).unwrap_or_else(|problems| panic!("{problems}"));
+
+    let inner = sys.map_create(&seed004::inner_attr(3)).expect("inner");
+    sys.map_update_elem(inner, &key(0), &11u32.to_ne_bytes(), BPF_ANY)
+        .expect("inner[0] = 11");
+    sys.map_update_elem(outer, &key(0), &inner.to_ne_bytes(), BPF_ANY)
+        .expect("outer[0] = inner");
+    /// A context the program never reads; the kernel copies it back after the run.
+    const CTX: [u8; 8] = [0; 8];
+    let run = sys.test_run(prog, &[], &CTX, 0).expect("syscall test run");
+    assert_eq!(run.retval, 11, "the program returns inner[0]");
+    assert_eq!(
+        run.ctx_after, CTX,
+        "the untouched context comes back unchanged"
+    );
+    for fd in [prog, inner, outer, template] {
+        sys.close(fd).expect("close");
+    }
     assert_eq!(sys.open_fds(), 0, "every fd closed");
 }

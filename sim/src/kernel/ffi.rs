@@ -547,6 +547,8 @@ pub struct TestRun {
     pub duration_ns: u32,
     /// The packet after the run (for packet program types), `data_in.len()` bytes at most.
     pub data_out: Vec<u8>,
+    /// The context after the run: `BPF_PROG_TYPE_SYSCALL` programs write it back in place.
+    pub ctx_after: Vec<u8>,
 }
 
 /// `BPF_PROG_TEST_RUN` with an input packet and/or context (empty = not passed).
@@ -557,22 +559,27 @@ pub fn prog_test_run(
     repeat: u32,
 ) -> Result<TestRun, KernelError> {
     const OP: &str = "BPF_PROG_TEST_RUN";
+    // Owned, writable copies: some program types write results back through the *input*
+    // pointers (`BPF_PROG_TYPE_SYSCALL` copies its context back to `ctx_in`), which must
+    // never land in memory the caller only lent us read-only.
+    let mut data = data_in.to_vec();
+    let mut ctx = ctx_in.to_vec();
     let mut data_out = vec![0u8; data_in.len()];
     let mut opts = zeroed_opts!(libbpf_sys::bpf_test_run_opts);
-    if !data_in.is_empty() {
-        opts.data_in = data_in.as_ptr().cast();
+    if !data.is_empty() {
+        opts.data_in = data.as_mut_ptr().cast_const().cast();
         opts.data_size_in = data_in.len() as u32;
         opts.data_out = data_out.as_mut_ptr().cast();
         opts.data_size_out = data_out.len() as u32;
     }
-    if !ctx_in.is_empty() {
-        opts.ctx_in = ctx_in.as_ptr().cast();
-        opts.ctx_size_in = ctx_in.len() as u32;
+    if !ctx.is_empty() {
+        opts.ctx_in = ctx.as_mut_ptr().cast_const().cast();
+        opts.ctx_size_in = ctx.len() as u32;
     }
     opts.repeat = i32::try_from(repeat).unwrap_or(i32::MAX);
-    // SAFETY: the in-buffers are valid for their sizes, `data_out` has room for
-    // `data_size_out` bytes (the kernel copies at most that and reports the full size); all
-    // live across the call.
+    // SAFETY: the in-buffers are owned, writable and valid for their sizes (the kernel may
+    // write the context back into `ctx`); `data_out` has room for `data_size_out` bytes (the
+    // kernel copies at most that and reports the full size); all live across the call.
     let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(fd, &mut opts) };
     check(OP, ret)?;
     data_out.truncate((opts.data_size_out as usize).min(data_in.len()));
@@ -580,6 +587,7 @@ pub fn prog_test_run(
         retval: opts.retval,
         duration_ns: opts.duration,
         data_out,
+        ctx_after: ctx,
     })
 }
 
