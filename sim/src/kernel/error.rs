@@ -99,3 +99,26 @@ impl From<Errno> for KernelError {
         KernelError::Errno(errno)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modelled_errnos_map_one_to_one() {
+        let err = KernelError::from_raw("BPF_MAP_CREATE", 524);
+        assert_eq!(err, KernelError::Errno(Errno::ENOTSUPP));
+        assert_eq!(err.into_core(), Error::Errno(Errno::ENOTSUPP));
+    }
+
+    #[test]
+    fn unmodelled_errnos_become_a_fault_naming_call_and_value() {
+        let err = KernelError::from_raw("BPF_MAP_LOOKUP_ELEM", 14);
+        assert_eq!(err.errno(), None);
+        let text = err.into_core().to_string();
+        assert!(
+            text.contains("BPF_MAP_LOOKUP_ELEM") && text.contains("14 (EFAULT)"),
+            "{text}"
+        );
+    }
+}

@@ -314,6 +314,29 @@ fn flatten(
     Ok(flat)
 }
 
+/// The entry count of a batch, which the ABI carries as a u32.
+fn batch_len(op: &'static str, len: usize) -> Result<u32, KernelError> {
+    u32::try_from(len).map_err(|_| KernelError::Length {
+        op,
+        what: "batch",
+        given: len,
+        expected: u32::MAX as usize,
+    })
+}
+
+/// A batch call's result: how many entries the kernel processed (its `count` out-parameter,
+/// also on error).
+fn batch_result(
+    op: &'static str,
+    ret: i32,
+    done: u32,
+    count: u32,
+) -> Result<u32, (u32, KernelError)> {
+    check(op, ret)
+        .map(|_| done)
+        .map_err(|err| (done.min(count), err))
+}
+
 /// `BPF_MAP_UPDATE_BATCH`: `Ok(applied)` or `Err((applied, error))`.
 pub fn map_update_batch(
     fd: RawFd,
@@ -323,30 +346,24 @@ pub fn map_update_batch(
     elem_flags: u64,
 ) -> Result<u32, (u32, KernelError)> {
     const OP: &str = "BPF_MAP_UPDATE_BATCH";
-    if keys.len() != values.len() {
-        return Err((
-            0,
-            KernelError::Length {
+    let prepare = || {
+        if keys.len() != values.len() {
+            return Err(KernelError::Length {
                 op: OP,
                 what: "values",
                 given: values.len(),
                 expected: keys.len(),
-            },
-        ));
-    }
-    let count = u32::try_from(keys.len()).map_err(|_| {
-        (
-            0,
-            KernelError::Length {
-                op: OP,
-                what: "keys",
-                given: keys.len(),
-                expected: u32::MAX as usize,
-            },
-        )
-    })?;
-    let flat_keys = flatten(OP, "key", keys, shape.key_size).map_err(|e| (0, e))?;
-    let flat_values = flatten(OP, "value", values, shape.value_size).map_err(|e| (0, e))?;
+            });
+        }
+        let count = batch_len(OP, keys.len())?;
+        let flat_keys = flatten(OP, "key", keys, shape.key_size)?;
+        Ok((
+            count,
+            flat_keys,
+            flatten(OP, "value", values, shape.value_size)?,
+        ))
+    };
+    let (count, flat_keys, flat_values) = prepare().map_err(|err| (0, err))?;
     let mut n = count;
     let mut opts = zeroed_opts!(libbpf_sys::bpf_map_batch_opts);
     opts.elem_flags = elem_flags;
@@ -361,10 +378,7 @@ pub fn map_update_batch(
             &opts,
         )
     };
-    match check(OP, ret) {
-        Ok(_) => Ok(n),
-        Err(err) => Err((n.min(count), err)),
-    }
+    batch_result(OP, ret, n, count)
 }
 
 /// `BPF_MAP_DELETE_BATCH`: `Ok(deleted)` or `Err((deleted, error))`.
@@ -374,28 +388,15 @@ pub fn map_delete_batch(
     keys: &[Vec<u8>],
 ) -> Result<u32, (u32, KernelError)> {
     const OP: &str = "BPF_MAP_DELETE_BATCH";
-    let count = u32::try_from(keys.len()).map_err(|_| {
-        (
-            0,
-            KernelError::Length {
-                op: OP,
-                what: "keys",
-                given: keys.len(),
-                expected: u32::MAX as usize,
-            },
-        )
-    })?;
-    let flat_keys = flatten(OP, "key", keys, shape.key_size).map_err(|e| (0, e))?;
+    let count = batch_len(OP, keys.len()).map_err(|err| (0, err))?;
+    let flat_keys = flatten(OP, "key", keys, shape.key_size).map_err(|err| (0, err))?;
     let mut n = count;
     let opts = zeroed_opts!(libbpf_sys::bpf_map_batch_opts);
     // SAFETY: `flat_keys` holds exactly `count` keys of key_size bytes; `n` and `opts` are
     // valid for the call.
     let ret =
         unsafe { libbpf_sys::bpf_map_delete_batch(fd, flat_keys.as_ptr().cast(), &mut n, &opts) };
-    match check(OP, ret) {
-        Ok(_) => Ok(n),
-        Err(err) => Err((n.min(count), err)),
-    }
+    batch_result(OP, ret, n, count)
 }
 
 pub fn map_get_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {

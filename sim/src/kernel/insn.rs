@@ -204,3 +204,39 @@ fn describe(insn: Insn, next: Option<Insn>) -> String {
         _ => format!("insn {code:#04x} dst={dst} src={src} off={off} imm={imm}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_layout_is_the_kernels_struct_bpf_insn() {
+        // `(07) r2 += -4`: opcode, dst in the low nibble, imm little-endian.
+        let raw = Insn::new(0x07, 2, 0, 0, -4).encode();
+        assert_eq!(raw, [0x07, 0x02, 0, 0, 0xfc, 0xff, 0xff, 0xff]);
+        // `(63) *(u32 *)(r10 -4) = r1`: src in the high nibble, off little-endian.
+        let raw = Insn::new(0x63, 10, 1, -4, 0).encode();
+        assert_eq!(raw, [0x63, 0x1a, 0xfc, 0xff, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn decode_inverts_encode() {
+        let insn = Insn::new(0x35, 0, 0, 5, 3);
+        assert_eq!(Insn::decode(insn.encode()), insn);
+        let insn = Insn::new(LD_IMM64, 1, BPF_PSEUDO_MAP_FD, 0, 468);
+        assert_eq!(Insn::decode(insn.encode()), insn);
+    }
+
+    #[test]
+    fn dump_prints_like_bpftool() {
+        let raw = encode_all(&[
+            Insn::new(0x35, 0, 0, 5, 3),
+            Insn::new(0x79, 0, 0, 0, 0),
+            Insn::new(0xb4, 6, 0, 0, -1),
+        ]);
+        let text = dump(&raw);
+        assert!(text.contains("(35) if r0 >= 0x3 goto pc+5"), "{text}");
+        assert!(text.contains("(79) r0 = *(u64 *)(r0 +0)"), "{text}");
+        assert!(text.contains("(b4) w6 = -1"), "{text}");
+    }
+}

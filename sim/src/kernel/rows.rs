@@ -1061,3 +1061,35 @@ pub fn disagreements(outcomes: &[RowOutcome]) -> Vec<String> {
         .map(ToString::to_string)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_names_are_unique_and_cite_a_section() {
+        let table = table();
+        let mut names: Vec<&str> = table.iter().map(|row| row.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "duplicate row names");
+        for row in &table {
+            assert!(
+                row.rule.starts_with('§'),
+                "{} cites no section: {}",
+                row.name,
+                row.rule
+            );
+        }
+    }
+
+    #[test]
+    fn expectations_match_only_their_own_result() {
+        assert!(Expect::Ok.matches(&Ok(())));
+        assert!(!Expect::Ok.matches(&Err(Error::Errno(Errno::EINVAL))));
+        assert!(Expect::Err(Errno::E2BIG).matches(&Err(Error::Errno(Errno::E2BIG))));
+        assert!(!Expect::Err(Errno::E2BIG).matches(&Err(Error::Errno(Errno::ENOENT))));
+        assert!(!Expect::Err(Errno::E2BIG).matches(&Ok(())));
+    }
+}

@@ -191,3 +191,76 @@ pub fn check_xlated(xlated: &[RawInsn], outer_id: u32) -> Result<SeedXlated, Str
         inner_call_imm,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_is_the_seeds_before_fixups() {
+        let program = program(7);
+        assert_eq!(program.len(), 17, "16 instructions, lddw taking two slots");
+        let text = insn::dump(&program);
+        for line in [
+            "4: (18) r1 = map[id:7]",
+            "6: (85) call #1",
+            "8: (15) if r0 == 0x0 goto pc+6",
+            "12: (85) call #1",
+            "14: (61) r6 = *(u32 *)(r0 +0)",
+            "15: (bc) w0 = w6",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    /// A dump of the seed's shape built by hand, with the given inner call imm.
+    fn synthetic_xlated(outer_id: u32, inner_call_imm: i32) -> Vec<RawInsn> {
+        expected(outer_id)
+            .iter()
+            .enumerate()
+            .map(|(slot, want)| {
+                let imm = match slot {
+                    VALUE_OFFSET_SLOT => 312,
+                    INNER_CALL_SLOT => inner_call_imm,
+                    _ => want.imm.unwrap_or(0),
+                };
+                Insn::new(want.code, want.dst, want.src, want.off, imm).encode()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn check_accepts_the_seed_shape_and_reports_the_value_offset() {
+        let measured = check_xlated(&synthetic_xlated(9, 4242), 9).expect("the seed's shape");
+        assert_eq!(
+            measured,
+            SeedXlated {
+                value_offset: 312,
+                inner_call_imm: 4242
+            }
+        );
+    }
+
+    #[test]
+    fn check_refuses_an_inner_lookup_left_as_helper_call() {
+        let problems = check_xlated(&synthetic_xlated(9, BPF_FUNC_MAP_LOOKUP_ELEM), 9)
+            .expect_err("helper #1 is not the direct call");
+        assert!(problems.contains("still helper #1"), "{problems}");
+    }
+
+    #[test]
+    fn check_refuses_another_map_or_a_masked_bound() {
+        let xlated = synthetic_xlated(9, 4242);
+        assert!(
+            check_xlated(&xlated, 10).is_err(),
+            "map id 9 is not outer id 10"
+        );
+        let mut masked = xlated;
+        // The unprivileged form jumps 6 (over an extra `&= index_mask`).
+        masked[8] = Insn::new(0x35, 0, 0, 6, 3).encode();
+        assert!(
+            check_xlated(&masked, 9).is_err(),
+            "goto pc+6 is not the seed's"
+        );
+    }
+}

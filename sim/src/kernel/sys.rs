@@ -178,6 +178,19 @@ impl KernelSys {
         }
     }
 
+    /// `BPF_MAP_LOOKUP(_AND_DELETE)_BATCH`, entries split by the map's sizes.
+    fn lookup_batch(
+        &self,
+        fd: Fd,
+        in_batch: Option<u32>,
+        count: u32,
+        delete: bool,
+    ) -> Result<BatchOut, KernelError> {
+        let (fd, shape, _) = self.target(fd, 0, 0)?;
+        let raw = ffi::map_lookup_batch(fd, shape, in_batch, count, delete)?;
+        Ok(batch_out(raw, shape))
+    }
+
     /// Outer maps take inner map fds as values: translate them like any other caller fd.
     fn translate_value(&self, map_type: Option<u32>, value: &[u8]) -> Vec<u8> {
         let is_outer = map_type
@@ -336,9 +349,7 @@ impl BpfSys for KernelSys {
         in_batch: Option<u32>,
         count: u32,
     ) -> Result<BatchOut, Error> {
-        let (fd, shape, _) = core(self.target(fd, 0, 0))?;
-        core(ffi::map_lookup_batch(fd, shape, in_batch, count, false))
-            .map(|raw| batch_out(raw, shape))
+        core(self.lookup_batch(fd, in_batch, count, false))
     }
 
     fn map_lookup_and_delete_batch(
@@ -347,9 +358,7 @@ impl BpfSys for KernelSys {
         in_batch: Option<u32>,
         count: u32,
     ) -> Result<BatchOut, Error> {
-        let (fd, shape, _) = core(self.target(fd, 0, 0))?;
-        core(ffi::map_lookup_batch(fd, shape, in_batch, count, true))
-            .map(|raw| batch_out(raw, shape))
+        core(self.lookup_batch(fd, in_batch, count, true))
     }
 
     fn map_update_batch(
