@@ -391,3 +391,20 @@ fn seed004_as_a_sleepable_syscall_program_has_the_same_xlated_shape_and_result()
     }
     assert_eq!(sys.open_fds(), 0, "every fd closed");
 }
+
+#[test]
+fn map_operations_on_a_program_fd_are_refused_by_the_kernel() {
+    let Some(mut sys) = KernelSys::or_skip("map ops on a program fd") else {
+        return;
+    };
+    let (outer, template, prog) = load_seed(&mut sys);
+    let lookup = sys.map_lookup_elem(prog, &key(0)).map_err(|e| e.errno());
+    assert_eq!(lookup, Err(Some(Errno::EINVAL)), "a program is not a map");
+    let update = sys
+        .map_update_elem(prog, &key(0), &key(0), BPF_ANY)
+        .map_err(|e| e.errno());
+    assert_eq!(update, Err(Some(Errno::EINVAL)), "a program is not a map");
+    for fd in [prog, outer, template] {
+        sys.close(fd).expect("close");
+    }
+}

@@ -5,8 +5,8 @@
 //!   is closed exactly once: by [`BpfSys::close`] or when the `KernelSys` drops. Nothing is
 //!   pinned, so once it drops and grace periods pass the kernel holds nothing of ours.
 //! - it never touches a descriptor it does not own. A caller's fd that is not in the table is
-//!   passed to the kernel as an fd that is never open (so the kernel answers `EBADF` in its own order of checks),
-//!   except 0, 1 and 2, which the model also treats as "open, not a map" and which reach the
+//!   passed to the kernel as an fd that is never open (so the kernel answers `EBADF` in its
+//!   own order of checks), except 0, 1 and 2, which the model also treats as "open, not a map" and which reach the
 //!   kernel as they are (it answers `EINVAL`). This keeps tests running in parallel threads of
 //!   one process from reaching each other's maps through a reused fd number.
 //! - buffers are sized from the map's own key/value sizes (see `ffi`), so a caller's slice
@@ -27,8 +27,8 @@ use std::os::fd::OwnedFd;
 const STDIO_FDS: Fd = 3;
 /// What an unknown descriptor is turned into: `i32::MAX` is above the largest fd table Linux
 /// allows (`sysctl_nr_open_max` is rounded down from `INT_MAX`), so it is never open and the
-/// kernel says `EBADF`. (A negative fd would not reach the kernel: libbpf refuses some calls
-/// with a negative fd itself, with `EBADFD`.)
+/// map operations say `EBADF`. (`BPF_OBJ_GET_INFO_BY_FD` says `EBADFD` for it instead, which
+/// is why `target` does not ask it about such an fd.)
 const BAD_FD: Fd = i32::MAX;
 /// The value size of outer maps: an fd on the way in, an id on the way out.
 const OUTER_VALUE_SIZE: usize = 4;
@@ -144,10 +144,10 @@ impl KernelSys {
     }
 
     /// The kernel fd and buffer shape for a map operation on `fd` whose caller passes
-    /// `key_len`/`value_len` bytes. A program fd is refused as the kernel refuses it
-    /// (`EINVAL`: not a map, checked before any copy). An fd we do not own becomes the
-    /// never-open fd, which the kernel refuses (`EBADF`) before copying anything, so the
-    /// caller's lengths are safe there. Stdio is described by the kernel first (`EINVAL`: not
+    /// `key_len`/`value_len` bytes. A program fd goes to the kernel, which refuses it as not a
+    /// map (`EINVAL`) before copying anything; an fd we do not own becomes the never-open fd,
+    /// which the kernel refuses (`EBADF`) before copying anything: the caller's lengths are
+    /// safe for both. Stdio is described by the kernel first (`EINVAL`: not
     /// a bpf object, as the map operation would say), so no buffer is sized by guesswork.
     fn target(
         &self,
@@ -163,7 +163,7 @@ impl KernelSys {
             Some(Owned {
                 object: Object::Prog,
                 ..
-            }) => Err(KernelError::Errno(Errno::EINVAL)),
+            }) => Ok((fd, Shape::covering(key_len, value_len), None)),
             None if self.translate(fd) == BAD_FD => {
                 Ok((BAD_FD, Shape::covering(key_len, value_len), None))
             }
