@@ -6,6 +6,7 @@
 
 use mimic_core::errno::Errno;
 use mimic_core::uapi::{BpfSys, MapAttr, MapType, BPF_ANY, BPF_F_RDONLY};
+use mimic_sim::kernel::bijection::Bijection;
 use mimic_sim::kernel::rows::{self, Expect};
 use mimic_sim::kernel::{on_kernel, probe, KernelSys};
 use std::time::Duration;
@@ -241,4 +242,74 @@ fn access_flags_are_not_kept_in_map_flags_and_gate_the_syscall_side() {
         "reads are allowed"
     );
     sys.close(rdonly).expect("close");
+}
+
+/// One map-in-map sequence on two backends at once, comparing every result through
+/// bijections of fds and ids (each backend numbers its own). Returns how many steps agreed.
+fn same_sequence(a: &mut dyn BpfSys, b: &mut dyn BpfSys) -> Result<usize, String> {
+    let mut fds = Bijection::new();
+    let mut ids = Bijection::new();
+    let mut steps = 0;
+    let mut create = |a: &mut dyn BpfSys, b: &mut dyn BpfSys, attr: MapAttr| {
+        let (fa, fb) = (a.map_create(&attr), b.map_create(&attr));
+        match (fa, fb) {
+            (Ok(fa), Ok(fb)) => fds.relate(fa as u32, fb as u32).map(|()| (fa, fb)),
+            (ra, rb) => Err(format!("create {attr:?}: {ra:?} vs {rb:?}")),
+        }
+    };
+    let template = create(a, b, MapAttr::new(MapType::Array, 4, 4, 1))?;
+    let outer_attr_a = MapAttr::new(MapType::HashOfMaps, 4, 4, 2).inner(template.0);
+    let outer_attr_b = MapAttr::new(MapType::HashOfMaps, 4, 4, 2).inner(template.1);
+    let outer = match (a.map_create(&outer_attr_a), b.map_create(&outer_attr_b)) {
+        (Ok(fa), Ok(fb)) => (fa, fb),
+        (ra, rb) => return Err(format!("outer: {ra:?} vs {rb:?}")),
+    };
+    let mut inners = Vec::new();
+    for _ in 0..3 {
+        inners.push(create(a, b, MapAttr::new(MapType::Array, 4, 4, 1))?);
+    }
+    // Stores, a full map, replacements and lookups: results equal, ids in bijection.
+    for (step, (k, inner, flags)) in [
+        (0, 0, BPF_ANY),
+        (1, 1, mimic_core::uapi::BPF_NOEXIST),
+        (2, 2, BPF_ANY),
+        (1, 2, mimic_core::uapi::BPF_EXIST),
+        (0, 1, mimic_core::uapi::BPF_NOEXIST),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (ia, ib) = inners[inner];
+        let ra = a.map_update_elem(outer.0, &key(k), &ia.to_ne_bytes(), flags);
+        let rb = b.map_update_elem(outer.1, &key(k), &ib.to_ne_bytes(), flags);
+        if ra != rb {
+            return Err(format!("update step {step}: {ra:?} vs {rb:?}"));
+        }
+        for k in 0..3 {
+            match (
+                a.map_lookup_elem(outer.0, &key(k)),
+                b.map_lookup_elem(outer.1, &key(k)),
+            ) {
+                (Ok(va), Ok(vb)) => ids.relate_values(&va, &vb)?,
+                (ra, rb) if ra == rb => {}
+                (ra, rb) => return Err(format!("lookup {k} after step {step}: {ra:?} vs {rb:?}")),
+            }
+        }
+        steps += 1;
+    }
+    Ok(steps)
+}
+
+#[test]
+fn two_kernel_backends_agree_through_id_and_fd_bijections() {
+    // The shape of the kernel-versus-model differential check, run kernel against kernel:
+    // the numbers differ, the results must correspond one to one.
+    let Some(mut a) = KernelSys::or_skip("differential sequence") else {
+        return;
+    };
+    let Some(mut b) = KernelSys::or_skip("differential sequence") else {
+        return;
+    };
+    let steps = same_sequence(&mut a, &mut b).unwrap_or_else(|why| panic!("{why}"));
+    assert_eq!(steps, 5, "every step compared");
 }

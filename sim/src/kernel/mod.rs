@@ -6,11 +6,13 @@
 //! - [`probe`] says at run time whether bpf() is usable; callers print the one line of
 //!   [`Unavailable`] and skip when it is not.
 //! - [`rows`] is the semantics.md errno table as scenarios over any `BpfSys` (the kernel, the
-//!   core's world, the reference model), [`seed004`] the seed's program and xlated shape.
+//!   core's world, the reference model), [`seed004`] the seed's program and xlated shape,
+//!   [`bijection`] the id/fd correspondence for comparing two backends.
 //!
 //! The syscall parts need the `kernel` feature (on by default; libbpf builds against
 //! libelf-dev, see `ci/install-deps`). All unsafe code is in `ffi`.
 
+pub mod bijection;
 pub mod error;
 pub mod insn;
 pub mod rows;
