@@ -16,7 +16,6 @@ use mimic_sim::kernel::{
 const PACKET: [u8; 64] = [0; 64];
 const _: () = assert!(PACKET.len() >= ETH_HLEN);
 /// The verifier's refusal errno (not in the model's table).
-const EACCES: i32 = 13;
 
 /// The seed's maps and program loaded as a socket filter: (outer, template, prog).
 fn load_seed(sys: &mut KernelSys) -> (i32, i32, i32) {
@@ -139,14 +138,13 @@ fn verifier_log_comes_back_with_a_refused_program() {
     let Some(mut sys) = KernelSys::or_skip("verifier log") else {
         return;
     };
-    // `exit` with r0 never written: every verifier refuses it ("R0 !read_ok") with EACCES,
-    // an errno outside the model's table, reported as such.
+    // `exit` with r0 never written: every verifier refuses it ("R0 !read_ok") with EACCES.
     let insns = insn::encode_all(&[Insn::new(insn::EXIT, 0, 0, 0, 0)]);
     let failure = sys
         .prog_load(BPF_PROG_TYPE_SOCKET_FILTER, &insns, 0, 0)
         .expect_err("exit with r0 unset must be refused");
     assert!(
-        matches!(failure.error, KernelError::Unmodelled { value: EACCES, .. }),
+        matches!(failure.error, KernelError::Errno(Errno::EACCES)),
         "want EACCES, got {}",
         failure.error
     );

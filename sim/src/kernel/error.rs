@@ -32,7 +32,7 @@ pub enum KernelError {
 }
 
 /// Names of errnos the kernel may return from bpf() that the model does not model, for messages.
-const UNMODELLED_NAMES: [(i32, &str); 9] = [
+const UNMODELLED_NAMES: [(i32, &str); 8] = [
     (3, "ESRCH"),
     (4, "EINTR"),
     (11, "EAGAIN"),
@@ -41,8 +41,6 @@ const UNMODELLED_NAMES: [(i32, &str); 9] = [
     (19, "ENODEV"),
     (34, "ERANGE"),
     (38, "ENOSYS"),
-    // BPF_OBJ_GET_INFO_BY_FD on an fd that is not open.
-    (77, "EBADFD"),
 ];
 
 impl KernelError {
@@ -66,7 +64,7 @@ impl KernelError {
     pub fn into_core(self) -> Error {
         match self {
             KernelError::Errno(errno) => Error::Errno(errno),
-            other => Error::Fault(Fault::Liveness {
+            other => Error::Fault(Fault::Unmodelled {
                 detail: format!("kernel oracle: {other}"),
             }),
         }
