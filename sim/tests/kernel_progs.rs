@@ -15,7 +15,6 @@ use mimic_sim::kernel::{
 /// A zeroed Ethernet-sized packet: socket filters under test run need at least ETH_HLEN bytes.
 const PACKET: [u8; 64] = [0; 64];
 const _: () = assert!(PACKET.len() >= ETH_HLEN);
-/// The verifier's refusal errno (not in the model's table).
 
 /// The seed's maps and program loaded as a socket filter: (outer, template, prog).
 fn load_seed(sys: &mut KernelSys) -> (i32, i32, i32) {
