@@ -12,10 +12,11 @@
 //! See ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
-pub mod errno;
-pub mod mutants;
-pub mod sync;
-pub mod fault;
-pub mod uapi;
 pub mod arena;
+pub mod errno;
+pub mod fault;
+pub mod model;
+pub mod mutants;
 pub mod ptr;
+pub mod sync;
+pub mod uapi;
