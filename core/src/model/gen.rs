@@ -108,6 +108,9 @@ struct Shadow {
     create: Create,
     /// For outer maps, the template's create (syntactic).
     template: Option<Create>,
+    /// A `Close` of this slot was generated, or the create is one of the refused attribute
+    /// sets: ops rarely pick it (it mostly answers `-EBADF`).
+    stale: bool,
 }
 
 impl Shadow {
@@ -170,7 +173,11 @@ impl Generator {
     /// A slot with a known shape matching `want`, or any slot, or nothing.
     fn pick_slot(&self, c: &mut dyn Choices, want: impl Fn(&Shadow) -> bool) -> Option<u32> {
         let matching: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|i| self.slots[*i as usize].as_ref().is_some_and(&want))
+            .filter(|i| {
+                self.slots[*i as usize]
+                    .as_ref()
+                    .is_some_and(|s| !s.stale && want(s))
+            })
             .collect();
         if !matching.is_empty() && !Self::chance(c, 10) {
             return Some(Self::pick(c, &matching));
@@ -255,6 +262,7 @@ impl Generator {
         let max = self.small(c);
         let prealloc = Self::pick(c, &[0, BPF_F_NO_PREALLOC]);
         let mut template = None;
+        let mut stale = false;
         let create = match c.below(12) {
             0 | 1 => Create::new(MapType::Array, 4, Self::pick(c, &[4, 8]), max),
             2 => Create::new(MapType::Array, 4, 4, max).flags(BPF_F_INNER_MAP),
@@ -285,28 +293,35 @@ impl Generator {
                 let t = Self::pick(c, &[MapType::PercpuArray, MapType::PercpuHash]);
                 Create::new(t, 4, Self::pick(c, &[4, 12]), max)
             }
-            _ if self.config.bad_attrs => Self::pick(
-                c,
-                &[
-                    Create::new(MapType::Array, 8, 4, 1),
-                    Create::new(MapType::Array, 4, 4, 0),
-                    Create::new(MapType::Hash, 4, 4, 2).flags(BPF_F_INNER_MAP),
-                    Create::new(MapType::Hash, 0, 4, 2),
-                    Create {
-                        map_type: 0,
-                        ..Create::new(MapType::Array, 4, 4, 1)
-                    },
-                    Create::new(MapType::ArrayOfMaps, 4, 8, 1).inner(FdRef::Slot(0)),
-                    Create::new(MapType::ArrayOfMaps, 4, 4, 1)
-                        .flags(BPF_F_RDONLY_PROG)
-                        .inner(FdRef::Slot(0)),
-                    Create::new(MapType::HashOfMaps, 4, 4, 1).inner(FdRef::NeverOpened),
-                    Create::new(MapType::HashOfMaps, 4, 4, 1).inner(FdRef::Raw(1)),
-                ],
-            ),
+            _ if self.config.bad_attrs => {
+                stale = true;
+                Self::pick(
+                    c,
+                    &[
+                        Create::new(MapType::Array, 8, 4, 1),
+                        Create::new(MapType::Array, 4, 4, 0),
+                        Create::new(MapType::Hash, 4, 4, 2).flags(BPF_F_INNER_MAP),
+                        Create::new(MapType::Hash, 0, 4, 2),
+                        Create {
+                            map_type: 0,
+                            ..Create::new(MapType::Array, 4, 4, 1)
+                        },
+                        Create::new(MapType::ArrayOfMaps, 4, 8, 1).inner(FdRef::Slot(0)),
+                        Create::new(MapType::ArrayOfMaps, 4, 4, 1)
+                            .flags(BPF_F_RDONLY_PROG)
+                            .inner(FdRef::Slot(0)),
+                        Create::new(MapType::HashOfMaps, 4, 4, 1).inner(FdRef::NeverOpened),
+                        Create::new(MapType::HashOfMaps, 4, 4, 1).inner(FdRef::Raw(1)),
+                    ],
+                )
+            }
             _ => Create::new(MapType::Hash, 4, 4, max),
         };
-        self.slots.push(Some(Shadow { create, template }));
+        self.slots.push(Some(Shadow {
+            create,
+            template,
+            stale,
+        }));
         Op::Create(create)
     }
 
@@ -378,7 +393,15 @@ impl Generator {
                 }
             }
             80..=85 => {
+                // Half the time a closed slot: whether its map is still alive (held by an outer
+                // map or another fd) or freed is exactly the refcount rule under test.
+                let stale: Vec<u32> = (0..self.slots.len() as u32)
+                    .filter(|i| self.slots[*i as usize].is_some_and(|s| s.stale))
+                    .collect();
                 let id = match self.pick_slot(c, any) {
+                    _ if !stale.is_empty() && c.below(2) == 0 => {
+                        IdRef::OfSlot(Self::pick(c, &stale))
+                    }
                     Some(n) if !Self::chance(c, 5) => IdRef::OfSlot(n),
                     _ => IdRef::NeverUsed,
                 };
@@ -386,11 +409,20 @@ impl Generator {
                     IdRef::OfSlot(n) => self.slots[n as usize],
                     IdRef::NeverUsed => None,
                 };
-                self.slots.push(shadow);
+                // A fresh fd on a live map is not stale, whatever happened to the slot it came from.
+                self.slots
+                    .push(shadow.map(|s| Shadow { stale: false, ..s }));
                 Op::GetFdById { id }
             }
             86..=88 => Op::Info { fd },
-            _ => Op::Close { fd },
+            _ => {
+                if let FdRef::Slot(n) = fd {
+                    if let Some(Some(shadow)) = self.slots.get_mut(n as usize) {
+                        shadow.stale = true;
+                    }
+                }
+                Op::Close { fd }
+            }
         }
     }
 }

@@ -746,15 +746,38 @@ pub fn compare(ops: &[Op], runs: &[(&str, &[Outcome])]) -> Result<(), Divergence
     }
 }
 
-/// Runs `ops` on both implementations and compares (the differential test's core).
+/// §8.4 through the syscall surface: closes every slot still open, then asks for an fd on every
+/// map the run created. Each must be gone (`-ENOENT`); the outcome per created slot is
+/// `Opened(Err(..))` when freed, and a map still alive is a [`Outcome::Broken`] naming it (its
+/// new fd is closed again).
+pub fn quiesce(sys: &mut dyn BpfSys, fds: &FdMap) -> Vec<Outcome> {
+    close_open(sys, fds);
+    let mut outcomes = Vec::new();
+    for (slot, state) in fds.slots.iter().enumerate() {
+        let Some(id) = state.id else { continue };
+        outcomes.push(match sys.map_get_fd_by_id(id) {
+            Ok(fd) => {
+                let _ = sys.close(fd);
+                Outcome::Broken(format!(
+                    "leak: the map of slot {slot} still resolves by id after every fd was closed"
+                ))
+            }
+            Err(e) => Outcome::Opened(Err(e)),
+        });
+    }
+    outcomes
+}
+
+/// Runs `ops` on both implementations and compares outcome by outcome, then brings both to
+/// quiescence ([`quiesce`]) and compares that too (reported at index `ops.len()` onwards).
 pub fn differential(
     a: (&str, &mut dyn BpfSys),
     b: (&str, &mut dyn BpfSys),
     ops: &[Op],
 ) -> Result<(), Divergence> {
-    let (out_a, fds_a) = run(a.1, ops);
-    let (out_b, fds_b) = run(b.1, ops);
-    close_open(a.1, &fds_a);
-    close_open(b.1, &fds_b);
+    let (mut out_a, fds_a) = run(a.1, ops);
+    let (mut out_b, fds_b) = run(b.1, ops);
+    out_a.extend(quiesce(a.1, &fds_a));
+    out_b.extend(quiesce(b.1, &fds_b));
     compare(ops, &[(a.0, &out_a), (b.0, &out_b)])
 }
