@@ -22,7 +22,11 @@ const SEQUENCE_LEN: usize = 120;
 const SEEDS: u64 = 300;
 
 /// The harness: run `ops` on both, compare outcome by outcome.
-fn differential<A: BpfSys, B: BpfSys>(ops: &[Op], a: &mut A, b: &mut B) -> Result<(), Divergence> {
+fn differential<A: BpfSys, B: BpfSys>(
+    ops: &[Op],
+    a: &mut A,
+    b: &mut B,
+) -> Result<(), Box<Divergence>> {
     ops::differential(("a", a), ("b", b), ops)
 }
 
@@ -261,7 +265,7 @@ impl BpfSys for Buggy {
 }
 
 /// The first seed whose sequence the harness flags, if any within `SEEDS`.
-fn first_caught(bug: Bug) -> Option<(u64, Divergence)> {
+fn first_caught(bug: Bug) -> Option<(u64, Box<Divergence>)> {
     (0..SEEDS).find_map(|seed| {
         let ops = ops_from_seed(seed, SEQUENCE_LEN, GenConfig::default());
         differential(&ops, &mut renumbered(), &mut Buggy::new(bug))

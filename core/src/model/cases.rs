@@ -139,20 +139,20 @@ fn matches(expect: &Expect, outcome: &Outcome) -> bool {
 }
 
 /// Runs one case on a fresh implementation; closes what it opened afterwards.
-pub fn run_case(sys: &mut dyn BpfSys, case: &Case) -> Result<(), CaseFailure> {
+pub fn run_case(sys: &mut dyn BpfSys, case: &Case) -> Result<(), Box<CaseFailure>> {
     let mut fds = FdMap::new();
     let mut result = Ok(());
     for (step, s) in case.steps.iter().enumerate() {
         let actual = apply(sys, &s.op, &mut fds);
         if !matches(&s.expect, &actual) {
-            result = Err(CaseFailure {
+            result = Err(Box::new(CaseFailure {
                 case: case.name.clone(),
                 source: case.source,
                 step,
                 op: s.op.clone(),
                 expected: s.expect.clone(),
                 actual,
-            });
+            }));
             break;
         }
     }
@@ -249,6 +249,10 @@ fn next_key(fd: FdRef, key: Option<Vec<u8>>) -> Op {
 }
 
 /// The table.
+#[allow(
+    clippy::vec_init_then_push,
+    reason = "rows are pushed between loops that build families of rows"
+)]
 pub fn cases() -> Vec<Case> {
     use Errno::*;
     let mut t = Vec::new();

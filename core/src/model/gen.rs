@@ -273,7 +273,7 @@ impl Generator {
                 max,
             )
             .flags(prealloc),
-            5 | 6 | 7 | 8 => {
+            5..=8 => {
                 let outer = if c.below(2) == 0 {
                     MapType::ArrayOfMaps
                 } else {

@@ -416,13 +416,11 @@ impl RefModel {
         Ok(fd)
     }
 
-    /// Cyclic id allocation skipping live ids, as `idr_alloc_cyclic`.
+    /// Cyclic id allocation skipping live ids, as `idr_alloc_cyclic`. `live + 1` attempts
+    /// suffice: either they visit `live + 1` distinct ids (one is free) or the sequence cycled,
+    /// and then every id it can reach is live.
     fn alloc_id(&mut self) -> Result<MapId, Error> {
-        let tries = self.ids.len() + 1;
-        for _ in 0..tries
-            .saturating_mul(self.config.id_step as usize)
-            .max(tries)
-        {
+        for _ in 0..=self.ids.len() {
             let id = self.next_id;
             self.next_id = match id.checked_add(self.config.id_step) {
                 Some(next) if next <= ID_MAX => next,
@@ -432,7 +430,7 @@ impl RefModel {
                 return Ok(id);
             }
         }
-        // The id space is exhausted (the kernel's idr says -ENOSPC).
+        // The id space reachable with this step is exhausted (the kernel's idr says -ENOSPC).
         Err(errno(Errno::ENOSPC))
     }
 

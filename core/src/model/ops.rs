@@ -427,7 +427,7 @@ impl FdMap {
         result: Result<Fd, Error>,
         kind: Option<MapType>,
         id: Option<MapId>,
-    ) -> Result<u32, Outcome> {
+    ) -> Result<u32, Box<Outcome>> {
         let slot = self.slots.len() as u32;
         match result {
             Ok(fd) if self.is_open(fd) || fd == NEVER_OPENED_FD => {
@@ -436,9 +436,9 @@ impl FdMap {
                     kind,
                     id: None,
                 });
-                Err(Outcome::Broken(format!(
+                Err(Box::new(Outcome::Broken(format!(
                     "fd {fd} handed out while still open"
-                )))
+                ))))
             }
             Ok(fd) => {
                 self.slots.push(Slot {
@@ -454,7 +454,7 @@ impl FdMap {
                     kind,
                     id: None,
                 });
-                Err(Outcome::Opened(Err(e)))
+                Err(Box::new(Outcome::Opened(Err(e))))
             }
         }
     }
@@ -494,7 +494,7 @@ pub fn apply(sys: &mut dyn BpfSys, op: &Op, fds: &mut FdMap) -> Outcome {
             let result = sys.map_create(&attr);
             let slot = match fds.open_slot(result, create.known_type(), None) {
                 Ok(slot) => slot,
-                Err(outcome) => return outcome,
+                Err(outcome) => return *outcome,
             };
             let fd = fds.resolve(FdRef::Slot(slot));
             match sys.map_info(fd) {
@@ -515,7 +515,7 @@ pub fn apply(sys: &mut dyn BpfSys, op: &Op, fds: &mut FdMap) -> Outcome {
             let result = sys.map_get_fd_by_id(real);
             match fds.open_slot(result, kind, Some(real)) {
                 Ok(_) => Outcome::Opened(Ok(())),
-                Err(outcome) => outcome,
+                Err(outcome) => *outcome,
             }
         }
         Op::Update {
@@ -717,7 +717,7 @@ impl fmt::Display for Divergence {
 
 /// Compares every run with the first, op by op, and returns the earliest disagreement (or a
 /// finding in any run: a fault or a broken contract fails even where both sides are alike).
-pub fn compare(ops: &[Op], runs: &[(&str, &[Outcome])]) -> Result<(), Divergence> {
+pub fn compare(ops: &[Op], runs: &[(&str, &[Outcome])]) -> Result<(), Box<Divergence>> {
     let Some((base_name, base)) = runs.first() else {
         return Ok(());
     };
@@ -728,7 +728,7 @@ pub fn compare(ops: &[Op], runs: &[(&str, &[Outcome])]) -> Result<(), Divergence
             let (a, b) = (base.get(index), outcomes.get(index));
             let agree = matches!((a, b), (Some(a), Some(b)) if a.agrees(b));
             if !agree {
-                if first.as_ref().map_or(true, |d| index < d.index) {
+                if index < first.as_ref().map(|d| d.index).unwrap_or(usize::MAX) {
                     first = Some(Divergence {
                         index,
                         op: ops.get(index).cloned(),
@@ -741,7 +741,7 @@ pub fn compare(ops: &[Op], runs: &[(&str, &[Outcome])]) -> Result<(), Divergence
         }
     }
     match first {
-        Some(d) => Err(d),
+        Some(d) => Err(Box::new(d)),
         None => Ok(()),
     }
 }
@@ -774,7 +774,7 @@ pub fn differential(
     a: (&str, &mut dyn BpfSys),
     b: (&str, &mut dyn BpfSys),
     ops: &[Op],
-) -> Result<(), Divergence> {
+) -> Result<(), Box<Divergence>> {
     let (mut out_a, fds_a) = run(a.1, ops);
     let (mut out_b, fds_b) = run(b.1, ops);
     out_a.extend(quiesce(a.1, &fds_a));

@@ -27,8 +27,14 @@ use std::collections::BTreeSet;
 /// What a scenario returns.
 pub type Scenario = Result<(), String>;
 
+/// A scenario runnable on `S`.
+pub type ScenarioFn<S> = fn(&mut S) -> Scenario;
+
+/// Key and value bytes of a batch entry.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Every scenario, by name.
-pub fn all<S: BpfSys>() -> Vec<(&'static str, fn(&mut S) -> Scenario)> {
+pub fn all<S: BpfSys>() -> Vec<(&'static str, ScenarioFn<S>)> {
     vec![
         ("test_maps_map_in_map", test_maps_map_in_map::<S>),
         ("map_in_map_batch_ops(array, array_of_maps)", |s| {
@@ -152,12 +158,7 @@ pub fn test_maps_map_in_map<S: BpfSys>(sys: &mut S) -> Scenario {
 }
 
 /// Reads the whole map with lookup batches of `step`, doubling on `-ENOSPC`.
-fn lookup_all(
-    sys: &mut impl BpfSys,
-    fd: Fd,
-    step: u32,
-    delete: bool,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn lookup_all(sys: &mut impl BpfSys, fd: Fd, step: u32, delete: bool) -> Result<Entries, String> {
     let mut entries = Vec::new();
     let mut in_batch = None;
     let mut count = step;
