@@ -68,7 +68,7 @@ proptest! {
         let mut a = RefModel::new();
         let mut b = renumbered();
         if let Err(d) = differential(&ops, &mut a, &mut b) {
-            return Err(TestCaseError::fail(d.to_string()));
+            return Err(TestCaseError::fail(format!("{d}\n{}", ops::listing(&ops))));
         }
         prop_assert!(a.check_quiescent().is_ok(), "{:?}", a.check_quiescent());
         prop_assert!(b.check_quiescent().is_ok(), "{:?}", b.check_quiescent());
@@ -92,7 +92,7 @@ fn model_matches_model_over_seeds() {
     for seed in 0..SEEDS {
         let ops = ops_from_seed(seed, SEQUENCE_LEN, GenConfig::default());
         if let Err(d) = differential(&ops, &mut RefModel::new(), &mut renumbered()) {
-            panic!("seed {seed}: {d}");
+            panic!("seed {seed}: {d}\n{}", ops::listing(&ops));
         }
     }
 }
@@ -343,4 +343,12 @@ fn the_quiescence_probe_alone_catches_a_leak() {
         matches!(&d.right.1, Some(Outcome::Broken(m)) if m.contains("leak")),
         "{d}"
     );
+}
+
+#[test]
+#[ignore = "prints a sample divergence report; run with --ignored --nocapture to see it"]
+fn show_a_divergence_report() {
+    let (seed, d) = first_caught(Bug::EexistAsEinval).unwrap();
+    let ops = ops_from_seed(seed, SEQUENCE_LEN, GenConfig::default());
+    println!("seed {seed}\n{d}\n{}", ops::listing(&ops[..=d.index.min(ops.len() - 1)]));
 }

@@ -21,7 +21,7 @@
 
 use crate::errno::Errno;
 use crate::fault::Error;
-use crate::uapi::{BpfSys, Fd, MapAttr, MapId, MapType};
+use crate::uapi::{BpfSys, Fd, MapAttr, MapId, MapType, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -706,13 +706,209 @@ pub struct Divergence {
 impl fmt::Display for Divergence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |o: &Option<Outcome>| match o {
-            Some(o) => format!("{o:?}"),
+            Some(o) => o.to_string(),
             None => "(no outcome)".to_string(),
         };
-        writeln!(f, "runs diverge at op #{}: {:?}", self.index, self.op)?;
+        match &self.op {
+            Some(op) => writeln!(f, "runs diverge at op #{}: {op}", self.index)?,
+            None => writeln!(f, "runs diverge at quiescence probe #{}", self.index)?,
+        }
         writeln!(f, "  {}: {}", self.left.0, show(&self.left.1))?;
         write!(f, "  {}: {}", self.right.0, show(&self.right.1))
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl fmt::Display for FdRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FdRef::Slot(n) => write!(f, "s{n}"),
+            FdRef::Raw(fd) => write!(f, "fd{fd}"),
+            FdRef::NeverOpened => write!(f, "fd(never opened)"),
+        }
+    }
+}
+
+impl fmt::Display for Val {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Val::Bytes(bytes) => write!(f, "{}", hex(bytes)),
+            Val::Fd(fd) => write!(f, "fd of {fd}"),
+        }
+    }
+}
+
+impl fmt::Display for CanonId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CanonId::Map(n) => write!(f, "id of s{n}"),
+            CanonId::Unknown(n) => write!(f, "unknown id #{n}"),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bytes(bytes) => write!(f, "{}", hex(bytes)),
+            Value::Map(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+fn type_name(map_type: u32) -> String {
+    MapType::from_u32(map_type).map_or_else(|| format!("type {map_type}"), |t| t.name().to_string())
+}
+
+fn flag_name(flags: u64) -> String {
+    match flags {
+        BPF_ANY => "ANY".to_string(),
+        BPF_NOEXIST => "NOEXIST".to_string(),
+        BPF_EXIST => "EXIST".to_string(),
+        other => format!("flags {other:#x}"),
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Create(c) => {
+                write!(
+                    f,
+                    "create {}(key {}, value {}, max {}, flags {:#x})",
+                    type_name(c.map_type),
+                    c.key_size,
+                    c.value_size,
+                    c.max_entries,
+                    c.map_flags
+                )?;
+                match c.inner {
+                    Some(t) => write!(f, " template {t}"),
+                    None => Ok(()),
+                }
+            }
+            Op::Update {
+                fd,
+                key,
+                value,
+                flags,
+            } => {
+                write!(
+                    f,
+                    "update {fd}[{}] = {value} {}",
+                    hex(key),
+                    flag_name(*flags)
+                )
+            }
+            Op::Lookup { fd, key } => write!(f, "lookup {fd}[{}]", hex(key)),
+            Op::Delete { fd, key } => write!(f, "delete {fd}[{}]", hex(key)),
+            Op::LookupAndDelete { fd, key } => write!(f, "lookup_and_delete {fd}[{}]", hex(key)),
+            Op::GetNextKey { fd, key: Some(key) } => {
+                write!(f, "get_next_key {fd} after {}", hex(key))
+            }
+            Op::GetNextKey { fd, key: None } => write!(f, "get_next_key {fd} first"),
+            Op::WalkKeys { fd } => write!(f, "walk keys of {fd}"),
+            Op::LookupBatchAll { fd, count } => write!(f, "lookup batches of {count} over {fd}"),
+            Op::LookupAndDeleteBatchAll { fd, count } => {
+                write!(f, "lookup-and-delete batches of {count} over {fd}")
+            }
+            Op::UpdateBatch { fd, entries, flags } => {
+                write!(f, "update batch {fd} {}:", flag_name(*flags))?;
+                entries
+                    .iter()
+                    .try_for_each(|(k, v)| write!(f, " [{}] = {v}", hex(k)))
+            }
+            Op::DeleteBatch { fd, keys } => {
+                write!(f, "delete batch {fd}:")?;
+                keys.iter().try_for_each(|k| write!(f, " [{}]", hex(k)))
+            }
+            Op::GetFdById {
+                id: IdRef::OfSlot(n),
+            } => write!(f, "get_fd_by_id(id of s{n})"),
+            Op::GetFdById {
+                id: IdRef::NeverUsed,
+            } => write!(f, "get_fd_by_id(never used id)"),
+            Op::Info { fd } => write!(f, "map_info {fd}"),
+            Op::Close { fd } => write!(f, "close {fd}"),
+        }
+    }
+}
+
+fn show_result<T>(
+    f: &mut fmt::Formatter<'_>,
+    r: &Result<T, Error>,
+    ok: impl Fn(&T) -> String,
+) -> fmt::Result {
+    match r {
+        Ok(v) => write!(f, "ok {}", ok(v)),
+        Err(e) => write!(f, "error {e}"),
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Opened(r) => show_result(f, r, |_| "(slot opened)".to_string()),
+            Outcome::Done(r) => show_result(f, r, |_| String::new()),
+            Outcome::Value(r) => show_result(f, r, |v| v.to_string()),
+            Outcome::NextKey { result, .. } => show_result(f, result, |k| hex(k)),
+            Outcome::Keys(r) => show_result(f, r, |k| {
+                let keys: Vec<String> = k.keys.iter().map(|k| hex(k)).collect();
+                let stopped = k
+                    .stopped
+                    .as_ref()
+                    .map(|e| format!(", stopped by {e}"))
+                    .unwrap_or_default();
+                format!(
+                    "keys [{}]{stopped}, repeated {}",
+                    keys.join(" "),
+                    k.repeated.len()
+                )
+            }),
+            Outcome::Entries(r) => show_result(f, r, |e| {
+                let entries: Vec<String> = e
+                    .entries
+                    .iter()
+                    .map(|(k, v)| format!("{}={v}", hex(k)))
+                    .collect();
+                let stopped = e
+                    .stopped
+                    .as_ref()
+                    .map(|e| format!(", stopped by {e}"))
+                    .unwrap_or_default();
+                format!(
+                    "entries [{}]{stopped}, repeated {}",
+                    entries.join(" "),
+                    e.repeated.len()
+                )
+            }),
+            Outcome::Count(Ok(n)) => write!(f, "ok {n} applied"),
+            Outcome::Count(Err((n, e))) => write!(f, "error {e} after {n} applied"),
+            Outcome::Info(r) => show_result(f, r, |i| {
+                format!(
+                    "{} {}(key {}, value {}, max {}, flags {:#x})",
+                    i.id,
+                    type_name(i.map_type),
+                    i.key_size,
+                    i.value_size,
+                    i.max_entries,
+                    i.map_flags
+                )
+            }),
+            Outcome::Broken(why) => write!(f, "BROKEN: {why}"),
+        }
+    }
+}
+
+/// A numbered listing of a sequence, for failure reports and replays.
+pub fn listing(ops: &[Op]) -> String {
+    ops.iter()
+        .enumerate()
+        .map(|(i, op)| format!("#{i:<3} {op}\n"))
+        .collect()
 }
 
 /// Compares every run with the first, op by op, and returns the earliest disagreement (or a
