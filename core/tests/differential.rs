@@ -350,5 +350,8 @@ fn the_quiescence_probe_alone_catches_a_leak() {
 fn show_a_divergence_report() {
     let (seed, d) = first_caught(Bug::EexistAsEinval).unwrap();
     let ops = ops_from_seed(seed, SEQUENCE_LEN, GenConfig::default());
-    println!("seed {seed}\n{d}\n{}", ops::listing(&ops[..=d.index.min(ops.len() - 1)]));
+    println!(
+        "seed {seed}\n{d}\n{}",
+        ops::listing(&ops[..=d.index.min(ops.len() - 1)])
+    );
 }

@@ -11,6 +11,23 @@
 //! * [`selftests`]: the kernel selftest scenarios of §9 that need no programs.
 //! * [`audit`](RefModel::audit): which maps are alive and why, for "no leak at quiescence".
 //!
+//! ```
+//! use mimic_core::model::RefModel;
+//! use mimic_core::uapi::{BpfSys, MapAttr, MapType, BPF_ANY};
+//!
+//! let mut sys = RefModel::new();
+//! let template = sys.map_create(&MapAttr::new(MapType::Array, 4, 4, 1)).unwrap();
+//! let attr = MapAttr::new(MapType::HashOfMaps, 4, 4, 8).inner(template);
+//! let outer = sys.map_create(&attr).unwrap();
+//! let key = 7u32.to_ne_bytes();
+//! sys.map_update_elem(outer, &key, &template.to_ne_bytes(), BPF_ANY).unwrap();
+//! // An outer lookup gives the inner map's id, not an fd.
+//! let id = sys.map_info(template).unwrap().id;
+//! assert_eq!(sys.map_lookup_elem(outer, &key).unwrap(), id.to_ne_bytes());
+//! sys.close_all().unwrap();
+//! sys.check_quiescent().unwrap(); // the outer map's free put the inner map
+//! ```
+//!
 //! # What the model promises
 //! * Sequential: a syscall takes effect entirely when it returns, and every grace period has
 //!   elapsed by then (a deferred put frees at once once refcnt reaches 0). `-EBUSY` (re-entrancy)
@@ -49,15 +66,21 @@
 //!   fd exists, so storing into it fails `-EBADF`/`-EINVAL` and it is always empty.
 //! * Per-CPU types: values are `round_up(value_size, 8) × possible_cpus` bytes
 //!   ([`ModelConfig::possible_cpus`], default 1), padding read back as zeroes.
-//! * No size limits: storage is sparse, so huge `max_entries` never fail with `-E2BIG`/`-ENOMEM`.
+//! * Value sizes are limited as the kernel limits them (`-E2BIG`: an array value above
+//!   `KMALLOC_MAX_SIZE`, a hash element above it, a per-CPU value above `PCPU_MIN_UNIT_SIZE`;
+//!   see [`shape`]'s constants); `max_entries` is not (storage is sparse), so a huge map never
+//!   fails with `-E2BIG`/`-ENOMEM` where the kernel's allocation might.
 
 pub mod cases;
 pub mod gen;
 pub mod ops;
 pub mod selftests;
-mod shape;
+pub mod shape;
 
-pub use shape::{check_attr, has_meta_equal, index_mask, Layout, Meta, Shape};
+pub use shape::{
+    check_attr, has_meta_equal, index_mask, Layout, Meta, Shape, HTAB_ELEM_SIZE, KMALLOC_MAX_SIZE,
+    PCPU_MIN_UNIT_SIZE,
+};
 
 use crate::errno::Errno;
 use crate::fault::{Error, Fault, Stamp};
@@ -76,8 +99,9 @@ pub const FIRST_MAP_FD: Fd = 3;
 /// callers may use larger numbers as "never opened" (see [`ops::NEVER_OPENED_FD`]).
 pub const FD_LIMIT: Fd = 1 << 20;
 
-/// Ids live in `[1, i32::MAX]`, as the kernel's `idr_alloc_cyclic(&map_idr, map, 1, INT_MAX)`.
-pub const ID_MAX: MapId = i32::MAX as MapId;
+/// Ids live in `[1, i32::MAX - 1]`, as the kernel's `idr_alloc_cyclic(&map_idr, map, 1,
+/// INT_MAX)` (whose end is exclusive).
+pub const ID_MAX: MapId = i32::MAX as MapId - 1;
 
 /// How the model numbers fds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

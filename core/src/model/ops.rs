@@ -18,6 +18,19 @@
 //! `GetNextKey` on a hash agrees whenever both sides return a key or `-ENOENT`
 //! ([`Outcome::agrees`]), and the whole-map ops (`WalkKeys`, `LookupBatchAll`,
 //! `LookupAndDeleteBatchAll`) report sorted sets.
+//!
+//! ```
+//! use mimic_core::model::gen::{ops_from_seed, GenConfig};
+//! use mimic_core::model::ops::{differential, listing};
+//! use mimic_core::model::{FdPolicy, ModelConfig, RefModel};
+//!
+//! let ops = ops_from_seed(1, 100, GenConfig::default());
+//! let config = ModelConfig { fd_policy: FdPolicy::Increasing { first: 50 }, ..ModelConfig::default() };
+//! let result = differential(("model", &mut RefModel::new()), ("other", &mut RefModel::with_config(config)), &ops);
+//! if let Err(d) = result {
+//!     panic!("{d}\n{}", listing(&ops));
+//! }
+//! ```
 
 use crate::errno::Errno;
 use crate::fault::Error;

@@ -35,6 +35,17 @@ pub const ARRAY_KEY_SIZE: u32 = 4;
 /// Per-CPU values are copied in 8-byte units (the kernel's `round_up(value_size, 8)`).
 pub const PERCPU_VALUE_ALIGN: usize = 8;
 
+/// The largest kmalloc (x86-64, 4 KiB pages: `1 << (MAX_PAGE_ORDER + PAGE_SHIFT)`): an array
+/// value, or a hash element's key + value + header, must fit one.
+pub const KMALLOC_MAX_SIZE: u64 = 1 << 22;
+
+/// The kernel's `struct htab_elem` header on x86-64 (hash node, freelist link, hash, key
+/// padding), subtracted from [`KMALLOC_MAX_SIZE`] for a hash element's key and value.
+pub const HTAB_ELEM_SIZE: u64 = 48;
+
+/// The smallest per-CPU allocation unit: a per-CPU value (rounded up to 8) must fit it.
+pub const PCPU_MIN_UNIT_SIZE: u64 = 32 << 10;
+
 /// The model caps its hash bucket count at 2^31 so that a bucket index and the end-of-map batch
 /// token (`n_buckets`) both fit the `u32` batch token of [`crate::uapi::BpfSys`].
 pub const MAX_BUCKETS: u64 = 1 << 31;
@@ -199,7 +210,7 @@ pub fn has_meta_equal(map_type: MapType) -> bool {
 }
 
 /// The creation checks of semantics.md §2 that need nothing but the attributes: unknown types,
-/// sizes, `max_entries`, and flags. Every failure is `-EINVAL`. The template (`inner_map_fd`) is
+/// sizes, `max_entries`, and flags (`-EINVAL`), then the kernel's value size limits (`-E2BIG`). The template (`inner_map_fd`) is
 /// checked afterwards by the caller, as the kernel checks attributes before building the meta.
 pub fn check_attr(attr: &MapAttr) -> Result<Shape, Errno> {
     let map_type = MapType::from_u32(attr.map_type).ok_or(Errno::EINVAL)?;
@@ -250,6 +261,12 @@ fn check_array_attr(map_type: MapType, attr: &MapAttr) -> Result<(), Errno> {
     if map_type != MapType::Array && flags & (BPF_F_INNER_MAP | BPF_F_MMAPABLE) != 0 {
         return Err(Errno::EINVAL);
     }
+    let value_size = attr.value_size as u64;
+    if value_size > KMALLOC_MAX_SIZE
+        || (map_type == MapType::PercpuArray && value_size.div_ceil(8) * 8 > PCPU_MIN_UNIT_SIZE)
+    {
+        return Err(Errno::E2BIG);
+    }
     Ok(())
 }
 
@@ -271,6 +288,12 @@ fn check_hash_attr(map_type: MapType, attr: &MapAttr) -> Result<(), Errno> {
     }
     if attr.max_entries == 0 || attr.key_size == 0 || attr.value_size == 0 {
         return Err(Errno::EINVAL);
+    }
+    let value_size = attr.value_size as u64;
+    if attr.key_size as u64 + value_size >= KMALLOC_MAX_SIZE - HTAB_ELEM_SIZE
+        || (map_type == MapType::PercpuHash && value_size.div_ceil(8) * 8 > PCPU_MIN_UNIT_SIZE)
+    {
+        return Err(Errno::E2BIG);
     }
     Ok(())
 }
