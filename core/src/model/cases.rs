@@ -89,7 +89,7 @@ impl fmt::Display for CaseFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "[{}] {}: step {} {:?}\n    expected {:?}\n    got      {:?}",
+            "[{}] {}: step {}: {}\n    expected {:?}\n    got      {}",
             self.source, self.case, self.step, self.op, self.expected, self.actual
         )
     }
@@ -140,7 +140,16 @@ fn matches(expect: &Expect, outcome: &Outcome) -> bool {
 
 /// Runs one case on a fresh implementation; closes what it opened afterwards.
 pub fn run_case(sys: &mut dyn BpfSys, case: &Case) -> Result<(), Box<CaseFailure>> {
-    let mut fds = FdMap::new();
+    run_case_with(sys, case, FdMap::new())
+}
+
+/// [`run_case`] with a chosen [`FdMap`] (a kernel backend running cases in parallel threads
+/// passes [`FdMap::closed_never_reused`]).
+pub fn run_case_with(
+    sys: &mut dyn BpfSys,
+    case: &Case,
+    mut fds: FdMap,
+) -> Result<(), Box<CaseFailure>> {
     let mut result = Ok(());
     for (step, s) in case.steps.iter().enumerate() {
         let actual = apply(sys, &s.op, &mut fds);

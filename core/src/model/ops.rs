@@ -341,16 +341,32 @@ struct Slot {
 }
 
 /// One implementation's view of the symbolic names: slots → real fds, real ids → [`CanonId`].
+///
+/// A closed slot resolves to its old fd number while no open slot holds that number, so a
+/// `close` that does not really close is caught. That assumes nothing else in the process opens
+/// fds meanwhile; a backend over the real kernel whose tests run in parallel threads of one
+/// process should use [`FdMap::closed_never_reused`] instead.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FdMap {
     slots: Vec<Slot>,
     ids: BTreeMap<MapId, CanonId>,
     unknown_ids: u32,
+    /// Closed slots resolve to [`NEVER_OPENED_FD`] instead of their old number.
+    closed_as_never_opened: bool,
 }
 
 impl FdMap {
     pub fn new() -> FdMap {
         FdMap::default()
+    }
+
+    /// An `FdMap` whose closed slots resolve to [`NEVER_OPENED_FD`]: safe when other code in
+    /// the process may be handed the closed numbers (parallel tests against the kernel).
+    pub fn closed_never_reused() -> FdMap {
+        FdMap {
+            closed_as_never_opened: true,
+            ..FdMap::default()
+        }
     }
 
     /// Slots opened so far (including failed ones).
@@ -386,7 +402,11 @@ impl FdMap {
             FdRef::Slot(n) => match self.slots.get(n as usize).map(|s| &s.state) {
                 Some(SlotState::Open(fd)) => *fd,
                 // A closed fd is only meaningful while its number is not reused.
-                Some(SlotState::Closed(fd)) if !self.is_open(*fd) => *fd,
+                Some(SlotState::Closed(fd))
+                    if !self.closed_as_never_opened && !self.is_open(*fd) =>
+                {
+                    *fd
+                }
                 _ => NEVER_OPENED_FD,
             },
         }
@@ -695,7 +715,11 @@ fn batch_all(
 
 /// Runs a whole sequence against one implementation with a fresh [`FdMap`].
 pub fn run(sys: &mut dyn BpfSys, ops: &[Op]) -> (Vec<Outcome>, FdMap) {
-    let mut fds = FdMap::new();
+    run_with(sys, ops, FdMap::new())
+}
+
+/// [`run`] with a chosen [`FdMap`] (e.g. [`FdMap::closed_never_reused`]).
+pub fn run_with(sys: &mut dyn BpfSys, ops: &[Op], mut fds: FdMap) -> (Vec<Outcome>, FdMap) {
     let outcomes = ops.iter().map(|op| apply(sys, op, &mut fds)).collect();
     (outcomes, fds)
 }
