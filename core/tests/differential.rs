@@ -355,3 +355,91 @@ fn show_a_divergence_report() {
         ops::listing(&ops[..=d.index.min(ops.len() - 1)])
     );
 }
+
+/// Raw syscalls with arbitrary attributes, fds, keys and flags (no op vocabulary in between):
+/// the model must never panic and its counters must stay explained.
+#[derive(Debug, Clone)]
+enum Raw {
+    Create(u32, u32, u32, u32, u32, i32),
+    Update(i32, Vec<u8>, Vec<u8>, u64),
+    Lookup(i32, Vec<u8>),
+    Delete(i32, Vec<u8>),
+    LookupAndDelete(i32, Vec<u8>),
+    NextKey(i32, Option<Vec<u8>>),
+    Batch(i32, Option<u32>, u32, bool),
+    UpdateBatch(i32, Vec<Vec<u8>>, Vec<Vec<u8>>, u64),
+    DeleteBatch(i32, Vec<Vec<u8>>),
+    ById(u32),
+    Close(i32),
+}
+
+fn raw_op() -> impl Strategy<Value = Raw> {
+    let fd = -1..10i32;
+    let bytes = || prop::collection::vec(any::<u8>(), 0..9);
+    prop_oneof![
+        (
+            0..16u32,
+            0..10u32,
+            0..10u32,
+            0..6u32,
+            any::<u32>(),
+            -1..8i32
+        )
+            .prop_map(|(t, k, v, m, f, i)| Raw::Create(t, k, v, m, f & 0x1fff, i)),
+        (fd.clone(), bytes(), bytes(), 0..6u64).prop_map(|(a, b, c, d)| Raw::Update(a, b, c, d)),
+        (fd.clone(), bytes()).prop_map(|(a, b)| Raw::Lookup(a, b)),
+        (fd.clone(), bytes()).prop_map(|(a, b)| Raw::Delete(a, b)),
+        (fd.clone(), bytes()).prop_map(|(a, b)| Raw::LookupAndDelete(a, b)),
+        (fd.clone(), prop::option::of(bytes())).prop_map(|(a, b)| Raw::NextKey(a, b)),
+        (
+            fd.clone(),
+            prop::option::of(0..10u32),
+            0..6u32,
+            any::<bool>()
+        )
+            .prop_map(|(a, b, c, d)| Raw::Batch(a, b, c, d)),
+        (
+            fd.clone(),
+            prop::collection::vec(bytes(), 0..3),
+            prop::collection::vec(bytes(), 0..3),
+            0..3u64
+        )
+            .prop_map(|(a, b, c, d)| Raw::UpdateBatch(a, b, c, d)),
+        (fd.clone(), prop::collection::vec(bytes(), 0..3))
+            .prop_map(|(a, b)| Raw::DeleteBatch(a, b)),
+        (0..12u32).prop_map(Raw::ById),
+        fd.prop_map(Raw::Close),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn model_survives_raw_syscalls_and_keeps_its_counters(raw in prop::collection::vec(raw_op(), 1..80)) {
+        let mut m = RefModel::with_config(ModelConfig { possible_cpus: 2, ..ModelConfig::default() });
+        for op in &raw {
+            let faulted = match op.clone() {
+                Raw::Create(t, k, v, max, f, inner) => {
+                    let attr = MapAttr { map_type: t, key_size: k, value_size: v, max_entries: max, map_flags: f, inner_map_fd: inner as u32 };
+                    m.map_create(&attr).err()
+                }
+                Raw::Update(fd, k, v, f) => m.map_update_elem(fd, &k, &v, f).err(),
+                Raw::Lookup(fd, k) => m.map_lookup_elem(fd, &k).err(),
+                Raw::Delete(fd, k) => m.map_delete_elem(fd, &k).err(),
+                Raw::LookupAndDelete(fd, k) => m.map_lookup_and_delete_elem(fd, &k).err(),
+                Raw::NextKey(fd, k) => m.map_get_next_key(fd, k.as_deref()).err(),
+                Raw::Batch(fd, b, c, del) => if del { m.map_lookup_and_delete_batch(fd, b, c).err() } else { m.map_lookup_batch(fd, b, c).err() },
+                Raw::UpdateBatch(fd, k, v, f) => m.map_update_batch(fd, &k, &v, f).err().map(|e| e.1),
+                Raw::DeleteBatch(fd, k) => m.map_delete_batch(fd, &k).err().map(|e| e.1),
+                Raw::ById(id) => m.map_get_fd_by_id(id).err(),
+                Raw::Close(fd) => m.close(fd).err(),
+            };
+            let is_fault = matches!(&faulted, Some(e) if e.errno().is_none());
+            prop_assert!(!is_fault, "{op:?} raised a fault: {faulted:?}");
+            prop_assert!(m.check_refcounts().is_ok(), "after {op:?}: {:?}", m.check_refcounts());
+        }
+        m.close_all().unwrap();
+        prop_assert!(m.check_quiescent().is_ok(), "{:?}", m.check_quiescent());
+    }
+}
