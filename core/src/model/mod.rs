@@ -32,7 +32,7 @@
 //! * Sequential: a syscall takes effect entirely when it returns, and every grace period has
 //!   elapsed by then (a deferred put frees at once once refcnt reaches 0). `-EBUSY` (re-entrancy)
 //!   and `-ENOMEM` (allocation failure) never happen.
-//! * Ids are allocated cyclically from [`ModelConfig::first_id`] in `[1, i32::MAX]` and never
+//! * Ids are allocated cyclically from [`ModelConfig::first_id`] in `[1, ID_MAX]` and never
 //!   reused while their map lives; id 0 is never used. A map's id is released when its refcnt
 //!   reaches 0.
 //! * fds: the lowest free fd ≥ 3 ([`FdPolicy::LowestFree`], the kernel's rule), or an increasing
@@ -56,6 +56,9 @@
 //! * Plain ARRAY delete: `-EINVAL`; `lookup_and_delete` on anything but HASH/PERCPU_HASH:
 //!   `-ENOTSUPP`; batch ops a type lacks (delete batches on arrays, all batches on PROG_ARRAY):
 //!   `-ENOTSUPP`; update batch with any elem flag: `-EINVAL`.
+//! * An ARRAY_OF_MAPS or HASH_OF_MAPS template is `-EINVAL`: the nesting check runs before the
+//!   `map_meta_equal` check, so §2's `-ENOTSUPP` is reachable with PROG_ARRAY only.
+//! * Ids on the way out and fds on the way in are 4 native-endian bytes, as are array keys.
 //! * `get_next_key` on a hash with a key that is not present restarts from the first key.
 //! * Lookup batch on ARRAY_OF_MAPS skips empty slots (model). The kernel's generic batch retries
 //!   the empty slot three times and fails with `-EINTR`, an errno [`Errno`] does not have.
@@ -69,7 +72,10 @@
 //! * Value sizes are limited as the kernel limits them (`-E2BIG`: an array value above
 //!   `KMALLOC_MAX_SIZE`, a hash element above it, a per-CPU value above `PCPU_MIN_UNIT_SIZE`;
 //!   see [`shape`]'s constants); `max_entries` is not (storage is sparse), so a huge map never
-//!   fails with `-E2BIG`/`-ENOMEM` where the kernel's allocation might.
+//!   fails with `-E2BIG`/`-ENOMEM` where the kernel's allocation might. What a batch returns is
+//!   materialised, so callers (fuzz targets) bound `count`.
+//! * Lookup batch with `count == 0` returns nothing and is not the end (the kernel returns 0
+//!   without touching `out_batch`; the model echoes `in_batch`).
 
 pub mod cases;
 pub mod gen;
