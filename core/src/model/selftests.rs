@@ -13,7 +13,7 @@
 //!   no-prealloc outer hashes; lookup-and-delete is `-ENOTSUPP`.
 //! * [`leak_after_swaps`]: outer array, outer hash and a dynamic outer array, inner maps swapped 5
 //!   times; once everything is closed no inner id resolves.
-//! * [`inner_array_through_outer_id`]: HASH_OF_MAPS[2] → ARRAY(5); the inner map found through
+//! * [`inner_array_through_outer_id`]: `HASH_OF_MAPS[2]` → `ARRAY(5)`; the inner map found through
 //!   the id the outer lookup returns is the one written.
 
 use crate::errno::Errno;
