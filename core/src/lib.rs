@@ -12,11 +12,11 @@
 //! See ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
-pub mod arena;
 pub mod errno;
-pub mod fault;
-pub mod model;
 pub mod mutants;
-pub mod ptr;
 pub mod sync;
+pub mod fault;
 pub mod uapi;
+pub mod arena;
+pub mod ptr;
+pub mod model;
