@@ -1,5 +1,7 @@
 //! Linux errno values, as the BPF syscall returns them (negated in the kernel, positive here in
 //! [`Errno`]). `EACCES` is the verifier's refusal, `EBADFD` what get-info says of a closed fd. `ENOTSUPP` (524) is kernel-internal but reaches user space from BPF paths.
+//! `EINTR` is what the kernel's generic lookup batch returns when an element vanishes under it
+//! three times in a row (an empty ARRAY_OF_MAPS slot does so every time).
 
 use std::fmt;
 
@@ -19,10 +21,11 @@ pub enum Errno {
     EBADFD,
     EOPNOTSUPP,
     ENOTSUPP,
+    EINTR,
 }
 
 impl Errno {
-    pub const ALL: [Errno; 13] = [
+    pub const ALL: [Errno; 14] = [
         Errno::EPERM,
         Errno::ENOENT,
         Errno::E2BIG,
@@ -36,6 +39,7 @@ impl Errno {
         Errno::EBADFD,
         Errno::EOPNOTSUPP,
         Errno::ENOTSUPP,
+        Errno::EINTR,
     ];
 
     /// The positive Linux value.
@@ -54,6 +58,7 @@ impl Errno {
             Errno::EBADFD => 77,
             Errno::EOPNOTSUPP => 95,
             Errno::ENOTSUPP => 524,
+            Errno::EINTR => 4,
         }
     }
 
@@ -77,6 +82,7 @@ impl Errno {
             Errno::EBADFD => "EBADFD",
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
             Errno::ENOTSUPP => "ENOTSUPP",
+            Errno::EINTR => "EINTR",
         }
     }
 }
@@ -95,7 +101,7 @@ mod tests {
 
     #[test]
     fn values_are_linuxs_and_round_trip() {
-        let expected = [1, 2, 7, 9, 12, 13, 16, 17, 22, 28, 77, 95, 524];
+        let expected = [1, 2, 7, 9, 12, 13, 16, 17, 22, 28, 77, 95, 524, 4];
         for (errno, value) in Errno::ALL.into_iter().zip(expected) {
             assert_eq!(errno.value(), value, "{}", errno.name());
             assert_eq!(Errno::from_value(value), Some(errno));

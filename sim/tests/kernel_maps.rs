@@ -1,32 +1,29 @@
-//! The map syscalls of the real kernel against semantics.md: the errno table of
-//! `mimic_sim::kernel::rows` (shared with every other `BpfSys`), inner-map ids and their
-//! release, and the backend's own fd hygiene. Each test skips with one line when bpf() is
-//! refused and closes every fd it opened.
+//! The map syscalls of the real kernel against the one errno table
+//! (`mimic_core::model::cases`, shared with the reference model and the core's world),
+//! inner-map ids and their release, and the backend's own fd hygiene. Each test skips with one
+//! line when bpf() is refused and closes every fd it opened.
 #![cfg(feature = "kernel")]
 
 use mimic_core::errno::Errno;
+use mimic_core::model::cases::{cases, run_table_on};
+use mimic_core::model::ops::FdMap;
 use mimic_core::uapi::{BpfSys, MapAttr, MapType, BPF_ANY, BPF_F_RDONLY};
 use mimic_sim::kernel::bijection::Bijection;
-use mimic_sim::kernel::rows::{self, Expect};
 use mimic_sim::kernel::{on_kernel, probe, KernelSys};
 use std::time::Duration;
 
-/// Rows where this kernel (6.18) answers differently from semantics.md, with what it answers.
-/// Each is written up in docs/kernel-disagreements.md; the test pins the kernel's answer so a
-/// kernel change is noticed, and the doc's expectation stays in `rows::table()`.
-const KERNEL_DISAGREEMENTS: &[(&str, Expect)] = &[
-    // D1: BPF_F_RDONLY (and WRONLY) are accepted on every map type; the doc's HASH list omits them.
-    ("hash_rdonly_flag_is_refused_by_the_flag_list", Expect::Ok),
-    // D2: NO_COMMON_LRU is for the LRU hashes only; a plain HASH refuses it.
-    (
-        "hash_no_common_lru_is_in_the_flag_list",
-        Expect::Err(Errno::EINVAL),
-    ),
-    // D3: BPF_F_RDONLY/WRONLY are not kept in map_flags, so meta_equal cannot see them.
-    (
-        "hash_template_refuses_inner_with_other_access_flags",
-        Expect::Ok,
-    ),
+/// Cases where this kernel (6.18) answers against semantics.md and the table follows the
+/// kernel (docs/kernel-disagreements.md D1–D3). Pinned by name: dropping one from the table, or
+/// a kernel that changes its answer, fails `the_errno_table_holds_on_the_kernel`.
+const KERNEL_DISAGREEMENTS: &[&str] = &[
+    // D1: BPF_F_RDONLY/WRONLY are accepted on every type and gate the fd.
+    "HASH accepts BPF_F_RDONLY (D1: not in §2's flag list)",
+    "update through a BPF_F_RDONLY fd is EPERM (D1)",
+    // D2: NO_COMMON_LRU is for the LRU hashes only.
+    "HASH refuses BPF_F_NO_COMMON_LRU (it is not an LRU hash)",
+    // D3: the access flags are not kept in map_flags, so meta_equal cannot see them.
+    "BPF_F_RDONLY is not kept in map_flags (D3: map_info omits it)",
+    "HASH_OF_MAPS: meta_equal cannot see BPF_F_RDONLY (D3: not in the flags)",
 ];
 
 #[test]
@@ -44,49 +41,37 @@ fn probe_says_whether_bpf_is_usable() {
 }
 
 #[test]
-fn semantics_errno_rows_agree_with_the_kernel() {
-    // Any table written over `BpfSys` runs the same way: `on_kernel(name, |sys| table(sys))`.
-    let Some((outcomes, left_open)) = on_kernel("semantics errno rows", rows::run_rows) else {
+fn the_errno_table_holds_on_the_kernel() {
+    // `model` entries state what the real syscall cannot express (buffers of the wrong length).
+    let Some((report, left_open)) = on_kernel("errno table", |sys| {
+        run_table_on(sys, |source| source != "model", FdMap::closed_never_reused)
+    }) else {
         return;
     };
-    assert_eq!(left_open, 0, "every row closes what it opened");
-    let mut failures = Vec::new();
-    for outcome in &outcomes {
-        println!(
-            "{} {outcome}",
-            if outcome.agrees() {
-                "agree   "
-            } else {
-                "DISAGREE"
-            }
-        );
-        let known = KERNEL_DISAGREEMENTS
-            .iter()
-            .find(|(name, _)| *name == outcome.name);
-        match known {
-            Some((_, kernel)) => {
-                let pinned = outcome.close_failure.is_none()
-                    && outcome
-                        .observed
-                        .as_ref()
-                        .is_ok_and(|observed| kernel.matches(observed));
-                if !pinned {
-                    failures.push(format!("{outcome} (recorded kernel answer: {kernel})"));
-                }
-            }
-            None if !outcome.agrees() => failures.push(outcome.to_string()),
-            None => {}
-        }
-    }
+    assert_eq!(left_open, 0, "every case closes what it opened");
     println!(
-        "{} rows, {} agree with semantics.md",
-        outcomes.len(),
-        outcomes.iter().filter(|o| o.agrees()).count()
+        "errno table on the kernel: {} run, {} agree, {} skipped (model)",
+        report.ran,
+        report.agreed(),
+        report.skipped
     );
+    let names: Vec<String> = cases().into_iter().map(|c| c.name).collect();
+    for pinned in KERNEL_DISAGREEMENTS {
+        assert!(
+            names.iter().any(|n| n == pinned),
+            "the pinned kernel disagreement {pinned:?} left the table"
+        );
+    }
+    assert!(report.ran >= 190, "the table shrank to {}", report.ran);
     assert!(
-        failures.is_empty(),
-        "rows where the kernel and semantics.md disagree (unrecorded):\n{}",
-        failures.join("\n")
+        report.failures.is_empty(),
+        "cases where the kernel and the table disagree:\n{}",
+        report
+            .failures
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 

@@ -12,7 +12,8 @@ use super::ops::{apply, close_open, Create, FdMap, FdRef, IdRef, Op, Outcome, Va
 use crate::errno::Errno;
 use crate::uapi::{
     BpfSys, MapType, BPF_ANY, BPF_EXIST, BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_F_NO_COMMON_LRU,
-    BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG, BPF_F_ZERO_SEED, BPF_NOEXIST,
+    BPF_F_NO_PREALLOC, BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_F_WRONLY, BPF_F_WRONLY_PROG,
+    BPF_F_ZERO_SEED, BPF_NOEXIST,
 };
 use std::fmt;
 
@@ -33,6 +34,8 @@ pub enum Expect {
     Keys(Vec<Vec<u8>>),
     /// A whole-map batch that reached the end with exactly these entries.
     Entries(Vec<(Vec<u8>, Value)>),
+    /// `map_info` succeeded and reports exactly these `map_flags`.
+    Flags(u32),
 }
 
 /// One step of a case.
@@ -135,6 +138,7 @@ fn matches(expect: &Expect, outcome: &Outcome) -> bool {
         Expect::Entries(entries) => {
             matches!(outcome, Outcome::Entries(Ok(e)) if e.stopped.is_none() && e.repeated.is_empty() && &e.entries == entries)
         }
+        Expect::Flags(flags) => matches!(outcome, Outcome::Info(Ok(i)) if i.map_flags == *flags),
     }
 }
 
@@ -169,10 +173,235 @@ pub fn run_case_with(
     result
 }
 
-/// Runs every case of [`cases`] on a fresh implementation from `new`. `Ok(n)`: all `n` cases
-/// passed; `Err`: every failure, one paragraph each.
+/// Runs every case of [`cases`] and every [`scenarios`] entry on a fresh implementation from
+/// `new`. `Ok(n)`: all `n` passed; `Err`: every failure, one paragraph each.
 pub fn errno_table<S: BpfSys>(new: impl Fn() -> S) -> Result<usize, String> {
-    run_table(new, &cases(), |_| true)
+    let mut failures = Vec::new();
+    let ran = match run_table(&new, &cases(), |_| true) {
+        Ok(n) => n,
+        Err(report) => {
+            failures.push(report);
+            cases().len()
+        }
+    };
+    let scenarios = scenarios();
+    for scenario in &scenarios {
+        if let Err(why) = (scenario.run)(&mut new()) {
+            failures.push(format!("[{}] {}: {why}", scenario.source, scenario.name));
+        }
+    }
+    if failures.is_empty() {
+        Ok(ran + scenarios.len())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+/// How a backend's answer differs from the table's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Disagreement {
+    /// An errno was expected and another came.
+    Errno,
+    /// An errno was expected and the op succeeded.
+    Accepted,
+    /// Success was expected and an errno came.
+    Refused,
+    /// Success both ways, with other bytes, ids, counts or flags.
+    Value,
+    /// A fault, an errno outside the model, or a broken syscall contract.
+    Finding,
+    /// A [`Scenario`] failed.
+    Scenario,
+}
+
+impl Disagreement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Disagreement::Errno => "other errno",
+            Disagreement::Accepted => "accepted, errno expected",
+            Disagreement::Refused => "refused, success expected",
+            Disagreement::Value => "other value",
+            Disagreement::Finding => "fault or unmodelled",
+            Disagreement::Scenario => "scenario failed",
+        }
+    }
+}
+
+impl CaseFailure {
+    /// The kind of the difference.
+    pub fn kind(&self) -> Disagreement {
+        if self.actual.is_finding() {
+            return Disagreement::Finding;
+        }
+        let expected_err = matches!(self.expected, Expect::Err(_) | Expect::Count(Err(_)));
+        match (expected_err, self.actual.errno()) {
+            (true, Some(_)) => Disagreement::Errno,
+            (true, None) => Disagreement::Accepted,
+            (false, Some(_)) => Disagreement::Refused,
+            (false, None) => Disagreement::Value,
+        }
+    }
+}
+
+/// One entry of the table that did not hold on a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFailure {
+    pub name: String,
+    pub source: &'static str,
+    pub kind: Disagreement,
+    /// The step, the expectation and what came (or why the scenario failed).
+    pub detail: String,
+}
+
+/// What one run of the table on one backend gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableReport {
+    /// Cases and scenarios run.
+    pub ran: usize,
+    /// Entries the caller's filter left out (e.g. `model` cases on the kernel).
+    pub skipped: usize,
+    pub failures: Vec<TableFailure>,
+}
+
+impl TableReport {
+    pub fn agreed(&self) -> usize {
+        self.ran - self.failures.len()
+    }
+
+    /// Failures per kind, in kind order.
+    pub fn by_kind(&self) -> std::collections::BTreeMap<Disagreement, usize> {
+        let mut kinds = std::collections::BTreeMap::new();
+        for f in &self.failures {
+            *kinds.entry(f.kind).or_insert(0) += 1;
+        }
+        kinds
+    }
+}
+
+impl fmt::Display for TableFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{}] {} ({}): {}",
+            self.source,
+            self.name,
+            self.kind.name(),
+            self.detail
+        )
+    }
+}
+
+/// The whole table (cases and scenarios) on one backend that lives across entries (the kernel:
+/// every entry closes what it opened). `keep` filters by source (`"model"` entries say what the
+/// real syscall cannot express, e.g. a key buffer of the wrong length); `fd_map` makes each
+/// case's fd bijection ([`FdMap::closed_never_reused`] when other threads of the process open
+/// fds meanwhile).
+pub fn run_table_on(
+    sys: &mut dyn BpfSys,
+    keep: impl Fn(&'static str) -> bool,
+    fd_map: impl Fn() -> FdMap,
+) -> TableReport {
+    let mut report = TableReport::default();
+    for case in cases() {
+        if !keep(case.source) {
+            report.skipped += 1;
+            continue;
+        }
+        report.ran += 1;
+        if let Err(failure) = run_case_with(sys, &case, fd_map()) {
+            report.failures.push(TableFailure {
+                name: failure.case.clone(),
+                source: failure.source,
+                kind: failure.kind(),
+                detail: format!(
+                    "step {}: {}: expected {:?}, got {}",
+                    failure.step, failure.op, failure.expected, failure.actual
+                ),
+            });
+        }
+    }
+    for scenario in scenarios() {
+        if !keep(scenario.source) {
+            report.skipped += 1;
+            continue;
+        }
+        report.ran += 1;
+        if let Err(why) = (scenario.run)(sys) {
+            report.failures.push(TableFailure {
+                name: scenario.name.to_string(),
+                source: scenario.source,
+                kind: Disagreement::Scenario,
+                detail: why,
+            });
+        }
+    }
+    report
+}
+
+/// A rule the step vocabulary cannot state as a fixed sequence: it needs a loop over the
+/// backend's answers. Runs on any [`BpfSys`] and closes every fd it opened.
+pub struct Scenario {
+    pub name: &'static str,
+    pub source: &'static str,
+    pub run: fn(&mut dyn BpfSys) -> Result<(), String>,
+}
+
+/// The scenarios of the table.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![Scenario {
+        name: "HASH_OF_MAPS lookup batch smaller than a bucket is ENOSPC",
+        source: "§4",
+        run: enospc_when_a_bucket_does_not_fit,
+    }]
+}
+
+/// §4: a lookup batch of 1 on a 2-bucket hash holding two keys of one bucket is `-ENOSPC`.
+/// Which keys share a bucket depends on the implementation's hash (the kernel's is seeded at
+/// random), so candidate keys are tried until one shares key 0's bucket.
+fn enospc_when_a_bucket_does_not_fit(sys: &mut dyn BpfSys) -> Result<(), String> {
+    /// Each candidate shares key 0's bucket with probability 1/2 on a random hash.
+    const TRIES: u32 = 32;
+    let mut fds = Vec::new();
+    let result = (|| {
+        let mut create = |sys: &mut dyn BpfSys, attr: crate::uapi::MapAttr| {
+            let fd = sys
+                .map_create(&attr)
+                .map_err(|e| format!("creating {attr:?}: {e}"))?;
+            fds.push(fd);
+            Ok::<_, String>(fd)
+        };
+        let template = create(sys, crate::uapi::MapAttr::new(MapType::Array, 4, 4, 1))?;
+        let outer = create(
+            sys,
+            crate::uapi::MapAttr::new(MapType::HashOfMaps, 4, 4, 2).inner(template),
+        )?;
+        let value = template.to_ne_bytes();
+        sys.map_update_elem(outer, &k(0), &value, BPF_ANY)
+            .map_err(|e| format!("storing key 0: {e}"))?;
+        for candidate in 1..=TRIES {
+            sys.map_update_elem(outer, &k(candidate), &value, BPF_ANY)
+                .map_err(|e| format!("storing key {candidate}: {e}"))?;
+            match sys.map_lookup_batch(outer, None, 1) {
+                Ok(_) => {}
+                Err(e) if e.errno() == Some(Errno::ENOSPC) => return Ok(()),
+                Err(e) => {
+                    return Err(format!(
+                        "lookup batch of 1: {e}, expected ENOSPC or entries"
+                    ))
+                }
+            }
+            sys.map_delete_elem(outer, &k(candidate))
+                .map_err(|e| format!("deleting key {candidate}: {e}"))?;
+        }
+        Err(format!(
+            "no key of 1..={TRIES} gave ENOSPC with key 0 in a 2-bucket hash: \
+             two keys of one bucket must not fit a batch of 1"
+        ))
+    })();
+    for fd in fds.into_iter().rev() {
+        let _ = sys.close(fd);
+    }
+    result
 }
 
 /// [`errno_table`] over a chosen subset of cases (e.g. skipping `model` rows on a backend that
@@ -530,6 +759,19 @@ pub fn cases() -> Vec<Case> {
     t.push(
         Case::new("a map op on a never-opened fd is EBADF", "§1")
             .err(lookup(FdRef::NeverOpened, k(0)), EBADF),
+    );
+    t.push(
+        Case::new("map_info of a closed fd is EBADFD", "kernel")
+            .ok(create(array(4, 1)))
+            .ok(close(s(0)))
+            .err(Op::Info { fd: s(0) }, EBADFD),
+    );
+    t.push(
+        Case::new(
+            "map_info of fd 0 (open, not a bpf object) is EINVAL",
+            "kernel",
+        )
+        .err(Op::Info { fd: FdRef::Raw(0) }, EINVAL),
     );
     t.push(
         Case::new("closing twice is EBADF", "§1")
@@ -1264,6 +1506,38 @@ pub fn cases() -> Vec<Case> {
                 Expect::Count(Err((0, ENOTSUPP))),
             ),
     );
+    access_mode_cases(&mut t);
+    order_cases(&mut t);
+    t.push(
+        Case::new(
+            "ARRAY_OF_MAPS lookup batch skips empty slots (6.14+; EINTR before)",
+            "kernel",
+        )
+        .ok(create(array(4, 1)))
+        .ok(create(aom(s(0), 4)))
+        .ok(create(array(4, 1)))
+        .ok(store(s(1), 0, s(0), BPF_ANY))
+        .ok(store(s(1), 2, s(2), BPF_ANY))
+        .step(
+            Op::LookupBatchAll { fd: s(1), count: 1 },
+            Expect::Entries(vec![
+                (k(0), Value::Map(CanonId::Map(0))),
+                (k(2), Value::Map(CanonId::Map(2))),
+            ]),
+        ),
+    );
+    t.push(
+        Case::new(
+            "ARRAY_OF_MAPS lookup batch of an empty outer map ends at once",
+            "kernel",
+        )
+        .ok(create(array(4, 1)))
+        .ok(create(aom(s(0), 2)))
+        .step(
+            Op::LookupBatchAll { fd: s(1), count: 1 },
+            Expect::Entries(vec![]),
+        ),
+    );
     t.push(
         Case::new("a batch on a never-opened fd is EBADF", "§1").err(
             Op::LookupBatchAll {
@@ -1274,6 +1548,283 @@ pub fn cases() -> Vec<Case> {
         ),
     );
     t
+}
+
+/// D1 and D3 of docs/kernel-disagreements.md: the syscall-side access flags. Accepted on every
+/// type, not kept in `map_flags`, and they gate what the created fd may do (`-EPERM`, checked
+/// right after the fd resolves).
+fn access_mode_cases(t: &mut Vec<Case>) {
+    use Errno::*;
+    let rdonly_hash = || create(hash(2).flags(BPF_F_RDONLY));
+    let wronly_hash = || create(hash(2).flags(BPF_F_WRONLY));
+    t.push(
+        Case::new(
+            "HASH accepts BPF_F_RDONLY (D1: not in §2's flag list)",
+            "kernel",
+        )
+        .ok(rdonly_hash()),
+    );
+    for (name, c) in [
+        ("ARRAY", array(4, 1)),
+        ("PERCPU_ARRAY", Create::new(MapType::PercpuArray, 4, 4, 1)),
+        ("PROG_ARRAY", Create::new(MapType::ProgArray, 4, 4, 1)),
+        ("HASH", hash(1)),
+    ] {
+        t.push(
+            Case::new(named(name, "accepts BPF_F_WRONLY (D1)"), "kernel")
+                .ok(create(c.flags(BPF_F_WRONLY))),
+        );
+    }
+    t.push(
+        Case::new("ARRAY_OF_MAPS accepts BPF_F_RDONLY (D1)", "kernel")
+            .ok(create(array(4, 1)))
+            .ok(create(aom(s(0), 1).flags(BPF_F_RDONLY))),
+    );
+    t.push(
+        Case::new("HASH_OF_MAPS accepts BPF_F_WRONLY (D1)", "kernel")
+            .ok(create(array(4, 1)))
+            .ok(create(hom(s(0), 1).flags(BPF_F_WRONLY))),
+    );
+    t.push(
+        Case::new(
+            "BPF_F_RDONLY together with BPF_F_WRONLY is refused",
+            "kernel",
+        )
+        .err(create(hash(1).flags(BPF_F_RDONLY | BPF_F_WRONLY)), EINVAL),
+    );
+    t.push(
+        Case::new(
+            "the access modes are refused together before an unknown type is",
+            "kernel",
+        )
+        .err(
+            create(Create {
+                map_type: 1000,
+                ..array(4, 1).flags(BPF_F_RDONLY | BPF_F_WRONLY)
+            }),
+            EINVAL,
+        ),
+    );
+    t.push(
+        Case::new(
+            "BPF_F_RDONLY is not kept in map_flags (D3: map_info omits it)",
+            "kernel",
+        )
+        .ok(create(hash(2).flags(BPF_F_RDONLY | BPF_F_NO_PREALLOC)))
+        .step(Op::Info { fd: s(0) }, Expect::Flags(BPF_F_NO_PREALLOC)),
+    );
+    t.push(
+        Case::new(
+            "BPF_F_RDONLY_PROG is kept in map_flags (a property of the map)",
+            "kernel",
+        )
+        .ok(create(hash(2).flags(BPF_F_RDONLY_PROG)))
+        .step(Op::Info { fd: s(0) }, Expect::Flags(BPF_F_RDONLY_PROG)),
+    );
+    t.push(
+        Case::new(
+            "HASH_OF_MAPS: meta_equal cannot see BPF_F_RDONLY (D3: not in the flags)",
+            "kernel",
+        )
+        .ok(create(hash(2)))
+        .ok(create(hom(s(0), 2)))
+        .ok(rdonly_hash())
+        .ok(store(s(1), 0, s(2), BPF_ANY))
+        .step(lookup(s(1), k(0)), Expect::MapOf(2)),
+    );
+    t.push(
+        Case::new(
+            "ARRAY_OF_MAPS: a BPF_F_WRONLY template takes plain arrays (D3)",
+            "kernel",
+        )
+        .ok(create(array(4, 1).flags(BPF_F_WRONLY)))
+        .ok(create(aom(s(0), 2)))
+        .ok(create(array(4, 1)))
+        .ok(store(s(1), 0, s(2), BPF_ANY)),
+    );
+    t.push(
+        Case::new("update through a BPF_F_RDONLY fd is EPERM (D1)", "kernel")
+            .ok(rdonly_hash())
+            .err(update(s(0), k(0), v(1, 4), BPF_ANY), EPERM)
+            .err(lookup(s(0), k(0)), ENOENT),
+    );
+    t.push(
+        Case::new(
+            "a BPF_F_RDONLY fd reads: lookup, get_next_key, lookup batch (D1)",
+            "kernel",
+        )
+        .ok(create(array(4, 2).flags(BPF_F_RDONLY)))
+        .step(lookup(s(0), k(1)), Expect::Bytes(vec![0; 4]))
+        .step(next_key(s(0), None), Expect::Bytes(k(0)))
+        .step(
+            Op::LookupBatchAll { fd: s(0), count: 4 },
+            Expect::Entries(vec![
+                (k(0), Value::Bytes(vec![0; 4])),
+                (k(1), Value::Bytes(vec![0; 4])),
+            ]),
+        ),
+    );
+    t.push(
+        Case::new("delete through a BPF_F_RDONLY fd is EPERM (D1)", "kernel")
+            .ok(rdonly_hash())
+            .err(delete(s(0), k(0)), EPERM),
+    );
+    t.push(
+        Case::new(
+            "EPERM of a BPF_F_RDONLY fd comes before the BPF_F_LOCK check",
+            "kernel",
+        )
+        .ok(rdonly_hash())
+        .err(update(s(0), k(0), v(1, 4), 4), EPERM),
+    );
+    t.push(
+        Case::new(
+            "lookup_and_delete needs a fd that reads and writes: EPERM before ENOTSUPP",
+            "kernel",
+        )
+        .ok(create(array(4, 2).flags(BPF_F_RDONLY)))
+        .err(
+            Op::LookupAndDelete {
+                fd: s(0),
+                key: k(0),
+            },
+            EPERM,
+        ),
+    );
+    t.push(
+        Case::new(
+            "batch updates and deletes through a BPF_F_RDONLY fd are EPERM before ENOTSUPP",
+            "kernel",
+        )
+        .ok(create(array(4, 2).flags(BPF_F_RDONLY)))
+        .step(
+            Op::UpdateBatch {
+                fd: s(0),
+                entries: vec![(k(0), v(1, 4))],
+                flags: 0,
+            },
+            Expect::Count(Err((0, EPERM))),
+        )
+        .step(
+            Op::DeleteBatch {
+                fd: s(0),
+                keys: vec![k(0)],
+            },
+            Expect::Count(Err((0, EPERM))),
+        ),
+    );
+    t.push(
+        Case::new(
+            "a BPF_F_WRONLY fd writes but lookup and get_next_key are EPERM (D1)",
+            "kernel",
+        )
+        .ok(wronly_hash())
+        .ok(update(s(0), k(3), v(1, 4), BPF_ANY))
+        .err(lookup(s(0), k(3)), EPERM)
+        .err(next_key(s(0), None), EPERM)
+        .err(Op::LookupBatchAll { fd: s(0), count: 4 }, EPERM)
+        .err(Op::LookupAndDeleteBatchAll { fd: s(0), count: 4 }, EPERM)
+        .ok(delete(s(0), k(3))),
+    );
+    t.push(
+        Case::new(
+            "get_fd_by_id opens a read-write fd on a map created BPF_F_RDONLY",
+            "kernel",
+        )
+        .ok(rdonly_hash())
+        .ok(by_id(0))
+        .ok(update(s(1), k(0), v(5, 4), BPF_ANY))
+        .step(lookup(s(0), k(0)), Expect::Bytes(vec![5; 4])),
+    );
+    t.push(
+        Case::new(
+            "storing into an outer map through its BPF_F_RDONLY fd is EPERM",
+            "kernel",
+        )
+        .ok(create(array(4, 1)))
+        .ok(create(hom(s(0), 2).flags(BPF_F_RDONLY)))
+        .err(store(s(1), 0, s(0), BPF_ANY), EPERM),
+    );
+    t.push(
+        Case::new(
+            "an inner map's own BPF_F_RDONLY fd may be stored (the value fd is not checked)",
+            "kernel",
+        )
+        .ok(create(array(4, 1)))
+        .ok(create(aom(s(0), 2)))
+        .ok(create(array(4, 1).flags(BPF_F_RDONLY)))
+        .ok(store(s(1), 1, s(2), BPF_ANY))
+        .step(lookup(s(1), k(1)), Expect::MapOf(2)),
+    );
+}
+
+/// Orders of checks semantics.md leaves open, as the kernel runs them, and a few single rules
+/// the spec rows above reach only in combination.
+fn order_cases(t: &mut Vec<Case>) {
+    use Errno::*;
+    t.push(
+        Case::new("ARRAY_OF_MAPS checks flags before the fd", "kernel")
+            .ok(create(array(4, 1)))
+            .ok(create(aom(s(0), 3)))
+            .err(store(s(1), 0, FdRef::NeverOpened, BPF_NOEXIST), EINVAL),
+    );
+    t.push(
+        Case::new(
+            "BPF_F_LOCK is refused before the inner fd is resolved",
+            "kernel",
+        )
+        .ok(create(array(4, 1)))
+        .ok(create(hom(s(0), 3)))
+        .err(store(s(1), 0, FdRef::NeverOpened, 4), EINVAL),
+    );
+    t.push(
+        Case::new(
+            "HASH_OF_MAPS checks meta_equal before fullness (EINVAL, not E2BIG)",
+            "kernel",
+        )
+        .ok(create(array(4, 1)))
+        .ok(create(hom(s(0), 1)))
+        .ok(create(array(4, 1)))
+        .ok(store(s(1), 0, s(2), BPF_ANY))
+        .ok(create(array(4, 2)))
+        .err(store(s(1), 1, s(3), BPF_ANY), EINVAL),
+    );
+    t.push(
+        Case::new("HASH_OF_MAPS accepts BPF_F_RDONLY_PROG", "§2")
+            .ok(create(array(4, 1)))
+            .ok(create(hom(s(0), 3).flags(BPF_F_RDONLY_PROG))),
+    );
+    for (name, outer) in [
+        ("ARRAY_OF_MAPS", MapType::ArrayOfMaps),
+        ("HASH_OF_MAPS", MapType::HashOfMaps),
+    ] {
+        t.push(
+            Case::new(
+                named(
+                    name,
+                    "meta_equal: a BPF_F_INNER_MAP template refuses a same-size array without the flag",
+                ),
+                "§3",
+            )
+            .ok(create(array(4, 1).flags(BPF_F_INNER_MAP)))
+            .ok(create(Create::new(outer, 4, 4, 3).inner(s(0))))
+            .ok(create(array(4, 1)))
+            .err(store(s(1), 0, s(2), BPF_ANY), EINVAL),
+        );
+        t.push(
+            Case::new(
+                named(
+                    name,
+                    "meta_equal: a HASH template refuses another value_size",
+                ),
+                "§3",
+            )
+            .ok(create(hash(2)))
+            .ok(create(Create::new(outer, 4, 4, 3).inner(s(0))))
+            .ok(create(Create::new(MapType::Hash, 4, 8, 2)))
+            .err(store(s(1), 0, s(2), BPF_ANY), EINVAL),
+        );
+    }
 }
 
 fn sorted(mut keys: Vec<Vec<u8>>) -> Vec<Vec<u8>> {

@@ -60,11 +60,24 @@
 //!   `map_meta_equal` check, so §2's `-ENOTSUPP` is reachable with PROG_ARRAY only.
 //! * Ids on the way out and fds on the way in are 4 native-endian bytes, as are array keys.
 //! * `get_next_key` on a hash with a key that is not present restarts from the first key.
-//! * Lookup batch on ARRAY_OF_MAPS skips empty slots (model). The kernel's generic batch retries
-//!   the empty slot three times and fails with `-EINTR`, an errno [`Errno`] does not have.
-//! * `BPF_F_RDONLY`/`BPF_F_WRONLY` (syscall-side access modes) are refused with `-EINVAL` on every
-//!   type (model; semantics.md's HASH flag list leaves them out, the kernel accepts them).
-//! * `BPF_F_NO_COMMON_LRU` on a (non-LRU) hash: `-EINVAL`, though it is in §2's list.
+//! * Lookup batch on ARRAY_OF_MAPS skips empty slots, as measured on 6.18 (the generic batch
+//!   skips keys whose value lookup says `-ENOENT` since 6.14; older kernels retried such a key
+//!   three times and failed with `-EINTR`, which [`Errno`] names for the oracle's sake).
+//!
+//! # Where the model follows the kernel against semantics.md
+//! Measured on Linux 6.18 by the kernel oracle (`mimic kernel-check`); each is written up in
+//! docs/kernel-disagreements.md and pinned by a `kernel` case of [`cases`].
+//! * D1: `BPF_F_RDONLY`/`BPF_F_WRONLY` are accepted on every type (§2's HASH list leaves them
+//!   out); both together are `-EINVAL` before anything else. They set the access mode of the
+//!   *fd* ([`FdAccess`]): writes (update, delete, update/delete batches) through a read-only fd
+//!   and reads (lookup, get_next_key, lookup batch) through a write-only one are `-EPERM`,
+//!   checked right after the fd resolves; lookup-and-delete needs both. Fds from
+//!   get-fd-by-id read and write.
+//! * D2: `BPF_F_NO_COMMON_LRU` on a (non-LRU) hash: `-EINVAL`, though it is in §2's list.
+//! * `map_info` (`BPF_OBJ_GET_INFO_BY_FD`) on an fd that is not open is `-EBADFD` (77), not the
+//!   `-EBADF` of the map operations (semantics.md names no errno for it).
+//! * D3: the access modes are not kept in `map_flags` (not in `map_info`, not in the meta), so
+//!   `meta_equal` cannot see them: an inner map created `BPF_F_RDONLY` fits a template without.
 //! * PROG_ARRAY can be created (it is the template type of the `-ENOTSUPP` rule) but no program
 //!   fd exists, so storing into it fails `-EBADF`/`-EINVAL` and it is always empty.
 //! * Per-CPU types: values are `round_up(value_size, 8) × possible_cpus` bytes
@@ -84,8 +97,8 @@ pub mod selftests;
 pub mod shape;
 
 pub use shape::{
-    check_attr, has_meta_equal, index_mask, Layout, Meta, Shape, HTAB_ELEM_SIZE, KMALLOC_MAX_SIZE,
-    PCPU_MIN_UNIT_SIZE,
+    check_attr, has_meta_equal, index_mask, FdAccess, Layout, Meta, Shape, HTAB_ELEM_SIZE,
+    KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE,
 };
 
 use crate::errno::Errno;
@@ -213,6 +226,9 @@ pub struct RefModel {
     objs: BTreeMap<ObjNo, MapObj>,
     ids: BTreeMap<MapId, ObjNo>,
     fds: BTreeMap<Fd, ObjNo>,
+    /// The access mode of fds that may not both read and write (created with `BPF_F_RDONLY` or
+    /// `BPF_F_WRONLY`); absent means read-write.
+    access: BTreeMap<Fd, FdAccess>,
     next_obj: ObjNo,
     next_id: MapId,
     next_fd: Fd,
@@ -274,6 +290,7 @@ impl RefModel {
             objs: BTreeMap::new(),
             ids: BTreeMap::new(),
             fds: BTreeMap::new(),
+            access: BTreeMap::new(),
             next_obj: 0,
             next_id: config.first_id.clamp(1, ID_MAX),
             next_fd: first,
@@ -419,6 +436,22 @@ impl RefModel {
             None if (0..FIRST_MAP_FD).contains(&fd) => Err(errno(Errno::EINVAL)),
             None => Err(errno(Errno::EBADF)),
         }
+    }
+
+    /// [`Self::map_of_fd`], then the fd's access mode (`map_get_sys_perms`): reading through a
+    /// write-only fd or writing through a read-only one is `-EPERM`, checked right after the fd
+    /// resolves and before anything about the key, flags or map type.
+    fn map_for(&self, fd: Fd, read: bool, write: bool) -> Result<ObjNo, Error> {
+        let no = self.map_of_fd(fd)?;
+        let access = self
+            .access
+            .get(&fd)
+            .copied()
+            .unwrap_or(FdAccess::READ_WRITE);
+        if (read && !access.read) || (write && !access.write) {
+            return Err(errno(Errno::EPERM));
+        }
+        Ok(no)
     }
 
     fn alloc_fd(&mut self) -> Result<Fd, Error> {
@@ -764,7 +797,8 @@ impl RefModel {
                 break;
             };
             if let Store::FdArray(slots) = &obj.store {
-                // Skip empty slots (model; see the module doc): jump to the next stored one.
+                // Empty slots are skipped, as the kernel's generic batch does since 6.14 (before,
+                // it retried an empty slot three times and failed with -EINTR).
                 match slots.range(index..).next() {
                     Some((stored, _)) => index = *stored,
                     None => {
@@ -902,11 +936,15 @@ impl BpfSys for RefModel {
         );
         self.ids.insert(id, no);
         self.fds.insert(fd, no);
+        let access = FdAccess::of_create_flags(attr.map_flags);
+        if access != FdAccess::READ_WRITE {
+            self.access.insert(fd, access);
+        }
         Ok(fd)
     }
 
     fn map_lookup_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
-        let no = self.map_of_fd(fd)?;
+        let no = self.map_for(fd, true, false)?;
         self.lookup_on(no, key)
     }
 
@@ -917,17 +955,17 @@ impl BpfSys for RefModel {
         value: &[u8],
         flags: u64,
     ) -> Result<(), Error> {
-        let no = self.map_of_fd(fd)?;
+        let no = self.map_for(fd, false, true)?;
         self.update_on(no, key, value, flags)
     }
 
     fn map_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<(), Error> {
-        let no = self.map_of_fd(fd)?;
+        let no = self.map_for(fd, false, true)?;
         self.delete_on(no, key)
     }
 
     fn map_lookup_and_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
-        let no = self.map_of_fd(fd)?;
+        let no = self.map_for(fd, true, true)?;
         let shape = self.check_key(no, key)?;
         if shape.layout() != Layout::Hash {
             return Err(errno(Errno::ENOTSUPP));
@@ -938,7 +976,7 @@ impl BpfSys for RefModel {
     }
 
     fn map_get_next_key(&mut self, fd: Fd, key: Option<&[u8]>) -> Result<Vec<u8>, Error> {
-        let no = self.map_of_fd(fd)?;
+        let no = self.map_for(fd, true, false)?;
         self.next_key_on(no, key)
     }
 
@@ -948,7 +986,7 @@ impl BpfSys for RefModel {
         in_batch: Option<u32>,
         count: u32,
     ) -> Result<BatchOut, Error> {
-        let no = self.map_of_fd(fd)?;
+        let no = self.map_for(fd, true, false)?;
         let shape = self.obj(no)?.shape;
         if shape.map_type == MapType::ProgArray {
             return Err(errno(Errno::ENOTSUPP));
@@ -971,7 +1009,7 @@ impl BpfSys for RefModel {
         in_batch: Option<u32>,
         count: u32,
     ) -> Result<BatchOut, Error> {
-        let no = self.map_of_fd(fd)?;
+        let no = self.map_for(fd, true, true)?;
         let shape = self.obj(no)?.shape;
         match shape.layout() {
             Layout::Array | Layout::FdArray => Err(errno(Errno::ENOTSUPP)),
@@ -990,7 +1028,7 @@ impl BpfSys for RefModel {
         values: &[Vec<u8>],
         flags: u64,
     ) -> Result<u32, (u32, Error)> {
-        let no = self.map_of_fd(fd).map_err(|e| (0, e))?;
+        let no = self.map_for(fd, false, true).map_err(|e| (0, e))?;
         let shape = self.obj(no).map_err(|e| (0, e))?.shape;
         if shape.map_type == MapType::ProgArray {
             return Err((0, errno(Errno::ENOTSUPP)));
@@ -1007,7 +1045,7 @@ impl BpfSys for RefModel {
     }
 
     fn map_delete_batch(&mut self, fd: Fd, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
-        let no = self.map_of_fd(fd).map_err(|e| (0, e))?;
+        let no = self.map_for(fd, false, true).map_err(|e| (0, e))?;
         let shape = self.obj(no).map_err(|e| (0, e))?.shape;
         if !matches!(shape.layout(), Layout::Hash | Layout::FdHash) {
             return Err((0, errno(Errno::ENOTSUPP)));
@@ -1024,7 +1062,12 @@ impl BpfSys for RefModel {
     }
 
     fn map_info(&mut self, fd: Fd) -> Result<MapInfo, Error> {
-        let obj = self.obj(self.map_of_fd(fd)?)?;
+        // BPF_OBJ_GET_INFO_BY_FD says EBADFD, not EBADF, for an fd that is not open.
+        let no = self.map_of_fd(fd).map_err(|e| match e.errno() {
+            Some(Errno::EBADF) => errno(Errno::EBADFD),
+            _ => e,
+        })?;
+        let obj = self.obj(no)?;
         Ok(MapInfo {
             id: obj.id,
             map_type: obj.shape.map_type as u32,
@@ -1038,6 +1081,7 @@ impl BpfSys for RefModel {
     fn close(&mut self, fd: Fd) -> Result<(), Error> {
         let no = self.map_of_fd(fd)?;
         self.fds.remove(&fd);
+        self.access.remove(&fd);
         let obj = self.obj_mut(no)?;
         obj.uref = obj.uref.checked_sub(1).ok_or_else(|| {
             Error::Fault(Fault::DoublePut {

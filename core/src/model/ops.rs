@@ -1008,8 +1008,19 @@ pub fn differential(
     b: (&str, &mut dyn BpfSys),
     ops: &[Op],
 ) -> Result<(), Box<Divergence>> {
-    let (mut out_a, fds_a) = run(a.1, ops);
-    let (mut out_b, fds_b) = run(b.1, ops);
+    differential_with(a, b, ops, FdMap::new)
+}
+
+/// [`differential`] with a chosen [`FdMap`] per side (e.g. [`FdMap::closed_never_reused`] for a
+/// kernel backend whose process opens fds in other threads).
+pub fn differential_with(
+    a: (&str, &mut dyn BpfSys),
+    b: (&str, &mut dyn BpfSys),
+    ops: &[Op],
+    fd_map: impl Fn() -> FdMap,
+) -> Result<(), Box<Divergence>> {
+    let (mut out_a, fds_a) = run_with(a.1, ops, fd_map());
+    let (mut out_b, fds_b) = run_with(b.1, ops, fd_map());
     out_a.extend(quiesce(a.1, &fds_a));
     out_b.extend(quiesce(b.1, &fds_b));
     compare(ops, &[(a.0, &out_a), (b.0, &out_b)])

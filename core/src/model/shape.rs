@@ -8,23 +8,52 @@
 use crate::errno::Errno;
 use crate::uapi::{
     MapAttr, MapType, BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC,
-    BPF_F_NUMA_NODE, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG, BPF_F_ZERO_SEED,
+    BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_F_WRONLY, BPF_F_WRONLY_PROG,
+    BPF_F_ZERO_SEED,
 };
 
-/// Flags an array-like map (ARRAY, PERCPU_ARRAY, PROG_ARRAY, ARRAY_OF_MAPS) accepts at all;
-/// the per-type checks then narrow them. The kernel also accepts the user-side access flags
-/// `BPF_F_RDONLY`/`BPF_F_WRONLY`; the model does not model syscall-side access modes and refuses
-/// them everywhere (see the module doc of [`crate::model`]).
-pub const ARRAY_CREATE_FLAGS: u32 =
-    BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG | BPF_F_INNER_MAP;
+/// The kernel's `BPF_F_ACCESS_MASK`: the syscall-side access modes (`RDONLY`/`WRONLY`, which
+/// set the access mode of the new fd) and the program-side ones (`*_PROG`). Every map type
+/// accepts the mask; fd arrays then refuse the program-side half.
+pub const ACCESS_FLAGS: u32 = BPF_F_RDONLY | BPF_F_WRONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG;
 
-/// Flags a hash-like map accepts at all (semantics.md §2's list).
-pub const HASH_CREATE_FLAGS: u32 = BPF_F_NO_PREALLOC
-    | BPF_F_NO_COMMON_LRU
-    | BPF_F_NUMA_NODE
-    | BPF_F_RDONLY_PROG
-    | BPF_F_WRONLY_PROG
-    | BPF_F_ZERO_SEED;
+/// The syscall-side access modes. The kernel does not keep them in the map's `map_flags`
+/// (`bpf_map_flags_retain_permanent`): they belong to the fd, not the map, so `map_info` does
+/// not report them and `meta_equal` cannot see them (docs/kernel-disagreements.md D1, D3).
+pub const FD_ACCESS_FLAGS: u32 = BPF_F_RDONLY | BPF_F_WRONLY;
+
+/// Flags an array-like map (ARRAY, PERCPU_ARRAY, PROG_ARRAY, ARRAY_OF_MAPS) accepts at all;
+/// the per-type checks then narrow them.
+pub const ARRAY_CREATE_FLAGS: u32 =
+    BPF_F_NUMA_NODE | BPF_F_MMAPABLE | ACCESS_FLAGS | BPF_F_INNER_MAP;
+
+/// Flags a hash-like map accepts at all: semantics.md §2's list plus the syscall-side access
+/// modes, which its list leaves out and the kernel accepts (D1).
+pub const HASH_CREATE_FLAGS: u32 =
+    BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE | ACCESS_FLAGS | BPF_F_ZERO_SEED;
+
+/// What an fd may do through the syscall (its file mode): `BPF_F_RDONLY` at creation makes a
+/// read-only fd, `BPF_F_WRONLY` a write-only one; other fds read and write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FdAccess {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl FdAccess {
+    pub const READ_WRITE: FdAccess = FdAccess {
+        read: true,
+        write: true,
+    };
+
+    /// The access of the fd `BPF_MAP_CREATE` returns for these (already validated) flags.
+    pub fn of_create_flags(map_flags: u32) -> FdAccess {
+        FdAccess {
+            read: map_flags & BPF_F_WRONLY == 0,
+            write: map_flags & BPF_F_RDONLY == 0,
+        }
+    }
+}
 
 /// An fd is four bytes: the value size of every fd-holding map, and of an id on the way out.
 pub const FD_VALUE_SIZE: u32 = 4;
@@ -213,8 +242,12 @@ pub fn has_meta_equal(map_type: MapType) -> bool {
 /// sizes, `max_entries`, and flags (`-EINVAL`), then the kernel's value size limits (`-E2BIG`). The template (`inner_map_fd`) is
 /// checked afterwards by the caller, as the kernel checks attributes before building the meta.
 pub fn check_attr(attr: &MapAttr) -> Result<Shape, Errno> {
-    let map_type = MapType::from_u32(attr.map_type).ok_or(Errno::EINVAL)?;
     let flags = attr.map_flags;
+    // The fd's access mode comes first (`bpf_get_file_flag`), before the type is looked at.
+    if flags & BPF_F_RDONLY != 0 && flags & BPF_F_WRONLY != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let map_type = MapType::from_u32(attr.map_type).ok_or(Errno::EINVAL)?;
     // Asking for a map that programs may only read *and* only write is contradictory.
     if flags & BPF_F_RDONLY_PROG != 0 && flags & BPF_F_WRONLY_PROG != 0 {
         return Err(Errno::EINVAL);
@@ -232,7 +265,7 @@ pub fn check_attr(attr: &MapAttr) -> Result<Shape, Errno> {
         key_size: attr.key_size,
         value_size: attr.value_size,
         max_entries: attr.max_entries,
-        map_flags: flags,
+        map_flags: flags & !FD_ACCESS_FLAGS,
     })
 }
 

@@ -16,7 +16,7 @@ use std::fmt;
 pub enum KernelError {
     /// An errno the model names.
     Errno(Errno),
-    /// An errno outside [`Errno`] (e.g. `EFAULT`, `EACCES`, `EAGAIN`).
+    /// An errno outside [`Errno`] (e.g. `EFAULT`, `EAGAIN`).
     Unmodelled { op: &'static str, value: i32 },
     /// A key or value longer than the map's size: the syscall ABI carries no lengths, so the
     /// backend refuses instead of truncating.
@@ -32,11 +32,9 @@ pub enum KernelError {
 }
 
 /// Names of errnos the kernel may return from bpf() that the model does not model, for messages.
-const UNMODELLED_NAMES: [(i32, &str); 8] = [
+const UNMODELLED_NAMES: [(i32, &str); 6] = [
     (3, "ESRCH"),
-    (4, "EINTR"),
     (11, "EAGAIN"),
-    (13, "EACCES"),
     (14, "EFAULT"),
     (19, "ENODEV"),
     (34, "ERANGE"),

@@ -98,8 +98,9 @@ macro_rules! zeroed_opts {
     }};
 }
 
-/// Copies `input` into a zero-filled buffer of exactly `size` bytes. Longer input is refused:
-/// the syscall ABI carries no lengths, so a longer key would silently lose bytes.
+/// Copies `input` into a buffer of exactly `size` bytes. Any other length is refused: the
+/// syscall ABI carries no lengths, so a longer key would silently lose bytes and a shorter one
+/// would be read past its end (padding it would invent bytes the caller never gave).
 fn sized(
     op: &'static str,
     what: &'static str,
@@ -107,7 +108,7 @@ fn sized(
     size: u32,
 ) -> Result<Vec<u8>, KernelError> {
     let size = size as usize;
-    if input.len() > size {
+    if input.len() != size {
         return Err(KernelError::Length {
             op,
             what,
@@ -326,15 +327,22 @@ fn batch_len(op: &'static str, len: usize) -> Result<u32, KernelError> {
 
 /// A batch call's result: how many entries the kernel processed (its `count` out-parameter,
 /// also on error).
+///
+/// The kernel writes `count` back only once it has entered its per-entry loop, where a failure
+/// at entry `i` writes `i < count`. Errors before the loop (a bad fd, `-EPERM`, a type without
+/// the batch op: `-ENOTSUPP`, bad elem flags: `-EINVAL`) leave the caller's `count` as it was,
+/// so an error with `count` unchanged means nothing was applied: reported as 0, the
+/// [`BpfSys`](mimic_core::uapi::BpfSys) contract ("applied before the error").
 fn batch_result(
     op: &'static str,
     ret: i32,
     done: u32,
     count: u32,
 ) -> Result<u32, (u32, KernelError)> {
-    check(op, ret)
-        .map(|_| done)
-        .map_err(|err| (done.min(count), err))
+    check(op, ret).map(|_| done).map_err(|err| {
+        let applied = if done >= count { 0 } else { done };
+        (applied, err)
+    })
 }
 
 /// `BPF_MAP_UPDATE_BATCH`: `Ok(applied)` or `Err((applied, error))`.
@@ -403,6 +411,24 @@ pub fn map_get_fd_by_id(id: u32) -> Result<OwnedFd, KernelError> {
     // SAFETY: a plain syscall wrapper with no pointers.
     let ret = unsafe { libbpf_sys::bpf_map_get_fd_by_id(id) };
     owned("BPF_MAP_GET_FD_BY_ID", ret)
+}
+
+/// Whether a map with this id exists (`BPF_MAP_GET_NEXT_ID` from `id - 1` lands on it). Unlike
+/// get-fd-by-id it takes no reference: opening and closing an fd on a PROG_ARRAY whose last
+/// uref is gone would re-arm its clearing worker, which holds the map meanwhile.
+pub fn map_id_exists(id: u32) -> Result<bool, KernelError> {
+    let Some(start) = id.checked_sub(1) else {
+        return Ok(false);
+    };
+    let mut next = 0u32;
+    // SAFETY: `next` is a valid u32 out-parameter for the call.
+    let ret = unsafe { libbpf_sys::bpf_map_get_next_id(start, &mut next) };
+    match check("BPF_MAP_GET_NEXT_ID", ret) {
+        Ok(_) => Ok(next == id),
+        // No id above `start` at all.
+        Err(KernelError::Errno(mimic_core::errno::Errno::ENOENT)) => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 /// `BPF_OBJ_GET_INFO_BY_FD` on a map.

@@ -5,17 +5,19 @@
 //!   program, `BPF_PROG_TEST_RUN` and the kernel's own ns/run for benches.
 //! - [`probe`] says at run time whether bpf() is usable; callers print the one line of
 //!   [`Unavailable`] and skip when it is not.
-//! - [`rows`] is the semantics.md errno table as scenarios over any `BpfSys` (the kernel, the
-//!   core's world, the reference model), [`seed004`] the seed's program and xlated shape,
-//!   [`bijection`] the id/fd correspondence for comparing two backends.
+//! - The errno table every backend runs is the model's (`mimic_core::model::cases`, one table
+//!   tagged by source: §N of semantics.md, `kernel`, `model`); [`seed004`] is the seed's
+//!   program and xlated shape, [`bijection`] the id/fd correspondence for comparing two
+//!   backends, [`differential`] the model-versus-kernel op-sequence comparison.
 //!
 //! The syscall parts need the `kernel` feature (on by default; libbpf builds against
 //! libelf-dev, see `ci/install-deps`). All unsafe code is in `ffi`.
 
 pub mod bijection;
+#[cfg(feature = "kernel")]
+pub mod differential;
 pub mod error;
 pub mod insn;
-pub mod rows;
 pub mod seed004;
 
 #[cfg(feature = "kernel")]

@@ -11,6 +11,14 @@
 //!   one process from reaching each other's maps through a reused fd number.
 //! - buffers are sized from the map's own key/value sizes (see `ffi`), so a caller's slice
 //!   length never decides how many bytes the kernel copies.
+//! - [`BpfSys::close`] returns once every map that the close left unreferenced by us is gone
+//!   (bounded wait, see [`SETTLE_POLLS`]; skipped while we own a program, which may hold any
+//!   map). The kernel releases a map's id at once when its refcnt drops, but some puts happen
+//!   later in a worker: an outer map's free puts its inner maps, and a PROG_ARRAY whose last
+//!   uref is gone is cleared by a worker holding a reference. Waiting gives callers the
+//!   sequential effect semantics.md §1 and the model describe, so an id comparison right after
+//!   the close does not race the worker. It polls with `BPF_MAP_GET_NEXT_ID`, which takes no
+//!   reference (see `ffi::map_id_exists`).
 #![forbid(unsafe_code)]
 
 use super::error::KernelError;
@@ -19,8 +27,9 @@ use super::insn::RawInsn;
 use mimic_core::errno::Errno;
 use mimic_core::fault::Error;
 use mimic_core::uapi::{BatchOut, BpfSys, Fd, MapAttr, MapId, MapInfo, MapType};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 /// Descriptors below this are the process's stdio: "open, not a map" for the model and the
 /// kernel alike, so they are passed through unchanged.
@@ -32,6 +41,16 @@ const STDIO_FDS: Fd = 3;
 const BAD_FD: Fd = i32::MAX;
 /// The value size of outer maps: an fd on the way in, an id on the way out.
 const OUTER_VALUE_SIZE: usize = 4;
+/// Polls of an inner map id after its outer map was freed, until the kernel's free worker has
+/// put it: with [`SETTLE_INTERVAL`], two seconds, far above the milliseconds the worker takes
+/// on an idle machine. A map still alive after that is left for the caller's comparison to
+/// report (as a leak).
+pub const SETTLE_POLLS: u32 = 2000;
+/// The pause between two polls.
+pub const SETTLE_INTERVAL: Duration = Duration::from_millis(1);
+/// Keys of an outer map walked to learn its inner ids before its fd closes; a larger outer
+/// map is closed without waiting.
+const SETTLE_WALK_LIMIT: usize = 4096;
 
 /// What an owned descriptor refers to.
 #[derive(Debug)]
@@ -258,6 +277,64 @@ impl KernelSys {
             .duration_ns)
     }
 
+    /// The ids of the maps stored in the outer map with id `outer_id` (read through a fresh
+    /// read-write fd, since the caller's may be write-only), or `None` when it cannot be walked.
+    fn inner_ids(outer_id: MapId) -> Option<BTreeSet<MapId>> {
+        let fd = ffi::map_get_fd_by_id(outer_id).ok()?;
+        let raw = ffi::raw(&fd);
+        let shape = Shape::of(MapType::ArrayOfMaps as u32, 4, OUTER_VALUE_SIZE as u32).ok()?;
+        let mut ids = BTreeSet::new();
+        let mut key: Option<Vec<u8>> = None;
+        for _ in 0..SETTLE_WALK_LIMIT {
+            match ffi::map_get_next_key(raw, shape, key.as_deref()) {
+                Ok(next) => {
+                    // An empty array slot says ENOENT: nothing stored there.
+                    if let Ok(value) = ffi::map_lookup(raw, shape, &next) {
+                        let bytes: [u8; 4] = value.as_slice().try_into().ok()?;
+                        ids.insert(MapId::from_ne_bytes(bytes));
+                    }
+                    key = Some(next);
+                }
+                Err(KernelError::Errno(Errno::ENOENT)) => return Some(ids),
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// After the fd of a map was closed: waits until each map of `maps` (the closed map and,
+    /// for an outer map, the maps stored in it) that still exists and that nothing of ours
+    /// holds (an fd we own, or an outer map we own) is gone. What remains is held by a kernel
+    /// worker that has not run yet: an outer map's free (which puts its inner maps), a
+    /// PROG_ARRAY's clearing after its last uref.
+    fn settle(&self, mut maps: BTreeSet<MapId>) {
+        maps.retain(|id| ffi::map_id_exists(*id).unwrap_or(false));
+        if maps.is_empty() {
+            return;
+        }
+        let mut held = BTreeSet::new();
+        for (fd, owned) in &self.owned {
+            let Object::Map { map_type, .. } = owned.object else {
+                continue;
+            };
+            let Ok(info) = ffi::map_info(*fd) else {
+                continue;
+            };
+            held.insert(info.id);
+            if MapType::from_u32(map_type).is_some_and(MapType::is_map_in_map) {
+                held.extend(Self::inner_ids(info.id).unwrap_or_default());
+            }
+        }
+        for id in maps.difference(&held) {
+            for _ in 0..SETTLE_POLLS {
+                if !ffi::map_id_exists(*id).unwrap_or(false) {
+                    break;
+                }
+                std::thread::sleep(SETTLE_INTERVAL);
+            }
+        }
+    }
+
     /// The kernel fd of an owned map, for pseudo map loads in program instructions.
     pub fn map_fd(&self, fd: Fd) -> Option<Fd> {
         matches!(
@@ -419,12 +496,28 @@ impl BpfSys for KernelSys {
 
     fn close(&mut self, fd: Fd) -> Result<(), Error> {
         // Dropping the OwnedFd closes it. Descriptors not handed out here are never closed.
-        match self.owned.remove(&fd) {
-            Some(owned) => {
-                drop(owned.fd);
-                Ok(())
-            }
-            None => Err(Error::Errno(Errno::EBADF)),
+        let Some(owned) = self.owned.remove(&fd) else {
+            return Err(Error::Errno(Errno::EBADF));
+        };
+        let programs = self
+            .owned
+            .values()
+            .any(|o| matches!(o.object, Object::Prog));
+        // A program may hold any map: its owner waits for what it expects.
+        let pending = match owned.object {
+            Object::Map { map_type, .. } if !programs => ffi::map_info(fd).ok().map(|info| {
+                let mut maps = BTreeSet::from([info.id]);
+                if MapType::from_u32(map_type).is_some_and(MapType::is_map_in_map) {
+                    maps.extend(Self::inner_ids(info.id).unwrap_or_default());
+                }
+                maps
+            }),
+            _ => None,
+        };
+        drop(owned.fd);
+        if let Some(maps) = pending {
+            self.settle(maps);
         }
+        Ok(())
     }
 }

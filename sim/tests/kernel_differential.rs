@@ -1,0 +1,52 @@
+//! The reference model against the real kernel on seeded op sequences
+//! (`mimic_sim::kernel::differential`): `DEFAULT_SEEDS` seeds of `DEFAULT_LEN` ops, or
+//! `MIMIC_KERNEL_SEEDS=N` seeds for a long run. Skips with one line when bpf() is refused.
+#![cfg(feature = "kernel")]
+
+use mimic_sim::kernel::differential::{self, seeds_from_env, DEFAULT_LEN, DEFAULT_SEEDS};
+use mimic_sim::kernel::KernelSys;
+
+#[test]
+fn model_matches_kernel_on_seeded_sequences() {
+    let seeds = seeds_from_env(DEFAULT_SEEDS).unwrap_or_else(|why| panic!("{why}"));
+    let Some(mut kernel) = KernelSys::or_skip("model versus kernel differential") else {
+        return;
+    };
+    let report = differential::sweep(&mut kernel, seeds, DEFAULT_LEN);
+    println!(
+        "model versus kernel: {} of {} seeds ({} ops each) agree",
+        report.agreed(),
+        report.seeds,
+        DEFAULT_LEN
+    );
+    assert_eq!(kernel.open_fds(), 0, "every sequence closes what it opened");
+    for d in &report.divergences {
+        println!("seed {}: {}", d.seed, d.divergence);
+    }
+    if let Some(first) = report.divergences.first() {
+        panic!(
+            "{} of {} seeds diverge; the first:\n{first}",
+            report.divergences.len(),
+            report.seeds
+        );
+    }
+}
+
+#[test]
+#[ignore = "replays one seed with its listing: MIMIC_SEED=n cargo test ... -- --ignored --nocapture"]
+fn replay_one_seed() {
+    let Ok(text) = std::env::var("MIMIC_SEED") else {
+        println!("set MIMIC_SEED to the seed to replay");
+        return;
+    };
+    let seed: u64 = text
+        .parse()
+        .unwrap_or_else(|_| panic!("MIMIC_SEED={text:?} is not a number"));
+    let Some(mut kernel) = KernelSys::or_skip("one seed") else {
+        return;
+    };
+    match differential::run_seed(&mut kernel, seed, DEFAULT_LEN) {
+        Ok(()) => println!("seed {seed} agrees"),
+        Err(d) => println!("{d}"),
+    }
+}
