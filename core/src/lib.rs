@@ -12,10 +12,15 @@
 //! See ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
-pub mod errno;
-pub mod mutants;
-pub mod sync;
-pub mod fault;
-pub mod uapi;
 pub mod arena;
+pub mod errno;
+pub mod fault;
+pub mod lock;
+pub mod maps;
+pub mod mutants;
 pub mod ptr;
+pub mod rcu;
+pub mod sync;
+pub mod sys;
+pub mod uapi;
+pub mod world;
