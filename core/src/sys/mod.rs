@@ -390,3 +390,6 @@ impl<P: Platform> BpfSys for Process<P> {
         self.world.close(fd)
     }
 }
+
+#[cfg(test)]
+mod tests;
