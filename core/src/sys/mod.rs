@@ -393,3 +393,6 @@ impl<P: Platform> BpfSys for Process<P> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod scenarios;
