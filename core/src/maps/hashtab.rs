@@ -303,10 +303,24 @@ impl<P: Platform> HashTab<P> {
     /// The lockless bucket walk (`lookup_nulls_elem_raw`): restarts when the walk ends on
     /// another bucket's nulls marker. Also used under the lock, where no restart can happen.
     fn find(&self, w: &World<P>, hash: u32, key: &[u64]) -> Result<Option<u32>> {
+        self.find_from(w, hash, key, None)
+    }
+
+    /// [`HashTab::find`] for a reader whose first pass starts at link `start` (a reader that
+    /// was standing there when the table changed under it); restarts begin at the bucket head.
+    fn find_from(
+        &self,
+        w: &World<P>,
+        hash: u32,
+        key: &[u64],
+        mut start: Option<u64>,
+    ) -> Result<Option<u32>> {
         let bucket = self.bucket_of(hash);
         let max_steps = self.capacity as usize + 1;
         for _restart in 0..MAX_NULLS_RESTARTS {
-            let mut link = self.buckets[bucket as usize].head.load(Ordering::Acquire);
+            let mut link = start
+                .take()
+                .unwrap_or_else(|| self.buckets[bucket as usize].head.load(Ordering::Acquire));
             let mut steps = 0usize;
             loop {
                 if link == FL_END {
@@ -838,5 +852,224 @@ impl<P: Platform> MapOps<P> for HashTab<P> {
 
     fn holds_maps(&self) -> bool {
         self.fd_values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maps::Map;
+    use crate::sync::Std;
+    use crate::world::{FaultPlan, WorldConfig};
+
+    fn k(i: u32) -> Vec<u8> {
+        i.to_le_bytes().to_vec()
+    }
+
+    fn setup(
+        mutants: Mutants,
+        max_entries: u32,
+        flags: u32,
+    ) -> (World<Std>, HashTab<Std>, Map<Std>) {
+        let w = World::new(mutants, WorldConfig::default());
+        let def = MapDef {
+            map_type: MapType::Hash,
+            key_size: 4,
+            value_size: 4,
+            max_entries,
+            map_flags: flags,
+        };
+        let table = HashTab::new(&w, &def, 4).unwrap();
+        // The map object is only needed for map-in-map puts, which a plain hash never does.
+        let owner = Map::new(
+            def,
+            HTAB_HEADER_BYTES,
+            Box::new(HashTab::<Std>::new(&w, &def, 4).unwrap()),
+        );
+        (w, table, owner)
+    }
+
+    fn bucket(i: u32, n_buckets: u32) -> u32 {
+        hash_key(&k(i)) & (n_buckets - 1)
+    }
+
+    /// Two keys sharing a bucket and one key of another bucket.
+    fn keys(n_buckets: u32) -> (u32, u32, u32) {
+        let a = 1;
+        let b = (2..10_000)
+            .find(|&i| bucket(i, n_buckets) == bucket(a, n_buckets))
+            .unwrap();
+        let c = (2..10_000)
+            .find(|&i| bucket(i, n_buckets) != bucket(a, n_buckets))
+            .unwrap();
+        (a, b, c)
+    }
+
+    /// A reader stands on `a`'s element looking for `b` (same bucket, behind `a`); meanwhile `a`
+    /// is deleted and its element reused for `c` in another bucket. Where does the reader end?
+    fn reader_on_reused_element(mutants: Mutants) -> Option<u32> {
+        let (w, table, owner) = setup(mutants, 4, 0);
+        let (a, b, c) = keys(4);
+        table
+            .update_words(&w, &owner, &k(b), &[20], BPF_ANY)
+            .unwrap();
+        table
+            .update_words(&w, &owner, &k(a), &[10], BPF_ANY)
+            .unwrap(); // head: a → b
+        let stood_on = table.lookup_elem(&w, &k(a)).unwrap().unwrap();
+        table.delete_key(&w, &owner, &k(a)).unwrap();
+        table
+            .update_words(&w, &owner, &k(c), &[30], BPF_ANY)
+            .unwrap();
+        assert_eq!(
+            table.lookup_elem(&w, &k(c)).unwrap(),
+            Some(stood_on),
+            "LIFO: the deleted element is reused at once"
+        );
+        let key_b = table.key_words_of(&k(b)).unwrap();
+        let found = table
+            .find_from(&w, hash_key(&k(b)), &key_b, Some(u64::from(stood_on) + 1))
+            .unwrap();
+        table.check_conservation().unwrap();
+        found.map(|elem| table.value_word0(elem) as u32)
+    }
+
+    #[test]
+    fn reader_ending_on_a_foreign_nulls_marker_restarts_and_finds_its_key() {
+        assert_eq!(reader_on_reused_element(Mutants::NONE), Some(20));
+        assert_eq!(
+            reader_on_reused_element(Mutants::only(Mutant::NoNullsRestart)),
+            None,
+            "no_nulls_restart: a present key is reported missing"
+        );
+    }
+
+    /// A reader stands on `a`'s element looking for `b` when `a` is deleted (freelist push).
+    fn reader_on_freed_element(mutants: Mutants) -> Option<u32> {
+        let (w, table, owner) = setup(mutants, 4, 0);
+        let (a, b, _) = keys(4);
+        table
+            .update_words(&w, &owner, &k(b), &[20], BPF_ANY)
+            .unwrap();
+        table
+            .update_words(&w, &owner, &k(a), &[10], BPF_ANY)
+            .unwrap();
+        let stood_on = table.lookup_elem(&w, &k(a)).unwrap().unwrap();
+        table.delete_key(&w, &owner, &k(a)).unwrap();
+        let key_b = table.key_words_of(&k(b)).unwrap();
+        let found = table
+            .find_from(&w, hash_key(&k(b)), &key_b, Some(u64::from(stood_on) + 1))
+            .unwrap();
+        table.check_conservation().unwrap();
+        found.map(|elem| table.value_word0(elem) as u32)
+    }
+
+    #[test]
+    fn a_freed_element_keeps_its_next_link_for_readers_standing_on_it() {
+        assert_eq!(reader_on_freed_element(Mutants::NONE), Some(20));
+        assert_eq!(
+            reader_on_freed_element(Mutants::only(Mutant::FreelistAliasesNext)),
+            None,
+            "freelist_aliases_next: the reader follows the freelist and misses the key"
+        );
+    }
+
+    /// A nested context on the same CPU updates key `inner` while the bucket of `outer` is
+    /// locked (2 buckets, so the correct slot index is the bucket itself).
+    fn nested_update(mutants: Mutants) -> Result<()> {
+        let (w, table, owner) = setup(mutants, 2, 0);
+        let outer = 1;
+        let inner = (2..10_000)
+            .find(|&i| {
+                bucket(i, 2) == bucket(outer, 2) && hash_key(&k(i)) & 7 != hash_key(&k(outer)) & 7
+            })
+            .unwrap();
+        table.with_bucket(&w, hash_key(&k(outer)), || {
+            table.update_words(&w, &owner, &k(inner), &[1], BPF_ANY)
+        })
+    }
+
+    #[test]
+    fn nested_update_in_a_locked_bucket_is_ebusy_and_unmasked_slots_deadlock() {
+        assert_eq!(nested_update(Mutants::NONE), Err(Errno::EBUSY.into()));
+        match nested_update(Mutants::only(Mutant::LockSlotUnmasked)) {
+            Err(Error::Fault(Fault::Deadlock { cpu: 0, .. })) => {}
+            other => panic!("lock_slot_unmasked: expected a deadlock, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn conservation_holds_through_inserts_replaces_and_deletes_on_two_cpus() {
+        for flags in [0, BPF_F_NO_PREALLOC] {
+            let (w, table, owner) = setup(Mutants::NONE, 8, flags);
+            let mut state = 0x2545_f491_u32;
+            let mut model = std::collections::BTreeMap::new();
+            for step in 0..400u32 {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                Std::set_current_cpu((state % 2) as usize);
+                let key = (state >> 8) % 12;
+                let value = u64::from(step);
+                if state % 3 == 0 {
+                    let got = table.delete_key(&w, &owner, &k(key)).map(|_| ());
+                    assert_eq!(
+                        got.is_ok(),
+                        model.remove(&key).is_some(),
+                        "delete {key} at step {step}"
+                    );
+                } else {
+                    let got = table.update_words(&w, &owner, &k(key), &[value], BPF_ANY);
+                    match got {
+                        Ok(()) => {
+                            model.insert(key, value);
+                        }
+                        Err(e) => assert_eq!(
+                            (e, model.len()),
+                            (Errno::E2BIG.into(), 8),
+                            "only a full map refuses"
+                        ),
+                    }
+                }
+                table
+                    .check_conservation()
+                    .unwrap_or_else(|f| panic!("step {step}, flags {flags}: {f}"));
+            }
+            for (key, value) in &model {
+                let elem = table.lookup_elem(&w, &k(*key)).unwrap().expect("present");
+                assert_eq!(table.value_word0(elem), *value);
+            }
+            assert_eq!(table.len().unwrap(), model.len());
+            Std::set_current_cpu(0);
+        }
+    }
+
+    #[test]
+    fn no_prealloc_allocation_failure_is_enomem() {
+        let config = WorldConfig {
+            faults: FaultPlan {
+                hash_alloc_fail_per_mille: 1000,
+            },
+            ..WorldConfig::default()
+        };
+        let w = World::<Std>::new(Mutants::NONE, config);
+        let def = MapDef {
+            map_type: MapType::Hash,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 4,
+            map_flags: BPF_F_NO_PREALLOC,
+        };
+        let table = HashTab::new(&w, &def, 4).unwrap();
+        let owner = Map::new(
+            def,
+            HTAB_HEADER_BYTES,
+            Box::new(HashTab::<Std>::new(&w, &def, 4).unwrap()),
+        );
+        assert_eq!(
+            table.update_words(&w, &owner, &k(1), &[1], BPF_ANY),
+            Err(Errno::ENOMEM.into())
+        );
+        table.check_conservation().unwrap();
     }
 }
