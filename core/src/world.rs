@@ -174,7 +174,21 @@ impl<P: Platform> World<P> {
 
     /// The map behind `handle`, or the use-after-free fault.
     pub fn map(&self, handle: Handle) -> Result<P::Arc<Map<P>>> {
-        Ok(self.maps.get(handle, self.stamp())?)
+        // Stamp only on the fault path: the clock is shared, and every extra shared access is
+        // one more interleaving for the model checkers to explore.
+        self.maps
+            .get(handle, Stamp::default())
+            .map_err(|fault| match fault {
+                Fault::UseAfterFree {
+                    object, freed_at, ..
+                } => Fault::UseAfterFree {
+                    object,
+                    freed_at,
+                    accessed_at: self.stamp(),
+                }
+                .into(),
+                other => other.into(),
+            })
     }
 
     pub(crate) fn insert_map(&self, map: Map<P>) -> Handle {
