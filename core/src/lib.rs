@@ -13,8 +13,10 @@
 #![forbid(unsafe_code)]
 
 pub mod arena;
+pub mod bpf;
 pub mod errno;
 pub mod fault;
+pub mod isa;
 pub mod lock;
 pub mod maps;
 pub mod mutants;

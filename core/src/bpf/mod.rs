@@ -1,0 +1,9 @@
+//! BPF programs: text assembly ([`asm`]), the kernel's pseudo-C printer ([`print`]), the helper
+//! table shared by executor and verifier ([`helpers`]), the JIT-free executor ([`exec`]) and the
+//! conformance-suite runner ([`conformance`]).
+//!
+//! Instruction types live in [`crate::isa`] (a leaf); everything here builds on them.
+
+pub mod asm;
+pub mod helpers;
+pub mod print;
