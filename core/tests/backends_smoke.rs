@@ -5,7 +5,7 @@
 //! the core runs under std threads, loom and shuttle alike.
 
 use mimic_core::maps::ARRAY_VALUE_OFFSET;
-use mimic_core::mutants::Mutants;
+use mimic_core::mutants::{Mutant, Mutants};
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::{Platform, Std};
 use mimic_core::uapi::*;
@@ -28,7 +28,11 @@ fn key(i: u32) -> [u8; 4] {
 }
 
 fn reader_writes_while_updater_replaces<P: Platform>(outer_type: MapType) {
-    let world = P::arc(World::<P>::new(Mutants::NONE, TINY));
+    scenario::<P>(outer_type, Mutants::NONE)
+}
+
+fn scenario<P: Platform>(outer_type: MapType, mutants: Mutants) {
+    let world = P::arc(World::<P>::new(mutants, TINY));
     let inner_attr = MapAttr::new(MapType::Array, 4, 4, 1);
     let template = world.map_create(&inner_attr).expect("template");
     let outer = world
@@ -109,5 +113,40 @@ fn shuttle_reader_writes_while_updater_replaces() {
     shuttle::check_random(
         || reader_writes_while_updater_replaces::<Shuttle>(MapType::HashOfMaps),
         500,
+    );
+}
+
+/// The checkers must be able to fail: the same scenario with the 2023 bug switched back on.
+#[cfg(feature = "loom")]
+#[test]
+#[should_panic(expected = "UseAfterFree")]
+fn loom_finds_free_inner_without_gp() {
+    use mimic_core::sync::Loom;
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        scenario::<Loom>(
+            MapType::ArrayOfMaps,
+            Mutants::only(Mutant::FreeInnerWithoutGp),
+        )
+    });
+}
+
+#[cfg(feature = "shuttle")]
+#[test]
+#[should_panic(expected = "UseAfterFree")]
+fn shuttle_finds_free_inner_without_gp() {
+    use mimic_core::sync::Shuttle;
+    // PCT, not a uniform random walk: the bug needs the whole replace-and-free path to run
+    // between two steps of the reader, which PCT's priority changes make likely.
+    shuttle::check_pct(
+        || {
+            scenario::<Shuttle>(
+                MapType::HashOfMaps,
+                Mutants::only(Mutant::FreeInnerWithoutGp),
+            )
+        },
+        2000,
+        3,
     );
 }
