@@ -73,10 +73,16 @@ pub enum Policy {
     TasksTraceThenRcuGp,
 }
 
-/// One task's reader state: per flavour, the section counter (odd = inside) and the depth.
+/// Bits of a reader word holding the nesting depth; the rest is the section counter.
+const DEPTH_BITS: u32 = 16;
+const DEPTH_MASK: u64 = (1 << DEPTH_BITS) - 1;
+
+/// One task's reader state: per flavour, one word `counter << DEPTH_BITS | depth`. The counter
+/// moves on every outermost enter and leave (odd = inside), in the same atomic step as the
+/// depth, so a grace period never sees "inside" and "outside" disagree. Threads that share a
+/// task slot simply nest: the slot is inside while any of them is.
 struct ReaderSlot<P: Platform> {
-    ctr: [P::Atomic; 2],
-    depth: [P::Atomic; 2],
+    word: [P::Atomic; 2],
 }
 
 /// Which readers a grace period waits for: `(slot, counter seen)` of each reader that was inside.
@@ -105,8 +111,7 @@ impl<P: Platform> Rcu<P> {
         Rcu {
             slots: (0..max_tasks)
                 .map(|_| ReaderSlot {
-                    ctr: [P::atomic(0), P::atomic(0)],
-                    depth: [P::atomic(0), P::atomic(0)],
+                    word: [P::atomic(0), P::atomic(0)],
                 })
                 .collect(),
             queue: P::mutex(VecDeque::new()),
@@ -127,54 +132,71 @@ impl<P: Platform> Rcu<P> {
 
     /// Enters a read-side section (nests).
     pub fn read_lock(&self, flavor: Flavor, at: Stamp) -> Result<(), Fault> {
-        let slot = self.my_slot(at)?;
-        let f = flavor.index();
-        let depth = slot.depth[f].load(Ordering::Relaxed);
-        if depth >= MAX_NESTING {
-            return Err(Fault::OutOfBounds {
-                what: format!(
-                    "rcu: {} read-side nesting deeper than {MAX_NESTING}",
-                    flavor.name()
-                ),
-                at,
-            });
-        }
-        slot.depth[f].store(depth + 1, Ordering::Relaxed);
-        if depth == 0 {
-            // SeqCst pairs with the grace period's loads: a reader either is seen inside, or
-            // enters after the snapshot and then sees everything unpublished before it.
-            slot.ctr[f].fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(())
+        let word = &self.my_slot(at)?.word[flavor.index()];
+        self.update_word(word, at, |current| {
+            let depth = current & DEPTH_MASK;
+            if depth >= MAX_NESTING {
+                return Err(Fault::OutOfBounds {
+                    what: format!(
+                        "rcu: {} read-side nesting deeper than {MAX_NESTING}",
+                        flavor.name()
+                    ),
+                    at,
+                });
+            }
+            Ok(if depth == 0 {
+                ((current >> DEPTH_BITS) + 1) << DEPTH_BITS | 1
+            } else {
+                current + 1
+            })
+        })
     }
 
     /// Leaves a read-side section.
     pub fn read_unlock(&self, flavor: Flavor, at: Stamp) -> Result<(), Fault> {
-        let slot = self.my_slot(at)?;
-        let f = flavor.index();
-        let depth = slot.depth[f].load(Ordering::Relaxed);
-        if depth == 0 {
-            return Err(Fault::OutOfBounds {
+        let word = &self.my_slot(at)?.word[flavor.index()];
+        self.update_word(word, at, |current| match current & DEPTH_MASK {
+            0 => Err(Fault::OutOfBounds {
                 what: format!(
                     "rcu: task {} leaves a {} section it is not in",
                     P::current_task(),
                     flavor.name()
                 ),
                 at,
-            });
+            }),
+            1 => Ok(((current >> DEPTH_BITS) + 1) << DEPTH_BITS),
+            _ => Ok(current - 1),
+        })
+    }
+
+    /// One CAS loop on a reader word. SeqCst pairs with the grace period's loads: a reader
+    /// either is seen inside, or enters after the snapshot and sees everything unpublished
+    /// before it. Contention only comes from threads sharing a task slot.
+    fn update_word(
+        &self,
+        word: &P::Atomic,
+        at: Stamp,
+        next: impl Fn(u64) -> Result<u64, Fault>,
+    ) -> Result<(), Fault> {
+        let mut current = word.load(Ordering::SeqCst);
+        for _ in 0..GP_WAIT_YIELDS_MAX {
+            match word.compare_exchange(current, next(current)?, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Ok(()),
+                Err(seen) => current = seen,
+            }
+            P::yield_now();
         }
-        slot.depth[f].store(depth - 1, Ordering::Relaxed);
-        if depth == 1 {
-            slot.ctr[f].fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(())
+        Err(Fault::Liveness {
+            detail: format!("rcu reader word never settles, at {at}"),
+        })
     }
 
     /// Is the calling task inside a section of `flavor`?
     pub fn in_section(&self, flavor: Flavor) -> bool {
         self.slots
             .get(P::current_task())
-            .is_some_and(|slot| slot.depth[flavor.index()].load(Ordering::Relaxed) > 0)
+            .is_some_and(|slot| slot.word[flavor.index()].load(Ordering::SeqCst) & DEPTH_MASK > 0)
     }
 
     fn snapshot(&self, flavor: Flavor) -> Snapshot {
@@ -183,8 +205,8 @@ impl<P: Platform> Rcu<P> {
             .iter()
             .enumerate()
             .filter_map(|(i, slot)| {
-                let ctr = slot.ctr[f].load(Ordering::SeqCst);
-                (ctr % 2 == 1).then_some((i, ctr))
+                let word = slot.word[f].load(Ordering::SeqCst);
+                (word & DEPTH_MASK > 0).then_some((i, word >> DEPTH_BITS))
             })
             .collect()
     }
@@ -193,7 +215,7 @@ impl<P: Platform> Rcu<P> {
         let f = flavor.index();
         snapshot
             .iter()
-            .all(|&(i, ctr)| self.slots[i].ctr[f].load(Ordering::SeqCst) != ctr)
+            .all(|&(i, ctr)| self.slots[i].word[f].load(Ordering::SeqCst) >> DEPTH_BITS != ctr)
     }
 
     /// Waits for a grace period of `flavor`: every reader inside a section now has left it.

@@ -432,10 +432,8 @@ impl<P: Platform> HashTab<P> {
                 .pop(self.fl_links())
                 .ok_or_else(|| Errno::E2BIG.into());
         }
-        if old.is_none() {
-            if self.count.load(Ordering::Acquire) >= u64::from(self.def.max_entries) {
-                return Err(Errno::E2BIG.into());
-            }
+        if old.is_none() && self.count.load(Ordering::Acquire) >= u64::from(self.def.max_entries) {
+            return Err(Errno::E2BIG.into());
         }
         if w.inject(FaultSite::HashElemAlloc) {
             return Err(Errno::ENOMEM.into());
@@ -723,6 +721,10 @@ impl<P: Platform> HashTab<P> {
     /// Live keys (quiescence only), for audits and tests.
     pub fn len(&self) -> Result<usize, Fault> {
         Ok(self.linked()?.len())
+    }
+
+    pub fn is_empty(&self) -> Result<bool, Fault> {
+        Ok(self.len()? == 0)
     }
 }
 

@@ -306,7 +306,7 @@ impl<P: Platform> Map<P> {
 
     /// The words an access of `size` bytes at `offset` touches: one or two, with the byte shift
     /// into the first. `None` when any byte is outside value memory.
-    fn span(&self, offset: u32, size: u32) -> Option<(&P::Atomic, Option<&P::Atomic>, u32)> {
+    fn span(&self, offset: u32, size: u32) -> Option<Span<'_, P>> {
         if !matches!(size, 1 | 2 | 4 | 8) {
             return None;
         }
@@ -458,6 +458,14 @@ impl<P: Platform> Map<P> {
         Ok(())
     }
 }
+
+/// The words an access touches: the first, the second when it crosses a word boundary, and
+/// the byte offset into the first.
+type Span<'a, P> = (
+    &'a <P as Platform>::Atomic,
+    Option<&'a <P as Platform>::Atomic>,
+    u32,
+);
 
 /// The low `size` bytes of `value`.
 pub(crate) fn truncate(value: u64, size: u32) -> u64 {

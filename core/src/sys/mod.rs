@@ -44,6 +44,34 @@ impl<P: Platform> World<P> {
         Ok(())
     }
 
+    /// `fdget` + `__bpf_map_get`: the syscall's own reference, taken under the fd table lock,
+    /// so a concurrent `close` of the same fd cannot free the map under the syscall (the kernel's
+    /// file reference does that). Dropped by [`World::fdput`] at the end of the syscall.
+    fn fdget(&self, fd: Fd) -> Result<(crate::arena::Handle, P::Arc<Map<P>>)> {
+        if (0..FIRST_MAP_FD).contains(&fd) {
+            return Err(Errno::EINVAL.into());
+        }
+        P::lock(&self.fds, |fds| {
+            let handle = *fds.get(&fd).ok_or(Errno::EBADF)?;
+            let map = self.map(handle)?;
+            map.refcnt.fetch_add(1, Ordering::AcqRel);
+            Ok((handle, map))
+        })
+    }
+
+    fn fdput(&self, handle: crate::arena::Handle, map: &Map<P>) -> Result<()> {
+        self.map_put(handle, map)
+    }
+
+    /// Runs a syscall body on the map behind `fd`, holding the syscall's reference.
+    fn with_fd<R>(&self, fd: Fd, body: impl FnOnce(&Map<P>) -> Result<R>) -> Result<R> {
+        self.poll()?;
+        let (handle, map) = self.fdget(fd)?;
+        let result = body(&map);
+        self.fdput(handle, &map)?;
+        result
+    }
+
     fn install_fd(&self, handle: crate::arena::Handle) -> Fd {
         P::lock(&self.fds, |fds| {
             let mut fd = FIRST_MAP_FD;
@@ -71,8 +99,8 @@ impl<P: Platform> World<P> {
                     } else {
                         ids.next + 1
                     };
-                    if !ids.live.contains_key(&id) {
-                        ids.live.insert(id, handle);
+                    if let std::collections::btree_map::Entry::Vacant(slot) = ids.live.entry(id) {
+                        slot.insert(handle);
                         return Some(id);
                     }
                 }
@@ -104,56 +132,56 @@ impl<P: Platform> World<P> {
 
     /// `BPF_MAP_LOOKUP_ELEM`.
     pub fn map_lookup_elem(&self, fd: Fd, key: &[u8]) -> Result<Vec<u8>> {
-        self.poll()?;
-        let (_, map) = self.fd_to_map(fd)?;
-        Self::key_ok(&map, key)?;
-        self.sys_lookup_value(&map, key)
+        self.with_fd(fd, |map| {
+            Self::key_ok(map, key)?;
+            self.sys_lookup_value(map, key)
+        })
     }
 
     /// `BPF_MAP_UPDATE_ELEM`.
     pub fn map_update_elem(&self, fd: Fd, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        self.poll()?;
-        let (_, map) = self.fd_to_map(fd)?;
-        Self::key_ok(&map, key)?;
-        if value.len() != map.def.value_size as usize {
-            return Err(Errno::EINVAL.into());
-        }
-        map.ops.update(self, &map, key, value, flags)?;
-        self.wait_after_write(&map)
+        self.with_fd(fd, |map| {
+            Self::key_ok(map, key)?;
+            if value.len() != map.def.value_size as usize {
+                return Err(Errno::EINVAL.into());
+            }
+            map.ops.update(self, map, key, value, flags)?;
+            self.wait_after_write(map)
+        })
     }
 
     /// `BPF_MAP_DELETE_ELEM`.
     pub fn map_delete_elem(&self, fd: Fd, key: &[u8]) -> Result<()> {
-        self.poll()?;
-        let (_, map) = self.fd_to_map(fd)?;
-        Self::key_ok(&map, key)?;
-        map.ops.delete(self, &map, key)?;
-        self.wait_after_write(&map)
+        self.with_fd(fd, |map| {
+            Self::key_ok(map, key)?;
+            map.ops.delete(self, map, key)?;
+            self.wait_after_write(map)
+        })
     }
 
     /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` (plain hashes only; `-ENOTSUPP` elsewhere).
     pub fn map_lookup_and_delete_elem(&self, fd: Fd, key: &[u8]) -> Result<Vec<u8>> {
-        self.poll()?;
-        let (_, map) = self.fd_to_map(fd)?;
-        Self::key_ok(&map, key)?;
-        map.ops.lookup_and_delete(self, &map, key)
+        self.with_fd(fd, |map| {
+            Self::key_ok(map, key)?;
+            map.ops.lookup_and_delete(self, map, key)
+        })
     }
 
     /// `BPF_MAP_GET_NEXT_KEY`.
     pub fn map_get_next_key(&self, fd: Fd, key: Option<&[u8]>) -> Result<Vec<u8>> {
-        self.poll()?;
-        let (_, map) = self.fd_to_map(fd)?;
-        if let Some(key) = key {
-            Self::key_ok(&map, key)?;
-        }
-        map.ops.get_next_key(self, key)
+        self.with_fd(fd, |map| {
+            if let Some(key) = key {
+                Self::key_ok(map, key)?;
+            }
+            map.ops.get_next_key(self, key)
+        })
     }
 
     /// `BPF_MAP_LOOKUP_BATCH`.
     pub fn map_lookup_batch(&self, fd: Fd, in_batch: Option<u32>, count: u32) -> Result<BatchOut> {
-        self.poll()?;
-        let (_, map) = self.fd_to_map(fd)?;
-        map.ops.lookup_batch(self, &map, in_batch, count, false)
+        self.with_fd(fd, |map| {
+            map.ops.lookup_batch(self, map, in_batch, count, false)
+        })
     }
 
     /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`.
@@ -163,11 +191,11 @@ impl<P: Platform> World<P> {
         in_batch: Option<u32>,
         count: u32,
     ) -> Result<BatchOut> {
-        self.poll()?;
-        let (_, map) = self.fd_to_map(fd)?;
-        let out = map.ops.lookup_batch(self, &map, in_batch, count, true)?;
-        self.wait_after_write(&map)?;
-        Ok(out)
+        self.with_fd(fd, |map| {
+            let out = map.ops.lookup_batch(self, map, in_batch, count, true)?;
+            self.wait_after_write(map)?;
+            Ok(out)
+        })
     }
 
     /// `BPF_MAP_UPDATE_BATCH` (`generic_map_update_batch`): stops at the first error and reports
@@ -180,7 +208,19 @@ impl<P: Platform> World<P> {
         flags: u64,
     ) -> Result<u32, (u32, Error)> {
         self.poll().map_err(|e| (0, e))?;
-        let (_, map) = self.fd_to_map(fd).map_err(|e| (0, e))?;
+        let (handle, map) = self.fdget(fd).map_err(|e| (0, e))?;
+        let result = self.update_batch_body(&map, keys, values, flags);
+        self.fdput(handle, &map).map_err(|e| (0, e))?;
+        result
+    }
+
+    fn update_batch_body(
+        &self,
+        map: &Map<P>,
+        keys: &[Vec<u8>],
+        values: &[Vec<u8>],
+        flags: u64,
+    ) -> Result<u32, (u32, Error)> {
         if !map.ops.has_update_batch() {
             return Err((0, Errno::ENOTSUPP.into()));
         }
@@ -190,11 +230,11 @@ impl<P: Platform> World<P> {
         let mut applied = 0;
         let mut failure = None;
         for (key, value) in keys.iter().zip(values) {
-            let result = Self::key_ok(&map, key).and_then(|()| {
+            let result = Self::key_ok(map, key).and_then(|()| {
                 if value.len() != map.def.value_size as usize {
                     return Err(Errno::EINVAL.into());
                 }
-                map.ops.update(self, &map, key, value, flags)
+                map.ops.update(self, map, key, value, flags)
             });
             if let Err(e) = result {
                 failure = Some(e);
@@ -203,7 +243,7 @@ impl<P: Platform> World<P> {
             applied += 1;
         }
         if applied > 0 {
-            self.wait_after_write(&map).map_err(|e| (applied, e))?;
+            self.wait_after_write(map).map_err(|e| (applied, e))?;
         }
         match failure {
             Some(e) => Err((applied, e)),
@@ -214,21 +254,27 @@ impl<P: Platform> World<P> {
     /// `BPF_MAP_DELETE_BATCH` (`generic_map_delete_batch`).
     pub fn map_delete_batch(&self, fd: Fd, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
         self.poll().map_err(|e| (0, e))?;
-        let (_, map) = self.fd_to_map(fd).map_err(|e| (0, e))?;
+        let (handle, map) = self.fdget(fd).map_err(|e| (0, e))?;
+        let result = self.delete_batch_body(&map, keys);
+        self.fdput(handle, &map).map_err(|e| (0, e))?;
+        result
+    }
+
+    fn delete_batch_body(&self, map: &Map<P>, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
         if !map.ops.has_delete_batch() {
             return Err((0, Errno::ENOTSUPP.into()));
         }
         let mut applied = 0;
         let mut failure = None;
         for key in keys {
-            if let Err(e) = Self::key_ok(&map, key).and_then(|()| map.ops.delete(self, &map, key)) {
+            if let Err(e) = Self::key_ok(map, key).and_then(|()| map.ops.delete(self, map, key)) {
                 failure = Some(e);
                 break;
             }
             applied += 1;
         }
         if applied > 0 {
-            self.wait_after_write(&map).map_err(|e| (applied, e))?;
+            self.wait_after_write(map).map_err(|e| (applied, e))?;
         }
         match failure {
             Some(e) => Err((applied, e)),
@@ -278,14 +324,15 @@ impl<P: Platform> World<P> {
 
     /// `BPF_OBJ_GET_INFO_BY_FD` for a map.
     pub fn map_info(&self, fd: Fd) -> Result<MapInfo> {
-        let (_, map) = self.fd_to_map(fd)?;
-        Ok(MapInfo {
-            id: map.id(),
-            map_type: map.def.map_type as u32,
-            key_size: map.def.key_size,
-            value_size: map.def.value_size,
-            max_entries: map.def.max_entries,
-            map_flags: map.def.map_flags,
+        self.with_fd(fd, |map| {
+            Ok(MapInfo {
+                id: map.id(),
+                map_type: map.def.map_type as u32,
+                key_size: map.def.key_size,
+                value_size: map.def.value_size,
+                max_entries: map.def.max_entries,
+                map_flags: map.def.map_flags,
+            })
         })
     }
 
@@ -332,6 +379,12 @@ impl<P: Platform> Clone for Process<P> {
 impl<P: Platform> Process<P> {
     pub fn new(world: P::Arc<World<P>>) -> Self {
         Process { world }
+    }
+    /// A process in a fresh world.
+    pub fn create(mutants: crate::mutants::Mutants, config: crate::world::WorldConfig) -> Self {
+        Process {
+            world: P::arc(World::new(mutants, config)),
+        }
     }
     pub fn world(&self) -> &P::Arc<World<P>> {
         &self.world
