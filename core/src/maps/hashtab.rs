@@ -991,6 +991,67 @@ mod tests {
         })
     }
 
+    /// A hash-of-maps reader stands on `y`, the neighbour in front of always-present key `key`,
+    /// when `key`'s inner map is replaced. Does the reader still find `key`?
+    fn reader_behind_neighbour_during_replace(mutants: Mutants) -> bool {
+        let w = World::<Std>::new(mutants, WorldConfig::default());
+        let def = MapDef {
+            map_type: MapType::HashOfMaps,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 4,
+            map_flags: 0,
+        };
+        let table = HashTab::build(&w, &def, 8, true).unwrap();
+        let owner = Map::new(
+            def,
+            HTAB_HEADER_BYTES,
+            Box::new(HashTab::<Std>::build(&w, &def, 8, true).unwrap()),
+        );
+        let array = MapAttr::new(MapType::Array, 4, 4, 1);
+        let meta = w.meta_from_fd(w.map_create(&array).unwrap()).unwrap();
+        let inner = || {
+            let fd = w.map_create(&array).unwrap();
+            let ptr = w.fd_get_ptr(&meta, fd).unwrap();
+            w.close(fd).unwrap();
+            ptr
+        };
+        let (key, y, _) = keys(4);
+        table
+            .update_words(&w, &owner, &k(key), &[inner()], BPF_ANY)
+            .unwrap();
+        table
+            .update_words(&w, &owner, &k(y), &[inner()], BPF_ANY)
+            .unwrap(); // head: y → key
+        let stood_on = table.lookup_elem(&w, &k(y)).unwrap().unwrap();
+        table
+            .update_words(&w, &owner, &k(key), &[inner()], BPF_EXIST)
+            .unwrap();
+        let key_words = table.key_words_of(&k(key)).unwrap();
+        let found = table
+            .find_from(
+                &w,
+                hash_key(&k(key)),
+                &key_words,
+                Some(u64::from(stood_on) + 1),
+            )
+            .unwrap();
+        table.check_conservation().unwrap();
+        found.is_some()
+    }
+
+    #[test]
+    fn in_place_replace_never_hides_a_present_key_but_reinsert_does() {
+        assert!(
+            reader_behind_neighbour_during_replace(Mutants::NONE),
+            "correct core: replaced in place"
+        );
+        assert!(
+            !reader_behind_neighbour_during_replace(Mutants::only(Mutant::ReplaceByReinsert)),
+            "replace_by_reinsert: the reader walks past where the new element was linked"
+        );
+    }
+
     #[test]
     fn nested_update_in_a_locked_bucket_is_ebusy_and_unmasked_slots_deadlock() {
         assert_eq!(nested_update(Mutants::NONE), Err(Errno::EBUSY.into()));

@@ -294,23 +294,26 @@ fn write_after_replace(mutants: Mutants, sleepable: bool) -> Result<()> {
             w.map_update_elem(outer, &k(0), &fdv(b), BPF_ANY)
         })
     };
-    // Wait until the updater has put the old map: refcnt 0 (free deferred) or already freed.
-    let mut put_done = false;
-    for _ in 0..crate::rcu::GP_WAIT_YIELDS_MAX {
-        match w.map(seen) {
-            Err(_) => put_done = true,
-            Ok(map) => put_done = map.refcnt() == 0,
-        }
-        if put_done {
-            break;
-        }
-        Std::yield_now();
-    }
-    assert!(put_done, "the updater never put the old inner map");
-    let result = w.store(seen, ARRAY_VALUE_OFFSET, 4, 42);
-    w.rcu_read_unlock(flavor).unwrap();
+    let write = || w.store(seen, ARRAY_VALUE_OFFSET, 4, 42);
+    let (result, updater_result) = if sleepable {
+        // The update waits for RCU readers only: it completes while we stay inside.
+        let updater_result = Std::join(updater);
+        let result = write();
+        w.rcu_read_unlock(flavor).unwrap();
+        (result, updater_result)
+    } else {
+        // Wait until the old map is freed (a bug) or its free is queued behind us (correct).
+        let settled = (0..crate::rcu::GP_WAIT_YIELDS_MAX).any(|_| {
+            Std::yield_now();
+            w.map(seen).is_err() || w.rcu().pending() > 0
+        });
+        assert!(settled, "the updater never put the old inner map");
+        let result = write();
+        w.rcu_read_unlock(flavor).unwrap();
+        (result, Std::join(updater))
+    };
     Std::set_current_task(0);
-    Std::join(updater).expect("the update itself succeeds");
+    updater_result.expect("the update itself succeeds");
     w.prog_release_maps(&[outer_handle], sleepable).unwrap();
     close_all(&w);
     w.audit_quiescent().expect("no leak either way");
@@ -442,4 +445,53 @@ fn footprint_shows_the_dynamic_inner_array_saving() {
         fp(hash),
         u64::from(crate::maps::hashtab::HTAB_HEADER_BYTES) + 4 * 16 + (4 + 2) * elem
     );
+}
+
+#[test]
+fn close_racing_a_lookup_on_the_same_fd_never_frees_under_the_syscall() {
+    for _ in 0..100 {
+        let w = Std::arc(World::<Std>::new(Mutants::NONE, WorldConfig::default()));
+        let tpl = array(&w, 1, 0);
+        let outer = w
+            .map_create(&MapAttr::new(MapType::ArrayOfMaps, 4, 4, 1).inner(tpl))
+            .unwrap();
+        let inner = array(&w, 1, 0);
+        w.map_update_elem(outer, &k(0), &fdv(inner), BPF_ANY)
+            .unwrap();
+        w.close(inner).unwrap();
+        w.close(tpl).unwrap();
+        let looker = {
+            let w = w.clone();
+            Std::spawn(move || {
+                Std::set_current_task(1);
+                Std::set_current_cpu(1);
+                for _ in 0..50 {
+                    match w.map_lookup_elem(outer, &k(0)) {
+                        Ok(_) | Err(Error::Errno(Errno::EBADF)) => {}
+                        Err(e) => panic!("lookup racing close: {e}"),
+                    }
+                }
+            })
+        };
+        Std::set_current_task(0);
+        w.close(outer).unwrap();
+        Std::join(looker);
+        w.audit_quiescent().unwrap();
+    }
+}
+
+#[test]
+fn threads_sharing_a_task_slot_are_one_reader_for_grace_periods() {
+    let w = World::<Std>::new(Mutants::NONE, WorldConfig::default());
+    Std::set_current_task(2);
+    w.rcu_read_lock(Flavor::Rcu).unwrap();
+    w.rcu_read_lock(Flavor::Rcu).unwrap(); // a second thread in the same slot, or nesting
+    w.rcu_read_unlock(Flavor::Rcu).unwrap();
+    assert!(
+        w.rcu().in_section(Flavor::Rcu),
+        "still inside while one holder remains"
+    );
+    w.rcu_read_unlock(Flavor::Rcu).unwrap();
+    assert!(!w.rcu().in_section(Flavor::Rcu));
+    Std::set_current_task(0);
 }
