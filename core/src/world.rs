@@ -14,6 +14,15 @@
 //!
 //! Checkers use [`World::audit_quiescent`] (§8.4) and [`World::check_conservation`] (§8.5).
 //!
+//! # Tasks and CPUs: the contract with whoever runs the world
+//! * Every task that enters read-side sections or takes locks sets a distinct
+//!   [`Platform::set_current_task`] below [`WorldConfig::max_tasks`]. (Threads that share a slot
+//!   are safe for RCU, they just count as one reader, but lockdep then mixes their records.)
+//! * Tasks that run at the same time set distinct [`Platform::set_current_cpu`] numbers, unless
+//!   one of them models a nested context (an interrupt-time program) of the other: per-CPU
+//!   state (re-entrancy slots → `-EBUSY`, spare elements, bucket-lock self-deadlock) is exactly
+//!   what such nesting exercises, and what two unrelated tasks on one CPU would falsely trip.
+//!
 //! # Invariants
 //! * An id is never reused while its map lives, and is released **first** when refcnt reaches
 //!   0, so `get_fd_by_id` fails from that moment on.
@@ -75,6 +84,15 @@ impl Default for WorldConfig {
             faults: FaultPlan::default(),
         }
     }
+}
+
+/// Where a program lookup landed (the decoded form of [`World::prog_lookup`]'s register value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// A value at `offset` of `map`'s region.
+    Value { map: Handle, offset: u32 },
+    /// An outer map's slot: the inner map (possibly already freed: using it is then the fault).
+    InnerMap(Handle),
 }
 
 /// One map free, for audits and reports.
@@ -396,6 +414,23 @@ impl<P: Platform> World<P> {
             Found::Value { offset } => Ptr::map(handle, offset).encode(),
             Found::MapPtr(ptr) => ptr,
         }))
+    }
+
+    /// [`World::prog_lookup`], decoded: the value's map and offset, or the inner map's handle.
+    pub fn prog_lookup_loc(&self, handle: Handle, key: &[u8]) -> Result<Option<Location>> {
+        let map = self.map(handle)?;
+        self.check_key(&map, key)?;
+        let found = map.ops.lookup(self, key)?;
+        map.check_live(handle, || self.stamp())?;
+        found
+            .map(|found| match found {
+                Found::Value { offset } => Ok(Location::Value {
+                    map: handle,
+                    offset,
+                }),
+                Found::MapPtr(ptr) => Ok(Location::InnerMap(self.resolve_map_ptr(ptr)?)),
+            })
+            .transpose()
     }
 
     /// `bpf_map_update_elem` from a program (helper 2). Outer maps refuse (the verifier does).
