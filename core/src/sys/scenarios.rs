@@ -203,11 +203,10 @@ fn inner_array_lookup(mutants: Mutants) -> Vec<u8> {
         .unwrap()
         .expect("outer maps have a meta");
     w.rcu_read_lock(Flavor::Rcu).unwrap();
-    let inner_ptr = w
-        .prog_lookup(outer_handle, &k(1))
-        .unwrap()
-        .expect("present");
-    let inner_handle = w.resolve_map_ptr(inner_ptr).unwrap();
+    let inner_handle = match w.prog_lookup_loc(outer_handle, &k(1)).unwrap() {
+        Some(crate::world::Location::InnerMap(handle)) => handle,
+        other => panic!("an outer lookup gives the inner map, got {other:?}"),
+    };
     let offset = ARRAY_VALUE_OFFSET + 3 * meta.elem_size;
     if w.load(inner_handle, offset, 4).unwrap() == 1 {
         w.store(inner_handle, offset, 4, 2).unwrap();
