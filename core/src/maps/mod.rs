@@ -3,7 +3,7 @@
 //!
 //! | kind | file | built on |
 //! |---|---|---|
-//! | `ARRAY`, `PROG_ARRAY` | [`array`] | a flat run of value words |
+//! | `ARRAY`, `PROG_ARRAY` | [`array`](mod@array) | a flat run of value words |
 //! | `HASH` (prealloc / `BPF_F_NO_PREALLOC`) | [`hashtab`], [`freelist`] | nulls-terminated buckets |
 //! | `ARRAY_OF_MAPS` | [`array_of_maps`] | [`array::ArrayMap`] + the fd get/put hooks |
 //! | `HASH_OF_MAPS` | [`hash_of_maps`] | [`hashtab::HashTab`] + the fd get/put hooks |
