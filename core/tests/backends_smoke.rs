@@ -96,10 +96,11 @@ fn std_threads_reader_writes_while_updater_replaces() {
 fn loom_reader_writes_while_updater_replaces() {
     use mimic_core::sync::Loom;
     let mut builder = loom::model::Builder::new();
-    // Two preemptions cover "replace between the reader's lookup and its write" and "free
+    // Three preemptions cover "replace between the reader's lookup and its write" and "free
     // between the write and the section's end", the races that matter here.
-    builder.preemption_bound = Some(2);
+    builder.preemption_bound = Some(3);
     builder.check(|| reader_writes_while_updater_replaces::<Loom>(MapType::ArrayOfMaps));
+    builder.check(|| reader_writes_while_updater_replaces::<Loom>(MapType::HashOfMaps));
 }
 
 #[cfg(feature = "shuttle")]
@@ -123,7 +124,7 @@ fn shuttle_reader_writes_while_updater_replaces() {
 fn loom_finds_free_inner_without_gp() {
     use mimic_core::sync::Loom;
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
+    builder.preemption_bound = Some(3);
     builder.check(|| {
         scenario::<Loom>(
             MapType::ArrayOfMaps,
