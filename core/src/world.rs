@@ -134,6 +134,13 @@ pub struct World<P: Platform> {
     frees: P::Mutex<Vec<FreeRecord>>,
 }
 
+impl<P: Platform> Default for World<P> {
+    /// The correct core on the default configuration.
+    fn default() -> Self {
+        World::new(Mutants::NONE, WorldConfig::default())
+    }
+}
+
 impl<P: Platform> World<P> {
     pub fn new(mutants: Mutants, config: WorldConfig) -> Self {
         World {
@@ -643,5 +650,96 @@ impl<P: Platform> World<P> {
     /// Bytes the kernel would charge for the map behind `handle`.
     pub fn footprint(&self, handle: Handle) -> Result<u64> {
         Ok(self.map(handle)?.ops.footprint())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maps::{header, ARRAY_VALUE_OFFSET};
+    use crate::sync::Std;
+    use crate::uapi::{MapAttr, BPF_ANY};
+
+    fn oob<T: std::fmt::Debug>(result: Result<T>) -> bool {
+        matches!(result, Err(Error::Fault(Fault::OutOfBounds { .. })))
+    }
+
+    #[test]
+    fn program_memory_access_is_bounds_checked_and_torn_words_compose() {
+        let w = World::<Std>::default();
+        let fd = w
+            .map_create(&MapAttr::new(MapType::Array, 4, 12, 3))
+            .unwrap();
+        let h = w.map_handle(fd).unwrap();
+        let value = |i: u32| ARRAY_VALUE_OFFSET + i * 16; // elem_size = round_up(12, 8)
+        assert_eq!(
+            w.load(h, header::MAX_ENTRIES, 4).unwrap(),
+            3,
+            "header: max_entries"
+        );
+        assert_eq!(
+            w.load(h, header::ID, 4).unwrap(),
+            u64::from(w.map_info(fd).unwrap().id)
+        );
+        assert_eq!(w.load(h, header::ARRAY_ELEM_SIZE, 4).unwrap(), 16);
+        assert_eq!(w.load(h, header::ARRAY_INDEX_MASK, 4).unwrap(), 3);
+        assert!(
+            oob(w.store(h, header::MAX_ENTRIES, 4, 9)),
+            "the header is read-only"
+        );
+        // An unaligned 8-byte store across two words, read back whole and in pieces.
+        w.store(h, value(1) + 4, 8, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(w.load(h, value(1) + 4, 8).unwrap(), 0x1122_3344_5566_7788);
+        assert_eq!(w.load(h, value(1) + 8, 4).unwrap(), 0x1122_3344);
+        assert_eq!(
+            w.load(h, value(1), 4).unwrap(),
+            0,
+            "neighbouring bytes are kept"
+        );
+        assert_eq!(
+            w.map_lookup_elem(fd, &1u32.to_le_bytes()).unwrap(),
+            [0, 0, 0, 0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]
+        );
+        assert!(oob(w.load(h, value(3), 1)), "past the last element");
+        assert!(oob(w.load(h, value(0), 3)), "odd sizes are refused");
+        assert_eq!(w.atomic(h, value(2), 8, AtomicOp::Add, 5).unwrap(), 0);
+        assert_eq!(
+            w.atomic(h, value(2), 8, AtomicOp::CmpXchg { expected: 5 }, 7)
+                .unwrap(),
+            5
+        );
+        assert_eq!(w.atomic(h, value(2), 4, AtomicOp::Xchg, 1).unwrap(), 7);
+        assert!(
+            oob(w.atomic(h, value(2) + 2, 4, AtomicOp::Add, 1)),
+            "misaligned atomics are refused"
+        );
+        w.map_update_elem(fd, &0u32.to_le_bytes(), &[1; 12], BPF_ANY)
+            .unwrap();
+        assert_eq!(w.load(h, value(0) + 8, 4).unwrap(), 0x0101_0101);
+    }
+
+    #[test]
+    fn a_freed_map_is_a_use_after_free_for_every_access() {
+        let w = World::<Std>::default();
+        let fd = w
+            .map_create(&MapAttr::new(MapType::Array, 4, 4, 1))
+            .unwrap();
+        let h = w.map_handle(fd).unwrap();
+        w.close(fd).unwrap();
+        let uaf = |r: Result<()>| {
+            matches!(
+                r,
+                Err(Error::Fault(Fault::UseAfterFree {
+                    freed_at: Some(_),
+                    ..
+                }))
+            )
+        };
+        assert!(uaf(w.load(h, ARRAY_VALUE_OFFSET, 4).map(|_| ())));
+        assert!(uaf(w.store(h, ARRAY_VALUE_OFFSET, 4, 1)));
+        assert!(uaf(w.prog_lookup(h, &0u32.to_le_bytes()).map(|_| ())));
+        assert!(uaf(w.prog_hold_maps(&[h], false)));
+        w.audit_quiescent().unwrap();
+        assert_eq!(w.frees().len(), 1);
     }
 }

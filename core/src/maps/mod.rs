@@ -353,9 +353,9 @@ impl<P: Platform> Map<P> {
             .ok_or_else(|| self.oob("store", offset, size, at()))?;
         let value = truncate(value, size);
         let lo_bytes = size.min(WORD_BYTES - shift);
-        merge_bytes::<P>(first, shift, lo_bytes, value);
+        merge_bytes::<P>(first, shift, lo_bytes, value)?;
         if let Some(second) = second {
-            merge_bytes::<P>(second, 0, size - lo_bytes, value >> (lo_bytes * 8));
+            merge_bytes::<P>(second, 0, size - lo_bytes, value >> (lo_bytes * 8))?;
         }
         Ok(())
     }
@@ -451,7 +451,7 @@ impl<P: Platform> Map<P> {
             if take == WORD_BYTES {
                 word.store(u64::from_le_bytes(buf), Ordering::Release);
             } else {
-                merge_bytes::<P>(word, start, take, u64::from_le_bytes(buf));
+                merge_bytes::<P>(word, start, take, u64::from_le_bytes(buf))?;
             }
             at += take;
         }
@@ -477,23 +477,31 @@ pub(crate) fn truncate(value: u64, size: u32) -> u64 {
 }
 
 /// Stores `len` low bytes of `value` at byte `shift` of `word`, keeping the other bytes.
-fn merge_bytes<P: Platform>(word: &P::Atomic, shift: u32, len: u32, value: u64) {
+fn merge_bytes<P: Platform>(word: &P::Atomic, shift: u32, len: u32, value: u64) -> Result<()> {
     if shift == 0 && len == WORD_BYTES {
         word.store(value, Ordering::Release);
-        return;
+        return Ok(());
     }
     let mask = ((1u64 << (len * 8)) - 1) << (shift * 8);
     let bits = (truncate(value, len) << (shift * 8)) & mask;
     let mut current = word.load(Ordering::Acquire);
     // A CAS loop, not fetch_and + fetch_or: the latter would expose a zeroed value in between.
-    while let Err(seen) = word.compare_exchange(
-        current,
-        (current & !mask) | bits,
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    ) {
-        current = seen;
+    // Lock-free (a retry means another store won), and still bounded like every loop here.
+    for _ in 0..crate::rcu::GP_WAIT_YIELDS_MAX {
+        match word.compare_exchange(
+            current,
+            (current & !mask) | bits,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(seen) => current = seen,
+        }
     }
+    Err(Fault::Liveness {
+        detail: format!("a {len}-byte store never wins its CAS"),
+    }
+    .into())
 }
 
 /// Bytes → little-endian words (zero padded).
