@@ -19,6 +19,7 @@ pub mod fault;
 pub mod isa;
 pub mod lock;
 pub mod maps;
+pub mod model;
 pub mod mutants;
 pub mod ptr;
 pub mod rcu;
