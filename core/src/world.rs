@@ -34,7 +34,7 @@ use crate::arena::{Arena, Handle};
 use crate::errno::Errno;
 use crate::fault::{Error, Fault, Result, Stamp};
 use crate::lock::{Lockdep, SpinLock, ID_LOCK};
-use crate::maps::{self, AtomicOp, Found, Map, MapDef, MapMeta};
+use crate::maps::{self, AtomicOp, Caller, Found, Map, MapDef, MapMeta};
 use crate::mutants::{Mutant, Mutants};
 use crate::ptr::{Ptr, RegionKind};
 use crate::rcu::{Flavor, Policy, Rcu};
@@ -447,7 +447,19 @@ impl<P: Platform> World<P> {
             return Err(Errno::EINVAL.into());
         }
         self.check_key(&map, key)?;
-        map.ops.update(self, &map, key, value, flags)?;
+        if value.len() != map.def.value_size as usize {
+            return Err(Fault::OutOfBounds {
+                what: format!(
+                    "value of {} bytes for a map with value_size {}",
+                    value.len(),
+                    map.def.value_size
+                ),
+                at: self.stamp(),
+            }
+            .into());
+        }
+        map.ops
+            .update(self, &map, key, value, flags, Caller::Program)?;
         Ok(map.check_live(handle, || self.stamp())?)
     }
 

@@ -17,7 +17,7 @@
 
 use crate::errno::Errno;
 use crate::fault::{Error, Fault, Result};
-use crate::maps::{self, Map};
+use crate::maps::{self, Caller, Map};
 use crate::mutants::Mutant;
 use crate::rcu::Flavor;
 use crate::sync::{Atomic64, Ordering, Platform};
@@ -141,11 +141,16 @@ impl<P: Platform> World<P> {
     /// `BPF_MAP_UPDATE_ELEM`.
     pub fn map_update_elem(&self, fd: Fd, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
         self.with_fd(fd, |map| {
-            Self::key_ok(map, key)?;
-            if value.len() != map.def.value_size as usize {
+            // No map in the model has a `bpf_spin_lock` in its value.
+            if flags & BPF_F_LOCK != 0 {
                 return Err(Errno::EINVAL.into());
             }
-            map.ops.update(self, map, key, value, flags)?;
+            Self::key_ok(map, key)?;
+            if value.len() != map.sys_value_len() as usize {
+                return Err(Errno::EINVAL.into());
+            }
+            map.ops
+                .update(self, map, key, value, flags, Caller::Syscall)?;
             self.wait_after_write(map)
         })
     }
@@ -224,17 +229,19 @@ impl<P: Platform> World<P> {
         if !map.ops.has_update_batch() {
             return Err((0, Errno::ENOTSUPP.into()));
         }
-        if flags & !BPF_F_LOCK != 0 || keys.len() != values.len() {
+        // `elem_flags` may only be `BPF_F_LOCK`, and no map here has a spin lock.
+        if flags != 0 || keys.len() != values.len() {
             return Err((0, Errno::EINVAL.into()));
         }
         let mut applied = 0;
         let mut failure = None;
         for (key, value) in keys.iter().zip(values) {
             let result = Self::key_ok(map, key).and_then(|()| {
-                if value.len() != map.def.value_size as usize {
+                if value.len() != map.sys_value_len() as usize {
                     return Err(Errno::EINVAL.into());
                 }
-                map.ops.update(self, map, key, value, flags)
+                map.ops
+                    .update(self, map, key, value, flags, Caller::Syscall)
             });
             if let Err(e) = result {
                 failure = Some(e);
