@@ -2,13 +2,14 @@
 //! §2–4 and op-sequence differential tests, all through `BpfSys` (`mimic_core::sys::Process`).
 
 use mimic_core::model::cases::errno_table;
-use mimic_core::model::gen::{ops_from_seed, GenConfig};
+use mimic_core::model::gen::{ops_from_chunks, ops_from_seed, GenConfig};
 use mimic_core::model::ops;
 use mimic_core::model::{ModelConfig, RefModel};
 use mimic_core::mutants::Mutants;
 use mimic_core::sync::Std;
 use mimic_core::sys::Process;
 use mimic_core::world::WorldConfig;
+use proptest::prelude::*;
 
 fn world() -> Process<Std> {
     Process::create(Mutants::NONE, WorldConfig::default())
@@ -60,5 +61,24 @@ fn world_matches_model_over_seeds_with_percpu_maps() {
         if let Err(d) = ops::differential(("model", &mut model), ("world", &mut world), &ops) {
             panic!("seed {seed}: {d}\n{}", ops::listing(&ops));
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Random op sequences from proptest (shrinkable): same outcomes, then both quiesce.
+    #[test]
+    fn world_matches_model(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 24), 1..SEQUENCE_LEN)) {
+        let ops = ops_from_chunks(&chunks, GenConfig::default());
+        let (mut model, mut world) = (model(), world());
+        if let Err(d) = ops::differential(("model", &mut model), ("world", &mut world), &ops) {
+            return Err(TestCaseError::fail(format!("{d}\n{}", ops::listing(&ops))));
+        }
+        world.world().check_conservation().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for fd in world.world().open_fds() {
+            world.world().close(fd).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        world.world().audit_quiescent().map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! | kind | file | built on |
 //! |---|---|---|
-//! | `ARRAY`, `PROG_ARRAY` | [`array`](mod@array) | a flat run of value words |
-//! | `HASH` (prealloc / `BPF_F_NO_PREALLOC`) | [`hashtab`], [`freelist`] | nulls-terminated buckets |
+//! | `ARRAY`, `PERCPU_ARRAY`, `PROG_ARRAY` | [`array`](mod@array) | a flat run of value words |
+//! | `HASH`, `PERCPU_HASH` (prealloc / `BPF_F_NO_PREALLOC`) | [`hashtab`], [`freelist`] | nulls-terminated buckets |
 //! | `ARRAY_OF_MAPS` | [`array_of_maps`] | [`array::ArrayMap`] + the fd get/put hooks |
 //! | `HASH_OF_MAPS` | [`hash_of_maps`] | [`hashtab::HashTab`] + the fd get/put hooks |
 //!

@@ -9,7 +9,11 @@
 //! * batch tokens: for hashes the bucket to resume from, for arrays the last key returned (the
 //!   next call starts after it); empty array-of-maps slots are skipped by a lookup batch (the
 //!   kernel retries them and may fail with `-EINTR`, which the model does not have);
-//! * closing fds 0–2 is `-EINVAL`: they are not maps, and the model never frees them.
+//! * closing fds 0–2 is `-EINVAL`: they are not maps, and the model never frees them;
+//! * per-CPU maps take and give `round_up(value_size, 8)` bytes per CPU of the world
+//!   ([`crate::world::WorldConfig::cpus`] are the possible CPUs);
+//! * `BPF_F_LOCK` is `-EINVAL` (no value has a spin lock), and so is any element flag of an
+//!   update batch.
 //!
 //! Every syscall first runs the deferred frees that are ready ([`World::poll`]), as a kernel's
 //! softirqs would between syscalls. After a successful update or delete on a map-in-map (single
