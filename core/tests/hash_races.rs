@@ -154,3 +154,52 @@ fn no_nulls_restart_hides_a_present_key() {
         Writer::DeleteFrontReuse,
     );
 }
+
+/// A task on CPU 0 updates key `a` while a nested (interrupt-time) program on the same CPU
+/// updates `b`, another key of the same bucket.
+fn nested_update(mutants: Mutants) {
+    let world = Shuttle::arc(World::<Shuttle>::new(mutants, TINY));
+    let a = 0;
+    let b = (1..1000)
+        .find(|&i| bucket(i) == bucket(a) && hash_key(&key(i)) & 7 != hash_key(&key(a)) & 7)
+        .expect("same bucket, another re-entrancy slot under hash & 7");
+    let fd = world
+        .map_create(&MapAttr::new(MapType::Hash, 4, 4, MAX_ENTRIES))
+        .unwrap();
+    let handle = world.map_handle(fd).unwrap();
+    let nested = {
+        let world = world.clone();
+        Shuttle::spawn(move || {
+            Shuttle::set_current_task(1);
+            Shuttle::set_current_cpu(0);
+            world.prog_update(handle, &key(b), &key(2), BPF_ANY)
+        })
+    };
+    Shuttle::set_current_task(0);
+    Shuttle::set_current_cpu(0);
+    // Either side may find the other inside the bucket: the model cannot tell which one is the
+    // interrupted one, so both may see -EBUSY.
+    let outer = world.map_update_elem(fd, &key(a), &key(1), BPF_ANY);
+    for (who, result) in [("task", outer), ("nested program", Shuttle::join(nested))] {
+        match result {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(mimic_core::errno::Errno::EBUSY) => {}
+            Err(e) => panic!("{who} update: {e}"),
+        }
+    }
+}
+
+#[test]
+fn nested_update_on_the_same_cpu_is_ebusy_or_succeeds() {
+    shuttle::check_pct(|| nested_update(Mutants::NONE), ITERATIONS, DEPTH);
+}
+
+#[test]
+#[should_panic(expected = "deadlock")]
+fn lock_slot_unmasked_deadlocks_a_nested_update() {
+    shuttle::check_pct(
+        || nested_update(Mutants::only(Mutant::LockSlotUnmasked)),
+        ITERATIONS,
+        DEPTH,
+    );
+}
