@@ -249,6 +249,11 @@ impl<P: Platform> World<P> {
         })
     }
 
+    /// [`World::resolve_map_ptr`] for a decoded pointer (its offset is ignored).
+    pub fn resolve_ptr(&self, ptr: Ptr) -> Result<Handle> {
+        self.resolve_map_ptr(Ptr { offset: 0, ..ptr }.encode())
+    }
+
     /// The id of the map an encoded pointer names (outer map lookups from user space).
     pub fn map_id_of_ptr(&self, ptr: u64) -> Result<MapId> {
         Ok(self.map(self.resolve_map_ptr(ptr)?)?.id())
@@ -398,6 +403,14 @@ impl<P: Platform> World<P> {
             .rcu
             .read_unlock(flavor, Stamp::default())
             .map_err(|f| self.restamp(f))?)
+    }
+
+    /// Runs `f` inside a read-side section of `flavor`, leaving it on every path.
+    pub fn read_section<R>(&self, flavor: Flavor, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        self.rcu_read_lock(flavor)?;
+        let result = f();
+        self.rcu_read_unlock(flavor)?;
+        result
     }
 
     fn restamp(&self, fault: Fault) -> Fault {

@@ -125,13 +125,10 @@ impl<P: Platform> World<P> {
     /// A user-space lookup inside an RCU read-side section (the inner map of an outer map
     /// cannot be freed while its id is read).
     pub(crate) fn sys_lookup_value(&self, map: &Map<P>, key: &[u8]) -> Result<Vec<u8>> {
-        self.rcu_read_lock(Flavor::Rcu)?;
-        let result = map.ops.lookup(self, key).and_then(|found| match found {
+        self.read_section(Flavor::Rcu, || match map.ops.lookup(self, key)? {
             Some(found) => map.ops.value_to_user(self, map, found),
             None => Err(Errno::ENOENT.into()),
-        });
-        self.rcu_read_unlock(Flavor::Rcu)?;
-        result
+        })
     }
 
     /// `BPF_MAP_LOOKUP_ELEM`.
