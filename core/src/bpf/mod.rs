@@ -5,5 +5,6 @@
 //! Instruction types live in [`crate::isa`] (a leaf); everything here builds on them.
 
 pub mod asm;
+pub mod exec;
 pub mod helpers;
 pub mod print;
