@@ -4,7 +4,8 @@
 //! A [`SpinLock`] is a platform mutex plus an **owner word** (`cpu + 1`, 0 when free) and a
 //! [`LockClass`]. In the model only nested contexts (an interrupt-context program) share a CPU
 //! with a running task, so a CPU that tries to take a lock its own CPU holds is exactly the
-//! kernel's self-deadlock (the nested context would spin forever): [`Fault::Deadlock`].
+//! kernel's self-deadlock (the nested context would spin forever): [`Fault::Deadlock`], for the
+//! classes held with interrupts off ([`LockClass::same_cpu_is_deadlock`]).
 //!
 //! [`Lockdep`] keeps, per task, how many raw spinlocks it holds and the class of the innermost.
 //! Taking a lock that sleeps on PREEMPT_RT (a `spinlock_t`, e.g. the map id lock) while a raw
