@@ -23,6 +23,25 @@ fn selftest_scenarios_pass_on_the_model_and_leave_nothing_alive() {
 }
 
 #[test]
+fn selftest_scenarios_pass_on_the_world_and_leave_nothing_alive() {
+    use mimic_core::mutants::Mutants;
+    use mimic_core::sync::Std;
+    use mimic_core::sys::Process;
+    use mimic_core::world::WorldConfig;
+    for (name, scenario) in all::<Process<Std>>() {
+        let mut world = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+        if let Err(e) = scenario(&mut world) {
+            panic!("{name} on the world: {e}");
+        }
+        let open = world.world().open_fds();
+        assert!(
+            open.is_empty(),
+            "{name}: fds {open:?} left open on the world"
+        );
+    }
+}
+
+#[test]
 fn map_in_map_batch_ops_frees_every_inner_map_exactly_once() {
     let mut model = RefModel::new();
     selftests::map_in_map_batch_ops(&mut model, MapType::Hash, MapType::HashOfMaps).unwrap();
