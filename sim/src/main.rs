@@ -22,11 +22,14 @@ enum Command {
     Conformance(cmd::conformance::ConformanceArgs),
     /// Speak the conformance suite's plugin protocol (program hex on stdin, r0 hex on stdout).
     ConformancePlugin(cmd::conformance::PluginArgs),
+    /// Check mimic against this machine's kernel: errno table, differentials, programs.
+    KernelCheck(cmd::kernel_check::KernelCheckArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Conformance(args) => cmd::conformance::run(args),
         Command::ConformancePlugin(args) => cmd::conformance::plugin(args),
+        Command::KernelCheck(args) => cmd::kernel_check::run(args),
     }
 }

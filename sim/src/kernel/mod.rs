@@ -15,6 +15,8 @@
 
 pub mod bijection;
 #[cfg(feature = "kernel")]
+pub mod check;
+#[cfg(feature = "kernel")]
 pub mod differential;
 pub mod error;
 pub mod insn;

@@ -1,0 +1,375 @@
+//! `mimic kernel-check`: the shipped corpus against the real kernel, as an agreement table. One
+//! [`Check`] per line: what was compared, how many cases, how many agreed, and the
+//! disagreements counted by kind (with the first few in full).
+//!
+//! Maps: the one errno table (`mimic_core::model::cases`) on the kernel, the model and the
+//! world; the model and the world against the kernel on seeded op sequences; the §9 selftest
+//! scenarios on the kernel and the world. Checks marked not gating (the world's) are reported
+//! but do not fail the command: the kernel is the reference, and where the world disagrees the
+//! fix belongs to the world.
+#![forbid(unsafe_code)]
+
+use super::differential::{kernel_gen_config, sweep, SweepReport};
+use super::KernelSys;
+use mimic_core::model::cases::{run_table_on, TableReport};
+use mimic_core::model::gen::ops_from_seed;
+use mimic_core::model::ops::{differential_with, FdMap};
+use mimic_core::model::selftests;
+use mimic_core::model::RefModel;
+use mimic_core::mutants::Mutants;
+use mimic_core::sync::Std;
+use mimic_core::sys::Process;
+use mimic_core::uapi::BpfSys;
+use mimic_core::world::WorldConfig;
+use std::collections::BTreeMap;
+
+/// Disagreements shown in full per check (the rest are counted).
+pub const SHOWN_PER_CHECK: usize = 5;
+
+/// One line of the agreement table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// `area/what`, e.g. `maps/errno-table/kernel`.
+    pub name: String,
+    /// The two sides compared.
+    pub compares: String,
+    pub cases: u64,
+    pub agreed: u64,
+    /// Disagreements by kind.
+    pub disagreed: BTreeMap<String, u64>,
+    /// The first disagreements, in full.
+    pub examples: Vec<String>,
+    /// Whether a disagreement fails the command.
+    pub gating: bool,
+}
+
+impl Check {
+    pub fn disagreements(&self) -> u64 {
+        self.disagreed.values().sum()
+    }
+    pub fn passed(&self) -> bool {
+        self.disagreements() == 0 && self.agreed == self.cases
+    }
+}
+
+/// What was not checked, and why (the program checks wait for their code in main).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub name: &'static str,
+    pub why: &'static str,
+}
+
+/// The whole table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub checks: Vec<Check>,
+    pub pending: Vec<Pending>,
+}
+
+impl Report {
+    /// Every gating check agreed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().filter(|c| c.gating).all(Check::passed)
+    }
+}
+
+fn table_check(name: &str, compares: &str, report: TableReport, gating: bool) -> Check {
+    Check {
+        name: name.to_string(),
+        compares: compares.to_string(),
+        cases: report.ran as u64,
+        agreed: report.agreed() as u64,
+        disagreed: report
+            .by_kind()
+            .into_iter()
+            .map(|(kind, n)| (kind.name().to_string(), n as u64))
+            .collect(),
+        examples: report
+            .failures
+            .iter()
+            .take(SHOWN_PER_CHECK)
+            .map(ToString::to_string)
+            .collect(),
+        gating,
+    }
+}
+
+/// The kind of a divergence: the op (or the quiescence probe) where it happened.
+fn divergence_kind(d: &mimic_core::model::ops::Divergence) -> String {
+    match &d.op {
+        None => "quiescence".to_string(),
+        Some(op) => {
+            let text = op.to_string();
+            text.split_whitespace()
+                .next()
+                .unwrap_or("op")
+                .trim_end_matches(|c: char| !c.is_alphanumeric() && c != '_')
+                .to_string()
+        }
+    }
+}
+
+fn sweep_check(name: &str, compares: &str, report: SweepReport, gating: bool) -> Check {
+    let mut disagreed = BTreeMap::new();
+    for d in &report.divergences {
+        *disagreed
+            .entry(format!("at {}", divergence_kind(&d.divergence)))
+            .or_insert(0) += 1;
+    }
+    Check {
+        name: name.to_string(),
+        compares: compares.to_string(),
+        cases: report.seeds,
+        agreed: report.agreed(),
+        disagreed,
+        examples: report
+            .divergences
+            .iter()
+            .take(SHOWN_PER_CHECK)
+            .map(|d| format!("seed {}: {}", d.seed, d.divergence))
+            .collect(),
+        gating,
+    }
+}
+
+fn world() -> Process<Std> {
+    Process::create(Mutants::NONE, WorldConfig::default())
+}
+
+/// The errno table on a backend that lives across entries.
+fn table_on(sys: &mut dyn BpfSys, skip_model: bool, fd_map: fn() -> FdMap) -> TableReport {
+    run_table_on(sys, |source| !(skip_model && source == "model"), fd_map)
+}
+
+/// The world against the kernel on `seeds` generated sequences of `len` ops.
+fn world_sweep(kernel: &mut KernelSys, seeds: u64, len: usize) -> SweepReport {
+    let mut report = SweepReport {
+        seeds,
+        ops: seeds * len as u64,
+        ..SweepReport::default()
+    };
+    for seed in 0..seeds {
+        let ops = ops_from_seed(seed, len, kernel_gen_config());
+        let mut w = world();
+        if let Err(divergence) = differential_with(
+            ("world", &mut w),
+            ("kernel", kernel),
+            &ops,
+            FdMap::closed_never_reused,
+        ) {
+            let upto = divergence.index.min(ops.len().saturating_sub(1));
+            report
+                .divergences
+                .push(super::differential::SeedDivergence {
+                    seed,
+                    listing: mimic_core::model::ops::listing(&ops[..=upto]),
+                    divergence,
+                });
+        }
+    }
+    report
+}
+
+fn selftest_check<S: BpfSys>(name: &str, compares: &str, sys: &mut S, gating: bool) -> Check {
+    let scenarios = selftests::all::<S>();
+    let mut examples = Vec::new();
+    let mut failed = 0;
+    for (scenario, run) in &scenarios {
+        if let Err(e) = run(sys) {
+            failed += 1;
+            if examples.len() < SHOWN_PER_CHECK {
+                examples.push(format!("{scenario}: {e}"));
+            }
+        }
+    }
+    let mut disagreed = BTreeMap::new();
+    if failed > 0 {
+        disagreed.insert("scenario failed".to_string(), failed);
+    }
+    Check {
+        name: name.to_string(),
+        compares: compares.to_string(),
+        cases: scenarios.len() as u64,
+        agreed: scenarios.len() as u64 - failed,
+        disagreed,
+        examples,
+        gating,
+    }
+}
+
+/// Runs every map check with `seeds` differential seeds of `len` ops.
+pub fn run_maps(kernel: &mut KernelSys, seeds: u64, len: usize) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let kernel_table = table_on(kernel, true, FdMap::closed_never_reused);
+    checks.push(table_check(
+        "maps/errno-table/kernel",
+        "kernel vs table",
+        kernel_table,
+        true,
+    ));
+    let mut model = RefModel::new();
+    checks.push(table_check(
+        "maps/errno-table/model",
+        "model vs table",
+        table_on(&mut model, false, FdMap::new),
+        true,
+    ));
+    let mut w = world();
+    checks.push(table_check(
+        "maps/errno-table/world",
+        "world vs table",
+        table_on(&mut w, false, FdMap::new),
+        false,
+    ));
+    checks.push(sweep_check(
+        "maps/differential/model",
+        "model vs kernel (seeds)",
+        sweep(kernel, seeds, len),
+        true,
+    ));
+    checks.push(sweep_check(
+        "maps/differential/world",
+        "world vs kernel (seeds)",
+        world_sweep(kernel, seeds, len),
+        false,
+    ));
+    checks.push(selftest_check(
+        "maps/selftests/kernel",
+        "§9 scenarios on the kernel",
+        kernel,
+        true,
+    ));
+    checks.push(selftest_check(
+        "maps/selftests/world",
+        "§9 scenarios on the world",
+        &mut world(),
+        false,
+    ));
+    checks
+}
+
+/// The program checks of issue 8 that have no code to compare yet.
+pub fn pending() -> Vec<Pending> {
+    vec![
+        Pending {
+            name: "verifier/verdicts",
+            why: "mimic's verifier (core/src/bpf/verifier) is not in main yet",
+        },
+        Pending {
+            name: "fixups/xlated",
+            why: "mimic's fixups (core/src/bpf/fixup) are not in main yet",
+        },
+    ]
+}
+
+/// Where the conformance suite's `.data` files are on this project's machines.
+pub const CONFORMANCE_DIR: &str = "/work/shared/conformance/bpf_conformance/tests";
+
+/// The bytes of the test-run packet for programs that take no memory: a socket filter needs
+/// at least an Ethernet header.
+const PACKET_LEN: usize = 64;
+
+/// The execution check: every conformance program run by `BPF_PROG_TEST_RUN` and by mimic's
+/// executor, `r0` compared (the low 32 bits: the test-run ABI reports a 32-bit return value).
+/// Programs without input memory load as socket filters (run on a zeroed packet); programs with
+/// memory as sleepable `BPF_PROG_TYPE_SYSCALL` programs whose context is the memory (`r1`
+/// points at it, as in the suite). A program the kernel's verifier refuses, or one the suite
+/// expects to fail, is not compared: counted in `skipped` of the examples line.
+pub fn run_programs(kernel: &mut KernelSys, dir: &std::path::Path) -> Vec<Check> {
+    use mimic_core::bpf::conformance::{data_files, execute, parse, program, Parsed};
+    let mut check = Check {
+        name: "exec/conformance".to_string(),
+        compares: "kernel test-run vs executor".to_string(),
+        cases: 0,
+        agreed: 0,
+        disagreed: BTreeMap::new(),
+        examples: Vec::new(),
+        gating: true,
+    };
+    let files = match data_files(dir) {
+        Ok(files) => files,
+        Err(e) => {
+            check
+                .examples
+                .push(format!("cannot read {}: {e}", dir.display()));
+            check.disagreed.insert("corpus missing".to_string(), 1);
+            return vec![check];
+        }
+    };
+    let mut refused = 0u64;
+    let mut not_runnable = 0u64;
+    let note = |check: &mut Check, kind: &str, text: String| {
+        *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
+        if check.examples.len() < SHOWN_PER_CHECK {
+            check.examples.push(text);
+        }
+    };
+    for path in files {
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(Parsed::Case(case)) = parse(&text) else {
+            not_runnable += 1;
+            continue;
+        };
+        if case.error.is_some() {
+            not_runnable += 1;
+            continue;
+        }
+        let Ok(insns) = program(&case) else {
+            not_runnable += 1;
+            continue;
+        };
+        let raw: Vec<super::insn::RawInsn> = insns.iter().map(|i| i.to_bytes()).collect();
+        let (prog_type, flags) = if case.mem.is_empty() {
+            (super::BPF_PROG_TYPE_SOCKET_FILTER, 0)
+        } else {
+            (super::BPF_PROG_TYPE_SYSCALL, super::BPF_F_SLEEPABLE)
+        };
+        let prog = match kernel.prog_load(prog_type, &raw, 0, flags) {
+            Ok((prog, _)) => prog,
+            Err(_) => {
+                refused += 1;
+                continue;
+            }
+        };
+        check.cases += 1;
+        let packet = [0u8; PACKET_LEN];
+        let run = if case.mem.is_empty() {
+            kernel.test_run(prog, &packet, &[], 1)
+        } else {
+            kernel.test_run(prog, &[], &case.mem, 0)
+        };
+        let _ = kernel.close(prog);
+        let ours = execute(&case);
+        match (run, ours) {
+            (Ok(run), Ok(r0)) if run.retval == r0 as u32 => check.agreed += 1,
+            (Ok(run), Ok(r0)) => note(
+                &mut check,
+                "r0 differs",
+                format!("{name}: kernel r0 {:#x}, mimic {r0:#x}", run.retval),
+            ),
+            (Ok(run), Err(e)) => note(
+                &mut check,
+                "mimic fails",
+                format!("{name}: kernel r0 {:#x}, mimic error {e}", run.retval),
+            ),
+            (Err(e), _) => note(
+                &mut check,
+                "test-run error",
+                format!("{name}: BPF_PROG_TEST_RUN: {e}"),
+            ),
+        }
+    }
+    check.examples.insert(
+        0,
+        format!(
+            "(not compared: {refused} programs the kernel's verifier refuses as loaded here, \
+             {not_runnable} error or unparsable cases)"
+        ),
+    );
+    vec![check]
+}
