@@ -75,7 +75,7 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
         println!("{out}");
     } else {
         println!(
-            "{:<28} {:<30} {:>6} {:>7}  disagreed by kind",
+            "{:<32} {:<30} {:>6} {:>7}  disagreed by kind",
             "check", "compares", "cases", "agreed"
         );
         for c in &report.checks {
@@ -85,7 +85,7 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
                 .map(|(k, n)| format!("{k}: {n}"))
                 .collect();
             println!(
-                "{:<28} {:<30} {:>6} {:>7}  {}{}",
+                "{:<32} {:<30} {:>6} {:>7}  {}{}",
                 c.name,
                 c.compares,
                 c.cases,
@@ -104,7 +104,7 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
             }
         }
         for p in &report.pending {
-            println!("{:<28} pending: {}", p.name, p.why);
+            println!("{:<32} pending: {}", p.name, p.why);
         }
         println!(
             "kernel-check: {}",

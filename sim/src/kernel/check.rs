@@ -11,6 +11,8 @@
 
 use super::differential::{kernel_gen_config, sweep, SweepReport};
 use super::KernelSys;
+use mimic_core::errno::Errno;
+use mimic_core::fault::Error;
 use mimic_core::model::cases::{run_table_on, TableReport};
 use mimic_core::model::gen::ops_from_seed;
 use mimic_core::model::ops::{differential_with, FdMap};
@@ -19,7 +21,7 @@ use mimic_core::model::RefModel;
 use mimic_core::mutants::Mutants;
 use mimic_core::sync::Std;
 use mimic_core::sys::Process;
-use mimic_core::uapi::BpfSys;
+use mimic_core::uapi::{BatchOut, BpfSys, Fd, MapAttr, MapId, MapInfo};
 use mimic_core::world::WorldConfig;
 use std::collections::BTreeMap;
 
@@ -141,8 +143,80 @@ fn table_on(sys: &mut dyn BpfSys, skip_model: bool, fd_map: fn() -> FdMap) -> Ta
     run_table_on(sys, |source| !(skip_model && source == "model"), fd_map)
 }
 
-/// The world against the kernel on `seeds` generated sequences of `len` ops.
-fn world_sweep(kernel: &mut KernelSys, seeds: u64, len: usize) -> SweepReport {
+/// The world with its known `map_info` disagreement (`-EBADF` where the kernel says `-EBADFD`
+/// for a closed fd) mapped to the kernel's answer, so a sweep finds what else differs.
+struct KnownMapInfo(Process<Std>);
+
+impl BpfSys for KnownMapInfo {
+    fn map_create(&mut self, attr: &MapAttr) -> Result<Fd, Error> {
+        self.0.map_create(attr)
+    }
+    fn map_lookup_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
+        self.0.map_lookup_elem(fd, key)
+    }
+    fn map_update_elem(
+        &mut self,
+        fd: Fd,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), Error> {
+        self.0.map_update_elem(fd, key, value, flags)
+    }
+    fn map_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<(), Error> {
+        self.0.map_delete_elem(fd, key)
+    }
+    fn map_lookup_and_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
+        self.0.map_lookup_and_delete_elem(fd, key)
+    }
+    fn map_get_next_key(&mut self, fd: Fd, key: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+        self.0.map_get_next_key(fd, key)
+    }
+    fn map_lookup_batch(
+        &mut self,
+        fd: Fd,
+        in_batch: Option<u32>,
+        count: u32,
+    ) -> Result<BatchOut, Error> {
+        self.0.map_lookup_batch(fd, in_batch, count)
+    }
+    fn map_lookup_and_delete_batch(
+        &mut self,
+        fd: Fd,
+        in_batch: Option<u32>,
+        count: u32,
+    ) -> Result<BatchOut, Error> {
+        self.0.map_lookup_and_delete_batch(fd, in_batch, count)
+    }
+    fn map_update_batch(
+        &mut self,
+        fd: Fd,
+        keys: &[Vec<u8>],
+        values: &[Vec<u8>],
+        flags: u64,
+    ) -> Result<u32, (u32, Error)> {
+        self.0.map_update_batch(fd, keys, values, flags)
+    }
+    fn map_delete_batch(&mut self, fd: Fd, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
+        self.0.map_delete_batch(fd, keys)
+    }
+    fn map_get_fd_by_id(&mut self, id: MapId) -> Result<Fd, Error> {
+        self.0.map_get_fd_by_id(id)
+    }
+    fn map_info(&mut self, fd: Fd) -> Result<MapInfo, Error> {
+        self.0.map_info(fd).map_err(|e| match e.errno() {
+            Some(Errno::EBADF) => Error::Errno(Errno::EBADFD),
+            _ => e,
+        })
+    }
+    fn close(&mut self, fd: Fd) -> Result<(), Error> {
+        self.0.close(fd)
+    }
+}
+
+/// The world against the kernel on `seeds` generated sequences of `len` ops; `known` maps the
+/// world's known `map_info` disagreement to the kernel's answer.
+fn world_sweep(kernel: &mut KernelSys, seeds: u64, len: usize, known: bool) -> SweepReport {
     let mut report = SweepReport {
         seeds,
         ops: seeds * len as u64,
@@ -150,9 +224,11 @@ fn world_sweep(kernel: &mut KernelSys, seeds: u64, len: usize) -> SweepReport {
     };
     for seed in 0..seeds {
         let ops = ops_from_seed(seed, len, kernel_gen_config());
-        let mut w = world();
+        let mut plain = world();
+        let mut normalised = KnownMapInfo(world());
+        let w: &mut dyn BpfSys = if known { &mut normalised } else { &mut plain };
         if let Err(divergence) = differential_with(
-            ("world", &mut w),
+            ("world", w),
             ("kernel", kernel),
             &ops,
             FdMap::closed_never_reused,
@@ -230,7 +306,13 @@ pub fn run_maps(kernel: &mut KernelSys, seeds: u64, len: usize) -> Vec<Check> {
     checks.push(sweep_check(
         "maps/differential/world",
         "world vs kernel (seeds)",
-        world_sweep(kernel, seeds, len),
+        world_sweep(kernel, seeds, len, false),
+        false,
+    ));
+    checks.push(sweep_check(
+        "maps/differential/world-known",
+        "world (map_info fixed) vs kernel",
+        world_sweep(kernel, seeds, len, true),
         false,
     ));
     checks.push(selftest_check(
@@ -297,6 +379,7 @@ pub fn run_programs(kernel: &mut KernelSys, dir: &std::path::Path) -> Vec<Check>
         }
     };
     let mut refused = 0u64;
+    let mut refused_names = Vec::new();
     let mut not_runnable = 0u64;
     let note = |check: &mut Check, kind: &str, text: String| {
         *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
@@ -331,8 +414,9 @@ pub fn run_programs(kernel: &mut KernelSys, dir: &std::path::Path) -> Vec<Check>
         };
         let prog = match kernel.prog_load(prog_type, &raw, 0, flags) {
             Ok((prog, _)) => prog,
-            Err(_) => {
+            Err(failure) => {
                 refused += 1;
+                refused_names.push(format!("{name} ({})", failure.error));
                 continue;
             }
         };
@@ -367,8 +451,9 @@ pub fn run_programs(kernel: &mut KernelSys, dir: &std::path::Path) -> Vec<Check>
     check.examples.insert(
         0,
         format!(
-            "(not compared: {refused} programs the kernel's verifier refuses as loaded here, \
-             {not_runnable} error or unparsable cases)"
+            "(not compared: {refused} programs the kernel refuses to load as built here: {}; \
+             {not_runnable} error or unparsable cases)",
+            refused_names.join(", ")
         ),
     );
     vec![check]

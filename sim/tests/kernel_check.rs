@@ -1,0 +1,58 @@
+//! `mimic kernel-check`'s checks (`mimic_sim::kernel::check`) on this machine: every gating
+//! check agrees, and the table names every check. A short sweep (10 seeds) keeps it quick; the
+//! full run is `mimic kernel-check`. Skips with one line when bpf() is refused.
+#![cfg(feature = "kernel")]
+
+use mimic_sim::kernel::check::{self, Report, CONFORMANCE_DIR};
+use mimic_sim::kernel::differential::DEFAULT_LEN;
+use mimic_sim::kernel::KernelSys;
+
+/// Seeds per differential line in this test.
+const SEEDS: u64 = 10;
+
+#[test]
+fn every_gating_kernel_check_agrees() {
+    let Some(mut kernel) = KernelSys::or_skip("kernel-check") else {
+        return;
+    };
+    let mut report = Report {
+        checks: check::run_maps(&mut kernel, SEEDS, DEFAULT_LEN),
+        pending: check::pending(),
+    };
+    if std::path::Path::new(CONFORMANCE_DIR).is_dir() {
+        report.checks.extend(check::run_programs(
+            &mut kernel,
+            std::path::Path::new(CONFORMANCE_DIR),
+        ));
+    }
+    assert_eq!(kernel.open_fds(), 0, "the checks close every fd");
+    for c in &report.checks {
+        println!(
+            "{} {}: {} of {} agree {:?}",
+            if c.gating { "gating" } else { "info  " },
+            c.name,
+            c.agreed,
+            c.cases,
+            c.disagreed
+        );
+        assert!(c.cases > 0, "{} ran no cases", c.name);
+        assert!(
+            !c.gating || c.passed(),
+            "{} disagrees: {:?}\n{}",
+            c.name,
+            c.disagreed,
+            c.examples.join("\n")
+        );
+    }
+    for name in [
+        "maps/errno-table/kernel",
+        "maps/differential/model",
+        "maps/selftests/kernel",
+    ] {
+        assert!(
+            report.checks.iter().any(|c| c.name == name),
+            "{name} missing from the table"
+        );
+    }
+    assert!(report.passed());
+}
