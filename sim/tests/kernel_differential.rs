@@ -50,3 +50,44 @@ fn replay_one_seed() {
         Err(d) => println!("{d}"),
     }
 }
+
+mod proptests {
+    use mimic_core::model::gen::ops_from_chunks;
+    use mimic_core::model::ops::{differential_with, listing, FdMap};
+    use mimic_core::model::RefModel;
+    use mimic_sim::kernel::differential::kernel_gen_config;
+    use mimic_sim::kernel::{probe, KernelSys};
+    use proptest::prelude::*;
+
+    /// Bytes one generated op consumes at most.
+    const CHUNK: usize = 24;
+
+    proptest! {
+        // Each case drives the real kernel: few cases, shrinking on failure.
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn model_matches_kernel_on_proptest_sequences(
+            chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), CHUNK), 1..60)
+        ) {
+            if probe().is_err() {
+                // One line for the whole property, printed by the seeded test's skip.
+                return Ok(());
+            }
+            let Some(mut kernel) = KernelSys::or_skip("proptest differential") else {
+                return Ok(());
+            };
+            let ops = ops_from_chunks(&chunks, kernel_gen_config());
+            let result = differential_with(
+                ("model", &mut RefModel::new()),
+                ("kernel", &mut kernel),
+                &ops,
+                FdMap::closed_never_reused,
+            );
+            prop_assert_eq!(kernel.open_fds(), 0, "the sequence closes what it opened");
+            if let Err(d) = result {
+                return Err(TestCaseError::fail(format!("{d}\n{}", listing(&ops))));
+            }
+        }
+    }
+}

@@ -1,7 +1,11 @@
-//! The errno table: every errno row of semantics.md §2–4 (and the kernel facts the model adds
-//! where the spec is silent, marked `kernel` or `model`) as data, one [`Case`] per rule, and one
-//! driver, [`errno_table`], that runs them against any [`BpfSys`]: the reference model, the
-//! core's world, the real kernel.
+//! The errno table, the one table every backend is held to: every errno row of semantics.md
+//! §1–4 and the kernel facts the model follows (source `kernel`: measured on Linux 6.18, where
+//! the spec is silent or the kernel contradicts it, see docs/kernel-disagreements.md) or that
+//! only the model can state (source `model`: buffers of the wrong length, which the real
+//! syscall cannot express), as data, one [`Case`] per rule, plus the [`scenarios`] that need a
+//! loop. Drivers: [`errno_table`] (a fresh backend per entry: the model, the world) and
+//! [`run_table_on`] (one long-lived backend: the kernel), whose [`TableReport`] counts
+//! disagreements by kind for `mimic kernel-check`.
 //!
 //! A case is a short op sequence in the [`ops`](super::ops) vocabulary; every step states what
 //! it must return, so a failure names the rule, the step and both the expected and the actual
