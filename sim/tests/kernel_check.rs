@@ -25,6 +25,7 @@ fn every_gating_kernel_check_agrees() {
             std::path::Path::new(CONFORMANCE_DIR),
         ));
     }
+    report.checks.push(check::run_map_programs(&mut kernel));
     assert_eq!(kernel.open_fds(), 0, "the checks close every fd");
     for c in &report.checks {
         println!(
@@ -48,6 +49,7 @@ fn every_gating_kernel_check_agrees() {
         "maps/errno-table/kernel",
         "maps/differential/model",
         "maps/selftests/kernel",
+        "exec/seed004-maps",
     ] {
         assert!(
             report.checks.iter().any(|c| c.name == name),

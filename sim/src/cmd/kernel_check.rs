@@ -46,6 +46,7 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
     report
         .checks
         .extend(check::run_programs(&mut kernel, &args.conformance));
+    report.checks.push(check::run_map_programs(&mut kernel));
     if args.json {
         let checks: Vec<_> = report
             .checks

@@ -458,3 +458,220 @@ pub fn run_programs(kernel: &mut KernelSys, dir: &std::path::Path) -> Vec<Check>
     );
     vec![check]
 }
+
+/// Seed 004's program with a store: `inner = outer[0]; if !inner return -1; inner[0] += 1;
+/// return inner[0]` (the outer lookup inlined by the kernel, the inner one a direct call of the
+/// `BPF_F_INNER_MAP` array's lookup). `outer` is the fd of the side it runs on.
+fn seed_store_program(outer: Fd) -> Vec<mimic_core::isa::Insn> {
+    use mimic_core::isa::{self, Insn};
+    let mut insns = vec![
+        Insn::mov32_imm(1, 0),
+        Insn::stx_mem(isa::BPF_W, 10, 1, -4),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(isa::BPF_ADD, 2, -4),
+    ];
+    insns.extend(Insn::ld_map_fd(1, outer));
+    insns.extend([
+        Insn::call_helper(1),
+        Insn::mov32_imm(6, -1),
+        Insn::jmp_imm(isa::BPF_JEQ, 0, 0, 8),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(isa::BPF_ADD, 2, -4),
+        Insn::mov64_reg(1, 0),
+        Insn::call_helper(1),
+        Insn::jmp_imm(isa::BPF_JEQ, 0, 0, 3),
+        Insn::ldx_mem(isa::BPF_W, 6, 0, 0),
+        Insn::alu64_imm(isa::BPF_ADD, 6, 1),
+        Insn::stx_mem(isa::BPF_W, 0, 6, 0),
+        Insn::mov32_reg(0, 6),
+        Insn::exit(),
+    ]);
+    insns
+}
+
+/// One side of the map-program check: a backend, its outer map and the inner maps it created.
+struct Side<'a, S: BpfSys> {
+    sys: &'a mut S,
+    outer: Fd,
+    template: Fd,
+    inners: Vec<(Fd, u32)>,
+}
+
+impl<S: BpfSys> Side<'_, S> {
+    fn attr(max: u32) -> MapAttr {
+        MapAttr::new(mimic_core::uapi::MapType::Array, 4, 4, max)
+            .flags(mimic_core::uapi::BPF_F_INNER_MAP)
+    }
+    fn store(&mut self, max: u32, first: u32) -> Result<(), String> {
+        let inner = self
+            .sys
+            .map_create(&Self::attr(max))
+            .map_err(|e| format!("inner array of {max}: {e}"))?;
+        self.inners.push((inner, max));
+        self.sys
+            .map_update_elem(inner, &0u32.to_ne_bytes(), &first.to_ne_bytes(), 0)
+            .map_err(|e| format!("inner[0] = {first}: {e}"))?;
+        self.sys
+            .map_update_elem(self.outer, &0u32.to_ne_bytes(), &inner.to_ne_bytes(), 0)
+            .map_err(|e| format!("outer[0] = inner of {max}: {e}"))
+    }
+    fn empty(&mut self) -> Result<(), String> {
+        self.sys
+            .map_delete_elem(self.outer, &0u32.to_ne_bytes())
+            .map_err(|e| format!("delete outer[0]: {e}"))
+    }
+    /// Every inner map's values, in creation order.
+    fn contents(&mut self) -> Vec<Vec<Result<Vec<u8>, String>>> {
+        let inners = self.inners.clone();
+        inners
+            .iter()
+            .map(|(fd, max)| {
+                (0..*max)
+                    .map(|i| {
+                        self.sys
+                            .map_lookup_elem(*fd, &i.to_ne_bytes())
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+    fn close_all(&mut self) {
+        for (fd, _) in self.inners.drain(..) {
+            let _ = self.sys.close(fd);
+        }
+        let _ = self.sys.close(self.outer);
+        let _ = self.sys.close(self.template);
+    }
+}
+
+fn side<S: BpfSys>(sys: &mut S) -> Result<Side<'_, S>, String> {
+    let template = sys
+        .map_create(&Side::<S>::attr(1))
+        .map_err(|e| format!("template: {e}"))?;
+    let outer = sys
+        .map_create(&MapAttr::new(mimic_core::uapi::MapType::ArrayOfMaps, 4, 4, 3).inner(template))
+        .map_err(|e| format!("outer: {e}"))?;
+    Ok(Side {
+        sys,
+        outer,
+        template,
+        inners: Vec::new(),
+    })
+}
+
+/// The execution check with maps: seed 004's program (plus a store) run by the kernel
+/// (`BPF_PROG_TEST_RUN`, socket filter) and by mimic's executor on the world, through a
+/// sequence of outer-map states (empty, dynamic inner arrays of 1, 3 and 5 entries swapped in,
+/// emptied again). Each run is a case: same `r0` and the same contents of every inner array.
+pub fn run_map_programs(kernel: &mut KernelSys) -> Check {
+    use mimic_core::bpf::exec::{NoObserver, Program, Vm};
+    use mimic_core::bpf::world_env::WorldEnv;
+    use mimic_core::rcu::Flavor;
+    let mut check = Check {
+        name: "exec/seed004-maps".to_string(),
+        compares: "kernel test-run vs executor+world".to_string(),
+        cases: 0,
+        agreed: 0,
+        disagreed: BTreeMap::new(),
+        examples: Vec::new(),
+        gating: true,
+    };
+    let fail = |check: &mut Check, kind: &str, text: String| {
+        *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
+        if check.examples.len() < SHOWN_PER_CHECK {
+            check.examples.push(text);
+        }
+    };
+    let mut w = world();
+    let result = (|| -> Result<(), String> {
+        let mut k = side(kernel)?;
+        let kernel_insns: Vec<super::insn::RawInsn> = seed_store_program(k.outer)
+            .iter()
+            .map(|i| i.to_bytes())
+            .collect();
+        let prog = match k
+            .sys
+            .prog_load(super::BPF_PROG_TYPE_SOCKET_FILTER, &kernel_insns, 0, 0)
+        {
+            Ok((prog, _)) => prog,
+            Err(failure) => {
+                k.close_all();
+                return Err(format!("the kernel refused the program: {}", failure.error));
+            }
+        };
+        let mut ws = side(&mut w)?;
+        let program = Program::new(&seed_store_program(ws.outer))
+            .map_err(|e| format!("the executor cannot decode the program: {e}"))?;
+        let steps: [(&str, Option<(u32, u32)>); 6] = [
+            ("empty outer[0]", None),
+            ("inner array of 1 holding 41", Some((1, 41))),
+            ("again", Some((0, 0))),
+            ("inner array of 3 holding 7", Some((3, 7))),
+            ("inner array of 5 holding 0", Some((5, 0))),
+            ("outer[0] deleted", None),
+        ];
+        let mut outcome = Ok(());
+        for (index, (what, state)) in steps.into_iter().enumerate() {
+            let setup = match state {
+                None if index == 0 => Ok(()),
+                None => k.empty().and_then(|()| ws.empty()),
+                Some((0, _)) => Ok(()),
+                Some((max, first)) => k.store(max, first).and_then(|()| ws.store(max, first)),
+            };
+            if let Err(e) = setup {
+                outcome = Err(format!("{what}: {e}"));
+                break;
+            }
+            check.cases += 1;
+            let packet = [0u8; PACKET_LEN];
+            let theirs = k.sys.test_run(prog, &packet, &[], 1).map(|r| r.retval);
+            let world_ref = ws.sys.world();
+            let ours = world_ref
+                .rcu_read_lock(Flavor::Rcu)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    let r = Vm::default()
+                        .run(
+                            &program,
+                            &mut [],
+                            &mut WorldEnv::new(world_ref),
+                            &mut NoObserver,
+                        )
+                        .map_err(|e| e.to_string());
+                    world_ref
+                        .rcu_read_unlock(Flavor::Rcu)
+                        .map_err(|e| e.to_string())?;
+                    r
+                });
+            let (kc, wc) = (k.contents(), ws.contents());
+            match (theirs, ours) {
+                (Ok(a), Ok(b)) if a == b as u32 && kc == wc => check.agreed += 1,
+                (Ok(a), Ok(b)) if a == b as u32 => fail(
+                    &mut check,
+                    "map contents differ",
+                    format!("{what}: kernel maps {kc:?}, world maps {wc:?}"),
+                ),
+                (Ok(a), Ok(b)) => fail(
+                    &mut check,
+                    "r0 differs",
+                    format!("{what}: kernel r0 {a:#x}, mimic {b:#x}"),
+                ),
+                (Ok(a), Err(e)) => fail(
+                    &mut check,
+                    "mimic fails",
+                    format!("{what}: kernel r0 {a:#x}, mimic error {e}"),
+                ),
+                (Err(e), _) => fail(&mut check, "test-run error", format!("{what}: {e}")),
+            }
+        }
+        let _ = k.sys.close(prog);
+        k.close_all();
+        ws.close_all();
+        outcome
+    })();
+    if let Err(why) = result {
+        fail(&mut check, "setup failed", why);
+    }
+    check
+}
