@@ -2,21 +2,19 @@
 //! implementations must give the same outcomes op by op (`mimic_core::model::ops::compare`),
 //! with fds and ids translated through each side's bijection and hash order compared as sets.
 //!
-//! The core's world runs against the reference model (`world_matches_model*`); the model also
-//! runs against itself with deliberately different fd and id numbering, which proves the
-//! translation, and the injected-bug tests prove the harness fails when a side is wrong.
+//! The model runs against itself with deliberately different fd and id numbering, which proves
+//! the translation, and the injected-bug tests prove the harness fails when a side is wrong. The
+//! core's world runs the same harness against the model in world_conformance.rs, the real kernel
+//! in mimic-sim's kernel_differential.rs.
 
 use mimic_core::errno::Errno;
 use mimic_core::fault::Error;
 use mimic_core::model::gen::{ops_from_bytes, ops_from_chunks, ops_from_seed, GenConfig};
 use mimic_core::model::ops::{self, run, Divergence, Op, Outcome};
 use mimic_core::model::{FdPolicy, ModelConfig, RefModel};
-use mimic_core::mutants::Mutants;
-use mimic_core::sync::Std;
-use mimic_core::sys::Process;
 use mimic_core::uapi::{BatchOut, BpfSys, Fd, MapAttr, MapId, MapInfo};
-use mimic_core::world::WorldConfig;
 use proptest::prelude::*;
+
 use std::collections::BTreeMap;
 
 /// Ops per generated sequence: long enough to fill small maps, swap inner maps and close
@@ -44,113 +42,8 @@ fn renumbered() -> RefModel {
     })
 }
 
-/// The core's world (`World<Std>` through its `Process` adapter).
-fn world() -> Process<Std> {
-    Process::create(Mutants::NONE, WorldConfig::default())
-}
-
-/// The world with its one known disagreement that the generator reaches normalised:
-/// `map_info` of a closed fd says `-EBADF` where the kernel (and the model) say `-EBADFD`. The
-/// disagreement itself is pinned, with the others, in errno_table.rs
-/// (`WORLD_KNOWN_DISAGREEMENTS`); normalising it here lets the differential find the rest.
-struct WorldAsKnown(Process<Std>);
-
-impl BpfSys for WorldAsKnown {
-    fn map_create(&mut self, attr: &MapAttr) -> Result<Fd, Error> {
-        self.0.map_create(attr)
-    }
-    fn map_lookup_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
-        self.0.map_lookup_elem(fd, key)
-    }
-    fn map_update_elem(
-        &mut self,
-        fd: Fd,
-        key: &[u8],
-        value: &[u8],
-        flags: u64,
-    ) -> Result<(), Error> {
-        self.0.map_update_elem(fd, key, value, flags)
-    }
-    fn map_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<(), Error> {
-        self.0.map_delete_elem(fd, key)
-    }
-    fn map_lookup_and_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
-        self.0.map_lookup_and_delete_elem(fd, key)
-    }
-    fn map_get_next_key(&mut self, fd: Fd, key: Option<&[u8]>) -> Result<Vec<u8>, Error> {
-        self.0.map_get_next_key(fd, key)
-    }
-    fn map_lookup_batch(
-        &mut self,
-        fd: Fd,
-        in_batch: Option<u32>,
-        count: u32,
-    ) -> Result<BatchOut, Error> {
-        self.0.map_lookup_batch(fd, in_batch, count)
-    }
-    fn map_lookup_and_delete_batch(
-        &mut self,
-        fd: Fd,
-        in_batch: Option<u32>,
-        count: u32,
-    ) -> Result<BatchOut, Error> {
-        self.0.map_lookup_and_delete_batch(fd, in_batch, count)
-    }
-    fn map_update_batch(
-        &mut self,
-        fd: Fd,
-        keys: &[Vec<u8>],
-        values: &[Vec<u8>],
-        flags: u64,
-    ) -> Result<u32, (u32, Error)> {
-        self.0.map_update_batch(fd, keys, values, flags)
-    }
-    fn map_delete_batch(&mut self, fd: Fd, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
-        self.0.map_delete_batch(fd, keys)
-    }
-    fn map_get_fd_by_id(&mut self, id: MapId) -> Result<Fd, Error> {
-        self.0.map_get_fd_by_id(id)
-    }
-    fn map_info(&mut self, fd: Fd) -> Result<MapInfo, Error> {
-        self.0.map_info(fd).map_err(|e| match e.errno() {
-            Some(Errno::EBADF) => Error::Errno(Errno::EBADFD),
-            _ => e,
-        })
-    }
-    fn close(&mut self, fd: Fd) -> Result<(), Error> {
-        self.0.close(fd)
-    }
-}
-
-/// The model with the world's CPU count, so per-CPU values have the same size on both.
-fn model_for_world() -> RefModel {
-    RefModel::with_config(ModelConfig {
-        possible_cpus: WorldConfig::default().cpus as u32,
-        ..ModelConfig::default()
-    })
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
-
-    #[test]
-    fn world_matches_model(chunks in op_chunks()) {
-        let ops = ops_from_chunks(&chunks, GenConfig::default());
-        if let Err(d) = differential(&ops, &mut model_for_world(), &mut WorldAsKnown(world())) {
-            return Err(TestCaseError::fail(format!("{d}\n{}", ops::listing(&ops))));
-        }
-    }
-}
-
-#[test]
-fn world_matches_model_over_seeds() {
-    for seed in 0..SEEDS {
-        let ops = ops_from_seed(seed, SEQUENCE_LEN, GenConfig::default());
-        if let Err(d) = differential(&ops, &mut model_for_world(), &mut WorldAsKnown(world())) {
-            panic!("seed {seed}: {d}\n{}", ops::listing(&ops));
-        }
-    }
-}
+// The core's world against the model: core/tests/world_conformance.rs (the same harness, with
+// the world's known disagreements from `world_known` normalised).
 
 fn op_chunks() -> impl Strategy<Value = Vec<Vec<u8>>> {
     /// Bytes one op consumes at most (a few choices, a batch of three entries).

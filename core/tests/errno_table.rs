@@ -4,6 +4,8 @@
 use mimic_core::model::cases::{cases, errno_table, run_table};
 use mimic_core::model::{FdPolicy, ModelConfig, RefModel};
 
+mod world_known;
+
 #[test]
 fn every_errno_row_holds_on_the_reference_model() {
     match errno_table(RefModel::new) {
@@ -156,35 +158,6 @@ fn world() -> mimic_core::sys::Process<mimic_core::sync::Std> {
     )
 }
 
-/// Cases where the world (core/src/sys, core/src/maps) does not yet follow the kernel, as
-/// measured on 6.18 (docs/kernel-disagreements.md, "The world"): it refuses the syscall-side
-/// access flags `BPF_F_RDONLY`/`BPF_F_WRONLY` (`-EINVAL`, the model's former choice; D1/D3) and
-/// says `-EBADF` instead of `-EBADFD` for `map_info` of a closed fd. Pinned so that a fix (or a
-/// new disagreement) shows up here; the list shrinks as the world catches up.
-const WORLD_KNOWN_DISAGREEMENTS: &[&str] = &[
-    "map_info of a closed fd is EBADFD",
-    "HASH accepts BPF_F_RDONLY (D1: not in §2's flag list)",
-    "ARRAY: accepts BPF_F_WRONLY (D1)",
-    "PERCPU_ARRAY: accepts BPF_F_WRONLY (D1)",
-    "PROG_ARRAY: accepts BPF_F_WRONLY (D1)",
-    "HASH: accepts BPF_F_WRONLY (D1)",
-    "ARRAY_OF_MAPS accepts BPF_F_RDONLY (D1)",
-    "HASH_OF_MAPS accepts BPF_F_WRONLY (D1)",
-    "BPF_F_RDONLY is not kept in map_flags (D3: map_info omits it)",
-    "HASH_OF_MAPS: meta_equal cannot see BPF_F_RDONLY (D3: not in the flags)",
-    "ARRAY_OF_MAPS: a BPF_F_WRONLY template takes plain arrays (D3)",
-    "update through a BPF_F_RDONLY fd is EPERM (D1)",
-    "a BPF_F_RDONLY fd reads: lookup, get_next_key, lookup batch (D1)",
-    "delete through a BPF_F_RDONLY fd is EPERM (D1)",
-    "EPERM of a BPF_F_RDONLY fd comes before the BPF_F_LOCK check",
-    "lookup_and_delete needs a fd that reads and writes: EPERM before ENOTSUPP",
-    "batch updates and deletes through a BPF_F_RDONLY fd are EPERM before ENOTSUPP",
-    "a BPF_F_WRONLY fd writes but lookup and get_next_key are EPERM (D1)",
-    "get_fd_by_id opens a read-write fd on a map created BPF_F_RDONLY",
-    "storing into an outer map through its BPF_F_RDONLY fd is EPERM",
-    "an inner map's own BPF_F_RDONLY fd may be stored (the value fd is not checked)",
-];
-
 #[test]
 fn every_errno_row_holds_on_the_world_except_the_known_ones() {
     use mimic_core::model::cases::{run_case, scenarios};
@@ -193,7 +166,7 @@ fn every_errno_row_holds_on_the_world_except_the_known_ones() {
     let mut ran = 0;
     for case in cases() {
         ran += 1;
-        let known = WORLD_KNOWN_DISAGREEMENTS.contains(&case.name.as_str());
+        let known = world_known::WORLD_KNOWN_DISAGREEMENTS.contains(&case.name.as_str());
         match (run_case(&mut world(), &case), known) {
             (Err(failure), false) => unexpected.push(failure.to_string()),
             (Ok(()), true) => fixed.push(case.name.clone()),
