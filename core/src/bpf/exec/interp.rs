@@ -312,7 +312,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
 ) -> Result<u64, ExecError> {
     vm.stack.fill(0);
     let budget = vm.config.budget;
-    let mut remaining = budget;
+    let mut remaining = i64::try_from(budget).unwrap_or(i64::MAX);
     let ctx_len = ctx.len() as u64;
     let mut mem = Mem {
         stack: &mut vm.stack,
@@ -339,6 +339,28 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 }
             };
         }
+        // The budget is checked at backward jumps, calls and exits only: every loop passes
+        // one, so a run stops at most one straight-line stretch (shorter than the program)
+        // past the budget, and straight-line code pays no branch for it.
+        macro_rules! budget {
+            () => {
+                if remaining < 0 {
+                    break 'run Err(ExecError {
+                        pc: cur,
+                        kind: ExecErrorKind::Budget(budget),
+                    });
+                }
+            };
+        }
+        macro_rules! jump {
+            ($t:expr) => {{
+                let target = $t as usize;
+                if target <= cur {
+                    budget!();
+                }
+                pc = target;
+            }};
+        }
         macro_rules! r {
             ($i:expr) => {
                 regs[usize::from($i & 15)]
@@ -350,12 +372,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 kind: ExecErrorKind::FellOffEnd,
             });
         };
-        if remaining == 0 {
-            break Err(ExecError {
-                pc,
-                kind: ExecErrorKind::Budget(budget),
-            });
-        }
+        // Counted on every instruction, checked where control can go back (see `budget!`).
         remaining -= 1;
         if O::ACTIVE {
             observer.before(&StepView {
@@ -486,65 +503,65 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                     _ => {}
                 }
             }
-            Ja { t } => pc = t as usize,
+            Ja { t } => jump!(t),
             JeqI { d, imm, t } => {
                 if r!(d) == imm as i64 as u64 {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JeqR { d, s, t } => {
                 if r!(d) == r!(s) {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JneI { d, imm, t } => {
                 if r!(d) != imm as i64 as u64 {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JneR { d, s, t } => {
                 if r!(d) != r!(s) {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JgtI { d, imm, t } => {
                 if r!(d) > imm as i64 as u64 {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JgtR { d, s, t } => {
                 if r!(d) > r!(s) {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JgeI { d, imm, t } => {
                 if r!(d) >= imm as i64 as u64 {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JgeR { d, s, t } => {
                 if r!(d) >= r!(s) {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JltI { d, imm, t } => {
                 if r!(d) < imm as i64 as u64 {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JltR { d, s, t } => {
                 if r!(d) < r!(s) {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JleI { d, imm, t } => {
                 if r!(d) <= imm as i64 as u64 {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JleR { d, s, t } => {
                 if r!(d) <= r!(s) {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             JmpSlow {
@@ -569,7 +586,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                     cond.eval32(a, b)
                 };
                 if taken {
-                    pc = t as usize
+                    jump!(t)
                 }
             }
             Call { callee } => regs[0] = tri!(mem.call(callee, &regs, &mut scratch)),
@@ -591,6 +608,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 regs[0] = tri!(mem.call(callee, &regs, &mut scratch));
             }
             CallLocal { t } => {
+                budget!();
                 if mem.depth + 1 >= MAX_CALL_FRAMES {
                     break Err(ExecError {
                         pc: cur,
@@ -603,9 +621,10 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 };
                 mem.depth += 1;
                 regs[10] = frame_pointer(mem.depth);
-                pc = t as usize;
+                jump!(t);
             }
             Exit => {
+                budget!();
                 if mem.depth == 0 {
                     break Ok(regs[0]);
                 }
@@ -631,7 +650,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
             }
         }
     };
-    vm.executed = budget - remaining;
+    vm.executed = (i64::try_from(budget).unwrap_or(i64::MAX) - remaining) as u64;
     vm.scratch = scratch;
     result
 }

@@ -10,7 +10,9 @@
 //!   [`ExecErrorKind::Fault`]). Nothing is silent and nothing panics: a bad access is an
 //!   [`ExecError`] naming the instruction.
 //! * bpf-to-bpf calls save `r6`–`r9` and nest at most [`MAX_CALL_FRAMES`] deep; a run executes at
-//!   most [`Config::budget`] instructions ([`DEFAULT_INSN_BUDGET`]).
+//!   most [`Config::budget`] instructions ([`DEFAULT_INSN_BUDGET`]), checked at backward jumps,
+//!   calls and exits (so straight-line code pays nothing and the overshoot is below one
+//!   program length).
 //! * Helpers are dispatched through the one table of [`super::helpers`]; map helpers and direct
 //!   map calls go to [`MapEnv`]. [`NoMaps`] refuses them, [`fake::FakeArrays`] is a small
 //!   in-memory array-map world for tests and benches; the core's map world implements the

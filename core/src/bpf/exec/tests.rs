@@ -103,7 +103,12 @@ fn an_endless_loop_exhausts_the_budget() {
         )
         .expect_err("loops");
     assert_eq!(err.kind, ExecErrorKind::Budget(1000));
-    assert_eq!(vm.executed, 1000);
+    // Checked at the backward jump: at most one straight-line stretch past the budget.
+    assert!(
+        (1000..=1000 + 2).contains(&vm.executed),
+        "executed {}",
+        vm.executed
+    );
 }
 
 #[test]
