@@ -2,7 +2,7 @@
 //! 16-entry array indexed with `& 15` (decoded registers are at most 10), so register access
 //! needs no bounds check; memory goes through [`Mem`], which checks the region of every access.
 
-use super::compile::{Inst, Program};
+use super::compile::{Inst, Program, SlowOp};
 use super::{
     atomic_result, ExecError, ExecErrorKind, MapEnv, Observer, StepView, Vm, MAX_CALL_FRAMES,
     STACK_SIZE,
@@ -292,6 +292,49 @@ fn byte_order(kind: Endian, bits: u8, value: u64) -> u64 {
     }
 }
 
+/// Executes a rare instruction; returns the extra slots it occupies (1 for `lddw`).
+#[inline(never)]
+fn slow<E: MapEnv>(
+    op: SlowOp,
+    regs: &mut [u64; 16],
+    mem: &mut Mem<'_, E>,
+) -> Result<usize, ExecErrorKind> {
+    match op {
+        SlowOp::Alu { wide, op, d, src } => {
+            let d = usize::from(d & 15);
+            regs[d] = alu_slow(wide, op, regs[d], src, regs);
+            Ok(0)
+        }
+        SlowOp::Atomic {
+            size,
+            op,
+            d,
+            s,
+            off,
+        } => {
+            let addr = regs[usize::from(d & 15)].wrapping_add(off as i64 as u64);
+            let s = usize::from(s & 15);
+            let old = mem.atomic(size, addr, op, regs[s], regs[0])?;
+            match op {
+                AtomicOp::Cmpxchg => regs[0] = old,
+                op if op.fetches() => regs[s] = old,
+                _ => {}
+            }
+            Ok(0)
+        }
+        SlowOp::LdMapFd { d, fd } => {
+            regs[usize::from(d & 15)] = mem.env.map_from_fd(fd)?;
+            Ok(1)
+        }
+        SlowOp::LdMapValue { d, fd, off } => {
+            regs[usize::from(d & 15)] = mem.env.map_value_from_fd(fd, off)?;
+            Ok(1)
+        }
+        SlowOp::CallUnknown { imm } => Err(ExecErrorKind::UnknownHelper(imm)),
+        SlowOp::Unsupported { what } => Err(ExecErrorKind::Unsupported(what.to_string())),
+    }
+}
+
 /// Saved state of a caller during a bpf-to-bpf call.
 #[derive(Clone, Copy, Default)]
 struct Frame {
@@ -327,6 +370,8 @@ pub(super) fn run<E: MapEnv, O: Observer>(
     regs[10] = frame_pointer(0);
     let mut frames = [Frame::default(); MAX_CALL_FRAMES];
     let code = &program.code[..];
+    let consts = &program.consts[..];
+    let slow_ops = &program.slow[..];
     let mut pc = 0usize;
 
     let result = 'run: loop {
@@ -359,6 +404,14 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                     budget!();
                 }
                 pc = target;
+            }};
+        }
+        macro_rules! jump_rel {
+            ($off:expr) => {{
+                if $off < 0 {
+                    budget!();
+                }
+                pc = pc.wrapping_add($off as isize as usize);
             }};
         }
         macro_rules! r {
@@ -429,20 +482,17 @@ pub(super) fn run<E: MapEnv, O: Observer>(
             Arsh32R { d, s } => {
                 r!(d) = u64::from((r!(d) as u32 as i32).wrapping_shr(r!(s) as u32) as u32)
             }
-            AluSlow { wide, op, d, src } => r!(d) = alu_slow(wide, op, r!(d), src, &regs),
             Neg64 { d } => r!(d) = r!(d).wrapping_neg(),
             Neg32 { d } => r!(d) = u64::from((r!(d) as u32).wrapping_neg()),
             End { kind, bits, d } => r!(d) = byte_order(kind, bits, r!(d)),
-            LdImm { d, imm } => {
-                r!(d) = imm;
-                pc += 1;
-            }
-            LdMapFd { d, fd } => {
-                r!(d) = tri!(mem.env.map_from_fd(fd));
-                pc += 1;
-            }
-            LdMapValue { d, fd, off } => {
-                r!(d) = tri!(mem.env.map_value_from_fd(fd, off));
+            LdImm { d, idx } => {
+                let Some(&value) = consts.get(idx as usize) else {
+                    break Err(ExecError {
+                        pc: cur,
+                        kind: ExecErrorKind::Unsupported("lddw constant missing".into()),
+                    });
+                };
+                r!(d) = value;
                 pc += 1;
             }
             LdxB { d, s, off } => {
@@ -481,121 +531,284 @@ pub(super) fn run<E: MapEnv, O: Observer>(
             StxDW { d, s, off } => {
                 tri!(mem.store::<8>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
             }
-            StImm { size, d, off, imm } => {
-                tri!(mem.store_sized(
-                    size,
-                    r!(d).wrapping_add(off as i64 as u64),
-                    imm as i64 as u64
-                ))
+            StB { d, off, imm } => {
+                tri!(mem.store::<1>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
             }
-            Atomic {
-                size,
-                op,
-                d,
-                s,
-                off,
-            } => {
-                let addr = r!(d).wrapping_add(off as i64 as u64);
-                let old = tri!(mem.atomic(size, addr, op, r!(s), regs[0]));
-                match op {
-                    AtomicOp::Cmpxchg => regs[0] = old,
-                    op if op.fetches() => r!(s) = old,
-                    _ => {}
-                }
+            StH { d, off, imm } => {
+                tri!(mem.store::<2>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
+            }
+            StW { d, off, imm } => {
+                tri!(mem.store::<4>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
+            }
+            StDW { d, off, imm } => {
+                tri!(mem.store::<8>(r!(d).wrapping_add(off as i64 as u64), imm as i64 as u64))
             }
             Ja { t } => jump!(t),
-            JeqI { d, imm, t } => {
-                if r!(d) == imm as i64 as u64 {
-                    jump!(t)
+            Jeq64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a == b {
+                    jump_rel!(off);
                 }
             }
-            JeqR { d, s, t } => {
-                if r!(d) == r!(s) {
-                    jump!(t)
+            Jeq64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a == b {
+                    jump_rel!(off);
                 }
             }
-            JneI { d, imm, t } => {
-                if r!(d) != imm as i64 as u64 {
-                    jump!(t)
+            Jeq32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a == b {
+                    jump_rel!(off);
                 }
             }
-            JneR { d, s, t } => {
-                if r!(d) != r!(s) {
-                    jump!(t)
+            Jeq32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a == b {
+                    jump_rel!(off);
                 }
             }
-            JgtI { d, imm, t } => {
-                if r!(d) > imm as i64 as u64 {
-                    jump!(t)
+            Jne64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a != b {
+                    jump_rel!(off);
                 }
             }
-            JgtR { d, s, t } => {
-                if r!(d) > r!(s) {
-                    jump!(t)
+            Jne64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a != b {
+                    jump_rel!(off);
                 }
             }
-            JgeI { d, imm, t } => {
-                if r!(d) >= imm as i64 as u64 {
-                    jump!(t)
+            Jne32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a != b {
+                    jump_rel!(off);
                 }
             }
-            JgeR { d, s, t } => {
-                if r!(d) >= r!(s) {
-                    jump!(t)
+            Jne32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a != b {
+                    jump_rel!(off);
                 }
             }
-            JltI { d, imm, t } => {
-                if r!(d) < imm as i64 as u64 {
-                    jump!(t)
+            Jgt64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a > b {
+                    jump_rel!(off);
                 }
             }
-            JltR { d, s, t } => {
-                if r!(d) < r!(s) {
-                    jump!(t)
+            Jgt64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a > b {
+                    jump_rel!(off);
                 }
             }
-            JleI { d, imm, t } => {
-                if r!(d) <= imm as i64 as u64 {
-                    jump!(t)
+            Jgt32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a > b {
+                    jump_rel!(off);
                 }
             }
-            JleR { d, s, t } => {
-                if r!(d) <= r!(s) {
-                    jump!(t)
+            Jgt32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a > b {
+                    jump_rel!(off);
                 }
             }
-            JmpSlow {
-                wide,
-                cond,
-                d,
-                src,
-                t,
-            } => {
-                let a = r!(d);
-                let taken = if wide {
-                    let b = match src {
-                        Operand::Reg(s) => r!(s),
-                        Operand::Imm(imm) => imm as i64 as u64,
-                    };
-                    cond.eval64(a, b)
-                } else {
-                    let b = match src {
-                        Operand::Reg(s) => r!(s),
-                        Operand::Imm(imm) => u64::from(imm as u32),
-                    };
-                    cond.eval32(a, b)
-                };
-                if taken {
-                    jump!(t)
+            Jge64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a >= b {
+                    jump_rel!(off);
+                }
+            }
+            Jge64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a >= b {
+                    jump_rel!(off);
+                }
+            }
+            Jge32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a >= b {
+                    jump_rel!(off);
+                }
+            }
+            Jge32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a >= b {
+                    jump_rel!(off);
+                }
+            }
+            Jlt64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a < b {
+                    jump_rel!(off);
+                }
+            }
+            Jlt64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a < b {
+                    jump_rel!(off);
+                }
+            }
+            Jlt32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a < b {
+                    jump_rel!(off);
+                }
+            }
+            Jlt32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a < b {
+                    jump_rel!(off);
+                }
+            }
+            Jle64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a <= b {
+                    jump_rel!(off);
+                }
+            }
+            Jle64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a <= b {
+                    jump_rel!(off);
+                }
+            }
+            Jle32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a <= b {
+                    jump_rel!(off);
+                }
+            }
+            Jle32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a <= b {
+                    jump_rel!(off);
+                }
+            }
+            Jset64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a & b != 0 {
+                    jump_rel!(off);
+                }
+            }
+            Jset64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a & b != 0 {
+                    jump_rel!(off);
+                }
+            }
+            Jset32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a & b != 0 {
+                    jump_rel!(off);
+                }
+            }
+            Jset32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a & b != 0 {
+                    jump_rel!(off);
+                }
+            }
+            Jsgt64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if (a as i64) > (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsgt64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if (a as i64) > (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsgt32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if (a as i32) > (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jsgt32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if (a as i32) > (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jsge64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if (a as i64) >= (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsge64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if (a as i64) >= (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsge32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if (a as i32) >= (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jsge32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if (a as i32) >= (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jslt64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if (a as i64) < (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jslt64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if (a as i64) < (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jslt32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if (a as i32) < (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jslt32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if (a as i32) < (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jsle64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if (a as i64) <= (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsle64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if (a as i64) <= (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsle32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if (a as i32) <= (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jsle32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if (a as i32) <= (b as i32) {
+                    jump_rel!(off);
                 }
             }
             Call { callee } => regs[0] = tri!(mem.call(callee, &regs, &mut scratch)),
-            CallUnknown { imm } => {
-                break Err(ExecError {
-                    pc: cur,
-                    kind: ExecErrorKind::UnknownHelper(imm),
-                })
-            }
             Callx { r } => {
                 let target = r!(r);
                 let callee = i32::try_from(target).ok().and_then(Callee::from_imm);
@@ -634,11 +847,14 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 regs[10] = frame_pointer(mem.depth);
                 pc = frame.ret;
             }
-            Unsupported { what } => {
-                break Err(ExecError {
-                    pc: cur,
-                    kind: ExecErrorKind::Unsupported(what.to_string()),
-                })
+            Slow { idx } => {
+                let Some(&op) = slow_ops.get(idx as usize) else {
+                    break Err(ExecError {
+                        pc: cur,
+                        kind: ExecErrorKind::Unsupported("slow op missing".into()),
+                    });
+                };
+                pc += tri!(slow(op, &mut regs, &mut mem));
             }
             LddwTail => {
                 break Err(ExecError {
