@@ -563,6 +563,31 @@ impl Program {
         &self.insns
     }
 
+    /// Resolves every pseudo map load (`map[fd]`, `map[fd][0]+off`) once, as the kernel does at
+    /// load time, so runs load a constant instead of asking the map world each time. The
+    /// resolved pointers carry the maps' generations: if a map is freed later, accesses through
+    /// them fault as use after free.
+    pub fn bind_maps<E: super::MapEnv>(&mut self, env: &mut E) -> Result<(), super::ExecError> {
+        for pc in 0..self.code.len() {
+            let Inst::Slow { idx } = self.code[pc] else {
+                continue;
+            };
+            let resolved = match self.slow.get(idx as usize) {
+                Some(&SlowOp::LdMapFd { d, fd }) => (d, env.map_from_fd(fd)),
+                Some(&SlowOp::LdMapValue { d, fd, off }) => (d, env.map_value_from_fd(fd, off)),
+                _ => continue,
+            };
+            let (d, value) = resolved;
+            let value = value.map_err(|kind| super::ExecError { pc, kind })?;
+            self.consts.push(value);
+            self.code[pc] = Inst::LdImm {
+                d,
+                idx: (self.consts.len() - 1) as u32,
+            };
+        }
+        Ok(())
+    }
+
     fn slow(&mut self, op: SlowOp) -> Inst {
         self.slow.push(op);
         Inst::Slow {

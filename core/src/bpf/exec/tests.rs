@@ -297,3 +297,26 @@ fn division_and_modulo_by_zero_follow_the_isa() {
         0
     );
 }
+
+#[test]
+fn bound_map_loads_run_without_asking_for_the_fd_and_still_fault_after_free() {
+    let mut env = FakeArrays::new();
+    let fd = env.add_array(8, 4);
+    let mut program = Program::new(&lookup_program(fd, 1, 1)).expect("valid");
+    program.bind_maps(&mut env).expect("fd resolves");
+    let r0 = Vm::default()
+        .run(&program, &mut [], &mut env, &mut NoObserver)
+        .expect("runs");
+    assert_ne!(r0, 0, "lookup through the bound map pointer hits");
+    assert_eq!(env.value(fd, 1).expect("index 1"), &1u64.to_le_bytes());
+    env.free(fd);
+    let err = Vm::default()
+        .run(&program, &mut [], &mut env, &mut NoObserver)
+        .expect_err("map freed");
+    assert_eq!(err.pc, 5, "the helper call on the stale map pointer");
+    assert_eq!(
+        err.fault().map(|fault| fault.kind()),
+        Some("use_after_free"),
+        "{err}"
+    );
+}
