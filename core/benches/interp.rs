@@ -2,7 +2,9 @@
 //! program bytes, reporting ns per executed instruction and the ratio.
 //!
 //! Programs:
-//! * `alu_loop`: 64-bit arithmetic in a counted loop (registers only).
+//! * `alu_loop`: 64-bit arithmetic in a counted loop (registers only), four dependent
+//!   instructions per iteration through r0.
+//! * `alu_mix`: similar arithmetic spread over four registers (short dependency chains).
 //! * `mem_loop`: reads a 4 KiB input buffer 8 bytes at a time, spilling to and reloading from
 //!   the stack on every iteration.
 //! * `map_lookup_loop`: `bpf_map_lookup_elem` on a 16-entry array map with a stack key, a NULL
@@ -39,6 +41,30 @@ loop:
     rsh %r0, 1
     sub %r2, 1
     jne %r2, 0, loop
+    exit";
+
+/// The same kind of work spread over four registers: chains of at most two dependent
+/// instructions per iteration instead of `alu_loop`'s four through r0.
+const ALU_MIX: &str = "
+    mov %r2, 1000
+    mov %r3, 1
+    mov %r4, 2
+    mov %r5, 3
+    mov %r6, 4
+loop:
+    add %r3, %r2
+    xor %r4, 0x5a5a
+    mul %r5, 3
+    lsh %r6, 1
+    or %r6, 1
+    rsh %r4, 1
+    add %r3, 7
+    sub %r2, 1
+    jne %r2, 0, loop
+    mov %r0, %r3
+    add %r0, %r4
+    add %r0, %r5
+    add %r0, %r6
     exit";
 
 /// Input buffer of `mem_loop`: 512 iterations of 8 bytes.
@@ -128,6 +154,13 @@ fn cases() -> Vec<Case> {
         Case {
             name: "alu_loop",
             insns: assemble(ALU_LOOP).expect("assembles"),
+            mem: Vec::new(),
+            env: FakeArrays::new(),
+            fd: None,
+        },
+        Case {
+            name: "alu_mix",
+            insns: assemble(ALU_MIX).expect("assembles"),
             mem: Vec::new(),
             env: FakeArrays::new(),
             fd: None,
