@@ -500,6 +500,39 @@ pub(crate) enum Inst {
         r: u8,
     },
     Exit,
+    /// Loop control, fused (only in `Program::fused`): `add rD, A` then `if rD <op> imm goto
+    /// pc+off` on the same register, two slots in one dispatch. `da` packs `D` (low 4 bits)
+    /// and `A` (high 4 bits, signed: -8..=7); `off` is the second instruction's offset.
+    AddJeq {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    AddJne {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    AddJlt {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    AddJle {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    AddJgt {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    AddJge {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
     /// A rare instruction: `Program::slow[idx]`.
     Slow {
         idx: u32,
@@ -538,7 +571,11 @@ pub(crate) enum SlowOp {
 /// A program ready to run: decoded, checked (reserved fields, jump targets), pre-decoded.
 #[derive(Debug, Clone)]
 pub struct Program {
+    /// One instruction per slot, as decoded (what an observer steps through).
     pub(crate) code: Vec<Inst>,
+    /// `code` with loop-control pairs fused into their first slot; the second slot keeps its
+    /// own instruction, so a jump to it still works. Used when no observer watches.
+    pub(crate) fused: Vec<Inst>,
     pub(crate) consts: Vec<u64>,
     pub(crate) slow: Vec<SlowOp>,
     insns: Vec<Insn>,
@@ -549,6 +586,7 @@ impl Program {
         let ops = decode_program(insns)?;
         let mut program = Program {
             code: vec![Inst::LddwTail; insns.len()],
+            fused: Vec::new(),
             consts: Vec::new(),
             slow: Vec::new(),
             insns: insns.to_vec(),
@@ -556,6 +594,7 @@ impl Program {
         for (pc, op) in ops {
             program.code[pc] = program.lower(pc, op);
         }
+        program.fused = fuse(&program.code);
         Ok(program)
     }
 
@@ -584,6 +623,7 @@ impl Program {
                 d,
                 idx: (self.consts.len() - 1) as u32,
             };
+            self.fused[pc] = self.code[pc];
         }
         Ok(())
     }
@@ -711,6 +751,34 @@ impl Program {
             Op::Exit => Exit,
         }
     }
+}
+
+/// Fuses `add/sub rD, small` followed by an unsigned or equality compare of `rD` with an
+/// immediate (the shape of every counted loop's back edge).
+fn fuse(code: &[Inst]) -> Vec<Inst> {
+    use Inst::*;
+    let mut fused = code.to_vec();
+    for pc in 0..code.len().saturating_sub(1) {
+        let (d, add) = match code[pc] {
+            Add64I { d, imm } => (d, imm),
+            Sub64I { d, imm } if imm != i32::MIN => (d, -imm),
+            _ => continue,
+        };
+        if !(-8..=7).contains(&add) {
+            continue;
+        }
+        let da = (d & 15) | ((add as i8 as u8) << 4);
+        fused[pc] = match code[pc + 1] {
+            Jeq64I { d: j, off, imm } if j == d => AddJeq { da, off, imm },
+            Jne64I { d: j, off, imm } if j == d => AddJne { da, off, imm },
+            Jlt64I { d: j, off, imm } if j == d => AddJlt { da, off, imm },
+            Jle64I { d: j, off, imm } if j == d => AddJle { da, off, imm },
+            Jgt64I { d: j, off, imm } if j == d => AddJgt { da, off, imm },
+            Jge64I { d: j, off, imm } if j == d => AddJge { da, off, imm },
+            _ => continue,
+        };
+    }
+    fused
 }
 
 fn lower_jmp(width: Width, cond: Cond, d: u8, src: Operand, off: i16) -> Inst {

@@ -369,7 +369,12 @@ pub(super) fn run<E: MapEnv, O: Observer>(
     regs[2] = ctx_len;
     regs[10] = frame_pointer(0);
     let mut frames = [Frame::default(); MAX_CALL_FRAMES];
-    let code = &program.code[..];
+    // Fused superinstructions skip a slot, which an observer must see: it gets plain code.
+    let code = if O::ACTIVE {
+        &program.code[..]
+    } else {
+        &program.fused[..]
+    };
     let consts = &program.consts[..];
     let slow_ops = &program.slow[..];
     let mut pc = 0usize;
@@ -846,6 +851,60 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 regs[6..10].copy_from_slice(&frame.callee_saved);
                 regs[10] = frame_pointer(mem.depth);
                 pc = frame.ret;
+            }
+            AddJeq { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] == imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            AddJne { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] != imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            AddJlt { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] < imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            AddJle { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] <= imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            AddJgt { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] > imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            AddJge { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] >= imm as i64 as u64 {
+                    jump_rel!(off);
+                }
             }
             Slow { idx } => {
                 let Some(&op) = slow_ops.get(idx as usize) else {

@@ -384,3 +384,38 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn fused_loop_control_matches_plain_execution_including_jumps_into_the_pair() {
+    /// Observing forces the plain (unfused) code.
+    struct Count(u64);
+    impl Observer for Count {
+        fn before(&mut self, _step: &StepView<'_>) {
+            self.0 += 1;
+        }
+    }
+    // The `jlt` of each pair is also a jump target (`mid`), entered without its `add`.
+    let source =
+        "mov %r0, 0\nmov %r3, 0\nja mid\nouter:\nmov %r2, 10\nloop:\nadd %r0, %r2\nsub %r2, 1\n\
+                  jne %r2, 0, loop\nadd %r3, 1\nmid:\njlt %r3, 3, outer\nexit";
+    let program = program(source);
+    let mut plain = Vm::default();
+    let mut count = Count(0);
+    let observed = plain
+        .run(&program, &mut [], &mut NoMaps, &mut count)
+        .expect("runs");
+    let mut fused = Vm::default();
+    let unobserved = fused
+        .run(&program, &mut [], &mut NoMaps, &mut NoObserver)
+        .expect("runs");
+    assert_eq!(observed, 3 * 55, "three rounds of 10 + 9 + ... + 1");
+    assert_eq!(observed, unobserved, "fusion must not change the result");
+    assert_eq!(
+        count.0, plain.executed,
+        "the observer saw every executed instruction"
+    );
+    assert_eq!(
+        fused.executed, plain.executed,
+        "a fused pair counts as two instructions"
+    );
+}
