@@ -533,6 +533,13 @@ pub(crate) enum Inst {
         off: i16,
         imm: i32,
     },
+    /// Fused (only in `Program::fused`): `mov rD, rS` then `add rD, imm`, the idiom that
+    /// makes helper arguments point into the stack (`r2 = r10; r2 += -4`).
+    MovAdd64 {
+        d: u8,
+        s: u8,
+        imm: i32,
+    },
     /// A rare instruction: `Program::slow[idx]`.
     Slow {
         idx: u32,
@@ -754,11 +761,17 @@ impl Program {
 }
 
 /// Fuses `add/sub rD, small` followed by an unsigned or equality compare of `rD` with an
-/// immediate (the shape of every counted loop's back edge).
+/// immediate (the shape of every counted loop's back edge), and `mov rD, rS; add rD, imm`.
 fn fuse(code: &[Inst]) -> Vec<Inst> {
     use Inst::*;
     let mut fused = code.to_vec();
     for pc in 0..code.len().saturating_sub(1) {
+        if let (Mov64R { d, s }, Add64I { d: d2, imm }) = (code[pc], code[pc + 1]) {
+            if d == d2 {
+                fused[pc] = MovAdd64 { d, s, imm };
+            }
+            continue;
+        }
         let (d, add) = match code[pc] {
             Add64I { d, imm } => (d, imm),
             Sub64I { d, imm } if imm != i32::MIN => (d, -imm),

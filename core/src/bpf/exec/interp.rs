@@ -906,6 +906,11 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                     jump_rel!(off);
                 }
             }
+            MovAdd64 { d, s, imm } => {
+                r!(d) = r!(s).wrapping_add(imm as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+            }
             Slow { idx } => {
                 let Some(&op) = slow_ops.get(idx as usize) else {
                     break Err(ExecError {

@@ -394,9 +394,10 @@ fn fused_loop_control_matches_plain_execution_including_jumps_into_the_pair() {
             self.0 += 1;
         }
     }
-    // The `jlt` of each pair is also a jump target (`mid`), entered without its `add`.
+    // `mov; add` and `sub; jne` fuse; the `jlt` of the `add; jlt` pair is also a jump target
+    // (`mid`), entered without its `add`.
     let source =
-        "mov %r0, 0\nmov %r3, 0\nja mid\nouter:\nmov %r2, 10\nloop:\nadd %r0, %r2\nsub %r2, 1\n\
+        "mov %r0, 0\nmov %r3, 0\nja mid\nouter:\nmov %r2, 10\nloop:\nmov %r4, %r2\nadd %r4, 0\nadd %r0, %r4\nsub %r2, 1\n\
                   jne %r2, 0, loop\nadd %r3, 1\nmid:\njlt %r3, 3, outer\nexit";
     let program = program(source);
     let mut plain = Vm::default();
