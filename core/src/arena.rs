@@ -64,10 +64,7 @@ impl<P: Platform, T: Send + Sync + 'static> Arena<P, T> {
     pub fn new(name: &'static str) -> Self {
         Arena {
             name,
-            inner: P::mutex(Slots {
-                slots: Vec::new(),
-                quarantine: VecDeque::new(),
-            }),
+            inner: P::mutex(Slots { slots: Vec::new(), quarantine: VecDeque::new() }),
             live_words: P::mutex(Vec::new()),
         }
     }
@@ -90,17 +87,11 @@ impl<P: Platform, T: Send + Sync + 'static> Arena<P, T> {
                     let slot = &mut slots.slots[index as usize];
                     slot.gen += 1;
                     slot.state = State::Live(value);
-                    Handle {
-                        index,
-                        gen: slot.gen,
-                    }
+                    Handle { index, gen: slot.gen }
                 }
                 None => {
                     let index = u32::try_from(slots.slots.len()).expect("arena index fits u32");
-                    slots.slots.push(Slot {
-                        gen: 0,
-                        state: State::Live(value),
-                    });
+                    slots.slots.push(Slot { gen: 0, state: State::Live(value) });
                     Handle { index, gen: 0 }
                 }
             }
@@ -118,42 +109,29 @@ impl<P: Platform, T: Send + Sync + 'static> Arena<P, T> {
 
     /// The object, if the handle is still live.
     pub fn get(&self, handle: Handle, at: Stamp) -> Result<P::Arc<T>, Fault> {
-        P::lock(&self.inner, |slots| {
-            match slots.slots.get(handle.index as usize) {
-                Some(Slot {
-                    gen,
-                    state: State::Live(value),
-                }) if *gen == handle.gen => Ok(value.clone()),
-                Some(Slot { gen, state }) => {
-                    let freed_at = match state {
-                        State::Freed(stamp) if *gen == handle.gen => Some(*stamp),
-                        _ => None,
-                    };
-                    Err(Fault::UseAfterFree {
-                        object: self.describe(handle),
-                        freed_at,
-                        accessed_at: at,
-                    })
-                }
-                None => Err(Fault::UseAfterFree {
-                    object: self.describe(handle),
-                    freed_at: None,
-                    accessed_at: at,
-                }),
+        P::lock(&self.inner, |slots| match slots.slots.get(handle.index as usize) {
+            Some(Slot { gen, state: State::Live(value) }) if *gen == handle.gen => Ok(value.clone()),
+            Some(Slot { gen, state }) => {
+                let freed_at = match state {
+                    State::Freed(stamp) if *gen == handle.gen => Some(*stamp),
+                    _ => None,
+                };
+                Err(Fault::UseAfterFree { object: self.describe(handle), freed_at, accessed_at: at })
             }
+            None => Err(Fault::UseAfterFree {
+                object: self.describe(handle),
+                freed_at: None,
+                accessed_at: at,
+            }),
         })
     }
 
     /// Is the handle still live? One atomic load when the slot is known, so hot paths (every
     /// map-value access of the executor) can afford it; the slow path finds `freed_at`.
     pub fn check(&self, handle: Handle, at: Stamp) -> Result<(), Fault> {
-        let word = P::lock(&self.live_words, |words| {
-            words.get(handle.index as usize).cloned()
-        });
+        let word = P::lock(&self.live_words, |words| words.get(handle.index as usize).cloned());
         match word {
-            Some(word) if word.load(Ordering::Acquire) == (u64::from(handle.gen) << 1 | 1) => {
-                Ok(())
-            }
+            Some(word) if word.load(Ordering::Acquire) == (u64::from(handle.gen) << 1 | 1) => Ok(()),
             _ => self.get(handle, at).map(|_| ()),
         }
     }
@@ -178,11 +156,7 @@ impl<P: Platform, T: Send + Sync + 'static> Arena<P, T> {
                 }
                 State::Freed(first) => {
                     slot.state = State::Freed(first);
-                    Err(Fault::DoubleFree {
-                        object: self.describe(handle),
-                        first,
-                        second: at,
-                    })
+                    Err(Fault::DoubleFree { object: self.describe(handle), first, second: at })
                 }
             }
         })?;
@@ -200,10 +174,7 @@ impl<P: Platform, T: Send + Sync + 'static> Arena<P, T> {
                 .iter()
                 .enumerate()
                 .filter(|(_, slot)| matches!(slot.state, State::Live(_)))
-                .map(|(index, slot)| Handle {
-                    index: index as u32,
-                    gen: slot.gen,
-                })
+                .map(|(index, slot)| Handle { index: index as u32, gen: slot.gen })
                 .collect()
         })
     }
@@ -215,11 +186,7 @@ mod tests {
     use crate::sync::Std;
 
     fn at(seq: u64) -> Stamp {
-        Stamp {
-            seq,
-            task: 0,
-            cpu: 0,
-        }
+        Stamp { seq, task: 0, cpu: 0 }
     }
 
     #[test]
@@ -232,15 +199,9 @@ mod tests {
         let fault = arena.check(handle, at(3)).unwrap_err();
         assert_eq!(
             fault,
-            Fault::UseAfterFree {
-                object: "map #0.0".into(),
-                freed_at: Some(at(2)),
-                accessed_at: at(3)
-            }
+            Fault::UseAfterFree { object: "map #0.0".into(), freed_at: Some(at(2)), accessed_at: at(3) }
         );
-        assert!(
-            matches!(arena.free(handle, at(4)), Err(Fault::DoubleFree { first, .. }) if first == at(2))
-        );
+        assert!(matches!(arena.free(handle, at(4)), Err(Fault::DoubleFree { first, .. }) if first == at(2)));
         assert!(arena.live().is_empty());
     }
 
@@ -249,22 +210,14 @@ mod tests {
         let arena: Arena<Std, usize> = Arena::new("elem");
         let first = arena.insert(0);
         arena.free(first, at(1)).unwrap();
-        let handles: Vec<Handle> = (1..=QUARANTINE_SLOTS + 1)
-            .map(|v| arena.insert(v))
-            .collect();
+        let handles: Vec<Handle> = (1..=QUARANTINE_SLOTS + 1).map(|v| arena.insert(v)).collect();
         for handle in &handles {
             arena.free(*handle, at(2)).unwrap();
         }
         let reused = arena.insert(99);
-        assert_eq!(
-            reused.index, first.index,
-            "the oldest quarantined slot is reused first"
-        );
+        assert_eq!(reused.index, first.index, "the oldest quarantined slot is reused first");
         assert_eq!(reused.gen, first.gen + 1);
-        assert!(matches!(
-            arena.check(first, at(3)),
-            Err(Fault::UseAfterFree { freed_at: None, .. })
-        ));
+        assert!(matches!(arena.check(first, at(3)), Err(Fault::UseAfterFree { freed_at: None, .. })));
         assert_eq!(*arena.get(reused, at(3)).unwrap(), 99);
     }
 }

@@ -18,11 +18,7 @@ pub struct Stamp {
 
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "event {} (task {}, cpu {})",
-            self.seq, self.task, self.cpu
-        )
+        write!(f, "event {} (task {}, cpu {})", self.seq, self.task, self.cpu)
     }
 }
 
@@ -31,35 +27,19 @@ impl fmt::Display for Stamp {
 pub enum Fault {
     /// §8.1/§8.3: an object was reached after it was freed.
     #[error("use after free: {object} freed at {}, accessed at {accessed_at}", fmt_opt(.freed_at))]
-    UseAfterFree {
-        object: String,
-        freed_at: Option<Stamp>,
-        accessed_at: Stamp,
-    },
+    UseAfterFree { object: String, freed_at: Option<Stamp>, accessed_at: Stamp },
     /// §8.3: an object was freed twice.
     #[error("double free: {object} freed at {first} and again at {second}")]
-    DoubleFree {
-        object: String,
-        first: Stamp,
-        second: Stamp,
-    },
+    DoubleFree { object: String, first: Stamp, second: Stamp },
     /// §8.3: a reference was dropped that was not held (refcnt or uref below zero).
     #[error("double put: {object} ({counter} went below zero) at {at}")]
-    DoublePut {
-        object: String,
-        counter: &'static str,
-        at: Stamp,
-    },
+    DoublePut { object: String, counter: &'static str, at: Stamp },
     /// §8.6: a CPU waits on a lock it holds itself (a nested context spinning on it).
     #[error("deadlock: cpu {cpu} spins on {lock}, which it already holds, at {at}")]
     Deadlock { lock: String, cpu: usize, at: Stamp },
     /// §8.6: two lock classes taken in an order the kernel forbids (lockdep's complaint).
     #[error("lock order violation: took {acquiring} while holding {held}, at {at}")]
-    LockOrder {
-        held: String,
-        acquiring: String,
-        at: Stamp,
-    },
+    LockOrder { held: String, acquiring: String, at: Stamp },
     /// §8.3: a memory access outside the object it points into.
     #[error("out of bounds: {what} at {at}")]
     OutOfBounds { what: String, at: Stamp },

@@ -12,12 +12,12 @@
 //! See ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
-pub mod arena;
-pub mod bpf;
 pub mod errno;
-pub mod fault;
-pub mod isa;
 pub mod mutants;
-pub mod ptr;
 pub mod sync;
+pub mod fault;
 pub mod uapi;
+pub mod arena;
+pub mod ptr;
+pub mod isa;
+pub mod bpf;

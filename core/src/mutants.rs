@@ -144,9 +144,6 @@ mod tests {
         }
         assert!(Mutant::ALL.iter().all(|m| !Mutants::NONE.on(*m)));
         let err = "no_such_bug".parse::<Mutant>().unwrap_err().to_string();
-        assert!(
-            err.contains("no_such_bug") && err.contains("leak_on_replace"),
-            "{err}"
-        );
+        assert!(err.contains("no_such_bug") && err.contains("leak_on_replace"), "{err}");
     }
 }

@@ -46,28 +46,13 @@ pub struct Ptr {
 
 impl Ptr {
     pub fn stack(frame: u32, offset: u32) -> Ptr {
-        Ptr {
-            kind: RegionKind::Stack,
-            index: frame,
-            gen: 0,
-            offset,
-        }
+        Ptr { kind: RegionKind::Stack, index: frame, gen: 0, offset }
     }
     pub fn ctx(offset: u32) -> Ptr {
-        Ptr {
-            kind: RegionKind::Ctx,
-            index: 0,
-            gen: 0,
-            offset,
-        }
+        Ptr { kind: RegionKind::Ctx, index: 0, gen: 0, offset }
     }
     pub fn map(handle: Handle, offset: u32) -> Ptr {
-        Ptr {
-            kind: RegionKind::Map,
-            index: handle.index,
-            gen: handle.gen as u8,
-            offset,
-        }
+        Ptr { kind: RegionKind::Map, index: handle.index, gen: handle.gen as u8, offset }
     }
 
     /// Does this pointer name the map `handle` (generation compared modulo 256)?
@@ -76,11 +61,7 @@ impl Ptr {
     }
 
     pub fn encode(self) -> u64 {
-        debug_assert!(
-            self.index < 1 << INDEX_BITS,
-            "region index {} too large",
-            self.index
-        );
+        debug_assert!(self.index < 1 << INDEX_BITS, "region index {} too large", self.index);
         (self.kind as u64) << KIND_SHIFT
             | u64::from(self.index) << INDEX_SHIFT
             | u64::from(self.gen) << OFFSET_BITS
@@ -121,18 +102,12 @@ mod tests {
 
     #[test]
     fn pointers_round_trip_and_scalars_are_not_pointers() {
-        let handle = Handle {
-            index: 77,
-            gen: 300,
-        };
+        let handle = Handle { index: 77, gen: 300 };
         for ptr in [Ptr::stack(3, 512), Ptr::ctx(0), Ptr::map(handle, 272)] {
             assert_eq!(Ptr::decode(ptr.encode()), Some(ptr));
         }
         assert!(Ptr::map(handle, 0).is_map(handle));
-        assert!(!Ptr::map(handle, 0).is_map(Handle {
-            index: 77,
-            gen: 301
-        }));
+        assert!(!Ptr::map(handle, 0).is_map(Handle { index: 77, gen: 301 }));
         for scalar in [0u64, 1, 0xffff_ffff, u64::MAX >> 4] {
             assert_eq!(Ptr::decode(scalar), None, "{scalar:#x}");
         }
@@ -143,9 +118,6 @@ mod tests {
         let handle = Handle { index: 5, gen: 9 };
         let below = Ptr::map(handle, 0).encode().wrapping_sub(8);
         let decoded = Ptr::decode(below).expect("still a map pointer");
-        assert!(
-            !decoded.is_map(handle),
-            "an underflow must not alias the same map"
-        );
+        assert!(!decoded.is_map(handle), "an underflow must not alias the same map");
     }
 }

@@ -85,13 +85,7 @@ pub struct MapAttr {
 
 impl MapAttr {
     pub fn new(map_type: MapType, key_size: u32, value_size: u32, max_entries: u32) -> Self {
-        MapAttr {
-            map_type: map_type as u32,
-            key_size,
-            value_size,
-            max_entries,
-            ..Default::default()
-        }
+        MapAttr { map_type: map_type as u32, key_size, value_size, max_entries, ..Default::default() }
     }
     pub fn flags(mut self, map_flags: u32) -> Self {
         self.map_flags = map_flags;
@@ -136,13 +130,7 @@ pub struct BatchOut {
 pub trait BpfSys {
     fn map_create(&mut self, attr: &MapAttr) -> Result<Fd, Error>;
     fn map_lookup_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error>;
-    fn map_update_elem(
-        &mut self,
-        fd: Fd,
-        key: &[u8],
-        value: &[u8],
-        flags: u64,
-    ) -> Result<(), Error>;
+    fn map_update_elem(&mut self, fd: Fd, key: &[u8], value: &[u8], flags: u64) -> Result<(), Error>;
     fn map_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<(), Error>;
     fn map_lookup_and_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error>;
     /// `key == None` asks for the first key.
@@ -150,12 +138,7 @@ pub trait BpfSys {
     /// `BPF_MAP_LOOKUP_BATCH`: up to `count` entries from `in_batch` (`None` = from the start).
     /// `Err(ENOSPC)`: `count` is too small for the next bucket, retry larger. The end of the map
     /// is `Ok` with `done` set (the kernel's `-ENOENT`), possibly with entries.
-    fn map_lookup_batch(
-        &mut self,
-        fd: Fd,
-        in_batch: Option<u32>,
-        count: u32,
-    ) -> Result<BatchOut, Error>;
+    fn map_lookup_batch(&mut self, fd: Fd, in_batch: Option<u32>, count: u32) -> Result<BatchOut, Error>;
     /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`, same conventions.
     fn map_lookup_and_delete_batch(
         &mut self,

@@ -49,9 +49,7 @@ impl Platform for Loom {
         loom::thread::spawn(f)
     }
     fn join<R: Send + 'static>(handle: Self::JoinHandle<R>) -> R {
-        handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
     fn yield_now() {
         loom::thread::yield_now()
@@ -64,10 +62,7 @@ impl Platform for Loom {
         let (values, cursor) = &mut *script;
         let value = values.get(*cursor).copied().unwrap_or(0);
         *cursor += 1;
-        assert!(
-            value < n,
-            "loom choice script gives {value} for choose({n})"
-        );
+        assert!(value < n, "loom choice script gives {value} for choose({n})");
         value
     }
     fn current_cpu() -> usize {

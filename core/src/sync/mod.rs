@@ -256,15 +256,8 @@ mod tests {
     fn loom_choose_follows_the_script() {
         Loom::set_choice_script(vec![2, 0, 1]);
         loom::model(|| {
-            assert_eq!(
-                (Loom::choose(3), Loom::choose(3), Loom::choose(3)),
-                (2, 0, 1)
-            );
-            assert_eq!(
-                Loom::choose(3),
-                0,
-                "past the script's end every choice is 0"
-            );
+            assert_eq!((Loom::choose(3), Loom::choose(3), Loom::choose(3)), (2, 0, 1));
+            assert_eq!(Loom::choose(3), 0, "past the script's end every choice is 0");
         });
         Loom::set_choice_script(Vec::new());
     }

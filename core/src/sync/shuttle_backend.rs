@@ -34,9 +34,7 @@ impl Platform for Shuttle {
         shuttle::thread::spawn(f)
     }
     fn join<R: Send + 'static>(handle: Self::JoinHandle<R>) -> R {
-        handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
     fn yield_now() {
         shuttle::thread::yield_now()
