@@ -137,6 +137,12 @@ impl FakeArrays {
 
     #[cold]
     #[inline(never)]
+    fn bad_size(ptr: Ptr, size: u8) -> ExecErrorKind {
+        ExecErrorKind::MapAccess(format!("{size}-byte access at {ptr}"))
+    }
+
+    #[cold]
+    #[inline(never)]
     fn out_of_bounds(ptr: Ptr, size: u8, map: &FakeArray) -> ExecErrorKind {
         ExecErrorKind::OutOfBounds {
             ptr,
@@ -216,11 +222,7 @@ impl MapEnv for FakeArrays {
                 raw.copy_from_slice(&values[at..at + 8]);
                 u64::from_le_bytes(raw)
             }
-            _ => {
-                return Err(ExecErrorKind::MapAccess(format!(
-                    "{size}-byte access at {ptr}"
-                )))
-            }
+            _ => return Err(Self::bad_size(ptr, size)),
         })
     }
     fn store(&mut self, ptr: Ptr, size: u8, value: u64) -> EnvResult<()> {

@@ -11,6 +11,10 @@ use crate::bpf::helpers::{Callee, HelperId};
 use crate::isa::{AluOp, AtomicOp, Endian, Operand};
 use crate::ptr::{Ptr, RegionKind};
 
+/// Keys up to this size are read into a stack buffer (covers every key the model's maps use:
+/// u32 array indices, small hash keys).
+const INLINE_KEY_BYTES: usize = 64;
+
 /// Where a checked access lands.
 enum Place {
     /// Byte index into the whole stack (all frames).
@@ -146,6 +150,21 @@ impl<E: MapEnv> Mem<'_, E> {
         Ok(old)
     }
 
+    /// Fills `out` with the bytes at `addr`.
+    fn read_into(&mut self, addr: u64, out: &mut [u8]) -> Result<(), ExecErrorKind> {
+        let len = out.len();
+        match self.locate(addr, len)? {
+            Place::Stack(at) => out.copy_from_slice(&self.stack[at..at + len]),
+            Place::Ctx(at) => out.copy_from_slice(&self.ctx[at..at + len]),
+            Place::Map(_) => {
+                let mut bytes = Vec::with_capacity(len);
+                self.read_bytes(addr, len, &mut bytes)?;
+                out.copy_from_slice(&bytes);
+            }
+        }
+        Ok(())
+    }
+
     /// Copies `len` bytes at `addr` into `out` (helper arguments: keys, values).
     fn read_bytes(
         &mut self,
@@ -205,6 +224,12 @@ impl<E: MapEnv> Mem<'_, E> {
             self.env.check_direct_call(call, map)?;
         }
         let key_size = self.env.map_key_size(map)? as usize;
+        if id == HelperId::MapLookupElem && key_size <= INLINE_KEY_BYTES {
+            // The common case without touching the heap: a small key copied to the stack.
+            let mut key = [0u8; INLINE_KEY_BYTES];
+            self.read_into(regs[2], &mut key[..key_size])?;
+            return self.env.map_lookup(map, &key[..key_size]);
+        }
         self.read_bytes(regs[2], key_size, scratch)?;
         match id {
             HelperId::MapLookupElem => self.env.map_lookup(map, scratch),
