@@ -3,13 +3,17 @@
 //! finding kind, after how many executions, and the wall time.
 //!
 //! `cargo run -p mimic-models --release --bin mutant-report [-- --clean] [-- --only NAME]`
+//!
+//! Replay a failing shuttle schedule file (written under `target/shuttle-schedules/`):
+//! `cargo run -p mimic-models --release --bin mutant-report -- --replay FILE --scenario NAME
+//! [--mutant ID]`; it prints the failure the schedule reproduces.
 //! Budgets: `LOOM_MAX_PREEMPTIONS`, `MIMIC_SHUTTLE_ITERATIONS` (correct core),
 //! `MIMIC_MUTANT_ITERATIONS` (schedules allowed before a mutant counts as missed, default 10,000).
 
-use mimic_core::mutants::Mutants;
+use mimic_core::mutants::{Mutant, Mutants};
 use mimic_models::engine::{explore, shuttle_iterations, Engine, Outcome};
 use mimic_models::mutants::{CORE_MUTANTS, ELSEWHERE};
-use mimic_models::scenario::SCENARIOS;
+use mimic_models::scenario::{Scenario, SCENARIOS};
 
 /// Schedules a shuttle engine gets to find a mutant before it counts as missed.
 const MUTANT_ITERATIONS_DEFAULT: usize = 10_000;
@@ -47,6 +51,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(MUTANT_ITERATIONS_DEFAULT);
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    if let Some(file) = value("--replay") {
+        replay(&file, value("--scenario"), value("--mutant"));
+        return;
+    }
     if args.iter().any(|a| a == "--clean") {
         println!(
             "| scenario (correct core) | loom (bound {}) | shuttle random ({}) | shuttle PCT ({}, depth 3) |",
@@ -105,5 +118,26 @@ fn main() {
             "| {} | (verifier) | covered elsewhere: {where_} | | |",
             mutant.id()
         );
+    }
+}
+
+/// Replays a shuttle schedule file against a scenario (and mutant) and prints what it finds.
+fn replay(file: &str, scenario: Option<String>, mutant: Option<String>) {
+    let Some(scenario) = scenario.as_deref().and_then(Scenario::named) else {
+        eprintln!("--replay needs --scenario NAME (one of the SCENARIOS table)");
+        std::process::exit(2);
+    };
+    let mutants = match mutant.map(|m| m.parse::<Mutant>()) {
+        None => Mutants::NONE,
+        Some(Ok(mutant)) => Mutants::only(mutant),
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let outcome = mimic_models::engine::replay_shuttle(scenario, mutants, file.as_ref());
+    match outcome.failure {
+        Some(failure) => println!("replayed {file}: {failure}"),
+        None => println!("replayed {file}: no failure"),
     }
 }
