@@ -345,6 +345,7 @@ fn exec<P: Platform>(ctx: &Ctx<P>, place: &str, op: &Op, loaded: &mut usize) {
         Op::Close { map } => {
             check(w.close(ctx.fds[map]), Allow::Ok, place, "close");
         }
+        Op::OpenInnerById { outer, key } => open_inner_by_id(ctx, place, outer, key),
         Op::LookupAndDeleteBatch { map, count } => batch_drain(ctx, place, map, count),
         Op::Drain { map, key, reg } => {
             let value = read_u32(ctx, place, map, key);
@@ -540,6 +541,42 @@ fn bpf_outer_add<P: Platform>(ctx: &Ctx<P>, place: &str, outer: usize, index: u3
             None => fail(HARNESS, place, format!("bpf program: {error}")),
         }
     }
+}
+
+/// Reads the inner map id at `outer[key]`, opens it by id, checks the fd names that map, closes
+/// it. §1: once the map's refcnt reached 0 the id no longer resolves (`-ENOENT`); an fd to a map
+/// that is being freed would be a use after free.
+fn open_inner_by_id<P: Platform>(ctx: &Ctx<P>, place: &str, outer: usize, key: Key) {
+    let w = &ctx.world;
+    let Some(id) = check(
+        w.map_lookup_elem(ctx.fds[outer], &key_bytes(ctx, key)),
+        Allow::OkOrEnoent,
+        place,
+        "outer lookup",
+    ) else {
+        return;
+    };
+    let id = match <[u8; 4]>::try_from(&id[..]) {
+        Ok(bytes) => u32::from_le_bytes(bytes),
+        Err(_) => fail(HARNESS, place, format!("inner id of {} bytes", id.len())),
+    };
+    let Some(fd) = check(
+        w.map_get_fd_by_id(id),
+        Allow::OkOrEnoent,
+        place,
+        "get_fd_by_id",
+    ) else {
+        return;
+    };
+    let info = check(w.map_info(fd), Allow::Ok, place, "info of the opened map");
+    if info.is_some_and(|info| info.id != id) {
+        fail(
+            HARNESS,
+            place,
+            format!("fd {fd} opened by id {id} names another map"),
+        );
+    }
+    check(w.close(fd), Allow::Ok, place, "close the opened fd");
 }
 
 /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH` until the end; every key returned must be one the scenario

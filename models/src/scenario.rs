@@ -146,6 +146,13 @@ pub enum Op {
     Close {
         map: usize,
     },
+    /// User space reads the inner map id at `outer[key]` and opens it by id
+    /// (`BPF_MAP_GET_FD_BY_ID`): `-ENOENT` once its refcnt reached 0 (the id goes first), else an
+    /// fd whose map info names that id; the fd is closed again.
+    OpenInnerById {
+        outer: usize,
+        key: Key,
+    },
     /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH` from the start until the end, `count` entries a call.
     LookupAndDeleteBatch {
         map: usize,
@@ -563,6 +570,66 @@ pub static SCENARIOS: &[Scenario] = &[
         finally: &[],
         loom_bound_cap: None,
     },
+    Scenario {
+        name: "htab_no_prealloc_walker_vs_reuse_into_other_bucket",
+        race: "reader walks A -> B for B while A is deleted and its (type-stable, quickly reused) element goes to C in another bucket (BPF_F_NO_PREALLOC)",
+        config: TINY,
+        maps: &[MapDecl {
+            name: "htab",
+            map_type: MapType::Hash,
+            value_size: 4,
+            max_entries: 2,
+            flags: BPF_F_NO_PREALLOC,
+            template: None,
+        }],
+        setup: &[
+            Op::Update {
+                map: 0,
+                key: Key::B,
+                value: Value::Num(2),
+                flags: BPF_ANY,
+                allow: Allow::Ok,
+            },
+            Op::Update {
+                map: 0,
+                key: Key::A,
+                value: Value::Num(1),
+                flags: BPF_ANY,
+                allow: Allow::Ok,
+            },
+        ],
+        tasks: &[
+            TaskDecl {
+                name: "walker",
+                cpu: 1,
+                ops: &[Op::ProgLookup {
+                    map: 0,
+                    key: Key::B,
+                    must_find: true,
+                }],
+            },
+            TaskDecl {
+                name: "reuser",
+                cpu: 0,
+                ops: &[
+                    Op::Delete {
+                        map: 0,
+                        key: Key::A,
+                        allow: Allow::Ok,
+                    },
+                    Op::Update {
+                        map: 0,
+                        key: Key::C,
+                        value: Value::Num(3),
+                        flags: BPF_ANY,
+                        allow: Allow::Ok,
+                    },
+                ],
+            },
+        ],
+        finally: &[],
+        loom_bound_cap: None,
+    },
     // 4. Sleepable reader (tasks-trace section) against replace.
     Scenario {
         name: "sleepable_reader_vs_replace",
@@ -775,6 +842,65 @@ pub static SCENARIOS: &[Scenario] = &[
                 name: "closer",
                 cpu: 0,
                 ops: &[Op::Close { map: OUTER }],
+            },
+        ],
+        finally: &[],
+        loom_bound_cap: None,
+    },
+    Scenario {
+        name: "aom_user_lookup_vs_replace",
+        race: "user space looks up outer[0] (an inner map id, read inside the syscall's RCU section) while another task replaces outer[0] and the old map's deferred free runs",
+        config: TINY,
+        maps: &[
+            counter("template"),
+            outer("outer", MapType::ArrayOfMaps, 1, 0),
+            counter("A"),
+            counter("B"),
+        ],
+        setup: &[store(OUTER, Key::Index(0), IN_A), Op::Close { map: IN_A }],
+        tasks: &[
+            TaskDecl {
+                name: "user lookup",
+                cpu: 1,
+                ops: &[Op::Lookup {
+                    map: OUTER,
+                    key: Key::Index(0),
+                    allow: Allow::Ok,
+                }],
+            },
+            TaskDecl {
+                name: "updater",
+                cpu: 0,
+                ops: &[store(OUTER, Key::Index(0), IN_B)],
+            },
+        ],
+        finally: &[],
+        loom_bound_cap: None,
+    },
+    Scenario {
+        name: "get_fd_by_id_vs_last_put_of_replaced_inner",
+        race: "user space opens outer[0]'s inner map by id while another task replaces outer[0], dropping that map's last reference (id released first)",
+        config: TINY,
+        maps: &[
+            counter("template"),
+            outer("outer", MapType::ArrayOfMaps, 1, 0),
+            counter("A"),
+            counter("B"),
+        ],
+        setup: &[store(OUTER, Key::Index(0), IN_A), Op::Close { map: IN_A }],
+        tasks: &[
+            TaskDecl {
+                name: "opener",
+                cpu: 1,
+                ops: &[Op::OpenInnerById {
+                    outer: OUTER,
+                    key: Key::Index(0),
+                }],
+            },
+            TaskDecl {
+                name: "updater",
+                cpu: 0,
+                ops: &[store(OUTER, Key::Index(0), IN_B)],
             },
         ],
         finally: &[],
