@@ -31,7 +31,12 @@ fn cell(outcome: &Outcome, want: Option<&str>) -> String {
             format!("**yes** ({kind}) @ {} , {secs:.2} s", outcome.executions)
         }
         (None, Some(_)) => format!("no ({} execs, {secs:.2} s)", outcome.executions),
-        (Some(kind), _) => format!(
+        (Some(kind), None) => format!(
+            "FAIL: {kind} @ {} ({secs:.2} s): {}",
+            outcome.executions,
+            outcome.failure.as_deref().unwrap_or("")
+        ),
+        (Some(kind), Some(_)) => format!(
             "WRONG: {kind} @ {} ({secs:.2} s): {}",
             outcome.executions,
             outcome.failure.as_deref().unwrap_or("")
