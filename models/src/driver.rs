@@ -48,6 +48,39 @@ const KEY_SEARCH_MAX: u32 = 10_000;
 /// call (two entries, then the end) plus one `-ENOSPC` retry per bucket.
 const BATCH_CALLS_MAX: usize = 16;
 
+/// A §7 observation the driver allowed: counted, so a test can show the allowance is exercised
+/// (a scenario that never produces it would pass vacuously).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowed {
+    /// A program lookup returned NULL for a key a racing task may remove.
+    NullLookup,
+    /// An errno the op's [`Allow`] permits (`-ENOENT`, `-EBUSY`, `-EBADF`).
+    AllowedErrno,
+}
+
+std::thread_local! {
+    // Per OS thread: loom and shuttle run every task of an execution on the caller's thread, so
+    // a test reads the counts of its own runs only.
+    static ALLOWED: std::cell::Cell<[u64; 2]> = const { std::cell::Cell::new([0; 2]) };
+}
+
+fn note(allowed: Allowed) {
+    ALLOWED.with(|c| {
+        let mut counts = c.get();
+        counts[allowed as usize] += 1;
+        c.set(counts);
+    });
+}
+
+/// How often each allowed observation happened on this thread since the last reset.
+pub fn allowed_count(allowed: Allowed) -> u64 {
+    ALLOWED.with(|c| c.get()[allowed as usize])
+}
+
+pub fn reset_allowed() {
+    ALLOWED.with(|c| c.set([0; 2]));
+}
+
 /// A violation found by the driver. `Display` is the panic message checkers see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -275,6 +308,7 @@ fn check<T>(result: Result<T>, allow: Allow, place: &str, what: &str) -> Option<
             if !allowed {
                 fail(UNEXPECTED_ERRNO, place, format!("{what}: {errno}"));
             }
+            note(Allowed::AllowedErrno);
             None
         }
     }
@@ -466,7 +500,7 @@ fn prog_outer<P: Platform>(
                 ctx.keys.resolve(key)
             ),
         ),
-        None => {}
+        None => note(Allowed::NullLookup),
         Some(Location::InnerMap(inner)) => {
             let InnerAccess::Add { index } = access;
             let value = check(
