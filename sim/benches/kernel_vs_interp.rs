@@ -36,7 +36,11 @@ fn main() {
         "{:<16} {:>10} {:>12} {:>12} {:>8}",
         "program", "insns run", "kernel ns", "mimic ns", "ratio"
     );
-    for (name, n) in [("alu_loop_10", 10), ("alu_loop_100", 100), ("alu_loop_1000", 1000)] {
+    for (name, n) in [
+        ("alu_loop_10", 10),
+        ("alu_loop_100", 100),
+        ("alu_loop_1000", 1000),
+    ] {
         let insns = alu_loop(n);
         let raw: Vec<[u8; 8]> = insns.iter().map(|i| i.to_bytes()).collect();
         let prog = match kernel.prog_load(BPF_PROG_TYPE_SOCKET_FILTER, &raw, 0, 0) {

@@ -54,8 +54,7 @@ fn replay_one_seed() {
 mod proptests {
     use mimic_core::model::gen::ops_from_chunks;
     use mimic_core::model::ops::{differential_with, listing, FdMap};
-    use mimic_core::model::RefModel;
-    use mimic_sim::kernel::differential::kernel_gen_config;
+    use mimic_sim::kernel::differential::{kernel_cpus, kernel_gen_config, model_for};
     use mimic_sim::kernel::{probe, KernelSys};
     use proptest::prelude::*;
 
@@ -77,9 +76,9 @@ mod proptests {
             let Some(mut kernel) = KernelSys::or_skip("proptest differential") else {
                 return Ok(());
             };
-            let ops = ops_from_chunks(&chunks, kernel_gen_config());
+            let ops = ops_from_chunks(&chunks, kernel_gen_config(kernel_cpus(&kernel)));
             let result = differential_with(
-                ("model", &mut RefModel::new()),
+                ("model", &mut model_for(&kernel)),
                 ("kernel", &mut kernel),
                 &ops,
                 FdMap::closed_never_reused,

@@ -83,6 +83,9 @@ pub struct GenConfig {
     pub wrong_sizes: bool,
     /// Per-CPU maps (their value size depends on the implementation's possible CPUs).
     pub percpu: bool,
+    /// The possible CPUs per-CPU values are sized for (`round_up(value_size, 8)` bytes each):
+    /// the implementations' own count, so generated values fit them.
+    pub possible_cpus: u32,
     /// Attributes the creation rules refuse.
     pub bad_attrs: bool,
     /// Ops on fds 0–2, -1 and never-opened fds.
@@ -96,6 +99,7 @@ impl Default for GenConfig {
             key_space: 6,
             wrong_sizes: true,
             percpu: false,
+            possible_cpus: 1,
             bad_attrs: true,
             raw_fds: true,
         }
@@ -244,7 +248,7 @@ impl Generator {
         );
         let mut size = shadow.create.value_size.min(64) as usize;
         if per_cpu {
-            size = size.div_ceil(8) * 8;
+            size = size.div_ceil(8) * 8 * self.config.possible_cpus.max(1) as usize;
         }
         let byte = 1 + c.below(4) as u8;
         let mut value = vec![byte; size];

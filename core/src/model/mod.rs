@@ -81,7 +81,8 @@
 //! * PROG_ARRAY can be created (it is the template type of the `-ENOTSUPP` rule) but no program
 //!   fd exists, so storing into it fails `-EBADF`/`-EINVAL` and it is always empty.
 //! * Per-CPU types: values are `round_up(value_size, 8) × possible_cpus` bytes
-//!   ([`ModelConfig::possible_cpus`], default 1), padding read back as zeroes.
+//!   ([`ModelConfig::possible_cpus`], default 1); the padding is stored and read back as
+//!   written (D8: the kernel copies `round_up(value_size, 8)` bytes per CPU).
 //! * Value sizes are limited as the kernel limits them (`-E2BIG`: an array value above
 //!   `KMALLOC_MAX_SIZE`, a hash element above it, a per-CPU value above `PCPU_MIN_UNIT_SIZE`;
 //!   see [`shape`]'s constants); `max_entries` is not (storage is sparse), so a huge map never

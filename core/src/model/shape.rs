@@ -137,19 +137,12 @@ impl Shape {
         }
     }
 
-    /// A per-CPU value as the kernel hands it back: each CPU's `value_size` bytes followed by
-    /// zero padding up to the 8-byte unit (the padding of a user buffer is never stored).
+    /// A value as the map stores it from a syscall buffer of [`Shape::sys_value_len`] bytes.
+    /// Per-CPU values are stored whole, padding included: the kernel copies
+    /// `round_up(value_size, 8)` bytes per CPU both ways (`copy_map_value_long`), so the padding
+    /// a user wrote is read back (measured on 6.18: docs/kernel-disagreements.md D8).
     pub fn normalise_value(&self, value: &[u8]) -> Vec<u8> {
-        if !self.is_percpu() {
-            return value.to_vec();
-        }
-        let unit = round_up(self.value_size as usize, PERCPU_VALUE_ALIGN);
-        let mut out = value.to_vec();
-        for chunk in out.chunks_mut(unit) {
-            let keep = (self.value_size as usize).min(chunk.len());
-            chunk[keep..].iter_mut().for_each(|b| *b = 0);
-        }
-        out
+        value.to_vec()
     }
 
     /// The kernel's `htab->n_buckets = roundup_pow_of_two(max_entries)`, capped at
@@ -396,14 +389,18 @@ mod tests {
     }
 
     #[test]
-    fn percpu_values_are_padded_per_cpu() {
+    fn percpu_values_keep_their_padding_per_cpu() {
         let s = Shape {
             value_size: 3,
             ..shape(MapType::PercpuArray, 1, 0)
         };
         assert_eq!(s.sys_value_len(2), 16);
-        let v = s.normalise_value(&[1, 2, 3, 9, 9, 9, 9, 9, 4, 5, 6, 9, 9, 9, 9, 9]);
-        assert_eq!(v, [1, 2, 3, 0, 0, 0, 0, 0, 4, 5, 6, 0, 0, 0, 0, 0]);
+        let written = [1, 2, 3, 9, 9, 9, 9, 9, 4, 5, 6, 9, 9, 9, 9, 9];
+        assert_eq!(
+            s.normalise_value(&written),
+            written,
+            "the kernel stores the padding"
+        );
     }
 
     #[test]

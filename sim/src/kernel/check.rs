@@ -9,7 +9,7 @@
 //! fix belongs to the world.
 #![forbid(unsafe_code)]
 
-use super::differential::{kernel_gen_config, sweep, SweepReport};
+use super::differential::{kernel_cpus, kernel_gen_config, sweep, SweepReport};
 use super::KernelSys;
 use mimic_core::errno::Errno;
 use mimic_core::fault::Error;
@@ -223,9 +223,15 @@ fn world_sweep(kernel: &mut KernelSys, seeds: u64, len: usize, known: bool) -> S
         ..SweepReport::default()
     };
     for seed in 0..seeds {
-        let ops = ops_from_seed(seed, len, kernel_gen_config());
-        let mut plain = world();
-        let mut normalised = KnownMapInfo(world());
+        let cpus = kernel_cpus(kernel);
+        let ops = ops_from_seed(seed, len, kernel_gen_config(cpus));
+        // The world's CPUs are the kernel's possible CPUs, so per-CPU values have one size.
+        let config = WorldConfig {
+            cpus: cpus as usize,
+            ..WorldConfig::default()
+        };
+        let mut plain = Process::<Std>::create(Mutants::NONE, config);
+        let mut normalised = KnownMapInfo(Process::<Std>::create(Mutants::NONE, config));
         let w: &mut dyn BpfSys = if known { &mut normalised } else { &mut plain };
         if let Err(divergence) = differential_with(
             ("world", w),

@@ -5,15 +5,16 @@
 //! brought to quiescence and every map checked gone.
 //!
 //! The generator is restricted to what the kernel backend can express ([`kernel_gen_config`]):
-//! no buffers of the wrong length (the syscall carries no lengths), no per-CPU maps (their
-//! value size depends on the machine's possible CPUs), no raw fds (the backend never touches
-//! descriptors it does not own, so fds 0–2 cannot be closed through it).
+//! no buffers of the wrong length (the syscall carries no lengths), no raw fds (the backend
+//! never touches descriptors it does not own, so fds 0–2 cannot be closed through it). Per-CPU
+//! maps are generated with values sized for the machine's possible CPUs, and the model is
+//! configured with the same count.
 #![forbid(unsafe_code)]
 
 use super::KernelSys;
 use mimic_core::model::gen::{ops_from_seed, GenConfig};
 use mimic_core::model::ops::{differential_with, listing, Divergence, FdMap};
-use mimic_core::model::RefModel;
+use mimic_core::model::{ModelConfig, RefModel};
 
 /// Seeds the kernel differential runs by default (tests and `mimic kernel-check`).
 pub const DEFAULT_SEEDS: u64 = 200;
@@ -22,14 +23,29 @@ pub const DEFAULT_LEN: usize = 40;
 /// The environment variable that sets how many seeds to run (long runs).
 pub const SEEDS_ENV: &str = "MIMIC_KERNEL_SEEDS";
 
-/// What the generator may produce for a kernel run (see the module doc).
-pub fn kernel_gen_config() -> GenConfig {
+/// What the generator may produce for a kernel with `possible_cpus` CPUs (see the module doc).
+pub fn kernel_gen_config(possible_cpus: u32) -> GenConfig {
     GenConfig {
         wrong_sizes: false,
-        percpu: false,
+        percpu: true,
+        possible_cpus,
         raw_fds: false,
         ..GenConfig::default()
     }
+}
+
+/// The machine's possible CPUs, or 1 when it cannot be read (per-CPU ops then disagree and say
+/// so, rather than the sweep failing to start).
+pub fn kernel_cpus(kernel: &KernelSys) -> u32 {
+    kernel.possible_cpus().unwrap_or(1)
+}
+
+/// A model with the kernel's possible CPUs.
+pub fn model_for(kernel: &KernelSys) -> RefModel {
+    RefModel::with_config(ModelConfig {
+        possible_cpus: kernel_cpus(kernel),
+        ..ModelConfig::default()
+    })
 }
 
 /// `MIMIC_KERNEL_SEEDS` if set to a number, else `default`; an unparsable value is an error
@@ -79,8 +95,8 @@ impl SweepReport {
 
 /// Runs seed `seed` (`len` ops) on a fresh model and on `kernel`.
 pub fn run_seed(kernel: &mut KernelSys, seed: u64, len: usize) -> Result<(), SeedDivergence> {
-    let ops = ops_from_seed(seed, len, kernel_gen_config());
-    let mut model = RefModel::new();
+    let ops = ops_from_seed(seed, len, kernel_gen_config(kernel_cpus(kernel)));
+    let mut model = model_for(kernel);
     differential_with(
         ("model", &mut model),
         ("kernel", kernel),

@@ -71,6 +71,15 @@ impl Shape {
     }
 }
 
+/// The machine's possible CPUs: how many values a per-CPU map's syscall buffer holds.
+pub fn possible_cpus() -> Result<u32, KernelError> {
+    // SAFETY: takes no arguments; reads /sys once and caches the count.
+    let cpus = check("libbpf_num_possible_cpus", unsafe {
+        libbpf_sys::libbpf_num_possible_cpus()
+    })?;
+    Ok(cpus as u32)
+}
+
 /// libbpf's calls return `-errno` on failure and `>= 0` on success.
 fn check(op: &'static str, ret: i32) -> Result<i32, KernelError> {
     if ret < 0 {

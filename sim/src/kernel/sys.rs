@@ -142,6 +142,11 @@ impl KernelSys {
         }
     }
 
+    /// The machine's possible CPUs (per-CPU values hold one 8-byte-aligned value each).
+    pub fn possible_cpus(&self) -> Result<u32, KernelError> {
+        ffi::possible_cpus()
+    }
+
     /// How many descriptors it currently owns (0 after everything was closed).
     pub fn open_fds(&self) -> usize {
         self.owned.len()
