@@ -68,7 +68,7 @@ proptest! {
 
     #[test]
     fn model_refcounts_stay_explained_after_every_op(chunks in op_chunks()) {
-        let ops = ops_from_chunks(&chunks, GenConfig { percpu: true, ..GenConfig::default() });
+        let ops = ops_from_chunks(&chunks, GenConfig { percpu: true, access_flags: true, ..GenConfig::default() });
         let mut model = RefModel::new();
         let mut fds = ops::FdMap::new();
         for (i, op) in ops.iter().enumerate() {

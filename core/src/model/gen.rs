@@ -11,7 +11,8 @@
 
 use super::ops::{Create, FdRef, IdRef, Op, Val};
 use crate::uapi::{
-    MapType, BPF_ANY, BPF_EXIST, BPF_F_INNER_MAP, BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, BPF_NOEXIST,
+    MapType, BPF_ANY, BPF_EXIST, BPF_F_INNER_MAP, BPF_F_NO_PREALLOC, BPF_F_RDONLY,
+    BPF_F_RDONLY_PROG, BPF_F_WRONLY, BPF_NOEXIST,
 };
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -90,6 +91,9 @@ pub struct GenConfig {
     pub bad_attrs: bool,
     /// Ops on fds 0–2, -1 and never-opened fds.
     pub raw_fds: bool,
+    /// Some creates carry `BPF_F_RDONLY` or `BPF_F_WRONLY`, whose fds refuse writes or reads
+    /// (`-EPERM`; an implementation that does not follow the kernel there refuses the flags).
+    pub access_flags: bool,
 }
 
 impl Default for GenConfig {
@@ -102,6 +106,7 @@ impl Default for GenConfig {
             possible_cpus: 1,
             bad_attrs: true,
             raw_fds: true,
+            access_flags: false,
         }
     }
 }
@@ -320,6 +325,12 @@ impl Generator {
                 )
             }
             _ => Create::new(MapType::Hash, 4, 4, max),
+        };
+        // Drawn only when enabled, so sequences without access flags stay as they were.
+        let create = if self.config.access_flags && Self::chance(c, 15) {
+            create.flags(create.map_flags | Self::pick(c, &[BPF_F_RDONLY, BPF_F_WRONLY]))
+        } else {
+            create
         };
         self.slots.push(Some(Shadow {
             create,

@@ -14,7 +14,7 @@ use super::KernelSys;
 use mimic_core::errno::Errno;
 use mimic_core::fault::Error;
 use mimic_core::model::cases::{run_table_on, TableReport};
-use mimic_core::model::gen::ops_from_seed;
+use mimic_core::model::gen::{ops_from_seed, GenConfig};
 use mimic_core::model::ops::{differential_with, FdMap};
 use mimic_core::model::selftests;
 use mimic_core::model::RefModel;
@@ -224,7 +224,13 @@ fn world_sweep(kernel: &mut KernelSys, seeds: u64, len: usize, known: bool) -> S
     };
     for seed in 0..seeds {
         let cpus = kernel_cpus(kernel);
-        let ops = ops_from_seed(seed, len, kernel_gen_config(cpus));
+        // Without access flags: the world refuses them (D1), which the errno table line
+        // reports; a sweep stopping at each such create would hide everything after it.
+        let gen = GenConfig {
+            access_flags: false,
+            ..kernel_gen_config(cpus)
+        };
+        let ops = ops_from_seed(seed, len, gen);
         // The world's CPUs are the kernel's possible CPUs, so per-CPU values have one size.
         let config = WorldConfig {
             cpus: cpus as usize,

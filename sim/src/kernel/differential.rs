@@ -8,7 +8,7 @@
 //! no buffers of the wrong length (the syscall carries no lengths), no raw fds (the backend
 //! never touches descriptors it does not own, so fds 0–2 cannot be closed through it). Per-CPU
 //! maps are generated with values sized for the machine's possible CPUs, and the model is
-//! configured with the same count.
+//! configured with the same count. Some maps are created `BPF_F_RDONLY`/`BPF_F_WRONLY` (D1).
 #![forbid(unsafe_code)]
 
 use super::KernelSys;
@@ -30,6 +30,7 @@ pub fn kernel_gen_config(possible_cpus: u32) -> GenConfig {
         percpu: true,
         possible_cpus,
         raw_fds: false,
+        access_flags: true,
         ..GenConfig::default()
     }
 }
