@@ -8,7 +8,8 @@
 //! - The errno table every backend runs is the model's (`mimic_core::model::cases`, one table
 //!   tagged by source: §N of semantics.md, `kernel`, `model`); [`seed004`] is the seed's
 //!   program and xlated shape, [`bijection`] the id/fd correspondence for comparing two
-//!   backends, [`differential`] the model-versus-kernel op-sequence comparison.
+//!   backends, [`differential`] the model-versus-kernel op-sequence comparison, [`check`] the
+//!   agreement table of `mimic kernel-check` (maps, conformance programs, seed 004 with maps).
 //!
 //! The syscall parts need the `kernel` feature (on by default; libbpf builds against
 //! libelf-dev, see `ci/install-deps`). All unsafe code is in `ffi`.
