@@ -1,2 +1,6 @@
 //! Subcommand glue, one module per command.
 pub mod conformance;
+pub mod mutants;
+pub mod replay;
+pub mod run;
+pub mod shrink;
