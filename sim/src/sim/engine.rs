@@ -105,8 +105,10 @@ struct Ctx {
     /// Setup maps by name: fd, type, and shape.
     maps: BTreeMap<String, (Fd, MapType)>,
     /// Outer maps by identity (programs see them as pointers).
-    outers: BTreeMap<MapIdent, String>,
+    outers: BTreeMap<MapIdent, (String, MapType)>,
     ids: Mutex<BTreeMap<MapId, MapIdent>>,
+    /// Setup maps by identity, and the keys of each that must never be reported missing.
+    present: BTreeMap<MapIdent, (String, Vec<u32>)>,
     failure: Mutex<Option<Failure>>,
     drains: Mutex<Vec<(Fd, u32, Vec<u8>, String)>>,
 }
@@ -246,13 +248,26 @@ impl MapEnv for TracingEnv<'_> {
         let result = self.inner.map_lookup(map, key);
         let resp = self.ctx.rec.stamp();
         let key32 = key_u32(key);
+        if let (Ok(0), Some((name, keys))) = (&result, self.ctx.present.get(&(map.index, map.gen)))
+        {
+            if keys.contains(&key32) {
+                self.ctx.fail(
+                    "lost_key",
+                    format!("program {}: bpf_map_lookup_elem({name}, {key32}) returned NULL, but key {key32} is always present", self.program),
+                );
+            }
+        }
         if let Ok(value) = &result {
             let seen = Ptr::decode(*value).map(|p| (p.index, p.gen));
             let (task, cpu, program) = (self.task, self.cpu, self.program);
             match &outer {
-                Some(name) => {
+                Some((name, map_type)) => {
+                    let kernel = kernel_lookup(*map_type);
                     self.ctx.rec.line(task, cpu, || {
-                        format!("prog {program}: bpf_map_lookup_elem({name}, {key32}) [htab/array_of_map_lookup_elem] = {}", show(seen))
+                        format!(
+                            "prog {program}: bpf_map_lookup_elem({name}, {key32}) [{kernel}] = {}",
+                            show(seen)
+                        )
                     });
                     self.ctx.rec.event(HistEvent {
                         task,
@@ -371,6 +386,7 @@ fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
         maps: BTreeMap::new(),
         outers: BTreeMap::new(),
         ids: Mutex::new(BTreeMap::new()),
+        present: BTreeMap::new(),
         failure: Mutex::new(None),
         drains: Mutex::new(Vec::new()),
     };
@@ -446,7 +462,7 @@ fn finish(ctx: &Ctx, history: Vec<HistEvent>) -> (Verdict, Vec<String>) {
     }
     let checked: Vec<String> = match &ctx.scenario.checks.linearizable {
         Some(names) => names.clone(),
-        None => ctx.outers.values().cloned().collect(),
+        None => ctx.outers.values().map(|(name, _)| name.clone()).collect(),
     };
     let shapes = outer_shapes(ctx);
     for name in checked {
@@ -531,9 +547,22 @@ fn setup(ctx: &mut Ctx, scenario: &Scenario) -> Result<Vec<Loaded>, SetupError> 
         fds.insert(decl.name.clone(), fd);
         let map_type = MapType::from_u32(attr.map_type).unwrap_or(MapType::Array);
         ctx.maps.insert(decl.name.clone(), (fd, map_type));
+        let keys: Vec<u32> = scenario
+            .checks
+            .always_present()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(m, _)| *m == decl.name)
+            .map(|(_, k)| k)
+            .collect();
+        if !keys.is_empty() {
+            if let Some(ident) = ctx.ident_of_fd(fd) {
+                ctx.present.insert(ident, (decl.name.clone(), keys));
+            }
+        }
         if map_type.is_map_in_map() {
             if let Some(ident) = ctx.ident_of_fd(fd) {
-                ctx.outers.insert(ident, decl.name.clone());
+                ctx.outers.insert(ident, (decl.name.clone(), map_type));
             }
         }
     }
@@ -1140,7 +1169,18 @@ fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize)
                     break;
                 }
             }
+            // Drained maps stay open: the teardown reads them again.
+            let drained: Vec<Fd> = ctx
+                .drains
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|d| d.0)
+                .collect();
             for (var, fd) in vars {
+                if drained.contains(&fd) {
+                    continue;
+                }
                 if ctx.check("close", ctx.world.close(fd)).is_err() {
                     break;
                 }
@@ -1355,6 +1395,9 @@ impl shuttle::scheduler::Scheduler for ShuttleRandom {
 }
 impl Reseed for ShuttleRandom {
     fn reseed(&mut self, seed: u64) {
+        // Let the old scheduler see its run end first: it prints its seed as "failing" when
+        // dropped in the middle of an iteration.
+        let _ = shuttle::scheduler::Scheduler::new_execution(&mut self.0);
         self.0 = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
     }
 }

@@ -27,8 +27,10 @@ pub fn plan(mutant: Mutant) -> Option<Plan> {
         ),
         IgnoreSleepableGp => p(&["sleepable"], &["use_after_free"]),
         LeakOnReplace => p(&["seed000", "two_updaters"], &["leak"]),
-        ReplaceByReinsert => p(&["nulls_restart", "two_updaters"], &["lost_key"]),
-        NoNullsRestart | FreelistAliasesNext => p(&["nulls_restart"], &["lost_key"]),
+        ReplaceByReinsert => p(&["two_updaters", "nulls_restart"], &["lost_key"]),
+        NoNullsRestart | FreelistAliasesNext => {
+            p(&["nulls_restart_prog", "nulls_restart"], &["lost_key"])
+        }
         MetaIgnoresMaxEntries => p(&["fixed_inner_size"], &["linearizability"]),
         NoWaitAfterUpdate => p(&["drain_after_swap"], &["lost_update"]),
         LockSlotUnmasked => p(&["nested_update"], &["deadlock"]),

@@ -68,6 +68,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "nulls_restart",
         include_str!("../../scenarios/nulls_restart.toml"),
     ),
+    (
+        "nulls_restart_prog",
+        include_str!("../../scenarios/nulls_restart_prog.toml"),
+    ),
     ("sleepable", include_str!("../../scenarios/sleepable.toml")),
     (
         "two_updaters",
@@ -215,6 +219,28 @@ pub struct Checks {
     /// Outer maps whose history must be linearizable (default: every outer map).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linearizable: Option<Vec<String>>,
+    /// `MAP:KEY` pairs never deleted by the scenario: any lookup (user or program) that
+    /// reports one missing is a `lost_key` failure (§7: "a present key reported missing").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub always_present: Vec<String>,
+}
+
+impl Checks {
+    /// The `always_present` pairs, parsed.
+    pub fn always_present(&self) -> Result<Vec<(String, u32)>, String> {
+        self.always_present
+            .iter()
+            .map(|pair| {
+                let (map, key) = pair
+                    .split_once(':')
+                    .ok_or(format!("checks.always_present: `{pair}` is not MAP:KEY"))?;
+                let key = key
+                    .parse::<u32>()
+                    .map_err(|_| format!("checks.always_present: key of `{pair}` is not a u32"))?;
+                Ok((map.to_string(), key))
+            })
+            .collect()
+    }
 }
 
 /// A scenario. See the module documentation.
@@ -416,6 +442,11 @@ impl Scenario {
                             .map_err(|e| at(format!("mix `{template}`: {e}")))?;
                     }
                 }
+            }
+        }
+        for (map, _) in self.checks.always_present().map_err(ScenarioError)? {
+            if !seen.contains(&map.as_str()) {
+                return err(format!("checks.always_present: unknown map `{map}`"));
             }
         }
         if let Some(names) = &self.checks.linearizable {

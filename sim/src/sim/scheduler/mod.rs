@@ -131,7 +131,12 @@ fn lock(state: &Mutex<ExecState>) -> std::sync::MutexGuard<'_, ExecState> {
 
 impl<S: Reseed> Scheduler for Campaign<S> {
     fn new_execution(&mut self) -> Option<Schedule> {
-        let seed = self.seeds.next()?;
+        let Some(seed) = self.seeds.next() else {
+            // Let the inner scheduler see the end (shuttle's own print a seed when dropped
+            // inside an iteration).
+            let _ = self.inner.new_execution();
+            return None;
+        };
         self.inner.reseed(seed);
         *lock(&self.state) = ExecState {
             seed,
