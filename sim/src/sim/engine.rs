@@ -41,6 +41,9 @@ type P = Shuttle;
 /// `rcu_barrier` runs whatever is left).
 const GP_POLLS_MAX: u32 = 100_000;
 
+/// Stack of each shuttle task (continuations are pooled, so this is paid once per task slot).
+const TASK_STACK_BYTES: usize = 1 << 20;
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "lowercase")]
@@ -1428,6 +1431,9 @@ fn run_batch<S: Reseed + 'static>(
     shuttle_config.failure_persistence = shuttle::FailurePersistence::None;
     shuttle_config.max_steps = shuttle::MaxSteps::None;
     shuttle_config.silence_warnings = true;
+    // The executor and the syscall paths nest deeply in debug builds: shuttle's default 60 KiB
+    // task stacks overflow there.
+    shuttle_config.stack_size = TASK_STACK_BYTES;
     let runner = shuttle::Runner::new(campaign, shuttle_config);
     let body = {
         let (config, state, results) = (config.clone(), state.clone(), results.clone());
