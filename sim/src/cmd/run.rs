@@ -14,7 +14,7 @@ use std::time::Instant;
 
 /// Seeds per scenario and scheduler of the default campaign: 13 built-ins × 3 schedulers ×
 /// this many seeds finish in well under a minute on one core (see BENCHMARKS.md).
-pub const DEFAULT_SEEDS: u64 = 60;
+pub const DEFAULT_SEEDS: u64 = 400;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct RunArgs {
@@ -39,6 +39,13 @@ pub struct RunArgs {
     /// Run each seed twice and fail on any difference of verdict, trace hash or schedule.
     #[arg(long)]
     pub check_determinism: bool,
+    /// Also run the same scenarios and seeds under plain shuttle random (shuttle's
+    /// `RandomScheduler`, what `shuttle::check_random` uses) and print a throughput table.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Print the Maglev footprint with dynamic versus fixed-size inner arrays, and exit.
+    #[arg(long)]
+    pub footprint: bool,
 }
 
 pub fn mutant_flags(mutants: Mutants) -> String {
@@ -59,6 +66,28 @@ pub fn replay_command(
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
+    if args.footprint {
+        return match mimic_sim::sim::footprint::measure() {
+            Ok(f) => {
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
+                } else {
+                    println!(
+                        "maglev footprint, {} services: fixed-size inner arrays {} bytes, dynamic (BPF_F_INNER_MAP) {} bytes ({:.1}x smaller)",
+                        f.services,
+                        f.fixed_bytes,
+                        f.dynamic_bytes,
+                        f.fixed_bytes as f64 / f.dynamic_bytes.max(1) as f64
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: footprint: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let names: Vec<String> = if args.scenario.is_empty() {
         BUILTINS.iter().map(|(n, _)| n.to_string()).collect()
     } else {
@@ -97,6 +126,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut nondeterministic = Vec::new();
+    let mut per_engine: Vec<(String, Summary)> = Vec::new();
     for (name, scenario) in &scenarios {
         for &scheduler in &schedulers {
             bar.set_message(format!("{name} / {}", scheduler.name()));
@@ -107,6 +137,8 @@ pub fn run(args: RunArgs) -> ExitCode {
                 keep_trace: false,
             };
             let mut first: Vec<Outcome> = Vec::new();
+            let mut this = Summary::default();
+            let t0 = Instant::now();
             run_seeds(&config, &seeds, &mut |outcome| {
                 bar.inc(1);
                 summary.add(
@@ -114,10 +146,22 @@ pub fn run(args: RunArgs) -> ExitCode {
                     |seed| replay_command(name, scheduler, mutants, seed),
                     &outcome,
                 );
+                this.add(name, |_| String::new(), &outcome);
                 if args.check_determinism {
                     first.push(outcome);
                 }
             });
+            this.finish(t0.elapsed().as_secs_f64());
+            add_engine(&mut per_engine, scheduler.name(), &this);
+            if args.baseline && scheduler == schedulers[schedulers.len() - 1] {
+                let mut base = Summary::default();
+                let t0 = Instant::now();
+                mimic_sim::sim::engine::run_seeds_shuttle_random(&config, &seeds, &mut |outcome| {
+                    base.add(name, |_| String::new(), &outcome);
+                });
+                base.finish(t0.elapsed().as_secs_f64());
+                add_engine(&mut per_engine, "shuttle-random", &base);
+            }
             if args.check_determinism {
                 let mut i = 0;
                 run_seeds(&config, &seeds, &mut |again| {
@@ -177,9 +221,54 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
+    if args.baseline || schedulers.len() > 1 {
+        if args.json {
+            let table: Vec<_> = per_engine.iter().map(|(n, s)| serde_json::json!({"engine": n, "seeds": s.seeds_run, "seconds": s.elapsed_s, "schedules_per_s": rate(s.seeds_run, s.elapsed_s), "steps_per_s": rate(s.steps, s.elapsed_s), "failed": s.failed})).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&table).unwrap_or_default()
+            );
+        } else {
+            println!(
+                "{:<16} {:>8} {:>9} {:>12} {:>12} {:>7}",
+                "engine", "seeds", "seconds", "schedules/s", "steps/s", "failed"
+            );
+            for (n, s) in &per_engine {
+                println!(
+                    "{:<16} {:>8} {:>9.2} {:>12.0} {:>12.0} {:>7}",
+                    n,
+                    s.seeds_run,
+                    s.elapsed_s,
+                    rate(s.seeds_run, s.elapsed_s),
+                    rate(s.steps, s.elapsed_s),
+                    s.failed
+                );
+            }
+        }
+    }
     if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn rate(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// Accumulates a scenario's summary into its engine's row (elapsed times add up).
+fn add_engine(rows: &mut Vec<(String, Summary)>, engine: &str, s: &Summary) {
+    let elapsed = s.elapsed_s;
+    match rows.iter_mut().find(|(n, _)| n == engine) {
+        Some((_, row)) => {
+            row.merge(s);
+            row.elapsed_s += elapsed;
+        }
+        None => rows.push((engine.to_string(), s.clone())),
     }
 }

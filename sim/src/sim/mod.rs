@@ -20,6 +20,7 @@
 
 pub mod campaign;
 pub mod engine;
+pub mod footprint;
 pub mod hunt;
 pub mod options;
 pub mod oracle;
