@@ -1400,7 +1400,11 @@ impl Reseed for ShuttleRandom {
     fn reseed(&mut self, seed: u64) {
         // Let the old scheduler see its run end first: it prints its seed as "failing" when
         // dropped in the middle of an iteration.
-        let _ = shuttle::scheduler::Scheduler::new_execution(&mut self.0);
+        for _ in 0..2 {
+            if shuttle::scheduler::Scheduler::new_execution(&mut self.0).is_none() {
+                break;
+            }
+        }
         self.0 = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
     }
 }
