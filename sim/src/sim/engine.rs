@@ -113,8 +113,14 @@ struct Ctx {
     /// Setup maps by identity, and the keys of each that must never be reported missing.
     present: BTreeMap<MapIdent, (String, Vec<u32>)>,
     failure: Mutex<Option<Failure>>,
-    drains: Mutex<Vec<(Fd, u32, Vec<u8>, String)>>,
+    drains: Mutex<Vec<Drain>>,
 }
+
+/// A drained value: the fd, the key, the bytes read after the swap, and the variable's name.
+type Drain = (Fd, u32, Vec<u8>, String);
+
+/// What the closure hands back for one seed: the verdict, the trace and the options line.
+type SeedResult = (u64, Verdict, Vec<String>, String);
 
 impl Ctx {
     fn fail(&self, kind: &str, detail: String) {
@@ -1417,8 +1423,7 @@ fn run_batch<S: Reseed + 'static>(
     report: &mut dyn FnMut(Outcome),
 ) -> usize {
     let state = Arc::new(Mutex::new(ExecState::default()));
-    let results: Arc<Mutex<Vec<(u64, Verdict, Vec<String>, String)>>> =
-        Arc::new(Mutex::new(Vec::new()));
+    let results: Arc<Mutex<Vec<SeedResult>>> = Arc::new(Mutex::new(Vec::new()));
     let finished: Arc<Mutex<Vec<ExecState>>> = Arc::new(Mutex::new(Vec::new()));
     let campaign = Finishing {
         inner: Campaign::new(
