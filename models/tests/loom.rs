@@ -46,25 +46,18 @@ mod loom {
         nested_program_update_same_bucket_same_cpu,
     );
 
-    /// Core bug (open): `Rcu::read_lock` publishes the reader word (SeqCst CAS) and then reads
-    /// the outer slot (Acquire); a replace swaps the slot (AcqRel) and the deferred free's
-    /// snapshot reads the reader words (SeqCst loads). That is the store-buffering pattern: C11
-    /// (and loom, which models SeqCst accesses as AcqRel but SeqCst fences exactly) lets both
-    /// sides read the old values, so the free's snapshot misses a reader that did read the old
-    /// slot. The kernel's grace-period machinery implies a full barrier on both sides; with a
-    /// `fence(SeqCst)` after the reader-word update and before the snapshot both tests pass
-    /// (checked on a scratch copy of the core). Shuttle, being sequentially consistent, passes.
-    const RCU_SB: &str =
-        "core bug: no full barrier between RCU reader entry and the grace-period snapshot";
-
+    /// Store-buffering race between an RCU reader and a grace period: `Rcu::read_lock`
+    /// publishes the reader word then reads the outer slot; a replace swaps the slot then the
+    /// deferred free snapshots the reader words. loom found that without a full fence on both
+    /// sides (`Platform::fence`, the kernel's implied `smp_mb()`), both sides may read the old
+    /// values and the free misses a reader that holds the old inner map. Shuttle, being
+    /// sequentially consistent, cannot see it; these pin the fix.
     #[test]
-    #[ignore = "core bug: no full barrier between RCU reader entry and the grace-period snapshot (models/tests/loom.rs)"]
     fn aom_user_lookup_vs_replace() {
         assert_clean(Engine::Loom, "aom_user_lookup_vs_replace");
     }
 
     #[test]
-    #[ignore = "core bug: no full barrier between RCU reader entry and the grace-period snapshot (models/tests/loom.rs)"]
     fn get_fd_by_id_vs_last_put_of_replaced_inner() {
         assert_clean(Engine::Loom, "get_fd_by_id_vs_last_put_of_replaced_inner");
     }
