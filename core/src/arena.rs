@@ -106,12 +106,14 @@ impl<P: Platform, T: Send + Sync + 'static> Arena<P, T> {
             }
         });
         let word = u64::from(handle.gen) << 1 | 1;
+        // Two inserts may reach this lock in the other order than they took their indices:
+        // index the word by slot, never push (a push would give a later slot's word this index).
         P::lock(&self.live_words, |words| {
-            if let Some(existing) = words.get(handle.index as usize) {
-                existing.store(word, Ordering::Release);
-            } else {
-                words.push(P::arc(P::atomic(word)));
+            let index = handle.index as usize;
+            if words.len() <= index {
+                words.resize_with(index + 1, || P::arc(P::atomic(0)));
             }
+            words[index].store(word, Ordering::Release);
         });
         handle
     }
@@ -187,7 +189,9 @@ impl<P: Platform, T: Send + Sync + 'static> Arena<P, T> {
             }
         })?;
         P::lock(&self.live_words, |words| {
-            words[handle.index as usize].store(u64::from(handle.gen) << 1, Ordering::Release)
+            if let Some(word) = words.get(handle.index as usize) {
+                word.store(u64::from(handle.gen) << 1, Ordering::Release)
+            }
         });
         Ok(freed)
     }

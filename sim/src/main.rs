@@ -1,5 +1,6 @@
-//! `mimic`: the command-line front of the simulator. Each subcommand's logic lives in the core;
-//! `cmd/` holds only the glue (argument parsing, output formats, exit codes).
+//! `mimic`: the command-line front of the simulator. Each subcommand's logic lives in the
+//! libraries; `cmd/` holds only the glue (argument parsing, output formats, exit codes).
+//! With no subcommand, `mimic` runs the default campaign (`mimic run`).
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -13,11 +14,19 @@ mod cmd;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a campaign of seeds over scenarios and schedulers (the default command).
+    Run(cmd::run::RunArgs),
+    /// Replay one seed and print its trace and hashes.
+    Replay(cmd::replay::ReplayArgs),
+    /// Reduce a failing seed's scenario to a minimal one failing for the same reason.
+    Shrink(cmd::shrink::ShrinkArgs),
+    /// Hunt every mutant with every scheduler and plain shuttle random.
+    Mutants(cmd::mutants::MutantsArgs),
     /// Run the BPF conformance suite's .data files on the executor.
     Conformance(cmd::conformance::ConformanceArgs),
     /// Speak the conformance suite's plugin protocol (program hex on stdin, r0 hex on stdout).
@@ -28,8 +37,13 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Conformance(args) => cmd::conformance::run(args),
-        Command::ConformancePlugin(args) => cmd::conformance::plugin(args),
-        Command::KernelCheck(args) => cmd::kernel_check::run(args),
+        None => cmd::run::run(cmd::run::RunArgs::default()),
+        Some(Command::Run(args)) => cmd::run::run(args),
+        Some(Command::Replay(args)) => cmd::replay::replay(args),
+        Some(Command::Shrink(args)) => cmd::shrink::run(args),
+        Some(Command::Mutants(args)) => cmd::mutants::run(args),
+        Some(Command::Conformance(args)) => cmd::conformance::run(args),
+        Some(Command::ConformancePlugin(args)) => cmd::conformance::plugin(args),
+        Some(Command::KernelCheck(args)) => cmd::kernel_check::run(args),
     }
 }

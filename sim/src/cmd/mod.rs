@@ -1,3 +1,7 @@
 //! Subcommand glue, one module per command.
 pub mod conformance;
 pub mod kernel_check;
+pub mod mutants;
+pub mod replay;
+pub mod run;
+pub mod shrink;

@@ -1,0 +1,144 @@
+//! Hunting mutants: for each mutant of the catalogue, which scenarios should expose it and
+//! which invariant must fail (semantics: "detected" means failing **for the reason the mutant
+//! introduces**, so a failure of another kind does not count), and a bounded search over seeds.
+
+use super::engine::{run_seeds, run_seeds_shuttle_random, RunConfig, Verdict};
+use super::scenario::Scenario;
+use super::scheduler::SchedulerKind;
+use mimic_core::mutants::{Mutant, Mutants};
+use serde::Serialize;
+use std::time::Instant;
+
+/// Where a mutant is looked for, and the invariants its failure may break.
+pub struct Plan {
+    pub scenarios: &'static [&'static str],
+    pub kinds: &'static [&'static str],
+}
+
+/// The plan for `mutant`, or `None` for mutants only the verifier or fuzzers can see (they
+/// need the verifier's fixups: inlined lookups, state pruning).
+pub fn plan(mutant: Mutant) -> Option<Plan> {
+    use Mutant::*;
+    let p = |scenarios, kinds| Some(Plan { scenarios, kinds });
+    match mutant {
+        FreeInnerWithoutGp | PutWithoutDefer => p(
+            &["reader_replace_array", "reader_replace_hash", "maglev"],
+            &["use_after_free"],
+        ),
+        IgnoreSleepableGp => p(&["sleepable"], &["use_after_free"]),
+        LeakOnReplace => p(&["seed000", "two_updaters"], &["leak"]),
+        ReplaceByReinsert => p(&["two_updaters", "nulls_restart"], &["lost_key"]),
+        NoNullsRestart | FreelistAliasesNext => {
+            p(&["nulls_restart_prog", "nulls_restart"], &["lost_key"])
+        }
+        MetaIgnoresMaxEntries => p(&["fixed_inner_size"], &["linearizability"]),
+        NoWaitAfterUpdate => p(&["drain_after_swap"], &["lost_update"]),
+        LockSlotUnmasked => p(&["nested_update"], &["deadlock"]),
+        PutUnderBucketLock => p(&["seed000", "reader_replace_hash"], &["lock_order"]),
+        MetaElemSizeZero | InlineDynamicInner | InnerMapUidAlways => None,
+    }
+}
+
+/// Which engine a hunt uses: one of mimic's schedulers, or plain shuttle random.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Engine {
+    Mimic(SchedulerKind),
+    ShuttleRandom,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Mimic(k) => k.name(),
+            Engine::ShuttleRandom => "shuttle-random",
+        }
+    }
+}
+
+/// The result of one hunt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hunt {
+    pub mutant: String,
+    pub engine: String,
+    /// The first seed that failed for the mutant's reason, and its scenario.
+    pub found: Option<(String, u64)>,
+    /// Schedules (seeds) run up to and including the first failure (or the budget).
+    pub schedules: u64,
+    pub seconds: f64,
+    /// Failures of other kinds met on the way (reported, never counted as detection).
+    pub other_failures: Vec<String>,
+}
+
+/// Runs seeds `first..first + budget` (seed `s` on scenario `s % n`) until the mutant fails
+/// for its reason.
+pub fn hunt(mutant: Mutant, engine: Engine, first: u64, budget: u64) -> Option<Hunt> {
+    let plan = plan(mutant)?;
+    let scenarios: Vec<Scenario> = plan
+        .scenarios
+        .iter()
+        .map(|n| Scenario::load(n).unwrap_or_else(|e| panic!("built-in: {e}")))
+        .collect();
+    let started = Instant::now();
+    let mut schedules = 0;
+    let mut other = Vec::new();
+    /// Seeds per batch: one runner per batch amortises shuttle's setup.
+    const BATCH: u64 = 16;
+    let mut next = first;
+    while next < first + budget {
+        for (i, scenario) in scenarios.iter().enumerate() {
+            let seeds: Vec<u64> = (next..(next + BATCH).min(first + budget))
+                .filter(|s| (s % scenarios.len() as u64) == i as u64)
+                .collect();
+            if seeds.is_empty() {
+                continue;
+            }
+            let config = RunConfig {
+                scenario: scenario.clone(),
+                mutants: Mutants::only(mutant),
+                scheduler: match engine {
+                    Engine::Mimic(k) => k,
+                    Engine::ShuttleRandom => SchedulerKind::Random,
+                },
+                keep_trace: false,
+            };
+            let mut found: Option<u64> = None;
+            for &seed in &seeds {
+                let mut outcome = None;
+                match engine {
+                    Engine::Mimic(_) => run_seeds(&config, &[seed], &mut |o| outcome = Some(o)),
+                    Engine::ShuttleRandom => {
+                        run_seeds_shuttle_random(&config, &[seed], &mut |o| outcome = Some(o))
+                    }
+                }
+                schedules += 1;
+                if let Some(Verdict::Fail { kind, .. }) = outcome.map(|o| o.verdict) {
+                    if plan.kinds.contains(&kind.as_str()) {
+                        found = Some(seed);
+                        break;
+                    } else if other.len() < 5 {
+                        other.push(format!("{} seed {seed}: {kind}", scenario.name));
+                    }
+                }
+            }
+            if let Some(seed) = found {
+                return Some(Hunt {
+                    mutant: mutant.id().into(),
+                    engine: engine.name().into(),
+                    found: Some((scenario.name.clone(), seed)),
+                    schedules,
+                    seconds: started.elapsed().as_secs_f64(),
+                    other_failures: other,
+                });
+            }
+        }
+        next += BATCH;
+    }
+    Some(Hunt {
+        mutant: mutant.id().into(),
+        engine: engine.name().into(),
+        found: None,
+        schedules,
+        seconds: started.elapsed().as_secs_f64(),
+        other_failures: other,
+    })
+}

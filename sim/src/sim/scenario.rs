@@ -1,0 +1,684 @@
+//! Scenarios as data: a TOML file (or a built-in, which is the same TOML compiled in) names
+//! the maps to create, the programs (assembly) and the tasks: user-space threads making map
+//! syscalls (a fixed op list or an op mix drawn from the seed), programs run on simulated CPUs,
+//! and interrupt-context programs nested on another task's CPU.
+//!
+//! ```toml
+//! name = "example"
+//! [shapes]
+//! backends = { type = "array", max_entries = 3, flags = ["inner_map"] }
+//! [[maps]]
+//! name = "services"
+//! type = "hash_of_maps"
+//! max_entries = 4
+//! inner = "backends"          # the template: a shape or a map declared earlier
+//! [[entries]]
+//! map = "services"
+//! key = 1
+//! value = "new:backends"      # a fresh inner map of that shape, its fd closed at once
+//! [[programs]]
+//! name = "pick"
+//! source = """
+//!     ldxw %r6, [%r1+0]       # r1: the context (key, run, random word)
+//!     stxw [%r10-4], %r6
+//!     lddw %r1, map(services) # a map reference, resolved to the map's fd at load
+//!     mov %r2, %r10
+//!     add %r2, -4
+//!     call 1
+//!     exit
+//! """
+//! [[tasks]]
+//! kind = "program"
+//! program = "pick"
+//! runs = 4
+//! keys = [1]
+//! [[tasks]]
+//! kind = "user"
+//! ops = ["update services 1 new:backends exist", "delete services 1"]
+//! ```
+//!
+//! User ops (one string each, words separated by spaces): `update MAP KEY VALUE [any|noexist|
+//! exist]`, `delete MAP KEY`, `lookup MAP KEY`, `create $VAR SHAPE`, `close $VAR`, `drain $VAR
+//! KEY` (remember `VAR[KEY]`; at the end it must be unchanged), `batch_update MAP K,K.. VALUE`,
+//! `batch_delete MAP K,K..`, `batch_lookup MAP`, `yield N`. A VALUE is a number, `new:SHAPE`
+//! or `$VAR`. A mix (`mix = [...]`, `count = N`) draws `count` ops from its templates,
+//! replacing `{key}` by one of the task's `keys` and `{shape}` by one of its `shapes`.
+//!
+//! Errors name the scenario, the field and the line or op that is wrong.
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The scenarios compiled into the binary (the files of `sim/scenarios/`).
+pub const BUILTINS: &[(&str, &str)] = &[
+    ("maglev", include_str!("../../scenarios/maglev.toml")),
+    ("seed000", include_str!("../../scenarios/seed000.toml")),
+    (
+        "reader_replace_array",
+        include_str!("../../scenarios/reader_replace_array.toml"),
+    ),
+    (
+        "reader_replace_hash",
+        include_str!("../../scenarios/reader_replace_hash.toml"),
+    ),
+    (
+        "nulls_restart",
+        include_str!("../../scenarios/nulls_restart.toml"),
+    ),
+    (
+        "nulls_restart_prog",
+        include_str!("../../scenarios/nulls_restart_prog.toml"),
+    ),
+    ("sleepable", include_str!("../../scenarios/sleepable.toml")),
+    (
+        "two_updaters",
+        include_str!("../../scenarios/two_updaters.toml"),
+    ),
+    (
+        "close_under_reader",
+        include_str!("../../scenarios/close_under_reader.toml"),
+    ),
+    ("batch", include_str!("../../scenarios/batch.toml")),
+    (
+        "dynamic_inner",
+        include_str!("../../scenarios/dynamic_inner.toml"),
+    ),
+    (
+        "drain_after_swap",
+        include_str!("../../scenarios/drain_after_swap.toml"),
+    ),
+    (
+        "nested_update",
+        include_str!("../../scenarios/nested_update.toml"),
+    ),
+    (
+        "fixed_inner_size",
+        include_str!("../../scenarios/fixed_inner_size.toml"),
+    ),
+];
+
+/// A scenario error: what is wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError(pub String);
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ScenarioError {}
+
+fn err<T>(message: String) -> Result<T, ScenarioError> {
+    Err(ScenarioError(message))
+}
+
+/// A map's shape (the `BPF_MAP_CREATE` attributes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shape {
+    #[serde(rename = "type")]
+    pub map_type: String,
+    #[serde(default = "four")]
+    pub key_size: u32,
+    #[serde(default = "four")]
+    pub value_size: u32,
+    pub max_entries: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// The template of an outer map: a shape name or an earlier map's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner: Option<String>,
+}
+
+fn four() -> u32 {
+    4
+}
+
+/// A map created at setup; its fd stays open until teardown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapDecl {
+    pub name: String,
+    #[serde(flatten)]
+    pub shape: Shape,
+}
+
+/// An initial entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub map: String,
+    pub key: u32,
+    pub value: EntryValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EntryValue {
+    Number(u64),
+    /// `new:SHAPE` or a map name.
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramDecl {
+    pub name: String,
+    #[serde(default)]
+    pub sleepable: bool,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    User,
+    Program,
+    /// A program in interrupt context on the CPU of task `on_cpu_of`.
+    Irq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDecl {
+    pub kind: TaskKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub runs: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_cpu_of: Option<usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mix: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub count: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shapes: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// Oracle settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// Outer maps whose history must be linearizable (default: every outer map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linearizable: Option<Vec<String>>,
+    /// `MAP:KEY` pairs never deleted by the scenario: any lookup (user or program) that
+    /// reports one missing is a `lost_key` failure (§7: "a present key reported missing").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub always_present: Vec<String>,
+}
+
+impl Checks {
+    /// The `always_present` pairs, parsed.
+    pub fn always_present(&self) -> Result<Vec<(String, u32)>, String> {
+        self.always_present
+            .iter()
+            .map(|pair| {
+                let (map, key) = pair
+                    .split_once(':')
+                    .ok_or(format!("checks.always_present: `{pair}` is not MAP:KEY"))?;
+                let key = key
+                    .parse::<u32>()
+                    .map_err(|_| format!("checks.always_present: key of `{pair}` is not a u32"))?;
+                Ok((map.to_string(), key))
+            })
+            .collect()
+    }
+}
+
+/// A scenario. See the module documentation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Which mutants this scenario is meant to catch (documentation and `mimic mutants`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub shapes: BTreeMap<String, Shape>,
+    #[serde(default)]
+    pub maps: Vec<MapDecl>,
+    #[serde(default)]
+    pub entries: Vec<Entry>,
+    #[serde(default)]
+    pub programs: Vec<ProgramDecl>,
+    pub tasks: Vec<TaskDecl>,
+    #[serde(default)]
+    pub checks: Checks,
+    /// Steps after which a run is cut (a liveness bound, not a failure).
+    #[serde(default = "default_step_budget")]
+    pub step_budget: u64,
+    /// PCT's estimate of a run's length in scheduling steps.
+    #[serde(default = "default_pct_steps")]
+    pub pct_steps: usize,
+}
+
+/// Enough for the largest built-in (a few thousand steps) with a wide margin.
+fn default_step_budget() -> u64 {
+    200_000
+}
+/// The built-ins run about a thousand contended steps.
+fn default_pct_steps() -> usize {
+    1_000
+}
+
+/// Largest `runs`, `count` and op list a scenario may ask for: bounds every loop of a run.
+pub const MAX_OPS_PER_TASK: u32 = 10_000;
+/// Tasks per scenario (RCU reader slots and lockdep records are sized from it).
+pub const MAX_TASKS: usize = 32;
+
+impl Scenario {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario =
+            toml::from_str(text).map_err(|e| ScenarioError(format!("{origin}: {e}")))?;
+        scenario
+            .validate()
+            .map_err(|e| ScenarioError(format!("{origin}: {e}")))?;
+        Ok(scenario)
+    }
+
+    /// A built-in by name, or a TOML file by path.
+    pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
+        if let Some((_, text)) = BUILTINS.iter().find(|(n, _)| *n == name_or_path) {
+            return Scenario::parse(text, &format!("built-in scenario `{name_or_path}`"));
+        }
+        let path = std::path::Path::new(name_or_path);
+        if path.extension().is_some_and(|e| e == "toml") || path.exists() {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ScenarioError(format!("scenario file {name_or_path}: {e}")))?;
+            return Scenario::parse(&text, name_or_path);
+        }
+        err(format!(
+            "unknown scenario `{name_or_path}` (built-ins: {}; or give a .toml file)",
+            BUILTINS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+
+    pub fn builtins() -> Vec<Scenario> {
+        BUILTINS
+            .iter()
+            .map(|(name, text)| {
+                Scenario::parse(text, name)
+                    .unwrap_or_else(|e| panic!("built-in scenario is invalid: {e}"))
+            })
+            .collect()
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot serialise: {e}"))
+    }
+
+    /// The shape a name stands for: a declared shape or a setup map's.
+    pub fn shape(&self, name: &str) -> Option<&Shape> {
+        self.shapes
+            .get(name)
+            .or_else(|| self.maps.iter().find(|m| m.name == name).map(|m| &m.shape))
+    }
+
+    /// Checks every cross reference, so a run never meets a dangling name.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        if self.tasks.is_empty() {
+            return err("no [[tasks]]".into());
+        }
+        if self.tasks.len() > MAX_TASKS {
+            return err(format!("{} tasks, at most {MAX_TASKS}", self.tasks.len()));
+        }
+        for (name, shape) in &self.shapes {
+            check_shape(shape).map_err(|e| ScenarioError(format!("shape `{name}`: {e}")))?;
+        }
+        let mut seen = Vec::new();
+        for map in &self.maps {
+            check_shape(&map.shape)
+                .map_err(|e| ScenarioError(format!("map `{}`: {e}", map.name)))?;
+            if let Some(inner) = &map.shape.inner {
+                if !self.shapes.contains_key(inner) && !seen.contains(&inner.as_str()) {
+                    return err(format!(
+                        "map `{}`: template `{inner}` is neither a shape nor an earlier map",
+                        map.name
+                    ));
+                }
+            }
+            if seen.contains(&map.name.as_str()) {
+                return err(format!("map `{}` declared twice", map.name));
+            }
+            seen.push(&map.name);
+        }
+        for (i, entry) in self.entries.iter().enumerate() {
+            if !seen.contains(&entry.map.as_str()) {
+                return err(format!("entries[{i}]: unknown map `{}`", entry.map));
+            }
+            if let EntryValue::Text(text) = &entry.value {
+                self.check_value(text)
+                    .map_err(|e| ScenarioError(format!("entries[{i}]: {e}")))?;
+            }
+        }
+        for program in &self.programs {
+            for name in map_refs(&program.source) {
+                if !seen.contains(&name.as_str()) {
+                    return err(format!(
+                        "program `{}`: map({name}) is not a declared map",
+                        program.name
+                    ));
+                }
+            }
+            assemble(&program.source, &|_| Some(3))
+                .map_err(|e| ScenarioError(format!("program `{}`: {e}", program.name)))?;
+        }
+        for (i, task) in self.tasks.iter().enumerate() {
+            let at = |e: String| ScenarioError(format!("tasks[{i}]: {e}"));
+            if task.runs > MAX_OPS_PER_TASK
+                || task.count > MAX_OPS_PER_TASK
+                || task.ops.len() > MAX_OPS_PER_TASK as usize
+            {
+                return Err(at(format!("more than {MAX_OPS_PER_TASK} runs or ops")));
+            }
+            match task.kind {
+                TaskKind::Program | TaskKind::Irq => {
+                    let Some(program) = &task.program else {
+                        return Err(at("a program task needs `program`".into()));
+                    };
+                    if !self.programs.iter().any(|p| &p.name == program) {
+                        return Err(at(format!("unknown program `{program}`")));
+                    }
+                    if task.kind == TaskKind::Irq {
+                        match task.on_cpu_of {
+                            Some(j)
+                                if j < self.tasks.len()
+                                    && self.tasks[j].kind == TaskKind::Program => {}
+                            _ => {
+                                return Err(at(
+                                    "an irq task needs `on_cpu_of` = the index of a program task"
+                                        .into(),
+                                ))
+                            }
+                        }
+                    }
+                }
+                TaskKind::User => {
+                    for op in &task.ops {
+                        self.check_op(op, &[])
+                            .map_err(|e| at(format!("op `{op}`: {e}")))?;
+                    }
+                    if !task.mix.is_empty()
+                        && (task.keys.is_empty() && task.mix.iter().any(|m| m.contains("{key}")))
+                    {
+                        return Err(at("a mix with {key} needs `keys`".into()));
+                    }
+                    if task.mix.iter().any(|m| m.contains("{shape}")) && task.shapes.is_empty() {
+                        return Err(at("a mix with {shape} needs `shapes`".into()));
+                    }
+                    for template in &task.mix {
+                        let op = template
+                            .replace(
+                                "{key}",
+                                &task.keys.first().copied().unwrap_or(0).to_string(),
+                            )
+                            .replace("{shape}", task.shapes.first().map_or("", |s| s.as_str()));
+                        self.check_op(&op, &[])
+                            .map_err(|e| at(format!("mix `{template}`: {e}")))?;
+                    }
+                }
+            }
+        }
+        for (map, _) in self.checks.always_present().map_err(ScenarioError)? {
+            if !seen.contains(&map.as_str()) {
+                return err(format!("checks.always_present: unknown map `{map}`"));
+            }
+        }
+        if let Some(names) = &self.checks.linearizable {
+            for name in names {
+                if !seen.contains(&name.as_str()) {
+                    return err(format!("checks.linearizable: unknown map `{name}`"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, value: &str) -> Result<(), String> {
+        if let Some(shape) = value.strip_prefix("new:") {
+            return self
+                .shape(shape)
+                .map(|_| ())
+                .ok_or(format!("unknown shape `{shape}`"));
+        }
+        if value.starts_with('$') || value.parse::<u64>().is_ok() {
+            return Ok(());
+        }
+        self.maps
+            .iter()
+            .any(|m| m.name == value)
+            .then_some(())
+            .ok_or(format!(
+                "`{value}` is not a number, new:SHAPE, $VAR or a map"
+            ))
+    }
+
+    fn check_op(&self, op: &str, _vars: &[String]) -> Result<(), String> {
+        let words: Vec<&str> = op.split_whitespace().collect();
+        let map = |w: Option<&&str>| -> Result<(), String> {
+            let w = w.ok_or("missing map")?;
+            if w.starts_with('$') || self.maps.iter().any(|m| m.name == *w) {
+                Ok(())
+            } else {
+                Err(format!("unknown map `{w}`"))
+            }
+        };
+        let key = |w: Option<&&str>| -> Result<(), String> {
+            w.ok_or("missing key")?
+                .parse::<u32>()
+                .map(|_| ())
+                .map_err(|_| "key is not a u32".into())
+        };
+        let keys = |w: Option<&&str>| -> Result<(), String> {
+            for k in w.ok_or("missing keys")?.split(',') {
+                k.parse::<u32>()
+                    .map_err(|_| format!("key `{k}` is not a u32"))?;
+            }
+            Ok(())
+        };
+        match words.first().copied() {
+            Some("update") => {
+                map(words.get(1))?;
+                key(words.get(2))?;
+                self.check_value(words.get(3).ok_or("missing value")?)?;
+                match words.get(4).copied() {
+                    None | Some("any" | "noexist" | "exist") if words.len() <= 5 => Ok(()),
+                    _ => Err("flags must be any, noexist or exist".into()),
+                }
+            }
+            Some("delete" | "lookup") if words.len() == 3 => {
+                map(words.get(1))?;
+                key(words.get(2))
+            }
+            Some("create") if words.len() == 3 && words[1].starts_with('$') => {
+                self.shape(words[2]).map(|_| ()).ok_or(format!("unknown shape `{}`", words[2]))
+            }
+            Some("close") if words.len() == 2 && words[1].starts_with('$') => Ok(()),
+            Some("drain") if words.len() == 3 && words[1].starts_with('$') => key(words.get(2)),
+            Some("batch_update") if words.len() == 4 => {
+                map(words.get(1))?;
+                keys(words.get(2))?;
+                self.check_value(words[3])
+            }
+            Some("batch_delete") if words.len() == 3 => {
+                map(words.get(1))?;
+                keys(words.get(2))
+            }
+            Some("batch_lookup") if words.len() == 2 => map(words.get(1)),
+            Some("yield") if words.len() == 2 => {
+                words[1].parse::<u32>().map(|_| ()).map_err(|_| "yield takes a count".into())
+            }
+            _ => Err("not an op (update, delete, lookup, create, close, drain, batch_update, batch_delete, batch_lookup, yield) with the right number of words".into()),
+        }
+    }
+
+    /// The scenario with every mix replaced by the ops the seed draws: what a run executes,
+    /// and what `mimic shrink` reduces.
+    pub fn instantiate(&self, seed: u64) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ WORKLOAD_STREAM);
+        let mut out = self.clone();
+        for task in &mut out.tasks {
+            if task.mix.is_empty() {
+                continue;
+            }
+            let mut ops = std::mem::take(&mut task.ops);
+            for _ in 0..task.count {
+                let template = &task.mix[pick(&mut rng, task.mix.len())];
+                let key = task
+                    .keys
+                    .get(pick(&mut rng, task.keys.len().max(1)))
+                    .copied()
+                    .unwrap_or(0);
+                let shape = task
+                    .shapes
+                    .get(pick(&mut rng, task.shapes.len().max(1)))
+                    .cloned()
+                    .unwrap_or_default();
+                ops.push(
+                    template
+                        .replace("{key}", &key.to_string())
+                        .replace("{shape}", &shape),
+                );
+            }
+            task.ops = ops;
+            task.mix.clear();
+            task.count = 0;
+            task.shapes.clear();
+            task.keys.clear();
+        }
+        out
+    }
+}
+
+/// Separates the workload's random stream from the schedulers' (which start from the seed).
+const WORKLOAD_STREAM: u64 = 0x574f_524b_4c4f_4144;
+
+fn pick(rng: &mut ChaCha8Rng, n: usize) -> usize {
+    super::reduce(rng.next_u64(), n)
+}
+
+fn check_shape(shape: &Shape) -> Result<(), String> {
+    map_type(&shape.map_type)?;
+    for flag in &shape.flags {
+        map_flag(flag)?;
+    }
+    Ok(())
+}
+
+pub fn map_type(name: &str) -> Result<mimic_core::uapi::MapType, String> {
+    use mimic_core::uapi::MapType;
+    Ok(match name {
+        "array" => MapType::Array,
+        "hash" => MapType::Hash,
+        "array_of_maps" => MapType::ArrayOfMaps,
+        "hash_of_maps" => MapType::HashOfMaps,
+        "percpu_array" => MapType::PercpuArray,
+        "percpu_hash" => MapType::PercpuHash,
+        other => {
+            return Err(format!(
+                "unknown map type `{other}` (array, hash, array_of_maps, hash_of_maps, percpu_array, percpu_hash)"
+            ))
+        }
+    })
+}
+
+pub fn map_flag(name: &str) -> Result<u32, String> {
+    use mimic_core::uapi::*;
+    Ok(match name {
+        "inner_map" => BPF_F_INNER_MAP,
+        "no_prealloc" => BPF_F_NO_PREALLOC,
+        "rdonly_prog" => BPF_F_RDONLY_PROG,
+        "wronly_prog" => BPF_F_WRONLY_PROG,
+        other => {
+            return Err(format!(
+                "unknown map flag `{other}` (inner_map, no_prealloc, rdonly_prog, wronly_prog)"
+            ))
+        }
+    })
+}
+
+/// Map names referenced as `map(NAME)` in a program's source.
+pub fn map_refs(source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("map(") {
+        let tail = &rest[at + 4..];
+        if let Some(end) = tail.find(')') {
+            out.push(tail[..end].trim().to_string());
+            rest = &tail[end..];
+        } else {
+            break;
+        }
+    }
+    out
+}
+
+/// Marks a `map(NAME)` operand in the text given to the assembler; the low bits number the
+/// reference. Chosen so no real constant of a scenario collides with it.
+const MAP_REF_MAGIC: u64 = 0x6d61_7072_0000_0000;
+
+/// Assembles a program, resolving `lddw %rN, map(NAME)` to `BPF_PSEUDO_MAP_FD` loads of the fd
+/// `fd_of(NAME)` gives.
+pub fn assemble(
+    source: &str,
+    fd_of: &dyn Fn(&str) -> Option<i32>,
+) -> Result<Vec<mimic_core::isa::Insn>, String> {
+    use mimic_core::isa::{Insn, BPF_PSEUDO_MAP_FD};
+    let names = map_refs(source);
+    let mut text = String::new();
+    let mut rest = source;
+    let mut n = 0u64;
+    while let Some(at) = rest.find("map(") {
+        let tail = &rest[at + 4..];
+        let Some(end) = tail.find(')') else { break };
+        text.push_str(&rest[..at]);
+        text.push_str(&format!("{:#x}", MAP_REF_MAGIC | n));
+        n += 1;
+        rest = &tail[end + 1..];
+    }
+    text.push_str(rest);
+    let mut insns =
+        mimic_core::bpf::asm::assemble(&text).map_err(|e| format!("assembly error at {e}"))?;
+    let mut i = 0;
+    while i + 1 < insns.len() {
+        let value = (insns[i].imm as u32 as u64) | ((insns[i + 1].imm as u32 as u64) << 32);
+        if insns[i].code == 0x18 && value & !0xffff_ffff == MAP_REF_MAGIC {
+            let index = (value & 0xffff_ffff) as usize;
+            let name = &names[index];
+            let fd = fd_of(name).ok_or(format!("map({name}) is not a map of the scenario"))?;
+            let [lo, hi] = Insn::ld_map_fd(insns[i].dst, fd);
+            let _ = BPF_PSEUDO_MAP_FD;
+            insns[i] = lo;
+            insns[i + 1] = hi;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(insns)
+}

@@ -1,0 +1,91 @@
+//! Bad input is an error naming what and where, never a panic: unknown scenarios, malformed
+//! TOML, dangling names, bad assembly, bad seed ranges and shards.
+
+use mimic_sim::sim::campaign::{SeedRange, Shard};
+use mimic_sim::sim::scenario::Scenario;
+use std::process::Command;
+
+fn parse_err(text: &str) -> String {
+    Scenario::parse(text, "bad.toml")
+        .expect_err("must be refused")
+        .to_string()
+}
+
+#[test]
+fn malformed_scenarios_are_refused_with_the_place_named() {
+    let e = parse_err("name = \"x\"\n[[tasks]\nkind = \"user\"\n");
+    assert!(e.contains("bad.toml") && e.contains("line"), "{e}");
+    let e = parse_err("name = \"x\"\n[[tasks]]\nkind = \"user\"\nops = [\"update nomap 1 2\"]\n");
+    assert!(e.contains("tasks[0]") && e.contains("nomap"), "{e}");
+    let e = parse_err("name = \"x\"\n[[maps]]\nname = \"m\"\ntype = \"tree\"\nmax_entries = 1\n[[tasks]]\nkind = \"user\"\n");
+    assert!(e.contains("map `m`") && e.contains("tree"), "{e}");
+    let e = parse_err(
+        "name = \"x\"\n[[maps]]\nname = \"m\"\ntype = \"array\"\nmax_entries = 1\n[[programs]]\nname = \"p\"\nsource = \"mov %r0, 1\\nbogus %r1\\nexit\"\n[[tasks]]\nkind = \"program\"\nprogram = \"p\"\n",
+    );
+    assert!(
+        e.contains("program `p`") && e.contains("2:"),
+        "assembly errors name the line: {e}"
+    );
+    let e = parse_err("name = \"x\"\n[[tasks]]\nkind = \"irq\"\nprogram = \"p\"\n");
+    assert!(e.contains("tasks[0]"), "{e}");
+    let e = Scenario::load("no_such_scenario").unwrap_err().to_string();
+    assert!(
+        e.contains("no_such_scenario") && e.contains("maglev"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_seed_ranges_and_shards_are_refused() {
+    for bad in ["", "5..5", "9..3", "a..b", "1..", "0..200000000"] {
+        assert!(bad.parse::<SeedRange>().is_err(), "{bad:?} accepted");
+    }
+    assert_eq!(
+        "3".parse::<SeedRange>().unwrap(),
+        SeedRange { start: 3, end: 4 }
+    );
+    for bad in ["1/1", "2/1", "0/0", "x/2", "1"] {
+        assert!(bad.parse::<Shard>().is_err(), "{bad:?} accepted");
+    }
+    let range: SeedRange = "0..10".parse().unwrap();
+    let a = range.seeds(Some("0/3".parse().unwrap()));
+    let b = range.seeds(Some("1/3".parse().unwrap()));
+    let c = range.seeds(Some("2/3".parse().unwrap()));
+    let mut all: Vec<u64> = a.iter().chain(&b).chain(&c).copied().collect();
+    all.sort();
+    assert_eq!(
+        all,
+        (0..10).collect::<Vec<_>>(),
+        "shards partition the range"
+    );
+}
+
+#[test]
+fn the_command_reports_bad_input_with_exit_code_2_and_no_panic() {
+    let dir = std::env::temp_dir().join(format!("mimic-sim-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "name = 3\n").unwrap();
+    for args in [
+        vec!["run", "--scenario", "nope"],
+        vec!["run", "--scenario", bad.to_str().unwrap()],
+        vec!["replay", "--scenario", "nope", "--seed", "1"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mimic"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error:") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_mimic"))
+        .args(["run", "--seeds", "9..3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap refuses a bad range");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("9..3"));
+}
