@@ -17,6 +17,7 @@ pub mod bpf;
 pub mod errno;
 pub mod fault;
 pub mod isa;
+pub mod maps;
 pub mod mutants;
 pub mod ptr;
 pub mod sync;

@@ -43,7 +43,12 @@ fn facade_is_the_only_door() {
     let sync = src.join("sync");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
-    assert!(files.len() > 3, "found only {} source files under {}", files.len(), src.display());
+    assert!(
+        files.len() > 3,
+        "found only {} source files under {}",
+        files.len(),
+        src.display()
+    );
     let mut leaks = Vec::new();
     for file in files.iter().filter(|f| !f.starts_with(&sync)) {
         let source = fs::read_to_string(file).expect("readable source");
@@ -51,7 +56,11 @@ fn facade_is_the_only_door() {
             leaks.push(format!("{}:{line}: {text}", file.display()));
         }
     }
-    assert!(leaks.is_empty(), "sync primitives used outside core/src/sync:\n{}", leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "sync primitives used outside core/src/sync:\n{}",
+        leaks.join("\n")
+    );
 }
 
 #[test]

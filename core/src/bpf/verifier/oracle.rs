@@ -1,0 +1,329 @@
+//! The soundness oracle (state embedding): for each instruction, the join of every state the
+//! verifier accepted there. An executor in check mode reports each concrete register and stack
+//! byte before it runs an instruction; a value outside the joined state is a verifier
+//! unsoundness (the verifier claimed something the run contradicts).
+//!
+//! The join is per call depth of the innermost frame (the executor knows its own depth). A
+//! register whose type differs between paths joins to "not initialised", which asserts nothing:
+//! the verifier checked each use on each path separately.
+
+use super::bounds::Scalar;
+use super::state::{Reg, RegType, SlotByte, VState, NREGS, SLOTS};
+use super::MapDesc;
+use std::fmt;
+
+/// What a register joined to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JoinedReg {
+    pub ty: RegType,
+    pub map: u32,
+    /// For pointers: the whole offset (fixed plus variable); for scalars: the value.
+    pub var: Scalar,
+}
+
+impl JoinedReg {
+    fn from(reg: &Reg) -> JoinedReg {
+        let var = if reg.ty.is_pointer() {
+            // Fold the fixed offset into the range.
+            super::bounds::alu(
+                crate::isa::Width::W64,
+                crate::isa::AluOp::Add,
+                &reg.var,
+                &Scalar::konst(reg.off as i64 as u64),
+            )
+            .unwrap_or(Scalar::UNKNOWN)
+        } else {
+            reg.var
+        };
+        JoinedReg {
+            ty: reg.ty,
+            map: reg.map,
+            var,
+        }
+    }
+    fn join(&self, other: &JoinedReg) -> JoinedReg {
+        let same_map = !self.ty.has_map() || self.map == other.map;
+        let ty = match (self.ty, other.ty) {
+            (a, b) if a == b && same_map => a,
+            (RegType::MapValue, RegType::MapValueOrNull)
+            | (RegType::MapValueOrNull, RegType::MapValue)
+                if same_map =>
+            {
+                RegType::MapValueOrNull
+            }
+            _ => RegType::NotInit,
+        };
+        JoinedReg {
+            ty,
+            map: self.map,
+            var: self.var.join(&other.var),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinedFrame {
+    pub depth: usize,
+    pub regs: [JoinedReg; NREGS],
+    /// Per stack byte (index 0 = fp-512): `None` uninitialised on some path; `Some(None)`
+    /// initialised, any value; `Some(Some(v))` known byte value on every path.
+    pub stack: Vec<Option<Option<u8>>>,
+    /// Spilled scalars per slot (slot 0 = fp-8), joined; `None` if not a spill on every path.
+    pub spills: Vec<Option<JoinedReg>>,
+}
+
+/// The per-instruction joins.
+#[derive(Debug, Clone, Default)]
+pub struct StateOracle {
+    pub at: Vec<Vec<JoinedFrame>>,
+}
+
+/// What the executor saw in a register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concrete {
+    Scalar(u64),
+    /// A NULL pointer (a lookup that found nothing).
+    Null,
+    Ctx {
+        off: i64,
+    },
+    /// Offset relative to the frame pointer of frame `frame`.
+    Stack {
+        frame: usize,
+        off: i64,
+    },
+    /// A map pointer; the shape is compared with the verifier's map (or meta).
+    MapPtr {
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+    },
+    /// A pointer into a map's value at `off`.
+    MapValue {
+        off: i64,
+    },
+}
+
+/// A concrete value outside the verifier's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsoundness {
+    pub pc: usize,
+    /// `R3` or `fp-8`.
+    pub location: String,
+    pub expected: String,
+    pub got: String,
+}
+
+impl fmt::Display for Unsoundness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "verifier unsoundness at insn {}: {} holds {} outside the verified state {}",
+            self.pc, self.location, self.got, self.expected
+        )
+    }
+}
+
+impl StateOracle {
+    pub fn new(len: usize) -> StateOracle {
+        StateOracle {
+            at: vec![Vec::new(); len],
+        }
+    }
+
+    /// Joins the state accepted at `pc` into the record.
+    pub fn accept(&mut self, pc: usize, st: &VState) {
+        let frame = st.cur();
+        let depth = st.frames.len() - 1;
+        let regs = std::array::from_fn(|i| JoinedReg::from(&frame.regs[i]));
+        let mut stack = vec![None; SLOTS * 8];
+        let mut spills = vec![None; SLOTS];
+        for (si, slot) in frame.stack.iter().enumerate() {
+            for (bi, b) in slot.bytes.iter().enumerate() {
+                // Byte fp-8(si+1)+bi sits at index 512-8(si+1)+bi.
+                let idx = SLOTS * 8 - 8 * (si + 1) + bi;
+                stack[idx] = match b {
+                    SlotByte::Invalid => None,
+                    SlotByte::Zero => Some(Some(0)),
+                    SlotByte::Misc => Some(None),
+                    SlotByte::Spill => {
+                        Some(slot.spill.const_scalar().map(|v| (v >> (8 * bi)) as u8))
+                    }
+                };
+            }
+            if slot.is_spill() {
+                spills[si] = Some(JoinedReg::from(&slot.spill));
+            }
+        }
+        let new = JoinedFrame {
+            depth,
+            regs,
+            stack,
+            spills,
+        };
+        let list = &mut self.at[pc];
+        match list.iter_mut().find(|f| f.depth == depth) {
+            None => list.push(new),
+            Some(old) => {
+                for (o, n) in old.regs.iter_mut().zip(&new.regs) {
+                    *o = o.join(n);
+                }
+                for (o, n) in old.stack.iter_mut().zip(&new.stack) {
+                    *o = match (*o, *n) {
+                        (Some(a), Some(b)) if a == b => Some(a),
+                        (Some(_), Some(_)) => Some(None),
+                        _ => None,
+                    };
+                }
+                for (o, n) in old.spills.iter_mut().zip(&new.spills) {
+                    *o = match (*o, *n) {
+                        (Some(a), Some(b)) => Some(a.join(&b)),
+                        _ => None,
+                    };
+                }
+            }
+        }
+    }
+
+    fn frame(&self, pc: usize, depth: usize) -> Option<&JoinedFrame> {
+        self.at.get(pc)?.iter().find(|f| f.depth == depth)
+    }
+
+    /// Was `pc` at call depth `depth` ever accepted? A run reaching an instruction the verifier
+    /// never accepted there is itself an unsoundness.
+    pub fn reached(&self, pc: usize, depth: usize) -> Result<(), Unsoundness> {
+        match self.frame(pc, depth) {
+            Some(_) => Ok(()),
+            None => Err(Unsoundness {
+                pc,
+                location: format!("frame {depth}"),
+                expected: "unreachable".into(),
+                got: "reached".into(),
+            }),
+        }
+    }
+
+    /// Checks one register. `maps` is [`super::Verified::maps`].
+    pub fn check_reg(
+        &self,
+        pc: usize,
+        depth: usize,
+        reg: u8,
+        value: Concrete,
+        maps: &[MapDesc],
+    ) -> Result<(), Unsoundness> {
+        self.reached(pc, depth)?;
+        let Some(frame) = self.frame(pc, depth) else {
+            return Ok(());
+        };
+        let Some(j) = frame.regs.get(reg as usize) else {
+            return Ok(());
+        };
+        let ok = match (j.ty, value) {
+            (RegType::NotInit, _) => true,
+            (RegType::Scalar, Concrete::Scalar(v)) => j.var.contains(v),
+            (RegType::Scalar, Concrete::Null) => j.var.contains(0),
+            (RegType::Ctx, Concrete::Ctx { off }) => j.var.contains(off as u64),
+            (RegType::Stack, Concrete::Stack { off, .. }) => j.var.contains(off as u64),
+            (RegType::MapValueOrNull, Concrete::Null) => true,
+            (RegType::MapValueOrNull | RegType::MapValue, Concrete::MapValue { off }) => {
+                j.var.contains(off as u64)
+                    && maps
+                        .get(j.map as usize)
+                        .is_none_or(|m| off >= 0 && off < i64::from(m.value_size))
+            }
+            (
+                RegType::MapValueOrNull,
+                Concrete::MapPtr {
+                    map_type,
+                    key_size,
+                    value_size,
+                },
+            ) => {
+                // An outer lookup's result before its null check: the meta's shape.
+                maps.get(j.map as usize)
+                    .and_then(|m| m.inner_meta.as_deref())
+                    .is_none_or(|m| {
+                        m.map_type == map_type
+                            && m.key_size == key_size
+                            && m.value_size == value_size
+                    })
+            }
+            (
+                RegType::ConstPtrToMap,
+                Concrete::MapPtr {
+                    map_type,
+                    key_size,
+                    value_size,
+                },
+            ) => maps.get(j.map as usize).is_none_or(|m| {
+                m.map_type == map_type && m.key_size == key_size && m.value_size == value_size
+            }),
+            _ => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(Unsoundness {
+            pc,
+            location: format!("R{reg}"),
+            expected: describe(j),
+            got: format!("{value:?}"),
+        })
+    }
+
+    /// Checks the stack of the frame at `depth`: `bytes[i]` is the byte at fp-512+i.
+    pub fn check_stack(&self, pc: usize, depth: usize, bytes: &[u8]) -> Result<(), Unsoundness> {
+        self.reached(pc, depth)?;
+        let Some(frame) = self.frame(pc, depth) else {
+            return Ok(());
+        };
+        for (i, (j, b)) in frame.stack.iter().zip(bytes).enumerate() {
+            if let Some(Some(v)) = j {
+                if v != b {
+                    return Err(Unsoundness {
+                        pc,
+                        location: format!("fp{}", i as i64 - (SLOTS * 8) as i64),
+                        expected: format!("byte {v:#x}"),
+                        got: format!("byte {b:#x}"),
+                    });
+                }
+            }
+        }
+        for (si, spill) in frame.spills.iter().enumerate() {
+            let Some(j) = spill else { continue };
+            if j.ty != RegType::Scalar {
+                continue;
+            }
+            let start = SLOTS * 8 - 8 * (si + 1);
+            let Some(raw) = bytes.get(start..start + 8) else {
+                continue;
+            };
+            let mut word = [0u8; 8];
+            word.copy_from_slice(raw);
+            let v = u64::from_le_bytes(word);
+            if !j.var.contains(v) {
+                return Err(Unsoundness {
+                    pc,
+                    location: format!("fp-{}", 8 * (si + 1)),
+                    expected: describe(j),
+                    got: format!("{v:#x}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe(j: &JoinedReg) -> String {
+    let v = &j.var;
+    format!(
+        "{}(var_off={}, umin={}, umax={:#x}, smin={}, smax={})",
+        j.ty.name(),
+        v.var,
+        v.umin,
+        v.umax,
+        v.smin,
+        v.smax
+    )
+}
