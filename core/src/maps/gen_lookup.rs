@@ -105,7 +105,8 @@ mod tests {
             elem_size: 8,
             map_flags: 0,
         };
-        let code = array_of_maps_gen_lookup(&shape, true).expect("no flag");
+        let mut code = array_of_maps_gen_lookup(&shape, true).expect("no flag");
+        code.push(Insn::exit());
         let text = dump_xlated(&code, &DefaultSymbols).expect("valid");
         let lines: Vec<&str> = text
             .lines()
@@ -123,6 +124,7 @@ mod tests {
                 "(15) if r0 == 0x0 goto pc+1",
                 "(05) goto pc+1",
                 "(b7) r0 = 0",
+                "(95) exit",
             ]
         );
     }

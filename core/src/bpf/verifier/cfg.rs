@@ -89,7 +89,15 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
         }
         match op {
             Op::Ja { off, .. } => env.prune.mark((pc as i64 + 1 + i64::from(off)) as usize),
-            Op::Jmp { .. } => env.prune.mark(pc),
+            Op::Jmp { off, .. } => {
+                env.prune.mark(pc);
+                env.prune.mark((pc as i64 + 1 + i64::from(off)) as usize);
+            }
+            Op::Call(CallTarget::Local(imm)) => {
+                env.prune.mark(pc);
+                env.prune.mark(pc + 1);
+                env.prune.mark((pc as i64 + 1 + i64::from(imm)) as usize);
+            }
             Op::Call(_) => env.prune.mark(pc + 1),
             _ => {}
         }
@@ -131,5 +139,87 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
             return invalid(pc, format!("unreachable insn {pc}"));
         }
     }
+    env.live_before = live_registers(&env.ops);
     Ok(())
+}
+
+/// Registers read and written by one instruction, as bit masks (bit i = r_i).
+fn uses_defs(op: &Op) -> (u16, u16) {
+    use crate::bpf::helpers::Callee;
+    use crate::isa::{AluOp, AtomicOp, Operand};
+    let bit = |r: u8| 1u16 << r;
+    let src_bit = |src: Operand| match src {
+        Operand::Reg(r) => bit(r),
+        Operand::Imm(_) => 0,
+    };
+    const CALLER_SAVED: u16 = 0b11_1111;
+    const ARGS: u16 = 0b11_1110;
+    match *op {
+        Op::Alu {
+            op: AluOp::Mov | AluOp::MovSx(_),
+            dst,
+            src,
+            ..
+        } => (src_bit(src), bit(dst)),
+        Op::Alu { dst, src, .. } => (bit(dst) | src_bit(src), bit(dst)),
+        Op::Neg { dst, .. } | Op::End { dst, .. } => (bit(dst), bit(dst)),
+        Op::Ld64 { dst, .. } => (0, bit(dst)),
+        Op::LdAbs { .. } => (bit(6), CALLER_SAVED),
+        Op::LdInd { src, .. } => (bit(6) | bit(src), CALLER_SAVED),
+        Op::Load { dst, src, .. } => (bit(src), bit(dst)),
+        Op::Store { dst, src, .. } => (bit(dst) | src_bit(src), 0),
+        Op::Atomic {
+            op: AtomicOp::Cmpxchg,
+            dst,
+            src,
+            ..
+        } => (bit(dst) | bit(src) | bit(0), bit(0)),
+        Op::Atomic { op, dst, src, .. } => {
+            (bit(dst) | bit(src), if op.fetches() { bit(src) } else { 0 })
+        }
+        Op::Ja { .. } => (0, 0),
+        Op::Jmp { dst, src, .. } => (bit(dst) | src_bit(src), 0),
+        Op::Call(CallTarget::Helper(imm)) => {
+            let uses = match Callee::from_imm(imm) {
+                Some(callee) => (1u16 << (callee.proto().args.len() + 1)) - 2,
+                None => ARGS,
+            };
+            (uses, CALLER_SAVED)
+        }
+        Op::Call(_) | Op::Callx { .. } => (ARGS, CALLER_SAVED),
+        Op::Exit => (bit(0), 0),
+    }
+}
+
+/// Registers live before each instruction (a backward data-flow fixpoint within subprograms;
+/// a bpf-to-bpf call is an instruction reading r1-r5 and writing r0-r5). Pruning compares only
+/// live registers, as the kernel does, so a dead register's value cannot block it.
+fn live_registers(ops: &[Option<Op>]) -> Vec<u16> {
+    const FP_BIT: u16 = 1 << 10;
+    let n = ops.len();
+    let mut live = vec![FP_BIT; n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for pc in (0..n).rev() {
+            let Some(op) = ops[pc] else { continue };
+            let mut after = 0u16;
+            let succs = match op {
+                Op::Call(CallTarget::Local(_)) => vec![pc as i64 + 1],
+                _ => successors(pc, &op),
+            };
+            for t in succs {
+                if let Some(l) = usize::try_from(t).ok().and_then(|t| live.get(t)) {
+                    after |= l;
+                }
+            }
+            let (uses, defs) = uses_defs(&op);
+            let before = uses | (after & !defs) | FP_BIT;
+            if before != live[pc] {
+                live[pc] = before;
+                changed = true;
+            }
+        }
+    }
+    live
 }

@@ -658,8 +658,11 @@ fn cond_jmp(
                 fall: Some(fall),
             });
         }
-        // Any other pointer is never NULL.
-        return Ok(decided(st, !eq_taken));
+        // Map values and keys are never NULL (the kernel's `reg_not_null`); other pointers
+        // (context, stack, map pointers) are not assumed so: both edges stay.
+        if matches!(ptr.ty, RegType::MapValue | RegType::MapKey) {
+            return Ok(decided(st, !eq_taken));
+        }
     }
     if !env.opts.privileged {
         return refuse(format!("R{dst} pointer comparison prohibited"));

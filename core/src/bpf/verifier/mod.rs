@@ -272,6 +272,8 @@ pub(crate) struct Env<'a> {
     pub prune: pruning::Pruning,
     pub oracle: Option<StateOracle>,
     pub jmps_processed: u64,
+    /// Registers live before each instruction (bit i = r_i), from [`cfg`].
+    pub live_before: Vec<u16>,
 }
 
 impl Env<'_> {
@@ -342,6 +344,7 @@ pub fn verify(
         prune: pruning::Pruning::new(insns.len()),
         oracle: opts.collect_states.then(|| StateOracle::new(insns.len())),
         jmps_processed: 0,
+        live_before: Vec::new(),
     };
     let result = cfg::check_cfg(&mut env).and_then(|()| do_check(&mut env));
     env.stats.total_states = env.prune.total();
@@ -412,6 +415,7 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
                 env.opts,
                 env.stats.processed,
                 env.jmps_processed,
+                env.live_before[pc],
             ) {
                 pruning::Visit::Prune => path_done = true,
                 pruning::Visit::Loop => {

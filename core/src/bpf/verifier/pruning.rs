@@ -7,8 +7,8 @@
 //! still open could be the current path's own ancestor: a loop). An open ancestor that equals the
 //! current state exactly means the path came back to where it was: an infinite loop.
 //!
-//! Prune points: conditional jumps, targets of unconditional jumps, instructions after calls,
-//! subprogram entries. Checkpoints are added as the kernel does: at every prune point under
+//! Prune points (the kernel's): conditional jumps and their targets, targets of unconditional
+//! jumps, instructions after calls, bpf-to-bpf calls and subprogram entries. Checkpoints are added as the kernel does: at every prune point under
 //! `BPF_F_TEST_STATE_FREQ`, otherwise once at least 2 jumps and 8 instructions passed.
 
 use super::state::{states_equal, VState};
@@ -73,6 +73,7 @@ impl Pruning {
         opts: VerifyOpts,
         processed: u64,
         jmps: u64,
+        live: u16,
     ) -> Visit {
         for &i in &self.explored[pc] {
             let old = &self.stored[i];
@@ -82,7 +83,7 @@ impl Pruning {
                 }
                 continue;
             }
-            if states_equal(&old.state, cur) {
+            if states_equal(&old.state, cur, live) {
                 return Visit::Prune;
             }
         }

@@ -286,18 +286,29 @@ fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap) -> bool {
     true
 }
 
-/// The kernel's `states_equal`: same call chain, and every register and slot of `cur` covered.
-pub fn states_equal(old: &VState, cur: &VState) -> bool {
+/// Caller frames: r0-r5 are overwritten when the callee returns, never read again as they are.
+const CALLER_LIVE: u16 = !0b11_1111;
+
+/// The kernel's `states_equal`: same call chain, and every live register and every slot of
+/// `cur` covered by `old`. `live` is the current frame's live-register mask.
+pub fn states_equal(old: &VState, cur: &VState, live: u16) -> bool {
     if old.frames.len() != cur.frames.len() {
         return false;
     }
+    let last = old.frames.len() - 1;
     let mut ids = IdMap::default();
-    old.frames.iter().zip(&cur.frames).all(|(o, c)| {
-        o.ret_pc == c.ret_pc
-            && o.regs
-                .iter()
-                .zip(&c.regs)
-                .all(|(or, cr)| regsafe(or, cr, &mut ids))
-            && stacksafe(o, c, &mut ids)
-    })
+    old.frames
+        .iter()
+        .zip(&cur.frames)
+        .enumerate()
+        .all(|(depth, (o, c))| {
+            let mask = if depth == last { live } else { CALLER_LIVE };
+            o.ret_pc == c.ret_pc
+                && o.regs
+                    .iter()
+                    .zip(&c.regs)
+                    .enumerate()
+                    .all(|(i, (or, cr))| mask & (1 << i) == 0 || regsafe(or, cr, &mut ids))
+                && stacksafe(o, c, &mut ids)
+        })
 }

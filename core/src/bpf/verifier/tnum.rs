@@ -109,7 +109,7 @@ impl Tnum {
     pub fn mul(self, b: Tnum) -> Tnum {
         let mut a = self;
         let mut b = b;
-        let mut acc_v = a.value.wrapping_mul(b.value);
+        let acc_v = a.value.wrapping_mul(b.value);
         let mut acc_m = Tnum::konst(0);
         while a.value != 0 || a.mask != 0 {
             if a.value & 1 != 0 {
@@ -126,7 +126,6 @@ impl Tnum {
             a = a.rshift(1);
             b = b.lshift(1);
         }
-        acc_v &= !acc_m.mask;
         Tnum::konst(acc_v).add(acc_m)
     }
     pub fn lshift(self, shift: u32) -> Tnum {
