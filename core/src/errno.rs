@@ -1,5 +1,5 @@
 //! Linux errno values, as the BPF syscall returns them (negated in the kernel, positive here in
-//! [`Errno`]). `ENOTSUPP` (524) is kernel-internal but reaches user space from BPF paths.
+//! [`Errno`]). `EACCES` is the verifier's refusal, `EBADFD` what get-info says of a closed fd. `ENOTSUPP` (524) is kernel-internal but reaches user space from BPF paths.
 
 use std::fmt;
 
@@ -11,25 +11,29 @@ pub enum Errno {
     E2BIG,
     EBADF,
     ENOMEM,
+    EACCES,
     EBUSY,
     EEXIST,
     EINVAL,
     ENOSPC,
+    EBADFD,
     EOPNOTSUPP,
     ENOTSUPP,
 }
 
 impl Errno {
-    pub const ALL: [Errno; 11] = [
+    pub const ALL: [Errno; 13] = [
         Errno::EPERM,
         Errno::ENOENT,
         Errno::E2BIG,
         Errno::EBADF,
         Errno::ENOMEM,
+        Errno::EACCES,
         Errno::EBUSY,
         Errno::EEXIST,
         Errno::EINVAL,
         Errno::ENOSPC,
+        Errno::EBADFD,
         Errno::EOPNOTSUPP,
         Errno::ENOTSUPP,
     ];
@@ -42,10 +46,12 @@ impl Errno {
             Errno::E2BIG => 7,
             Errno::EBADF => 9,
             Errno::ENOMEM => 12,
+            Errno::EACCES => 13,
             Errno::EBUSY => 16,
             Errno::EEXIST => 17,
             Errno::EINVAL => 22,
             Errno::ENOSPC => 28,
+            Errno::EBADFD => 77,
             Errno::EOPNOTSUPP => 95,
             Errno::ENOTSUPP => 524,
         }
@@ -63,10 +69,12 @@ impl Errno {
             Errno::E2BIG => "E2BIG",
             Errno::EBADF => "EBADF",
             Errno::ENOMEM => "ENOMEM",
+            Errno::EACCES => "EACCES",
             Errno::EBUSY => "EBUSY",
             Errno::EEXIST => "EEXIST",
             Errno::EINVAL => "EINVAL",
             Errno::ENOSPC => "ENOSPC",
+            Errno::EBADFD => "EBADFD",
             Errno::EOPNOTSUPP => "EOPNOTSUPP",
             Errno::ENOTSUPP => "ENOTSUPP",
         }
@@ -87,7 +95,7 @@ mod tests {
 
     #[test]
     fn values_are_linuxs_and_round_trip() {
-        let expected = [1, 2, 7, 9, 12, 16, 17, 22, 28, 95, 524];
+        let expected = [1, 2, 7, 9, 12, 13, 16, 17, 22, 28, 77, 95, 524];
         for (errno, value) in Errno::ALL.into_iter().zip(expected) {
             assert_eq!(errno.value(), value, "{}", errno.name());
             assert_eq!(Errno::from_value(value), Some(errno));

@@ -75,6 +75,10 @@ pub enum Fault {
     /// §8.6: a grace period could not complete within the bound.
     #[error("liveness: {detail}")]
     Liveness { detail: String },
+    /// A reference implementation (the kernel) answered something the model has no word for,
+    /// e.g. an errno outside [`Errno`]: a comparison cannot be made, which is itself a finding.
+    #[error("unmodelled: {detail}")]
+    Unmodelled { detail: String },
 }
 
 fn fmt_opt(stamp: &Option<Stamp>) -> String {
@@ -98,6 +102,7 @@ impl Fault {
             Fault::Leak { .. } => "leak",
             Fault::Conservation { .. } => "conservation",
             Fault::Liveness { .. } => "liveness",
+            Fault::Unmodelled { .. } => "unmodelled",
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod errno;
 pub mod fault;
 pub mod isa;
 pub mod maps;
+pub mod model;
 pub mod mutants;
 pub mod ptr;
 pub mod sync;

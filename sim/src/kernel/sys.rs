@@ -1,0 +1,430 @@
+//! [`KernelSys`]: the real kernel behind [`BpfSys`], plus programs (load, xlated, test run).
+//!
+//! Invariants:
+//! - every descriptor it creates (maps, programs, fds from get-fd-by-id) lives in its table and
+//!   is closed exactly once: by [`BpfSys::close`] or when the `KernelSys` drops. Nothing is
+//!   pinned, so once it drops and grace periods pass the kernel holds nothing of ours.
+//! - it never touches a descriptor it does not own. A caller's fd that is not in the table is
+//!   passed to the kernel as an fd that is never open (so the kernel answers `EBADF` in its
+//!   own order of checks), except 0, 1 and 2, which the model also treats as "open, not a map" and which reach the
+//!   kernel as they are (it answers `EINVAL`). This keeps tests running in parallel threads of
+//!   one process from reaching each other's maps through a reused fd number.
+//! - buffers are sized from the map's own key/value sizes (see `ffi`), so a caller's slice
+//!   length never decides how many bytes the kernel copies.
+#![forbid(unsafe_code)]
+
+use super::error::KernelError;
+use super::ffi::{self, LoadFailure, Shape, TestRun};
+use super::insn::RawInsn;
+use mimic_core::errno::Errno;
+use mimic_core::fault::Error;
+use mimic_core::uapi::{BatchOut, BpfSys, Fd, MapAttr, MapId, MapInfo, MapType};
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+
+/// Descriptors below this are the process's stdio: "open, not a map" for the model and the
+/// kernel alike, so they are passed through unchanged.
+const STDIO_FDS: Fd = 3;
+/// What an unknown descriptor is turned into: `i32::MAX` is above the largest fd table Linux
+/// allows (`sysctl_nr_open_max` is rounded down from `INT_MAX`), so it is never open and the
+/// map operations say `EBADF`. (`BPF_OBJ_GET_INFO_BY_FD` says `EBADFD` for it instead, which
+/// is why `target` does not ask it about such an fd.)
+const BAD_FD: Fd = i32::MAX;
+/// The value size of outer maps: an fd on the way in, an id on the way out.
+const OUTER_VALUE_SIZE: usize = 4;
+
+/// What an owned descriptor refers to.
+#[derive(Debug)]
+enum Object {
+    Map { map_type: u32, shape: Shape },
+    Prog,
+}
+
+#[derive(Debug)]
+struct Owned {
+    fd: OwnedFd,
+    object: Object,
+}
+
+/// Why the kernel oracle cannot run here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "kernel checks skipped: {}", self.0)
+    }
+}
+
+/// A program type that needs no attachment and runs under `BPF_PROG_TEST_RUN` with a packet
+/// (`data_in` of at least an Ethernet header). Socket filters are loadable by any privileged
+/// caller, need no BTF and no sleepable flag (unlike `BPF_PROG_TYPE_SYSCALL`), and the seed
+/// program never reads its context.
+pub const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
+/// `BPF_PROG_TYPE_SYSCALL`: runs with a context buffer only; must be loaded sleepable.
+pub const BPF_PROG_TYPE_SYSCALL: u32 = 31;
+/// `BPF_F_SLEEPABLE` (prog_flags).
+pub const BPF_F_SLEEPABLE: u32 = 1 << 4;
+/// The smallest packet `BPF_PROG_TEST_RUN` accepts for skb programs (an Ethernet header).
+pub const ETH_HLEN: usize = 14;
+
+/// The real kernel as a [`BpfSys`].
+#[derive(Debug, Default)]
+pub struct KernelSys {
+    owned: BTreeMap<Fd, Owned>,
+}
+
+/// Detects whether bpf() is usable here by creating a one-entry array map, reopening it by
+/// id (the oracle compares inner maps by id, which needs `CAP_SYS_ADMIN`) and closing both.
+pub fn probe() -> Result<(), Unavailable> {
+    let attr = MapAttr::new(MapType::Array, 4, 4, 1);
+    let refused = |call: &str, err: KernelError| match err {
+        KernelError::Errno(Errno::EPERM) => Unavailable(format!(
+            "bpf({call}) refused with EPERM (needs root, or CAP_BPF and CAP_SYS_ADMIN)"
+        )),
+        err => Unavailable(format!("bpf({call}) on a tiny array failed: {err}")),
+    };
+    let map = ffi::map_create(&attr).map_err(|err| refused("BPF_MAP_CREATE", err))?;
+    let info =
+        ffi::map_info(ffi::raw(&map)).map_err(|err| refused("BPF_OBJ_GET_INFO_BY_FD", err))?;
+    let again =
+        ffi::map_get_fd_by_id(info.id).map_err(|err| refused("BPF_MAP_GET_FD_BY_ID", err))?;
+    drop(again);
+    drop(map);
+    Ok(())
+}
+
+/// Runs `check`, any check written over [`BpfSys`] (an errno table, a differential op
+/// sequence), on a fresh kernel backend. `None`, after one line saying why, when bpf() is
+/// refused. Returns what the check returned and how many fds it left open; the backend is
+/// dropped afterwards, which closes them.
+pub fn on_kernel<R>(what: &str, check: impl FnOnce(&mut dyn BpfSys) -> R) -> Option<(R, usize)> {
+    let mut sys = KernelSys::or_skip(what)?;
+    let result = check(&mut sys);
+    Some((result, sys.open_fds()))
+}
+
+impl KernelSys {
+    /// A backend after a successful [`probe`].
+    pub fn new() -> Result<KernelSys, Unavailable> {
+        probe()?;
+        Ok(KernelSys::default())
+    }
+
+    /// For tests and commands that skip without bpf(): the backend, or `None` after printing
+    /// the one line saying why `what` is skipped.
+    pub fn or_skip(what: &str) -> Option<KernelSys> {
+        match KernelSys::new() {
+            Ok(sys) => Some(sys),
+            Err(unavailable) => {
+                println!("{unavailable} ({what})");
+                None
+            }
+        }
+    }
+
+    /// How many descriptors it currently owns (0 after everything was closed).
+    pub fn open_fds(&self) -> usize {
+        self.owned.len()
+    }
+
+    fn adopt(&mut self, fd: OwnedFd, object: Object) -> Fd {
+        let raw = ffi::raw(&fd);
+        self.owned.insert(raw, Owned { fd, object });
+        raw
+    }
+
+    /// The fd to hand the kernel for a caller's fd (see the module doc).
+    fn translate(&self, fd: Fd) -> Fd {
+        if self.owned.contains_key(&fd) || (0..STDIO_FDS).contains(&fd) {
+            fd
+        } else {
+            BAD_FD
+        }
+    }
+
+    /// The kernel fd and buffer shape for a map operation on `fd` whose caller passes
+    /// `key_len`/`value_len` bytes. A program fd goes to the kernel, which refuses it as not a
+    /// map (`EINVAL`) before copying anything; an fd we do not own becomes the never-open fd,
+    /// which the kernel refuses (`EBADF`) before copying anything: the caller's lengths are
+    /// safe for both. Stdio is described by the kernel first (`EINVAL`: not
+    /// a bpf object, as the map operation would say), so no buffer is sized by guesswork.
+    fn target(
+        &self,
+        fd: Fd,
+        key_len: usize,
+        value_len: usize,
+    ) -> Result<(Fd, Shape, Option<u32>), KernelError> {
+        match self.owned.get(&fd) {
+            Some(Owned {
+                object: Object::Map { map_type, shape },
+                ..
+            }) => Ok((fd, *shape, Some(*map_type))),
+            Some(Owned {
+                object: Object::Prog,
+                ..
+            }) => Ok((fd, Shape::covering(key_len, value_len), None)),
+            None if self.translate(fd) == BAD_FD => {
+                Ok((BAD_FD, Shape::covering(key_len, value_len), None))
+            }
+            None => {
+                let info = ffi::map_info(fd)?;
+                Ok((
+                    fd,
+                    Shape::of(info.map_type, info.key_size, info.value_size)?,
+                    Some(info.map_type),
+                ))
+            }
+        }
+    }
+
+    /// `BPF_MAP_LOOKUP(_AND_DELETE)_BATCH`, entries split by the map's sizes.
+    fn lookup_batch(
+        &self,
+        fd: Fd,
+        in_batch: Option<u32>,
+        count: u32,
+        delete: bool,
+    ) -> Result<BatchOut, KernelError> {
+        let (fd, shape, _) = self.target(fd, 0, 0)?;
+        let raw = ffi::map_lookup_batch(fd, shape, in_batch, count, delete)?;
+        Ok(batch_out(raw, shape))
+    }
+
+    /// Outer maps take inner map fds as values: translate them like any other caller fd.
+    fn translate_value(&self, map_type: Option<u32>, value: &[u8]) -> Vec<u8> {
+        let is_outer = map_type
+            .and_then(MapType::from_u32)
+            .is_some_and(MapType::is_map_in_map);
+        if !is_outer || value.len() != OUTER_VALUE_SIZE {
+            return value.to_vec();
+        }
+        let fd = Fd::from_ne_bytes([value[0], value[1], value[2], value[3]]);
+        self.translate(fd).to_ne_bytes().to_vec()
+    }
+
+    /// `BPF_PROG_LOAD`. `insns` are raw 8-byte slots; pseudo map loads must carry fds this
+    /// backend owns. Returns the program fd and the verifier log (empty at `log_level` 0).
+    pub fn prog_load(
+        &mut self,
+        prog_type: u32,
+        insns: &[RawInsn],
+        log_level: u32,
+        prog_flags: u32,
+    ) -> Result<(Fd, String), LoadFailure> {
+        let (fd, log) = ffi::prog_load(prog_type, insns, log_level, prog_flags)?;
+        Ok((self.adopt(fd, Object::Prog), log))
+    }
+
+    fn prog_fd(&self, fd: Fd) -> Result<Fd, KernelError> {
+        match self.owned.get(&fd) {
+            Some(Owned {
+                object: Object::Prog,
+                ..
+            }) => Ok(fd),
+            Some(_) => Err(KernelError::Errno(Errno::EINVAL)),
+            None => Err(KernelError::Errno(Errno::EBADF)),
+        }
+    }
+
+    /// The kernel's translated program (after its fixups), as raw 8-byte slots.
+    pub fn xlated(&self, prog_fd: Fd) -> Result<Vec<RawInsn>, KernelError> {
+        ffi::prog_xlated(self.prog_fd(prog_fd)?)
+    }
+
+    /// `BPF_PROG_TEST_RUN`: `data_in` is the packet (packet program types), `ctx_in` the
+    /// context (e.g. `BPF_PROG_TYPE_SYSCALL`); empty slices are not passed.
+    pub fn test_run(
+        &self,
+        prog_fd: Fd,
+        data_in: &[u8],
+        ctx_in: &[u8],
+        repeat: u32,
+    ) -> Result<TestRun, KernelError> {
+        ffi::prog_test_run(self.prog_fd(prog_fd)?, data_in, ctx_in, repeat)
+    }
+
+    /// The kernel's own execution time of a program, nanoseconds per run, measured by the
+    /// kernel over `repeat` runs (JIT on if the machine enables it). For benches.
+    pub fn ns_per_run(
+        &self,
+        prog_fd: Fd,
+        data_in: &[u8],
+        ctx_in: &[u8],
+        repeat: u32,
+    ) -> Result<u32, KernelError> {
+        Ok(self
+            .test_run(prog_fd, data_in, ctx_in, repeat.max(1))?
+            .duration_ns)
+    }
+
+    /// The kernel fd of an owned map, for pseudo map loads in program instructions.
+    pub fn map_fd(&self, fd: Fd) -> Option<Fd> {
+        matches!(
+            self.owned.get(&fd),
+            Some(Owned {
+                object: Object::Map { .. },
+                ..
+            })
+        )
+        .then_some(fd)
+    }
+}
+
+fn core<T>(result: Result<T, KernelError>) -> Result<T, Error> {
+    result.map_err(KernelError::into_core)
+}
+
+fn batch_out(raw: ffi::RawBatch, shape: Shape) -> BatchOut {
+    let keys = raw
+        .keys
+        .chunks(shape.key_size.max(1) as usize)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let values = raw
+        .values
+        .chunks(shape.value_size.max(1) as usize)
+        .map(<[u8]>::to_vec)
+        .collect();
+    BatchOut {
+        keys,
+        values,
+        next: raw.out_batch,
+        done: raw.done,
+    }
+}
+
+impl BpfSys for KernelSys {
+    fn map_create(&mut self, attr: &MapAttr) -> Result<Fd, Error> {
+        let mut attr = *attr;
+        if MapType::from_u32(attr.map_type).is_some_and(MapType::is_map_in_map) {
+            attr.inner_map_fd = self.translate(attr.inner_map_fd as Fd) as u32;
+        }
+        let shape = core(Shape::of(attr.map_type, attr.key_size, attr.value_size))?;
+        let fd = core(ffi::map_create(&attr))?;
+        Ok(self.adopt(
+            fd,
+            Object::Map {
+                map_type: attr.map_type,
+                shape,
+            },
+        ))
+    }
+
+    fn map_lookup_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
+        let (fd, shape, _) = core(self.target(fd, key.len(), 0))?;
+        core(ffi::map_lookup(fd, shape, key))
+    }
+
+    fn map_update_elem(
+        &mut self,
+        fd: Fd,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), Error> {
+        let (fd, shape, map_type) = core(self.target(fd, key.len(), value.len()))?;
+        let value = self.translate_value(map_type, value);
+        core(ffi::map_update(fd, shape, key, &value, flags))
+    }
+
+    fn map_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<(), Error> {
+        let (fd, shape, _) = core(self.target(fd, key.len(), 0))?;
+        core(ffi::map_delete(fd, shape, key))
+    }
+
+    fn map_lookup_and_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
+        let (fd, shape, _) = core(self.target(fd, key.len(), 0))?;
+        core(ffi::map_lookup_and_delete(fd, shape, key))
+    }
+
+    fn map_get_next_key(&mut self, fd: Fd, key: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+        let (fd, shape, _) = core(self.target(fd, key.map_or(0, <[u8]>::len), 0))?;
+        core(ffi::map_get_next_key(fd, shape, key))
+    }
+
+    fn map_lookup_batch(
+        &mut self,
+        fd: Fd,
+        in_batch: Option<u32>,
+        count: u32,
+    ) -> Result<BatchOut, Error> {
+        core(self.lookup_batch(fd, in_batch, count, false))
+    }
+
+    fn map_lookup_and_delete_batch(
+        &mut self,
+        fd: Fd,
+        in_batch: Option<u32>,
+        count: u32,
+    ) -> Result<BatchOut, Error> {
+        core(self.lookup_batch(fd, in_batch, count, true))
+    }
+
+    fn map_update_batch(
+        &mut self,
+        fd: Fd,
+        keys: &[Vec<u8>],
+        values: &[Vec<u8>],
+        flags: u64,
+    ) -> Result<u32, (u32, Error)> {
+        let longest = |entries: &[Vec<u8>]| entries.iter().map(Vec::len).max().unwrap_or(0);
+        let (fd, shape, map_type) = self
+            .target(fd, longest(keys), longest(values))
+            .map_err(|err| (0, err.into_core()))?;
+        let values: Vec<Vec<u8>> = values
+            .iter()
+            .map(|value| self.translate_value(map_type, value))
+            .collect();
+        ffi::map_update_batch(fd, shape, keys, &values, flags)
+            .map_err(|(n, err)| (n, err.into_core()))
+    }
+
+    fn map_delete_batch(&mut self, fd: Fd, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
+        let longest = keys.iter().map(Vec::len).max().unwrap_or(0);
+        let (fd, shape, _) = self
+            .target(fd, longest, 0)
+            .map_err(|err| (0, err.into_core()))?;
+        ffi::map_delete_batch(fd, shape, keys).map_err(|(n, err)| (n, err.into_core()))
+    }
+
+    fn map_get_fd_by_id(&mut self, id: MapId) -> Result<Fd, Error> {
+        let fd = core(ffi::map_get_fd_by_id(id))?;
+        let info = core(ffi::map_info(ffi::raw(&fd)))?;
+        let shape = core(Shape::of(info.map_type, info.key_size, info.value_size))?;
+        Ok(self.adopt(
+            fd,
+            Object::Map {
+                map_type: info.map_type,
+                shape,
+            },
+        ))
+    }
+
+    fn map_info(&mut self, fd: Fd) -> Result<MapInfo, Error> {
+        match self.owned.get(&fd) {
+            Some(Owned {
+                object: Object::Map { .. },
+                ..
+            }) => core(ffi::map_info(fd)),
+            // A program fd is not a map: the model's answer; the kernel would describe the
+            // program in a differently shaped struct.
+            Some(Owned {
+                object: Object::Prog,
+                ..
+            }) => Err(Error::Errno(Errno::EINVAL)),
+            None => core(ffi::map_info(self.translate(fd))),
+        }
+    }
+
+    fn close(&mut self, fd: Fd) -> Result<(), Error> {
+        // Dropping the OwnedFd closes it. Descriptors not handed out here are never closed.
+        match self.owned.remove(&fd) {
+            Some(owned) => {
+                drop(owned.fd);
+                Ok(())
+            }
+            None => Err(Error::Errno(Errno::EBADF)),
+        }
+    }
+}
