@@ -118,42 +118,51 @@ pub fn map_in_map_state_pruning() -> Vec<Insn> {
         .0
 }
 
-/// Many diamonds, each arm looking the inner map up again through the outer map, joined before
-/// the next: pruning at each join keeps this linear; with every inner lookup given its own
-/// identity (`inner_map_uid_always`) no two arms compare equal and the paths double per diamond.
+/// Two inner-map pointers (r7, r8) from two lookups, then `n` diamonds each spilling one of
+/// them (by an unknown branch) to its own stack slot; the slots are all used at the end. The
+/// two pointers have the same meta, so pruning at each join keeps this linear. With every
+/// inner lookup given its own identity (`inner_map_uid_always`) r7 and r8 differ, no two
+/// paths compare equal, and the paths double per diamond.
 pub fn inner_lookup_diamonds(n: usize) -> Vec<Insn> {
-    // r9: an unknown scalar (a context load) to branch on; r7: the inner map pointer.
+    assert!(n <= 60, "one stack slot per diamond");
+    let n64 = n as i64;
+    // Slots: start 5, two lookups 6 each, diamonds 5 each, tail 3 per slot + 2, exit path.
+    let exit_path = 17 + 5 * n64 + 3 * n64 + 2;
     let mut p = Prog::new()
-        .i(Insn::ldx_mem(BPF_W, 9, 1, 0))
+        .i(Insn::mov64_reg(9, 1))
         .i(Insn::mov64_imm(1, 0))
         .i(Insn::stx_mem(BPF_W, 10, 1, -4))
         .i(Insn::mov64_reg(6, 10))
         .i(Insn::alu64_imm(BPF_ADD, 6, -4));
-    // One arm (6 slots): r2 = key; r1 = outer; call; if r0 == 0 goto exit path; r7 = r0.
-    let arm = |p: Prog, to_exit: i64| {
-        p.i(Insn::mov64_reg(2, 6))
+    for (reg, jeq_at) in [(7u8, 9i64), (8, 15)] {
+        p = p
+            .i(Insn::mov64_reg(2, 6))
             .map(1, FD_MAP_IN_MAP)
             .lookup()
-            .i(Insn::jmp_imm(BPF_JEQ, 0, 0, to_exit as i16))
-            .i(Insn::mov64_reg(7, 0))
-    };
-    // A diamond is 14 slots: jset (1), arm A (6), ja (1), arm B (6). After the last one: the
-    // tail (7 slots), then the exit path of failed outer lookups.
-    const DIAMOND: i64 = 14;
-    const TAIL: i64 = 7;
-    for k in 0..n {
-        let to_end = DIAMOND * (n - k) as i64;
-        p = p.i(Insn::jmp_imm(BPF_JSET, 9, 1 << (k % 31), 7));
-        p = arm(p, to_end + TAIL - 6);
-        p = p.i(Insn::ja(6));
-        p = arm(p, to_end + TAIL - 13);
+            .i(Insn::jmp_imm(
+                BPF_JEQ,
+                0,
+                0,
+                (exit_path - jeq_at - 1) as i16,
+            ))
+            .i(Insn::mov64_reg(reg, 0));
     }
-    p.i(Insn::mov64_reg(2, 6))
-        .i(Insn::mov64_reg(1, 7))
-        .lookup()
-        .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 1))
-        .i(Insn::ldx_mem(BPF_W, 0, 0, 0))
-        .i(Insn::mov64_imm(0, 0))
+    let slot = |k: i64| (-16 - 8 * k) as i16;
+    for k in 0..n64 {
+        p = p
+            .i(Insn::ldx_mem(BPF_W, 3, 9, 0))
+            .i(Insn::jmp_imm(BPF_JSET, 3, 1 << (k % 31), 2))
+            .i(Insn::stx_mem(BPF_DW, 10, 7, slot(k)))
+            .i(Insn::ja(1))
+            .i(Insn::stx_mem(BPF_DW, 10, 8, slot(k)));
+    }
+    for k in 0..n64 {
+        p = p
+            .i(Insn::ldx_mem(BPF_DW, 1, 10, slot(k)))
+            .i(Insn::mov64_reg(2, 6))
+            .lookup();
+    }
+    p.i(Insn::mov64_imm(0, 0))
         .i(Insn::exit())
         .i(Insn::mov64_imm(0, 0))
         .i(Insn::exit())
