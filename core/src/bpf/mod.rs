@@ -5,7 +5,10 @@
 //! Instruction types live in [`crate::isa`] (a leaf); everything here builds on them.
 
 pub mod asm;
+pub mod conformance;
+pub mod exec;
 pub mod fixup;
 pub mod helpers;
 pub mod print;
 pub mod verifier;
+pub mod world_env;
