@@ -14,7 +14,7 @@ mod verifier_common;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, VerifyOpts};
 use mimic_core::isa::*;
-use mimic_core::maps::gen_lookup::ARRAY_VALUE_OFFSET;
+use mimic_core::maps::ARRAY_VALUE_OFFSET;
 use mimic_core::mutants::{Mutant, Mutants};
 use mimic_core::uapi::{MapType, BPF_F_INNER_MAP};
 use verifier_common::*;
@@ -139,7 +139,7 @@ fn meta_elem_size_zero_makes_inlined_inner_lookups_read_element_zero() {
         let code = inner_lookup_code(&prog, &maps, Mutants::NONE);
         eval_inlined(&code, 0x1000, 3, |_| 0)
     };
-    let elem = |i: u64| Some(ARRAY_VALUE_OFFSET as u64 + 8 * i);
+    let elem = |i: u64| Some(u64::from(ARRAY_VALUE_OFFSET) + 8 * i);
     assert_eq!(value_addr(good), elem(3), "inner[3] is element 3");
     assert_eq!(
         value_addr(buggy),
@@ -163,7 +163,7 @@ fn inline_dynamic_inner_bounds_inner_lookups_by_the_template_not_the_map() {
     let runtime_max_entries = 3u64;
     let got =
         eval_inlined(&buggy, 0x1000, 4, |_| 0).expect("the template's bound lets key 4 through");
-    let end_of_values = ARRAY_VALUE_OFFSET as u64 + 8 * runtime_max_entries;
+    let end_of_values = u64::from(ARRAY_VALUE_OFFSET) + 8 * runtime_max_entries;
     assert!(
         got >= end_of_values,
         "inner[4] of a 3-entry array is out of bounds: offset {got}"

@@ -17,7 +17,8 @@ use crate::bpf::print::{dump_xlated, Symbols};
 use crate::bpf::verifier::{AuxMap, MapDesc, Verified};
 use crate::errno::Errno;
 use crate::isa::{decode, CallTarget, DecodeError, Insn, Ld64, Op, BPF_PSEUDO_MAP_FD};
-use crate::maps::gen_lookup::{self, ArrayShape, ARRAY_VALUE_OFFSET};
+use crate::maps::gen_lookup::{self, ArrayShape};
+use crate::maps::ARRAY_VALUE_OFFSET;
 use crate::mutants::{Mutant, Mutants};
 use crate::uapi::MapType;
 use std::fmt;
@@ -222,6 +223,20 @@ impl Symbols for XlatedSymbols {
 }
 
 impl Fixed {
+    /// For each instruction of the fixed program, the original instruction it starts (`None`
+    /// inside patched code): the oracle checks states at original instructions only.
+    pub fn orig_pc(&self) -> Vec<Option<usize>> {
+        let mut map = vec![None; self.insns.len()];
+        for (old, &new) in self.new_pc.iter().enumerate().take(self.new_pc.len() - 1) {
+            if let Some(slot) = map.get_mut(new) {
+                // A patched call's first new instruction still sees the state before the call;
+                // `lddw` second slots share their start with nothing (decode skips them).
+                slot.get_or_insert(old);
+            }
+        }
+        map
+    }
+
     /// The program as `bpftool prog dump xlated` prints it (map loads as `map[id:N]`).
     pub fn dump_xlated(&self) -> Result<String, DecodeError> {
         let mut shown = self.insns.clone();

@@ -5,18 +5,18 @@
 //! `r0` (NULL when the index is out of range, or for array-of-maps when the slot is empty).
 //! The emitted code uses the map's constants: `max_entries` for the bounds check, `index_mask`
 //! (only for unprivileged programs: spectre v1 hardening), `elem_size` for scaling (a shift when
-//! a power of two, else a multiply) and [`ARRAY_VALUE_OFFSET`] for where values start.
+//! a power of two, else a multiply) and [`ARRAY_VALUE_OFFSET`] (the maps' layout) for where
+//! values start.
 //! A `BPF_F_INNER_MAP` array refuses (`EOPNOTSUPP`): its size is not a constant, so the
 //! fixup calls `array_map_lookup_elem` instead, which checks the runtime map's own size.
 
+use super::ARRAY_VALUE_OFFSET;
 use crate::errno::Errno;
 use crate::isa::{Insn, BPF_ADD, BPF_AND, BPF_DW, BPF_JEQ, BPF_JGE, BPF_LSH, BPF_MUL, BPF_W};
 use crate::uapi::BPF_F_INNER_MAP;
 
-/// `offsetof(struct bpf_array, value)` on x86-64 Linux 6.18: where an array's values (or an
-/// array-of-maps' slots) start in the map object. The seed's 2020 dump shows 272; the struct
-/// grew since. The maps' layout uses the same number.
-pub const ARRAY_VALUE_OFFSET: i32 = 312;
+/// The values base as the `r1 += imm` immediate (312 on Linux 6.18; the seed's dump shows 272).
+const VALUE_BASE_IMM: i32 = ARRAY_VALUE_OFFSET as i32;
 
 /// The constants an inlined array lookup compiles in (from the map, or from an outer map's meta
 /// for inner lookups).
@@ -37,7 +37,7 @@ const RET_REG: u8 = 0;
 /// the out-of-range jump must also skip (the tail the caller appends).
 fn index_to_elem(shape: &ArrayShape, privileged: bool, tail: i16) -> Vec<Insn> {
     let mut out = vec![
-        Insn::alu64_imm(BPF_ADD, MAP_REG, ARRAY_VALUE_OFFSET),
+        Insn::alu64_imm(BPF_ADD, MAP_REG, VALUE_BASE_IMM),
         Insn::ldx_mem(BPF_W, RET_REG, KEY_REG, 0),
     ];
     // Instructions between the bounds check and the NULL result: [mask], scale, add, tail.

@@ -164,14 +164,10 @@ fn check_helper_mem(
                 let k = off + i;
                 let slot = &frame.stack[((-k - 1) / 8) as usize];
                 let bi = k.rem_euclid(8) as usize;
-                let byte = match slot.bytes[bi] {
-                    SlotByte::Invalid => {
-                        return refuse(format!("invalid indirect read from stack R{r} off {off}+{i} size {size}"))
-                    }
-                    SlotByte::Zero => Some(0u8),
-                    SlotByte::Spill => slot.spill.const_scalar().map(|v| (v >> (8 * bi)) as u8),
-                    SlotByte::Misc => None,
-                };
+                if slot.bytes[bi] == SlotByte::Invalid {
+                    return refuse(format!("invalid indirect read from stack R{r} off {off}+{i} size {size}"));
+                }
+                let byte = slot.bytes[bi].known(&slot.spill, bi);
                 match byte {
                     Some(b) if known => value |= u64::from(b) << (8 * i),
                     _ => known = false,

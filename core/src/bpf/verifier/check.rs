@@ -494,16 +494,27 @@ fn stack_access(
                 }
                 return Ok(value);
             }
-            let zero = value.const_scalar() == Some(0);
+            let known = value.const_scalar();
             for k in total..total + bytes {
                 let (si, bi) = locate(k);
                 let slot = &mut frame.stack[si];
                 if slot.is_spill() {
-                    // A partly overwritten spill keeps its other bytes as plain data.
-                    slot.bytes = [SlotByte::Misc; 8];
+                    // A partly overwritten spill keeps its other bytes as what is known of them.
+                    let spill = slot.spill;
+                    for (i, b) in slot.bytes.iter_mut().enumerate() {
+                        *b = match spill.const_scalar().map(|v| (v >> (8 * i)) as u8) {
+                            Some(0) => SlotByte::Zero,
+                            Some(x) => SlotByte::Const(x),
+                            None => SlotByte::Misc,
+                        };
+                    }
                     slot.spill = Reg::NOT_INIT;
                 }
-                slot.bytes[bi] = if zero { SlotByte::Zero } else { SlotByte::Misc };
+                slot.bytes[bi] = match known.map(|v| (v >> (8 * (k - total))) as u8) {
+                    Some(0) => SlotByte::Zero,
+                    Some(x) => SlotByte::Const(x),
+                    None => SlotByte::Misc,
+                };
             }
             Ok(value)
         }
@@ -518,7 +529,7 @@ fn stack_access(
                 }
                 return Ok(load_result(size));
             }
-            let mut all_zero = true;
+            let mut value: Option<u64> = Some(0);
             for k in total..total + bytes {
                 let (si, bi) = locate(k);
                 let s = frame.stack[si];
@@ -533,13 +544,12 @@ fn stack_access(
                 if b == SlotByte::Spill && s.spill.ty != RegType::Scalar {
                     return refuse("invalid size of register fill");
                 }
-                all_zero &= b == SlotByte::Zero;
+                value = match (value, b.known(&s.spill, bi)) {
+                    (Some(v), Some(x)) => Some(v | u64::from(x) << (8 * (k - total))),
+                    _ => None,
+                };
             }
-            Ok(if all_zero {
-                Reg::konst(0)
-            } else {
-                load_result(size)
-            })
+            Ok(value.map_or_else(|| load_result(size), Reg::konst))
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod oracle;
 pub mod pruning;
 pub mod state;
 pub mod tnum;
+mod world;
 
 use crate::isa::{decode, Insn, Op};
 use crate::mutants::{Mutant, Mutants};

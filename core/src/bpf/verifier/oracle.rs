@@ -10,6 +10,8 @@
 use super::bounds::Scalar;
 use super::state::{Reg, RegType, SlotByte, VState, NREGS, SLOTS};
 use super::MapDesc;
+use crate::bpf::exec::{Observer, StepView, STACK_SIZE};
+use crate::ptr::{Ptr, RegionKind};
 use std::fmt;
 
 /// What a register joined to.
@@ -92,15 +94,14 @@ pub enum Concrete {
         frame: usize,
         off: i64,
     },
-    /// A map pointer; the shape is compared with the verifier's map (or meta).
+    /// A map pointer; its shape `(map_type, key_size, value_size)`, when known, is compared
+    /// with the verifier's map (or meta).
     MapPtr {
-        map_type: u32,
-        key_size: u32,
-        value_size: u32,
+        shape: Option<(u32, u32, u32)>,
     },
-    /// A pointer into a map's value at `off`.
+    /// A pointer into a map's value, at `off` within the value when known.
     MapValue {
-        off: i64,
+        off: Option<i64>,
     },
 }
 
@@ -146,9 +147,7 @@ impl StateOracle {
                     SlotByte::Invalid => None,
                     SlotByte::Zero => Some(Some(0)),
                     SlotByte::Misc => Some(None),
-                    SlotByte::Spill => {
-                        Some(slot.spill.const_scalar().map(|v| (v >> (8 * bi)) as u8))
-                    }
+                    SlotByte::Spill | SlotByte::Const(_) => Some(b.known(&slot.spill, bi)),
                 };
             }
             if slot.is_spill() {
@@ -185,7 +184,7 @@ impl StateOracle {
         }
     }
 
-    fn frame(&self, pc: usize, depth: usize) -> Option<&JoinedFrame> {
+    pub fn frame(&self, pc: usize, depth: usize) -> Option<&JoinedFrame> {
         self.at.get(pc)?.iter().find(|f| f.depth == depth)
     }
 
@@ -225,40 +224,24 @@ impl StateOracle {
             (RegType::Scalar, Concrete::Null) => j.var.contains(0),
             (RegType::Ctx, Concrete::Ctx { off }) => j.var.contains(off as u64),
             (RegType::Stack, Concrete::Stack { off, .. }) => j.var.contains(off as u64),
-            (RegType::MapValueOrNull, Concrete::Null) => true,
-            (RegType::MapValueOrNull | RegType::MapValue, Concrete::MapValue { off }) => {
-                j.var.contains(off as u64)
-                    && maps
-                        .get(j.map as usize)
-                        .is_none_or(|m| off >= 0 && off < i64::from(m.value_size))
-            }
-            (
-                RegType::MapValueOrNull,
-                Concrete::MapPtr {
-                    map_type,
-                    key_size,
-                    value_size,
-                },
-            ) => {
+            (RegType::MapValueOrNull, Concrete::Null | Concrete::Scalar(0)) => true,
+            (RegType::MapValueOrNull | RegType::MapValue, Concrete::MapValue { off }) => off
+                .is_none_or(|off| {
+                    j.var.contains(off as u64)
+                        && maps
+                            .get(j.map as usize)
+                            .is_none_or(|m| off >= 0 && off < i64::from(m.value_size))
+                }),
+            (RegType::MapValueOrNull, Concrete::MapPtr { shape }) => {
                 // An outer lookup's result before its null check: the meta's shape.
-                maps.get(j.map as usize)
-                    .and_then(|m| m.inner_meta.as_deref())
-                    .is_none_or(|m| {
-                        m.map_type == map_type
-                            && m.key_size == key_size
-                            && m.value_size == value_size
-                    })
+                let meta = maps
+                    .get(j.map as usize)
+                    .and_then(|m| m.inner_meta.as_deref());
+                meta.is_some() && same_shape(meta, shape)
             }
-            (
-                RegType::ConstPtrToMap,
-                Concrete::MapPtr {
-                    map_type,
-                    key_size,
-                    value_size,
-                },
-            ) => maps.get(j.map as usize).is_none_or(|m| {
-                m.map_type == map_type && m.key_size == key_size && m.value_size == value_size
-            }),
+            (RegType::ConstPtrToMap, Concrete::MapPtr { shape }) => {
+                same_shape(maps.get(j.map as usize), shape)
+            }
             _ => false,
         };
         if ok {
@@ -312,6 +295,91 @@ impl StateOracle {
             }
         }
         Ok(())
+    }
+}
+
+fn same_shape(map: Option<&MapDesc>, shape: Option<(u32, u32, u32)>) -> bool {
+    match (map, shape) {
+        (Some(m), Some((t, k, v))) => m.map_type == t && m.key_size == k && m.value_size == v,
+        _ => true,
+    }
+}
+
+/// The executor's value of a register as the oracle compares it. Map-region pointers are
+/// classified by `classify_map` when the caller can (the world knows shapes and value
+/// offsets); otherwise offset 0 is a map pointer and any other offset a value pointer.
+pub fn concrete_of(value: u64, classify_map: &dyn Fn(Ptr) -> Option<Concrete>) -> Concrete {
+    match Ptr::decode(value) {
+        None if value == 0 => Concrete::Null,
+        None => Concrete::Scalar(value),
+        Some(p) => match p.kind {
+            RegionKind::Stack => Concrete::Stack {
+                frame: p.index as usize,
+                off: i64::from(p.offset) - STACK_SIZE as i64,
+            },
+            RegionKind::Ctx => Concrete::Ctx {
+                off: i64::from(p.offset),
+            },
+            RegionKind::Map => classify_map(p).unwrap_or(if p.offset == 0 {
+                Concrete::MapPtr { shape: None }
+            } else {
+                Concrete::MapValue { off: None }
+            }),
+        },
+    }
+}
+
+/// The executor's check mode: before each instruction, every register of the current frame
+/// and its stack bytes are checked against the verifier's join at that instruction. Escapes
+/// are collected (the run itself continues).
+pub struct OracleObserver<'a> {
+    pub oracle: &'a StateOracle,
+    pub maps: &'a [MapDesc],
+    /// For a fixed-up program: the original instruction of each executed one (`None` inside
+    /// patched code, which the verifier never saw). `None`: the program ran unmodified.
+    pub pc_map: Option<Vec<Option<usize>>>,
+    pub classify_map: &'a dyn Fn(Ptr) -> Option<Concrete>,
+    pub escapes: Vec<Unsoundness>,
+}
+
+impl<'a> OracleObserver<'a> {
+    pub fn new(oracle: &'a StateOracle, maps: &'a [MapDesc]) -> OracleObserver<'a> {
+        OracleObserver {
+            oracle,
+            maps,
+            pc_map: None,
+            classify_map: &|_| None,
+            escapes: Vec::new(),
+        }
+    }
+}
+
+impl Observer for OracleObserver<'_> {
+    fn before(&mut self, step: &StepView<'_>) {
+        let pc = match &self.pc_map {
+            None => Some(step.pc),
+            Some(map) => map.get(step.pc).copied().flatten(),
+        };
+        let Some(pc) = pc else { return };
+        for (r, &v) in step.regs.iter().enumerate().take(NREGS) {
+            let frame = self.oracle.frame(pc, step.depth);
+            // Scalars are compared as raw values (a constant may look like a pointer).
+            let is_scalar = frame.is_some_and(|f| f.regs[r].ty == RegType::Scalar);
+            let c = if is_scalar {
+                Concrete::Scalar(v)
+            } else {
+                concrete_of(v, self.classify_map)
+            };
+            if let Err(e) = self.oracle.check_reg(pc, step.depth, r as u8, c, self.maps) {
+                self.escapes.push(e);
+                return;
+            }
+        }
+        if let Some(bytes) = step.frame(step.depth) {
+            if let Err(e) = self.oracle.check_stack(pc, step.depth, bytes) {
+                self.escapes.push(e);
+            }
+        }
     }
 }
 

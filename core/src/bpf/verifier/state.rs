@@ -130,13 +130,27 @@ impl Reg {
     }
 }
 
-/// What a stack byte holds (the kernel's `STACK_INVALID/MISC/ZERO/SPILL`).
+/// What a stack byte holds (the kernel's `STACK_INVALID/MISC/ZERO/SPILL`, plus `Const`: a
+/// known non-zero byte of a narrow constant store, which the kernel keeps as a partial spill).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SlotByte {
     Invalid,
     Misc,
     Zero,
+    Const(u8),
     Spill,
+}
+
+impl SlotByte {
+    /// The byte's value when known.
+    pub fn known(self, spill: &Reg, index: usize) -> Option<u8> {
+        match self {
+            SlotByte::Zero => Some(0),
+            SlotByte::Const(b) => Some(b),
+            SlotByte::Spill => spill.const_scalar().map(|v| (v >> (8 * index)) as u8),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -264,8 +278,9 @@ fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap) -> bool {
             }
             continue;
         }
-        for (ob, cb) in o.bytes.iter().zip(&c.bytes) {
+        for (i, (ob, cb)) in o.bytes.iter().zip(&c.bytes).enumerate() {
             let ok = match ob {
+                SlotByte::Const(x) => cb.known(&c.spill, i) == Some(*x),
                 SlotByte::Invalid => true,
                 SlotByte::Misc => match cb {
                     SlotByte::Invalid => false,
