@@ -434,7 +434,7 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
         if !path_done {
             env.aux[pc].seen = true;
             if let Some(oracle) = env.oracle.as_mut() {
-                oracle.accept(pc, &st);
+                oracle.accept(pc, &st, env.live_before[pc]);
             }
             env.log.insn(env.insns, pc);
             let op = env.ops[pc].ok_or_else(|| {

@@ -132,11 +132,19 @@ impl StateOracle {
         }
     }
 
-    /// Joins the state accepted at `pc` into the record.
-    pub fn accept(&mut self, pc: usize, st: &VState) {
+    /// Joins the state accepted at `pc` into the record. `live` is the mask of registers live
+    /// at `pc`: pruning ignores dead registers, so a pruned path may hold anything in them and
+    /// the record must not claim otherwise.
+    pub fn accept(&mut self, pc: usize, st: &VState, live: u16) {
         let frame = st.cur();
         let depth = st.frames.len() - 1;
-        let regs = std::array::from_fn(|i| JoinedReg::from(&frame.regs[i]));
+        let regs = std::array::from_fn(|i| {
+            if live & (1 << i) == 0 {
+                JoinedReg::from(&Reg::NOT_INIT)
+            } else {
+                JoinedReg::from(&frame.regs[i])
+            }
+        });
         let mut stack = vec![None; SLOTS * 8];
         let mut spills = vec![None; SLOTS];
         for (si, slot) in frame.stack.iter().enumerate() {
