@@ -22,11 +22,14 @@ enum Command {
     Conformance(cmd::conformance::ConformanceArgs),
     /// Speak the conformance suite's plugin protocol (program hex on stdin, r0 hex on stdout).
     ConformancePlugin(cmd::conformance::PluginArgs),
+    /// Verify a program (assembly) against map specs; print the verdict, log, xlated dump.
+    Verify(cmd::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Conformance(args) => cmd::conformance::run(args),
         Command::ConformancePlugin(args) => cmd::conformance::plugin(args),
+        Command::Verify(args) => cmd::verify::run(args),
     }
 }

@@ -1,2 +1,3 @@
 //! Subcommand glue, one module per command.
 pub mod conformance;
+pub mod verify;

@@ -13,6 +13,7 @@
 //!
 //! Never panics on any input: malformed instructions are refused through the strict decoder.
 
+pub mod asm_maps;
 pub mod bounds;
 mod calls;
 pub mod cfg;
