@@ -330,8 +330,88 @@ fn control_flow_errors_name_the_instruction() {
         ),
         (vec![Insn::exit()], "R0 !read_ok"),
         (
-            vec![Insn::ldx_mem(BPF_DW, 0, 10, -8), Insn::exit()],
-            "invalid read from stack off -8+0 size 8",
+            vec![Insn::st_mem(BPF_DW, 10, -520, 0), Insn::exit()],
+            "invalid write to stack R10 off=-520 size=8",
+        ),
+        (
+            vec![Insn::ldx_mem(BPF_DW, 0, 10, 8), Insn::exit()],
+            "invalid read from stack R10 off=8 size=8",
+        ),
+        (
+            vec![Insn::st_mem(BPF_W, 1, 0, 1), Insn::exit()],
+            "invalid bpf_context access off=0 size=4",
+        ),
+        (
+            vec![
+                Insn::mov64_imm(1, 0),
+                Insn::ldx_mem(BPF_DW, 0, 1, 0),
+                Insn::exit(),
+            ],
+            "R1 invalid mem access 'scalar'",
+        ),
+        (
+            vec![Insn::stx_mem(BPF_W, 10, 10, -4), Insn::exit()],
+            "invalid size of register spill",
+        ),
+        (
+            vec![
+                Insn::stx_mem(BPF_DW, 10, 10, -8),
+                Insn::ldx_mem(BPF_W, 0, 10, -8),
+                Insn::exit(),
+            ],
+            "invalid size of register fill",
+        ),
+        (
+            vec![
+                Insn::mov64_reg(1, 10),
+                Insn::alu64_imm(BPF_AND, 1, 1),
+                Insn::exit(),
+            ],
+            "R1 bitwise operator &= on pointer prohibited",
+        ),
+        (
+            vec![
+                Insn::mov64_reg(1, 10),
+                Insn::alu64_imm(BPF_MUL, 1, 2),
+                Insn::exit(),
+            ],
+            "R1 pointer arithmetic with *= operator prohibited",
+        ),
+        (
+            vec![
+                Insn::mov64_reg(1, 10),
+                Insn::alu32_imm(BPF_ADD, 1, 2),
+                Insn::exit(),
+            ],
+            "R1 32-bit pointer arithmetic prohibited",
+        ),
+        (
+            vec![
+                Insn::mov64_imm(1, 0),
+                Insn::alu64_reg(BPF_SUB, 1, 10),
+                Insn::exit(),
+            ],
+            "R1 tried to subtract pointer from scalar",
+        ),
+        (
+            vec![
+                Insn::mov64_imm(0, 0),
+                Insn::alu64_imm(BPF_LSH, 0, 64),
+                Insn::exit(),
+            ],
+            "invalid shift 64",
+        ),
+        (
+            vec![Insn::ldx_mem(BPF_DW, 0, 1, 4096), Insn::exit()],
+            "invalid bpf_context access off=4096 size=8",
+        ),
+        (
+            vec![
+                Insn::alu64_imm(BPF_ADD, 1, 4),
+                Insn::ldx_mem(BPF_W, 0, 1, 0),
+                Insn::exit(),
+            ],
+            "dereference of modified ctx ptr R1 off=4 disallowed",
         ),
         (
             vec![Insn::mov64_imm(10, 0), Insn::exit()],
@@ -346,6 +426,19 @@ fn control_flow_errors_name_the_instruction() {
         let err = verify(&prog, &maps, VerifyOpts::default()).expect_err(message);
         assert_eq!(err.message, message);
     }
+    // Uninitialised stack: readable when privileged (the kernel's allow_uninit_stack), refused
+    // otherwise.
+    let uninit = vec![Insn::ldx_mem(BPF_DW, 0, 10, -8), Insn::exit()];
+    assert!(
+        verify(&uninit, &maps, VerifyOpts::default()).is_ok(),
+        "privileged reads uninit stack"
+    );
+    let unpriv = VerifyOpts {
+        privileged: false,
+        ..VerifyOpts::default()
+    };
+    let err = verify(&uninit, &maps, unpriv).expect_err("unprivileged");
+    assert_eq!(err.message, "invalid read from stack off -8+0 size 8");
     // A back-edge is a loop: refused unprivileged, explored (and bounded) when privileged.
     let looping = vec![
         Insn::mov64_imm(0, 0),

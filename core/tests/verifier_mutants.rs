@@ -175,10 +175,15 @@ fn inline_dynamic_inner_bounds_inner_lookups_by_the_template_not_the_map() {
 fn print_processed_counts() {
     for n in [1usize, 5, 8, 10] {
         let prog = inner_lookup_diamonds(n);
+        let plain = VerifyOpts::default();
         println!(
-            "diamonds {n}: correct {} buggy {}",
+            "diamonds {n}: state_freq correct {} buggy {}; default heuristic correct {}",
             processed(&prog, Mutants::NONE),
-            processed(&prog, Mutants::only(Mutant::InnerMapUidAlways))
+            processed(&prog, Mutants::only(Mutant::InnerMapUidAlways)),
+            verify(&prog, &maps(), plain)
+                .expect("valid")
+                .stats
+                .processed,
         );
     }
 }

@@ -164,7 +164,8 @@ fn check_helper_mem(
                 let k = off + i;
                 let slot = &frame.stack[((-k - 1) / 8) as usize];
                 let bi = k.rem_euclid(8) as usize;
-                if slot.bytes[bi] == SlotByte::Invalid {
+                // Privileged programs may read uninitialised stack (`allow_uninit_stack`).
+                if slot.bytes[bi] == SlotByte::Invalid && !env.opts.privileged {
                     return refuse(format!("invalid indirect read from stack R{r} off {off}+{i} size {size}"));
                 }
                 let byte = slot.bytes[bi].known(&slot.spill, bi);

@@ -227,7 +227,12 @@ fn alu(
             match (d.ty.is_pointer(), s.ty.is_pointer()) {
                 (false, false) => match bounds::alu(width, op, &d.var, &s.var) {
                     Ok(v) => Reg::scalar(v),
-                    Err(AluError::InvalidShift(k)) => return refuse(format!("invalid shift {k}")),
+                    Err(AluError::InvalidShift(k)) => {
+                        return Err(Refuse {
+                            message: format!("invalid shift {k}"),
+                            errno: EINVAL,
+                        })
+                    }
                 },
                 (true, false) => ptr_arith(env, width, op, dst, d, s, false)?,
                 (false, true) if op == AluOp::Add => ptr_arith(env, width, op, dst, s, d, true)?,
@@ -444,7 +449,7 @@ pub(crate) fn mem_access(
             }
             Ok(load_result(size))
         }
-        RegType::Stack => stack_access(st, r, ptr, off, size, access),
+        RegType::Stack => stack_access(st, r, ptr, off, size, access, env.opts.privileged),
     }
 }
 
@@ -455,6 +460,7 @@ fn stack_access(
     off: i16,
     size: Size,
     access: Access,
+    allow_uninit: bool,
 ) -> Result<Reg, Refuse> {
     let bytes = i32::from(size.bytes());
     let Some(var) = ptr.var.const_value() else {
@@ -534,7 +540,7 @@ fn stack_access(
                 let (si, bi) = locate(k);
                 let s = frame.stack[si];
                 let b = s.bytes[bi];
-                if b == SlotByte::Invalid {
+                if b == SlotByte::Invalid && !allow_uninit {
                     return refuse(format!(
                         "invalid read from stack off {}+{} size {bytes}",
                         total,
