@@ -471,3 +471,22 @@ fn control_flow_errors_name_the_instruction() {
         err.message
     );
 }
+
+#[test]
+fn a_loop_beyond_the_budget_is_refused_as_too_large() {
+    // 0: r0 = 0; 1: r0 += 1; 2: if r0 < 10^6 goto 1; 3: exit — 3 insns per iteration.
+    let prog = vec![
+        Insn::mov64_imm(0, 0),
+        Insn::alu64_imm(BPF_ADD, 0, 1),
+        Insn::jmp_imm(BPF_JLT, 0, 1_000_000, -2),
+        Insn::exit(),
+    ];
+    let start = std::time::Instant::now();
+    let err = verify(&prog, &maps(), VerifyOpts::default()).expect_err("too large");
+    eprintln!("1M processed insns in {:?}", start.elapsed());
+    assert_eq!(
+        err.message,
+        "BPF program is too large. Processed 1000001 insn"
+    );
+    assert_eq!(err.errno, 7, "E2BIG");
+}

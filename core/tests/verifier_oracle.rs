@@ -90,9 +90,11 @@ fn insn(fds: Vec<Fd>) -> impl Strategy<Value = Vec<Insn>> {
             ]),
             reg.clone(),
             small.clone(),
-            0i16..4
+            -4i16..5
         )
             .prop_map(|(c, d, k, o)| vec![Insn::new(c, d, 0, o, k)]),
+        (reg.clone(), prop::sample::select(vec![-8i16, -16, 0]))
+            .prop_map(|(s, o)| vec![Insn::atomic(0x18, 10, s, o, 0x01)]),
         (reg.clone(), reg, 0i16..3).prop_map(|(d, s, o)| vec![Insn::jmp_reg(0x10, d, s, o)]),
     ]
 }
@@ -125,12 +127,19 @@ fn program(fds: Vec<Fd>) -> impl Strategy<Value = Vec<Insn>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(3000))]
+    // MIMIC_ORACLE_CASES raises the count for longer hunts.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("MIMIC_ORACLE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+    ))]
 
     #[test]
-    fn accepted_programs_run_inside_their_verified_states(prog in program(world().1), ctx in prop::collection::vec(any::<u8>(), 64)) {
+    fn accepted_programs_run_inside_their_verified_states(
+        prog in program(world().1),
+        ctx in prop::collection::vec(any::<u8>(), 64),
+        unpriv in prop::bool::weighted(0.2),
+    ) {
         let (sys, _) = world();
-        let opts = VerifyOpts { collect_states: true, ..VerifyOpts::default() };
+        let opts = VerifyOpts { collect_states: true, privileged: !unpriv, ..VerifyOpts::default() };
         let Ok(v) = verify(&prog, &**sys.world(), opts) else { return Ok(()) };
         let text = dump_log(&prog, &DefaultSymbols).unwrap_or_default();
         let program = Program::new(&prog).expect("verified programs decode");

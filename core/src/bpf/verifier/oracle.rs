@@ -19,6 +19,8 @@ use std::fmt;
 pub struct JoinedReg {
     pub ty: RegType,
     pub map: u32,
+    /// Frame of a stack pointer.
+    pub frame: u8,
     /// For pointers: the whole offset (fixed plus variable); for scalars: the value.
     pub var: Scalar,
 }
@@ -40,11 +42,12 @@ impl JoinedReg {
         JoinedReg {
             ty: reg.ty,
             map: reg.map,
+            frame: reg.frame,
             var,
         }
     }
     fn join(&self, other: &JoinedReg) -> JoinedReg {
-        let same_map = !self.ty.has_map() || self.map == other.map;
+        let same_map = (!self.ty.has_map() || self.map == other.map) && self.frame == other.frame;
         let ty = match (self.ty, other.ty) {
             (a, b) if a == b && same_map => a,
             (RegType::MapValue, RegType::MapValueOrNull)
@@ -58,6 +61,7 @@ impl JoinedReg {
         JoinedReg {
             ty,
             map: self.map,
+            frame: self.frame,
             var: self.var.join(&other.var),
         }
     }
@@ -231,7 +235,9 @@ impl StateOracle {
             (RegType::Scalar, Concrete::Scalar(v)) => j.var.contains(v),
             (RegType::Scalar, Concrete::Null) => j.var.contains(0),
             (RegType::Ctx, Concrete::Ctx { off }) => j.var.contains(off as u64),
-            (RegType::Stack, Concrete::Stack { off, .. }) => j.var.contains(off as u64),
+            (RegType::Stack, Concrete::Stack { off, frame }) => {
+                frame == usize::from(j.frame) && j.var.contains(off as u64)
+            }
             (RegType::MapValueOrNull, Concrete::Null | Concrete::Scalar(0)) => true,
             (RegType::MapValueOrNull | RegType::MapValue, Concrete::MapValue { off }) => off
                 .is_none_or(|off| {
@@ -371,12 +377,20 @@ impl Observer for OracleObserver<'_> {
         let Some(pc) = pc else { return };
         for (r, &v) in step.regs.iter().enumerate().take(NREGS) {
             let frame = self.oracle.frame(pc, step.depth);
-            // Scalars are compared as raw values (a constant may look like a pointer).
-            let is_scalar = frame.is_some_and(|f| f.regs[r].ty == RegType::Scalar);
-            let c = if is_scalar {
-                Concrete::Scalar(v)
-            } else {
-                concrete_of(v, self.classify_map)
+            // Scalars are compared as raw values (a constant may look like a pointer); context
+            // and stack pointers as distances from their region's base, which stays right even
+            // when an offset the encoding cannot hold (below the base) wrapped the value.
+            let c = match frame.map(|f| f.regs[r]) {
+                Some(j) if j.ty == RegType::Scalar => Concrete::Scalar(v),
+                Some(j) if j.ty == RegType::Ctx => Concrete::Ctx {
+                    off: v.wrapping_sub(Ptr::ctx(0).encode()) as i64,
+                },
+                Some(j) if j.ty == RegType::Stack => Concrete::Stack {
+                    frame: usize::from(j.frame),
+                    off: v.wrapping_sub(Ptr::stack(u32::from(j.frame), STACK_SIZE as u32).encode())
+                        as i64,
+                },
+                _ => concrete_of(v, self.classify_map),
             };
             if let Err(e) = self.oracle.check_reg(pc, step.depth, r as u8, c, self.maps) {
                 self.escapes.push(e);

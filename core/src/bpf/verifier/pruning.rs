@@ -19,6 +19,10 @@ pub struct Stored {
     pub state: VState,
     pub branches: u32,
     pub parent: Option<usize>,
+    /// Comparisons that pruned / that did not while a new checkpoint was being added: a state
+    /// that keeps missing is dropped from its instruction's list (it stays in the tree).
+    pub hit_cnt: u32,
+    pub miss_cnt: u32,
 }
 
 pub enum Visit {
@@ -39,6 +43,13 @@ pub struct Pruning {
 const CHECKPOINT_MIN_JMPS: u64 = 2;
 /// ... and this many instructions since the previous one.
 const CHECKPOINT_MIN_INSNS: u64 = 8;
+/// Inside a loop (an open checkpoint at this instruction) a new checkpoint only after this many
+/// jumps or instructions: iterations differ and rarely prune each other, and the kernel's
+/// abusive case (`r1 += 1; if r1 < 1000000 goto pc-2`) stays at 10k peak states.
+const LOOP_CHECKPOINT_MIN_JMPS: u64 = 20;
+const LOOP_CHECKPOINT_MIN_INSNS: u64 = 100;
+/// A state is evicted from its list after more than `EVICT_MISSES * (hits + 1)` misses.
+const EVICT_MISSES: u32 = 3;
 
 impl Pruning {
     pub fn new(len: usize) -> Pruning {
@@ -75,21 +86,40 @@ impl Pruning {
         jmps: u64,
         live: u16,
     ) -> Visit {
-        for &i in &self.explored[pc] {
-            let old = &self.stored[i];
+        let force = opts.test_state_freq;
+        let mut add = force
+            || (jmps - self.prev_jmps >= CHECKPOINT_MIN_JMPS
+                && processed - self.prev_insns >= CHECKPOINT_MIN_INSNS);
+        // Newest first, as the kernel's list.
+        let mut evict = Vec::new();
+        for k in (0..self.explored[pc].len()).rev() {
+            let i = self.explored[pc][k];
+            let old = &mut self.stored[i];
             if old.branches > 0 {
                 if old.state == *cur {
                     return Visit::Loop;
                 }
-                continue;
-            }
-            if states_equal(&old.state, cur, live) {
+                if !force
+                    && jmps - self.prev_jmps < LOOP_CHECKPOINT_MIN_JMPS
+                    && processed - self.prev_insns < LOOP_CHECKPOINT_MIN_INSNS
+                {
+                    add = false;
+                }
+            } else if states_equal(&old.state, cur, live) {
+                old.hit_cnt += 1;
                 return Visit::Prune;
             }
+            if add {
+                old.miss_cnt += 1;
+            }
+            if old.miss_cnt > old.hit_cnt * EVICT_MISSES + EVICT_MISSES {
+                evict.push(k);
+            }
         }
-        let add = opts.test_state_freq
-            || (jmps - self.prev_jmps >= CHECKPOINT_MIN_JMPS
-                && processed - self.prev_insns >= CHECKPOINT_MIN_INSNS);
+        // `evict` holds positions in decreasing order: remove back to front.
+        for k in evict {
+            self.explored[pc].remove(k);
+        }
         if add {
             let index = self.stored.len();
             self.stored.push(Stored {
@@ -97,6 +127,8 @@ impl Pruning {
                 state: cur.clone(),
                 branches: 1,
                 parent: *parent,
+                hit_cnt: 0,
+                miss_cnt: 0,
             });
             self.explored[pc].push(index);
             *parent = Some(index);
