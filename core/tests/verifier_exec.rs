@@ -276,3 +276,41 @@ fn meta_elem_size_zero_turns_inner_3_into_inner_0() {
         }
     }
 }
+
+#[test]
+fn prog_load_holds_the_outer_map_only_and_unload_releases_it() {
+    use mimic_core::bpf::verifier::world::prog_load;
+    let (mut sys, outer, inner) = seed_world(Mutants::NONE);
+    let world = sys.world().clone();
+    let refcnt = |fd: Fd| world.fd_to_map(fd).unwrap().1.refcnt();
+    let (outer_before, inner_before) = (refcnt(outer), refcnt(inner));
+    let opts = VerifyOpts {
+        sleepable: true,
+        ..VerifyOpts::default()
+    };
+    let loaded = prog_load(&world, &inner_increment(outer, 0, true), opts).expect("loads");
+    assert_eq!(
+        refcnt(outer),
+        outer_before + 1,
+        "the program holds its used (outer) map"
+    );
+    assert_eq!(
+        refcnt(inner),
+        inner_before,
+        "never the inner maps reached through it"
+    );
+    assert_eq!(
+        world.fd_to_map(outer).unwrap().1.sleepable_refcnt(),
+        1,
+        "outer marked sleepable-used"
+    );
+    assert_eq!(
+        run(&sys, &loaded.fixed.insns, &mut NoObserver).expect("runs"),
+        42
+    );
+    loaded.unload(&world).expect("unload");
+    assert_eq!(refcnt(outer), outer_before);
+    let refused = prog_load(&world, &[Insn::exit()], VerifyOpts::default()).expect_err("R0 unset");
+    assert!(refused.to_string().contains("R0 !read_ok"), "{refused}");
+    let _ = sys.map_lookup_elem(inner, &key(0));
+}

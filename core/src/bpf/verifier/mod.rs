@@ -23,7 +23,7 @@ pub mod oracle;
 pub mod pruning;
 pub mod state;
 pub mod tnum;
-mod world;
+pub mod world;
 
 use crate::isa::{decode, Insn, Op};
 use crate::mutants::{Mutant, Mutants};

@@ -62,3 +62,75 @@ impl<P: Platform> MapResolver for World<P> {
         })
     }
 }
+
+/// A program loaded into the world: the verifier's result, the fixed-up instructions the
+/// executor runs, and the references it holds on its `used_maps` (outer maps, never the inner
+/// maps reached through them).
+#[derive(Debug)]
+pub struct LoadedProg {
+    pub verified: super::Verified,
+    pub fixed: crate::bpf::fixup::Fixed,
+    pub maps: Vec<crate::arena::Handle>,
+    pub sleepable: bool,
+}
+
+/// Why a load failed.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The verifier refused (the log is in the rejection).
+    Rejected(super::Rejection),
+    Fixup(crate::bpf::fixup::FixupError),
+    /// Taking the map references failed (a map freed under the loader: a model fault).
+    World(crate::fault::Error),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Rejected(r) => write!(f, "verifier refused: {r}"),
+            LoadError::Fixup(e) => write!(f, "fixup failed: {e}"),
+            LoadError::World(e) => write!(f, "map references: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// `BPF_PROG_LOAD`: resolve the program's map fds in `world`, verify, apply the fixups (with
+/// the world's mutants and `opts.mutants`), and hold a reference on each used map (marking them
+/// used by a sleepable program when `opts.sleepable`, semantics.md §6).
+pub fn prog_load<P: Platform>(
+    world: &World<P>,
+    insns: &[crate::isa::Insn],
+    opts: super::VerifyOpts,
+) -> Result<LoadedProg, LoadError> {
+    let mutants = world
+        .mutants()
+        .iter()
+        .fold(opts.mutants, crate::mutants::Mutants::with);
+    let opts = super::VerifyOpts { mutants, ..opts };
+    let verified = super::verify(insns, world, opts).map_err(LoadError::Rejected)?;
+    let fixed = crate::bpf::fixup::fixup(&verified, mutants).map_err(LoadError::Fixup)?;
+    let maps = verified
+        .used_maps
+        .iter()
+        .map(|&i| world.resolve_map_ptr(verified.maps[i as usize].ptr))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(LoadError::World)?;
+    world
+        .prog_hold_maps(&maps, opts.sleepable)
+        .map_err(LoadError::World)?;
+    Ok(LoadedProg {
+        verified,
+        fixed,
+        maps,
+        sleepable: opts.sleepable,
+    })
+}
+
+impl LoadedProg {
+    /// Program unload: drop the references `prog_load` took.
+    pub fn unload<P: Platform>(self, world: &World<P>) -> crate::fault::Result<()> {
+        world.prog_release_maps(&self.maps, self.sleepable)
+    }
+}
