@@ -145,10 +145,8 @@ impl Scalar {
                 self.u32max = self.u32max.min(self.s32max as u32);
                 self.s32min = self.s32min.max(self.u32min as i32);
                 self.s32max = self.s32max.min(self.u32max as i32);
-            } else if (self.u32max as i32) >= 0 {
-                self.s32min = self.s32min.max(self.u32min as i32);
-                self.s32max = self.s32max.min(self.u32max as i32);
-            } else if (self.u32min as i32) < 0 {
+            } else if (self.u32max as i32) >= 0 || (self.u32min as i32) < 0 {
+                // The unsigned range stays on one side of the sign bit: same order signed.
                 self.s32min = self.s32min.max(self.u32min as i32);
                 self.s32max = self.s32max.min(self.u32max as i32);
             }
@@ -158,10 +156,7 @@ impl Scalar {
                 self.umax = self.umax.min(self.smax as u64);
                 self.smin = self.smin.max(self.umin as i64);
                 self.smax = self.smax.min(self.umax as i64);
-            } else if (self.umax as i64) >= 0 {
-                self.smin = self.smin.max(self.umin as i64);
-                self.smax = self.smax.min(self.umax as i64);
-            } else if (self.umin as i64) < 0 {
+            } else if (self.umax as i64) >= 0 || (self.umin as i64) < 0 {
                 self.smin = self.smin.max(self.umin as i64);
                 self.smax = self.smax.min(self.umax as i64);
             }
@@ -706,6 +701,93 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    use proptest::prelude::*;
+
+    /// A scalar known to contain `v`: a range around it, maybe with some bits known.
+    fn around(v: u64, lo: u64, hi: u64, known_mask: u64, w32: bool) -> Scalar {
+        let mut s = Scalar {
+            umin: v.saturating_sub(lo),
+            umax: v.saturating_add(hi),
+            ..Scalar::UNKNOWN
+        };
+        s.var = Tnum {
+            value: v & known_mask,
+            mask: !known_mask,
+        };
+        let _ = w32;
+        assert!(s.sync(), "a scalar built around a value is consistent");
+        s
+    }
+
+    fn conds() -> impl Strategy<Value = Cond> {
+        prop::sample::select(vec![
+            Cond::Eq,
+            Cond::Ne,
+            Cond::Gt,
+            Cond::Ge,
+            Cond::Lt,
+            Cond::Le,
+            Cond::Sgt,
+            Cond::Sge,
+            Cond::Slt,
+            Cond::Sle,
+            Cond::Set,
+        ])
+    }
+
+    fn small() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..300,
+            any::<u64>(),
+            (0u64..300).prop_map(|x| x.wrapping_neg()),
+            any::<u32>().prop_map(u64::from)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20000))]
+
+        /// Whatever edge the concrete pair takes, refinement keeps both values, and a decided
+        /// branch is decided the way the concrete pair goes.
+        #[test]
+        fn refinement_keeps_the_concrete_values(
+            x in small(), y in small(), cond in conds(), w32 in any::<bool>(),
+            (lx, hx, mx) in (0u64..1000, 0u64..1000, any::<u64>()),
+            (ly, hy, my) in (0u64..1000, 0u64..1000, any::<u64>()),
+        ) {
+            let width = if w32 { Width::W32 } else { Width::W64 };
+            let a = around(x, lx, hx, mx, w32);
+            let b = around(y, ly, hy, my, w32);
+            prop_assert!(a.contains(x) && b.contains(y));
+            let holds = if w32 { cond.eval32(x, y) } else { cond.eval64(x, y) };
+            if let Some(t) = branch_taken(cond, width, &a, &b) {
+                prop_assert_eq!(t, holds, "decided wrongly for {} {:?} {}", x, cond, y);
+            }
+            let (mut ra, mut rb) = (a, b);
+            prop_assert!(refine(cond, holds, width, &mut ra, &mut rb), "the taken edge is feasible");
+            prop_assert!(ra.contains(x), "{:?} {} lost {:#x}: {:?}", cond, holds, x, ra);
+            prop_assert!(rb.contains(y), "{:?} {} lost {:#x}: {:?}", cond, holds, y, rb);
+        }
+
+        /// ALU results contain the concrete result.
+        #[test]
+        fn alu_keeps_the_concrete_result(
+            x in small(), y in small(), w32 in any::<bool>(),
+            op in prop::sample::select(vec![AluOp::Add, AluOp::Sub, AluOp::Mul, AluOp::And, AluOp::Or,
+                AluOp::Xor, AluOp::Lsh, AluOp::Rsh, AluOp::Arsh, AluOp::Div, AluOp::Mod, AluOp::Mov]),
+            (lx, hx, mx) in (0u64..1000, 0u64..1000, any::<u64>()),
+            k in 0u64..64,
+        ) {
+            let width = if w32 { Width::W32 } else { Width::W64 };
+            let y = if matches!(op, AluOp::Lsh | AluOp::Rsh | AluOp::Arsh) { k % if w32 { 32 } else { 64 } } else { y };
+            let a = around(x, lx, hx, mx, w32);
+            let b = Scalar::konst(y);
+            let Ok(r) = alu(width, op, &a, &b) else { return Ok(()) };
+            let v = eval_const(width, op, x, y).expect("binary op");
+            prop_assert!(r.contains(v), "{:?} {:?} {:#x} {:#x} = {:#x} not in {:?}", op, width, x, y, v, r);
         }
     }
 }

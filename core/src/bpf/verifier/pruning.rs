@@ -76,6 +76,7 @@ impl Pruning {
         self.explored.iter().map(Vec::len).max().unwrap_or(0)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn visit(
         &mut self,
         pc: usize,

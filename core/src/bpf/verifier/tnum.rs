@@ -12,6 +12,9 @@ pub struct Tnum {
     pub mask: u64,
 }
 
+// `add`/`sub`/`mul` are the kernel's `tnum_add` etc., not the std operator traits (they are
+// abstract transfer functions, not arithmetic on one value).
+#[allow(clippy::should_implement_trait)]
 impl Tnum {
     pub const UNKNOWN: Tnum = Tnum {
         value: 0,
