@@ -152,7 +152,7 @@ fn check_helper_mem(
             let Some(var) = reg.var.const_value() else {
                 return refuse(format!("R{r} variable stack access prohibited: var_off={}", reg.var.var));
             };
-            let off = i64::from(reg.off) + var as i64;
+            let off = i64::from(reg.off).saturating_add(var as i64);
             if off < -i64::from(MAX_STACK) || off + i64::from(size) > 0 || size == 0 {
                 return refuse(format!("invalid indirect access to stack R{r} off={off} size={size}"));
             }

@@ -419,7 +419,7 @@ pub(crate) fn mem_access(
                     "R{r} unbounded memory access, make sure to bounds check any such access"
                 ));
             }
-            let lo = base + ptr.var.smin;
+            let lo = base.saturating_add(ptr.var.smin);
             let hi = base + ptr.var.umax as i64;
             if lo < 0 || hi + bytes > limit {
                 let bad = if lo < 0 { lo } else { hi };
@@ -469,7 +469,7 @@ fn stack_access(
             ptr.var.var
         ));
     };
-    let total = i64::from(ptr.off) + i64::from(off) + var as i64;
+    let total = (i64::from(ptr.off) + i64::from(off)).saturating_add(var as i64);
     let dir = if matches!(access, Access::Read) {
         "read from"
     } else {
