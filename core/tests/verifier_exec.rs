@@ -162,10 +162,10 @@ fn oracle_reports_a_register_outside_the_verified_state() {
 
 fn out_of_bounds(result: Result<u64, ExecError>) -> bool {
     match result {
-        Err(e) => matches!(
-            e.kind,
-            ExecErrorKind::Fault(Fault::OutOfBounds { .. }) | ExecErrorKind::OutOfBounds { .. }
-        ),
+        Err(e) => {
+            matches!(e.fault(), Some(Fault::OutOfBounds { .. }))
+                || matches!(e.kind, ExecErrorKind::OutOfBounds { .. })
+        }
         Ok(_) => false,
     }
 }
