@@ -33,6 +33,8 @@ enum Command {
     ConformancePlugin(cmd::conformance::PluginArgs),
     /// Check mimic against this machine's kernel: errno table, differentials, programs.
     KernelCheck(cmd::kernel_check::KernelCheckArgs),
+    /// Verify a program (assembly) against map specs; print the verdict, log, xlated dump.
+    Verify(cmd::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +47,6 @@ fn main() -> ExitCode {
         Some(Command::Conformance(args)) => cmd::conformance::run(args),
         Some(Command::ConformancePlugin(args)) => cmd::conformance::plugin(args),
         Some(Command::KernelCheck(args)) => cmd::kernel_check::run(args),
+        Some(Command::Verify(args)) => cmd::verify::run(args),
     }
 }

@@ -7,6 +7,8 @@
 pub mod asm;
 pub mod conformance;
 pub mod exec;
+pub mod fixup;
 pub mod helpers;
 pub mod print;
+pub mod verifier;
 pub mod world_env;

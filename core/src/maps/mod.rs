@@ -30,6 +30,7 @@
 pub mod array;
 pub mod array_of_maps;
 pub mod freelist;
+pub mod gen_lookup;
 pub mod hash_of_maps;
 pub mod hashtab;
 pub mod meta;

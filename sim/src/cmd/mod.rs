@@ -5,3 +5,4 @@ pub mod mutants;
 pub mod replay;
 pub mod run;
 pub mod shrink;
+pub mod verify;

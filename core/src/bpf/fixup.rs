@@ -1,0 +1,250 @@
+//! Fixups after verification (the kernel's `do_misc_fixups` and map-pointer resolution): the
+//! program the executor runs is the one the kernel would run.
+//!
+//! * `lddw rX, map[fd]` becomes a plain 64-bit load of the map pointer ([`MapDesc::ptr`]);
+//!   `map[fd][0]+off` the address of the value.
+//! * `bpf_map_lookup_elem` on an `ARRAY` or `ARRAY_OF_MAPS` (or on an inner array through an
+//!   outer map's meta) is inlined by [`crate::maps::gen_lookup`] against the map's constants; a
+//!   `BPF_F_INNER_MAP` array refuses and the call goes straight to `array_map_lookup_elem`
+//!   (mutant `inline_dynamic_inner`: inlined anyway, against the template's size).
+//! * Other map helpers become direct calls of the map type's own function
+//!   ([`crate::bpf::helpers::DirectCall`]). A call site that saw different maps on different
+//!   paths (poisoned) keeps the generic helper.
+//! * Jump offsets (and bpf-to-bpf call offsets) are recomputed across the patches.
+
+use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn, MapImpl};
+use crate::bpf::print::{dump_xlated, Symbols};
+use crate::bpf::verifier::{AuxMap, MapDesc, Verified};
+use crate::errno::Errno;
+use crate::isa::{decode, CallTarget, DecodeError, Insn, Ld64, Op, BPF_PSEUDO_MAP_FD};
+use crate::maps::gen_lookup::{self, ArrayShape};
+use crate::maps::ARRAY_VALUE_OFFSET;
+use crate::mutants::{Mutant, Mutants};
+use crate::uapi::MapType;
+use std::fmt;
+
+/// The rewritten program.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fixed {
+    pub insns: Vec<Insn>,
+    /// `(pc, map id)` of each `lddw` that loads a map pointer, for printing `map[id:N]`.
+    pub map_loads: Vec<(usize, u32)>,
+    /// For each original instruction, where it starts in `insns`.
+    pub new_pc: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixupError(pub String);
+
+impl fmt::Display for FixupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FixupError {}
+
+fn shape(desc: &MapDesc) -> ArrayShape {
+    ArrayShape {
+        max_entries: desc.max_entries,
+        index_mask: desc.index_mask,
+        elem_size: desc.elem_size,
+        map_flags: desc.map_flags,
+    }
+}
+
+fn map_impl(desc: &MapDesc) -> Option<MapImpl> {
+    Some(match desc.kind()? {
+        MapType::Array => MapImpl::Array,
+        MapType::PercpuArray => MapImpl::PercpuArray,
+        MapType::Hash => MapImpl::Htab,
+        MapType::PercpuHash => MapImpl::PercpuHtab,
+        MapType::ArrayOfMaps => MapImpl::ArrayOfMaps,
+        MapType::HashOfMaps => MapImpl::HtabOfMaps,
+        MapType::ProgArray => return None,
+    })
+}
+
+/// The replacement of a helper call on `desc`.
+fn patch_call(
+    desc: &MapDesc,
+    id: HelperId,
+    privileged: bool,
+    mutants: Mutants,
+) -> Result<Vec<Insn>, FixupError> {
+    if id == HelperId::MapLookupElem {
+        let inlined = match desc.kind() {
+            Some(MapType::Array) => Some(gen_lookup::array_gen_lookup(
+                &shape(desc),
+                privileged,
+                mutants.on(Mutant::InlineDynamicInner),
+            )),
+            Some(MapType::ArrayOfMaps) => Some(gen_lookup::array_of_maps_gen_lookup(
+                &shape(desc),
+                privileged,
+            )),
+            _ => None,
+        };
+        match inlined {
+            Some(Ok(code)) => return Ok(code),
+            Some(Err(Errno::EOPNOTSUPP)) | None => {}
+            Some(Err(e)) => {
+                return Err(FixupError(format!(
+                    "bpf verifier is misconfigured: gen_lookup {e:?}"
+                )))
+            }
+        }
+    }
+    let func = match id {
+        HelperId::MapLookupElem => MapFn::Lookup,
+        HelperId::MapUpdateElem => MapFn::Update,
+        HelperId::MapDeleteElem => MapFn::Delete,
+        HelperId::ConformanceIdentity => return Ok(vec![Insn::call_helper(id as i32)]),
+    };
+    Ok(match map_impl(desc) {
+        Some(map) => vec![Insn::call_helper(
+            Callee::Direct(DirectCall { map, func }).imm(),
+        )],
+        None => vec![Insn::call_helper(id as i32)],
+    })
+}
+
+/// Rewrites a verified program. `mutants` selects historical fixup bugs.
+pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
+    let insns = &v.insns;
+    let derr = |e: DecodeError| FixupError(e.to_string());
+    // Pass 1: the replacement of each instruction.
+    let mut pieces: Vec<(usize, Op, Vec<Insn>, Option<u32>)> = Vec::new();
+    let mut pc = 0;
+    while pc < insns.len() {
+        let (op, len) = decode(insns, pc).map_err(derr)?;
+        let aux_map = match v.aux.get(pc).map(|a| a.map) {
+            Some(AuxMap::One(m)) => v.maps.get(m as usize),
+            _ => None,
+        };
+        let (code, map_id) = match op {
+            Op::Ld64 {
+                dst,
+                value: Ld64::MapFd(_),
+            } => {
+                let desc = aux_map
+                    .ok_or_else(|| FixupError(format!("insn {pc}: map load never verified")))?;
+                (Insn::ld_imm64(dst, desc.ptr).to_vec(), Some(desc.id))
+            }
+            Op::Ld64 {
+                dst,
+                value: Ld64::MapValue { off, .. },
+            } => {
+                let desc = aux_map.ok_or_else(|| {
+                    FixupError(format!("insn {pc}: map value load never verified"))
+                })?;
+                let addr = desc
+                    .ptr
+                    .wrapping_add(ARRAY_VALUE_OFFSET as u64)
+                    .wrapping_add(u64::from(off));
+                (Insn::ld_imm64(dst, addr).to_vec(), None)
+            }
+            Op::Call(CallTarget::Helper(imm)) => match (Callee::from_imm(imm), aux_map) {
+                (Some(Callee::Helper(id)), Some(desc)) => {
+                    (patch_call(desc, id, v.privileged, mutants)?, None)
+                }
+                _ => (insns[pc..pc + len].to_vec(), None),
+            },
+            _ => (insns[pc..pc + len].to_vec(), None),
+        };
+        pieces.push((pc, op, code, map_id));
+        pc += len;
+    }
+    // Pass 2: new positions, then relocate the original jumps.
+    let mut new_pc = vec![0usize; insns.len() + 1];
+    let mut at = 0usize;
+    for (pc, _, code, _) in &pieces {
+        new_pc[*pc] = at;
+        at += code.len();
+    }
+    new_pc[insns.len()] = at;
+    let mut out = Vec::with_capacity(at);
+    let mut map_loads = Vec::new();
+    for (pc, op, mut code, map_id) in pieces {
+        let here = new_pc[pc];
+        let reloc = |off: i64| -> Result<i64, FixupError> {
+            let target = pc as i64 + 1 + off;
+            let t = usize::try_from(target)
+                .ok()
+                .and_then(|t| new_pc.get(t))
+                .ok_or_else(|| {
+                    FixupError(format!("insn {pc}: jump target {target} out of range"))
+                })?;
+            Ok(*t as i64 - here as i64 - 1)
+        };
+        match op {
+            Op::Jmp { off, .. } => {
+                let new = reloc(i64::from(off))?;
+                code[0].off = i16::try_from(new).map_err(|_| {
+                    FixupError(format!(
+                        "insn {pc}: jump offset {new} out of range after fixups"
+                    ))
+                })?;
+            }
+            Op::Ja { off, long: false } => {
+                let new = reloc(i64::from(off))?;
+                code[0].off = i16::try_from(new).map_err(|_| {
+                    FixupError(format!(
+                        "insn {pc}: jump offset {new} out of range after fixups"
+                    ))
+                })?;
+            }
+            Op::Ja { off, long: true } | Op::Call(CallTarget::Local(off)) => {
+                let new = reloc(i64::from(off))?;
+                code[0].imm = i32::try_from(new)
+                    .map_err(|_| FixupError(format!("insn {pc}: offset {new} out of range")))?;
+            }
+            _ => {}
+        }
+        if let Some(id) = map_id {
+            map_loads.push((here, id));
+        }
+        out.extend(code);
+    }
+    Ok(Fixed {
+        insns: out,
+        map_loads,
+        new_pc,
+    })
+}
+
+/// Prints `map[id:N]` for the marked loads.
+struct XlatedSymbols;
+
+impl Symbols for XlatedSymbols {
+    fn ld_imm64(&self, src: u8, imm_lo: i32, _imm_hi: i32) -> Option<String> {
+        (src == BPF_PSEUDO_MAP_FD).then(|| format!("map[id:{imm_lo}]"))
+    }
+}
+
+impl Fixed {
+    /// For each instruction of the fixed program, the original instruction it starts (`None`
+    /// inside patched code): the oracle checks states at original instructions only.
+    pub fn orig_pc(&self) -> Vec<Option<usize>> {
+        let mut map = vec![None; self.insns.len()];
+        for (old, &new) in self.new_pc.iter().enumerate().take(self.new_pc.len() - 1) {
+            if let Some(slot) = map.get_mut(new) {
+                // A patched call's first new instruction still sees the state before the call;
+                // `lddw` second slots share their start with nothing (decode skips them).
+                slot.get_or_insert(old);
+            }
+        }
+        map
+    }
+
+    /// The program as `bpftool prog dump xlated` prints it (map loads as `map[id:N]`).
+    pub fn dump_xlated(&self) -> Result<String, DecodeError> {
+        let mut shown = self.insns.clone();
+        for &(pc, id) in &self.map_loads {
+            let [a, b] = Insn::ld_imm64_raw(shown[pc].dst, BPF_PSEUDO_MAP_FD, id as i32, 0);
+            shown[pc] = a;
+            shown[pc + 1] = b;
+        }
+        dump_xlated(&shown, &XlatedSymbols)
+    }
+}

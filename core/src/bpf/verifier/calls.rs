@@ -1,0 +1,223 @@
+//! Helper calls checked against the prototypes of [`crate::bpf::helpers`], map type × helper
+//! compatibility (outer maps allow only lookup), the constant-key null-check elision for arrays,
+//! bpf-to-bpf calls, and `exit`.
+
+use super::check::{mem_access, read_reg, Access};
+use super::state::{Frame, Reg, RegType, SlotByte, VState, MAX_FRAMES, MAX_STACK};
+use super::{refuse, Env, Next, Refuse, EINVAL};
+use crate::bpf::helpers::{ArgType, Callee, HelperId, HelperProto, RetType};
+use crate::isa::{CallTarget, Size};
+use crate::uapi::MapType;
+
+pub(crate) fn call(
+    env: &mut Env<'_>,
+    pc: usize,
+    target: CallTarget,
+    st: &mut VState,
+) -> Result<Next, Refuse> {
+    match target {
+        CallTarget::Helper(imm) => {
+            helper_call(env, pc, imm, st)?;
+            Ok(Next::Goto(pc + 1))
+        }
+        CallTarget::Local(imm) => {
+            if st.frames.len() >= MAX_FRAMES {
+                return refuse(format!(
+                    "the call stack of {} frames is too deep !",
+                    st.frames.len() + 1
+                ));
+            }
+            let callee = (pc as i64 + 1 + i64::from(imm)) as usize;
+            let depth = st.frames.len() as u8;
+            let mut frame = Frame::new(depth, pc + 1, callee);
+            for r in 1..=5 {
+                frame.regs[r] = st.cur().regs[r];
+            }
+            st.frames.push(frame);
+            Ok(Next::Goto(callee))
+        }
+        CallTarget::Kfunc(_) => refuse("calling kernel functions is not supported"),
+    }
+}
+
+fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Result<(), Refuse> {
+    let proto: &HelperProto = match Callee::from_imm(imm) {
+        Some(Callee::Helper(id)) if !id.proto().conformance_only => id.proto(),
+        _ => {
+            return Err(Refuse {
+                message: format!("invalid func unknown#{imm}"),
+                errno: EINVAL,
+            })
+        }
+    };
+    let mut map: Option<u32> = None;
+    let mut const_key: Option<u64> = None;
+    for (i, arg) in proto.args.iter().enumerate() {
+        let r = (i + 1) as u8;
+        let reg = read_reg(st, r)?;
+        match arg {
+            ArgType::ConstMapPtr => {
+                if reg.ty != RegType::ConstPtrToMap {
+                    return refuse(format!("R{r} type={} expected=map_ptr", reg.ty.name()));
+                }
+                check_map_func(env, reg.map, proto)?;
+                map = Some(reg.map);
+            }
+            ArgType::PtrToMapKey | ArgType::PtrToMapValue => {
+                let Some(m) = map else {
+                    return refuse(format!(
+                        "invalid map_ptr to access map->{}",
+                        if *arg == ArgType::PtrToMapKey {
+                            "key"
+                        } else {
+                            "value"
+                        }
+                    ));
+                };
+                let desc = &env.maps[m as usize];
+                let size = if *arg == ArgType::PtrToMapKey {
+                    desc.key_size
+                } else {
+                    desc.value_size
+                };
+                let v = check_helper_mem(env, st, r, reg, size)?;
+                if *arg == ArgType::PtrToMapKey {
+                    const_key = v;
+                }
+            }
+            ArgType::Anything => {}
+        }
+    }
+    if let Some(m) = map {
+        env.record_map(pc, m);
+    }
+    let ret = match proto.ret {
+        RetType::Integer => Reg::unknown(),
+        RetType::PtrToMapValueOrNull => {
+            let Some(m) = map else {
+                return refuse("kernel subsystem misconfigured verifier");
+            };
+            let desc = &env.maps[m as usize];
+            let array = matches!(desc.kind(), Some(MapType::Array | MapType::PercpuArray));
+            // Arrays of a fixed size cannot miss a constant in-bounds key: no null check needed.
+            // A BPF_F_INNER_MAP array may be replaced by a smaller one at run time: nullable.
+            let non_null = array
+                && !desc.is_dynamic_inner()
+                && const_key.is_some_and(|k| k < u64::from(desc.max_entries));
+            if non_null {
+                Reg::pointer(RegType::MapValue, m)
+            } else {
+                let mut r = Reg::pointer(RegType::MapValueOrNull, m);
+                r.id = env.new_id();
+                r
+            }
+        }
+    };
+    let frame = st.cur_mut();
+    for r in 1..=5 {
+        frame.regs[r] = Reg::NOT_INIT;
+    }
+    frame.regs[0] = ret;
+    Ok(())
+}
+
+/// The kernel's `check_map_func_compatibility`, for the maps the model has.
+fn check_map_func(env: &Env<'_>, map: u32, proto: &HelperProto) -> Result<(), Refuse> {
+    let desc = &env.maps[map as usize];
+    let allowed = match desc.kind() {
+        Some(MapType::ArrayOfMaps | MapType::HashOfMaps) => proto.id == HelperId::MapLookupElem,
+        Some(MapType::ProgArray) => false,
+        _ => true,
+    };
+    if !allowed {
+        return refuse(format!(
+            "cannot pass map_type {} into func {}#{}",
+            desc.map_type, proto.name, proto.id as i32
+        ));
+    }
+    Ok(())
+}
+
+/// A pointer to `size` readable bytes (key or value) passed to a helper. Returns the key's
+/// value when it is a constant on the stack (for the array null-check elision).
+fn check_helper_mem(
+    env: &mut Env<'_>,
+    st: &mut VState,
+    r: u8,
+    reg: Reg,
+    size: u32,
+) -> Result<Option<u64>, Refuse> {
+    match reg.ty {
+        RegType::Stack => {
+            let Some(var) = reg.var.const_value() else {
+                return refuse(format!("R{r} variable stack access prohibited: var_off={}", reg.var.var));
+            };
+            let off = i64::from(reg.off).saturating_add(var as i64);
+            if off < -i64::from(MAX_STACK) || off + i64::from(size) > 0 || size == 0 {
+                return refuse(format!("invalid indirect access to stack R{r} off={off} size={size}"));
+            }
+            let frame = &st.frames[reg.frame as usize];
+            let off = off as i32;
+            let mut value: u64 = 0;
+            let mut known = size <= 8;
+            for i in 0..size as i32 {
+                let k = off + i;
+                let slot = &frame.stack[((-k - 1) / 8) as usize];
+                let bi = k.rem_euclid(8) as usize;
+                // Privileged programs may read uninitialised stack (`allow_uninit_stack`).
+                if slot.bytes[bi] == SlotByte::Invalid && !env.opts.privileged {
+                    return refuse(format!("invalid indirect read from stack R{r} off {off}+{i} size {size}"));
+                }
+                let byte = slot.bytes[bi].known(&slot.spill, bi);
+                match byte {
+                    Some(b) if known => value |= u64::from(b) << (8 * i),
+                    _ => known = false,
+                }
+            }
+            Ok(known.then_some(value))
+        }
+        RegType::MapValue | RegType::MapKey => {
+            // Same bounds as a load of `size` bytes, checked byte range by byte range.
+            let mut checked = 0u32;
+            while checked < size {
+                let chunk = (size - checked).min(8);
+                let sz = match chunk {
+                    8 => Size::DW,
+                    4..=7 => Size::W,
+                    2..=3 => Size::H,
+                    _ => Size::B,
+                };
+                mem_access(env, st, r, checked as i16, sz, Access::Read)?;
+                checked += u32::from(sz.bytes());
+            }
+            Ok(None)
+        }
+        _ => refuse(format!(
+            "R{r} type={} expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
+            reg.ty.name()
+        )),
+    }
+}
+
+pub(crate) fn exit(env: &mut Env<'_>, st: &mut VState) -> Result<Next, Refuse> {
+    let r0 = read_reg(st, 0)?;
+    if st.frames.len() > 1 {
+        if r0.ty == RegType::Stack && r0.frame == st.depth() {
+            return refuse("cannot return stack pointer to the caller");
+        }
+        let callee = st.frames.pop().ok_or_else(|| Refuse {
+            message: "no frame".into(),
+            errno: EINVAL,
+        })?;
+        let frame = st.cur_mut();
+        frame.regs[0] = r0;
+        for r in 1..=5 {
+            frame.regs[r] = Reg::NOT_INIT;
+        }
+        return Ok(Next::Goto(callee.ret_pc));
+    }
+    if r0.ty != RegType::Scalar && !env.opts.privileged {
+        return refuse("R0 leaks addr as return value");
+    }
+    Ok(Next::Done)
+}

@@ -1,0 +1,225 @@
+//! Control-flow checks before any state is tracked (the kernel's `check_subprogs` and
+//! `check_cfg`): every instruction decodes, jumps land on instruction starts inside their own
+//! subprogram, no subprogram falls off its end, every instruction is reachable, and back-edges
+//! (loops) only for privileged programs. Also marks the prune points.
+
+use super::{decode_all, Env, Refuse, EINVAL};
+use crate::isa::{CallTarget, Op};
+
+fn invalid<T>(pc: usize, message: String) -> Result<T, (usize, Refuse)> {
+    Err((
+        pc,
+        Refuse {
+            message,
+            errno: EINVAL,
+        },
+    ))
+}
+
+/// Successors of the instruction at `pc` (calls: the callee entry and the return point).
+fn successors(pc: usize, op: &Op) -> Vec<i64> {
+    let next = pc as i64 + 1;
+    match *op {
+        Op::Ja { off, .. } => vec![next + i64::from(off)],
+        Op::Jmp { off, .. } => vec![next, next + i64::from(off)],
+        Op::Exit => vec![],
+        Op::Ld64 { .. } => vec![next + 1],
+        Op::Call(CallTarget::Local(imm)) => vec![next, next + i64::from(imm)],
+        _ => vec![next],
+    }
+}
+
+pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
+    let n = env.insns.len();
+    if n == 0 {
+        return invalid(0, "empty program".into());
+    }
+    env.ops = decode_all(env.insns)?;
+    // Subprogram starts: 0 and every bpf-to-bpf call target.
+    let mut starts = vec![0usize];
+    for (pc, op) in env.ops.iter().enumerate() {
+        if let Some(Op::Call(CallTarget::Local(imm))) = op {
+            let target = pc as i64 + 1 + i64::from(*imm);
+            if target < 0 || target >= n as i64 {
+                return invalid(pc, format!("function call to invalid insn {target}"));
+            }
+            if !env.opts.privileged {
+                return invalid(
+                    pc,
+                    "function calls to other bpf functions are allowed for CAP_BPF only".into(),
+                );
+            }
+            starts.push(target as usize);
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let subprog_of = |pc: usize| match starts.binary_search(&pc) {
+        Ok(i) => i,
+        Err(i) => i - 1,
+    };
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(n);
+        // The last slot of a subprogram must end it: exit or an unconditional jump.
+        let last = (start..end).rev().find(|&pc| env.ops[pc].is_some());
+        let ok = last.is_some_and(|pc| matches!(env.ops[pc], Some(Op::Exit | Op::Ja { .. })));
+        if !ok {
+            return invalid(end - 1, "last insn is not an exit or jmp".into());
+        }
+        env.prune.mark(start);
+    }
+    for pc in 0..n {
+        let Some(op) = env.ops[pc] else { continue };
+        let edges = successors(pc, &op);
+        for (k, &t) in edges.iter().enumerate() {
+            let is_call_edge = matches!(op, Op::Call(CallTarget::Local(_))) && k == 1;
+            if t < 0 || t >= n as i64 {
+                return invalid(pc, format!("jump out of range from insn {pc} to {t}"));
+            }
+            let t = t as usize;
+            if env.ops[t].is_none() {
+                return invalid(
+                    pc,
+                    format!("jump into the middle of ldimm64 insn {}", t - 1),
+                );
+            }
+            if !is_call_edge && subprog_of(t) != subprog_of(pc) {
+                return invalid(pc, format!("jump out of range from insn {pc} to {t}"));
+            }
+        }
+        match op {
+            Op::Ja { off, .. } => env.prune.mark((pc as i64 + 1 + i64::from(off)) as usize),
+            Op::Jmp { off, .. } => {
+                env.prune.mark(pc);
+                env.prune.mark((pc as i64 + 1 + i64::from(off)) as usize);
+            }
+            Op::Call(CallTarget::Local(imm)) => {
+                env.prune.mark(pc);
+                env.prune.mark(pc + 1);
+                env.prune.mark((pc as i64 + 1 + i64::from(imm)) as usize);
+            }
+            Op::Call(_) => env.prune.mark(pc + 1),
+            _ => {}
+        }
+    }
+    // Depth-first search: reachability and back-edges.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnStack,
+        Done,
+    }
+    let mut mark = vec![Mark::New; n];
+    let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
+    mark[0] = Mark::OnStack;
+    while let Some(&mut (pc, ref mut k)) = stack.last_mut() {
+        let edges = env.ops[pc]
+            .map(|op| successors(pc, &op))
+            .unwrap_or_default();
+        if let Some(&t) = edges.get(*k) {
+            *k += 1;
+            let t = t as usize;
+            match mark[t] {
+                Mark::New => {
+                    mark[t] = Mark::OnStack;
+                    stack.push((t, 0));
+                }
+                Mark::OnStack if !env.opts.privileged => {
+                    return invalid(pc, format!("back-edge from insn {pc} to {t}"));
+                }
+                _ => {}
+            }
+        } else {
+            mark[pc] = Mark::Done;
+            stack.pop();
+        }
+    }
+    for pc in 0..n {
+        if env.ops[pc].is_some() && mark[pc] == Mark::New {
+            return invalid(pc, format!("unreachable insn {pc}"));
+        }
+    }
+    env.live_before = live_registers(&env.ops);
+    Ok(())
+}
+
+/// Registers read and written by one instruction, as bit masks (bit i = r_i).
+fn uses_defs(op: &Op) -> (u16, u16) {
+    use crate::bpf::helpers::Callee;
+    use crate::isa::{AluOp, AtomicOp, Operand};
+    let bit = |r: u8| 1u16 << r;
+    let src_bit = |src: Operand| match src {
+        Operand::Reg(r) => bit(r),
+        Operand::Imm(_) => 0,
+    };
+    const CALLER_SAVED: u16 = 0b11_1111;
+    const ARGS: u16 = 0b11_1110;
+    match *op {
+        Op::Alu {
+            op: AluOp::Mov | AluOp::MovSx(_),
+            dst,
+            src,
+            ..
+        } => (src_bit(src), bit(dst)),
+        Op::Alu { dst, src, .. } => (bit(dst) | src_bit(src), bit(dst)),
+        Op::Neg { dst, .. } | Op::End { dst, .. } => (bit(dst), bit(dst)),
+        Op::Ld64 { dst, .. } => (0, bit(dst)),
+        Op::LdAbs { .. } => (bit(6), CALLER_SAVED),
+        Op::LdInd { src, .. } => (bit(6) | bit(src), CALLER_SAVED),
+        Op::Load { dst, src, .. } => (bit(src), bit(dst)),
+        Op::Store { dst, src, .. } => (bit(dst) | src_bit(src), 0),
+        Op::Atomic {
+            op: AtomicOp::Cmpxchg,
+            dst,
+            src,
+            ..
+        } => (bit(dst) | bit(src) | bit(0), bit(0)),
+        Op::Atomic { op, dst, src, .. } => {
+            (bit(dst) | bit(src), if op.fetches() { bit(src) } else { 0 })
+        }
+        Op::Ja { .. } => (0, 0),
+        Op::Jmp { dst, src, .. } => (bit(dst) | src_bit(src), 0),
+        Op::Call(CallTarget::Helper(imm)) => {
+            let uses = match Callee::from_imm(imm) {
+                Some(callee) => (1u16 << (callee.proto().args.len() + 1)) - 2,
+                None => ARGS,
+            };
+            (uses, CALLER_SAVED)
+        }
+        Op::Call(_) | Op::Callx { .. } => (ARGS, CALLER_SAVED),
+        Op::Exit => (bit(0), 0),
+    }
+}
+
+/// Registers live before each instruction (a backward data-flow fixpoint within subprograms;
+/// a bpf-to-bpf call is an instruction reading r1-r5 and writing r0-r5). Pruning compares only
+/// live registers, as the kernel does, so a dead register's value cannot block it.
+fn live_registers(ops: &[Option<Op>]) -> Vec<u16> {
+    const FP_BIT: u16 = 1 << 10;
+    let n = ops.len();
+    let mut live = vec![FP_BIT; n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for pc in (0..n).rev() {
+            let Some(op) = ops[pc] else { continue };
+            let mut after = 0u16;
+            let succs = match op {
+                Op::Call(CallTarget::Local(_)) => vec![pc as i64 + 1],
+                _ => successors(pc, &op),
+            };
+            for t in succs {
+                if let Some(l) = usize::try_from(t).ok().and_then(|t| live.get(t)) {
+                    after |= l;
+                }
+            }
+            let (uses, defs) = uses_defs(&op);
+            let before = uses | (after & !defs) | FP_BIT;
+            if before != live[pc] {
+                live[pc] = before;
+                changed = true;
+            }
+        }
+    }
+    live
+}

@@ -1,0 +1,738 @@
+//! Checks of one instruction against the current state (ALU, loads and stores, jumps), in the
+//! kernel's words. Calls and `exit` are in [`super::calls`].
+
+use super::bounds::{self, AluError, Scalar};
+use super::state::{Reg, RegType, SlotByte, VState, MAX_STACK};
+use super::{calls, refuse, Env, Next, Refuse, EINVAL};
+use crate::isa::{AluOp, AtomicOp, Cond, Ld64, Op, Operand, Size, Width, FP};
+use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
+
+/// The kernel refuses variable offsets whose bound reaches this (`BPF_MAX_VAR_OFF`).
+const MAX_VAR_OFF: i64 = 1 << 29;
+
+pub(crate) fn step(env: &mut Env<'_>, pc: usize, op: &Op, st: &mut VState) -> Result<Next, Refuse> {
+    let next = pc + 1;
+    match *op {
+        Op::Alu {
+            width,
+            op,
+            dst,
+            src,
+        } => {
+            alu(env, st, width, op, dst, src)?;
+            Ok(Next::Goto(next))
+        }
+        Op::Neg { width, dst } => {
+            let r = read_reg(st, dst)?;
+            writable(dst)?;
+            if r.ty != RegType::Scalar {
+                return refuse(format!(
+                    "R{dst} pointer arithmetic with neg operator prohibited"
+                ));
+            }
+            st.cur_mut().regs[dst as usize] = Reg::scalar(bounds::neg(width, &r.var));
+            Ok(Next::Goto(next))
+        }
+        Op::End { kind, bits, dst } => {
+            let r = read_reg(st, dst)?;
+            writable(dst)?;
+            if r.ty != RegType::Scalar {
+                return refuse(format!(
+                    "R{dst} pointer arithmetic with endian operator prohibited"
+                ));
+            }
+            st.cur_mut().regs[dst as usize] = Reg::scalar(bounds::end(kind, bits, &r.var));
+            Ok(Next::Goto(next))
+        }
+        Op::Ld64 { dst, value } => {
+            writable(dst)?;
+            let reg = match value {
+                Ld64::Imm(v) => Reg::konst(v),
+                Ld64::MapFd(fd) => {
+                    let map = env.map_for_fd(fd)?;
+                    env.record_map(pc, map);
+                    Reg::pointer(RegType::ConstPtrToMap, map)
+                }
+                Ld64::MapValue { fd, off } => {
+                    let map = env.map_for_fd(fd)?;
+                    env.record_map(pc, map);
+                    let desc = &env.maps[map as usize];
+                    if desc.map_type != MapType::Array as u32 || desc.max_entries != 1 {
+                        return refuse(format!(
+                            "direct value access on {} map type not supported",
+                            desc.kind().map_or("unknown", MapType::name)
+                        ));
+                    }
+                    if off >= desc.value_size {
+                        return refuse(format!(
+                            "invalid access to map value pointer, value_size={} off={off}",
+                            desc.value_size
+                        ));
+                    }
+                    let mut r = Reg::pointer(RegType::MapValue, map);
+                    r.off = off as i32;
+                    r
+                }
+                Ld64::Pseudo { .. } => {
+                    return Err(Refuse {
+                        message: "invalid bpf_ld_imm64 insn".into(),
+                        errno: EINVAL,
+                    })
+                }
+            };
+            st.cur_mut().regs[dst as usize] = reg;
+            Ok(Next::Goto(pc + 2))
+        }
+        Op::LdAbs { .. } | Op::LdInd { .. } => {
+            refuse("BPF_LD_[ABS|IND] instructions not allowed for this program type")
+        }
+        Op::Load {
+            size,
+            signed,
+            dst,
+            src,
+            off,
+        } => {
+            read_reg(st, src)?;
+            writable(dst)?;
+            let v = mem_access(env, st, src, off, size, Access::Read)?;
+            let v = if signed && v.ty == RegType::Scalar {
+                Reg::scalar(bounds::movsx(Width::W64, size.bytes() * 8, &v.var))
+            } else {
+                v
+            };
+            st.cur_mut().regs[dst as usize] = v;
+            Ok(Next::Goto(next))
+        }
+        Op::Store {
+            size,
+            dst,
+            off,
+            src,
+        } => {
+            read_reg(st, dst)?;
+            let value = match src {
+                Operand::Reg(r) => read_reg(st, r)?,
+                Operand::Imm(imm) => Reg::konst(imm as i64 as u64),
+            };
+            mem_access(
+                env,
+                st,
+                dst,
+                off,
+                size,
+                Access::Write(value, matches!(src, Operand::Reg(_))),
+            )?;
+            Ok(Next::Goto(next))
+        }
+        Op::Atomic {
+            size,
+            op,
+            dst,
+            src,
+            off,
+        } => {
+            atomic(env, st, size, op, dst, src, off)?;
+            Ok(Next::Goto(next))
+        }
+        Op::Ja { off, .. } => Ok(Next::Goto((pc as i64 + 1 + i64::from(off)) as usize)),
+        Op::Jmp {
+            width,
+            cond,
+            dst,
+            src,
+            off,
+        } => cond_jmp(env, st, pc, width, cond, dst, src, off),
+        Op::Call(target) => calls::call(env, pc, target, st),
+        Op::Callx { .. } => Err(Refuse {
+            message: "unknown opcode 8d".into(),
+            errno: EINVAL,
+        }),
+        Op::Exit => calls::exit(env, st),
+    }
+}
+
+pub(crate) fn read_reg(st: &VState, r: u8) -> Result<Reg, Refuse> {
+    let reg = st.cur().regs[r as usize];
+    if !reg.is_init() {
+        return refuse(format!("R{r} !read_ok"));
+    }
+    Ok(reg)
+}
+
+fn writable(r: u8) -> Result<(), Refuse> {
+    if r == FP {
+        return refuse("frame pointer is read only");
+    }
+    Ok(())
+}
+
+/// The kernel's `bpf_alu_string`.
+fn alu_str(op: AluOp) -> &'static str {
+    match op {
+        AluOp::Add => "+=",
+        AluOp::Sub => "-=",
+        AluOp::Mul => "*=",
+        AluOp::Div | AluOp::SDiv => "/=",
+        AluOp::Or => "|=",
+        AluOp::And => "&=",
+        AluOp::Lsh => "<<=",
+        AluOp::Rsh => ">>=",
+        AluOp::Mod | AluOp::SMod => "%=",
+        AluOp::Xor => "^=",
+        AluOp::Mov | AluOp::MovSx(_) => "=",
+        AluOp::Arsh => "s>>=",
+    }
+}
+
+fn alu(
+    env: &mut Env<'_>,
+    st: &mut VState,
+    width: Width,
+    op: AluOp,
+    dst: u8,
+    src: Operand,
+) -> Result<(), Refuse> {
+    let s = match src {
+        Operand::Reg(r) => read_reg(st, r)?,
+        Operand::Imm(imm) => Reg::konst(imm as i64 as u64),
+    };
+    writable(dst)?;
+    let result = match op {
+        AluOp::Mov if width == Width::W64 => s,
+        AluOp::Mov => {
+            if s.ty != RegType::Scalar {
+                if !env.opts.privileged {
+                    return refuse(format!("R{} partial copy of pointer", reg_of(src)));
+                }
+                Reg::scalar(Scalar::upto(u64::from(u32::MAX)))
+            } else {
+                Reg::scalar(
+                    bounds::alu(width, AluOp::Mov, &Scalar::konst(0), &s.var)
+                        .unwrap_or(Scalar::UNKNOWN),
+                )
+            }
+        }
+        AluOp::MovSx(bits) => {
+            if s.ty != RegType::Scalar {
+                return refuse(format!(
+                    "R{} sign-extension of pointer prohibited",
+                    reg_of(src)
+                ));
+            }
+            Reg::scalar(bounds::movsx(width, bits, &s.var))
+        }
+        _ => {
+            let d = read_reg(st, dst)?;
+            match (d.ty.is_pointer(), s.ty.is_pointer()) {
+                (false, false) => match bounds::alu(width, op, &d.var, &s.var) {
+                    Ok(v) => Reg::scalar(v),
+                    Err(AluError::InvalidShift(k)) => {
+                        return Err(Refuse {
+                            message: format!("invalid shift {k}"),
+                            errno: EINVAL,
+                        })
+                    }
+                },
+                (true, false) => ptr_arith(env, width, op, dst, d, s, false)?,
+                (false, true) if op == AluOp::Add => ptr_arith(env, width, op, dst, s, d, true)?,
+                (false, true) if op == AluOp::Sub => {
+                    return refuse(format!("R{dst} tried to subtract pointer from scalar"))
+                }
+                (false, true) => {
+                    return refuse(format!(
+                        "R{dst} pointer arithmetic with {} operator prohibited",
+                        alu_str(op)
+                    ))
+                }
+                (true, true) => {
+                    if op == AluOp::Sub
+                        && width == Width::W64
+                        && d.ty == s.ty
+                        && env.opts.privileged
+                    {
+                        Reg::unknown()
+                    } else if !env.opts.privileged && op == AluOp::Sub {
+                        return refuse(format!("R{dst} pointer -= pointer prohibited"));
+                    } else {
+                        return refuse(format!(
+                            "R{dst} pointer {} pointer prohibited",
+                            alu_str(op)
+                        ));
+                    }
+                }
+            }
+        }
+    };
+    st.cur_mut().regs[dst as usize] = result;
+    Ok(())
+}
+
+fn reg_of(src: Operand) -> u8 {
+    match src {
+        Operand::Reg(r) => r,
+        Operand::Imm(_) => 0,
+    }
+}
+
+/// `ptr op scalar` (the kernel's `adjust_ptr_min_max_vals`).
+fn ptr_arith(
+    env: &Env<'_>,
+    width: Width,
+    op: AluOp,
+    dst: u8,
+    ptr: Reg,
+    off: Reg,
+    commuted: bool,
+) -> Result<Reg, Refuse> {
+    if width == Width::W32 {
+        return refuse(format!("R{dst} 32-bit pointer arithmetic prohibited"));
+    }
+    match ptr.ty {
+        RegType::ConstPtrToMap | RegType::MapValueOrNull => {
+            return refuse(format!(
+                "R{dst} pointer arithmetic on {} prohibited",
+                ptr.ty.name()
+            ))
+        }
+        _ => {}
+    }
+    match op {
+        AluOp::Add | AluOp::Sub => {}
+        AluOp::And | AluOp::Or | AluOp::Xor => {
+            return refuse(format!(
+                "R{dst} bitwise operator {} on pointer prohibited",
+                alu_str(op)
+            ))
+        }
+        _ => {
+            return refuse(format!(
+                "R{dst} pointer arithmetic with {} operator prohibited",
+                alu_str(op)
+            ))
+        }
+    }
+    let _ = commuted;
+    let mut r = ptr;
+    if let Some(k) = off.var.const_value() {
+        let k = k as i64;
+        let delta = if op == AluOp::Add {
+            Some(k)
+        } else {
+            k.checked_neg()
+        };
+        let new = delta.and_then(|d| i64::from(r.off).checked_add(d));
+        match new {
+            Some(v) if v.abs() < MAX_VAR_OFF => r.off = v as i32,
+            _ => {
+                return refuse(format!(
+                    "value {k} makes {} pointer be out of bounds",
+                    ptr.ty.name()
+                ))
+            }
+        }
+        return Ok(r);
+    }
+    if !env.opts.privileged && ptr.ty == RegType::Stack {
+        return refuse(format!(
+            "R{dst} variable stack access prohibited for !root, off={}",
+            ptr.off
+        ));
+    }
+    let var = bounds::alu(Width::W64, op, &ptr.var, &off.var).unwrap_or(Scalar::UNKNOWN);
+    r.var = var;
+    Ok(r)
+}
+
+pub(crate) enum Access {
+    Read,
+    /// The stored value, and whether it came from a register (spills keep register state).
+    Write(Reg, bool),
+}
+
+fn load_result(size: Size) -> Reg {
+    if size == Size::DW {
+        Reg::unknown()
+    } else {
+        Reg::scalar(Scalar::upto((1u64 << (size.bytes() * 8)) - 1))
+    }
+}
+
+/// Checks a load or store through register `r` at `off` (the kernel's `check_mem_access`);
+/// returns the loaded value for reads.
+pub(crate) fn mem_access(
+    env: &mut Env<'_>,
+    st: &mut VState,
+    r: u8,
+    off: i16,
+    size: Size,
+    access: Access,
+) -> Result<Reg, Refuse> {
+    let ptr = read_reg(st, r)?;
+    let bytes = i64::from(size.bytes());
+    let write = matches!(access, Access::Write(..));
+    match ptr.ty {
+        RegType::NotInit => refuse(format!("R{r} !read_ok")),
+        RegType::Scalar | RegType::MapValueOrNull => {
+            refuse(format!("R{r} invalid mem access '{}'", ptr.ty.name()))
+        }
+        RegType::ConstPtrToMap => {
+            let desc = &env.maps[ptr.map as usize];
+            let name = desc.struct_name();
+            if !env.opts.privileged {
+                return refuse(format!(
+                    "'struct {name}' access is allowed only to CAP_PERFMON and CAP_SYS_ADMIN"
+                ));
+            }
+            let total = i64::from(ptr.off) + i64::from(off);
+            if total < 0 {
+                return refuse(format!(
+                    "R{r} is {name} invalid negative access: off={total}"
+                ));
+            }
+            if write {
+                return refuse(format!("only read from {name} is supported"));
+            }
+            Ok(load_result(size))
+        }
+        RegType::MapValue | RegType::MapKey => {
+            let desc = &env.maps[ptr.map as usize];
+            let (limit, what) = if ptr.ty == RegType::MapKey {
+                (i64::from(desc.key_size), "key")
+            } else {
+                (i64::from(desc.value_size), "value")
+            };
+            if write && ptr.ty == RegType::MapValue && desc.map_flags & BPF_F_RDONLY_PROG != 0 {
+                return refuse(format!(
+                    "write into map forbidden, value_size={limit} off={} size={bytes}",
+                    i64::from(ptr.off) + i64::from(off)
+                ));
+            }
+            let base = i64::from(ptr.off) + i64::from(off);
+            if ptr.var.smin < 0 && !ptr.var.is_const() {
+                return refuse(format!(
+                    "R{r} min value is negative, either use unsigned index or do a if (index >=0) check."
+                ));
+            }
+            if ptr.var.umax >= MAX_VAR_OFF as u64 {
+                return refuse(format!(
+                    "R{r} unbounded memory access, make sure to bounds check any such access"
+                ));
+            }
+            let lo = base.saturating_add(ptr.var.smin);
+            let hi = base + ptr.var.umax as i64;
+            if lo < 0 || hi + bytes > limit {
+                let bad = if lo < 0 { lo } else { hi };
+                return refuse(format!(
+                    "invalid access to map {what}, {what}_size={limit} off={bad} size={bytes}"
+                ));
+            }
+            if let Access::Write(v, _) = access {
+                if v.ty.is_pointer() && !env.opts.privileged {
+                    return refuse(format!("R{r} leaks addr into map"));
+                }
+            }
+            Ok(load_result(size))
+        }
+        RegType::Ctx => {
+            if ptr.off != 0 || !ptr.var.is_const() {
+                return refuse(format!(
+                    "dereference of modified ctx ptr R{r} off={} disallowed",
+                    ptr.off
+                ));
+            }
+            let total = i64::from(off);
+            if write || total < 0 || total + bytes > i64::from(env.opts.ctx_size) {
+                return refuse(format!(
+                    "invalid bpf_context access off={total} size={bytes}"
+                ));
+            }
+            Ok(load_result(size))
+        }
+        RegType::Stack => stack_access(st, r, ptr, off, size, access, env.opts.privileged),
+    }
+}
+
+fn stack_access(
+    st: &mut VState,
+    r: u8,
+    ptr: Reg,
+    off: i16,
+    size: Size,
+    access: Access,
+    allow_uninit: bool,
+) -> Result<Reg, Refuse> {
+    let bytes = i32::from(size.bytes());
+    let Some(var) = ptr.var.const_value() else {
+        return refuse(format!(
+            "R{r} variable stack access prohibited: var_off={}",
+            ptr.var.var
+        ));
+    };
+    let total = (i64::from(ptr.off) + i64::from(off)).saturating_add(var as i64);
+    let dir = if matches!(access, Access::Read) {
+        "read from"
+    } else {
+        "write to"
+    };
+    if total < -i64::from(MAX_STACK) || total + i64::from(bytes) > 0 {
+        return refuse(format!("invalid {dir} stack R{r} off={total} size={bytes}"));
+    }
+    let total = total as i32;
+    let frame = &mut st.frames[ptr.frame as usize];
+    // Byte at fp+k (k < 0) lives in slot (-k-1)/8 at index (k mod 8).
+    let locate = |k: i32| (((-k - 1) / 8) as usize, (k.rem_euclid(8)) as usize);
+    let (slot_i, _) = locate(total);
+    let aligned = total % 8 == 0;
+    match access {
+        Access::Write(value, from_reg) => {
+            if value.ty.is_pointer() && (bytes != 8 || !aligned) {
+                return refuse("invalid size of register spill");
+            }
+            if bytes == 8 && aligned && (from_reg || value.const_scalar().is_some()) {
+                let slot = &mut frame.stack[slot_i];
+                if value.const_scalar() == Some(0) && !from_reg {
+                    slot.bytes = [SlotByte::Zero; 8];
+                    slot.spill = Reg::NOT_INIT;
+                } else {
+                    slot.bytes = [SlotByte::Spill; 8];
+                    slot.spill = value;
+                }
+                return Ok(value);
+            }
+            let known = value.const_scalar();
+            for k in total..total + bytes {
+                let (si, bi) = locate(k);
+                let slot = &mut frame.stack[si];
+                if slot.is_spill() {
+                    // A partly overwritten spill keeps its other bytes as what is known of them.
+                    let spill = slot.spill;
+                    for (i, b) in slot.bytes.iter_mut().enumerate() {
+                        *b = match spill.const_scalar().map(|v| (v >> (8 * i)) as u8) {
+                            Some(0) => SlotByte::Zero,
+                            Some(x) => SlotByte::Const(x),
+                            None => SlotByte::Misc,
+                        };
+                    }
+                    slot.spill = Reg::NOT_INIT;
+                }
+                slot.bytes[bi] = match known.map(|v| (v >> (8 * (k - total))) as u8) {
+                    Some(0) => SlotByte::Zero,
+                    Some(x) => SlotByte::Const(x),
+                    None => SlotByte::Misc,
+                };
+            }
+            Ok(value)
+        }
+        Access::Read => {
+            let slot = frame.stack[slot_i];
+            if slot.is_spill() {
+                if bytes == 8 && aligned {
+                    return Ok(slot.spill);
+                }
+                if slot.spill.ty != RegType::Scalar {
+                    return refuse("invalid size of register fill");
+                }
+                return Ok(load_result(size));
+            }
+            let mut value: Option<u64> = Some(0);
+            for k in total..total + bytes {
+                let (si, bi) = locate(k);
+                let s = frame.stack[si];
+                let b = s.bytes[bi];
+                if b == SlotByte::Invalid && !allow_uninit {
+                    return refuse(format!(
+                        "invalid read from stack off {}+{} size {bytes}",
+                        total,
+                        k - total
+                    ));
+                }
+                if b == SlotByte::Spill && s.spill.ty != RegType::Scalar {
+                    return refuse("invalid size of register fill");
+                }
+                value = match (value, b.known(&s.spill, bi)) {
+                    (Some(v), Some(x)) => Some(v | u64::from(x) << (8 * (k - total))),
+                    _ => None,
+                };
+            }
+            Ok(value.map_or_else(|| load_result(size), Reg::konst))
+        }
+    }
+}
+
+fn atomic(
+    env: &mut Env<'_>,
+    st: &mut VState,
+    size: Size,
+    op: AtomicOp,
+    dst: u8,
+    src: u8,
+    off: i16,
+) -> Result<(), Refuse> {
+    let s = read_reg(st, src)?;
+    if op == AtomicOp::Cmpxchg {
+        read_reg(st, 0)?;
+    }
+    if s.ty != RegType::Scalar {
+        return refuse(format!("R{src} leaks addr into mem"));
+    }
+    let d = read_reg(st, dst)?;
+    if !matches!(d.ty, RegType::Stack | RegType::MapValue) {
+        return refuse(format!(
+            "BPF_ATOMIC stores into R{dst} {} is not allowed",
+            d.ty.name()
+        ));
+    }
+    // Both a read and a write of the same bytes.
+    mem_access(env, st, dst, off, size, Access::Read)?;
+    mem_access(
+        env,
+        st,
+        dst,
+        off,
+        size,
+        Access::Write(Reg::unknown(), false),
+    )?;
+    if op.fetches() {
+        let target = if op == AtomicOp::Cmpxchg { 0 } else { src };
+        st.cur_mut().regs[target as usize] = load_result(size);
+    }
+    Ok(())
+}
+
+/// Conditional jumps (the kernel's `check_cond_jmp_op`).
+#[allow(clippy::too_many_arguments)]
+fn cond_jmp(
+    env: &mut Env<'_>,
+    st: &mut VState,
+    pc: usize,
+    width: Width,
+    cond: Cond,
+    dst: u8,
+    src: Operand,
+    off: i16,
+) -> Result<Next, Refuse> {
+    let target = (pc as i64 + 1 + i64::from(off)) as usize;
+    let a = read_reg(st, dst)?;
+    let b = match src {
+        Operand::Reg(r) => read_reg(st, r)?,
+        Operand::Imm(imm) => Reg::konst(imm as i64 as u64),
+    };
+    let both = |st: &VState| Next::Branch {
+        target,
+        taken: Some(st.clone()),
+        fall: Some(st.clone()),
+    };
+    let decided = |st: &VState, taken: bool| Next::Branch {
+        target,
+        taken: taken.then(|| st.clone()),
+        fall: (!taken).then(|| st.clone()),
+    };
+    if a.ty == RegType::Scalar && b.ty == RegType::Scalar {
+        if let Some(t) = bounds::branch_taken(cond, width, &a.var, &b.var) {
+            return Ok(decided(st, t));
+        }
+        let mut taken = st.clone();
+        let mut fall = st.clone();
+        let t_ok = refine_regs(&mut taken, dst, src, cond, true, width);
+        let f_ok = refine_regs(&mut fall, dst, src, cond, false, width);
+        return Ok(Next::Branch {
+            target,
+            taken: t_ok.then_some(taken),
+            fall: f_ok.then_some(fall),
+        });
+    }
+    // A pointer against zero: a null check.
+    let (ptr, ptr_reg, other) = if a.ty.is_pointer() {
+        (a, dst, b)
+    } else {
+        (b, reg_of(src), a)
+    };
+    let against_zero = other.const_scalar() == Some(0);
+    if against_zero && width == Width::W64 && matches!(cond, Cond::Eq | Cond::Ne) {
+        let eq_taken = cond == Cond::Eq;
+        if ptr.ty == RegType::MapValueOrNull {
+            let mut taken = st.clone();
+            let mut fall = st.clone();
+            // On the edge where `ptr == 0` holds it is NULL, on the other it is valid.
+            mark_ptr_or_null(
+                env,
+                if eq_taken { &mut taken } else { &mut fall },
+                ptr.id,
+                true,
+            );
+            mark_ptr_or_null(
+                env,
+                if eq_taken { &mut fall } else { &mut taken },
+                ptr.id,
+                false,
+            );
+            let _ = ptr_reg;
+            return Ok(Next::Branch {
+                target,
+                taken: Some(taken),
+                fall: Some(fall),
+            });
+        }
+        // Map values and keys are never NULL (the kernel's `reg_not_null`); other pointers
+        // (context, stack, map pointers) are not assumed so: both edges stay.
+        if matches!(ptr.ty, RegType::MapValue | RegType::MapKey) {
+            return Ok(decided(st, !eq_taken));
+        }
+    }
+    if !env.opts.privileged {
+        return refuse(format!("R{dst} pointer comparison prohibited"));
+    }
+    Ok(both(st))
+}
+
+fn refine_regs(
+    st: &mut VState,
+    dst: u8,
+    src: Operand,
+    cond: Cond,
+    holds: bool,
+    width: Width,
+) -> bool {
+    let frame = st.cur_mut();
+    let mut a = frame.regs[dst as usize].var;
+    let mut b = match src {
+        Operand::Reg(r) => frame.regs[r as usize].var,
+        Operand::Imm(imm) => Scalar::konst(imm as i64 as u64),
+    };
+    if !bounds::refine(cond, holds, width, &mut a, &mut b) {
+        return false;
+    }
+    frame.regs[dst as usize].var = a;
+    if let Operand::Reg(r) = src {
+        frame.regs[r as usize].var = b;
+    }
+    true
+}
+
+/// After a null check of the lookup result with `id`: every copy becomes NULL (scalar 0) or a
+/// valid pointer: a map value, or for an outer map the inner map pointer shaped by the meta.
+fn mark_ptr_or_null(env: &mut Env<'_>, st: &mut VState, id: u32, is_null: bool) {
+    let meta_of = env.meta_of.clone();
+    let uid_always = env.mutant(crate::mutants::Mutant::InnerMapUidAlways);
+    st.for_each_reg(|reg| {
+        if reg.ty != RegType::MapValueOrNull || reg.id != id {
+            return;
+        }
+        if is_null {
+            *reg = Reg::konst(0);
+            return;
+        }
+        match meta_of.get(reg.map as usize).copied().flatten() {
+            Some(meta) => {
+                reg.ty = RegType::ConstPtrToMap;
+                reg.map = meta;
+                // The inner map needs an identity only to tell timers apart; the old kernel gave
+                // every lookup one, so states through different lookups never compared equal.
+                reg.map_uid = if uid_always { id } else { 0 };
+            }
+            None => reg.ty = RegType::MapValue,
+        }
+        reg.id = 0;
+    });
+}

@@ -1,0 +1,517 @@
+//! The verifier: decides, like the kernel's, whether a program may run, by abstract
+//! interpretation over all its paths, and records what the fixups ([`crate::bpf::fixup`]) need.
+//!
+//! * Maps are seen through [`MapDesc`] (shape, flags, the inner-map **meta** of outer maps),
+//!   obtained from a [`MapResolver`] by fd: the World implements it, tests use [`MapTable`].
+//! * [`verify`] checks the control-flow graph ([`cfg`]), then walks paths depth first
+//!   (fall-through first, the other edge pushed), one [`state::VState`] per path, pruning at
+//!   checkpoints against completed equivalent states ([`pruning`]), within the kernel's budget
+//!   of 1,000,000 processed instructions.
+//! * Refusals are [`Rejection`]s with the kernel's message and instruction index; acceptance is
+//!   a [`Verified`] with per-instruction facts (map of each call and `lddw`), counters and, if
+//!   asked, the per-instruction join of accepted states for the soundness oracle ([`oracle`]).
+//!
+//! Never panics on any input: malformed instructions are refused through the strict decoder.
+
+pub mod asm_maps;
+pub mod bounds;
+mod calls;
+pub mod cfg;
+mod check;
+pub mod log;
+pub mod oracle;
+pub mod pruning;
+pub mod state;
+pub mod tnum;
+pub mod world;
+
+use crate::isa::{decode, Insn, Op};
+use crate::mutants::{Mutant, Mutants};
+use crate::uapi::{MapType, BPF_F_INNER_MAP};
+use log::{Log, Stats};
+use oracle::StateOracle;
+use state::{Frame, Reg, RegType, VState};
+use std::fmt;
+
+/// What the verifier knows about a map: its shape, and for outer maps the inner-map meta.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MapDesc {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    /// Arrays: `2^ceil(log2(max_entries)) - 1`, for the unprivileged `& index_mask`.
+    pub index_mask: u32,
+    /// Arrays: bytes per element (`round_up(value_size, 8)`; 8 for array-of-maps slots).
+    pub elem_size: u32,
+    /// Outer maps: the meta built from the template (semantics.md §2).
+    pub inner_meta: Option<Box<MapDesc>>,
+    /// The map's global id (0 for a meta, which is no map).
+    pub id: u32,
+    /// The value a fixed-up `lddw` loads: the map pointer as the executor encodes it.
+    pub ptr: u64,
+}
+
+impl MapDesc {
+    /// A map with the derived array fields filled in the kernel's way.
+    pub fn new(
+        map_type: MapType,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+    ) -> MapDesc {
+        let array = matches!(
+            map_type,
+            MapType::Array | MapType::PercpuArray | MapType::ArrayOfMaps | MapType::ProgArray
+        );
+        let elem_size = match map_type {
+            // Slots of array-of-maps hold map pointers.
+            MapType::ArrayOfMaps | MapType::ProgArray => 8,
+            _ if array => value_size.div_ceil(8) * 8,
+            _ => 0,
+        };
+        let index_mask = if array {
+            max_entries.max(1).next_power_of_two().wrapping_sub(1)
+        } else {
+            0
+        };
+        MapDesc {
+            map_type: map_type as u32,
+            key_size,
+            value_size,
+            max_entries,
+            map_flags,
+            index_mask,
+            elem_size,
+            inner_meta: None,
+            id: 0,
+            ptr: 0,
+        }
+    }
+    pub fn with_meta(mut self, meta: MapDesc) -> MapDesc {
+        self.inner_meta = Some(Box::new(meta));
+        self
+    }
+    pub fn with_id(mut self, id: u32, ptr: u64) -> MapDesc {
+        self.id = id;
+        self.ptr = ptr;
+        self
+    }
+    pub fn kind(&self) -> Option<MapType> {
+        MapType::from_u32(self.map_type)
+    }
+    pub fn is_outer(&self) -> bool {
+        self.kind().is_some_and(MapType::is_map_in_map)
+    }
+    pub fn is_dynamic_inner(&self) -> bool {
+        self.map_flags & BPF_F_INNER_MAP != 0
+    }
+    /// The kernel's BTF struct name for map-pointer field access messages.
+    pub fn struct_name(&self) -> &'static str {
+        match self.kind() {
+            Some(MapType::Hash | MapType::PercpuHash | MapType::HashOfMaps) => "bpf_htab",
+            _ => "bpf_array",
+        }
+    }
+}
+
+/// Resolves the fds a program names (`lddw rX, map[fd]`).
+pub trait MapResolver {
+    /// `Err`: the fd is not a map (the kernel refuses with `EBADF`).
+    fn map_by_fd(&self, fd: i32) -> Result<MapDesc, String>;
+}
+
+/// A fixed fd → map table: the resolver tests and the `mimic verify` command use.
+#[derive(Debug, Clone, Default)]
+pub struct MapTable(pub Vec<(i32, MapDesc)>);
+
+impl MapResolver for MapTable {
+    fn map_by_fd(&self, fd: i32) -> Result<MapDesc, String> {
+        self.0
+            .iter()
+            .find(|(f, _)| *f == fd)
+            .map(|(_, m)| m.clone())
+            .ok_or_else(|| format!("fd {fd} is not pointing to valid bpf_map"))
+    }
+}
+
+/// How to verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyOpts {
+    /// `CAP_BPF`/`CAP_PERFMON` (bounded loops, pointer leaks, map-pointer reads, no masking).
+    pub privileged: bool,
+    pub sleepable: bool,
+    /// Readable bytes of the context (`r1` at entry).
+    pub ctx_size: u32,
+    pub mutants: Mutants,
+    /// 0: summary only; 1: every processed instruction in the log.
+    pub log_level: u8,
+    /// `BPF_F_TEST_STATE_FREQ`: a checkpoint at every prune point.
+    pub test_state_freq: bool,
+    /// Keep the per-instruction join of states for the soundness oracle.
+    pub collect_states: bool,
+}
+
+impl Default for VerifyOpts {
+    fn default() -> Self {
+        VerifyOpts {
+            privileged: true,
+            sleepable: false,
+            ctx_size: 64,
+            mutants: Mutants::NONE,
+            log_level: 0,
+            test_state_freq: false,
+            collect_states: false,
+        }
+    }
+}
+
+/// Which map a call or `lddw` used on every path (`Poisoned`: different maps on different paths,
+/// so the fixups must not specialise it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuxMap {
+    #[default]
+    None,
+    One(u32),
+    Poisoned,
+}
+
+/// Per-instruction facts for the fixups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InsnAux {
+    /// Reached by some path.
+    pub seen: bool,
+    /// The map of a helper call's `r1`, or of an `lddw` pseudo map load (index into
+    /// [`Verified::maps`]).
+    pub map: AuxMap,
+}
+
+/// An accepted program.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The program as given (pseudo map loads still name fds).
+    pub insns: Vec<Insn>,
+    /// Maps and metas the program touches; `AuxMap::One(i)` indexes this.
+    pub maps: Vec<MapDesc>,
+    /// Indices into `maps` of the maps the program names itself (its `used_maps`: outer maps,
+    /// never inner maps).
+    pub used_maps: Vec<u32>,
+    pub aux: Vec<InsnAux>,
+    pub stats: Stats,
+    pub log: String,
+    pub privileged: bool,
+    /// Present when [`VerifyOpts::collect_states`] was set.
+    pub oracle: Option<StateOracle>,
+}
+
+/// A refused program: the kernel's message, at which instruction, and the whole log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub insn: usize,
+    pub message: String,
+    pub log: String,
+    /// The errno the kernel returns (`EACCES` for unsafe programs, `EINVAL` for malformed ones,
+    /// `E2BIG` for the complexity limit, `EBADF` for bad map fds).
+    pub errno: i32,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "insn {}: {}", self.insn, self.message)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+pub(crate) const EACCES: i32 = 13;
+pub(crate) const EINVAL: i32 = 22;
+pub(crate) const E2BIG: i32 = 7;
+pub(crate) const EBADF: i32 = 9;
+
+/// A refusal while checking one instruction.
+#[derive(Debug)]
+pub(crate) struct Refuse {
+    pub message: String,
+    pub errno: i32,
+}
+
+pub(crate) fn refuse<T>(message: impl Into<String>) -> Result<T, Refuse> {
+    Err(Refuse {
+        message: message.into(),
+        errno: EACCES,
+    })
+}
+
+/// Where a checked instruction leads.
+pub(crate) enum Next {
+    Goto(usize),
+    /// A conditional jump: the states of the taken and fall-through edges (`None`: dead edge).
+    Branch {
+        target: usize,
+        taken: Option<VState>,
+        fall: Option<VState>,
+    },
+    /// The path ended at `exit` of the main program.
+    Done,
+}
+
+/// The verifier's working state.
+pub(crate) struct Env<'a> {
+    pub insns: &'a [Insn],
+    pub ops: Vec<Option<Op>>,
+    pub opts: VerifyOpts,
+    pub resolver: &'a dyn MapResolver,
+    pub maps: Vec<MapDesc>,
+    /// For each entry of `maps`, the index of its meta entry (outer maps only).
+    pub meta_of: Vec<Option<u32>>,
+    pub used_maps: Vec<u32>,
+    pub aux: Vec<InsnAux>,
+    pub id_gen: u32,
+    pub log: Log,
+    pub stats: Stats,
+    pub prune: pruning::Pruning,
+    pub oracle: Option<StateOracle>,
+    pub jmps_processed: u64,
+    /// Registers live before each instruction (bit i = r_i), from [`cfg`].
+    pub live_before: Vec<u16>,
+}
+
+impl Env<'_> {
+    pub fn mutant(&self, m: Mutant) -> bool {
+        self.opts.mutants.on(m)
+    }
+    pub fn new_id(&mut self) -> u32 {
+        self.id_gen += 1;
+        self.id_gen
+    }
+    /// Index of the map with fd `fd`, resolving and recording it on first use.
+    pub fn map_for_fd(&mut self, fd: i32) -> Result<u32, Refuse> {
+        let desc = self.resolver.map_by_fd(fd).map_err(|_| Refuse {
+            message: format!("fd {fd} is not pointing to valid bpf_map"),
+            errno: EBADF,
+        })?;
+        if let Some(&i) = self
+            .used_maps
+            .iter()
+            .find(|&&i| self.maps[i as usize] == desc)
+        {
+            return Ok(i);
+        }
+        let index = self.maps.len() as u32;
+        let meta = desc.inner_meta.clone();
+        self.maps.push(desc);
+        self.meta_of.push(None);
+        self.used_maps.push(index);
+        if let Some(meta) = meta {
+            let mi = self.maps.len() as u32;
+            self.maps.push(*meta);
+            self.meta_of.push(None);
+            self.meta_of[index as usize] = Some(mi);
+        }
+        Ok(index)
+    }
+    pub fn record_map(&mut self, pc: usize, map: u32) {
+        let aux = &mut self.aux[pc];
+        aux.map = match aux.map {
+            AuxMap::None => AuxMap::One(map),
+            AuxMap::One(m) if m == map => AuxMap::One(m),
+            _ => AuxMap::Poisoned,
+        };
+    }
+}
+
+/// Verifies `insns`. See the module documentation.
+pub fn verify(
+    insns: &[Insn],
+    resolver: &dyn MapResolver,
+    opts: VerifyOpts,
+) -> Result<Verified, Rejection> {
+    let mut env = Env {
+        insns,
+        ops: Vec::new(),
+        opts,
+        resolver,
+        maps: Vec::new(),
+        meta_of: Vec::new(),
+        used_maps: Vec::new(),
+        aux: vec![InsnAux::default(); insns.len()],
+        id_gen: 0,
+        log: Log {
+            level: opts.log_level,
+            text: String::new(),
+        },
+        stats: Stats::default(),
+        prune: pruning::Pruning::new(insns.len()),
+        oracle: opts.collect_states.then(|| StateOracle::new(insns.len())),
+        jmps_processed: 0,
+        live_before: Vec::new(),
+    };
+    let result = cfg::check_cfg(&mut env).and_then(|()| do_check(&mut env));
+    env.stats.total_states = env.prune.total();
+    env.stats.peak_states = env.prune.total();
+    env.stats.max_states_per_insn = env.prune.max_per_insn();
+    match result {
+        Ok(()) => {
+            env.log.line(&env.stats.summary());
+            Ok(Verified {
+                insns: insns.to_vec(),
+                maps: env.maps,
+                used_maps: env.used_maps,
+                aux: env.aux,
+                stats: env.stats,
+                log: env.log.text,
+                privileged: opts.privileged,
+                oracle: env.oracle,
+            })
+        }
+        Err((insn, refuse)) => {
+            env.log.line(&refuse.message);
+            env.log.line(&env.stats.summary());
+            Err(Rejection {
+                insn,
+                message: refuse.message,
+                log: env.log.text,
+                errno: refuse.errno,
+            })
+        }
+    }
+}
+
+/// The entry state: `r1` the context, `r10` the frame pointer.
+fn entry_state() -> VState {
+    let mut frame = Frame::new(0, 0, 0);
+    frame.regs[1] = Reg::pointer(RegType::Ctx, 0);
+    VState {
+        frames: vec![frame],
+    }
+}
+
+/// The main loop (the kernel's `do_check`).
+fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
+    let mut pending: Vec<(usize, usize, VState, Option<usize>)> = Vec::new();
+    let mut pc = 0usize;
+    let mut st = entry_state();
+    let mut parent: Option<usize> = None;
+    loop {
+        env.stats.processed += 1;
+        if env.stats.processed > log::COMPLEXITY_LIMIT_INSNS {
+            return Err((
+                pc,
+                Refuse {
+                    message: format!(
+                        "BPF program is too large. Processed {} insn",
+                        env.stats.processed
+                    ),
+                    errno: E2BIG,
+                },
+            ));
+        }
+        let mut path_done = false;
+        if env.prune.is_point(pc) {
+            match env.prune.visit(
+                pc,
+                &st,
+                &mut parent,
+                env.opts,
+                env.stats.processed,
+                env.jmps_processed,
+                env.live_before[pc],
+            ) {
+                pruning::Visit::Prune => path_done = true,
+                pruning::Visit::Loop => {
+                    return Err((
+                        pc,
+                        Refuse {
+                            message: format!("infinite loop detected at insn {pc}"),
+                            errno: EINVAL,
+                        },
+                    ))
+                }
+                pruning::Visit::Continue => {}
+            }
+        }
+        if !path_done {
+            env.aux[pc].seen = true;
+            if let Some(oracle) = env.oracle.as_mut() {
+                oracle.accept(pc, &st, env.live_before[pc]);
+            }
+            env.log.insn(env.insns, pc);
+            let op = env.ops[pc].ok_or_else(|| {
+                (
+                    pc,
+                    Refuse {
+                        message: format!("jump into the middle of ldimm64 insn {pc}"),
+                        errno: EINVAL,
+                    },
+                )
+            })?;
+            if matches!(op, Op::Jmp { .. } | Op::Ja { .. } | Op::Call(_) | Op::Exit) {
+                env.jmps_processed += 1;
+            }
+            match check::step(env, pc, &op, &mut st).map_err(|r| (pc, r))? {
+                Next::Goto(next) => {
+                    pc = next;
+                    continue;
+                }
+                Next::Branch {
+                    target,
+                    taken,
+                    fall,
+                } => match (taken, fall) {
+                    (Some(t), Some(f)) => {
+                        env.prune.branch_pushed(parent);
+                        pending.push((pc, target, t, parent));
+                        st = f;
+                        pc += 1;
+                        continue;
+                    }
+                    (Some(t), None) => {
+                        st = t;
+                        pc = target;
+                        continue;
+                    }
+                    (None, Some(f)) => {
+                        st = f;
+                        pc += 1;
+                        continue;
+                    }
+                    (None, None) => {}
+                },
+                Next::Done => {}
+            }
+        }
+        // The path ended (exit, pruned, or both edges dead).
+        env.prune.path_done(parent);
+        match pending.pop() {
+            Some((from, to, state, par)) => {
+                env.log.branch(from, to);
+                pc = to;
+                st = state;
+                parent = par;
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Decodes `insns` into one entry per slot (`None` for the second slot of `lddw`).
+pub(crate) fn decode_all(insns: &[Insn]) -> Result<Vec<Option<Op>>, (usize, Refuse)> {
+    let mut ops = vec![None; insns.len()];
+    let mut pc = 0;
+    while pc < insns.len() {
+        let (op, len) = decode(insns, pc).map_err(|e| {
+            (
+                e.pc,
+                Refuse {
+                    message: e.message,
+                    errno: EINVAL,
+                },
+            )
+        })?;
+        ops[pc] = Some(op);
+        pc += len;
+    }
+    Ok(ops)
+}

@@ -1,0 +1,492 @@
+//! The verifier cases of semantics.md §9 (and the map-in-map rules of §5), each with the verdict,
+//! message, instruction index and `processed N insns` the Linux 6.18 kernel gives for the same
+//! program (recorded by loading each program with bpf(2) on this machine).
+
+mod verifier_common;
+
+use mimic_core::bpf::verifier::{verify, Rejection, VerifyOpts};
+use mimic_core::isa::*;
+use verifier_common::*;
+
+enum Expect {
+    Accept {
+        processed: u64,
+    },
+    Reject {
+        insn: usize,
+        message: &'static str,
+        processed: u64,
+    },
+}
+
+struct Case {
+    name: &'static str,
+    prog: Vec<Insn>,
+    privileged: bool,
+    state_freq: bool,
+    expect: Expect,
+}
+
+fn outer_lookup_then(fd: i32) -> Prog {
+    Prog::new().key0().map(1, fd).lookup()
+}
+
+fn cases() -> Vec<Case> {
+    let priv_case = |name, prog, expect| Case {
+        name,
+        prog,
+        privileged: true,
+        state_freq: false,
+        expect,
+    };
+    vec![
+        priv_case(
+            "map in map access: outer lookup, null check, inner lookup",
+            map_in_map_access(),
+            Expect::Accept { processed: 16 },
+        ),
+        Case {
+            name: "map in map state pruning",
+            prog: map_in_map_state_pruning(),
+            privileged: true,
+            state_freq: true,
+            expect: Expect::Accept { processed: 15 },
+        },
+        priv_case(
+            "invalid inner map pointer: r1 += 8 on the inner map pointer",
+            outer_lookup_then(FD_MAP_IN_MAP)
+                .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 7))
+                .key0()
+                .i(Insn::mov64_reg(1, 0))
+                .i(Insn::alu64_imm(BPF_ADD, 1, 8))
+                .lookup()
+                .i(Insn::mov64_imm(0, 0))
+                .i(Insn::exit())
+                .0,
+            Expect::Reject {
+                insn: 13,
+                message: "R1 pointer arithmetic on map_ptr prohibited",
+                processed: 13,
+            },
+        ),
+        priv_case(
+            "forgot null checking on the inner map pointer",
+            outer_lookup_then(FD_MAP_IN_MAP)
+                .key0()
+                .i(Insn::mov64_reg(1, 0))
+                .lookup()
+                .i(Insn::mov64_imm(0, 0))
+                .i(Insn::exit())
+                .0,
+            Expect::Reject {
+                insn: 12,
+                message: "R1 type=map_value_or_null expected=map_ptr",
+                processed: 12,
+            },
+        ),
+        priv_case(
+            "calls: two calls returning different map pointers for lookup (hash, map in map)",
+            Prog::new()
+                .i(Insn::jmp_imm(BPF_JEQ, 1, 0, 2))
+                .i(Insn::call_local(11))
+                .i(Insn::ja(1))
+                .i(Insn::call_local(12))
+                .i(Insn::mov64_reg(1, 0))
+                .i(Insn::st_mem(BPF_DW, 10, -8, 0))
+                .i(Insn::mov64_reg(2, 10))
+                .i(Insn::alu64_imm(BPF_ADD, 2, -8))
+                .lookup()
+                .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 2))
+                .i(Insn::st_mem(BPF_DW, 0, 0, 0))
+                .i(Insn::mov64_imm(0, 1))
+                .i(Insn::exit())
+                .map(0, FD_HASH_8B)
+                .i(Insn::exit())
+                .map(0, FD_MAP_IN_MAP)
+                .i(Insn::exit())
+                .0,
+            Expect::Reject {
+                insn: 10,
+                message: "only read from bpf_array is supported",
+                processed: 25,
+            },
+        ),
+        priv_case(
+            "update on an array-of-maps from a program",
+            update_on(FD_MAP_IN_MAP),
+            Expect::Reject {
+                insn: 9,
+                message: "cannot pass map_type 12 into func bpf_map_update_elem#2",
+                processed: 9,
+            },
+        ),
+        priv_case(
+            "update on a hash-of-maps from a program",
+            update_on(FD_HASH_OF_MAPS),
+            Expect::Reject {
+                insn: 9,
+                message: "cannot pass map_type 13 into func bpf_map_update_elem#2",
+                processed: 9,
+            },
+        ),
+        priv_case(
+            "outer lookup result dereferenced without a null check",
+            outer_lookup_then(FD_MAP_IN_MAP)
+                .i(Insn::ldx_mem(BPF_W, 0, 0, 0))
+                .i(Insn::exit())
+                .0,
+            Expect::Reject {
+                insn: 7,
+                message: "R0 invalid mem access 'map_value_or_null'",
+                processed: 7,
+            },
+        ),
+        priv_case(
+            "write through the inner map pointer",
+            outer_lookup_then(FD_MAP_IN_MAP)
+                .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 1))
+                .i(Insn::st_mem(BPF_DW, 0, 0, 0))
+                .i(Insn::mov64_imm(0, 0))
+                .i(Insn::exit())
+                .0,
+            Expect::Reject {
+                insn: 8,
+                message: "only read from bpf_array is supported",
+                processed: 8,
+            },
+        ),
+        priv_case(
+            "privileged read of an inner map pointer field",
+            outer_lookup_then(FD_MAP_IN_MAP)
+                .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 1))
+                .i(Insn::ldx_mem(BPF_DW, 0, 0, 0))
+                .i(Insn::mov64_imm(0, 0))
+                .i(Insn::exit())
+                .0,
+            Expect::Accept { processed: 11 },
+        ),
+        priv_case(
+            "map in map dynamic inner array lookup is nullable",
+            outer_lookup_then(FD_MAP_IN_MAP_DYN)
+                .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 5))
+                .i(Insn::st_mem(BPF_W, 10, -8, 4))
+                .i(Insn::mov64_reg(2, 10))
+                .i(Insn::alu64_imm(BPF_ADD, 2, -8))
+                .i(Insn::mov64_reg(1, 0))
+                .lookup()
+                .i(Insn::ldx_mem(BPF_DW, 0, 0, 0))
+                .i(Insn::exit())
+                .0,
+            Expect::Reject {
+                insn: 13,
+                message: "R0 invalid mem access 'map_value_or_null'",
+                processed: 13,
+            },
+        ),
+        priv_case(
+            "inner lookup with a constant in-bounds key needs no null check",
+            outer_lookup_then(FD_MAP_IN_MAP)
+                .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 8))
+                .key0()
+                .i(Insn::mov64_reg(1, 0))
+                .lookup()
+                .i(Insn::ldx_mem(BPF_W, 0, 0, 0))
+                .i(Insn::exit())
+                .i(Insn::mov64_imm(0, 0))
+                .i(Insn::exit())
+                .0,
+            Expect::Accept { processed: 17 },
+        ),
+    ]
+}
+
+fn update_on(fd: i32) -> Vec<Insn> {
+    Prog::new()
+        .key0()
+        .i(Insn::mov64_reg(3, 10))
+        .i(Insn::alu64_imm(BPF_ADD, 3, -4))
+        .map(1, fd)
+        .i(Insn::mov64_imm(4, 0))
+        .i(Insn::call_helper(2))
+        .i(Insn::mov64_imm(0, 0))
+        .i(Insn::exit())
+        .0
+}
+
+fn processed_of(log: &str) -> Option<u64> {
+    let line = log.lines().rev().find(|l| l.starts_with("processed "))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn semantics_section_9_cases_get_the_kernels_verdict_message_and_count() {
+    let maps = maps();
+    let mut failures = Vec::new();
+    for case in cases() {
+        let opts = VerifyOpts {
+            privileged: case.privileged,
+            test_state_freq: case.state_freq,
+            ..VerifyOpts::default()
+        };
+        let got = verify(&case.prog, &maps, opts);
+        match (&case.expect, &got) {
+            (Expect::Accept { processed }, Ok(v)) => {
+                if v.stats.processed != *processed {
+                    failures.push(format!(
+                        "{}: accepted, processed {} insns, kernel {processed}",
+                        case.name, v.stats.processed
+                    ));
+                }
+            }
+            (
+                Expect::Reject {
+                    insn,
+                    message,
+                    processed,
+                },
+                Err(Rejection {
+                    insn: i,
+                    message: m,
+                    log,
+                    ..
+                }),
+            ) => {
+                if i != insn || m != message {
+                    failures.push(format!(
+                        "{}: refused at {i} with {m:?}, kernel: at {insn} with {message:?}",
+                        case.name
+                    ));
+                }
+                if processed_of(log) != Some(*processed) {
+                    failures.push(format!(
+                        "{}: log says {:?} processed, kernel {processed}",
+                        case.name,
+                        processed_of(log)
+                    ));
+                }
+            }
+            (Expect::Accept { .. }, Err(r)) => {
+                failures.push(format!("{}: refused: {r}, kernel accepts", case.name))
+            }
+            (Expect::Reject { message, .. }, Ok(_)) => failures.push(format!(
+                "{}: accepted, kernel refuses with {message:?}",
+                case.name
+            )),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "disagreements with the kernel:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn unprivileged_programs_may_not_read_map_pointer_fields() {
+    let prog = outer_lookup_then(FD_MAP_IN_MAP)
+        .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 1))
+        .i(Insn::ldx_mem(BPF_DW, 0, 0, 0))
+        .i(Insn::mov64_imm(0, 0))
+        .i(Insn::exit())
+        .0;
+    let opts = VerifyOpts {
+        privileged: false,
+        ..VerifyOpts::default()
+    };
+    let err = verify(&prog, &maps(), opts).expect_err("unprivileged map pointer read");
+    assert_eq!(err.insn, 8);
+    assert!(
+        err.message
+            .contains("access is allowed only to CAP_PERFMON"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn control_flow_errors_name_the_instruction() {
+    let maps = maps();
+    let table: Vec<(Vec<Insn>, &str)> = vec![
+        (
+            vec![Insn::mov64_imm(0, 0)],
+            "last insn is not an exit or jmp",
+        ),
+        (
+            vec![Insn::ja(5), Insn::exit()],
+            "jump out of range from insn 0 to 6",
+        ),
+        (
+            vec![Insn::mov64_imm(0, 0), Insn::exit(), Insn::exit()],
+            "unreachable insn 2",
+        ),
+        (
+            [
+                vec![Insn::jmp_imm(BPF_JEQ, 1, 0, 1)],
+                Insn::ld_imm64(0, 1).to_vec(),
+                vec![Insn::exit()],
+            ]
+            .concat(),
+            "jump into the middle of ldimm64 insn 1",
+        ),
+        (vec![Insn::exit()], "R0 !read_ok"),
+        (
+            vec![Insn::st_mem(BPF_DW, 10, -520, 0), Insn::exit()],
+            "invalid write to stack R10 off=-520 size=8",
+        ),
+        (
+            vec![Insn::ldx_mem(BPF_DW, 0, 10, 8), Insn::exit()],
+            "invalid read from stack R10 off=8 size=8",
+        ),
+        (
+            vec![Insn::st_mem(BPF_W, 1, 0, 1), Insn::exit()],
+            "invalid bpf_context access off=0 size=4",
+        ),
+        (
+            vec![
+                Insn::mov64_imm(1, 0),
+                Insn::ldx_mem(BPF_DW, 0, 1, 0),
+                Insn::exit(),
+            ],
+            "R1 invalid mem access 'scalar'",
+        ),
+        (
+            vec![Insn::stx_mem(BPF_W, 10, 10, -4), Insn::exit()],
+            "invalid size of register spill",
+        ),
+        (
+            vec![
+                Insn::stx_mem(BPF_DW, 10, 10, -8),
+                Insn::ldx_mem(BPF_W, 0, 10, -8),
+                Insn::exit(),
+            ],
+            "invalid size of register fill",
+        ),
+        (
+            vec![
+                Insn::mov64_reg(1, 10),
+                Insn::alu64_imm(BPF_AND, 1, 1),
+                Insn::exit(),
+            ],
+            "R1 bitwise operator &= on pointer prohibited",
+        ),
+        (
+            vec![
+                Insn::mov64_reg(1, 10),
+                Insn::alu64_imm(BPF_MUL, 1, 2),
+                Insn::exit(),
+            ],
+            "R1 pointer arithmetic with *= operator prohibited",
+        ),
+        (
+            vec![
+                Insn::mov64_reg(1, 10),
+                Insn::alu32_imm(BPF_ADD, 1, 2),
+                Insn::exit(),
+            ],
+            "R1 32-bit pointer arithmetic prohibited",
+        ),
+        (
+            vec![
+                Insn::mov64_imm(1, 0),
+                Insn::alu64_reg(BPF_SUB, 1, 10),
+                Insn::exit(),
+            ],
+            "R1 tried to subtract pointer from scalar",
+        ),
+        (
+            vec![
+                Insn::mov64_imm(0, 0),
+                Insn::alu64_imm(BPF_LSH, 0, 64),
+                Insn::exit(),
+            ],
+            "invalid shift 64",
+        ),
+        (
+            vec![Insn::ldx_mem(BPF_DW, 0, 1, 4096), Insn::exit()],
+            "invalid bpf_context access off=4096 size=8",
+        ),
+        (
+            vec![
+                Insn::alu64_imm(BPF_ADD, 1, 4),
+                Insn::ldx_mem(BPF_W, 0, 1, 0),
+                Insn::exit(),
+            ],
+            "dereference of modified ctx ptr R1 off=4 disallowed",
+        ),
+        (
+            vec![Insn::mov64_imm(10, 0), Insn::exit()],
+            "frame pointer is read only",
+        ),
+        (
+            vec![Insn::call_helper(5), Insn::exit()],
+            "invalid func unknown#5",
+        ),
+    ];
+    for (prog, message) in table {
+        let err = verify(&prog, &maps, VerifyOpts::default()).expect_err(message);
+        assert_eq!(err.message, message);
+    }
+    // Uninitialised stack: readable when privileged (the kernel's allow_uninit_stack), refused
+    // otherwise.
+    let uninit = vec![Insn::ldx_mem(BPF_DW, 0, 10, -8), Insn::exit()];
+    assert!(
+        verify(&uninit, &maps, VerifyOpts::default()).is_ok(),
+        "privileged reads uninit stack"
+    );
+    let unpriv = VerifyOpts {
+        privileged: false,
+        ..VerifyOpts::default()
+    };
+    let err = verify(&uninit, &maps, unpriv).expect_err("unprivileged");
+    assert_eq!(err.message, "invalid read from stack off -8+0 size 8");
+    // A back-edge is a loop: refused unprivileged, explored (and bounded) when privileged.
+    let looping = vec![
+        Insn::mov64_imm(0, 0),
+        Insn::alu64_imm(BPF_ADD, 0, 1),
+        Insn::jmp_imm(BPF_JLT, 0, 10, -2),
+        Insn::exit(),
+    ];
+    let unpriv = VerifyOpts {
+        privileged: false,
+        ..VerifyOpts::default()
+    };
+    assert_eq!(
+        verify(&looping, &maps, unpriv)
+            .expect_err("unpriv loop")
+            .message,
+        "back-edge from insn 2 to 1"
+    );
+    let v = verify(&looping, &maps, VerifyOpts::default()).expect("bounded loop");
+    assert!(
+        v.stats.processed > 20,
+        "the loop body is walked ten times: {}",
+        v.stats.processed
+    );
+    let forever = vec![Insn::mov64_imm(0, 0), Insn::ja(-1)];
+    let err = verify(&forever, &maps, VerifyOpts::default()).expect_err("infinite loop");
+    assert!(
+        err.message.starts_with("infinite loop detected")
+            || err.message.starts_with("BPF program is too large"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn a_loop_beyond_the_budget_is_refused_as_too_large() {
+    // 0: r0 = 0; 1: r0 += 1; 2: if r0 < 10^6 goto 1; 3: exit — 3 insns per iteration.
+    let prog = vec![
+        Insn::mov64_imm(0, 0),
+        Insn::alu64_imm(BPF_ADD, 0, 1),
+        Insn::jmp_imm(BPF_JLT, 0, 1_000_000, -2),
+        Insn::exit(),
+    ];
+    let start = std::time::Instant::now();
+    let err = verify(&prog, &maps(), VerifyOpts::default()).expect_err("too large");
+    eprintln!("1M processed insns in {:?}", start.elapsed());
+    assert_eq!(
+        err.message,
+        "BPF program is too large. Processed 1000001 insn"
+    );
+    assert_eq!(err.errno, 7, "E2BIG");
+}

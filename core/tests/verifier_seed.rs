@@ -1,0 +1,170 @@
+//! The seed program (commit 4a8f87e60f6d, `004_da3b74a65ea3445b`): an outer array-of-maps of 3
+//! whose template is a `BPF_F_INNER_MAP` array; lookup `outer[0]`, then `inner[0]`. Verified and
+//! fixed up, its xlated dump must have the seed dump's shape line for line: the outer lookup
+//! inlined, the inner lookup a direct call of `array_map_lookup_elem`.
+
+mod verifier_common;
+
+use mimic_core::bpf::fixup::fixup;
+use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, VerifyOpts};
+use mimic_core::isa::*;
+use mimic_core::mutants::Mutants;
+use mimic_core::uapi::{MapType, BPF_F_INNER_MAP};
+
+const OUTER_FD: i32 = 3;
+/// The id bpftool showed for `outer_arr_dyn` in the seed dump.
+const SEED_MAP_ID: u32 = 468;
+
+fn seed_maps() -> MapTable {
+    let template = MapDesc::new(MapType::Array, 4, 4, 1, BPF_F_INNER_MAP);
+    MapTable(vec![(
+        OUTER_FD,
+        MapDesc::new(MapType::ArrayOfMaps, 4, 4, 3, 0)
+            .with_meta(template)
+            .with_id(SEED_MAP_ID, 0x3000_01d4_0000_0000),
+    )])
+}
+
+/// `handle__sys_enter` as the loader hands it to the kernel.
+fn seed_program() -> Vec<Insn> {
+    let mut p = vec![
+        Insn::mov32_imm(1, 0),
+        Insn::stx_mem(BPF_W, 10, 1, -4),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
+    ];
+    p.extend(Insn::ld_map_fd(1, OUTER_FD));
+    p.extend([
+        Insn::call_helper(1),
+        Insn::mov32_imm(6, -1),
+        Insn::jmp_imm(BPF_JEQ, 0, 0, 6),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
+        Insn::mov64_reg(1, 0),
+        Insn::call_helper(1),
+        Insn::jmp_imm(BPF_JEQ, 0, 0, 1),
+        Insn::ldx_mem(BPF_W, 6, 0, 0),
+        Insn::mov32_reg(0, 6),
+        Insn::exit(),
+    ]);
+    p
+}
+
+/// Masks what differs between kernels and runs: map ids, call addresses, and the value offset
+/// of `struct bpf_array` (272 in the 2020 seed, 312 in Linux 6.18).
+fn normalise(line: &str) -> String {
+    let mut out = String::new();
+    for word in line.split(' ') {
+        let w = if word.starts_with("map[id:") {
+            "map[id:N]".to_string()
+        } else if let Some((name, _)) = word.split_once('#') {
+            format!("{name}#ADDR")
+        } else if word == "272" || word == "312" {
+            "VALUE_OFF".to_string()
+        } else {
+            word.to_string()
+        };
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&w);
+    }
+    out
+}
+
+fn seed_dump_lines() -> Option<Vec<String>> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/seeds/004_da3b74a65ea3445b.txt"
+    );
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .skip_while(|l| !l.contains("bpftool p d x i"))
+            .take_while(|l| !l.starts_with("Signed-off-by"))
+            .filter(|l| {
+                l.trim_start()
+                    .split(':')
+                    .next()
+                    .is_some_and(|n| n.trim().parse::<u32>().is_ok())
+            })
+            .map(|l| l.split('|').next().unwrap_or(l).trim().to_string())
+            .collect(),
+    )
+}
+
+#[test]
+fn seed_program_is_accepted_and_its_xlated_dump_has_the_seed_shape() {
+    let v = verify(&seed_program(), &seed_maps(), VerifyOpts::default())
+        .expect("the seed program is valid");
+    let fixed = fixup(&v, Mutants::NONE).expect("fixups apply");
+    let dump = fixed.dump_xlated().expect("printable");
+    let ours: Vec<String> = dump.lines().map(|l| normalise(l.trim())).collect();
+    // The shape the issue names, independent of the seed file.
+    assert!(
+        ours.iter().any(|l| l.ends_with("if r0 >= 0x3 goto pc+5")),
+        "{dump}"
+    );
+    assert!(ours.iter().any(|l| l.ends_with("r0 <<= 3")), "{dump}");
+    assert!(
+        ours.iter()
+            .any(|l| l.ends_with("(85) call array_map_lookup_elem#ADDR")),
+        "{dump}"
+    );
+    match seed_dump_lines() {
+        Some(seed) => {
+            let seed: Vec<String> = seed.iter().map(|l| normalise(l)).collect();
+            assert_eq!(seed.len(), 24, "the seed dump has 24 instruction lines");
+            for (i, (a, b)) in ours.iter().zip(&seed).enumerate() {
+                assert_eq!(a, b, "line {i} differs\nours:\n{dump}");
+            }
+            assert_eq!(ours.len(), seed.len(), "ours:\n{dump}");
+        }
+        None => assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "seed file missing under CI"
+        ),
+    }
+}
+
+#[test]
+fn without_the_inner_map_flag_the_inner_lookup_is_inlined_against_the_meta() {
+    let template = MapDesc::new(MapType::Array, 4, 4, 1, 0);
+    let maps = MapTable(vec![(
+        OUTER_FD,
+        MapDesc::new(MapType::ArrayOfMaps, 4, 4, 3, 0)
+            .with_meta(template)
+            .with_id(SEED_MAP_ID, 0x3000_01d4_0000_0000),
+    )]);
+    let v = verify(&seed_program(), &maps, VerifyOpts::default()).expect("valid");
+    let dump = fixup(&v, Mutants::NONE)
+        .expect("fixups")
+        .dump_xlated()
+        .expect("printable");
+    assert!(
+        !dump.contains("array_map_lookup_elem"),
+        "inner lookup inlined:\n{dump}"
+    );
+    assert!(
+        dump.contains("if r0 >= 0x1 goto pc+3"),
+        "bound is the meta's max_entries:\n{dump}"
+    );
+}
+
+#[test]
+fn unprivileged_inlined_lookups_mask_the_index() {
+    let opts = VerifyOpts {
+        privileged: false,
+        ..VerifyOpts::default()
+    };
+    let v = verify(&seed_program(), &seed_maps(), opts).expect("valid unprivileged too");
+    let dump = fixup(&v, Mutants::NONE)
+        .expect("fixups")
+        .dump_xlated()
+        .expect("printable");
+    assert!(dump.contains("if r0 >= 0x3 goto pc+6"), "{dump}");
+    assert!(
+        dump.contains("w0 &= 3"),
+        "index_mask of 3 entries is 3:\n{dump}"
+    );
+}
