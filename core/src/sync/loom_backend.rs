@@ -2,7 +2,7 @@
 //! core's facade operations. loom cannot branch on data, so `choose` reads a script the model
 //! sets per execution ([`Loom::set_choice_script`]); a test loops over the scripts it needs.
 
-use super::{impl_atomic64, impl_std_shaped, Ordering, Platform};
+use super::{impl_atomic64, impl_std_shaped, impl_std_tree, Platform};
 use loom::sync::atomic::AtomicU64;
 use loom::sync::{Arc, Mutex};
 use std::cell::Cell;
@@ -37,31 +37,10 @@ impl_atomic64!(AtomicU64);
 
 impl Platform for Loom {
     const NAME: &'static str = "loom";
-    type Atomic = AtomicU64;
-    type JoinHandle<R: Send + 'static> = loom::thread::JoinHandle<R>;
 
     impl_std_shaped!(Mutex, Arc);
+    impl_std_tree!(loom);
 
-    fn atomic(value: u64) -> Self::Atomic {
-        AtomicU64::new(value)
-    }
-    fn spawn<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Self::JoinHandle<R> {
-        loom::thread::spawn(f)
-    }
-    fn join<R: Send + 'static>(handle: Self::JoinHandle<R>) -> R {
-        handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    }
-    fn yield_now() {
-        loom::thread::yield_now()
-    }
-    fn spin_hint() {
-        loom::hint::spin_loop()
-    }
-    fn fence() {
-        loom::sync::atomic::fence(Ordering::SeqCst)
-    }
     fn choose(n: usize) -> usize {
         let mut script = SCRIPT.lock().unwrap_or_else(|p| p.into_inner());
         let (values, cursor) = &mut *script;
@@ -73,19 +52,4 @@ impl Platform for Loom {
         );
         value
     }
-    fn current_cpu() -> usize {
-        CPU.with(Cell::get)
-    }
-    fn set_current_cpu(cpu: usize) {
-        CPU.with(|c| c.set(cpu))
-    }
-    fn current_task() -> usize {
-        TASK.with(Cell::get)
-    }
-    fn set_current_task(task: usize) {
-        TASK.with(|t| t.set(task))
-    }
 }
-
-#[allow(dead_code)]
-const _: Ordering = Ordering::Relaxed;

@@ -121,36 +121,36 @@ pub trait Platform: Sized + Send + Sync + 'static {
 macro_rules! impl_atomic64 {
     ($ty:ty) => {
         impl $crate::sync::Atomic64 for $ty {
-            fn load(&self, order: Ordering) -> u64 {
+            fn load(&self, order: $crate::sync::Ordering) -> u64 {
                 <$ty>::load(self, order)
             }
-            fn store(&self, value: u64, order: Ordering) {
+            fn store(&self, value: u64, order: $crate::sync::Ordering) {
                 <$ty>::store(self, value, order)
             }
-            fn swap(&self, value: u64, order: Ordering) -> u64 {
+            fn swap(&self, value: u64, order: $crate::sync::Ordering) -> u64 {
                 <$ty>::swap(self, value, order)
             }
-            fn fetch_add(&self, value: u64, order: Ordering) -> u64 {
+            fn fetch_add(&self, value: u64, order: $crate::sync::Ordering) -> u64 {
                 <$ty>::fetch_add(self, value, order)
             }
-            fn fetch_sub(&self, value: u64, order: Ordering) -> u64 {
+            fn fetch_sub(&self, value: u64, order: $crate::sync::Ordering) -> u64 {
                 <$ty>::fetch_sub(self, value, order)
             }
-            fn fetch_and(&self, value: u64, order: Ordering) -> u64 {
+            fn fetch_and(&self, value: u64, order: $crate::sync::Ordering) -> u64 {
                 <$ty>::fetch_and(self, value, order)
             }
-            fn fetch_or(&self, value: u64, order: Ordering) -> u64 {
+            fn fetch_or(&self, value: u64, order: $crate::sync::Ordering) -> u64 {
                 <$ty>::fetch_or(self, value, order)
             }
-            fn fetch_xor(&self, value: u64, order: Ordering) -> u64 {
+            fn fetch_xor(&self, value: u64, order: $crate::sync::Ordering) -> u64 {
                 <$ty>::fetch_xor(self, value, order)
             }
             fn compare_exchange(
                 &self,
                 current: u64,
                 new: u64,
-                success: Ordering,
-                failure: Ordering,
+                success: $crate::sync::Ordering,
+                failure: $crate::sync::Ordering,
             ) -> Result<u64, u64> {
                 <$ty>::compare_exchange(self, current, new, success, failure)
             }
@@ -195,6 +195,52 @@ macro_rules! impl_std_shaped {
     };
 }
 pub(crate) use impl_std_shaped;
+
+/// Implements the thread, atomic and per-task parts of [`Platform`] for a backend whose crate
+/// mirrors std's module tree (`$root::thread::spawn`, `$root::hint::spin_loop`,
+/// `$root::sync::atomic::{AtomicU64, fence}`) and whose module declares `CPU` and `TASK` thread
+/// locals of `Cell<usize>` with that backend's own `thread_local!` (loom and shuttle run their
+/// tasks on one OS thread, so std's thread locals would be shared).
+macro_rules! impl_std_tree {
+    ($($root:ident)::+) => {
+        type Atomic = $($root)::+::sync::atomic::AtomicU64;
+        type JoinHandle<R: Send + 'static> = $($root)::+::thread::JoinHandle<R>;
+
+        fn atomic(value: u64) -> Self::Atomic {
+            <$($root)::+::sync::atomic::AtomicU64>::new(value)
+        }
+        fn spawn<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Self::JoinHandle<R> {
+            $($root)::+::thread::spawn(f)
+        }
+        fn join<R: Send + 'static>(handle: Self::JoinHandle<R>) -> R {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }
+        fn yield_now() {
+            $($root)::+::thread::yield_now()
+        }
+        fn spin_hint() {
+            $($root)::+::hint::spin_loop()
+        }
+        fn fence() {
+            $($root)::+::sync::atomic::fence($crate::sync::Ordering::SeqCst)
+        }
+        fn current_cpu() -> usize {
+            CPU.with(std::cell::Cell::get)
+        }
+        fn set_current_cpu(cpu: usize) {
+            CPU.with(|c| c.set(cpu))
+        }
+        fn current_task() -> usize {
+            TASK.with(std::cell::Cell::get)
+        }
+        fn set_current_task(task: usize) {
+            TASK.with(|t| t.set(task))
+        }
+    };
+}
+pub(crate) use impl_std_tree;
 
 /// Maps a uniformly random `u64` to `0..n` without the modulo bias mattering for small `n`.
 pub(crate) fn reduce(random: u64, n: usize) -> usize {
