@@ -61,6 +61,9 @@ enum Target<'a> {
 pub fn assemble(source: &str) -> Result<Vec<Insn>, AsmError> {
     let mut lines = Vec::new();
     let mut labels: BTreeMap<&str, usize> = BTreeMap::new();
+    // Slots of `exit` instructions: an undefined label `exit` means the next one (the suite's
+    // `jne %r0, 0, exit` idiom).
+    let mut exits: Vec<usize> = Vec::new();
     let mut slot = 0usize;
     for (index, raw) in source.lines().enumerate() {
         let number = index + 1;
@@ -84,6 +87,9 @@ pub fn assemble(source: &str) -> Result<Vec<Insn>, AsmError> {
         let Some(line) = split_line(number, text, rest_start)? else {
             continue;
         };
+        if line.mnemonic.text.eq_ignore_ascii_case("exit") {
+            exits.push(slot);
+        }
         slot += if line.mnemonic.text.eq_ignore_ascii_case("lddw") {
             2
         } else {
@@ -93,7 +99,7 @@ pub fn assemble(source: &str) -> Result<Vec<Insn>, AsmError> {
     }
     let mut insns = Vec::with_capacity(slot);
     for line in &lines {
-        let op = parse_line(line, insns.len(), &labels)?;
+        let op = parse_line(line, insns.len(), &labels, &exits)?;
         op.encode(&mut insns);
     }
     if insns.is_empty() {
@@ -183,7 +189,12 @@ fn is_qualifier(mnemonic: &str, word: &str) -> bool {
             ))
 }
 
-fn parse_line(line: &Line<'_>, pc: usize, labels: &BTreeMap<&str, usize>) -> Result<Op, AsmError> {
+fn parse_line(
+    line: &Line<'_>,
+    pc: usize,
+    labels: &BTreeMap<&str, usize>,
+    exits: &[usize],
+) -> Result<Op, AsmError> {
     let n = line.number;
     let mnemonic = line.mnemonic.text.to_ascii_lowercase();
     let m = mnemonic.as_str();
@@ -219,6 +230,14 @@ fn parse_line(line: &Line<'_>, pc: usize, labels: &BTreeMap<&str, usize>) -> Res
             Target::Offset(off) => Ok(off),
             Target::Label(tok) => match labels.get(tok.text) {
                 Some(&slot) => Ok(slot as i64 - pc as i64 - 1),
+                None if tok.text == "exit" => match exits.iter().find(|&&slot| slot > pc) {
+                    Some(&slot) => Ok(slot as i64 - pc as i64 - 1),
+                    None => Err(err(
+                        n,
+                        tok.column,
+                        "no exit after this jump for target 'exit'".to_string(),
+                    )),
+                },
                 None => Err(err(
                     n,
                     tok.column,

@@ -5,5 +5,7 @@
 //! Instruction types live in [`crate::isa`] (a leaf); everything here builds on them.
 
 pub mod asm;
+pub mod conformance;
+pub mod exec;
 pub mod helpers;
 pub mod print;

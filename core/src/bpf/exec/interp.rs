@@ -1,0 +1,637 @@
+//! The interpreter loop. One `match` per instruction over [`Inst`]; registers live in a local
+//! 16-entry array indexed with `& 15` (decoded registers are at most 10), so register access
+//! needs no bounds check; memory goes through [`Mem`], which checks the region of every access.
+
+use super::compile::{Inst, Program};
+use super::{
+    atomic_result, ExecError, ExecErrorKind, MapEnv, Observer, StepView, Vm, MAX_CALL_FRAMES,
+    STACK_SIZE,
+};
+use crate::bpf::helpers::{Callee, HelperId};
+use crate::isa::{AluOp, AtomicOp, Endian, Operand};
+use crate::ptr::{Ptr, RegionKind};
+
+/// Where a checked access lands.
+enum Place {
+    /// Byte index into the whole stack (all frames).
+    Stack(usize),
+    /// Byte index into the input memory.
+    Ctx(usize),
+    Map(Ptr),
+}
+
+/// Memory as the program sees it: stack frames, input memory, the map world.
+struct Mem<'a, E> {
+    stack: &'a mut [u8],
+    ctx: &'a mut [u8],
+    env: &'a mut E,
+    /// Current call depth: frames above it are stale.
+    depth: usize,
+}
+
+#[inline(always)]
+fn read_le<const N: usize>(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    buf[..N].copy_from_slice(&bytes[..N]);
+    u64::from_le_bytes(buf)
+}
+
+#[inline(always)]
+fn write_le<const N: usize>(bytes: &mut [u8], value: u64) {
+    bytes[..N].copy_from_slice(&value.to_le_bytes()[..N]);
+}
+
+impl<E: MapEnv> Mem<'_, E> {
+    #[inline(always)]
+    fn locate(&self, addr: u64, size: usize) -> Result<Place, ExecErrorKind> {
+        let Some(ptr) = Ptr::decode(addr) else {
+            return Err(if addr == 0 {
+                ExecErrorKind::NullDeref {
+                    addr,
+                    size: size as u8,
+                }
+            } else {
+                ExecErrorKind::NotAPointer {
+                    addr,
+                    size: size as u8,
+                }
+            });
+        };
+        let off = ptr.offset as usize;
+        match ptr.kind {
+            RegionKind::Stack => {
+                let frame = ptr.index as usize;
+                if ptr.gen != 0 || off + size > STACK_SIZE || frame >= MAX_CALL_FRAMES {
+                    return Err(ExecErrorKind::OutOfBounds {
+                        ptr,
+                        size: size as u8,
+                        region_len: STACK_SIZE as u64,
+                    });
+                }
+                if frame > self.depth {
+                    return Err(ExecErrorKind::StaleFrame {
+                        ptr,
+                        depth: self.depth,
+                    });
+                }
+                Ok(Place::Stack(frame * STACK_SIZE + off))
+            }
+            RegionKind::Ctx => {
+                if ptr.gen != 0 || ptr.index != 0 || off + size > self.ctx.len() {
+                    return Err(ExecErrorKind::OutOfBounds {
+                        ptr,
+                        size: size as u8,
+                        region_len: self.ctx.len() as u64,
+                    });
+                }
+                Ok(Place::Ctx(off))
+            }
+            RegionKind::Map => Ok(Place::Map(ptr)),
+        }
+    }
+
+    #[inline(always)]
+    fn load<const N: usize>(&mut self, addr: u64) -> Result<u64, ExecErrorKind> {
+        match self.locate(addr, N)? {
+            Place::Stack(at) => Ok(read_le::<N>(&self.stack[at..at + N])),
+            Place::Ctx(at) => Ok(read_le::<N>(&self.ctx[at..at + N])),
+            Place::Map(ptr) => self.env.load(ptr, N as u8),
+        }
+    }
+
+    #[inline(always)]
+    fn store<const N: usize>(&mut self, addr: u64, value: u64) -> Result<(), ExecErrorKind> {
+        match self.locate(addr, N)? {
+            Place::Stack(at) => write_le::<N>(&mut self.stack[at..at + N], value),
+            Place::Ctx(at) => write_le::<N>(&mut self.ctx[at..at + N], value),
+            Place::Map(ptr) => self.env.store(ptr, N as u8, value)?,
+        }
+        Ok(())
+    }
+
+    fn store_sized(&mut self, size: u8, addr: u64, value: u64) -> Result<(), ExecErrorKind> {
+        match size {
+            1 => self.store::<1>(addr, value),
+            2 => self.store::<2>(addr, value),
+            4 => self.store::<4>(addr, value),
+            _ => self.store::<8>(addr, value),
+        }
+    }
+
+    fn load_sized(&mut self, size: u8, addr: u64) -> Result<u64, ExecErrorKind> {
+        match size {
+            1 => self.load::<1>(addr),
+            2 => self.load::<2>(addr),
+            4 => self.load::<4>(addr),
+            _ => self.load::<8>(addr),
+        }
+    }
+
+    /// Returns the old value.
+    fn atomic(
+        &mut self,
+        size: u8,
+        addr: u64,
+        op: AtomicOp,
+        src: u64,
+        r0: u64,
+    ) -> Result<u64, ExecErrorKind> {
+        if let Place::Map(ptr) = self.locate(addr, usize::from(size))? {
+            return self.env.atomic(ptr, size, op, src, r0);
+        }
+        let old = self.load_sized(size, addr)?;
+        if let Some(new) = atomic_result(op, size, old, src, r0) {
+            self.store_sized(size, addr, new)?;
+        }
+        Ok(old)
+    }
+
+    /// Copies `len` bytes at `addr` into `out` (helper arguments: keys, values).
+    fn read_bytes(
+        &mut self,
+        addr: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ExecErrorKind> {
+        out.clear();
+        match self.locate(addr, len)? {
+            Place::Stack(at) => out.extend_from_slice(&self.stack[at..at + len]),
+            Place::Ctx(at) => out.extend_from_slice(&self.ctx[at..at + len]),
+            Place::Map(ptr) => {
+                for i in 0..len {
+                    let offset =
+                        ptr.offset
+                            .checked_add(i as u32)
+                            .ok_or(ExecErrorKind::OutOfBounds {
+                                ptr,
+                                size: len.min(255) as u8,
+                                region_len: u64::from(u32::MAX),
+                            })?;
+                    out.push(self.env.load(Ptr { offset, ..ptr }, 1)? as u8);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A map pointer argument of a helper.
+    fn map_arg(value: u64, arg: u8) -> Result<Ptr, ExecErrorKind> {
+        match Ptr::decode(value) {
+            Some(ptr) if ptr.kind == RegionKind::Map => Ok(ptr),
+            _ => Err(ExecErrorKind::BadArgument {
+                arg,
+                what: format!("{value:#x} is not a map pointer"),
+            }),
+        }
+    }
+
+    /// Calls a helper or a direct map function with `r1`..`r5`; returns `r0`.
+    #[inline(never)]
+    fn call(
+        &mut self,
+        callee: Callee,
+        regs: &[u64; 16],
+        scratch: &mut Vec<u8>,
+    ) -> Result<u64, ExecErrorKind> {
+        let (id, direct) = match callee {
+            Callee::Helper(id) => (id, None),
+            Callee::Direct(call) => (call.helper(), Some(call)),
+        };
+        if id == HelperId::ConformanceIdentity {
+            return Ok(regs[1]);
+        }
+        let map = Self::map_arg(regs[1], 1)?;
+        if let Some(call) = direct {
+            self.env.check_direct_call(call, map)?;
+        }
+        let key_size = self.env.map_key_size(map)? as usize;
+        self.read_bytes(regs[2], key_size, scratch)?;
+        match id {
+            HelperId::MapLookupElem => self.env.map_lookup(map, scratch),
+            HelperId::MapDeleteElem => self.env.map_delete(map, scratch).map(|ret| ret as u64),
+            HelperId::MapUpdateElem => {
+                let value_size = self.env.map_value_size(map)? as usize;
+                let mut value = Vec::with_capacity(value_size);
+                self.read_bytes(regs[3], value_size, &mut value)?;
+                self.env
+                    .map_update(map, scratch, &value, regs[4])
+                    .map(|ret| ret as u64)
+            }
+            HelperId::ConformanceIdentity => Ok(regs[1]),
+        }
+    }
+}
+
+/// Division, modulo, their signed forms and `movsx` (and, for completeness, every other op).
+fn alu_slow(wide: bool, op: AluOp, dst: u64, src: Operand, regs: &[u64; 16]) -> u64 {
+    if wide {
+        let b = match src {
+            Operand::Reg(s) => regs[usize::from(s & 15)],
+            Operand::Imm(imm) => imm as i64 as u64,
+        };
+        match op {
+            AluOp::Div => dst.checked_div(b).unwrap_or(0),
+            AluOp::Mod => dst.checked_rem(b).unwrap_or(dst),
+            AluOp::SDiv if b == 0 => 0,
+            AluOp::SDiv => (dst as i64).wrapping_div(b as i64) as u64,
+            AluOp::SMod if b == 0 => dst,
+            AluOp::SMod => (dst as i64).wrapping_rem(b as i64) as u64,
+            AluOp::MovSx(8) => b as i8 as i64 as u64,
+            AluOp::MovSx(16) => b as i16 as i64 as u64,
+            AluOp::MovSx(_) => b as i32 as i64 as u64,
+            AluOp::Add => dst.wrapping_add(b),
+            AluOp::Sub => dst.wrapping_sub(b),
+            AluOp::Mul => dst.wrapping_mul(b),
+            AluOp::Or => dst | b,
+            AluOp::And => dst & b,
+            AluOp::Lsh => dst.wrapping_shl(b as u32),
+            AluOp::Rsh => dst.wrapping_shr(b as u32),
+            AluOp::Xor => dst ^ b,
+            AluOp::Mov => b,
+            AluOp::Arsh => (dst as i64).wrapping_shr(b as u32) as u64,
+        }
+    } else {
+        let a = dst as u32;
+        let b = match src {
+            Operand::Reg(s) => regs[usize::from(s & 15)] as u32,
+            Operand::Imm(imm) => imm as u32,
+        };
+        let value = match op {
+            AluOp::Div => a.checked_div(b).unwrap_or(0),
+            AluOp::Mod => a.checked_rem(b).unwrap_or(a),
+            AluOp::SDiv if b == 0 => 0,
+            AluOp::SDiv => (a as i32).wrapping_div(b as i32) as u32,
+            AluOp::SMod if b == 0 => a,
+            AluOp::SMod => (a as i32).wrapping_rem(b as i32) as u32,
+            AluOp::MovSx(8) => b as i8 as i32 as u32,
+            AluOp::MovSx(16) => b as i16 as i32 as u32,
+            AluOp::MovSx(_) => b,
+            AluOp::Add => a.wrapping_add(b),
+            AluOp::Sub => a.wrapping_sub(b),
+            AluOp::Mul => a.wrapping_mul(b),
+            AluOp::Or => a | b,
+            AluOp::And => a & b,
+            AluOp::Lsh => a.wrapping_shl(b),
+            AluOp::Rsh => a.wrapping_shr(b),
+            AluOp::Xor => a ^ b,
+            AluOp::Mov => b,
+            AluOp::Arsh => (a as i32).wrapping_shr(b) as u32,
+        };
+        u64::from(value)
+    }
+}
+
+fn byte_order(kind: Endian, bits: u8, value: u64) -> u64 {
+    match (kind, bits) {
+        (Endian::Le, 16) => u64::from(value as u16),
+        (Endian::Le, 32) => u64::from(value as u32),
+        (Endian::Le, _) => value,
+        (_, 16) => u64::from((value as u16).swap_bytes()),
+        (_, 32) => u64::from((value as u32).swap_bytes()),
+        (_, _) => value.swap_bytes(),
+    }
+}
+
+/// Saved state of a caller during a bpf-to-bpf call.
+#[derive(Clone, Copy, Default)]
+struct Frame {
+    ret: usize,
+    callee_saved: [u64; 4],
+}
+
+fn frame_pointer(depth: usize) -> u64 {
+    Ptr::stack(depth as u32, STACK_SIZE as u32).encode()
+}
+
+pub(super) fn run<E: MapEnv, O: Observer>(
+    vm: &mut Vm,
+    program: &Program,
+    ctx: &mut [u8],
+    env: &mut E,
+    observer: &mut O,
+) -> Result<u64, ExecError> {
+    vm.stack.fill(0);
+    let budget = vm.config.budget;
+    let mut remaining = budget;
+    let ctx_len = ctx.len() as u64;
+    let mut mem = Mem {
+        stack: &mut vm.stack,
+        ctx,
+        env,
+        depth: 0,
+    };
+    let mut scratch = std::mem::take(&mut vm.scratch);
+    let mut regs = [0u64; 16];
+    regs[1] = Ptr::ctx(0).encode();
+    regs[2] = ctx_len;
+    regs[10] = frame_pointer(0);
+    let mut frames = [Frame::default(); MAX_CALL_FRAMES];
+    let code = &program.code[..];
+    let mut pc = 0usize;
+
+    let result = 'run: loop {
+        let cur = pc;
+        macro_rules! tri {
+            ($e:expr) => {
+                match $e {
+                    Ok(value) => value,
+                    Err(kind) => break 'run Err(ExecError { pc: cur, kind }),
+                }
+            };
+        }
+        macro_rules! r {
+            ($i:expr) => {
+                regs[usize::from($i & 15)]
+            };
+        }
+        let Some(&inst) = code.get(pc) else {
+            break Err(ExecError {
+                pc,
+                kind: ExecErrorKind::FellOffEnd,
+            });
+        };
+        if remaining == 0 {
+            break Err(ExecError {
+                pc,
+                kind: ExecErrorKind::Budget(budget),
+            });
+        }
+        remaining -= 1;
+        if O::ACTIVE {
+            observer.before(&StepView {
+                pc,
+                regs: &regs[..11],
+                depth: mem.depth,
+                stack: mem.stack,
+            });
+        }
+        pc += 1;
+        use Inst::*;
+        match inst {
+            Add64I { d, imm } => r!(d) = r!(d).wrapping_add(imm as i64 as u64),
+            Add64R { d, s } => r!(d) = r!(d).wrapping_add(r!(s)),
+            Sub64I { d, imm } => r!(d) = r!(d).wrapping_sub(imm as i64 as u64),
+            Sub64R { d, s } => r!(d) = r!(d).wrapping_sub(r!(s)),
+            Mul64I { d, imm } => r!(d) = r!(d).wrapping_mul(imm as i64 as u64),
+            Mul64R { d, s } => r!(d) = r!(d).wrapping_mul(r!(s)),
+            Or64I { d, imm } => r!(d) |= imm as i64 as u64,
+            Or64R { d, s } => r!(d) |= r!(s),
+            And64I { d, imm } => r!(d) &= imm as i64 as u64,
+            And64R { d, s } => r!(d) &= r!(s),
+            Lsh64I { d, imm } => r!(d) = r!(d).wrapping_shl(imm as u32),
+            Lsh64R { d, s } => r!(d) = r!(d).wrapping_shl(r!(s) as u32),
+            Rsh64I { d, imm } => r!(d) = r!(d).wrapping_shr(imm as u32),
+            Rsh64R { d, s } => r!(d) = r!(d).wrapping_shr(r!(s) as u32),
+            Xor64I { d, imm } => r!(d) ^= imm as i64 as u64,
+            Xor64R { d, s } => r!(d) ^= r!(s),
+            Mov64I { d, imm } => r!(d) = imm as i64 as u64,
+            Mov64R { d, s } => r!(d) = r!(s),
+            Arsh64I { d, imm } => r!(d) = (r!(d) as i64).wrapping_shr(imm as u32) as u64,
+            Arsh64R { d, s } => r!(d) = (r!(d) as i64).wrapping_shr(r!(s) as u32) as u64,
+            Add32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_add(imm as u32)),
+            Add32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_add(r!(s) as u32)),
+            Sub32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_sub(imm as u32)),
+            Sub32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_sub(r!(s) as u32)),
+            Mul32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_mul(imm as u32)),
+            Mul32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_mul(r!(s) as u32)),
+            Or32I { d, imm } => r!(d) = u64::from(r!(d) as u32 | imm as u32),
+            Or32R { d, s } => r!(d) = u64::from(r!(d) as u32 | r!(s) as u32),
+            And32I { d, imm } => r!(d) = u64::from(r!(d) as u32 & imm as u32),
+            And32R { d, s } => r!(d) = u64::from(r!(d) as u32 & r!(s) as u32),
+            Lsh32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_shl(imm as u32)),
+            Lsh32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_shl(r!(s) as u32)),
+            Rsh32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_shr(imm as u32)),
+            Rsh32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_shr(r!(s) as u32)),
+            Xor32I { d, imm } => r!(d) = u64::from(r!(d) as u32 ^ imm as u32),
+            Xor32R { d, s } => r!(d) = u64::from(r!(d) as u32 ^ r!(s) as u32),
+            Mov32I { d, imm } => r!(d) = u64::from(imm as u32),
+            Mov32R { d, s } => r!(d) = u64::from(r!(s) as u32),
+            Arsh32I { d, imm } => {
+                r!(d) = u64::from((r!(d) as u32 as i32).wrapping_shr(imm as u32) as u32)
+            }
+            Arsh32R { d, s } => {
+                r!(d) = u64::from((r!(d) as u32 as i32).wrapping_shr(r!(s) as u32) as u32)
+            }
+            AluSlow { wide, op, d, src } => r!(d) = alu_slow(wide, op, r!(d), src, &regs),
+            Neg64 { d } => r!(d) = r!(d).wrapping_neg(),
+            Neg32 { d } => r!(d) = u64::from((r!(d) as u32).wrapping_neg()),
+            End { kind, bits, d } => r!(d) = byte_order(kind, bits, r!(d)),
+            LdImm { d, imm } => {
+                r!(d) = imm;
+                pc += 1;
+            }
+            LdMapFd { d, fd } => {
+                r!(d) = tri!(mem.env.map_from_fd(fd));
+                pc += 1;
+            }
+            LdMapValue { d, fd, off } => {
+                r!(d) = tri!(mem.env.map_value_from_fd(fd, off));
+                pc += 1;
+            }
+            LdxB { d, s, off } => {
+                r!(d) = tri!(mem.load::<1>(r!(s).wrapping_add(off as i64 as u64)))
+            }
+            LdxH { d, s, off } => {
+                r!(d) = tri!(mem.load::<2>(r!(s).wrapping_add(off as i64 as u64)))
+            }
+            LdxW { d, s, off } => {
+                r!(d) = tri!(mem.load::<4>(r!(s).wrapping_add(off as i64 as u64)))
+            }
+            LdxDW { d, s, off } => {
+                r!(d) = tri!(mem.load::<8>(r!(s).wrapping_add(off as i64 as u64)))
+            }
+            LdxSB { d, s, off } => {
+                r!(d) =
+                    tri!(mem.load::<1>(r!(s).wrapping_add(off as i64 as u64))) as i8 as i64 as u64
+            }
+            LdxSH { d, s, off } => {
+                r!(d) =
+                    tri!(mem.load::<2>(r!(s).wrapping_add(off as i64 as u64))) as i16 as i64 as u64
+            }
+            LdxSW { d, s, off } => {
+                r!(d) =
+                    tri!(mem.load::<4>(r!(s).wrapping_add(off as i64 as u64))) as i32 as i64 as u64
+            }
+            StxB { d, s, off } => {
+                tri!(mem.store::<1>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
+            }
+            StxH { d, s, off } => {
+                tri!(mem.store::<2>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
+            }
+            StxW { d, s, off } => {
+                tri!(mem.store::<4>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
+            }
+            StxDW { d, s, off } => {
+                tri!(mem.store::<8>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
+            }
+            StImm { size, d, off, imm } => {
+                tri!(mem.store_sized(
+                    size,
+                    r!(d).wrapping_add(off as i64 as u64),
+                    imm as i64 as u64
+                ))
+            }
+            Atomic {
+                size,
+                op,
+                d,
+                s,
+                off,
+            } => {
+                let addr = r!(d).wrapping_add(off as i64 as u64);
+                let old = tri!(mem.atomic(size, addr, op, r!(s), regs[0]));
+                match op {
+                    AtomicOp::Cmpxchg => regs[0] = old,
+                    op if op.fetches() => r!(s) = old,
+                    _ => {}
+                }
+            }
+            Ja { t } => pc = t as usize,
+            JeqI { d, imm, t } => {
+                if r!(d) == imm as i64 as u64 {
+                    pc = t as usize
+                }
+            }
+            JeqR { d, s, t } => {
+                if r!(d) == r!(s) {
+                    pc = t as usize
+                }
+            }
+            JneI { d, imm, t } => {
+                if r!(d) != imm as i64 as u64 {
+                    pc = t as usize
+                }
+            }
+            JneR { d, s, t } => {
+                if r!(d) != r!(s) {
+                    pc = t as usize
+                }
+            }
+            JgtI { d, imm, t } => {
+                if r!(d) > imm as i64 as u64 {
+                    pc = t as usize
+                }
+            }
+            JgtR { d, s, t } => {
+                if r!(d) > r!(s) {
+                    pc = t as usize
+                }
+            }
+            JgeI { d, imm, t } => {
+                if r!(d) >= imm as i64 as u64 {
+                    pc = t as usize
+                }
+            }
+            JgeR { d, s, t } => {
+                if r!(d) >= r!(s) {
+                    pc = t as usize
+                }
+            }
+            JltI { d, imm, t } => {
+                if r!(d) < imm as i64 as u64 {
+                    pc = t as usize
+                }
+            }
+            JltR { d, s, t } => {
+                if r!(d) < r!(s) {
+                    pc = t as usize
+                }
+            }
+            JleI { d, imm, t } => {
+                if r!(d) <= imm as i64 as u64 {
+                    pc = t as usize
+                }
+            }
+            JleR { d, s, t } => {
+                if r!(d) <= r!(s) {
+                    pc = t as usize
+                }
+            }
+            JmpSlow {
+                wide,
+                cond,
+                d,
+                src,
+                t,
+            } => {
+                let a = r!(d);
+                let taken = if wide {
+                    let b = match src {
+                        Operand::Reg(s) => r!(s),
+                        Operand::Imm(imm) => imm as i64 as u64,
+                    };
+                    cond.eval64(a, b)
+                } else {
+                    let b = match src {
+                        Operand::Reg(s) => r!(s),
+                        Operand::Imm(imm) => u64::from(imm as u32),
+                    };
+                    cond.eval32(a, b)
+                };
+                if taken {
+                    pc = t as usize
+                }
+            }
+            Call { callee } => regs[0] = tri!(mem.call(callee, &regs, &mut scratch)),
+            CallUnknown { imm } => {
+                break Err(ExecError {
+                    pc: cur,
+                    kind: ExecErrorKind::UnknownHelper(imm),
+                })
+            }
+            Callx { r } => {
+                let target = r!(r);
+                let callee = i32::try_from(target).ok().and_then(Callee::from_imm);
+                let Some(callee) = callee else {
+                    break Err(ExecError {
+                        pc: cur,
+                        kind: ExecErrorKind::BadCallx(target),
+                    });
+                };
+                regs[0] = tri!(mem.call(callee, &regs, &mut scratch));
+            }
+            CallLocal { t } => {
+                if mem.depth + 1 >= MAX_CALL_FRAMES {
+                    break Err(ExecError {
+                        pc: cur,
+                        kind: ExecErrorKind::CallDepth,
+                    });
+                }
+                frames[mem.depth] = Frame {
+                    ret: pc,
+                    callee_saved: [regs[6], regs[7], regs[8], regs[9]],
+                };
+                mem.depth += 1;
+                regs[10] = frame_pointer(mem.depth);
+                pc = t as usize;
+            }
+            Exit => {
+                if mem.depth == 0 {
+                    break Ok(regs[0]);
+                }
+                mem.depth -= 1;
+                let frame = frames[mem.depth];
+                regs[6..10].copy_from_slice(&frame.callee_saved);
+                regs[10] = frame_pointer(mem.depth);
+                pc = frame.ret;
+            }
+            Unsupported { what } => {
+                break Err(ExecError {
+                    pc: cur,
+                    kind: ExecErrorKind::Unsupported(what.to_string()),
+                })
+            }
+            LddwTail => {
+                break Err(ExecError {
+                    pc: cur,
+                    kind: ExecErrorKind::Unsupported(
+                        "execution reached the second slot of lddw".to_string(),
+                    ),
+                })
+            }
+        }
+    };
+    vm.executed = budget - remaining;
+    vm.scratch = scratch;
+    result
+}

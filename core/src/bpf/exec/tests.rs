@@ -1,0 +1,294 @@
+use super::fake::FakeArrays;
+use super::*;
+use crate::bpf::asm::assemble;
+use crate::bpf::helpers::{DirectCall, MapFn, MapImpl};
+use crate::isa::Insn;
+
+fn program(source: &str) -> Program {
+    Program::new(&assemble(source).expect("test program assembles")).expect("test program decodes")
+}
+
+fn run_text(source: &str, ctx: &mut [u8]) -> Result<u64, ExecError> {
+    run(&program(source), ctx)
+}
+
+#[test]
+fn stack_access_below_the_frame_is_out_of_bounds_with_its_pc() {
+    let err =
+        run_text("mov %r0, 0\nldxdw %r0, [%r10-520]\nexit", &mut []).expect_err("512-byte frame");
+    assert_eq!(err.pc, 1, "{err}");
+    let err = run_text("stw [%r10+0], 1\nexit", &mut []).expect_err("r10 is the top of the frame");
+    assert!(
+        matches!(err.kind, ExecErrorKind::OutOfBounds { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn null_and_scalar_dereferences_are_reported() {
+    let err = run_text("mov %r1, 0\nldxw %r0, [%r1+0]\nexit", &mut []).expect_err("null");
+    assert_eq!(
+        err,
+        ExecError {
+            pc: 1,
+            kind: ExecErrorKind::NullDeref { addr: 0, size: 4 }
+        }
+    );
+    let err = run_text("mov %r1, 4096\nstxb [%r1+0], %r1\nexit", &mut []).expect_err("scalar");
+    assert!(
+        matches!(
+            err.kind,
+            ExecErrorKind::NotAPointer {
+                addr: 4096,
+                size: 1
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn input_memory_is_bounded_by_its_length() {
+    let mut mem = [1, 2, 3, 4];
+    assert_eq!(
+        run_text("ldxw %r0, [%r1+0]\nexit", &mut mem).expect("in bounds"),
+        0x0403_0201
+    );
+    let err = run_text("ldxw %r0, [%r1+1]\nexit", &mut mem).expect_err("one byte past the end");
+    assert!(
+        matches!(err.kind, ExecErrorKind::OutOfBounds { region_len: 4, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        run_text("stb [%r1+3], 9\nmov %r0, %r2\nexit", &mut mem).expect("store"),
+        4,
+        "r2 is the length"
+    );
+    assert_eq!(mem[3], 9);
+}
+
+#[test]
+fn a_callee_frame_is_stale_after_it_returns() {
+    let source = "call local f\nldxdw %r0, [%r0+0]\nexit\nf:\nmov %r0, %r10\nadd %r0, -8\nstdw [%r0+0], 1\nexit";
+    let err = run_text(source, &mut []).expect_err("pointer into a returned frame");
+    assert_eq!(err.pc, 1);
+    assert!(
+        matches!(err.kind, ExecErrorKind::StaleFrame { depth: 0, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn callees_get_their_own_frame_and_callers_keep_r6_to_r9() {
+    let source = "mov %r6, 6\nstdw [%r10-8], 5\ncall local f\nldxdw %r1, [%r10-8]\nadd %r0, %r1\nadd %r0, %r6\nexit\n\
+                  f:\nmov %r6, 100\nstdw [%r10-8], 7\nldxdw %r0, [%r10-8]\nexit";
+    assert_eq!(run_text(source, &mut []).expect("runs"), 7 + 5 + 6);
+}
+
+#[test]
+fn recursion_stops_at_the_frame_limit() {
+    let err = run_text("f:\ncall local f\nexit", &mut []).expect_err("unbounded recursion");
+    assert_eq!(err.kind, ExecErrorKind::CallDepth);
+}
+
+#[test]
+fn an_endless_loop_exhausts_the_budget() {
+    let mut vm = Vm::new(Config { budget: 1000 });
+    let err = vm
+        .run(
+            &program("l:\nja l\nexit"),
+            &mut [],
+            &mut NoMaps,
+            &mut NoObserver,
+        )
+        .expect_err("loops");
+    assert_eq!(err.kind, ExecErrorKind::Budget(1000));
+    assert_eq!(vm.executed, 1000);
+}
+
+#[test]
+fn without_maps_map_loads_are_refused() {
+    let insns: Vec<Insn> = Insn::ld_map_fd(1, 3)
+        .into_iter()
+        .chain([Insn::exit()])
+        .collect();
+    let err = run(&Program::new(&insns).expect("valid"), &mut []).expect_err("no maps");
+    assert!(matches!(err.kind, ExecErrorKind::MapAccess(_)), "{err}");
+}
+
+fn lookup_program(fd: i32, index: i32, helper: i32) -> Vec<Insn> {
+    let mut insns = vec![
+        Insn::st_mem(crate::isa::BPF_W, 10, -4, index),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(crate::isa::BPF_ADD, 2, -4),
+    ];
+    insns.extend(Insn::ld_map_fd(1, fd));
+    insns.extend([
+        Insn::call_helper(helper),
+        Insn::jmp_imm(crate::isa::BPF_JEQ, 0, 0, 3),
+        Insn::ldx_mem(crate::isa::BPF_DW, 1, 0, 0),
+        Insn::alu64_imm(crate::isa::BPF_ADD, 1, 1),
+        Insn::stx_mem(crate::isa::BPF_DW, 0, 1, 0),
+        Insn::exit(),
+    ]);
+    insns
+}
+
+#[test]
+fn map_lookup_returns_a_value_pointer_that_loads_and_stores_go_through() {
+    let mut env = FakeArrays::new();
+    let fd = env.add_array(8, 4);
+    env.value_mut(fd, 2)
+        .expect("index 2")
+        .copy_from_slice(&41u64.to_le_bytes());
+    for helper in [
+        1,
+        DirectCall {
+            map: MapImpl::Array,
+            func: MapFn::Lookup,
+        }
+        .imm(),
+    ] {
+        let program = Program::new(&lookup_program(fd, 2, helper)).expect("valid");
+        let r0 = Vm::default()
+            .run(&program, &mut [], &mut env, &mut NoObserver)
+            .expect("runs");
+        assert_ne!(r0, 0, "lookup of index 2 hits");
+    }
+    assert_eq!(
+        env.value(fd, 2).expect("index 2"),
+        &43u64.to_le_bytes(),
+        "both runs incremented the value"
+    );
+    let program = Program::new(&lookup_program(fd, 4, 1)).expect("valid");
+    assert_eq!(
+        Vm::default()
+            .run(&program, &mut [], &mut env, &mut NoObserver)
+            .expect("runs"),
+        0,
+        "index 4 misses"
+    );
+}
+
+#[test]
+fn a_value_pointer_of_a_freed_map_faults_as_use_after_free() {
+    /// Frees the map right after the lookup: the next access uses a stale pointer.
+    struct FreeAfterLookup(FakeArrays, i32);
+    impl MapEnv for FreeAfterLookup {
+        fn map_from_fd(&mut self, fd: i32) -> EnvResult<u64> {
+            self.0.map_from_fd(fd)
+        }
+        fn map_value_from_fd(&mut self, fd: i32, off: u32) -> EnvResult<u64> {
+            self.0.map_value_from_fd(fd, off)
+        }
+        fn map_key_size(&mut self, map: Ptr) -> EnvResult<u32> {
+            self.0.map_key_size(map)
+        }
+        fn map_value_size(&mut self, map: Ptr) -> EnvResult<u32> {
+            self.0.map_value_size(map)
+        }
+        fn map_lookup(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
+            let value = self.0.map_lookup(map, key);
+            self.0.free(self.1);
+            value
+        }
+        fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64> {
+            self.0.map_update(map, key, value, flags)
+        }
+        fn map_delete(&mut self, map: Ptr, key: &[u8]) -> EnvResult<i64> {
+            self.0.map_delete(map, key)
+        }
+        fn load(&mut self, ptr: Ptr, size: u8) -> EnvResult<u64> {
+            self.0.load(ptr, size)
+        }
+        fn store(&mut self, ptr: Ptr, size: u8, value: u64) -> EnvResult<()> {
+            self.0.store(ptr, size, value)
+        }
+    }
+    let mut arrays = FakeArrays::new();
+    let fd = arrays.add_array(8, 4);
+    let mut env = FreeAfterLookup(arrays, fd);
+    let program = Program::new(&lookup_program(fd, 1, 1)).expect("valid");
+    let err = Vm::default()
+        .run(&program, &mut [], &mut env, &mut NoObserver)
+        .expect_err("stale value pointer");
+    assert_eq!(err.pc, 7, "the load after the NULL check");
+    assert_eq!(
+        err.fault().map(|fault| fault.kind()),
+        Some("use_after_free"),
+        "{err}"
+    );
+}
+
+#[test]
+fn map_value_accesses_past_the_value_area_are_out_of_bounds() {
+    let mut env = FakeArrays::new();
+    let fd = env.add_array(8, 1);
+    let mut insns = lookup_program(fd, 0, 1);
+    insns[6] = Insn::ldx_mem(crate::isa::BPF_DW, 1, 0, 4); // straddles the end of the only value
+    let err = Vm::default()
+        .run(
+            &Program::new(&insns).expect("valid"),
+            &mut [],
+            &mut env,
+            &mut NoObserver,
+        )
+        .expect_err("oob");
+    assert_eq!(err.pc, 6);
+    assert!(
+        matches!(err.kind, ExecErrorKind::OutOfBounds { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_observer_sees_every_executed_instruction_with_registers_and_stack() {
+    #[derive(Default)]
+    struct Trace(Vec<(usize, u64, u8)>);
+    impl Observer for Trace {
+        fn before(&mut self, step: &StepView<'_>) {
+            let top = step.frame(0).expect("frame 0 is live")[STACK_SIZE - 1];
+            self.0.push((step.pc, step.regs[0], top));
+        }
+    }
+    let mut trace = Trace::default();
+    let program = program("mov %r0, 7\nstb [%r10-1], 9\nja +1\nmov %r0, 0\nexit");
+    let r0 = Vm::default()
+        .run(&program, &mut [], &mut NoMaps, &mut trace)
+        .expect("runs");
+    assert_eq!(r0, 7);
+    assert_eq!(
+        trace.0,
+        vec![(0, 0, 0), (1, 7, 0), (2, 7, 9), (4, 7, 9)],
+        "pcs, r0 and the stack byte before each step"
+    );
+}
+
+#[test]
+fn division_and_modulo_by_zero_follow_the_isa() {
+    assert_eq!(
+        run_text("mov %r0, 7\nmov %r1, 0\ndiv %r0, %r1\nexit", &mut []).expect("runs"),
+        0
+    );
+    assert_eq!(
+        run_text("mov %r0, 7\nmov %r1, 0\nmod %r0, %r1\nexit", &mut []).expect("runs"),
+        7
+    );
+    assert_eq!(
+        run_text(
+            "lddw %r0, 0x100000007\nmov %r1, 0\nmod32 %r0, %r1\nexit",
+            &mut []
+        )
+        .expect("runs"),
+        7,
+        "32-bit mod truncates"
+    );
+    assert_eq!(
+        run_text("lddw %r0, 0x8000000000000000\nsdiv %r0, -1\nexit", &mut []).expect("runs"),
+        1 << 63
+    );
+    assert_eq!(
+        run_text("lddw %r0, 0x8000000000000000\nsmod %r0, -1\nexit", &mut []).expect("runs"),
+        0
+    );
+}

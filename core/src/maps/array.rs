@@ -1,0 +1,343 @@
+//! `BPF_MAP_TYPE_ARRAY` (and the bare `PROG_ARRAY` the model needs as a template that has no
+//! `map_meta_equal`): a flat run of `max_entries` values of `elem_size = round_up(value_size, 8)`
+//! bytes after a [`ARRAY_VALUE_OFFSET`]-byte header, the layout inlined lookups compute with.
+//!
+//! Every element always exists: update with `BPF_NOEXIST` is `-EEXIST`, delete is `-EINVAL`.
+//! `index_mask = 2^ceil(log2(max_entries)) - 1` is recorded for the verifier's spectre masking;
+//! the model is privileged, so it allocates exactly `max_entries` values.
+
+use super::{
+    array_index, round_up8, Found, Map, MapDef, MapOps, ARRAY_VALUE_OFFSET, MAX_MAP_WORDS,
+    WORD_BYTES,
+};
+use crate::errno::Errno;
+use crate::fault::{Error, Result};
+use crate::sync::Platform;
+use crate::uapi::*;
+use crate::world::World;
+
+/// Flags an array may be created with (`ARRAY_CREATE_FLAG_MASK`, plus `BPF_F_PRESERVE_ELEMS`).
+pub const ARRAY_CREATE_FLAG_MASK: u32 = BPF_F_NUMA_NODE
+    | BPF_F_MMAPABLE
+    | BPF_F_RDONLY
+    | BPF_F_WRONLY
+    | BPF_F_RDONLY_PROG
+    | BPF_F_WRONLY_PROG
+    | BPF_F_PRESERVE_ELEMS
+    | BPF_F_INNER_MAP;
+
+/// `BPF_F_PRESERVE_ELEMS` (1 << 11): accepted on arrays, no effect in the model.
+pub const BPF_F_PRESERVE_ELEMS: u32 = 1 << 11;
+
+/// Bytes per array element.
+pub fn elem_size(def: &MapDef) -> u32 {
+    round_up8(def.value_size)
+}
+
+/// `2^ceil(log2(max_entries)) - 1`.
+pub fn index_mask(max_entries: u32) -> u32 {
+    (u64::from(max_entries).next_power_of_two() - 1) as u32
+}
+
+/// `array_map_alloc_check` (shared by the fd arrays).
+pub fn alloc_check(def: &MapDef) -> Result<()> {
+    if def.key_size != 4 || def.value_size == 0 || def.max_entries == 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    if def.map_flags & !ARRAY_CREATE_FLAG_MASK != 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    // Only plain arrays may be mmap-able or dynamic inner maps.
+    if def.map_flags & (BPF_F_MMAPABLE | BPF_F_INNER_MAP) != 0 && def.map_type != MapType::Array {
+        return Err(Errno::EINVAL.into());
+    }
+    if def.map_type == MapType::ProgArray
+        && (def.value_size != 4 || def.map_flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != 0)
+    {
+        return Err(Errno::EINVAL.into());
+    }
+    Ok(())
+}
+
+/// An array: the values as words.
+pub struct ArrayMap<P: Platform> {
+    def: MapDef,
+    elem_size: u32,
+    index_mask: u32,
+    values: Vec<P::Atomic>,
+}
+
+impl<P: Platform> ArrayMap<P> {
+    pub fn new(def: &MapDef) -> Result<Self> {
+        let elem_size = elem_size(def);
+        let words = u64::from(def.max_entries) * u64::from(elem_size / WORD_BYTES);
+        if words > MAX_MAP_WORDS {
+            return Err(Errno::ENOMEM.into());
+        }
+        Ok(ArrayMap {
+            def: *def,
+            elem_size,
+            index_mask: index_mask(def.max_entries),
+            values: (0..words).map(|_| P::atomic(0)).collect(),
+        })
+    }
+
+    pub fn elem_size(&self) -> u32 {
+        self.elem_size
+    }
+
+    /// Region offset of element `index` (no bounds check).
+    pub fn offset_of(&self, index: u32) -> u32 {
+        ARRAY_VALUE_OFFSET + index * self.elem_size
+    }
+
+    /// The first word of element `index`, if in range.
+    pub fn slot(&self, index: u32) -> Option<&P::Atomic> {
+        if index >= self.def.max_entries {
+            return None;
+        }
+        self.values
+            .get((index * (self.elem_size / WORD_BYTES)) as usize)
+    }
+
+    /// `array_map_get_next_key`, shared by every array kind.
+    pub fn next_key(&self, key: Option<&[u8]>) -> Result<Vec<u8>> {
+        let next = match key.map(array_index).transpose()? {
+            Some(index) if index < self.def.max_entries => {
+                if index == self.def.max_entries - 1 {
+                    return Err(Errno::ENOENT.into());
+                }
+                index + 1
+            }
+            _ => 0,
+        };
+        Ok(next.to_le_bytes().to_vec())
+    }
+
+    pub fn footprint(&self) -> u64 {
+        u64::from(ARRAY_VALUE_OFFSET) + u64::from(self.elem_size) * u64::from(self.def.max_entries)
+    }
+
+    pub fn word(&self, offset: u32) -> Option<&P::Atomic> {
+        let rel = offset.checked_sub(ARRAY_VALUE_OFFSET)?;
+        self.values.get((rel / WORD_BYTES) as usize)
+    }
+}
+
+/// `generic_map_lookup_batch`: walks keys with `get_next_key` from after `in_batch` (the last key
+/// of the previous call). Missing entries (empty fd-array slots) are skipped.
+pub(crate) fn generic_lookup_batch<P: Platform>(
+    w: &World<P>,
+    map: &Map<P>,
+    in_batch: Option<u32>,
+    count: u32,
+) -> Result<BatchOut> {
+    let mut out = BatchOut {
+        next: in_batch.unwrap_or(0),
+        ..BatchOut::default()
+    };
+    if count == 0 {
+        return Ok(out);
+    }
+    let mut prev = in_batch.map(|k| k.to_le_bytes().to_vec());
+    while (out.keys.len() as u32) < count {
+        let key = match map.ops.get_next_key(w, prev.as_deref()) {
+            Ok(key) => key,
+            Err(Error::Errno(Errno::ENOENT)) => {
+                out.done = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        match w.sys_lookup_value(map, &key) {
+            Ok(value) => {
+                out.keys.push(key.clone());
+                out.values.push(value);
+            }
+            Err(Error::Errno(Errno::ENOENT)) => {}
+            Err(e) => return Err(e),
+        }
+        out.next = super::array_index(&key).unwrap_or(0);
+        prev = Some(key);
+    }
+    Ok(out)
+}
+
+impl<P: Platform> MapOps<P> for ArrayMap<P> {
+    fn lookup(&self, _w: &World<P>, key: &[u8]) -> Result<Option<Found>> {
+        let index = array_index(key)?;
+        Ok((index < self.def.max_entries).then(|| Found::Value {
+            offset: self.offset_of(index),
+        }))
+    }
+
+    fn update(
+        &self,
+        _w: &World<P>,
+        map: &Map<P>,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<()> {
+        if flags > BPF_EXIST {
+            return Err(Errno::EINVAL.into());
+        }
+        let index = array_index(key)?;
+        if index >= self.def.max_entries {
+            return Err(Errno::E2BIG.into());
+        }
+        if flags == BPF_NOEXIST {
+            return Err(Errno::EEXIST.into());
+        }
+        if value.len() != self.def.value_size as usize {
+            return Err(Errno::EINVAL.into());
+        }
+        map.write_bytes(self.offset_of(index), value)
+    }
+
+    fn delete(&self, _w: &World<P>, _map: &Map<P>, _key: &[u8]) -> Result<()> {
+        Err(Errno::EINVAL.into())
+    }
+
+    fn get_next_key(&self, _w: &World<P>, key: Option<&[u8]>) -> Result<Vec<u8>> {
+        self.next_key(key)
+    }
+
+    fn lookup_batch(
+        &self,
+        w: &World<P>,
+        map: &Map<P>,
+        in_batch: Option<u32>,
+        count: u32,
+        delete: bool,
+    ) -> Result<BatchOut> {
+        if delete {
+            return Err(Errno::ENOTSUPP.into());
+        }
+        generic_lookup_batch(w, map, in_batch, count)
+    }
+
+    fn has_update_batch(&self) -> bool {
+        true
+    }
+
+    fn footprint(&self) -> u64 {
+        ArrayMap::footprint(self)
+    }
+
+    fn word(&self, offset: u32) -> Option<&P::Atomic> {
+        ArrayMap::word(self, offset)
+    }
+
+    fn index_mask(&self) -> Option<u32> {
+        Some(self.index_mask)
+    }
+}
+
+/// A `PROG_ARRAY` without programs: the model has no program fds, so every slot stays empty.
+/// It exists so that creating an outer map from it gives `-ENOTSUPP`, as in the kernel.
+pub struct ProgArray<P: Platform> {
+    array: ArrayMap<P>,
+}
+
+impl<P: Platform> ProgArray<P> {
+    pub fn new(def: &MapDef) -> Result<Self> {
+        Ok(ProgArray {
+            array: ArrayMap::new(def)?,
+        })
+    }
+}
+
+impl<P: Platform> MapOps<P> for ProgArray<P> {
+    fn lookup(&self, _w: &World<P>, key: &[u8]) -> Result<Option<Found>> {
+        array_index(key)?;
+        Ok(None)
+    }
+    fn update(
+        &self,
+        w: &World<P>,
+        _map: &Map<P>,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<()> {
+        if flags != BPF_ANY {
+            return Err(Errno::EINVAL.into());
+        }
+        if array_index(key)? >= self.array.def.max_entries {
+            return Err(Errno::E2BIG.into());
+        }
+        // The fd must name a program; in the model an open fd is a map (or 0..2): -EINVAL.
+        w.fd_to_map(super::value_fd(value)?)?;
+        Err(Errno::EINVAL.into())
+    }
+    fn delete(&self, _w: &World<P>, _map: &Map<P>, key: &[u8]) -> Result<()> {
+        if array_index(key)? >= self.array.def.max_entries {
+            return Err(Errno::E2BIG.into());
+        }
+        Err(Errno::ENOENT.into())
+    }
+    fn get_next_key(&self, _w: &World<P>, key: Option<&[u8]>) -> Result<Vec<u8>> {
+        self.array.next_key(key)
+    }
+    fn footprint(&self) -> u64 {
+        self.array.footprint()
+    }
+    fn word(&self, _offset: u32) -> Option<&P::Atomic> {
+        // Program pointers are not value memory a program may read.
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_mask_rounds_up_to_a_power_of_two() {
+        assert_eq!(index_mask(1), 0);
+        assert_eq!(index_mask(3), 3);
+        assert_eq!(index_mask(4), 3);
+        assert_eq!(index_mask(5), 7);
+        assert_eq!(index_mask(u32::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn alloc_check_follows_the_array_rules() {
+        let ok = MapDef {
+            map_type: MapType::Array,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 1,
+            map_flags: 0,
+        };
+        assert!(alloc_check(&ok).is_ok());
+        assert!(alloc_check(&MapDef {
+            map_flags: BPF_F_INNER_MAP,
+            ..ok
+        })
+        .is_ok());
+        for bad in [
+            MapDef { key_size: 8, ..ok },
+            MapDef {
+                value_size: 0,
+                ..ok
+            },
+            MapDef {
+                max_entries: 0,
+                ..ok
+            },
+            MapDef {
+                map_flags: BPF_F_NO_PREALLOC,
+                ..ok
+            },
+            MapDef {
+                map_type: MapType::ProgArray,
+                map_flags: BPF_F_INNER_MAP,
+                ..ok
+            },
+        ] {
+            assert_eq!(alloc_check(&bad), Err(Errno::EINVAL.into()), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! The map kinds: one [`MapOps`] trait (the kernel's `bpf_map_ops` table) with one
+//! implementation per kind, and [`Map`], the object the world keeps in its arena.
+//!
+//! | kind | file | built on |
+//! |---|---|---|
+//! | `ARRAY`, `PROG_ARRAY` | [`array`](mod@array) | a flat run of value words |
+//! | `HASH` (prealloc / `BPF_F_NO_PREALLOC`) | [`hashtab`], [`freelist`] | nulls-terminated buckets |
+//! | `ARRAY_OF_MAPS` | [`array_of_maps`] | [`array::ArrayMap`] + the fd get/put hooks |
+//! | `HASH_OF_MAPS` | [`hash_of_maps`] | [`hashtab::HashTab`] + the fd get/put hooks |
+//!
+//! [`meta`] builds the inner map meta from a template and holds the `map_meta_equal` rules.
+//!
+//! # Memory
+//! Map memory is racy BPF memory: values, keys and list links are platform atomics (one word
+//! per 8 bytes), so every access is an interleaving point for the model checkers and a reader
+//! can see a torn or half-rewritten value, as in the kernel. A map's **region** (what a BPF
+//! pointer into the map addresses, see [`crate::ptr`]) is a read-only header followed by the
+//! values; [`Map::load`]/[`Map::store`]/[`Map::atomic`] translate region offsets to words and
+//! refuse anything outside value memory with [`Fault::OutOfBounds`].
+//!
+//! Outer maps store inner maps as encoded map pointers (`Ptr::map(handle, 0).encode()`), the
+//! way the kernel stores `struct bpf_map *`, so inlined array-of-maps code can load a slot as an
+//! 8-byte word.
+//!
+//! # Invariants
+//! * A map's shape ([`MapDef`], header image, memory size) never changes after creation.
+//! * Every access on behalf of a program checks the map is live before *and* after touching its
+//!   memory, so an access that overlaps a free is a [`Fault::UseAfterFree`].
+
+pub mod array;
+pub mod array_of_maps;
+pub mod freelist;
+pub mod hash_of_maps;
+pub mod hashtab;
+pub mod meta;
+
+use crate::arena::Handle;
+use crate::errno::Errno;
+use crate::fault::{Error, Fault, Result, Stamp};
+use crate::sync::{Atomic64, Ordering, Platform};
+use crate::uapi::{BatchOut, MapAttr, MapId, MapType};
+use crate::world::World;
+pub use meta::MapMeta;
+
+/// Bytes of one memory word: maps are modelled as 64-bit atomic words.
+pub const WORD_BYTES: u32 = 8;
+
+/// Offsets of `struct bpf_map` fields a privileged program may read (x86-64, `CONFIG_SECURITY`
+/// on: `ops`, `inner_map_meta` and `security` pointers come first).
+pub mod header {
+    pub const MAP_TYPE: u32 = 24;
+    pub const KEY_SIZE: u32 = 28;
+    pub const VALUE_SIZE: u32 = 32;
+    pub const MAX_ENTRIES: u32 = 36;
+    pub const MAP_FLAGS: u32 = 48;
+    pub const ID: u32 = 52;
+    /// `struct bpf_array` fields, placed right before the values.
+    pub const ARRAY_ELEM_SIZE: u32 = 304;
+    pub const ARRAY_INDEX_MASK: u32 = 308;
+}
+
+/// Where an array's values start in its region: `offsetof(struct bpf_array, value)` on x86-64
+/// Linux 6.18 (the seed's 2020 dump shows 272; the struct grew since).
+pub const ARRAY_VALUE_OFFSET: u32 = 312;
+
+/// The model refuses maps whose memory would exceed this many words (`-ENOMEM`): the kernel
+/// would try `kvmalloc`, the model must stay small enough to run under the checkers.
+pub const MAX_MAP_WORDS: u64 = 1 << 24;
+
+/// A map's creation attributes, validated (`attr` with a known type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MapDef {
+    pub map_type: MapType,
+    pub key_size: u32,
+    /// As user space sees it (4 for outer maps: an fd in, an id out).
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+}
+
+impl MapDef {
+    pub fn from_attr(attr: &MapAttr) -> Option<MapDef> {
+        Some(MapDef {
+            map_type: MapType::from_u32(attr.map_type)?,
+            key_size: attr.key_size,
+            value_size: attr.value_size,
+            max_entries: attr.max_entries,
+            map_flags: attr.map_flags,
+        })
+    }
+}
+
+/// What a lookup found, as a program sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// A value at this offset of the map's region.
+    Value { offset: u32 },
+    /// An outer map's slot: the encoded inner map pointer read from it (never 0).
+    MapPtr(u64),
+}
+
+/// A value-memory atomic read-modify-write, as BPF `atomic` instructions do them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtomicOp {
+    Add,
+    Or,
+    And,
+    Xor,
+    Xchg,
+    /// Compare with `expected` (R0), store the operand if equal; returns the old value.
+    CmpXchg {
+        expected: u64,
+    },
+}
+
+/// The per-kind operations (`struct bpf_map_ops`). Unsupported operations are explicit
+/// defaults returning the kernel's errno, never a panic.
+pub trait MapOps<P: Platform>: Send + Sync + 'static {
+    /// Program and syscall lookup (lockless, inside a read-side section).
+    fn lookup(&self, w: &World<P>, key: &[u8]) -> Result<Option<Found>>;
+    /// `map_update_elem`; `value` is what user space or the program passes (an fd for outer maps).
+    fn update(
+        &self,
+        w: &World<P>,
+        map: &Map<P>,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<()>;
+    fn delete(&self, w: &World<P>, map: &Map<P>, key: &[u8]) -> Result<()>;
+    fn lookup_and_delete(&self, _w: &World<P>, _map: &Map<P>, _key: &[u8]) -> Result<Vec<u8>> {
+        Err(Errno::ENOTSUPP.into())
+    }
+    /// `key == None` (or a key that is not there, for hashes) asks for the first key.
+    fn get_next_key(&self, w: &World<P>, key: Option<&[u8]>) -> Result<Vec<u8>>;
+    /// The user-space copy of a found value (outer maps: the inner map's id).
+    fn value_to_user(&self, w: &World<P>, map: &Map<P>, found: Found) -> Result<Vec<u8>> {
+        match found {
+            Found::Value { offset } => map.read_bytes(offset, map.def.value_size),
+            Found::MapPtr(ptr) => Ok(w.map_id_of_ptr(ptr)?.to_le_bytes().to_vec()),
+        }
+    }
+    /// `BPF_MAP_LOOKUP_BATCH` / `..._AND_DELETE_BATCH` (`-ENOTSUPP` when the kind has none).
+    fn lookup_batch(
+        &self,
+        _w: &World<P>,
+        _map: &Map<P>,
+        _in_batch: Option<u32>,
+        _count: u32,
+        _delete: bool,
+    ) -> Result<BatchOut> {
+        Err(Errno::ENOTSUPP.into())
+    }
+    /// Does the kind have `map_update_batch` / `map_delete_batch` (the generic ones)?
+    fn has_update_batch(&self) -> bool {
+        false
+    }
+    fn has_delete_batch(&self) -> bool {
+        false
+    }
+    /// Releases what the map holds (outer maps: their inner maps, put without defer).
+    fn free(&self, _w: &World<P>, _map: &Map<P>) -> Result<()> {
+        Ok(())
+    }
+    /// Bytes the kernel would charge for this map now (prealloc: all of it up front).
+    fn footprint(&self) -> u64;
+    /// The value word holding the 8-aligned region offset `offset`, if it is value memory.
+    fn word(&self, offset: u32) -> Option<&P::Atomic>;
+    /// The inner map meta (outer maps only).
+    fn meta(&self) -> Option<&MapMeta> {
+        None
+    }
+    /// Freelist conservation (§8.5), for hashes; call at quiescence.
+    fn check_conservation(&self) -> Result<(), Fault> {
+        Ok(())
+    }
+    /// `map_gen_lookup` would inline lookups (array, array-of-maps without `BPF_F_INNER_MAP`).
+    fn index_mask(&self) -> Option<u32> {
+        None
+    }
+    /// Values stored for a program are encoded map pointers (outer maps).
+    fn holds_maps(&self) -> bool {
+        false
+    }
+}
+
+/// A map object: its shape, reference counts, reclamation flags and per-kind state.
+pub struct Map<P: Platform> {
+    pub def: MapDef,
+    /// The id, set right after creation and kept after release (for reports).
+    id: P::Atomic,
+    pub(crate) refcnt: P::Atomic,
+    pub(crate) uref: P::Atomic,
+    /// Sleepable programs using this (outer) map.
+    pub(crate) sleepable_refcnt: P::Atomic,
+    /// Set by a deferred put of an inner map (§6); read when refcnt reaches 0.
+    pub(crate) free_after_rcu_gp: P::Atomic,
+    pub(crate) free_after_mult_rcu_gp: P::Atomic,
+    /// Non-zero once freed: the free's event number + 1, the fast path of every access check.
+    freed: P::Atomic,
+    freed_at: P::Mutex<Option<Stamp>>,
+    /// The read-only header image (`struct bpf_map` / `bpf_array` fields).
+    header: Vec<u8>,
+    header_len: u32,
+    pub ops: Box<dyn MapOps<P>>,
+}
+
+impl<P: Platform> Map<P> {
+    pub(crate) fn new(def: MapDef, header_len: u32, ops: Box<dyn MapOps<P>>) -> Self {
+        let mut header = vec![0u8; header_len as usize];
+        let mut put = |at: u32, v: u32| {
+            if let Some(bytes) = header.get_mut(at as usize..at as usize + 4) {
+                bytes.copy_from_slice(&v.to_le_bytes());
+            }
+        };
+        put(header::MAP_TYPE, def.map_type as u32);
+        put(header::KEY_SIZE, def.key_size);
+        put(header::VALUE_SIZE, def.value_size);
+        put(header::MAX_ENTRIES, def.max_entries);
+        put(header::MAP_FLAGS, def.map_flags);
+        if let Some(mask) = ops.index_mask() {
+            put(header::ARRAY_ELEM_SIZE, array::elem_size(&def));
+            put(header::ARRAY_INDEX_MASK, mask);
+        }
+        Map {
+            def,
+            id: P::atomic(0),
+            refcnt: P::atomic(1),
+            uref: P::atomic(1),
+            sleepable_refcnt: P::atomic(0),
+            free_after_rcu_gp: P::atomic(0),
+            free_after_mult_rcu_gp: P::atomic(0),
+            freed: P::atomic(0),
+            freed_at: P::mutex(None),
+            header,
+            header_len,
+            ops,
+        }
+    }
+
+    pub fn id(&self) -> MapId {
+        self.id.load(Ordering::Acquire) as MapId
+    }
+    pub(crate) fn set_id(&self, id: MapId) {
+        self.id.store(u64::from(id), Ordering::Release);
+    }
+    pub fn refcnt(&self) -> u64 {
+        self.refcnt.load(Ordering::Acquire)
+    }
+    pub fn uref(&self) -> u64 {
+        self.uref.load(Ordering::Acquire)
+    }
+    pub fn sleepable_refcnt(&self) -> u64 {
+        self.sleepable_refcnt.load(Ordering::Acquire)
+    }
+    pub fn header_len(&self) -> u32 {
+        self.header_len
+    }
+
+    pub(crate) fn mark_freed(&self, at: Stamp) {
+        P::lock(&self.freed_at, |slot| *slot = Some(at));
+        self.freed.store(at.seq + 1, Ordering::Release);
+    }
+
+    /// Fails with [`Fault::UseAfterFree`] once the map is freed.
+    pub fn check_live(&self, handle: Handle, at: impl FnOnce() -> Stamp) -> Result<(), Fault> {
+        if self.freed.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        let freed_at = P::lock(&self.freed_at, |slot| *slot);
+        Err(Fault::UseAfterFree {
+            object: format!(
+                "map {handle} (id {}, {})",
+                self.id(),
+                self.def.map_type.name()
+            ),
+            freed_at,
+            accessed_at: at(),
+        })
+    }
+
+    fn oob(&self, what: &str, offset: u32, size: u32, at: Stamp) -> Error {
+        Fault::OutOfBounds {
+            what: format!(
+                "{what} of {size} bytes at offset {offset} of {} map id {} (header {} bytes)",
+                self.def.map_type.name(),
+                self.id(),
+                self.header_len
+            ),
+            at,
+        }
+        .into()
+    }
+
+    fn header_load(&self, offset: u32, size: u32) -> Option<u64> {
+        if offset == header::ID && size == 4 {
+            // The id is assigned after the header image is built.
+            return Some(u64::from(self.id()));
+        }
+        let end = offset.checked_add(size)?;
+        let bytes = self.header.get(offset as usize..end as usize)?;
+        let mut word = [0u8; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        Some(u64::from_le_bytes(word))
+    }
+
+    /// The words an access of `size` bytes at `offset` touches: one or two, with the byte shift
+    /// into the first. `None` when any byte is outside value memory.
+    fn span(&self, offset: u32, size: u32) -> Option<Span<'_, P>> {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return None;
+        }
+        let base = offset - offset % WORD_BYTES;
+        let shift = offset % WORD_BYTES;
+        let first = self.ops.word(base)?;
+        let second = if shift + size > WORD_BYTES {
+            Some(self.ops.word(base.checked_add(WORD_BYTES)?)?)
+        } else {
+            None
+        };
+        Some((first, second, shift))
+    }
+
+    /// A program's load of `size` bytes (1, 2, 4, 8) at region `offset`: header or value memory.
+    pub fn load(&self, offset: u32, size: u32, at: impl Fn() -> Stamp) -> Result<u64> {
+        if offset < self.header_len {
+            return match self.header_load(offset, size) {
+                Some(v) if offset + size <= self.header_len && matches!(size, 1 | 2 | 4 | 8) => {
+                    Ok(v)
+                }
+                _ => Err(self.oob("header load", offset, size, at())),
+            };
+        }
+        let (first, second, shift) = self
+            .span(offset, size)
+            .ok_or_else(|| self.oob("load", offset, size, at()))?;
+        let lo = first.load(Ordering::Acquire) >> (shift * 8);
+        let value = match second {
+            // Two separate loads: a concurrent writer can tear the value, as on hardware.
+            Some(second) => lo | second.load(Ordering::Acquire) << ((WORD_BYTES - shift) * 8),
+            None => lo,
+        };
+        Ok(truncate(value, size))
+    }
+
+    /// A program's store; bytes next to the stored ones are preserved (a CAS per word).
+    pub fn store(&self, offset: u32, size: u32, value: u64, at: impl Fn() -> Stamp) -> Result<()> {
+        if offset < self.header_len {
+            return Err(self.oob("store into the read-only header", offset, size, at()));
+        }
+        let (first, second, shift) = self
+            .span(offset, size)
+            .ok_or_else(|| self.oob("store", offset, size, at()))?;
+        let value = truncate(value, size);
+        let lo_bytes = size.min(WORD_BYTES - shift);
+        merge_bytes::<P>(first, shift, lo_bytes, value)?;
+        if let Some(second) = second {
+            merge_bytes::<P>(second, 0, size - lo_bytes, value >> (lo_bytes * 8))?;
+        }
+        Ok(())
+    }
+
+    /// A program's atomic read-modify-write (size 4 or 8, naturally aligned); returns the old value.
+    pub fn atomic(
+        &self,
+        offset: u32,
+        size: u32,
+        op: AtomicOp,
+        operand: u64,
+        at: impl Fn() -> Stamp,
+    ) -> Result<u64> {
+        if offset < self.header_len || !matches!(size, 4 | 8) || offset % size != 0 {
+            return Err(self.oob("atomic access", offset, size, at()));
+        }
+        let (word, _, shift) = self
+            .span(offset, size)
+            .ok_or_else(|| self.oob("atomic access", offset, size, at()))?;
+        let mask = if size == 8 {
+            u64::MAX
+        } else {
+            0xffff_ffff_u64 << (shift * 8)
+        };
+        let mut bounded = 0u32;
+        loop {
+            let current = word.load(Ordering::Acquire);
+            let old = truncate(current >> (shift * 8), size);
+            let new = match op {
+                AtomicOp::Add => old.wrapping_add(operand),
+                AtomicOp::Or => old | operand,
+                AtomicOp::And => old & operand,
+                AtomicOp::Xor => old ^ operand,
+                AtomicOp::Xchg => operand,
+                AtomicOp::CmpXchg { expected } => {
+                    if old == truncate(expected, size) {
+                        operand
+                    } else {
+                        return Ok(old);
+                    }
+                }
+            };
+            let updated = (current & !mask) | (truncate(new, size) << (shift * 8));
+            if word
+                .compare_exchange(current, updated, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Ok(old);
+            }
+            bounded += 1;
+            if u64::from(bounded) > crate::rcu::GP_WAIT_YIELDS_MAX {
+                return Err(Fault::Liveness {
+                    detail: format!("atomic at offset {offset} never wins its CAS"),
+                }
+                .into());
+            }
+            P::yield_now();
+        }
+    }
+
+    /// Copies `len` bytes of value memory from `offset` (user-space copies, racy like the kernel's).
+    pub fn read_bytes(&self, offset: u32, len: u32) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(len as usize);
+        let mut at = offset;
+        while at < offset + len {
+            let word = self
+                .ops
+                .word(at - at % WORD_BYTES)
+                .ok_or_else(|| self.oob("copy", offset, len, Stamp::default()))?;
+            let bytes = word.load(Ordering::Acquire).to_le_bytes();
+            let start = (at % WORD_BYTES) as usize;
+            let take = ((offset + len - at) as usize).min(8 - start);
+            out.extend_from_slice(&bytes[start..start + take]);
+            at += take as u32;
+        }
+        Ok(out)
+    }
+
+    /// Writes `bytes` into value memory at `offset`, whole words where possible.
+    pub fn write_bytes(&self, offset: u32, bytes: &[u8]) -> Result<()> {
+        let mut at = offset;
+        let end = offset + bytes.len() as u32;
+        while at < end {
+            let word = self
+                .ops
+                .word(at - at % WORD_BYTES)
+                .ok_or_else(|| self.oob("copy", offset, bytes.len() as u32, Stamp::default()))?;
+            let start = at % WORD_BYTES;
+            let take = (end - at).min(WORD_BYTES - start);
+            let chunk = &bytes[(at - offset) as usize..(at - offset + take) as usize];
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            if take == WORD_BYTES {
+                word.store(u64::from_le_bytes(buf), Ordering::Release);
+            } else {
+                merge_bytes::<P>(word, start, take, u64::from_le_bytes(buf))?;
+            }
+            at += take;
+        }
+        Ok(())
+    }
+}
+
+/// The words an access touches: the first, the second when it crosses a word boundary, and
+/// the byte offset into the first.
+type Span<'a, P> = (
+    &'a <P as Platform>::Atomic,
+    Option<&'a <P as Platform>::Atomic>,
+    u32,
+);
+
+/// The low `size` bytes of `value`.
+pub(crate) fn truncate(value: u64, size: u32) -> u64 {
+    if size >= 8 {
+        value
+    } else {
+        value & ((1u64 << (size * 8)) - 1)
+    }
+}
+
+/// Stores `len` low bytes of `value` at byte `shift` of `word`, keeping the other bytes.
+fn merge_bytes<P: Platform>(word: &P::Atomic, shift: u32, len: u32, value: u64) -> Result<()> {
+    if shift == 0 && len == WORD_BYTES {
+        word.store(value, Ordering::Release);
+        return Ok(());
+    }
+    let mask = ((1u64 << (len * 8)) - 1) << (shift * 8);
+    let bits = (truncate(value, len) << (shift * 8)) & mask;
+    let mut current = word.load(Ordering::Acquire);
+    // A CAS loop, not fetch_and + fetch_or: the latter would expose a zeroed value in between.
+    // Lock-free (a retry means another store won), and still bounded like every loop here.
+    for _ in 0..crate::rcu::GP_WAIT_YIELDS_MAX {
+        match word.compare_exchange(
+            current,
+            (current & !mask) | bits,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(seen) => current = seen,
+        }
+    }
+    Err(Fault::Liveness {
+        detail: format!("a {len}-byte store never wins its CAS"),
+    }
+    .into())
+}
+
+/// Bytes → little-endian words (zero padded).
+pub(crate) fn bytes_to_words(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks(8)
+        .map(|chunk| {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            u64::from_le_bytes(buf)
+        })
+        .collect()
+}
+
+/// Words → `len` little-endian bytes.
+pub(crate) fn words_to_bytes(words: impl Iterator<Item = u64>, len: usize) -> Vec<u8> {
+    let mut out: Vec<u8> = words.flat_map(u64::to_le_bytes).collect();
+    out.truncate(len);
+    out
+}
+
+/// `round_up(n, 8)`.
+pub(crate) fn round_up8(n: u32) -> u32 {
+    n.div_ceil(WORD_BYTES) * WORD_BYTES
+}
+
+/// An array-style key: a 4-byte little-endian index.
+pub(crate) fn array_index(key: &[u8]) -> Result<u32> {
+    let bytes: [u8; 4] = key.try_into().map_err(|_| Error::from(Errno::EINVAL))?;
+    Ok(u32::from_le_bytes(bytes))
+}
+
+/// An fd passed as an outer map value (4 bytes).
+pub(crate) fn value_fd(value: &[u8]) -> Result<i32> {
+    let bytes: [u8; 4] = value.try_into().map_err(|_| Error::from(Errno::EINVAL))?;
+    Ok(i32::from_le_bytes(bytes))
+}
+
+/// The per-type creation check (`map_alloc_check`) and allocation. This is the one place that
+/// turns a map type into its ops, like the kernel's `bpf_map_types[]` table.
+pub(crate) fn alloc<P: Platform>(
+    w: &World<P>,
+    attr: &MapAttr,
+) -> Result<(MapDef, Box<dyn MapOps<P>>, u32)> {
+    let def = MapDef::from_attr(attr).ok_or(Errno::EINVAL)?;
+    match def.map_type {
+        MapType::Array => {
+            array::alloc_check(&def)?;
+            let map = array::ArrayMap::<P>::new(&def)?;
+            Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
+        }
+        MapType::ProgArray => {
+            array::alloc_check(&def)?;
+            let map = array::ProgArray::<P>::new(&def)?;
+            Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
+        }
+        MapType::Hash => {
+            hashtab::alloc_check(&def)?;
+            let map = hashtab::HashTab::<P>::new(w, &def, def.value_size)?;
+            Ok((def, Box::new(map), hashtab::HTAB_HEADER_BYTES))
+        }
+        MapType::ArrayOfMaps => {
+            array_of_maps::alloc_check(&def)?;
+            let meta = w.meta_from_fd(attr.inner_map_fd as i32)?;
+            let map = array_of_maps::ArrayOfMaps::<P>::new(&def, meta)?;
+            Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
+        }
+        MapType::HashOfMaps => {
+            hash_of_maps::alloc_check(&def)?;
+            let meta = w.meta_from_fd(attr.inner_map_fd as i32)?;
+            let map = hash_of_maps::HashOfMaps::<P>::new(w, &def, meta)?;
+            Ok((def, Box::new(map), hashtab::HTAB_HEADER_BYTES))
+        }
+        // Per-CPU values need a per-CPU copy per value; the model does not carry them.
+        MapType::PercpuHash | MapType::PercpuArray => Err(Errno::EINVAL.into()),
+    }
+}
+
+/// A handle as an encoded map pointer (what outer maps store, what lookups return).
+pub fn map_ptr(handle: Handle) -> u64 {
+    crate::ptr::Ptr::map(handle, 0).encode()
+}

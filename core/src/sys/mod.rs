@@ -1,0 +1,451 @@
+//! The syscall layer: the `bpf(2)` map commands as methods on [`World`] (`&self`, so tasks can
+//! call them concurrently), returning the kernel's errnos for every row of semantics.md, and
+//! [`Process`], the [`BpfSys`] adapter the differential tests and fuzzers drive.
+//!
+//! Conventions the model fixes where the kernel reads raw user memory:
+//! * a key or value buffer whose length is not the map's `key_size` / `value_size` is `-EINVAL`
+//!   (the kernel would copy the wrong number of bytes or fault);
+//! * outer maps take inner map fds (4 bytes LE) and return inner map ids (4 bytes LE);
+//! * batch tokens: for hashes the bucket to resume from, for arrays the last key returned (the
+//!   next call starts after it); empty array-of-maps slots are skipped by a lookup batch (the
+//!   kernel retries them and may fail with `-EINTR`, which the model does not have);
+//! * closing fds 0–2 is `-EINVAL`: they are not maps, and the model never frees them.
+//!
+//! Every syscall first runs the deferred frees that are ready ([`World::poll`]), as a kernel's
+//! softirqs would between syscalls. After a successful update or delete on a map-in-map (single
+//! or batch), the call waits for an RCU grace period (mutant `no_wait_after_update` skips it).
+
+use crate::errno::Errno;
+use crate::fault::{Error, Fault, Result};
+use crate::maps::{self, Map};
+use crate::mutants::Mutant;
+use crate::rcu::Flavor;
+use crate::sync::{Atomic64, Ordering, Platform};
+use crate::uapi::*;
+use crate::world::{World, FIRST_MAP_FD, INC_NOT_ZERO_TRIES, MAX_MAP_ID};
+
+/// `BPF_F_LOCK`: the only element flag a generic batch update accepts.
+pub const BPF_F_LOCK: u64 = 4;
+
+impl<P: Platform> World<P> {
+    fn key_ok(map: &Map<P>, key: &[u8]) -> Result<()> {
+        if key.len() != map.def.key_size as usize {
+            return Err(Errno::EINVAL.into());
+        }
+        Ok(())
+    }
+
+    /// `maybe_wait_bpf_programs`: after a write to a map-in-map, no program may still use the
+    /// old inner map when the syscall returns.
+    fn wait_after_write(&self, map: &Map<P>) -> Result<()> {
+        if map.def.map_type.is_map_in_map() && !self.mutants().on(Mutant::NoWaitAfterUpdate) {
+            self.synchronize(Flavor::Rcu)?;
+        }
+        Ok(())
+    }
+
+    /// `fdget` + `__bpf_map_get`: the syscall's own reference, taken under the fd table lock,
+    /// so a concurrent `close` of the same fd cannot free the map under the syscall (the kernel's
+    /// file reference does that). Dropped by [`World::fdput`] at the end of the syscall.
+    fn fdget(&self, fd: Fd) -> Result<(crate::arena::Handle, P::Arc<Map<P>>)> {
+        if (0..FIRST_MAP_FD).contains(&fd) {
+            return Err(Errno::EINVAL.into());
+        }
+        P::lock(&self.fds, |fds| {
+            let handle = *fds.get(&fd).ok_or(Errno::EBADF)?;
+            let map = self.map(handle)?;
+            map.refcnt.fetch_add(1, Ordering::AcqRel);
+            Ok((handle, map))
+        })
+    }
+
+    fn fdput(&self, handle: crate::arena::Handle, map: &Map<P>) -> Result<()> {
+        self.map_put(handle, map)
+    }
+
+    /// Runs a syscall body on the map behind `fd`, holding the syscall's reference.
+    fn with_fd<R>(&self, fd: Fd, body: impl FnOnce(&Map<P>) -> Result<R>) -> Result<R> {
+        self.poll()?;
+        let (handle, map) = self.fdget(fd)?;
+        let result = body(&map);
+        self.fdput(handle, &map)?;
+        result
+    }
+
+    fn install_fd(&self, handle: crate::arena::Handle) -> Fd {
+        P::lock(&self.fds, |fds| {
+            let mut fd = FIRST_MAP_FD;
+            while fds.contains_key(&fd) {
+                fd += 1;
+            }
+            fds.insert(fd, handle);
+            fd
+        })
+    }
+
+    /// `BPF_MAP_CREATE`.
+    pub fn map_create(&self, attr: &MapAttr) -> Result<Fd> {
+        self.poll()?;
+        let (def, ops, header_len) = maps::alloc(self, attr)?;
+        let handle = self.insert_map(Map::new(def, header_len, ops));
+        let id = self.ids.lock(
+            self.lockdep(),
+            || self.stamp(),
+            |ids| {
+                for _ in 0..MAX_MAP_ID {
+                    let id = ids.next;
+                    ids.next = if ids.next >= MAX_MAP_ID {
+                        1
+                    } else {
+                        ids.next + 1
+                    };
+                    if let std::collections::btree_map::Entry::Vacant(slot) = ids.live.entry(id) {
+                        slot.insert(handle);
+                        return Some(id);
+                    }
+                }
+                None
+            },
+        )?;
+        let map = self.map(handle)?;
+        match id {
+            Some(id) => map.set_id(id),
+            None => {
+                self.free_map(handle)?;
+                return Err(Errno::ENOSPC.into());
+            }
+        }
+        Ok(self.install_fd(handle))
+    }
+
+    /// A user-space lookup inside an RCU read-side section (the inner map of an outer map
+    /// cannot be freed while its id is read).
+    pub(crate) fn sys_lookup_value(&self, map: &Map<P>, key: &[u8]) -> Result<Vec<u8>> {
+        self.rcu_read_lock(Flavor::Rcu)?;
+        let result = map.ops.lookup(self, key).and_then(|found| match found {
+            Some(found) => map.ops.value_to_user(self, map, found),
+            None => Err(Errno::ENOENT.into()),
+        });
+        self.rcu_read_unlock(Flavor::Rcu)?;
+        result
+    }
+
+    /// `BPF_MAP_LOOKUP_ELEM`.
+    pub fn map_lookup_elem(&self, fd: Fd, key: &[u8]) -> Result<Vec<u8>> {
+        self.with_fd(fd, |map| {
+            Self::key_ok(map, key)?;
+            self.sys_lookup_value(map, key)
+        })
+    }
+
+    /// `BPF_MAP_UPDATE_ELEM`.
+    pub fn map_update_elem(&self, fd: Fd, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+        self.with_fd(fd, |map| {
+            Self::key_ok(map, key)?;
+            if value.len() != map.def.value_size as usize {
+                return Err(Errno::EINVAL.into());
+            }
+            map.ops.update(self, map, key, value, flags)?;
+            self.wait_after_write(map)
+        })
+    }
+
+    /// `BPF_MAP_DELETE_ELEM`.
+    pub fn map_delete_elem(&self, fd: Fd, key: &[u8]) -> Result<()> {
+        self.with_fd(fd, |map| {
+            Self::key_ok(map, key)?;
+            map.ops.delete(self, map, key)?;
+            self.wait_after_write(map)
+        })
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` (plain hashes only; `-ENOTSUPP` elsewhere).
+    pub fn map_lookup_and_delete_elem(&self, fd: Fd, key: &[u8]) -> Result<Vec<u8>> {
+        self.with_fd(fd, |map| {
+            Self::key_ok(map, key)?;
+            map.ops.lookup_and_delete(self, map, key)
+        })
+    }
+
+    /// `BPF_MAP_GET_NEXT_KEY`.
+    pub fn map_get_next_key(&self, fd: Fd, key: Option<&[u8]>) -> Result<Vec<u8>> {
+        self.with_fd(fd, |map| {
+            if let Some(key) = key {
+                Self::key_ok(map, key)?;
+            }
+            map.ops.get_next_key(self, key)
+        })
+    }
+
+    /// `BPF_MAP_LOOKUP_BATCH`.
+    pub fn map_lookup_batch(&self, fd: Fd, in_batch: Option<u32>, count: u32) -> Result<BatchOut> {
+        self.with_fd(fd, |map| {
+            map.ops.lookup_batch(self, map, in_batch, count, false)
+        })
+    }
+
+    /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`.
+    pub fn map_lookup_and_delete_batch(
+        &self,
+        fd: Fd,
+        in_batch: Option<u32>,
+        count: u32,
+    ) -> Result<BatchOut> {
+        self.with_fd(fd, |map| {
+            let out = map.ops.lookup_batch(self, map, in_batch, count, true)?;
+            self.wait_after_write(map)?;
+            Ok(out)
+        })
+    }
+
+    /// `BPF_MAP_UPDATE_BATCH` (`generic_map_update_batch`): stops at the first error and reports
+    /// how many entries were applied before it.
+    pub fn map_update_batch(
+        &self,
+        fd: Fd,
+        keys: &[Vec<u8>],
+        values: &[Vec<u8>],
+        flags: u64,
+    ) -> Result<u32, (u32, Error)> {
+        self.poll().map_err(|e| (0, e))?;
+        let (handle, map) = self.fdget(fd).map_err(|e| (0, e))?;
+        let result = self.update_batch_body(&map, keys, values, flags);
+        self.fdput(handle, &map).map_err(|e| (0, e))?;
+        result
+    }
+
+    fn update_batch_body(
+        &self,
+        map: &Map<P>,
+        keys: &[Vec<u8>],
+        values: &[Vec<u8>],
+        flags: u64,
+    ) -> Result<u32, (u32, Error)> {
+        if !map.ops.has_update_batch() {
+            return Err((0, Errno::ENOTSUPP.into()));
+        }
+        if flags & !BPF_F_LOCK != 0 || keys.len() != values.len() {
+            return Err((0, Errno::EINVAL.into()));
+        }
+        let mut applied = 0;
+        let mut failure = None;
+        for (key, value) in keys.iter().zip(values) {
+            let result = Self::key_ok(map, key).and_then(|()| {
+                if value.len() != map.def.value_size as usize {
+                    return Err(Errno::EINVAL.into());
+                }
+                map.ops.update(self, map, key, value, flags)
+            });
+            if let Err(e) = result {
+                failure = Some(e);
+                break;
+            }
+            applied += 1;
+        }
+        if applied > 0 {
+            self.wait_after_write(map).map_err(|e| (applied, e))?;
+        }
+        match failure {
+            Some(e) => Err((applied, e)),
+            None => Ok(applied),
+        }
+    }
+
+    /// `BPF_MAP_DELETE_BATCH` (`generic_map_delete_batch`).
+    pub fn map_delete_batch(&self, fd: Fd, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
+        self.poll().map_err(|e| (0, e))?;
+        let (handle, map) = self.fdget(fd).map_err(|e| (0, e))?;
+        let result = self.delete_batch_body(&map, keys);
+        self.fdput(handle, &map).map_err(|e| (0, e))?;
+        result
+    }
+
+    fn delete_batch_body(&self, map: &Map<P>, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
+        if !map.ops.has_delete_batch() {
+            return Err((0, Errno::ENOTSUPP.into()));
+        }
+        let mut applied = 0;
+        let mut failure = None;
+        for key in keys {
+            if let Err(e) = Self::key_ok(map, key).and_then(|()| map.ops.delete(self, map, key)) {
+                failure = Some(e);
+                break;
+            }
+            applied += 1;
+        }
+        if applied > 0 {
+            self.wait_after_write(map).map_err(|e| (applied, e))?;
+        }
+        match failure {
+            Some(e) => Err((applied, e)),
+            None => Ok(applied),
+        }
+    }
+
+    /// `BPF_MAP_GET_FD_BY_ID`: `-ENOENT` once the map's refcnt has reached 0.
+    pub fn map_get_fd_by_id(&self, id: MapId) -> Result<Fd> {
+        self.poll()?;
+        let found = self.ids.lock(
+            self.lockdep(),
+            || self.stamp(),
+            |ids| -> Result<_> {
+                let Some(&handle) = ids.live.get(&id) else {
+                    return Ok(None);
+                };
+                let map = self.map(handle)?;
+                // bpf_map_inc_not_zero: a map whose refcnt already dropped to 0 is gone.
+                let mut current = map.refcnt.load(Ordering::Acquire);
+                for _ in 0..INC_NOT_ZERO_TRIES {
+                    if current == 0 {
+                        return Ok(None);
+                    }
+                    match map.refcnt.compare_exchange(
+                        current,
+                        current + 1,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            map.uref.fetch_add(1, Ordering::AcqRel);
+                            return Ok(Some(handle));
+                        }
+                        Err(seen) => current = seen,
+                    }
+                }
+                Err(Fault::Liveness {
+                    detail: format!("inc_not_zero on map id {id} never wins its CAS"),
+                }
+                .into())
+            },
+        )??;
+        let handle = found.ok_or(Errno::ENOENT)?;
+        Ok(self.install_fd(handle))
+    }
+
+    /// `BPF_OBJ_GET_INFO_BY_FD` for a map.
+    pub fn map_info(&self, fd: Fd) -> Result<MapInfo> {
+        self.with_fd(fd, |map| {
+            Ok(MapInfo {
+                id: map.id(),
+                map_type: map.def.map_type as u32,
+                key_size: map.def.key_size,
+                value_size: map.def.value_size,
+                max_entries: map.def.max_entries,
+                map_flags: map.def.map_flags,
+            })
+        })
+    }
+
+    /// `close(fd)`: drops the fd's uref and refcnt (not deferred: the fd is not a reader).
+    pub fn close(&self, fd: Fd) -> Result<()> {
+        if (0..FIRST_MAP_FD).contains(&fd) {
+            return Err(Errno::EINVAL.into());
+        }
+        let handle = P::lock(&self.fds, |fds| fds.remove(&fd)).ok_or(Errno::EBADF)?;
+        let map = self.map(handle)?;
+        if map.uref.fetch_sub(1, Ordering::AcqRel) == 0 {
+            map.uref.fetch_add(1, Ordering::AcqRel);
+            return Err(Fault::DoublePut {
+                object: format!("map {handle} (id {})", map.id()),
+                counter: "uref",
+                at: self.stamp(),
+            }
+            .into());
+        }
+        self.map_put(handle, &map)?;
+        self.poll()
+    }
+
+    /// The fds open in the process, in order.
+    pub fn open_fds(&self) -> Vec<Fd> {
+        P::lock(&self.fds, |fds| fds.keys().copied().collect())
+    }
+}
+
+/// A process of the modelled kernel: the [`BpfSys`] face of a shared [`World`]. Cheap to clone;
+/// all clones share the world's fd table (one process, many threads).
+pub struct Process<P: Platform> {
+    world: P::Arc<World<P>>,
+}
+
+impl<P: Platform> Clone for Process<P> {
+    fn clone(&self) -> Self {
+        Process {
+            world: self.world.clone(),
+        }
+    }
+}
+
+impl<P: Platform> Process<P> {
+    pub fn new(world: P::Arc<World<P>>) -> Self {
+        Process { world }
+    }
+    /// A process in a fresh world.
+    pub fn create(mutants: crate::mutants::Mutants, config: crate::world::WorldConfig) -> Self {
+        Process {
+            world: P::arc(World::new(mutants, config)),
+        }
+    }
+    pub fn world(&self) -> &P::Arc<World<P>> {
+        &self.world
+    }
+}
+
+impl<P: Platform> BpfSys for Process<P> {
+    fn map_create(&mut self, attr: &MapAttr) -> Result<Fd> {
+        self.world.map_create(attr)
+    }
+    fn map_lookup_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>> {
+        self.world.map_lookup_elem(fd, key)
+    }
+    fn map_update_elem(&mut self, fd: Fd, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+        self.world.map_update_elem(fd, key, value, flags)
+    }
+    fn map_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<()> {
+        self.world.map_delete_elem(fd, key)
+    }
+    fn map_lookup_and_delete_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>> {
+        self.world.map_lookup_and_delete_elem(fd, key)
+    }
+    fn map_get_next_key(&mut self, fd: Fd, key: Option<&[u8]>) -> Result<Vec<u8>> {
+        self.world.map_get_next_key(fd, key)
+    }
+    fn map_lookup_batch(&mut self, fd: Fd, in_batch: Option<u32>, count: u32) -> Result<BatchOut> {
+        self.world.map_lookup_batch(fd, in_batch, count)
+    }
+    fn map_lookup_and_delete_batch(
+        &mut self,
+        fd: Fd,
+        in_batch: Option<u32>,
+        count: u32,
+    ) -> Result<BatchOut> {
+        self.world.map_lookup_and_delete_batch(fd, in_batch, count)
+    }
+    fn map_update_batch(
+        &mut self,
+        fd: Fd,
+        keys: &[Vec<u8>],
+        values: &[Vec<u8>],
+        flags: u64,
+    ) -> Result<u32, (u32, Error)> {
+        self.world.map_update_batch(fd, keys, values, flags)
+    }
+    fn map_delete_batch(&mut self, fd: Fd, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
+        self.world.map_delete_batch(fd, keys)
+    }
+    fn map_get_fd_by_id(&mut self, id: MapId) -> Result<Fd> {
+        self.world.map_get_fd_by_id(id)
+    }
+    fn map_info(&mut self, fd: Fd) -> Result<MapInfo> {
+        self.world.map_info(fd)
+    }
+    fn close(&mut self, fd: Fd) -> Result<()> {
+        self.world.close(fd)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod scenarios;

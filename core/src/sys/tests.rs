@@ -1,0 +1,406 @@
+//! The errno rows of semantics.md §1–4 and the selftest scenarios of §9 that need no programs,
+//! driven through the syscall layer on the std backend.
+
+use super::*;
+use crate::errno::Errno::*;
+use crate::mutants::Mutants;
+use crate::sync::Std;
+use crate::world::WorldConfig;
+
+fn world() -> World<Std> {
+    World::new(Mutants::NONE, WorldConfig::default())
+}
+
+fn errno<T: std::fmt::Debug>(result: Result<T>) -> Errno {
+    match result {
+        Err(Error::Errno(e)) => e,
+        other => panic!("expected an errno, got {other:?}"),
+    }
+}
+
+fn k(i: u32) -> Vec<u8> {
+    i.to_le_bytes().to_vec()
+}
+
+fn array(w: &World<Std>, max_entries: u32, flags: u32) -> Fd {
+    w.map_create(&MapAttr::new(MapType::Array, 4, 4, max_entries).flags(flags))
+        .expect("array")
+}
+
+fn id_of(w: &World<Std>, fd: Fd) -> u32 {
+    w.map_info(fd).unwrap().id
+}
+
+#[test]
+fn create_refuses_bad_attributes_with_the_kernels_errnos() {
+    let w = world();
+    let tpl = array(&w, 1, 0);
+    let cases: Vec<(MapAttr, Errno)> = vec![
+        (
+            MapAttr {
+                map_type: 99,
+                ..MapAttr::new(MapType::Array, 4, 4, 1)
+            },
+            EINVAL,
+        ),
+        (MapAttr::new(MapType::Array, 8, 4, 1), EINVAL),
+        (MapAttr::new(MapType::Array, 4, 4, 0), EINVAL),
+        (
+            MapAttr::new(MapType::Hash, 4, 4, 1).flags(BPF_F_INNER_MAP),
+            EINVAL,
+        ),
+        (MapAttr::new(MapType::Hash, 0, 4, 1), EINVAL),
+        (MapAttr::new(MapType::Hash, 4, 0, 1), EINVAL),
+        (MapAttr::new(MapType::Hash, 4, 4, 0), EINVAL),
+        (MapAttr::new(MapType::Hash, 513, 4, 1), E2BIG),
+        (
+            MapAttr::new(MapType::ArrayOfMaps, 4, 8, 1).inner(tpl),
+            EINVAL,
+        ),
+        (
+            MapAttr::new(MapType::ArrayOfMaps, 4, 4, 1)
+                .flags(BPF_F_RDONLY_PROG)
+                .inner(tpl),
+            EINVAL,
+        ),
+        (
+            MapAttr::new(MapType::ArrayOfMaps, 4, 4, 1)
+                .flags(BPF_F_INNER_MAP)
+                .inner(tpl),
+            EINVAL,
+        ),
+        (
+            MapAttr::new(MapType::HashOfMaps, 4, 8, 1).inner(tpl),
+            EINVAL,
+        ),
+        (MapAttr::new(MapType::ArrayOfMaps, 4, 4, 1).inner(77), EBADF),
+        (MapAttr::new(MapType::HashOfMaps, 4, 4, 1).inner(77), EBADF),
+        (MapAttr::new(MapType::ArrayOfMaps, 4, 4, 1).inner(1), EINVAL),
+    ];
+    for (attr, expected) in cases {
+        assert_eq!(errno(w.map_create(&attr)), expected, "{attr:?}");
+    }
+    assert_eq!(
+        w.open_fds(),
+        vec![tpl],
+        "failed creations leave no fd behind"
+    );
+    assert_eq!(
+        w.live_maps().len(),
+        1,
+        "failed creations leave no map behind"
+    );
+}
+
+#[test]
+fn nesting_is_einval_and_a_template_without_meta_equal_is_enotsupp() {
+    let w = world();
+    let tpl = array(&w, 1, 0);
+    let outer = w
+        .map_create(&MapAttr::new(MapType::ArrayOfMaps, 4, 4, 1).inner(tpl))
+        .unwrap();
+    assert_eq!(
+        errno(w.map_create(&MapAttr::new(MapType::HashOfMaps, 4, 4, 1).inner(outer))),
+        EINVAL
+    );
+    let prog_array = w
+        .map_create(&MapAttr::new(MapType::ProgArray, 4, 4, 1))
+        .unwrap();
+    assert_eq!(
+        errno(w.map_create(&MapAttr::new(MapType::ArrayOfMaps, 4, 4, 1).inner(prog_array))),
+        ENOTSUPP
+    );
+}
+
+#[test]
+fn meta_holds_no_reference_to_the_template() {
+    let w = world();
+    let tpl = array(&w, 1, 0);
+    let tpl_id = id_of(&w, tpl);
+    let outer = w
+        .map_create(&MapAttr::new(MapType::ArrayOfMaps, 4, 4, 1).inner(tpl))
+        .unwrap();
+    w.close(tpl).unwrap();
+    assert_eq!(
+        errno(w.map_get_fd_by_id(tpl_id)),
+        ENOENT,
+        "the template is gone once its fd is closed"
+    );
+    let inner = array(&w, 1, 0);
+    w.map_update_elem(outer, &k(0), &inner.to_le_bytes(), BPF_ANY)
+        .expect("the meta still works");
+}
+
+#[test]
+fn fds_are_lowest_free_from_three_and_std_fds_are_not_maps() {
+    let w = world();
+    let a = array(&w, 1, 0);
+    let b = array(&w, 1, 0);
+    assert_eq!((a, b), (3, 4));
+    w.close(a).unwrap();
+    assert_eq!(array(&w, 1, 0), 3, "the lowest free fd is reused");
+    for fd in 0..3 {
+        assert_eq!(errno(w.map_lookup_elem(fd, &k(0))), EINVAL, "fd {fd}");
+        assert_eq!(errno(w.close(fd)), EINVAL, "fd {fd}");
+    }
+    assert_eq!(errno(w.map_lookup_elem(42, &k(0))), EBADF);
+    assert_eq!(errno(w.close(42)), EBADF);
+    assert_eq!(errno(w.map_lookup_elem(-1, &k(0))), EBADF);
+}
+
+#[test]
+fn array_errnos() {
+    let w = world();
+    let fd = array(&w, 3, 0);
+    assert_eq!(errno(w.map_update_elem(fd, &k(0), &k(1), 3)), EINVAL);
+    assert_eq!(errno(w.map_update_elem(fd, &k(3), &k(1), BPF_ANY)), E2BIG);
+    assert_eq!(
+        errno(w.map_update_elem(fd, &k(0), &k(1), BPF_NOEXIST)),
+        EEXIST
+    );
+    w.map_update_elem(fd, &k(2), &k(7), BPF_EXIST).unwrap();
+    assert_eq!(w.map_lookup_elem(fd, &k(2)).unwrap(), k(7));
+    assert_eq!(
+        w.map_lookup_elem(fd, &k(0)).unwrap(),
+        k(0),
+        "array elements always exist, zeroed"
+    );
+    assert_eq!(errno(w.map_lookup_elem(fd, &k(3))), ENOENT);
+    assert_eq!(errno(w.map_delete_elem(fd, &k(0))), EINVAL);
+    assert_eq!(errno(w.map_lookup_and_delete_elem(fd, &k(0))), ENOTSUPP);
+    assert_eq!(errno(w.map_lookup_elem(fd, &[0, 0])), EINVAL, "short key");
+    let keys: Vec<Vec<u8>> = std::iter::successors(w.map_get_next_key(fd, None).ok(), |key| {
+        w.map_get_next_key(fd, Some(key)).ok()
+    })
+    .collect();
+    assert_eq!(keys, vec![k(0), k(1), k(2)]);
+    assert_eq!(
+        w.map_get_next_key(fd, Some(&k(9))).unwrap(),
+        k(0),
+        "an unknown key restarts"
+    );
+    assert_eq!(
+        w.map_delete_batch(fd, &[k(0)])
+            .map_err(|(n, e)| (n, e.errno())),
+        Err((0, Some(ENOTSUPP)))
+    );
+}
+
+#[test]
+fn hash_errnos_and_full_maps() {
+    for flags in [0, BPF_F_NO_PREALLOC] {
+        let w = world();
+        let fd = w
+            .map_create(&MapAttr::new(MapType::Hash, 4, 8, 2).flags(flags))
+            .unwrap();
+        let v = |x: u64| x.to_le_bytes().to_vec();
+        assert_eq!(errno(w.map_update_elem(fd, &k(1), &v(1), 3)), EINVAL);
+        assert_eq!(
+            errno(w.map_update_elem(fd, &k(1), &v(1), BPF_EXIST)),
+            ENOENT
+        );
+        w.map_update_elem(fd, &k(1), &v(10), BPF_NOEXIST).unwrap();
+        assert_eq!(
+            errno(w.map_update_elem(fd, &k(1), &v(1), BPF_NOEXIST)),
+            EEXIST
+        );
+        w.map_update_elem(fd, &k(1), &v(11), BPF_EXIST).unwrap();
+        w.map_update_elem(fd, &k(2), &v(20), BPF_ANY).unwrap();
+        assert_eq!(
+            errno(w.map_update_elem(fd, &k(3), &v(30), BPF_ANY)),
+            E2BIG,
+            "flags {flags}"
+        );
+        w.map_update_elem(fd, &k(2), &v(21), BPF_ANY)
+            .expect("replacing in a full map is fine");
+        assert_eq!(w.map_lookup_elem(fd, &k(1)).unwrap(), v(11));
+        assert_eq!(w.map_lookup_and_delete_elem(fd, &k(2)).unwrap(), v(21));
+        assert_eq!(errno(w.map_lookup_elem(fd, &k(2))), ENOENT);
+        assert_eq!(errno(w.map_delete_elem(fd, &k(2))), ENOENT);
+        w.map_update_elem(fd, &k(3), &v(30), BPF_ANY)
+            .expect("room again after a delete");
+        let mut keys = vec![];
+        let mut key = None;
+        while let Ok(next) = w.map_get_next_key(fd, key.as_deref()) {
+            keys.push(u32::from_le_bytes(next.clone().try_into().unwrap()));
+            key = Some(next);
+        }
+        keys.sort();
+        assert_eq!(keys, vec![1, 3]);
+        w.check_conservation().unwrap();
+        w.close(fd).unwrap();
+        w.audit_quiescent().unwrap();
+    }
+}
+
+#[test]
+fn array_of_maps_update_lookup_delete_errnos() {
+    let w = world();
+    let tpl = array(&w, 1, 0);
+    let outer = w
+        .map_create(&MapAttr::new(MapType::ArrayOfMaps, 4, 4, 2).inner(tpl))
+        .unwrap();
+    let inner = array(&w, 1, 0);
+    let wrong_size = array(&w, 2, 0);
+    let hash = w.map_create(&MapAttr::new(MapType::Hash, 4, 4, 1)).unwrap();
+    let fdv = |fd: Fd| fd.to_le_bytes().to_vec();
+    assert_eq!(
+        errno(w.map_update_elem(outer, &k(0), &fdv(inner), BPF_EXIST)),
+        EINVAL
+    );
+    assert_eq!(
+        errno(w.map_update_elem(outer, &k(2), &fdv(inner), BPF_ANY)),
+        E2BIG
+    );
+    assert_eq!(
+        errno(w.map_update_elem(outer, &k(0), &fdv(99), BPF_ANY)),
+        EBADF
+    );
+    assert_eq!(
+        errno(w.map_update_elem(outer, &k(0), &fdv(2), BPF_ANY)),
+        EINVAL
+    );
+    assert_eq!(
+        errno(w.map_update_elem(outer, &k(0), &fdv(wrong_size), BPF_ANY)),
+        EINVAL,
+        "diff_size"
+    );
+    assert_eq!(
+        errno(w.map_update_elem(outer, &k(0), &fdv(hash), BPF_ANY)),
+        EINVAL
+    );
+    assert_eq!(errno(w.map_lookup_elem(outer, &k(0))), ENOENT, "empty slot");
+    assert_eq!(
+        errno(w.map_lookup_elem(outer, &k(5))),
+        ENOENT,
+        "out of range"
+    );
+    w.map_update_elem(outer, &k(0), &fdv(inner), BPF_ANY)
+        .unwrap();
+    assert_eq!(
+        w.map_lookup_elem(outer, &k(0)).unwrap(),
+        id_of(&w, inner).to_le_bytes().to_vec(),
+        "lookup gives the id"
+    );
+    assert_eq!(errno(w.map_delete_elem(outer, &k(2))), E2BIG);
+    assert_eq!(errno(w.map_delete_elem(outer, &k(1))), ENOENT);
+    w.map_delete_elem(outer, &k(0)).unwrap();
+    assert_eq!(errno(w.map_lookup_elem(outer, &k(0))), ENOENT);
+    assert_eq!(errno(w.map_lookup_and_delete_elem(outer, &k(0))), ENOTSUPP);
+    for fd in w.open_fds() {
+        w.close(fd).unwrap();
+    }
+    w.audit_quiescent().unwrap();
+}
+
+#[test]
+fn hash_of_maps_update_tests_on_prealloc_and_no_prealloc() {
+    for flags in [0, BPF_F_NO_PREALLOC] {
+        let w = world();
+        let tpl = array(&w, 1, 0);
+        let outer = w
+            .map_create(
+                &MapAttr::new(MapType::HashOfMaps, 4, 4, 2)
+                    .flags(flags)
+                    .inner(tpl),
+            )
+            .unwrap();
+        let (a, b, c) = (array(&w, 1, 0), array(&w, 1, 0), array(&w, 1, 0));
+        let fdv = |fd: Fd| fd.to_le_bytes().to_vec();
+        assert_eq!(errno(w.map_update_elem(outer, &k(0), &fdv(a), 3)), EINVAL);
+        assert_eq!(
+            errno(w.map_update_elem(outer, &k(0), &fdv(a), BPF_EXIST)),
+            ENOENT
+        );
+        w.map_update_elem(outer, &k(0), &fdv(a), BPF_NOEXIST)
+            .unwrap();
+        assert_eq!(
+            errno(w.map_update_elem(outer, &k(0), &fdv(b), BPF_NOEXIST)),
+            EEXIST
+        );
+        w.map_update_elem(outer, &k(0), &fdv(b), BPF_EXIST).unwrap();
+        assert_eq!(
+            w.map_lookup_elem(outer, &k(0)).unwrap(),
+            id_of(&w, b).to_le_bytes().to_vec()
+        );
+        w.map_update_elem(outer, &k(1), &fdv(a), BPF_ANY).unwrap();
+        assert_eq!(
+            errno(w.map_update_elem(outer, &k(2), &fdv(c), BPF_ANY)),
+            E2BIG,
+            "flags {flags}"
+        );
+        let c_ref = w
+            .live_maps()
+            .into_iter()
+            .find(|m| m.id == id_of(&w, c))
+            .unwrap()
+            .refcnt;
+        assert_eq!(
+            c_ref, 1,
+            "a failed update drops the new map's reference at once"
+        );
+        assert_eq!(errno(w.map_lookup_and_delete_elem(outer, &k(0))), ENOTSUPP);
+        w.map_delete_elem(outer, &k(0)).unwrap();
+        assert_eq!(errno(w.map_delete_elem(outer, &k(0))), ENOENT);
+        w.check_conservation().unwrap();
+        for fd in w.open_fds() {
+            w.close(fd).unwrap();
+        }
+        w.audit_quiescent().unwrap();
+    }
+}
+
+#[test]
+fn id_is_released_first_and_get_fd_by_id_fails_at_once() {
+    let w = world();
+    let tpl = array(&w, 1, 0);
+    let outer = w
+        .map_create(&MapAttr::new(MapType::ArrayOfMaps, 4, 4, 1).inner(tpl))
+        .unwrap();
+    let inner = array(&w, 1, 0);
+    let inner_id = id_of(&w, inner);
+    w.map_update_elem(outer, &k(0), &inner.to_le_bytes(), BPF_ANY)
+        .unwrap();
+    w.close(inner).unwrap();
+    let again = w
+        .map_get_fd_by_id(inner_id)
+        .expect("still held by the outer map");
+    w.close(again).unwrap();
+    // A reader (task 1) holds the inner map; the outer map's delete (the syscall without its
+    // trailing grace-period wait) releases the id at once and defers the free.
+    let outer_handle = w.map_handle(outer).unwrap();
+    let outer_map = w.map(outer_handle).unwrap();
+    Std::set_current_task(1);
+    w.rcu_read_lock(Flavor::Rcu).unwrap();
+    let seen = w
+        .prog_lookup(outer_handle, &k(0))
+        .unwrap()
+        .expect("slot filled");
+    Std::set_current_task(0);
+    outer_map.ops.delete(&w, &outer_map, &k(0)).unwrap();
+    assert_eq!(
+        errno(w.map_get_fd_by_id(inner_id)),
+        ENOENT,
+        "the id goes first"
+    );
+    let inner_handle = w.resolve_map_ptr(seen).unwrap();
+    w.poll().unwrap();
+    assert!(w.frees().is_empty(), "not freed while the reader is inside");
+    w.store(inner_handle, maps::ARRAY_VALUE_OFFSET, 4, 1)
+        .expect("the reader may still write");
+    Std::set_current_task(1);
+    w.rcu_read_unlock(Flavor::Rcu).unwrap();
+    Std::set_current_task(0);
+    w.poll().unwrap();
+    assert_eq!(
+        w.frees().iter().map(|f| f.handle).collect::<Vec<_>>(),
+        vec![inner_handle]
+    );
+    assert!(matches!(
+        w.store(inner_handle, maps::ARRAY_VALUE_OFFSET, 4, 1),
+        Err(Error::Fault(Fault::UseAfterFree {
+            freed_at: Some(_),
+            ..
+        }))
+    ));
+}

@@ -1,0 +1,745 @@
+//! The world: every map object of one modelled kernel, its ids, the process's fd table, the
+//! reference counts, the RCU state and the log of frees, plus the API programs use.
+//!
+//! A [`World`] is shared by every task of a run (syscall callers, programs, a grace-period
+//! task) and all its methods take `&self`. The syscalls are in [`crate::sys`]; this module holds
+//! the object model (§1, §6) and the program-side API:
+//!
+//! * read-side sections: [`World::rcu_read_lock`] / [`World::rcu_read_unlock`] (two flavours);
+//! * helpers: [`World::prog_lookup`], [`World::prog_update`], [`World::prog_delete`];
+//! * memory: [`World::load`], [`World::store`], [`World::atomic`], [`World::map_load_slot`], on
+//!   `(map handle, region offset)`; every access checks the map is live before and after;
+//! * used maps: [`World::prog_hold_maps`] / [`World::prog_release_maps`] (refcnt, and
+//!   `sleepable_refcnt` for sleepable programs).
+//!
+//! Checkers use [`World::audit_quiescent`] (§8.4) and [`World::check_conservation`] (§8.5).
+//!
+//! # Tasks and CPUs: the contract with whoever runs the world
+//! * Every task that enters read-side sections or takes locks sets a distinct
+//!   [`Platform::set_current_task`] below [`WorldConfig::max_tasks`]. (Threads that share a slot
+//!   are safe for RCU, they just count as one reader, but lockdep then mixes their records.)
+//! * Tasks that run at the same time set distinct [`Platform::set_current_cpu`] numbers, unless
+//!   one of them models a nested context (an interrupt-time program) of the other: per-CPU
+//!   state (re-entrancy slots → `-EBUSY`, spare elements, bucket-lock self-deadlock) is exactly
+//!   what such nesting exercises, and what two unrelated tasks on one CPU would falsely trip.
+//!
+//! # Invariants
+//! * An id is never reused while its map lives, and is released **first** when refcnt reaches
+//!   0, so `get_fd_by_id` fails from that moment on.
+//! * A map is freed at most once (the arena reports a second free as [`Fault::DoubleFree`]); a
+//!   deferred put frees only from [`World::poll`], after the grace period(s) of §6.
+//! * Fds 0–2 exist and are not maps; new fds are the lowest free number ≥ 3.
+
+use crate::arena::{Arena, Handle};
+use crate::errno::Errno;
+use crate::fault::{Error, Fault, Result, Stamp};
+use crate::lock::{Lockdep, SpinLock, ID_LOCK};
+use crate::maps::{self, AtomicOp, Found, Map, MapDef, MapMeta};
+use crate::mutants::{Mutant, Mutants};
+use crate::ptr::{Ptr, RegionKind};
+use crate::rcu::{Flavor, Policy, Rcu};
+use crate::sync::{Atomic64, Ordering, Platform};
+use crate::uapi::{Fd, MapId, MapType};
+use std::collections::BTreeMap;
+
+/// The first fd a map can get (0, 1 and 2 are stdin, stdout and stderr).
+pub const FIRST_MAP_FD: Fd = 3;
+/// Ids are allocated cyclically in `1..=MAX_MAP_ID` (`idr_alloc_cyclic(.., 1, INT_MAX)`).
+pub const MAX_MAP_ID: MapId = i32::MAX as MapId;
+/// Bound of the `inc_not_zero` CAS loop of `get_fd_by_id`.
+pub(crate) const INC_NOT_ZERO_TRIES: u32 = 1 << 16;
+
+/// Where an injected fault may strike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultSite {
+    /// A `BPF_F_NO_PREALLOC` element allocation (`-ENOMEM`).
+    HashElemAlloc,
+}
+
+/// Injected faults: off by default; the simulator turns them on. Each decision is a
+/// [`Platform::choose`], so it comes from the seed or the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FaultPlan {
+    /// Chance per thousand that a no-prealloc element allocation fails.
+    pub hash_alloc_fail_per_mille: u32,
+}
+
+/// The shape of a world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WorldConfig {
+    /// CPUs: per-CPU freelists, spares and re-entrancy slots.
+    pub cpus: usize,
+    /// Tasks `0..max_tasks` may run in the world (RCU reader slots, lockdep records).
+    pub max_tasks: usize,
+    pub faults: FaultPlan,
+}
+
+impl Default for WorldConfig {
+    /// Two CPUs (the smallest machine with cross-CPU freelist steals) and eight tasks (enough
+    /// for the selftest scenarios' writers, readers and a grace-period task).
+    fn default() -> Self {
+        WorldConfig {
+            cpus: 2,
+            max_tasks: 8,
+            faults: FaultPlan::default(),
+        }
+    }
+}
+
+/// Where a program lookup landed (the decoded form of [`World::prog_lookup`]'s register value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// A value at `offset` of `map`'s region.
+    Value { map: Handle, offset: u32 },
+    /// An outer map's slot: the inner map (possibly already freed: using it is then the fault).
+    InnerMap(Handle),
+}
+
+/// One map free, for audits and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeRecord {
+    pub handle: Handle,
+    pub id: MapId,
+    pub map_type: MapType,
+    pub at: Stamp,
+}
+
+/// A live map as audits see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapState {
+    pub handle: Handle,
+    pub id: MapId,
+    pub map_type: MapType,
+    pub refcnt: u64,
+    pub uref: u64,
+}
+
+pub(crate) struct IdTable {
+    pub(crate) next: MapId,
+    pub(crate) live: BTreeMap<MapId, Handle>,
+}
+
+/// The modelled kernel. See the module documentation.
+pub struct World<P: Platform> {
+    mutants: Mutants,
+    config: WorldConfig,
+    clock: P::Atomic,
+    pub(crate) maps: Arena<P, Map<P>>,
+    /// The newest generation of each arena slot, to resolve 8-bit pointer generations.
+    gens: P::Mutex<Vec<u32>>,
+    pub(crate) ids: SpinLock<P, IdTable>,
+    pub(crate) fds: P::Mutex<BTreeMap<Fd, Handle>>,
+    rcu: Rcu<P>,
+    lockdep: Lockdep<P>,
+    frees: P::Mutex<Vec<FreeRecord>>,
+}
+
+impl<P: Platform> Default for World<P> {
+    /// The correct core on the default configuration.
+    fn default() -> Self {
+        World::new(Mutants::NONE, WorldConfig::default())
+    }
+}
+
+impl<P: Platform> World<P> {
+    pub fn new(mutants: Mutants, config: WorldConfig) -> Self {
+        World {
+            mutants,
+            config,
+            clock: P::atomic(1),
+            maps: Arena::new("map"),
+            gens: P::mutex(Vec::new()),
+            ids: SpinLock::new(
+                ID_LOCK,
+                IdTable {
+                    next: 1,
+                    live: BTreeMap::new(),
+                },
+            ),
+            fds: P::mutex(BTreeMap::new()),
+            rcu: Rcu::new(config.max_tasks),
+            lockdep: Lockdep::new(config.max_tasks),
+            frees: P::mutex(Vec::new()),
+        }
+    }
+
+    pub fn mutants(&self) -> Mutants {
+        self.mutants
+    }
+    pub fn config(&self) -> &WorldConfig {
+        &self.config
+    }
+    pub fn rcu(&self) -> &Rcu<P> {
+        &self.rcu
+    }
+    pub fn lockdep(&self) -> &Lockdep<P> {
+        &self.lockdep
+    }
+
+    /// The next event: a logical timestamp on the calling task and CPU.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            seq: self.clock.fetch_add(1, Ordering::Relaxed),
+            task: P::current_task(),
+            cpu: P::current_cpu(),
+        }
+    }
+
+    /// Should the fault at `site` strike now? Off unless the plan says so.
+    pub fn inject(&self, site: FaultSite) -> bool {
+        match site {
+            FaultSite::HashElemAlloc => {
+                let chance = self.config.faults.hash_alloc_fail_per_mille;
+                chance > 0 && (P::choose(1000) as u32) < chance
+            }
+        }
+    }
+
+    // ---- objects -------------------------------------------------------------------------
+
+    /// The map behind `handle`, or the use-after-free fault.
+    pub fn map(&self, handle: Handle) -> Result<P::Arc<Map<P>>> {
+        // Stamp only on the fault path: the clock is shared, and every extra shared access is
+        // one more interleaving for the model checkers to explore.
+        self.maps
+            .get(handle, Stamp::default())
+            .map_err(|fault| match fault {
+                Fault::UseAfterFree {
+                    object, freed_at, ..
+                } => Fault::UseAfterFree {
+                    object,
+                    freed_at,
+                    accessed_at: self.stamp(),
+                }
+                .into(),
+                other => other.into(),
+            })
+    }
+
+    pub(crate) fn insert_map(&self, map: Map<P>) -> Handle {
+        let handle = self.maps.insert(map);
+        P::lock(&self.gens, |gens| {
+            if gens.len() <= handle.index as usize {
+                gens.resize(handle.index as usize + 1, 0);
+            }
+            gens[handle.index as usize] = handle.gen;
+        });
+        handle
+    }
+
+    /// The map an encoded map pointer names (an outer map slot, a program register). A pointer
+    /// to a freed map resolves to a dead handle, which every access then reports.
+    pub fn resolve_map_ptr(&self, ptr: u64) -> Result<Handle> {
+        let decoded = Ptr::decode(ptr)
+            .filter(|p| p.kind == RegionKind::Map)
+            .ok_or_else(|| {
+                Error::from(Fault::OutOfBounds {
+                    what: format!("{ptr:#x} is not a map pointer"),
+                    at: self.stamp(),
+                })
+            })?;
+        let newest = P::lock(&self.gens, |gens| gens.get(decoded.index as usize).copied());
+        let gen = match newest {
+            Some(gen) if gen as u8 == decoded.gen => gen,
+            _ => u32::from(decoded.gen),
+        };
+        Ok(Handle {
+            index: decoded.index,
+            gen,
+        })
+    }
+
+    /// The id of the map an encoded pointer names (outer map lookups from user space).
+    pub fn map_id_of_ptr(&self, ptr: u64) -> Result<MapId> {
+        Ok(self.map(self.resolve_map_ptr(ptr)?)?.id())
+    }
+
+    /// Resolves a user fd: `-EBADF` when not open, `-EINVAL` for 0–2 (open, not maps).
+    pub fn fd_to_map(&self, fd: Fd) -> Result<(Handle, P::Arc<Map<P>>)> {
+        if (0..FIRST_MAP_FD).contains(&fd) {
+            return Err(Errno::EINVAL.into());
+        }
+        let handle = P::lock(&self.fds, |fds| fds.get(&fd).copied()).ok_or(Errno::EBADF)?;
+        Ok((handle, self.map(handle)?))
+    }
+
+    /// The handle behind a map fd (programs name their `used_maps` this way).
+    pub fn map_handle(&self, fd: Fd) -> Result<Handle> {
+        Ok(self.fd_to_map(fd)?.0)
+    }
+
+    /// `bpf_map_meta_alloc(inner_map_fd)`.
+    pub fn meta_from_fd(&self, fd: Fd) -> Result<MapMeta> {
+        let (_, template) = self.fd_to_map(fd)?;
+        MapMeta::from_template(&template, self.mutants)
+    }
+
+    /// `bpf_map_fd_get_ptr`: resolve the fd, check it against the meta, take a reference.
+    /// Returns the encoded pointer to store. The reference is taken under the fd table lock, so
+    /// a concurrent `close` cannot drop the map to 0 in between.
+    pub fn fd_get_ptr(&self, meta: &MapMeta, fd: Fd) -> Result<u64> {
+        if (0..FIRST_MAP_FD).contains(&fd) {
+            return Err(Errno::EINVAL.into());
+        }
+        let (handle, map) = P::lock(&self.fds, |fds| -> Result<_> {
+            let handle = *fds.get(&fd).ok_or(Errno::EBADF)?;
+            let map = self.map(handle)?;
+            if !meta.accepts(&map.def, self.mutants) {
+                return Err(Errno::EINVAL.into());
+            }
+            map.refcnt.fetch_add(1, Ordering::AcqRel);
+            Ok((handle, map))
+        })?;
+        drop(map);
+        Ok(maps::map_ptr(handle))
+    }
+
+    /// `map_fd_put_ptr(outer, inner, need_defer)`: marks the inner map for a deferred free as
+    /// §6 says (policy chosen by the outer map's `sleepable_refcnt`), then drops the reference.
+    pub fn fd_put_ptr(&self, outer: &Map<P>, ptr: u64, need_defer: bool) -> Result<()> {
+        let handle = self.resolve_map_ptr(ptr)?;
+        let inner = self.map(handle)?;
+        let need_defer = need_defer && !self.mutants.on(Mutant::PutWithoutDefer);
+        if need_defer {
+            if outer.sleepable_refcnt() > 0 && !self.mutants.on(Mutant::IgnoreSleepableGp) {
+                inner.free_after_mult_rcu_gp.store(1, Ordering::Release);
+            } else {
+                inner.free_after_rcu_gp.store(1, Ordering::Release);
+            }
+        }
+        self.map_put(handle, &inner)
+    }
+
+    /// `bpf_map_put`: drops a reference; at 0 releases the id first, then frees the map after
+    /// the grace period(s) its flags ask for, or at once.
+    pub fn map_put(&self, handle: Handle, map: &Map<P>) -> Result<()> {
+        let before = map.refcnt.fetch_sub(1, Ordering::AcqRel);
+        if before == 0 {
+            map.refcnt.fetch_add(1, Ordering::AcqRel);
+            return Err(Fault::DoublePut {
+                object: format!("map {handle} (id {})", map.id()),
+                counter: "refcnt",
+                at: self.stamp(),
+            }
+            .into());
+        }
+        if before != 1 {
+            return Ok(());
+        }
+        let id = map.id();
+        self.ids
+            .lock(&self.lockdep, || self.stamp(), |ids| ids.live.remove(&id))?;
+        let at = self.stamp();
+        if self.mutants.on(Mutant::FreeInnerWithoutGp) {
+            return self.free_map(handle);
+        }
+        if map.free_after_mult_rcu_gp.load(Ordering::Acquire) != 0 {
+            self.rcu.call(Policy::TasksTraceThenRcuGp, handle, at);
+            Ok(())
+        } else if map.free_after_rcu_gp.load(Ordering::Acquire) != 0 {
+            self.rcu.call(Policy::RcuGp, handle, at);
+            Ok(())
+        } else {
+            self.free_map(handle)
+        }
+    }
+
+    /// Frees a map: poisons its arena slot, logs the free, releases what it holds.
+    pub(crate) fn free_map(&self, handle: Handle) -> Result<()> {
+        let at = self.stamp();
+        let map = self.maps.free(handle, at)?;
+        map.mark_freed(at);
+        P::lock(&self.frees, |frees| {
+            frees.push(FreeRecord {
+                handle,
+                id: map.id(),
+                map_type: map.def.map_type,
+                at,
+            })
+        });
+        map.ops.free(self, &map)
+    }
+
+    /// Runs the deferred frees whose grace periods are over.
+    pub fn poll(&self) -> Result<()> {
+        for handle in self.rcu.poll() {
+            self.free_map(handle)?;
+        }
+        Ok(())
+    }
+
+    /// `synchronize_rcu()` (or the tasks-trace flavour), then the deferred frees it made ready.
+    pub fn synchronize(&self, flavor: Flavor) -> Result<()> {
+        self.rcu.synchronize(flavor, self.stamp())?;
+        self.poll()
+    }
+
+    /// `rcu_barrier()`: waits for every queued deferred free and runs it.
+    pub fn barrier(&self) -> Result<()> {
+        self.rcu.barrier(self.stamp(), |ready| {
+            for handle in ready {
+                self.free_map(handle)?;
+            }
+            Ok::<(), Error>(())
+        })
+    }
+
+    // ---- programs ------------------------------------------------------------------------
+
+    pub fn rcu_read_lock(&self, flavor: Flavor) -> Result<()> {
+        Ok(self
+            .rcu
+            .read_lock(flavor, Stamp::default())
+            .map_err(|f| self.restamp(f))?)
+    }
+
+    pub fn rcu_read_unlock(&self, flavor: Flavor) -> Result<()> {
+        Ok(self
+            .rcu
+            .read_unlock(flavor, Stamp::default())
+            .map_err(|f| self.restamp(f))?)
+    }
+
+    fn restamp(&self, fault: Fault) -> Fault {
+        match fault {
+            Fault::OutOfBounds { what, .. } => Fault::OutOfBounds {
+                what,
+                at: self.stamp(),
+            },
+            other => other,
+        }
+    }
+
+    /// `bpf_map_lookup_elem` from a program: the value pointer, or for an outer map the inner
+    /// map pointer, encoded for a register (`None` is NULL).
+    pub fn prog_lookup(&self, handle: Handle, key: &[u8]) -> Result<Option<u64>> {
+        let map = self.map(handle)?;
+        self.check_key(&map, key)?;
+        let found = map.ops.lookup(self, key)?;
+        map.check_live(handle, || self.stamp())?;
+        Ok(found.map(|found| match found {
+            Found::Value { offset } => Ptr::map(handle, offset).encode(),
+            Found::MapPtr(ptr) => ptr,
+        }))
+    }
+
+    /// [`World::prog_lookup`], decoded: the value's map and offset, or the inner map's handle.
+    pub fn prog_lookup_loc(&self, handle: Handle, key: &[u8]) -> Result<Option<Location>> {
+        let map = self.map(handle)?;
+        self.check_key(&map, key)?;
+        let found = map.ops.lookup(self, key)?;
+        map.check_live(handle, || self.stamp())?;
+        found
+            .map(|found| match found {
+                Found::Value { offset } => Ok(Location::Value {
+                    map: handle,
+                    offset,
+                }),
+                Found::MapPtr(ptr) => Ok(Location::InnerMap(self.resolve_map_ptr(ptr)?)),
+            })
+            .transpose()
+    }
+
+    /// `bpf_map_update_elem` from a program (helper 2). Outer maps refuse (the verifier does).
+    pub fn prog_update(&self, handle: Handle, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+        let map = self.map(handle)?;
+        if map.ops.holds_maps() {
+            return Err(Errno::EINVAL.into());
+        }
+        self.check_key(&map, key)?;
+        map.ops.update(self, &map, key, value, flags)?;
+        Ok(map.check_live(handle, || self.stamp())?)
+    }
+
+    /// `bpf_map_delete_elem` from a program (helper 3).
+    pub fn prog_delete(&self, handle: Handle, key: &[u8]) -> Result<()> {
+        let map = self.map(handle)?;
+        if map.ops.holds_maps() {
+            return Err(Errno::EINVAL.into());
+        }
+        self.check_key(&map, key)?;
+        map.ops.delete(self, &map, key)?;
+        Ok(map.check_live(handle, || self.stamp())?)
+    }
+
+    fn check_key(&self, map: &Map<P>, key: &[u8]) -> Result<()> {
+        if key.len() != map.def.key_size as usize {
+            return Err(Fault::OutOfBounds {
+                what: format!(
+                    "key of {} bytes for a map with key_size {}",
+                    key.len(),
+                    map.def.key_size
+                ),
+                at: self.stamp(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// A program load of `size` bytes at `offset` of the map's region (header fields or values).
+    pub fn load(&self, handle: Handle, offset: u32, size: u32) -> Result<u64> {
+        let map = self.map(handle)?;
+        let value = map.load(offset, size, || self.stamp())?;
+        map.check_live(handle, || self.stamp())?;
+        Ok(value)
+    }
+
+    /// A program store into value memory.
+    pub fn store(&self, handle: Handle, offset: u32, size: u32, value: u64) -> Result<()> {
+        let map = self.map(handle)?;
+        map.store(offset, size, value, || self.stamp())?;
+        Ok(map.check_live(handle, || self.stamp())?)
+    }
+
+    /// A program atomic on value memory; returns the old value.
+    pub fn atomic(
+        &self,
+        handle: Handle,
+        offset: u32,
+        size: u32,
+        op: AtomicOp,
+        operand: u64,
+    ) -> Result<u64> {
+        let map = self.map(handle)?;
+        let old = map.atomic(offset, size, op, operand, || self.stamp())?;
+        map.check_live(handle, || self.stamp())?;
+        Ok(old)
+    }
+
+    /// Inlined array-of-maps code: the 8-byte slot at `offset` as an encoded map pointer (0 =
+    /// empty).
+    pub fn map_load_slot(&self, handle: Handle, offset: u32) -> Result<u64> {
+        self.load(handle, offset, 8)
+    }
+
+    /// A map's shape.
+    pub fn map_def(&self, handle: Handle) -> Result<MapDef> {
+        Ok(self.map(handle)?.def)
+    }
+
+    /// An outer map's inner map meta.
+    pub fn map_meta(&self, handle: Handle) -> Result<Option<MapMeta>> {
+        Ok(self.map(handle)?.ops.meta().copied())
+    }
+
+    /// The array `index_mask` (arrays and array-of-maps).
+    pub fn map_index_mask(&self, handle: Handle) -> Result<Option<u32>> {
+        Ok(self.map(handle)?.ops.index_mask())
+    }
+
+    /// A loaded program's `used_maps`: one refcnt on each, plus `sleepable_refcnt` when the
+    /// program is sleepable.
+    pub fn prog_hold_maps(&self, maps: &[Handle], sleepable: bool) -> Result<()> {
+        for &handle in maps {
+            let map = self.map(handle)?;
+            if map.refcnt.fetch_add(1, Ordering::AcqRel) == 0 {
+                map.refcnt.fetch_sub(1, Ordering::AcqRel);
+                return Err(Fault::UseAfterFree {
+                    object: format!("map {handle} (refcnt already 0)"),
+                    freed_at: None,
+                    accessed_at: self.stamp(),
+                }
+                .into());
+            }
+            if sleepable {
+                map.sleepable_refcnt.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases what [`World::prog_hold_maps`] took (program unload, after its last run).
+    pub fn prog_release_maps(&self, maps: &[Handle], sleepable: bool) -> Result<()> {
+        for &handle in maps {
+            let map = self.map(handle)?;
+            if sleepable {
+                map.sleepable_refcnt.fetch_sub(1, Ordering::AcqRel);
+            }
+            self.map_put(handle, &map)?;
+        }
+        Ok(())
+    }
+
+    // ---- audits --------------------------------------------------------------------------
+
+    /// Every map still allocated.
+    pub fn live_maps(&self) -> Vec<MapState> {
+        self.maps
+            .live()
+            .into_iter()
+            .filter_map(|handle| {
+                let map = self.maps.get(handle, Stamp::default()).ok()?;
+                Some(MapState {
+                    handle,
+                    id: map.id(),
+                    map_type: map.def.map_type,
+                    refcnt: map.refcnt(),
+                    uref: map.uref(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every free so far, in order.
+    pub fn frees(&self) -> Vec<FreeRecord> {
+        P::lock(&self.frees, |frees| frees.clone())
+    }
+
+    /// Ids that still resolve.
+    pub fn live_ids(&self) -> Vec<MapId> {
+        self.ids
+            .lock(&self.lockdep, Stamp::default, |ids| {
+                ids.live.keys().copied().collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// §8.4 at quiescence (all fds closed, programs released): waits for the deferred frees,
+    /// then requires every map freed exactly once and no id live.
+    pub fn audit_quiescent(&self) -> Result<()> {
+        self.barrier()?;
+        if let Some(state) = self.live_maps().first() {
+            return Err(Fault::Leak {
+                object: format!(
+                    "map {} (id {}, {})",
+                    state.handle,
+                    state.id,
+                    state.map_type.name()
+                ),
+                detail: format!(
+                    "still allocated at quiescence: refcnt {}, uref {}",
+                    state.refcnt, state.uref
+                ),
+            }
+            .into());
+        }
+        let ids = self.live_ids();
+        if !ids.is_empty() {
+            return Err(Fault::Leak {
+                object: format!("ids {ids:?}"),
+                detail: "still resolve at quiescence".into(),
+            }
+            .into());
+        }
+        let frees = self.frees();
+        let mut seen = BTreeMap::new();
+        for free in &frees {
+            if let Some(first) = seen.insert(free.handle, free.at) {
+                return Err(Fault::DoubleFree {
+                    object: format!("map {}", free.handle),
+                    first,
+                    second: free.at,
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// §8.5 on every live hash map (call at quiescence).
+    pub fn check_conservation(&self) -> Result<()> {
+        for handle in self.maps.live() {
+            if let Ok(map) = self.maps.get(handle, Stamp::default()) {
+                map.ops.check_conservation()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes the kernel would charge for the map behind `handle`.
+    pub fn footprint(&self, handle: Handle) -> Result<u64> {
+        Ok(self.map(handle)?.ops.footprint())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maps::{header, ARRAY_VALUE_OFFSET};
+    use crate::sync::Std;
+    use crate::uapi::{MapAttr, BPF_ANY};
+
+    fn oob<T: std::fmt::Debug>(result: Result<T>) -> bool {
+        matches!(result, Err(Error::Fault(Fault::OutOfBounds { .. })))
+    }
+
+    #[test]
+    fn program_memory_access_is_bounds_checked_and_torn_words_compose() {
+        let w = World::<Std>::default();
+        let fd = w
+            .map_create(&MapAttr::new(MapType::Array, 4, 12, 3))
+            .unwrap();
+        let h = w.map_handle(fd).unwrap();
+        let value = |i: u32| ARRAY_VALUE_OFFSET + i * 16; // elem_size = round_up(12, 8)
+        assert_eq!(
+            w.load(h, header::MAX_ENTRIES, 4).unwrap(),
+            3,
+            "header: max_entries"
+        );
+        assert_eq!(
+            w.load(h, header::ID, 4).unwrap(),
+            u64::from(w.map_info(fd).unwrap().id)
+        );
+        assert_eq!(w.load(h, header::ARRAY_ELEM_SIZE, 4).unwrap(), 16);
+        assert_eq!(w.load(h, header::ARRAY_INDEX_MASK, 4).unwrap(), 3);
+        assert!(
+            oob(w.store(h, header::MAX_ENTRIES, 4, 9)),
+            "the header is read-only"
+        );
+        // An unaligned 8-byte store across two words, read back whole and in pieces.
+        w.store(h, value(1) + 4, 8, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(w.load(h, value(1) + 4, 8).unwrap(), 0x1122_3344_5566_7788);
+        assert_eq!(w.load(h, value(1) + 8, 4).unwrap(), 0x1122_3344);
+        assert_eq!(
+            w.load(h, value(1), 4).unwrap(),
+            0,
+            "neighbouring bytes are kept"
+        );
+        assert_eq!(
+            w.map_lookup_elem(fd, &1u32.to_le_bytes()).unwrap(),
+            [0, 0, 0, 0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]
+        );
+        assert!(oob(w.load(h, value(3), 1)), "past the last element");
+        assert!(oob(w.load(h, value(0), 3)), "odd sizes are refused");
+        assert_eq!(w.atomic(h, value(2), 8, AtomicOp::Add, 5).unwrap(), 0);
+        assert_eq!(
+            w.atomic(h, value(2), 8, AtomicOp::CmpXchg { expected: 5 }, 7)
+                .unwrap(),
+            5
+        );
+        assert_eq!(w.atomic(h, value(2), 4, AtomicOp::Xchg, 1).unwrap(), 7);
+        assert!(
+            oob(w.atomic(h, value(2) + 2, 4, AtomicOp::Add, 1)),
+            "misaligned atomics are refused"
+        );
+        w.map_update_elem(fd, &0u32.to_le_bytes(), &[1; 12], BPF_ANY)
+            .unwrap();
+        assert_eq!(w.load(h, value(0) + 8, 4).unwrap(), 0x0101_0101);
+    }
+
+    #[test]
+    fn a_freed_map_is_a_use_after_free_for_every_access() {
+        let w = World::<Std>::default();
+        let fd = w
+            .map_create(&MapAttr::new(MapType::Array, 4, 4, 1))
+            .unwrap();
+        let h = w.map_handle(fd).unwrap();
+        w.close(fd).unwrap();
+        let uaf = |r: Result<()>| {
+            matches!(
+                r,
+                Err(Error::Fault(Fault::UseAfterFree {
+                    freed_at: Some(_),
+                    ..
+                }))
+            )
+        };
+        assert!(uaf(w.load(h, ARRAY_VALUE_OFFSET, 4).map(|_| ())));
+        assert!(uaf(w.store(h, ARRAY_VALUE_OFFSET, 4, 1)));
+        assert!(uaf(w.prog_lookup(h, &0u32.to_le_bytes()).map(|_| ())));
+        assert!(uaf(w.prog_hold_maps(&[h], false)));
+        w.audit_quiescent().unwrap();
+        assert_eq!(w.frees().len(), 1);
+    }
+}

@@ -1,0 +1,112 @@
+//! Runs the BPF conformance suite (`../shared/conformance/bpf_conformance`, next to the
+//! workspace) on the executor: every `tests/*.data` must pass, and every `negative/*.data` must
+//! be refused (assembler and decoder errors with their position) or fail.
+//!
+//! The suite is data read at test time. If it is missing the tests skip with a message, except
+//! under CI (`CI=true`), where a missing suite is a failure.
+
+use mimic_core::bpf::conformance::{data_files, parse, run_case, run_dir, Outcome, Parsed};
+use std::path::PathBuf;
+
+fn suite() -> Option<PathBuf> {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/bpf_conformance");
+    if dir.join("tests").is_dir() {
+        return Some(dir);
+    }
+    let ci = std::env::var("CI").is_ok_and(|value| value == "true");
+    assert!(
+        !ci,
+        "conformance suite missing at {} (CI=true: not skipping)",
+        dir.display()
+    );
+    eprintln!("SKIPPED: conformance suite not found at {}", dir.display());
+    None
+}
+
+#[test]
+fn every_conformance_program_gives_the_expected_r0() {
+    let Some(dir) = suite() else { return };
+    let summary = run_dir(&dir.join("tests")).expect("suite directory readable");
+    let total = summary.passed + summary.failed + summary.skipped;
+    println!(
+        "conformance: {}/{} passed ({} failed, {} skipped)",
+        summary.passed, total, summary.failed, summary.skipped
+    );
+    for (file, message) in &summary.failures {
+        println!("FAIL {file}: {message}");
+    }
+    for (file, reason) in &summary.skips {
+        println!("SKIP {file}: {reason}");
+    }
+    assert!(
+        total >= 313,
+        "expected the suite's 313 files, found {total}"
+    );
+    assert_eq!(
+        summary.failed, 0,
+        "conformance failures: {:?}",
+        summary.failures
+    );
+    assert_eq!(summary.skipped, 0, "conformance skips: {:?}", summary.skips);
+}
+
+#[test]
+fn negative_cases_are_refused_never_passed() {
+    let Some(dir) = suite() else { return };
+    let files = data_files(&dir.join("negative")).expect("negative directory readable");
+    assert!(!files.is_empty(), "no negative cases found");
+    let mut refused = 0;
+    for path in &files {
+        let name = path
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(path).expect("readable");
+        let outcome = match parse(&text) {
+            Ok(Parsed::Case(case)) => {
+                // Assembler errors carry the file's line and the token's column.
+                if let (Some(_), None) = (&case.asm, &case.raw) {
+                    if let Err(message) = mimic_core::bpf::conformance::program(&case) {
+                        let position = message
+                            .trim_start_matches("asm ")
+                            .split(':')
+                            .take(2)
+                            .collect::<Vec<_>>();
+                        assert!(
+                            position.len() == 2
+                                && position.iter().all(|n| n.parse::<usize>().is_ok()),
+                            "{name}: assembler error without line:column: {message}"
+                        );
+                        refused += 1;
+                    }
+                }
+                run_case(&case)
+            }
+            Ok(Parsed::Skip(reason)) => Outcome::Skip(reason),
+            Err(message) => Outcome::Fail(message),
+        };
+        println!("{name}: {outcome:?}");
+        if name == "error.data" {
+            // `or %r0, %r10` is valid and runs; the case expects an error, so it must fail.
+            assert!(matches!(outcome, Outcome::Fail(_)), "{name}: {outcome:?}");
+            continue;
+        }
+        assert!(
+            !matches!(outcome, Outcome::Pass) || text.contains("-- error"),
+            "{name} passed: {outcome:?}"
+        );
+        if name.starts_with("unused-") {
+            assert_eq!(
+                outcome,
+                Outcome::Pass,
+                "{name}: a non-zero reserved field must be refused by the decoder"
+            );
+        }
+    }
+    println!(
+        "negative: {} files, {refused} refused by the assembler",
+        files.len()
+    );
+}

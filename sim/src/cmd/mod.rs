@@ -1,0 +1,2 @@
+//! Subcommand glue, one module per command.
+pub mod conformance;
