@@ -70,5 +70,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "asm_roundtrip: {text} text seeds, {bin} binary seeds from {}",
         tests.display()
     );
+
+    // The structured targets read their input as a stream of choices: pseudo-random byte strings
+    // of a few lengths are enough to start from every region of their input space.
+    for (target, count, len) in RANDOM_SEEDS {
+        let mut state = 0x6d69_6d69_635f_6675 ^ (*len as u64);
+        for index in 0..*count {
+            let bytes: Vec<u8> = (0..*len).map(|_| xorshift(&mut state) as u8).collect();
+            write(&root, target, &format!("random-{index:03}"), &bytes)?;
+        }
+        println!("{target}: {count} pseudo-random seeds of {len} bytes");
+    }
     Ok(())
+}
+
+/// (target, seeds, bytes per seed) for the targets driven by choice streams.
+const RANDOM_SEEDS: &[(&str, usize, usize)] = &[("interp_diff", 16, 512), ("map_ops", 32, 256)];
+
+/// A fixed generator so the seeds are the same on every machine.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
