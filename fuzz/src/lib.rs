@@ -1,6 +1,8 @@
 //! Shared helpers of the fuzz targets: the mutant switch read from the environment, and the
 //! corpus/regression file conventions. The targets themselves are in `fuzz_targets/`.
 
+pub mod targets;
+
 use mimic_core::mutants::{Mutant, Mutants};
 use std::sync::OnceLock;
 
