@@ -9,3 +9,4 @@ pub mod conformance;
 pub mod exec;
 pub mod helpers;
 pub mod print;
+pub mod world_env;

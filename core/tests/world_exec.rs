@@ -1,0 +1,129 @@
+//! Programs on the real map world: the executor's map helpers and memory accesses go through
+//! `WorldEnv`, so what the world checks (generation, bounds) the executor reports.
+
+use mimic_core::bpf::exec::{NoObserver, Program, Vm};
+use mimic_core::bpf::world_env::WorldEnv;
+use mimic_core::fault::Fault;
+use mimic_core::isa::{self, Insn};
+use mimic_core::mutants::{Mutant, Mutants};
+use mimic_core::rcu::Flavor;
+use mimic_core::sync::Std;
+use mimic_core::sys::Process;
+use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType, BPF_ANY, BPF_F_INNER_MAP};
+use mimic_core::world::WorldConfig;
+
+/// The seed-004 program before fixups: `inner = outer[0]; return inner ? inner[0] : -1`, with
+/// `*inner[0] += 1` added so the test also sees a store land.
+fn seed_program(outer: Fd) -> Vec<Insn> {
+    let mut insns = vec![
+        Insn::mov32_imm(1, 0),
+        Insn::stx_mem(isa::BPF_W, 10, 1, -4),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(isa::BPF_ADD, 2, -4),
+    ];
+    insns.extend(Insn::ld_map_fd(1, outer));
+    insns.extend([
+        Insn::call_helper(1),
+        Insn::mov32_imm(6, -1),
+        Insn::jmp_imm(isa::BPF_JEQ, 0, 0, 8),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(isa::BPF_ADD, 2, -4),
+        Insn::mov64_reg(1, 0),
+        Insn::call_helper(1),
+        Insn::jmp_imm(isa::BPF_JEQ, 0, 0, 3),
+        Insn::ldx_mem(isa::BPF_W, 6, 0, 0),
+        Insn::alu64_imm(isa::BPF_ADD, 6, 1),
+        Insn::stx_mem(isa::BPF_W, 0, 6, 0),
+        Insn::mov32_reg(0, 6),
+        Insn::exit(),
+    ]);
+    insns
+}
+
+fn inner_array(sys: &mut Process<Std>, max_entries: u32) -> Fd {
+    let attr = MapAttr::new(MapType::Array, 4, 4, max_entries).flags(BPF_F_INNER_MAP);
+    sys.map_create(&attr).expect("inner array")
+}
+
+fn run(sys: &Process<Std>, program: &Program) -> Result<u64, mimic_core::bpf::exec::ExecError> {
+    let world = sys.world();
+    world.rcu_read_lock(Flavor::Rcu).expect("read lock");
+    let result = Vm::default().run(program, &mut [], &mut WorldEnv::new(world), &mut NoObserver);
+    world.rcu_read_unlock(Flavor::Rcu).expect("read unlock");
+    result
+}
+
+#[test]
+fn seed_program_reads_and_writes_the_inner_array_through_the_world() {
+    let mut sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+    let template = inner_array(&mut sys, 1);
+    let outer_attr = MapAttr::new(MapType::ArrayOfMaps, 4, 4, 3).inner(template);
+    let outer = sys.map_create(&outer_attr).expect("outer");
+    let program = Program::new(&seed_program(outer)).expect("decodes");
+
+    assert_eq!(
+        run(&sys, &program).expect("runs") as u32,
+        u32::MAX,
+        "empty slot: -1"
+    );
+
+    let inner = inner_array(&mut sys, 3);
+    sys.map_update_elem(inner, &0u32.to_le_bytes(), &41u32.to_le_bytes(), BPF_ANY)
+        .unwrap();
+    sys.map_update_elem(outer, &0u32.to_le_bytes(), &inner.to_le_bytes(), BPF_ANY)
+        .unwrap();
+    assert_eq!(run(&sys, &program).expect("runs"), 42);
+    let stored = sys.map_lookup_elem(inner, &0u32.to_le_bytes()).unwrap();
+    assert_eq!(
+        stored,
+        42u32.to_le_bytes(),
+        "the program's store is visible to user space"
+    );
+}
+
+#[test]
+fn freed_inner_map_under_a_program_is_a_use_after_free_with_the_mutant() {
+    for (mutants, expect_fault) in [
+        (Mutants::NONE, false),
+        (Mutants::only(Mutant::FreeInnerWithoutGp), true),
+    ] {
+        let mut sys = Process::<Std>::create(mutants, WorldConfig::default());
+        let template = inner_array(&mut sys, 1);
+        let outer_attr = MapAttr::new(MapType::ArrayOfMaps, 4, 4, 1).inner(template);
+        let outer = sys.map_create(&outer_attr).unwrap();
+        let inner = inner_array(&mut sys, 1);
+        sys.map_update_elem(outer, &0u32.to_le_bytes(), &inner.to_le_bytes(), BPF_ANY)
+            .unwrap();
+        sys.close(inner).unwrap();
+        let world = sys.world().clone();
+
+        // The program's first half: inside its section, look up outer[0] and keep the pointer.
+        world.rcu_read_lock(Flavor::Rcu).unwrap();
+        let outer_handle = world.map_handle(outer).unwrap();
+        let inner_ptr = world
+            .prog_lookup(outer_handle, &0u32.to_le_bytes())
+            .unwrap()
+            .expect("slot is set");
+        // Meanwhile another CPU deletes the slot: the last reference goes. The syscall's own
+        // synchronize would wait for this reader, so the deleter's part is the map op alone.
+        let slot_owner = world.map(outer_handle).unwrap();
+        let deleted = slot_owner
+            .ops
+            .delete(&world, &slot_owner, &0u32.to_le_bytes());
+        assert!(deleted.is_ok(), "{deleted:?}");
+        world.poll().unwrap();
+        // The program's second half: a lookup in the inner map it still holds.
+        let inner_handle = world.resolve_map_ptr(inner_ptr).unwrap();
+        let result = world.prog_lookup(inner_handle, &0u32.to_le_bytes());
+        world.rcu_read_unlock(Flavor::Rcu).unwrap();
+        match (expect_fault, result) {
+            (false, Ok(Some(_))) => {}
+            (true, Err(error)) => assert!(
+                matches!(error.fault(), Some(Fault::UseAfterFree { .. })),
+                "want a use after free, got {error}"
+            ),
+            (expect, other) => panic!("mutants {mutants}: expected fault {expect}, got {other:?}"),
+        }
+        world.barrier().unwrap();
+    }
+}
