@@ -34,7 +34,7 @@ use crate::arena::{Arena, Handle};
 use crate::errno::Errno;
 use crate::fault::{Error, Fault, Result, Stamp};
 use crate::lock::{Lockdep, SpinLock, ID_LOCK};
-use crate::maps::{self, AtomicOp, Found, Map, MapDef, MapMeta};
+use crate::maps::{self, AtomicOp, Caller, Found, Map, MapDef, MapMeta};
 use crate::mutants::{Mutant, Mutants};
 use crate::ptr::{Ptr, RegionKind};
 use crate::rcu::{Flavor, Policy, Rcu};
@@ -249,6 +249,11 @@ impl<P: Platform> World<P> {
         })
     }
 
+    /// [`World::resolve_map_ptr`] for a decoded pointer (its offset is ignored).
+    pub fn resolve_ptr(&self, ptr: Ptr) -> Result<Handle> {
+        self.resolve_map_ptr(Ptr { offset: 0, ..ptr }.encode())
+    }
+
     /// The id of the map an encoded pointer names (outer map lookups from user space).
     pub fn map_id_of_ptr(&self, ptr: u64) -> Result<MapId> {
         Ok(self.map(self.resolve_map_ptr(ptr)?)?.id())
@@ -400,6 +405,14 @@ impl<P: Platform> World<P> {
             .map_err(|f| self.restamp(f))?)
     }
 
+    /// Runs `f` inside a read-side section of `flavor`, leaving it on every path.
+    pub fn read_section<R>(&self, flavor: Flavor, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        self.rcu_read_lock(flavor)?;
+        let result = f();
+        self.rcu_read_unlock(flavor)?;
+        result
+    }
+
     fn restamp(&self, fault: Fault) -> Fault {
         match fault {
             Fault::OutOfBounds { what, .. } => Fault::OutOfBounds {
@@ -447,7 +460,19 @@ impl<P: Platform> World<P> {
             return Err(Errno::EINVAL.into());
         }
         self.check_key(&map, key)?;
-        map.ops.update(self, &map, key, value, flags)?;
+        if value.len() != map.def.value_size as usize {
+            return Err(Fault::OutOfBounds {
+                what: format!(
+                    "value of {} bytes for a map with value_size {}",
+                    value.len(),
+                    map.def.value_size
+                ),
+                at: self.stamp(),
+            }
+            .into());
+        }
+        map.ops
+            .update(self, &map, key, value, flags, Caller::Program)?;
         Ok(map.check_live(handle, || self.stamp())?)
     }
 

@@ -5,7 +5,7 @@
 //! the core runs under std threads, loom and shuttle alike.
 
 use mimic_core::maps::ARRAY_VALUE_OFFSET;
-use mimic_core::mutants::{Mutant, Mutants};
+use mimic_core::mutants::Mutants;
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::{Platform, Std};
 use mimic_core::uapi::*;
@@ -128,7 +128,7 @@ fn loom_finds_free_inner_without_gp() {
     builder.check(|| {
         scenario::<Loom>(
             MapType::ArrayOfMaps,
-            Mutants::only(Mutant::FreeInnerWithoutGp),
+            Mutants::only(mimic_core::mutants::Mutant::FreeInnerWithoutGp),
         )
     });
 }
@@ -144,7 +144,7 @@ fn shuttle_finds_free_inner_without_gp() {
         || {
             scenario::<Shuttle>(
                 MapType::HashOfMaps,
-                Mutants::only(Mutant::FreeInnerWithoutGp),
+                Mutants::only(mimic_core::mutants::Mutant::FreeInnerWithoutGp),
             )
         },
         2000,

@@ -1,13 +1,17 @@
-//! `BPF_MAP_TYPE_ARRAY` (and the bare `PROG_ARRAY` the model needs as a template that has no
-//! `map_meta_equal`): a flat run of `max_entries` values of `elem_size = round_up(value_size, 8)`
+//! `BPF_MAP_TYPE_ARRAY`, `PERCPU_ARRAY` (and the bare `PROG_ARRAY` the model needs as a
+//! template that has no `map_meta_equal`): a flat run of `max_entries` values of `elem_size = round_up(value_size, 8)`
 //! bytes after a [`ARRAY_VALUE_OFFSET`]-byte header, the layout inlined lookups compute with.
 //!
 //! Every element always exists: update with `BPF_NOEXIST` is `-EEXIST`, delete is `-EINVAL`.
 //! `index_mask = 2^ceil(log2(max_entries)) - 1` is recorded for the verifier's spectre masking;
 //! the model is privileged, so it allocates exactly `max_entries` values.
+//!
+//! A per-CPU array keeps one copy of each value per CPU, laid out `[index][cpu]`; a program
+//! sees the copy of the CPU it runs on, user space all of them (`round_up(value_size, 8)` bytes
+//! each).
 
 use super::{
-    array_index, round_up8, Found, Map, MapDef, MapOps, ARRAY_VALUE_OFFSET, MAX_MAP_WORDS,
+    array_index, round_up8, Caller, Found, Map, MapDef, MapOps, ARRAY_VALUE_OFFSET, MAX_MAP_WORDS,
     WORD_BYTES,
 };
 use crate::errno::Errno;
@@ -16,18 +20,21 @@ use crate::sync::Platform;
 use crate::uapi::*;
 use crate::world::World;
 
-/// Flags an array may be created with (`ARRAY_CREATE_FLAG_MASK`, plus `BPF_F_PRESERVE_ELEMS`).
-pub const ARRAY_CREATE_FLAG_MASK: u32 = BPF_F_NUMA_NODE
-    | BPF_F_MMAPABLE
-    | BPF_F_RDONLY
-    | BPF_F_WRONLY
-    | BPF_F_RDONLY_PROG
-    | BPF_F_WRONLY_PROG
-    | BPF_F_PRESERVE_ELEMS
-    | BPF_F_INNER_MAP;
+/// Flags an array may be created with. The kernel also accepts the syscall-side access modes
+/// `BPF_F_RDONLY`/`BPF_F_WRONLY` (and `BPF_F_PRESERVE_ELEMS` on perf arrays); the model does not
+/// carry syscall-side access modes, so it refuses them (`-EINVAL`) rather than ignore them.
+pub const ARRAY_CREATE_FLAG_MASK: u32 =
+    BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG | BPF_F_INNER_MAP;
 
-/// `BPF_F_PRESERVE_ELEMS` (1 << 11): accepted on arrays, no effect in the model.
-pub const BPF_F_PRESERVE_ELEMS: u32 = 1 << 11;
+/// `KMALLOC_MAX_SIZE` with 4 KiB pages: an array value must fit one allocation.
+pub const KMALLOC_MAX_SIZE: u64 = 4 << 20;
+/// `PCPU_MIN_UNIT_SIZE`: a per-CPU value (rounded up to 8) must fit one per-CPU unit.
+pub const PCPU_MIN_UNIT_SIZE: u64 = 32 << 10;
+
+/// Both program access restrictions at once is contradictory (`bpf_map_flags_access_ok`).
+pub fn access_flags_ok(flags: u32) -> bool {
+    flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)
+}
 
 /// Bytes per array element.
 pub fn elem_size(def: &MapDef) -> u32 {
@@ -41,10 +48,17 @@ pub fn index_mask(max_entries: u32) -> u32 {
 
 /// `array_map_alloc_check` (shared by the fd arrays).
 pub fn alloc_check(def: &MapDef) -> Result<()> {
+    if !access_flags_ok(def.map_flags) {
+        return Err(Errno::EINVAL.into());
+    }
     if def.key_size != 4 || def.value_size == 0 || def.max_entries == 0 {
         return Err(Errno::EINVAL.into());
     }
     if def.map_flags & !ARRAY_CREATE_FLAG_MASK != 0 {
+        return Err(Errno::EINVAL.into());
+    }
+    // A per-CPU array has no single NUMA node to allocate on.
+    if def.map_type == MapType::PercpuArray && def.map_flags & BPF_F_NUMA_NODE != 0 {
         return Err(Errno::EINVAL.into());
     }
     // Only plain arrays may be mmap-able or dynamic inner maps.
@@ -56,6 +70,12 @@ pub fn alloc_check(def: &MapDef) -> Result<()> {
     {
         return Err(Errno::EINVAL.into());
     }
+    let value_size = u64::from(def.value_size);
+    if value_size > KMALLOC_MAX_SIZE
+        || (def.map_type == MapType::PercpuArray && value_size.div_ceil(8) * 8 > PCPU_MIN_UNIT_SIZE)
+    {
+        return Err(Errno::E2BIG.into());
+    }
     Ok(())
 }
 
@@ -64,13 +84,25 @@ pub struct ArrayMap<P: Platform> {
     def: MapDef,
     elem_size: u32,
     index_mask: u32,
+    /// Per-CPU arrays: copies per value; `None` for a shared array.
+    percpu: Option<u32>,
     values: Vec<P::Atomic>,
 }
 
 impl<P: Platform> ArrayMap<P> {
     pub fn new(def: &MapDef) -> Result<Self> {
+        Self::build(def, None)
+    }
+
+    /// A per-CPU array with `cpus` copies of every value.
+    pub fn new_percpu(def: &MapDef, cpus: u32) -> Result<Self> {
+        Self::build(def, Some(cpus.max(1)))
+    }
+
+    fn build(def: &MapDef, percpu: Option<u32>) -> Result<Self> {
         let elem_size = elem_size(def);
-        let words = u64::from(def.max_entries) * u64::from(elem_size / WORD_BYTES);
+        let copies = u64::from(percpu.unwrap_or(1));
+        let words = u64::from(def.max_entries) * copies * u64::from(elem_size / WORD_BYTES);
         if words > MAX_MAP_WORDS {
             return Err(Errno::ENOMEM.into());
         }
@@ -78,17 +110,28 @@ impl<P: Platform> ArrayMap<P> {
             def: *def,
             elem_size,
             index_mask: index_mask(def.max_entries),
+            percpu,
             values: (0..words).map(|_| P::atomic(0)).collect(),
         })
+    }
+
+    fn copies(&self) -> u32 {
+        self.percpu.unwrap_or(1)
+    }
+
+    /// Region offset of the calling CPU's copy of element `index` (no bounds check).
+    fn offset_here(&self, index: u32) -> u32 {
+        let cpu = self.percpu.map_or(0, |cpus| P::current_cpu() as u32 % cpus);
+        ARRAY_VALUE_OFFSET + (index * self.copies() + cpu) * self.elem_size
     }
 
     pub fn elem_size(&self) -> u32 {
         self.elem_size
     }
 
-    /// Region offset of element `index` (no bounds check).
+    /// Region offset of element `index` (its first copy; no bounds check).
     pub fn offset_of(&self, index: u32) -> u32 {
-        ARRAY_VALUE_OFFSET + index * self.elem_size
+        ARRAY_VALUE_OFFSET + index * self.copies() * self.elem_size
     }
 
     /// The first word of element `index`, if in range.
@@ -97,7 +140,7 @@ impl<P: Platform> ArrayMap<P> {
             return None;
         }
         self.values
-            .get((index * (self.elem_size / WORD_BYTES)) as usize)
+            .get((index * self.copies() * (self.elem_size / WORD_BYTES)) as usize)
     }
 
     /// `array_map_get_next_key`, shared by every array kind.
@@ -114,8 +157,11 @@ impl<P: Platform> ArrayMap<P> {
         Ok(next.to_le_bytes().to_vec())
     }
 
+    /// Header plus values (per-CPU: every CPU's copy; the kernel also keeps an 8-byte pointer
+    /// per element there, which the model leaves out).
     pub fn footprint(&self) -> u64 {
-        u64::from(ARRAY_VALUE_OFFSET) + u64::from(self.elem_size) * u64::from(self.def.max_entries)
+        u64::from(ARRAY_VALUE_OFFSET)
+            + u64::from(self.elem_size) * u64::from(self.def.max_entries) * u64::from(self.copies())
     }
 
     pub fn word(&self, offset: u32) -> Option<&P::Atomic> {
@@ -167,7 +213,7 @@ impl<P: Platform> MapOps<P> for ArrayMap<P> {
     fn lookup(&self, _w: &World<P>, key: &[u8]) -> Result<Option<Found>> {
         let index = array_index(key)?;
         Ok((index < self.def.max_entries).then(|| Found::Value {
-            offset: self.offset_of(index),
+            offset: self.offset_here(index),
         }))
     }
 
@@ -178,6 +224,7 @@ impl<P: Platform> MapOps<P> for ArrayMap<P> {
         key: &[u8],
         value: &[u8],
         flags: u64,
+        caller: Caller,
     ) -> Result<()> {
         if flags > BPF_EXIST {
             return Err(Errno::EINVAL.into());
@@ -189,10 +236,36 @@ impl<P: Platform> MapOps<P> for ArrayMap<P> {
         if flags == BPF_NOEXIST {
             return Err(Errno::EEXIST.into());
         }
-        if value.len() != self.def.value_size as usize {
-            return Err(Errno::EINVAL.into());
+        match (self.percpu, caller) {
+            (Some(_), Caller::Syscall) => {
+                // Every CPU's copy, each `elem_size` bytes of the user buffer.
+                if value.len() != (self.elem_size * self.copies()) as usize {
+                    return Err(Errno::EINVAL.into());
+                }
+                map.write_bytes(self.offset_of(index), value)
+            }
+            _ => {
+                if value.len() != self.def.value_size as usize {
+                    return Err(Errno::EINVAL.into());
+                }
+                map.write_bytes(self.offset_here(index), value)
+            }
         }
-        map.write_bytes(self.offset_of(index), value)
+    }
+
+    fn value_to_user(&self, w: &World<P>, map: &Map<P>, found: Found) -> Result<Vec<u8>> {
+        match (self.percpu, found) {
+            (Some(copies), Found::Value { offset }) => {
+                let index = (offset - ARRAY_VALUE_OFFSET) / self.elem_size / copies;
+                map.read_bytes(self.offset_of(index), self.elem_size * copies)
+            }
+            (None, Found::Value { offset }) => map.read_bytes(offset, self.def.value_size),
+            (_, Found::MapPtr(ptr)) => Ok(w.map_id_of_ptr(ptr)?.to_le_bytes().to_vec()),
+        }
+    }
+
+    fn percpu_copies(&self) -> Option<u32> {
+        self.percpu
     }
 
     fn delete(&self, _w: &World<P>, _map: &Map<P>, _key: &[u8]) -> Result<()> {
@@ -260,6 +333,7 @@ impl<P: Platform> MapOps<P> for ProgArray<P> {
         key: &[u8],
         value: &[u8],
         flags: u64,
+        _caller: Caller,
     ) -> Result<()> {
         if flags != BPF_ANY {
             return Err(Errno::EINVAL.into());

@@ -10,7 +10,7 @@
 //! 8-byte load ([`crate::world::World::map_load_slot`]) and test it for NULL.
 
 use super::array::{self, generic_lookup_batch, ArrayMap};
-use super::{array_index, value_fd, Found, Map, MapDef, MapMeta, MapOps};
+use super::{array_index, value_fd, Caller, Found, Map, MapDef, MapMeta, MapOps};
 use crate::errno::Errno;
 use crate::fault::Result;
 use crate::sync::{Atomic64, Ordering, Platform};
@@ -69,6 +69,7 @@ impl<P: Platform> MapOps<P> for ArrayOfMaps<P> {
         key: &[u8],
         value: &[u8],
         flags: u64,
+        _caller: Caller,
     ) -> Result<()> {
         if flags != BPF_ANY {
             return Err(Errno::EINVAL.into());

@@ -8,7 +8,7 @@
 //! the map was never published. `lookup_and_delete` is `-ENOTSUPP`; the batch ops all exist.
 
 use super::hashtab::{self, HashTab};
-use super::{value_fd, Found, Map, MapDef, MapMeta, MapOps};
+use super::{value_fd, Caller, Found, Map, MapDef, MapMeta, MapOps};
 use crate::errno::Errno;
 use crate::fault::{Fault, Result};
 use crate::sync::Platform;
@@ -56,6 +56,7 @@ impl<P: Platform> MapOps<P> for HashOfMaps<P> {
         key: &[u8],
         value: &[u8],
         flags: u64,
+        _caller: Caller,
     ) -> Result<()> {
         let new = w.fd_get_ptr(&self.meta, value_fd(value)?)?;
         let result = self.htab.update_words(w, map, key, &[new], flags);

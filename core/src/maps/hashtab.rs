@@ -30,7 +30,7 @@
 
 use super::freelist::{FreeList, FL_END};
 use super::{
-    bytes_to_words, round_up8, words_to_bytes, Found, Map, MapDef, MapOps, MAX_MAP_WORDS,
+    bytes_to_words, round_up8, words_to_bytes, Caller, Found, Map, MapDef, MapOps, MAX_MAP_WORDS,
     WORD_BYTES,
 };
 use crate::errno::Errno;
@@ -49,18 +49,15 @@ pub const HTAB_ELEM_HEADER_BYTES: u32 = 48;
 pub const BUCKET_BYTES: u64 = 16;
 /// Re-entrancy slots per CPU (`HASHTAB_MAP_LOCK_COUNT`).
 pub const MAP_LOCK_SLOTS: u32 = 8;
-/// Keys live on the BPF stack, so no key is larger (`MAX_BPF_STACK`).
-pub const MAX_KEY_SIZE: u32 = 512;
 /// `KMALLOC_MAX_SIZE` with 4 KiB pages: an element must fit one allocation.
 pub const KMALLOC_MAX_SIZE: u64 = 4 << 20;
 /// A reader restarting this often without finding its bucket's nulls is starved: a fault.
 pub const MAX_NULLS_RESTARTS: u32 = 1 << 16;
-/// Flags a hash may be created with (`HTAB_CREATE_FLAG_MASK`).
+/// Flags a hash may be created with (`HTAB_CREATE_FLAG_MASK`, without the syscall-side access
+/// modes the model does not carry: see [`super::array::ARRAY_CREATE_FLAG_MASK`]).
 pub const HTAB_CREATE_FLAG_MASK: u32 = BPF_F_NO_PREALLOC
     | BPF_F_NO_COMMON_LRU
     | BPF_F_NUMA_NODE
-    | BPF_F_RDONLY
-    | BPF_F_WRONLY
     | BPF_F_RDONLY_PROG
     | BPF_F_WRONLY_PROG
     | BPF_F_ZERO_SEED;
@@ -88,9 +85,8 @@ pub fn hash_key(key: &[u8]) -> u32 {
 
 /// `htab_map_alloc_check`.
 pub fn alloc_check(def: &MapDef) -> Result<()> {
-    let access = def.map_flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG);
-    if def.map_flags & !HTAB_CREATE_FLAG_MASK != 0
-        || access == (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)
+    let percpu = def.map_type == MapType::PercpuHash;
+    if def.map_flags & !HTAB_CREATE_FLAG_MASK != 0 || !super::array::access_flags_ok(def.map_flags)
     {
         return Err(Errno::EINVAL.into());
     }
@@ -98,15 +94,17 @@ pub fn alloc_check(def: &MapDef) -> Result<()> {
     if def.map_flags & BPF_F_NO_COMMON_LRU != 0 {
         return Err(Errno::EINVAL.into());
     }
+    // Per-CPU values have no single NUMA node.
+    if percpu && def.map_flags & BPF_F_NUMA_NODE != 0 {
+        return Err(Errno::EINVAL.into());
+    }
     if def.max_entries == 0 || def.key_size == 0 || def.value_size == 0 {
         return Err(Errno::EINVAL.into());
     }
-    if def.key_size > MAX_KEY_SIZE {
-        return Err(Errno::E2BIG.into());
-    }
-    let elem =
-        u64::from(def.key_size) + u64::from(def.value_size) + u64::from(HTAB_ELEM_HEADER_BYTES);
-    if elem >= KMALLOC_MAX_SIZE {
+    let elem = u64::from(def.key_size) + u64::from(def.value_size);
+    if elem >= KMALLOC_MAX_SIZE - u64::from(HTAB_ELEM_HEADER_BYTES)
+        || (percpu && u64::from(round_up8(def.value_size)) > super::array::PCPU_MIN_UNIT_SIZE)
+    {
         return Err(Errno::E2BIG.into());
     }
     Ok(())
@@ -136,6 +134,10 @@ pub struct HashTab<P: Platform> {
     value_size: u32,
     key_words: u32,
     value_words: u32,
+    /// Per-CPU hashes: copies of each value (`value_words` covers all of them).
+    percpu: Option<u32>,
+    /// Words of one copy.
+    unit_words: u32,
     stride: u32,
     n_buckets: u32,
     buckets: Vec<Bucket<P>>,
@@ -170,19 +172,25 @@ impl<P: Platform> HashTab<P> {
     ) -> Result<Self> {
         let cpus = w.config().cpus.max(1);
         let prealloc = def.map_flags & BPF_F_NO_PREALLOC == 0;
+        let percpu = (def.map_type == MapType::PercpuHash).then_some(cpus as u32);
+        // Per-CPU hashes update in place, so they have no spare elements (`extra_elems`).
+        let spares = prealloc && percpu.is_none();
         let n_buckets = u64::from(def.max_entries).next_power_of_two();
         if n_buckets > u64::from(u32::MAX) / BUCKET_BYTES {
             return Err(Errno::E2BIG.into());
         }
         let n_buckets = n_buckets as u32;
-        let extra_slots = if prealloc {
+        let extra_slots = if spares {
             cpus
+        } else if prealloc {
+            0
         } else {
             w.config().max_tasks.max(1)
         };
         let capacity = u64::from(def.max_entries) + extra_slots as u64;
         let key_words = round_up8(def.key_size) / WORD_BYTES;
-        let value_words = round_up8(value_size) / WORD_BYTES;
+        let unit_words = round_up8(value_size) / WORD_BYTES;
+        let value_words = unit_words * percpu.unwrap_or(1);
         let words = capacity * u64::from(3 + key_words + value_words) + u64::from(n_buckets) * 2;
         if words > MAX_MAP_WORDS || capacity > u64::from(u32::MAX) {
             return Err(Errno::ENOMEM.into());
@@ -201,7 +209,9 @@ impl<P: Platform> HashTab<P> {
             value_size,
             key_words,
             value_words,
-            stride: HTAB_ELEM_HEADER_BYTES + round_up8(def.key_size) + round_up8(value_size),
+            percpu,
+            unit_words,
+            stride: HTAB_ELEM_HEADER_BYTES + round_up8(def.key_size) + value_words * WORD_BYTES,
             n_buckets,
             buckets: (0..n_buckets)
                 .map(|b| Bucket {
@@ -216,7 +226,7 @@ impl<P: Platform> HashTab<P> {
             keys: atomics(u64::from(capacity) * u64::from(key_words)),
             values: atomics(u64::from(capacity) * u64::from(value_words)),
             freelist: FreeList::new(cpus),
-            extra: atomics(if prealloc { cpus as u64 } else { 0 }),
+            extra: atomics(if spares { cpus as u64 } else { 0 }),
             count: P::atomic(0),
             map_locked: atomics(cpus as u64 * u64::from(MAP_LOCK_SLOTS)),
             lock_mask,
@@ -224,14 +234,10 @@ impl<P: Platform> HashTab<P> {
         };
         // Prealloc: the first `cpus` elements are the spares, the rest go on the freelist.
         // No-prealloc: every slot starts in the allocator's cache.
-        let first_free = if prealloc {
-            for (cpu, spare) in table.extra.iter().enumerate() {
-                spare.store(cpu as u64 + 1, Ordering::Relaxed);
-            }
-            cpus as u32
-        } else {
-            0
-        };
+        for (cpu, spare) in table.extra.iter().enumerate() {
+            spare.store(cpu as u64 + 1, Ordering::Relaxed);
+        }
+        let first_free = table.extra.len() as u32;
         table
             .freelist
             .populate(table.fl_links(), (first_free..capacity).rev());
@@ -474,8 +480,7 @@ impl<P: Platform> HashTab<P> {
         w.fd_put_ptr(map, value, true)
     }
 
-    /// `htab_map_update_elem` (and the map-in-map in-place variant). `value` is the stored
-    /// value as words (an encoded inner map pointer for map-in-map, already referenced).
+    /// [`HashTab::update_from`] on behalf of user space.
     pub fn update_words(
         &self,
         w: &World<P>,
@@ -483,6 +488,26 @@ impl<P: Platform> HashTab<P> {
         key: &[u8],
         value: &[u64],
         flags: u64,
+    ) -> Result<()> {
+        self.update_from(w, map, key, value, flags, Caller::Syscall)
+    }
+
+    /// The calling CPU's copy of a per-CPU value (word index of its first word).
+    fn this_cpu_unit(&self) -> u32 {
+        self.percpu.map_or(0, |cpus| P::current_cpu() as u32 % cpus) * self.unit_words
+    }
+
+    /// `htab_map_update_elem`, its per-CPU variant (in place, one CPU's copy from a program,
+    /// all copies from user space) and the map-in-map in-place variant. `value` is the stored
+    /// value as words (an encoded inner map pointer for map-in-map, already referenced).
+    pub fn update_from(
+        &self,
+        w: &World<P>,
+        map: &Map<P>,
+        key: &[u8],
+        value: &[u64],
+        flags: u64,
+        caller: Caller,
     ) -> Result<()> {
         if flags > BPF_EXIST {
             return Err(Errno::EINVAL.into());
@@ -492,7 +517,19 @@ impl<P: Platform> HashTab<P> {
         let bucket = self.bucket_of(hash);
         let fd = self.fd_values;
         let leak = fd && self.prealloc && self.mutants.on(Mutant::LeakOnReplace);
-        let in_place = fd && !leak && !self.mutants.on(Mutant::ReplaceByReinsert);
+        let in_place =
+            (fd && !leak && !self.mutants.on(Mutant::ReplaceByReinsert)) || self.percpu.is_some();
+        // What a new element starts with: a program's per-CPU update sets its own CPU's copy
+        // and zeroes the others (`pcpu_init_value`).
+        let one_cpu = self.percpu.is_some() && caller == Caller::Program;
+        let full: Vec<u64> = if one_cpu {
+            let mut words = vec![0; self.value_words as usize];
+            let at = self.this_cpu_unit() as usize;
+            words[at..at + value.len()].copy_from_slice(value);
+            words
+        } else {
+            value.to_vec()
+        };
         let put_locked = fd && self.mutants.on(Mutant::PutUnderBucketLock);
         let after = self.with_bucket(w, hash, || {
             let old = self.find(w, hash, &key_words)?;
@@ -504,10 +541,18 @@ impl<P: Platform> HashTab<P> {
             let mut after = AfterUnlock::default();
             if let (Some(old), true) = (old, in_place) {
                 // In place: a reader of this key always finds it, old or new value.
-                after.put = Some(self.value_word(old, 0).swap(value[0], Ordering::AcqRel));
+                if fd {
+                    after.put = Some(self.value_word(old, 0).swap(value[0], Ordering::AcqRel));
+                } else {
+                    let first = if one_cpu { self.this_cpu_unit() } else { 0 };
+                    for (i, word) in value.iter().enumerate() {
+                        self.value_word(old, first + i as u32)
+                            .store(*word, Ordering::Release);
+                    }
+                }
             } else {
                 let new = self.alloc_elem(w, old)?;
-                self.write_elem(new, hash, &key_words, value);
+                self.write_elem(new, hash, &key_words, &full);
                 self.link_head(bucket, new);
                 if let Some(old) = old {
                     self.unlink(w, bucket, old)?;
@@ -577,7 +622,10 @@ impl<P: Platform> HashTab<P> {
         }
         Ok(words_to_bytes(
             (0..self.value_words).map(|i| self.value_word(elem, i).load(Ordering::Acquire)),
-            self.value_size as usize,
+            match self.percpu {
+                Some(_) => (self.value_words * WORD_BYTES) as usize,
+                None => self.value_size as usize,
+            },
         ))
     }
 
@@ -731,7 +779,7 @@ impl<P: Platform> HashTab<P> {
 impl<P: Platform> MapOps<P> for HashTab<P> {
     fn lookup(&self, w: &World<P>, key: &[u8]) -> Result<Option<Found>> {
         Ok(self.lookup_elem(w, key)?.map(|elem| Found::Value {
-            offset: self.value_offset(elem),
+            offset: self.value_offset(elem) + self.this_cpu_unit() * WORD_BYTES,
         }))
     }
 
@@ -742,11 +790,34 @@ impl<P: Platform> MapOps<P> for HashTab<P> {
         key: &[u8],
         value: &[u8],
         flags: u64,
+        caller: Caller,
     ) -> Result<()> {
-        if value.len() != self.def.value_size as usize {
+        let expected = match (self.percpu, caller) {
+            (Some(_), Caller::Syscall) => self.value_words * WORD_BYTES,
+            _ => self.def.value_size,
+        };
+        if value.len() != expected as usize {
             return Err(Errno::EINVAL.into());
         }
-        self.update_words(w, map, key, &bytes_to_words(value), flags)
+        let mut words = bytes_to_words(value);
+        if self.percpu.is_some() && caller == Caller::Program {
+            words.resize(self.unit_words as usize, 0);
+        }
+        self.update_from(w, map, key, &words, flags, caller)
+    }
+
+    fn value_to_user(&self, w: &World<P>, _map: &Map<P>, found: Found) -> Result<Vec<u8>> {
+        match found {
+            Found::Value { offset } => {
+                let elem = (offset - HTAB_HEADER_BYTES) / self.stride;
+                self.user_value(w, elem)
+            }
+            Found::MapPtr(ptr) => Ok(w.map_id_of_ptr(ptr)?.to_le_bytes().to_vec()),
+        }
+    }
+
+    fn percpu_copies(&self) -> Option<u32> {
+        self.percpu
     }
 
     fn delete(&self, w: &World<P>, map: &Map<P>, key: &[u8]) -> Result<()> {
@@ -907,27 +978,30 @@ mod tests {
         (a, b, c)
     }
 
-    /// A reader stands on `a`'s element looking for `b` (same bucket, behind `a`); meanwhile `a`
-    /// is deleted and its element reused for `c` in another bucket. Where does the reader end?
-    fn reader_on_reused_element(mutants: Mutants) -> Option<u32> {
+    /// A reader stands on `a`'s element looking for `b` (same bucket, behind `a`) when `a` is
+    /// deleted (its element goes to the freelist) and, with `reuse`, its element is reused for
+    /// `c` in another bucket. What does the reader find from there?
+    fn reader_on_recycled_element(mutants: Mutants, reuse: bool) -> Option<u32> {
         let (w, table, owner) = setup(mutants, 4, 0);
         let (a, b, c) = keys(4);
-        table
-            .update_words(&w, &owner, &k(b), &[20], BPF_ANY)
-            .unwrap();
-        table
-            .update_words(&w, &owner, &k(a), &[10], BPF_ANY)
-            .unwrap(); // head: a → b
+        let put = |key: u32, value: u64| {
+            table
+                .update_words(&w, &owner, &k(key), &[value], BPF_ANY)
+                .unwrap()
+        };
+        put(b, 20);
+        put(a, 10); // head: a → b
         let stood_on = table.lookup_elem(&w, &k(a)).unwrap().unwrap();
         table.delete_key(&w, &owner, &k(a)).unwrap();
-        table
-            .update_words(&w, &owner, &k(c), &[30], BPF_ANY)
-            .unwrap();
-        assert_eq!(
-            table.lookup_elem(&w, &k(c)).unwrap(),
-            Some(stood_on),
-            "LIFO: the deleted element is reused at once"
-        );
+        if reuse {
+            put(c, 30);
+            let reused = table.lookup_elem(&w, &k(c)).unwrap();
+            assert_eq!(
+                reused,
+                Some(stood_on),
+                "LIFO: the deleted element is reused at once"
+            );
+        }
         let key_b = table.key_words_of(&k(b)).unwrap();
         let found = table
             .find_from(&w, hash_key(&k(b)), &key_b, Some(u64::from(stood_on) + 1))
@@ -938,39 +1012,19 @@ mod tests {
 
     #[test]
     fn reader_ending_on_a_foreign_nulls_marker_restarts_and_finds_its_key() {
-        assert_eq!(reader_on_reused_element(Mutants::NONE), Some(20));
+        assert_eq!(reader_on_recycled_element(Mutants::NONE, true), Some(20));
         assert_eq!(
-            reader_on_reused_element(Mutants::only(Mutant::NoNullsRestart)),
+            reader_on_recycled_element(Mutants::only(Mutant::NoNullsRestart), true),
             None,
             "no_nulls_restart: a present key is reported missing"
         );
     }
 
-    /// A reader stands on `a`'s element looking for `b` when `a` is deleted (freelist push).
-    fn reader_on_freed_element(mutants: Mutants) -> Option<u32> {
-        let (w, table, owner) = setup(mutants, 4, 0);
-        let (a, b, _) = keys(4);
-        table
-            .update_words(&w, &owner, &k(b), &[20], BPF_ANY)
-            .unwrap();
-        table
-            .update_words(&w, &owner, &k(a), &[10], BPF_ANY)
-            .unwrap();
-        let stood_on = table.lookup_elem(&w, &k(a)).unwrap().unwrap();
-        table.delete_key(&w, &owner, &k(a)).unwrap();
-        let key_b = table.key_words_of(&k(b)).unwrap();
-        let found = table
-            .find_from(&w, hash_key(&k(b)), &key_b, Some(u64::from(stood_on) + 1))
-            .unwrap();
-        table.check_conservation().unwrap();
-        found.map(|elem| table.value_word0(elem) as u32)
-    }
-
     #[test]
     fn a_freed_element_keeps_its_next_link_for_readers_standing_on_it() {
-        assert_eq!(reader_on_freed_element(Mutants::NONE), Some(20));
+        assert_eq!(reader_on_recycled_element(Mutants::NONE, false), Some(20));
         assert_eq!(
-            reader_on_freed_element(Mutants::only(Mutant::FreelistAliasesNext)),
+            reader_on_recycled_element(Mutants::only(Mutant::FreelistAliasesNext), false),
             None,
             "freelist_aliases_next: the reader follows the freelist and misses the key"
         );

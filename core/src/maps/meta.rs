@@ -40,10 +40,13 @@ enum MetaEqual {
 
 fn rule_for(map_type: MapType) -> Option<MetaEqual> {
     match map_type {
-        MapType::Array | MapType::PercpuArray => Some(MetaEqual::Array),
-        MapType::Hash | MapType::PercpuHash | MapType::ArrayOfMaps | MapType::HashOfMaps => {
-            Some(MetaEqual::Generic)
-        }
+        // Only the plain array overrides the rule (`array_map_meta_equal`).
+        MapType::Array => Some(MetaEqual::Array),
+        MapType::PercpuArray
+        | MapType::Hash
+        | MapType::PercpuHash
+        | MapType::ArrayOfMaps
+        | MapType::HashOfMaps => Some(MetaEqual::Generic),
         // A prog array's owner program type is a run-time binding: no static comparison.
         MapType::ProgArray => None,
     }

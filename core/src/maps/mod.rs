@@ -3,8 +3,8 @@
 //!
 //! | kind | file | built on |
 //! |---|---|---|
-//! | `ARRAY`, `PROG_ARRAY` | [`array`](mod@array) | a flat run of value words |
-//! | `HASH` (prealloc / `BPF_F_NO_PREALLOC`) | [`hashtab`], [`freelist`] | nulls-terminated buckets |
+//! | `ARRAY`, `PERCPU_ARRAY`, `PROG_ARRAY` | [`array`](mod@array) | a flat run of value words |
+//! | `HASH`, `PERCPU_HASH` (prealloc / `BPF_F_NO_PREALLOC`) | [`hashtab`], [`freelist`] | nulls-terminated buckets |
 //! | `ARRAY_OF_MAPS` | [`array_of_maps`] | [`array::ArrayMap`] + the fd get/put hooks |
 //! | `HASH_OF_MAPS` | [`hash_of_maps`] | [`hashtab::HashTab`] + the fd get/put hooks |
 //!
@@ -113,6 +113,14 @@ pub enum AtomicOp {
     },
 }
 
+/// Who asks for an update: per-CPU maps take every CPU's copy from user space, and only the
+/// running CPU's copy from a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Syscall,
+    Program,
+}
+
 /// The per-kind operations (`struct bpf_map_ops`). Unsupported operations are explicit
 /// defaults returning the kernel's errno, never a panic.
 pub trait MapOps<P: Platform>: Send + Sync + 'static {
@@ -126,6 +134,7 @@ pub trait MapOps<P: Platform>: Send + Sync + 'static {
         key: &[u8],
         value: &[u8],
         flags: u64,
+        caller: Caller,
     ) -> Result<()>;
     fn delete(&self, w: &World<P>, map: &Map<P>, key: &[u8]) -> Result<()>;
     fn lookup_and_delete(&self, _w: &World<P>, _map: &Map<P>, _key: &[u8]) -> Result<Vec<u8>> {
@@ -178,6 +187,10 @@ pub trait MapOps<P: Platform>: Send + Sync + 'static {
     fn index_mask(&self) -> Option<u32> {
         None
     }
+    /// Per-CPU maps: how many copies of each value (the possible CPUs).
+    fn percpu_copies(&self) -> Option<u32> {
+        None
+    }
     /// Values stored for a program are encoded map pointers (outer maps).
     fn holds_maps(&self) -> bool {
         false
@@ -202,6 +215,8 @@ pub struct Map<P: Platform> {
     /// The read-only header image (`struct bpf_map` / `bpf_array` fields).
     header: Vec<u8>,
     header_len: u32,
+    /// Bytes of a value as the syscalls copy it (`bpf_map_value_size`).
+    sys_value_len: u32,
     pub ops: Box<dyn MapOps<P>>,
 }
 
@@ -234,6 +249,10 @@ impl<P: Platform> Map<P> {
             freed_at: P::mutex(None),
             header,
             header_len,
+            sys_value_len: match ops.percpu_copies() {
+                Some(copies) => round_up8(def.value_size) * copies,
+                None => def.value_size,
+            },
             ops,
         }
     }
@@ -252,6 +271,11 @@ impl<P: Platform> Map<P> {
     }
     pub fn sleepable_refcnt(&self) -> u64 {
         self.sleepable_refcnt.load(Ordering::Acquire)
+    }
+    /// Bytes of a value as user space passes and receives it: `value_size`, or for per-CPU
+    /// maps `round_up(value_size, 8)` per possible CPU.
+    pub fn sys_value_len(&self) -> u32 {
+        self.sys_value_len
     }
     pub fn header_len(&self) -> u32 {
         self.header_len
@@ -553,12 +577,17 @@ pub(crate) fn alloc<P: Platform>(
             let map = array::ArrayMap::<P>::new(&def)?;
             Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
         }
+        MapType::PercpuArray => {
+            array::alloc_check(&def)?;
+            let map = array::ArrayMap::<P>::new_percpu(&def, w.config().cpus.max(1) as u32)?;
+            Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
+        }
         MapType::ProgArray => {
             array::alloc_check(&def)?;
             let map = array::ProgArray::<P>::new(&def)?;
             Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
         }
-        MapType::Hash => {
+        MapType::Hash | MapType::PercpuHash => {
             hashtab::alloc_check(&def)?;
             let map = hashtab::HashTab::<P>::new(w, &def, def.value_size)?;
             Ok((def, Box::new(map), hashtab::HTAB_HEADER_BYTES))
@@ -575,8 +604,6 @@ pub(crate) fn alloc<P: Platform>(
             let map = hash_of_maps::HashOfMaps::<P>::new(w, &def, meta)?;
             Ok((def, Box::new(map), hashtab::HTAB_HEADER_BYTES))
         }
-        // Per-CPU values need a per-CPU copy per value; the model does not carry them.
-        MapType::PercpuHash | MapType::PercpuArray => Err(Errno::EINVAL.into()),
     }
 }
 

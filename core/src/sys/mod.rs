@@ -9,7 +9,11 @@
 //! * batch tokens: for hashes the bucket to resume from, for arrays the last key returned (the
 //!   next call starts after it); empty array-of-maps slots are skipped by a lookup batch (the
 //!   kernel retries them and may fail with `-EINTR`, which the model does not have);
-//! * closing fds 0–2 is `-EINVAL`: they are not maps, and the model never frees them.
+//! * closing fds 0–2 is `-EINVAL`: they are not maps, and the model never frees them;
+//! * per-CPU maps take and give `round_up(value_size, 8)` bytes per CPU of the world
+//!   ([`crate::world::WorldConfig::cpus`] are the possible CPUs);
+//! * `BPF_F_LOCK` is `-EINVAL` (no value has a spin lock), and so is any element flag of an
+//!   update batch.
 //!
 //! Every syscall first runs the deferred frees that are ready ([`World::poll`]), as a kernel's
 //! softirqs would between syscalls. After a successful update or delete on a map-in-map (single
@@ -17,7 +21,7 @@
 
 use crate::errno::Errno;
 use crate::fault::{Error, Fault, Result};
-use crate::maps::{self, Map};
+use crate::maps::{self, Caller, Map};
 use crate::mutants::Mutant;
 use crate::rcu::Flavor;
 use crate::sync::{Atomic64, Ordering, Platform};
@@ -121,13 +125,10 @@ impl<P: Platform> World<P> {
     /// A user-space lookup inside an RCU read-side section (the inner map of an outer map
     /// cannot be freed while its id is read).
     pub(crate) fn sys_lookup_value(&self, map: &Map<P>, key: &[u8]) -> Result<Vec<u8>> {
-        self.rcu_read_lock(Flavor::Rcu)?;
-        let result = map.ops.lookup(self, key).and_then(|found| match found {
+        self.read_section(Flavor::Rcu, || match map.ops.lookup(self, key)? {
             Some(found) => map.ops.value_to_user(self, map, found),
             None => Err(Errno::ENOENT.into()),
-        });
-        self.rcu_read_unlock(Flavor::Rcu)?;
-        result
+        })
     }
 
     /// `BPF_MAP_LOOKUP_ELEM`.
@@ -141,11 +142,16 @@ impl<P: Platform> World<P> {
     /// `BPF_MAP_UPDATE_ELEM`.
     pub fn map_update_elem(&self, fd: Fd, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
         self.with_fd(fd, |map| {
-            Self::key_ok(map, key)?;
-            if value.len() != map.def.value_size as usize {
+            // No map in the model has a `bpf_spin_lock` in its value.
+            if flags & BPF_F_LOCK != 0 {
                 return Err(Errno::EINVAL.into());
             }
-            map.ops.update(self, map, key, value, flags)?;
+            Self::key_ok(map, key)?;
+            if value.len() != map.sys_value_len() as usize {
+                return Err(Errno::EINVAL.into());
+            }
+            map.ops
+                .update(self, map, key, value, flags, Caller::Syscall)?;
             self.wait_after_write(map)
         })
     }
@@ -224,17 +230,19 @@ impl<P: Platform> World<P> {
         if !map.ops.has_update_batch() {
             return Err((0, Errno::ENOTSUPP.into()));
         }
-        if flags & !BPF_F_LOCK != 0 || keys.len() != values.len() {
+        // `elem_flags` may only be `BPF_F_LOCK`, and no map here has a spin lock.
+        if flags != 0 || keys.len() != values.len() {
             return Err((0, Errno::EINVAL.into()));
         }
         let mut applied = 0;
         let mut failure = None;
         for (key, value) in keys.iter().zip(values) {
             let result = Self::key_ok(map, key).and_then(|()| {
-                if value.len() != map.def.value_size as usize {
+                if value.len() != map.sys_value_len() as usize {
                     return Err(Errno::EINVAL.into());
                 }
-                map.ops.update(self, map, key, value, flags)
+                map.ops
+                    .update(self, map, key, value, flags, Caller::Syscall)
             });
             if let Err(e) = result {
                 failure = Some(e);

@@ -494,3 +494,47 @@ fn threads_sharing_a_task_slot_are_one_reader_for_grace_periods() {
     assert!(!w.rcu().in_section(Flavor::Rcu));
     Std::set_current_task(0);
 }
+
+#[test]
+fn per_cpu_maps_give_programs_their_cpus_copy_and_user_space_all_copies() {
+    for map_type in [MapType::PercpuArray, MapType::PercpuHash] {
+        let w = World::<Std>::new(Mutants::NONE, WorldConfig::default()); // 2 CPUs
+        let fd = w.map_create(&MapAttr::new(map_type, 4, 4, 2)).unwrap();
+        let all = |a: u32, b: u32| [a.to_le_bytes(), [0; 4], b.to_le_bytes(), [0; 4]].concat();
+        assert_eq!(
+            w.map_update_elem(fd, &k(1), &k(7), BPF_ANY)
+                .map_err(|e| e.errno()),
+            Err(Some(Errno::EINVAL))
+        );
+        w.map_update_elem(fd, &k(1), &all(10, 20), BPF_ANY).unwrap();
+        let h = w.map_handle(fd).unwrap();
+        for (cpu, expected) in [(0, 10), (1, 20)] {
+            Std::set_current_cpu(cpu);
+            let ptr = w.prog_lookup(h, &k(1)).unwrap().expect("present");
+            let offset = crate::ptr::Ptr::decode(ptr).unwrap().offset;
+            assert_eq!(
+                w.load(h, offset, 4).unwrap(),
+                expected,
+                "{map_type:?} cpu {cpu}"
+            );
+        }
+        Std::set_current_cpu(1);
+        w.prog_update(h, &k(1), &k(21), BPF_EXIST).unwrap();
+        assert_eq!(
+            w.map_lookup_elem(fd, &k(1)).unwrap(),
+            all(10, 21),
+            "{map_type:?}: only cpu 1's copy"
+        );
+        if map_type == MapType::PercpuHash {
+            w.prog_update(h, &k(0), &k(5), BPF_NOEXIST).unwrap();
+            assert_eq!(
+                w.map_lookup_elem(fd, &k(0)).unwrap(),
+                all(0, 5),
+                "a new element zeroes the other CPUs"
+            );
+            assert_eq!(w.map_lookup_and_delete_elem(fd, &k(0)).unwrap(), all(0, 5));
+            w.check_conservation().unwrap();
+        }
+        Std::set_current_cpu(0);
+    }
+}

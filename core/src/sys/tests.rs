@@ -52,7 +52,20 @@ fn create_refuses_bad_attributes_with_the_kernels_errnos() {
         (MapAttr::new(MapType::Hash, 0, 4, 1), EINVAL),
         (MapAttr::new(MapType::Hash, 4, 0, 1), EINVAL),
         (MapAttr::new(MapType::Hash, 4, 4, 0), EINVAL),
-        (MapAttr::new(MapType::Hash, 513, 4, 1), E2BIG),
+        (MapAttr::new(MapType::Hash, 8, 4 << 20, 1), E2BIG),
+        (MapAttr::new(MapType::PercpuArray, 4, 40_000, 1), E2BIG),
+        (
+            MapAttr::new(MapType::PercpuHash, 4, 4, 1).flags(BPF_F_NUMA_NODE),
+            EINVAL,
+        ),
+        (
+            MapAttr::new(MapType::Array, 4, 4, 1).flags(BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG),
+            EINVAL,
+        ),
+        (
+            MapAttr::new(MapType::Hash, 4, 4, 1).flags(BPF_F_RDONLY),
+            EINVAL,
+        ),
         (
             MapAttr::new(MapType::ArrayOfMaps, 4, 8, 1).inner(tpl),
             EINVAL,
