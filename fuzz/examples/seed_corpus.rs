@@ -85,7 +85,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// (target, seeds, bytes per seed) for the targets driven by choice streams.
-const RANDOM_SEEDS: &[(&str, usize, usize)] = &[("interp_diff", 16, 512), ("map_ops", 32, 256)];
+const RANDOM_SEEDS: &[(&str, usize, usize)] = &[
+    ("interp_diff", 16, 512),
+    ("map_ops", 32, 256),
+    ("verify_exec", 32, 192),
+];
 
 /// A fixed generator so the seeds are the same on every machine.
 fn xorshift(state: &mut u64) -> u64 {

@@ -10,9 +10,8 @@
 //! The first input byte selects the generator's options (per-CPU maps, wrong sizes, bad
 //! attributes, raw fds); the rest are the generator's choices.
 //!
-//! Switches: `MIMIC_FUZZ_PERCPU=1` also generates per-CPU maps (the world does not model them
-//! yet and refuses them with `-EINVAL`); `MIMIC_MUTANTS=id,id` runs the world with those
-//! mutants (the model stays correct); `MIMIC_FUZZ_KERNEL=1` (build with `--features kernel`) also runs each sequence on the real
+//! Switches: `MIMIC_MUTANTS=id,id` runs the world with those mutants (the model stays
+//! correct); `MIMIC_FUZZ_KERNEL=1` (build with `--features kernel`) also runs each sequence on the real
 //! kernel (`mimic_sim::kernel::KernelSys`) and compares it with the model; skipped with one line
 //! when bpf() is refused.
 
@@ -33,8 +32,7 @@ pub fn check(data: &[u8]) {
         return;
     };
     let config = GenConfig {
-        // The world refuses per-CPU maps for now (maps::alloc: -EINVAL), so they are opt-in.
-        percpu: options & 1 != 0 && percpu_on(),
+        percpu: options & 1 != 0,
         wrong_sizes: options & 2 != 0,
         bad_attrs: options & 4 != 0,
         raw_fds: options & 8 != 0,
@@ -47,12 +45,6 @@ pub fn check(data: &[u8]) {
     world_against_model(&ops);
     #[cfg(feature = "kernel")]
     kernel::against_model(&ops, config);
-}
-
-/// `MIMIC_FUZZ_PERCPU=1`: also generate per-CPU maps.
-fn percpu_on() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| crate::env_flag("MIMIC_FUZZ_PERCPU"))
 }
 
 fn world_against_model(ops: &[Op]) {
