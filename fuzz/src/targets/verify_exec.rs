@@ -161,6 +161,14 @@ pub enum Piece {
         dst: Slot,
         null_check: bool,
     },
+    /// The map-in-map chain: `r8 = outer[k]`, null check, `r9 = lookup(r8, key)`, null check,
+    /// `r7 += *(size *)(r9 + off)`.
+    Chain {
+        outer_key: u8,
+        key: Key,
+        off: u8,
+        size: Size,
+    },
     /// `r7 += *(size *)(ptr + off)`.
     Load { ptr: Slot, off: u8, size: Size },
     /// `*(size *)(ptr + off) = imm`.
@@ -435,6 +443,29 @@ fn emit(piece: &Piece, fds: Fds) -> Vec<Insn> {
             key_to_stack(key, tail, &mut out);
             out.push(Insn::mov64_reg(1, src.reg()));
             call_and_keep(1, dst, null_check, &mut out);
+        }
+        Piece::Chain {
+            outer_key,
+            key,
+            off,
+            size,
+        } => {
+            out.push(Insn::st_mem(
+                BPF_W,
+                10,
+                KEY_SLOT,
+                (u32::from(outer_key) % OUTER_ENTRIES) as i32,
+            ));
+            out.push(Insn::mov64_reg(2, 10));
+            out.push(Insn::alu64_imm(BPF_ADD, 2, i32::from(KEY_SLOT)));
+            out.extend(Insn::ld_map_fd(1, fds.outer));
+            call_and_keep(1, Slot::R8, true, &mut out);
+            // mov r1 + call + check (3) + mov r9 + load + add.
+            key_to_stack(key, 8, &mut out);
+            out.push(Insn::mov64_reg(1, 8));
+            call_and_keep(1, Slot::R9, true, &mut out);
+            out.push(Insn::ldx_mem(size.bits(), 0, 9, i16::from(off % 16)));
+            out.push(Insn::alu64_reg(BPF_ADD, 7, 0));
         }
         Piece::Load { ptr, off, size } => {
             out.push(Insn::ldx_mem(
