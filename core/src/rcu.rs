@@ -149,7 +149,11 @@ impl<P: Platform> Rcu<P> {
             } else {
                 current + 1
             })
-        })
+        })?;
+        // smp_mb() after announcing the reader: pairs with the fence before the grace period's
+        // snapshot, so either the updater sees this reader or the reader sees the unpublish.
+        P::fence();
+        Ok(())
     }
 
     /// Leaves a read-side section.
@@ -200,6 +204,9 @@ impl<P: Platform> Rcu<P> {
     }
 
     fn snapshot(&self, flavor: Flavor) -> Snapshot {
+        // smp_mb() between the unpublish (slot xchg, unlink) and reading the reader words: the
+        // other half of the handshake in `read_lock`.
+        P::fence();
         let f = flavor.index();
         self.slots
             .iter()

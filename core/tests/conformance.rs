@@ -110,3 +110,38 @@ fn negative_cases_are_refused_never_passed() {
         files.len()
     );
 }
+
+#[test]
+fn every_conformance_program_prints_and_round_trips_through_the_disassembler() {
+    use mimic_core::bpf::{asm, print};
+    let Some(dir) = suite() else { return };
+    let mut programs = 0;
+    for path in data_files(&dir.join("tests")).expect("suite directory readable") {
+        let name = path
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let Ok(Parsed::Case(case)) = parse(&text) else {
+            continue;
+        };
+        let insns =
+            mimic_core::bpf::conformance::program(&case).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let dump = print::dump_xlated(&insns, &print::DefaultSymbols)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            dump.lines().all(|line| line.contains(": (")),
+            "{name}: every line has its opcode prefix\n{dump}"
+        );
+        let listing = asm::disassemble(&insns).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let again = asm::assemble(&listing)
+            .unwrap_or_else(|e| panic!("{name}: own listing refused: {e}\n{listing}"));
+        assert_eq!(
+            again, insns,
+            "{name}: disassembly must reassemble to the same instructions"
+        );
+        programs += 1;
+    }
+    assert!(programs >= 313, "only {programs} programs checked");
+}

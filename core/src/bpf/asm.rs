@@ -352,7 +352,7 @@ fn parse_line(
     }
     if let Some(rest) = m.strip_prefix("ldx") {
         let (signed, rest) = match rest.strip_prefix('s') {
-            Some(rest) if rest != "" => (true, rest),
+            Some(rest) if !rest.is_empty() => (true, rest),
             _ => (false, rest),
         };
         if let Some(size) = size_suffix(rest).filter(|size| !(signed && *size == Size::DW)) {

@@ -54,7 +54,7 @@ impl<'w, P: Platform> WorldEnv<'w, P> {
 /// World errors become executor errors: faults stay faults, errnos become refusals.
 fn into_exec(error: Error) -> ExecErrorKind {
     match error {
-        Error::Fault(fault) => ExecErrorKind::Fault(fault),
+        Error::Fault(fault) => fault.into(),
         Error::Errno(errno) => ExecErrorKind::MapAccess(errno.to_string()),
     }
 }
@@ -64,7 +64,7 @@ fn helper_result(result: crate::fault::Result<()>) -> EnvResult<i64> {
     match result {
         Ok(()) => Ok(0),
         Err(Error::Errno(errno)) => Ok(-i64::from(errno.value())),
-        Err(Error::Fault(fault)) => Err(ExecErrorKind::Fault(fault)),
+        Err(Error::Fault(fault)) => Err(fault.into()),
     }
 }
 
@@ -168,14 +168,15 @@ impl<P: Platform> MapEnv for WorldEnv<'_, P> {
         if map_impl(map_type) == Some(call.map) {
             Ok(())
         } else {
-            Err(ExecErrorKind::Fault(Fault::OutOfBounds {
+            Err(Fault::OutOfBounds {
                 what: format!(
                     "direct call {} on a {} map (a miscompiled fixup)",
                     call.name(),
                     map_type.name()
                 ),
                 at: self.world.stamp(),
-            }))
+            }
+            .into())
         }
     }
 }

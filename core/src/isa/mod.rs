@@ -321,7 +321,7 @@ impl Insn {
 
 /// Parses a program from wire bytes; the length must be a multiple of [`INSN_SIZE`].
 pub fn from_bytes(bytes: &[u8]) -> Result<Vec<Insn>, DecodeError> {
-    if bytes.len() % INSN_SIZE != 0 {
+    if !bytes.chunks_exact(INSN_SIZE).remainder().is_empty() {
         return Err(DecodeError::new(
             bytes.len() / INSN_SIZE,
             format!(

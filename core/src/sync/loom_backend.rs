@@ -59,6 +59,9 @@ impl Platform for Loom {
     fn spin_hint() {
         loom::hint::spin_loop()
     }
+    fn fence() {
+        loom::sync::atomic::fence(Ordering::SeqCst)
+    }
     fn choose(n: usize) -> usize {
         let mut script = SCRIPT.lock().unwrap_or_else(|p| p.into_inner());
         let (values, cursor) = &mut *script;

@@ -98,6 +98,11 @@ pub trait Platform: Sized + Send + Sync + 'static {
     fn yield_now();
     /// A spin-loop hint, for busy waits that do not need to deschedule.
     fn spin_hint();
+    /// A sequentially consistent fence (`smp_mb()`). RCU needs one on each side of the
+    /// reader/updater handshake: SeqCst *accesses* alone still allow the store-buffering
+    /// outcome where the reader misses the unpublish and the updater misses the reader, which
+    /// loom models exactly (it treats SeqCst accesses as AcqRel but SeqCst fences precisely).
+    fn fence();
 
     /// A nondeterministic choice in `0..n` (`n >= 1`). Shuttle draws it from its scheduler's random
     /// source, `Std` from a seeded ChaCha stream, loom from a per-execution script (loom cannot

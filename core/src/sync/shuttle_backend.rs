@@ -44,6 +44,9 @@ impl Platform for Shuttle {
     fn spin_hint() {
         shuttle::hint::spin_loop()
     }
+    fn fence() {
+        shuttle::sync::atomic::fence(Ordering::SeqCst)
+    }
     fn choose(n: usize) -> usize {
         reduce(shuttle::rand::thread_rng().next_u64(), n)
     }

@@ -51,6 +51,9 @@ impl Platform for Std {
     fn spin_hint() {
         std::hint::spin_loop()
     }
+    fn fence() {
+        std::sync::atomic::fence(Ordering::SeqCst)
+    }
     fn choose(n: usize) -> usize {
         CHOICES.with(|rng| reduce(rng.borrow_mut().next_u64(), n))
     }

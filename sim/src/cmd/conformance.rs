@@ -16,11 +16,19 @@ pub struct ConformanceArgs {
 
 #[derive(Args)]
 pub struct PluginArgs {
-    /// The input memory as hex bytes (optional).
-    pub memory: Option<String>,
-    /// Extra arguments the suite's runner may pass (ignored).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
+    /// The input memory as hex bytes (the first argument that is not a `--flag`; optional).
+    /// Flags the suite's runner may pass (`--debug` ...) are accepted and ignored.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+impl PluginArgs {
+    fn memory(&self) -> &str {
+        self.args
+            .iter()
+            .find(|arg| !arg.starts_with("--"))
+            .map_or("", String::as_str)
+    }
 }
 
 pub fn run(args: ConformanceArgs) -> ExitCode {
@@ -69,7 +77,7 @@ pub fn plugin(args: PluginArgs) -> ExitCode {
         eprintln!("mimic conformance-plugin: cannot read stdin: {e}");
         return ExitCode::from(2);
     }
-    match run_plugin(&program, args.memory.as_deref().unwrap_or("")) {
+    match run_plugin(&program, args.memory()) {
         Ok(r0) => {
             println!("{r0:x}");
             ExitCode::SUCCESS

@@ -1,6 +1,9 @@
-//! Pre-decoding: [`Op`]s become flat [`Inst`]s, one per instruction slot, with the common ALU
-//! and jump forms specialised by operation and source so the interpreter dispatches once per
-//! instruction, and jump targets resolved to absolute slot indices.
+//! Pre-decoding: [`Op`]s become flat 8-byte [`Inst`]s, one per instruction slot. The common ALU,
+//! memory and jump forms get one variant per operation, width and source, so the interpreter
+//! dispatches once per instruction and reads at most one machine word of operands; conditional
+//! jumps keep the ISA's relative offset (a backward jump is a negative one). Rare forms
+//! (division, `movsx`, atomics, map loads, unsupported instructions) sit in a side table behind
+//! [`Inst::Slow`], and `lddw` constants in another, which keeps every [`Inst`] at 8 bytes.
 
 use super::super::helpers::Callee;
 use crate::isa::{
@@ -171,13 +174,6 @@ pub(crate) enum Inst {
         d: u8,
         s: u8,
     },
-    /// Division, modulo (signed or not) and `movsx`: rarer, one generic arm.
-    AluSlow {
-        wide: bool,
-        op: AluOp,
-        d: u8,
-        src: Operand,
-    },
     Neg64 {
         d: u8,
     },
@@ -189,18 +185,10 @@ pub(crate) enum Inst {
         bits: u8,
         d: u8,
     },
+    /// `lddw` of a constant: `Program::consts[idx]`.
     LdImm {
         d: u8,
-        imm: u64,
-    },
-    LdMapFd {
-        d: u8,
-        fd: i32,
-    },
-    LdMapValue {
-        d: u8,
-        fd: i32,
-        off: u32,
+        idx: u32,
     },
     LdxB {
         d: u8,
@@ -257,97 +245,253 @@ pub(crate) enum Inst {
         s: u8,
         off: i16,
     },
-    /// `BPF_ST`: the immediate already sign-extended (the DW form stores 64 bits).
-    StImm {
-        size: u8,
+    StB {
         d: u8,
         off: i16,
         imm: i32,
     },
-    Atomic {
-        size: u8,
-        op: AtomicOp,
+    StH {
         d: u8,
-        s: u8,
         off: i16,
+        imm: i32,
     },
+    StW {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    /// Stores the immediate sign-extended to 64 bits.
+    StDW {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    /// Unconditional jump to slot `t` (`ja` and `ja32`).
     Ja {
         t: u32,
     },
-    JeqI {
+    Jeq64I {
         d: u8,
+        off: i16,
         imm: i32,
-        t: u32,
     },
-    JeqR {
+    Jeq64R {
         d: u8,
         s: u8,
-        t: u32,
+        off: i16,
     },
-    JneI {
+    Jeq32I {
         d: u8,
+        off: i16,
         imm: i32,
-        t: u32,
     },
-    JneR {
+    Jeq32R {
         d: u8,
         s: u8,
-        t: u32,
+        off: i16,
     },
-    JgtI {
+    Jne64I {
         d: u8,
+        off: i16,
         imm: i32,
-        t: u32,
     },
-    JgtR {
+    Jne64R {
         d: u8,
         s: u8,
-        t: u32,
+        off: i16,
     },
-    JgeI {
+    Jne32I {
         d: u8,
+        off: i16,
         imm: i32,
-        t: u32,
     },
-    JgeR {
+    Jne32R {
         d: u8,
         s: u8,
-        t: u32,
+        off: i16,
     },
-    JltI {
+    Jgt64I {
         d: u8,
+        off: i16,
         imm: i32,
-        t: u32,
     },
-    JltR {
+    Jgt64R {
         d: u8,
         s: u8,
-        t: u32,
+        off: i16,
     },
-    JleI {
+    Jgt32I {
         d: u8,
+        off: i16,
         imm: i32,
-        t: u32,
     },
-    JleR {
+    Jgt32R {
         d: u8,
         s: u8,
-        t: u32,
+        off: i16,
     },
-    /// The other 64-bit conditions and every 32-bit one.
-    JmpSlow {
-        wide: bool,
-        cond: Cond,
+    Jge64I {
         d: u8,
-        src: Operand,
-        t: u32,
+        off: i16,
+        imm: i32,
+    },
+    Jge64R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jge32I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jge32R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jlt64I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jlt64R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jlt32I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jlt32R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jle64I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jle64R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jle32I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jle32R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jset64I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jset64R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jset32I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jset32R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jsgt64I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jsgt64R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jsgt32I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jsgt32R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jsge64I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jsge64R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jsge32I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jsge32R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jslt64I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jslt64R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jslt32I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jslt32R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jsle64I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jsle64R {
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    Jsle32I {
+        d: u8,
+        off: i16,
+        imm: i32,
+    },
+    Jsle32R {
+        d: u8,
+        s: u8,
+        off: i16,
     },
     Call {
         callee: Callee,
-    },
-    /// A helper id the table does not know: an error if reached (programs may carry dead calls).
-    CallUnknown {
-        imm: i32,
     },
     CallLocal {
         t: u32,
@@ -356,173 +500,354 @@ pub(crate) enum Inst {
         r: u8,
     },
     Exit,
-    /// Decodes but cannot run here (legacy packet loads, kfuncs, other pseudo `lddw`s).
-    Unsupported {
-        what: &'static str,
+    /// Loop control, fused (only in `Program::fused`): `add rD, A` then `if rD <op> imm goto
+    /// pc+off` on the same register, two slots in one dispatch. `da` packs `D` (low 4 bits)
+    /// and `A` (high 4 bits, signed: -8..=7); `off` is the second instruction's offset.
+    AddJeq {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    AddJne {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    AddJlt {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    AddJle {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    AddJgt {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    AddJge {
+        da: u8,
+        off: i16,
+        imm: i32,
+    },
+    /// Fused (only in `Program::fused`): `mov rD, rS` then `add rD, imm`, the idiom that
+    /// makes helper arguments point into the stack (`r2 = r10; r2 += -4`).
+    MovAdd64 {
+        d: u8,
+        s: u8,
+        imm: i32,
+    },
+    /// A rare instruction: `Program::slow[idx]`.
+    Slow {
+        idx: u32,
     },
     /// The second slot of an `lddw`: the decoder guarantees no jump lands here.
     LddwTail,
 }
 
+/// Rare instructions, executed out of line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SlowOp {
+    /// Division, modulo (signed or not), `movsx`.
+    Alu {
+        wide: bool,
+        op: AluOp,
+        d: u8,
+        src: Operand,
+    },
+    Atomic {
+        size: u8,
+        op: AtomicOp,
+        d: u8,
+        s: u8,
+        off: i16,
+    },
+    /// `lddw` with `BPF_PSEUDO_MAP_FD` (two slots).
+    LdMapFd { d: u8, fd: i32 },
+    /// `lddw` with `BPF_PSEUDO_MAP_VALUE` (two slots).
+    LdMapValue { d: u8, fd: i32, off: u32 },
+    /// A helper id the table does not know: an error if reached (programs may carry dead calls).
+    CallUnknown { imm: i32 },
+    /// Decodes but cannot run here (legacy packet loads, kfuncs, other pseudo `lddw`s).
+    Unsupported { what: &'static str },
+}
+
 /// A program ready to run: decoded, checked (reserved fields, jump targets), pre-decoded.
 #[derive(Debug, Clone)]
 pub struct Program {
+    /// One instruction per slot, as decoded (what an observer steps through).
     pub(crate) code: Vec<Inst>,
+    /// `code` with loop-control pairs fused into their first slot; the second slot keeps its
+    /// own instruction, so a jump to it still works. Used when no observer watches.
+    pub(crate) fused: Vec<Inst>,
+    pub(crate) consts: Vec<u64>,
+    pub(crate) slow: Vec<SlowOp>,
     insns: Vec<Insn>,
 }
 
 impl Program {
     pub fn new(insns: &[Insn]) -> Result<Program, DecodeError> {
         let ops = decode_program(insns)?;
-        let mut code = vec![Inst::LddwTail; insns.len()];
-        for (pc, op) in ops {
-            code[pc] = lower(pc, op);
-        }
-        Ok(Program {
-            code,
+        let mut program = Program {
+            code: vec![Inst::LddwTail; insns.len()],
+            fused: Vec::new(),
+            consts: Vec::new(),
+            slow: Vec::new(),
             insns: insns.to_vec(),
-        })
+        };
+        for (pc, op) in ops {
+            program.code[pc] = program.lower(pc, op);
+        }
+        program.fused = fuse(&program.code);
+        Ok(program)
     }
 
     pub fn insns(&self) -> &[Insn] {
         &self.insns
     }
-}
 
-fn target(pc: usize, off: i64) -> u32 {
-    // In range: decode_program checked every target.
-    (pc as i64 + 1 + off) as u32
-}
+    /// Resolves every pseudo map load (`map[fd]`, `map[fd][0]+off`) once, as the kernel does at
+    /// load time, so runs load a constant instead of asking the map world each time. The
+    /// resolved pointers carry the maps' generations: if a map is freed later, accesses through
+    /// them fault as use after free.
+    pub fn bind_maps<E: super::MapEnv>(&mut self, env: &mut E) -> Result<(), super::ExecError> {
+        for pc in 0..self.code.len() {
+            let Inst::Slow { idx } = self.code[pc] else {
+                continue;
+            };
+            let resolved = match self.slow.get(idx as usize) {
+                Some(&SlowOp::LdMapFd { d, fd }) => (d, env.map_from_fd(fd)),
+                Some(&SlowOp::LdMapValue { d, fd, off }) => (d, env.map_value_from_fd(fd, off)),
+                _ => continue,
+            };
+            let (d, value) = resolved;
+            let value = value.map_err(|kind| super::ExecError { pc, kind })?;
+            self.consts.push(value);
+            self.code[pc] = Inst::LdImm {
+                d,
+                idx: (self.consts.len() - 1) as u32,
+            };
+            self.fused[pc] = self.code[pc];
+        }
+        Ok(())
+    }
 
-fn lower(pc: usize, op: Op) -> Inst {
-    use Inst::*;
-    match op {
-        Op::Alu {
-            width,
-            op,
-            dst: d,
-            src,
-        } => lower_alu(width, op, d, src),
-        Op::Neg {
-            width: Width::W64,
-            dst,
-        } => Neg64 { d: dst },
-        Op::Neg {
-            width: Width::W32,
-            dst,
-        } => Neg32 { d: dst },
-        Op::End { kind, bits, dst } => End { kind, bits, d: dst },
-        Op::Ld64 { dst, value } => match value {
-            Ld64::Imm(imm) => LdImm { d: dst, imm },
-            Ld64::MapFd(fd) => LdMapFd { d: dst, fd },
-            Ld64::MapValue { fd, off } => LdMapValue { d: dst, fd, off },
-            Ld64::Pseudo { .. } => Unsupported {
-                what: "lddw with a BTF, func or map-index pseudo source",
-            },
-        },
-        Op::LdAbs { .. } | Op::LdInd { .. } => Unsupported {
-            what: "legacy packet load (ld_abs/ld_ind)",
-        },
-        Op::Load {
-            size,
-            signed,
-            dst: d,
-            src: s,
-            off,
-        } => match (size, signed) {
-            (Size::B, false) => LdxB { d, s, off },
-            (Size::H, false) => LdxH { d, s, off },
-            (Size::W, false) => LdxW { d, s, off },
-            (Size::DW, _) => LdxDW { d, s, off },
-            (Size::B, true) => LdxSB { d, s, off },
-            (Size::H, true) => LdxSH { d, s, off },
-            (Size::W, true) => LdxSW { d, s, off },
-        },
-        Op::Store {
-            size,
-            dst: d,
-            off,
-            src: Operand::Reg(s),
-        } => match size {
-            Size::B => StxB { d, s, off },
-            Size::H => StxH { d, s, off },
-            Size::W => StxW { d, s, off },
-            Size::DW => StxDW { d, s, off },
-        },
-        Op::Store {
-            size,
-            dst: d,
-            off,
-            src: Operand::Imm(imm),
-        } => StImm {
-            size: size.bytes(),
-            d,
-            off,
-            imm,
-        },
-        Op::Atomic {
-            size,
-            op,
-            dst: d,
-            src: s,
-            off,
-        } => Atomic {
-            size: size.bytes(),
-            op,
-            d,
-            s,
-            off,
-        },
-        Op::Ja { off, .. } => Ja {
-            t: target(pc, i64::from(off)),
-        },
-        Op::Jmp {
-            width,
-            cond,
-            dst: d,
-            src,
-            off,
-        } => {
-            let t = target(pc, i64::from(off));
-            match (width, cond, src) {
-                (Width::W64, Cond::Eq, Operand::Imm(imm)) => JeqI { d, imm, t },
-                (Width::W64, Cond::Eq, Operand::Reg(s)) => JeqR { d, s, t },
-                (Width::W64, Cond::Ne, Operand::Imm(imm)) => JneI { d, imm, t },
-                (Width::W64, Cond::Ne, Operand::Reg(s)) => JneR { d, s, t },
-                (Width::W64, Cond::Gt, Operand::Imm(imm)) => JgtI { d, imm, t },
-                (Width::W64, Cond::Gt, Operand::Reg(s)) => JgtR { d, s, t },
-                (Width::W64, Cond::Ge, Operand::Imm(imm)) => JgeI { d, imm, t },
-                (Width::W64, Cond::Ge, Operand::Reg(s)) => JgeR { d, s, t },
-                (Width::W64, Cond::Lt, Operand::Imm(imm)) => JltI { d, imm, t },
-                (Width::W64, Cond::Lt, Operand::Reg(s)) => JltR { d, s, t },
-                (Width::W64, Cond::Le, Operand::Imm(imm)) => JleI { d, imm, t },
-                (Width::W64, Cond::Le, Operand::Reg(s)) => JleR { d, s, t },
-                (width, cond, src) => JmpSlow {
+    fn slow(&mut self, op: SlowOp) -> Inst {
+        self.slow.push(op);
+        Inst::Slow {
+            idx: (self.slow.len() - 1) as u32,
+        }
+    }
+
+    fn lower(&mut self, pc: usize, op: Op) -> Inst {
+        use Inst::*;
+        match op {
+            Op::Alu {
+                width,
+                op,
+                dst: d,
+                src,
+            } => match lower_alu(width, op, d, src) {
+                Some(inst) => inst,
+                None => self.slow(SlowOp::Alu {
                     wide: width == Width::W64,
-                    cond,
+                    op,
                     d,
                     src,
-                    t,
-                },
-            }
+                }),
+            },
+            Op::Neg {
+                width: Width::W64,
+                dst,
+            } => Neg64 { d: dst },
+            Op::Neg {
+                width: Width::W32,
+                dst,
+            } => Neg32 { d: dst },
+            Op::End { kind, bits, dst } => End { kind, bits, d: dst },
+            Op::Ld64 { dst, value } => match value {
+                Ld64::Imm(imm) => {
+                    self.consts.push(imm);
+                    LdImm {
+                        d: dst,
+                        idx: (self.consts.len() - 1) as u32,
+                    }
+                }
+                Ld64::MapFd(fd) => self.slow(SlowOp::LdMapFd { d: dst, fd }),
+                Ld64::MapValue { fd, off } => self.slow(SlowOp::LdMapValue { d: dst, fd, off }),
+                Ld64::Pseudo { .. } => self.slow(SlowOp::Unsupported {
+                    what: "lddw with a BTF, func or map-index pseudo source",
+                }),
+            },
+            Op::LdAbs { .. } | Op::LdInd { .. } => self.slow(SlowOp::Unsupported {
+                what: "legacy packet load (ld_abs/ld_ind)",
+            }),
+            Op::Load {
+                size,
+                signed,
+                dst: d,
+                src: s,
+                off,
+            } => match (size, signed) {
+                (Size::B, false) => LdxB { d, s, off },
+                (Size::H, false) => LdxH { d, s, off },
+                (Size::W, false) => LdxW { d, s, off },
+                (Size::DW, _) => LdxDW { d, s, off },
+                (Size::B, true) => LdxSB { d, s, off },
+                (Size::H, true) => LdxSH { d, s, off },
+                (Size::W, true) => LdxSW { d, s, off },
+            },
+            Op::Store {
+                size,
+                dst: d,
+                off,
+                src: Operand::Reg(s),
+            } => match size {
+                Size::B => StxB { d, s, off },
+                Size::H => StxH { d, s, off },
+                Size::W => StxW { d, s, off },
+                Size::DW => StxDW { d, s, off },
+            },
+            Op::Store {
+                size,
+                dst: d,
+                off,
+                src: Operand::Imm(imm),
+            } => match size {
+                Size::B => StB { d, off, imm },
+                Size::H => StH { d, off, imm },
+                Size::W => StW { d, off, imm },
+                Size::DW => StDW { d, off, imm },
+            },
+            Op::Atomic {
+                size,
+                op,
+                dst: d,
+                src: s,
+                off,
+            } => self.slow(SlowOp::Atomic {
+                size: size.bytes(),
+                op,
+                d,
+                s,
+                off,
+            }),
+            // In range: decode_program checked every target.
+            Op::Ja { off, .. } => Ja {
+                t: (pc as i64 + 1 + i64::from(off)) as u32,
+            },
+            Op::Jmp {
+                width,
+                cond,
+                dst: d,
+                src,
+                off,
+            } => lower_jmp(width, cond, d, src, off),
+            Op::Call(CallTarget::Helper(imm)) => match Callee::from_imm(imm) {
+                Some(callee) => Call { callee },
+                None => self.slow(SlowOp::CallUnknown { imm }),
+            },
+            Op::Call(CallTarget::Local(off)) => CallLocal {
+                t: (pc as i64 + 1 + i64::from(off)) as u32,
+            },
+            Op::Call(CallTarget::Kfunc(_)) => self.slow(SlowOp::Unsupported { what: "kfunc call" }),
+            Op::Callx { reg } => Callx { r: reg },
+            Op::Exit => Exit,
         }
-        Op::Call(CallTarget::Helper(imm)) => match Callee::from_imm(imm) {
-            Some(callee) => Call { callee },
-            None => CallUnknown { imm },
-        },
-        Op::Call(CallTarget::Local(off)) => CallLocal {
-            t: target(pc, i64::from(off)),
-        },
-        Op::Call(CallTarget::Kfunc(_)) => Unsupported { what: "kfunc call" },
-        Op::Callx { reg } => Callx { r: reg },
-        Op::Exit => Exit,
     }
 }
 
-fn lower_alu(width: Width, op: AluOp, d: u8, src: Operand) -> Inst {
+/// Fuses `add/sub rD, small` followed by an unsigned or equality compare of `rD` with an
+/// immediate (the shape of every counted loop's back edge), and `mov rD, rS; add rD, imm`.
+fn fuse(code: &[Inst]) -> Vec<Inst> {
+    use Inst::*;
+    let mut fused = code.to_vec();
+    for pc in 0..code.len().saturating_sub(1) {
+        if let (Mov64R { d, s }, Add64I { d: d2, imm }) = (code[pc], code[pc + 1]) {
+            if d == d2 {
+                fused[pc] = MovAdd64 { d, s, imm };
+            }
+            continue;
+        }
+        let (d, add) = match code[pc] {
+            Add64I { d, imm } => (d, imm),
+            Sub64I { d, imm } if imm != i32::MIN => (d, -imm),
+            _ => continue,
+        };
+        if !(-8..=7).contains(&add) {
+            continue;
+        }
+        let da = (d & 15) | ((add as i8 as u8) << 4);
+        fused[pc] = match code[pc + 1] {
+            Jeq64I { d: j, off, imm } if j == d => AddJeq { da, off, imm },
+            Jne64I { d: j, off, imm } if j == d => AddJne { da, off, imm },
+            Jlt64I { d: j, off, imm } if j == d => AddJlt { da, off, imm },
+            Jle64I { d: j, off, imm } if j == d => AddJle { da, off, imm },
+            Jgt64I { d: j, off, imm } if j == d => AddJgt { da, off, imm },
+            Jge64I { d: j, off, imm } if j == d => AddJge { da, off, imm },
+            _ => continue,
+        };
+    }
+    fused
+}
+
+fn lower_jmp(width: Width, cond: Cond, d: u8, src: Operand, off: i16) -> Inst {
+    use Inst::*;
+    match (width, cond, src) {
+        (Width::W64, Cond::Eq, Operand::Imm(imm)) => Jeq64I { d, off, imm },
+        (Width::W64, Cond::Eq, Operand::Reg(s)) => Jeq64R { d, s, off },
+        (Width::W32, Cond::Eq, Operand::Imm(imm)) => Jeq32I { d, off, imm },
+        (Width::W32, Cond::Eq, Operand::Reg(s)) => Jeq32R { d, s, off },
+        (Width::W64, Cond::Ne, Operand::Imm(imm)) => Jne64I { d, off, imm },
+        (Width::W64, Cond::Ne, Operand::Reg(s)) => Jne64R { d, s, off },
+        (Width::W32, Cond::Ne, Operand::Imm(imm)) => Jne32I { d, off, imm },
+        (Width::W32, Cond::Ne, Operand::Reg(s)) => Jne32R { d, s, off },
+        (Width::W64, Cond::Gt, Operand::Imm(imm)) => Jgt64I { d, off, imm },
+        (Width::W64, Cond::Gt, Operand::Reg(s)) => Jgt64R { d, s, off },
+        (Width::W32, Cond::Gt, Operand::Imm(imm)) => Jgt32I { d, off, imm },
+        (Width::W32, Cond::Gt, Operand::Reg(s)) => Jgt32R { d, s, off },
+        (Width::W64, Cond::Ge, Operand::Imm(imm)) => Jge64I { d, off, imm },
+        (Width::W64, Cond::Ge, Operand::Reg(s)) => Jge64R { d, s, off },
+        (Width::W32, Cond::Ge, Operand::Imm(imm)) => Jge32I { d, off, imm },
+        (Width::W32, Cond::Ge, Operand::Reg(s)) => Jge32R { d, s, off },
+        (Width::W64, Cond::Lt, Operand::Imm(imm)) => Jlt64I { d, off, imm },
+        (Width::W64, Cond::Lt, Operand::Reg(s)) => Jlt64R { d, s, off },
+        (Width::W32, Cond::Lt, Operand::Imm(imm)) => Jlt32I { d, off, imm },
+        (Width::W32, Cond::Lt, Operand::Reg(s)) => Jlt32R { d, s, off },
+        (Width::W64, Cond::Le, Operand::Imm(imm)) => Jle64I { d, off, imm },
+        (Width::W64, Cond::Le, Operand::Reg(s)) => Jle64R { d, s, off },
+        (Width::W32, Cond::Le, Operand::Imm(imm)) => Jle32I { d, off, imm },
+        (Width::W32, Cond::Le, Operand::Reg(s)) => Jle32R { d, s, off },
+        (Width::W64, Cond::Set, Operand::Imm(imm)) => Jset64I { d, off, imm },
+        (Width::W64, Cond::Set, Operand::Reg(s)) => Jset64R { d, s, off },
+        (Width::W32, Cond::Set, Operand::Imm(imm)) => Jset32I { d, off, imm },
+        (Width::W32, Cond::Set, Operand::Reg(s)) => Jset32R { d, s, off },
+        (Width::W64, Cond::Sgt, Operand::Imm(imm)) => Jsgt64I { d, off, imm },
+        (Width::W64, Cond::Sgt, Operand::Reg(s)) => Jsgt64R { d, s, off },
+        (Width::W32, Cond::Sgt, Operand::Imm(imm)) => Jsgt32I { d, off, imm },
+        (Width::W32, Cond::Sgt, Operand::Reg(s)) => Jsgt32R { d, s, off },
+        (Width::W64, Cond::Sge, Operand::Imm(imm)) => Jsge64I { d, off, imm },
+        (Width::W64, Cond::Sge, Operand::Reg(s)) => Jsge64R { d, s, off },
+        (Width::W32, Cond::Sge, Operand::Imm(imm)) => Jsge32I { d, off, imm },
+        (Width::W32, Cond::Sge, Operand::Reg(s)) => Jsge32R { d, s, off },
+        (Width::W64, Cond::Slt, Operand::Imm(imm)) => Jslt64I { d, off, imm },
+        (Width::W64, Cond::Slt, Operand::Reg(s)) => Jslt64R { d, s, off },
+        (Width::W32, Cond::Slt, Operand::Imm(imm)) => Jslt32I { d, off, imm },
+        (Width::W32, Cond::Slt, Operand::Reg(s)) => Jslt32R { d, s, off },
+        (Width::W64, Cond::Sle, Operand::Imm(imm)) => Jsle64I { d, off, imm },
+        (Width::W64, Cond::Sle, Operand::Reg(s)) => Jsle64R { d, s, off },
+        (Width::W32, Cond::Sle, Operand::Imm(imm)) => Jsle32I { d, off, imm },
+        (Width::W32, Cond::Sle, Operand::Reg(s)) => Jsle32R { d, s, off },
+    }
+}
+
+fn lower_alu(width: Width, op: AluOp, d: u8, src: Operand) -> Option<Inst> {
     use Inst::*;
     let wide = width == Width::W64;
-    match (wide, op, src) {
+    Some(match (wide, op, src) {
         (true, AluOp::Add, Operand::Imm(imm)) => Add64I { d, imm },
         (true, AluOp::Add, Operand::Reg(s)) => Add64R { d, s },
         (true, AluOp::Sub, Operand::Imm(imm)) => Sub64I { d, imm },
@@ -563,6 +888,20 @@ fn lower_alu(width: Width, op: AluOp, d: u8, src: Operand) -> Inst {
         (false, AluOp::Mov, Operand::Reg(s)) => Mov32R { d, s },
         (false, AluOp::Arsh, Operand::Imm(imm)) => Arsh32I { d, imm },
         (false, AluOp::Arsh, Operand::Reg(s)) => Arsh32R { d, s },
-        (wide, op, src) => AluSlow { wide, op, d, src },
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pre_decoded_instruction_fits_in_one_machine_word() {
+        assert_eq!(
+            std::mem::size_of::<Inst>(),
+            8,
+            "the interpreter reads one word per dispatch"
+        );
     }
 }

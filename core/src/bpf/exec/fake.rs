@@ -85,19 +85,36 @@ impl FakeArrays {
     }
 
     /// The live map a pointer names, or the fault/refusal.
+    #[inline]
     fn map(&self, ptr: Ptr) -> EnvResult<(usize, &FakeArray)> {
         let fd = ptr.index as usize;
-        let Some(map) = self.maps.get(fd) else {
-            return Err(ExecErrorKind::MapAccess(format!("{ptr}: no such map")));
-        };
-        if map.freed || !ptr.is_map(self.handle(fd)) {
-            return Err(ExecErrorKind::Fault(Fault::UseAfterFree {
-                object: format!("fake array map {fd}"),
-                freed_at: None,
-                accessed_at: Stamp::default(),
-            }));
+        match self.maps.get(fd) {
+            Some(map)
+                if !map.freed
+                    && ptr.is_map(Handle {
+                        index: ptr.index,
+                        gen: map.gen,
+                    }) =>
+            {
+                Ok((fd, map))
+            }
+            _ => Err(self.stale(ptr)),
         }
-        Ok((fd, map))
+    }
+
+    /// Why `ptr` names no live map (out of line: the error path builds strings).
+    #[cold]
+    #[inline(never)]
+    fn stale(&self, ptr: Ptr) -> ExecErrorKind {
+        let fd = ptr.index as usize;
+        if fd >= self.maps.len() {
+            return ExecErrorKind::MapAccess(format!("{ptr}: no such map"));
+        }
+        ExecErrorKind::from(Fault::UseAfterFree {
+            object: format!("fake array map {fd}"),
+            freed_at: None,
+            accessed_at: Stamp::default(),
+        })
     }
 
     fn fd_map(&self, fd: i32) -> EnvResult<usize> {
@@ -107,20 +124,30 @@ impl FakeArrays {
         }
     }
 
-    /// Byte range of an access of `size` at `ptr` inside the values.
-    fn range(&self, ptr: Ptr, size: u8) -> EnvResult<(usize, std::ops::Range<usize>)> {
+    /// Map and byte offset into its values of an access of `size` at `ptr`.
+    #[inline]
+    fn place(&self, ptr: Ptr, size: u8) -> EnvResult<(usize, usize)> {
         let (fd, map) = self.map(ptr)?;
-        let start = u64::from(ptr.offset).checked_sub(u64::from(FAKE_HEADER_SIZE));
-        let end = start.map(|start| start + u64::from(size));
-        match (start, end) {
-            (Some(start), Some(end)) if end <= map.values.len() as u64 => {
-                Ok((fd, start as usize..end as usize))
-            }
-            _ => Err(ExecErrorKind::OutOfBounds {
-                ptr,
-                size,
-                region_len: u64::from(FAKE_HEADER_SIZE) + map.values.len() as u64,
-            }),
+        let start = (ptr.offset as usize).wrapping_sub(FAKE_HEADER_SIZE as usize);
+        if ptr.offset >= FAKE_HEADER_SIZE && start + usize::from(size) <= map.values.len() {
+            return Ok((fd, start));
+        }
+        Err(Self::out_of_bounds(ptr, size, map))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_size(ptr: Ptr, size: u8) -> ExecErrorKind {
+        ExecErrorKind::MapAccess(format!("{size}-byte access at {ptr}"))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn out_of_bounds(ptr: Ptr, size: u8, map: &FakeArray) -> ExecErrorKind {
+        ExecErrorKind::OutOfBounds {
+            ptr,
+            size,
+            region_len: u64::from(FAKE_HEADER_SIZE) + map.values.len() as u64,
         }
     }
 
@@ -178,14 +205,30 @@ impl MapEnv for FakeArrays {
         Ok(-i64::from(Errno::EINVAL.value()))
     }
     fn load(&mut self, ptr: Ptr, size: u8) -> EnvResult<u64> {
-        let (fd, range) = self.range(ptr, size)?;
-        let mut raw = [0u8; 8];
-        raw[..usize::from(size)].copy_from_slice(&self.maps[fd].values[range]);
-        Ok(u64::from_le_bytes(raw))
+        let (fd, at) = self.place(ptr, size)?;
+        let values = &self.maps[fd].values;
+        // Fixed-size reads: `place` checked `at + size` against the values.
+        Ok(match size {
+            1 => u64::from(values[at]),
+            2 => u64::from(u16::from_le_bytes([values[at], values[at + 1]])),
+            4 => u64::from(u32::from_le_bytes([
+                values[at],
+                values[at + 1],
+                values[at + 2],
+                values[at + 3],
+            ])),
+            8 => {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(&values[at..at + 8]);
+                u64::from_le_bytes(raw)
+            }
+            _ => return Err(Self::bad_size(ptr, size)),
+        })
     }
     fn store(&mut self, ptr: Ptr, size: u8, value: u64) -> EnvResult<()> {
-        let (fd, range) = self.range(ptr, size)?;
-        self.maps[fd].values[range].copy_from_slice(&value.to_le_bytes()[..usize::from(size)]);
+        let (fd, at) = self.place(ptr, size)?;
+        let size = usize::from(size);
+        self.maps[fd].values[at..at + size].copy_from_slice(&value.to_le_bytes()[..size]);
         Ok(())
     }
 }

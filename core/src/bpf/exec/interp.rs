@@ -2,7 +2,7 @@
 //! 16-entry array indexed with `& 15` (decoded registers are at most 10), so register access
 //! needs no bounds check; memory goes through [`Mem`], which checks the region of every access.
 
-use super::compile::{Inst, Program};
+use super::compile::{Inst, Program, SlowOp};
 use super::{
     atomic_result, ExecError, ExecErrorKind, MapEnv, Observer, StepView, Vm, MAX_CALL_FRAMES,
     STACK_SIZE,
@@ -10,6 +10,10 @@ use super::{
 use crate::bpf::helpers::{Callee, HelperId};
 use crate::isa::{AluOp, AtomicOp, Endian, Operand};
 use crate::ptr::{Ptr, RegionKind};
+
+/// Keys up to this size are read into a stack buffer (covers every key the model's maps use:
+/// u32 array indices, small hash keys).
+const INLINE_KEY_BYTES: usize = 64;
 
 /// Where a checked access lands.
 enum Place {
@@ -146,6 +150,21 @@ impl<E: MapEnv> Mem<'_, E> {
         Ok(old)
     }
 
+    /// Fills `out` with the bytes at `addr`.
+    fn read_into(&mut self, addr: u64, out: &mut [u8]) -> Result<(), ExecErrorKind> {
+        let len = out.len();
+        match self.locate(addr, len)? {
+            Place::Stack(at) => out.copy_from_slice(&self.stack[at..at + len]),
+            Place::Ctx(at) => out.copy_from_slice(&self.ctx[at..at + len]),
+            Place::Map(_) => {
+                let mut bytes = Vec::with_capacity(len);
+                self.read_bytes(addr, len, &mut bytes)?;
+                out.copy_from_slice(&bytes);
+            }
+        }
+        Ok(())
+    }
+
     /// Copies `len` bytes at `addr` into `out` (helper arguments: keys, values).
     fn read_bytes(
         &mut self,
@@ -205,6 +224,12 @@ impl<E: MapEnv> Mem<'_, E> {
             self.env.check_direct_call(call, map)?;
         }
         let key_size = self.env.map_key_size(map)? as usize;
+        if id == HelperId::MapLookupElem && key_size <= INLINE_KEY_BYTES {
+            // The common case without touching the heap: a small key copied to the stack.
+            let mut key = [0u8; INLINE_KEY_BYTES];
+            self.read_into(regs[2], &mut key[..key_size])?;
+            return self.env.map_lookup(map, &key[..key_size]);
+        }
         self.read_bytes(regs[2], key_size, scratch)?;
         match id {
             HelperId::MapLookupElem => self.env.map_lookup(map, scratch),
@@ -292,6 +317,49 @@ fn byte_order(kind: Endian, bits: u8, value: u64) -> u64 {
     }
 }
 
+/// Executes a rare instruction; returns the extra slots it occupies (1 for `lddw`).
+#[inline(never)]
+fn slow<E: MapEnv>(
+    op: SlowOp,
+    regs: &mut [u64; 16],
+    mem: &mut Mem<'_, E>,
+) -> Result<usize, ExecErrorKind> {
+    match op {
+        SlowOp::Alu { wide, op, d, src } => {
+            let d = usize::from(d & 15);
+            regs[d] = alu_slow(wide, op, regs[d], src, regs);
+            Ok(0)
+        }
+        SlowOp::Atomic {
+            size,
+            op,
+            d,
+            s,
+            off,
+        } => {
+            let addr = regs[usize::from(d & 15)].wrapping_add(off as i64 as u64);
+            let s = usize::from(s & 15);
+            let old = mem.atomic(size, addr, op, regs[s], regs[0])?;
+            match op {
+                AtomicOp::Cmpxchg => regs[0] = old,
+                op if op.fetches() => regs[s] = old,
+                _ => {}
+            }
+            Ok(0)
+        }
+        SlowOp::LdMapFd { d, fd } => {
+            regs[usize::from(d & 15)] = mem.env.map_from_fd(fd)?;
+            Ok(1)
+        }
+        SlowOp::LdMapValue { d, fd, off } => {
+            regs[usize::from(d & 15)] = mem.env.map_value_from_fd(fd, off)?;
+            Ok(1)
+        }
+        SlowOp::CallUnknown { imm } => Err(ExecErrorKind::UnknownHelper(imm)),
+        SlowOp::Unsupported { what } => Err(ExecErrorKind::Unsupported(what.to_string())),
+    }
+}
+
 /// Saved state of a caller during a bpf-to-bpf call.
 #[derive(Clone, Copy, Default)]
 struct Frame {
@@ -312,7 +380,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
 ) -> Result<u64, ExecError> {
     vm.stack.fill(0);
     let budget = vm.config.budget;
-    let mut remaining = budget;
+    let mut remaining = i64::try_from(budget).unwrap_or(i64::MAX);
     let ctx_len = ctx.len() as u64;
     let mut mem = Mem {
         stack: &mut vm.stack,
@@ -326,7 +394,14 @@ pub(super) fn run<E: MapEnv, O: Observer>(
     regs[2] = ctx_len;
     regs[10] = frame_pointer(0);
     let mut frames = [Frame::default(); MAX_CALL_FRAMES];
-    let code = &program.code[..];
+    // Fused superinstructions skip a slot, which an observer must see: it gets plain code.
+    let code = if O::ACTIVE {
+        &program.code[..]
+    } else {
+        &program.fused[..]
+    };
+    let consts = &program.consts[..];
+    let slow_ops = &program.slow[..];
     let mut pc = 0usize;
 
     let result = 'run: loop {
@@ -339,6 +414,36 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 }
             };
         }
+        // The budget is checked at backward jumps, calls and exits only: every loop passes
+        // one, so a run stops at most one straight-line stretch (shorter than the program)
+        // past the budget, and straight-line code pays no branch for it.
+        macro_rules! budget {
+            () => {
+                if remaining < 0 {
+                    break 'run Err(ExecError {
+                        pc: cur,
+                        kind: ExecErrorKind::Budget(budget),
+                    });
+                }
+            };
+        }
+        macro_rules! jump {
+            ($t:expr) => {{
+                let target = $t as usize;
+                if target <= cur {
+                    budget!();
+                }
+                pc = target;
+            }};
+        }
+        macro_rules! jump_rel {
+            ($off:expr) => {{
+                if $off < 0 {
+                    budget!();
+                }
+                pc = pc.wrapping_add($off as isize as usize);
+            }};
+        }
         macro_rules! r {
             ($i:expr) => {
                 regs[usize::from($i & 15)]
@@ -350,12 +455,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 kind: ExecErrorKind::FellOffEnd,
             });
         };
-        if remaining == 0 {
-            break Err(ExecError {
-                pc,
-                kind: ExecErrorKind::Budget(budget),
-            });
-        }
+        // Counted on every instruction, checked where control can go back (see `budget!`).
         remaining -= 1;
         if O::ACTIVE {
             observer.before(&StepView {
@@ -412,20 +512,17 @@ pub(super) fn run<E: MapEnv, O: Observer>(
             Arsh32R { d, s } => {
                 r!(d) = u64::from((r!(d) as u32 as i32).wrapping_shr(r!(s) as u32) as u32)
             }
-            AluSlow { wide, op, d, src } => r!(d) = alu_slow(wide, op, r!(d), src, &regs),
             Neg64 { d } => r!(d) = r!(d).wrapping_neg(),
             Neg32 { d } => r!(d) = u64::from((r!(d) as u32).wrapping_neg()),
             End { kind, bits, d } => r!(d) = byte_order(kind, bits, r!(d)),
-            LdImm { d, imm } => {
-                r!(d) = imm;
-                pc += 1;
-            }
-            LdMapFd { d, fd } => {
-                r!(d) = tri!(mem.env.map_from_fd(fd));
-                pc += 1;
-            }
-            LdMapValue { d, fd, off } => {
-                r!(d) = tri!(mem.env.map_value_from_fd(fd, off));
+            LdImm { d, idx } => {
+                let Some(&value) = consts.get(idx as usize) else {
+                    break Err(ExecError {
+                        pc: cur,
+                        kind: ExecErrorKind::Unsupported("lddw constant missing".into()),
+                    });
+                };
+                r!(d) = value;
                 pc += 1;
             }
             LdxB { d, s, off } => {
@@ -464,121 +561,284 @@ pub(super) fn run<E: MapEnv, O: Observer>(
             StxDW { d, s, off } => {
                 tri!(mem.store::<8>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
             }
-            StImm { size, d, off, imm } => {
-                tri!(mem.store_sized(
-                    size,
-                    r!(d).wrapping_add(off as i64 as u64),
-                    imm as i64 as u64
-                ))
+            StB { d, off, imm } => {
+                tri!(mem.store::<1>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
             }
-            Atomic {
-                size,
-                op,
-                d,
-                s,
-                off,
-            } => {
-                let addr = r!(d).wrapping_add(off as i64 as u64);
-                let old = tri!(mem.atomic(size, addr, op, r!(s), regs[0]));
-                match op {
-                    AtomicOp::Cmpxchg => regs[0] = old,
-                    op if op.fetches() => r!(s) = old,
-                    _ => {}
+            StH { d, off, imm } => {
+                tri!(mem.store::<2>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
+            }
+            StW { d, off, imm } => {
+                tri!(mem.store::<4>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
+            }
+            StDW { d, off, imm } => {
+                tri!(mem.store::<8>(r!(d).wrapping_add(off as i64 as u64), imm as i64 as u64))
+            }
+            Ja { t } => jump!(t),
+            Jeq64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a == b {
+                    jump_rel!(off);
                 }
             }
-            Ja { t } => pc = t as usize,
-            JeqI { d, imm, t } => {
-                if r!(d) == imm as i64 as u64 {
-                    pc = t as usize
+            Jeq64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a == b {
+                    jump_rel!(off);
                 }
             }
-            JeqR { d, s, t } => {
-                if r!(d) == r!(s) {
-                    pc = t as usize
+            Jeq32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a == b {
+                    jump_rel!(off);
                 }
             }
-            JneI { d, imm, t } => {
-                if r!(d) != imm as i64 as u64 {
-                    pc = t as usize
+            Jeq32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a == b {
+                    jump_rel!(off);
                 }
             }
-            JneR { d, s, t } => {
-                if r!(d) != r!(s) {
-                    pc = t as usize
+            Jne64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a != b {
+                    jump_rel!(off);
                 }
             }
-            JgtI { d, imm, t } => {
-                if r!(d) > imm as i64 as u64 {
-                    pc = t as usize
+            Jne64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a != b {
+                    jump_rel!(off);
                 }
             }
-            JgtR { d, s, t } => {
-                if r!(d) > r!(s) {
-                    pc = t as usize
+            Jne32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a != b {
+                    jump_rel!(off);
                 }
             }
-            JgeI { d, imm, t } => {
-                if r!(d) >= imm as i64 as u64 {
-                    pc = t as usize
+            Jne32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a != b {
+                    jump_rel!(off);
                 }
             }
-            JgeR { d, s, t } => {
-                if r!(d) >= r!(s) {
-                    pc = t as usize
+            Jgt64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a > b {
+                    jump_rel!(off);
                 }
             }
-            JltI { d, imm, t } => {
-                if r!(d) < imm as i64 as u64 {
-                    pc = t as usize
+            Jgt64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a > b {
+                    jump_rel!(off);
                 }
             }
-            JltR { d, s, t } => {
-                if r!(d) < r!(s) {
-                    pc = t as usize
+            Jgt32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a > b {
+                    jump_rel!(off);
                 }
             }
-            JleI { d, imm, t } => {
-                if r!(d) <= imm as i64 as u64 {
-                    pc = t as usize
+            Jgt32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a > b {
+                    jump_rel!(off);
                 }
             }
-            JleR { d, s, t } => {
-                if r!(d) <= r!(s) {
-                    pc = t as usize
+            Jge64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a >= b {
+                    jump_rel!(off);
                 }
             }
-            JmpSlow {
-                wide,
-                cond,
-                d,
-                src,
-                t,
-            } => {
-                let a = r!(d);
-                let taken = if wide {
-                    let b = match src {
-                        Operand::Reg(s) => r!(s),
-                        Operand::Imm(imm) => imm as i64 as u64,
-                    };
-                    cond.eval64(a, b)
-                } else {
-                    let b = match src {
-                        Operand::Reg(s) => r!(s),
-                        Operand::Imm(imm) => u64::from(imm as u32),
-                    };
-                    cond.eval32(a, b)
-                };
-                if taken {
-                    pc = t as usize
+            Jge64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a >= b {
+                    jump_rel!(off);
+                }
+            }
+            Jge32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a >= b {
+                    jump_rel!(off);
+                }
+            }
+            Jge32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a >= b {
+                    jump_rel!(off);
+                }
+            }
+            Jlt64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a < b {
+                    jump_rel!(off);
+                }
+            }
+            Jlt64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a < b {
+                    jump_rel!(off);
+                }
+            }
+            Jlt32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a < b {
+                    jump_rel!(off);
+                }
+            }
+            Jlt32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a < b {
+                    jump_rel!(off);
+                }
+            }
+            Jle64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a <= b {
+                    jump_rel!(off);
+                }
+            }
+            Jle64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a <= b {
+                    jump_rel!(off);
+                }
+            }
+            Jle32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a <= b {
+                    jump_rel!(off);
+                }
+            }
+            Jle32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a <= b {
+                    jump_rel!(off);
+                }
+            }
+            Jset64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if a & b != 0 {
+                    jump_rel!(off);
+                }
+            }
+            Jset64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if a & b != 0 {
+                    jump_rel!(off);
+                }
+            }
+            Jset32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if a & b != 0 {
+                    jump_rel!(off);
+                }
+            }
+            Jset32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if a & b != 0 {
+                    jump_rel!(off);
+                }
+            }
+            Jsgt64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if (a as i64) > (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsgt64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if (a as i64) > (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsgt32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if (a as i32) > (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jsgt32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if (a as i32) > (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jsge64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if (a as i64) >= (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsge64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if (a as i64) >= (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsge32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if (a as i32) >= (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jsge32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if (a as i32) >= (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jslt64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if (a as i64) < (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jslt64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if (a as i64) < (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jslt32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if (a as i32) < (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jslt32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if (a as i32) < (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jsle64I { d, off, imm } => {
+                let (a, b) = (r!(d), imm as i64 as u64);
+                if (a as i64) <= (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsle64R { d, s, off } => {
+                let (a, b) = (r!(d), r!(s));
+                if (a as i64) <= (b as i64) {
+                    jump_rel!(off);
+                }
+            }
+            Jsle32I { d, off, imm } => {
+                let (a, b) = (r!(d) as u32, imm as u32);
+                if (a as i32) <= (b as i32) {
+                    jump_rel!(off);
+                }
+            }
+            Jsle32R { d, s, off } => {
+                let (a, b) = (r!(d) as u32, r!(s) as u32);
+                if (a as i32) <= (b as i32) {
+                    jump_rel!(off);
                 }
             }
             Call { callee } => regs[0] = tri!(mem.call(callee, &regs, &mut scratch)),
-            CallUnknown { imm } => {
-                break Err(ExecError {
-                    pc: cur,
-                    kind: ExecErrorKind::UnknownHelper(imm),
-                })
-            }
             Callx { r } => {
                 let target = r!(r);
                 let callee = i32::try_from(target).ok().and_then(Callee::from_imm);
@@ -591,6 +851,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 regs[0] = tri!(mem.call(callee, &regs, &mut scratch));
             }
             CallLocal { t } => {
+                budget!();
                 if mem.depth + 1 >= MAX_CALL_FRAMES {
                     break Err(ExecError {
                         pc: cur,
@@ -603,9 +864,10 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 };
                 mem.depth += 1;
                 regs[10] = frame_pointer(mem.depth);
-                pc = t as usize;
+                jump!(t);
             }
             Exit => {
+                budget!();
                 if mem.depth == 0 {
                     break Ok(regs[0]);
                 }
@@ -615,11 +877,73 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 regs[10] = frame_pointer(mem.depth);
                 pc = frame.ret;
             }
-            Unsupported { what } => {
-                break Err(ExecError {
-                    pc: cur,
-                    kind: ExecErrorKind::Unsupported(what.to_string()),
-                })
+            AddJeq { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] == imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            AddJne { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] != imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            AddJlt { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] < imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            AddJle { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] <= imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            AddJgt { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] > imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            AddJge { da, off, imm } => {
+                let d = usize::from(da & 15);
+                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+                if regs[d] >= imm as i64 as u64 {
+                    jump_rel!(off);
+                }
+            }
+            MovAdd64 { d, s, imm } => {
+                r!(d) = r!(s).wrapping_add(imm as i64 as u64);
+                remaining -= 1;
+                pc += 1;
+            }
+            Slow { idx } => {
+                let Some(&op) = slow_ops.get(idx as usize) else {
+                    break Err(ExecError {
+                        pc: cur,
+                        kind: ExecErrorKind::Unsupported("slow op missing".into()),
+                    });
+                };
+                pc += tri!(slow(op, &mut regs, &mut mem));
             }
             LddwTail => {
                 break Err(ExecError {
@@ -631,7 +955,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
             }
         }
     };
-    vm.executed = budget - remaining;
+    vm.executed = (i64::try_from(budget).unwrap_or(i64::MAX) - remaining) as u64;
     vm.scratch = scratch;
     result
 }

@@ -10,7 +10,9 @@
 //!   [`ExecErrorKind::Fault`]). Nothing is silent and nothing panics: a bad access is an
 //!   [`ExecError`] naming the instruction.
 //! * bpf-to-bpf calls save `r6`–`r9` and nest at most [`MAX_CALL_FRAMES`] deep; a run executes at
-//!   most [`Config::budget`] instructions ([`DEFAULT_INSN_BUDGET`]).
+//!   most [`Config::budget`] instructions ([`DEFAULT_INSN_BUDGET`]), checked at backward jumps,
+//!   calls and exits (so straight-line code pays nothing and the overshoot is below one
+//!   program length).
 //! * Helpers are dispatched through the one table of [`super::helpers`]; map helpers and direct
 //!   map calls go to [`MapEnv`]. [`NoMaps`] refuses them, [`fake::FakeArrays`] is a small
 //!   in-memory array-map world for tests and benches; the core's map world implements the
@@ -56,9 +58,11 @@ pub enum ExecErrorKind {
     OutOfBounds { ptr: Ptr, size: u8, region_len: u64 },
     #[error("access to stale stack frame: {ptr}, current frame {depth}")]
     StaleFrame { ptr: Ptr, depth: usize },
-    /// A model fault reported by the map world (use after free, ...), kept intact for checkers.
+    /// A model fault reported by the map world (use after free, ...), kept intact for checkers
+    /// (boxed: faults carry names and stamps, and every `Result` of the hot loop would pay
+    /// for their size).
     #[error("{0}")]
-    Fault(Fault),
+    Fault(Box<Fault>),
     /// The map world refused an access or a map operation.
     #[error("map access refused: {0}")]
     MapAccess(String),
@@ -97,7 +101,7 @@ impl ExecError {
     /// The model fault behind this error, if the map world reported one.
     pub fn fault(&self) -> Option<&Fault> {
         match &self.kind {
-            ExecErrorKind::Fault(fault) => Some(fault),
+            ExecErrorKind::Fault(fault) => Some(&**fault),
             _ => None,
         }
     }
@@ -105,7 +109,7 @@ impl ExecError {
 
 impl From<Fault> for ExecErrorKind {
     fn from(fault: Fault) -> Self {
-        ExecErrorKind::Fault(fault)
+        ExecErrorKind::Fault(Box::new(fault))
     }
 }
 
