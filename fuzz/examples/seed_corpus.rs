@@ -1,0 +1,100 @@
+//! Builds the seed corpora of every fuzz target from the shared inputs, at run time (the corpus
+//! folders are not committed; the conformance suite stays in `../shared`).
+//!
+//! `cargo run --release --example seed_corpus -- [CONFORMANCE_TESTS_DIR] [CORPUS_ROOT]`
+//! (defaults: `../../shared/conformance/bpf_conformance/tests`, `corpus`). Writes
+//! `CORPUS_ROOT/<target>/<name>` files and prints how many per target.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use mimic_core::bpf::asm::assemble;
+use mimic_core::isa;
+
+/// The `-- asm` section of a conformance `.data` file.
+fn asm_section(data: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in data.lines() {
+        if let Some(section) = line.strip_prefix("-- ") {
+            inside = section.trim() == "asm";
+            continue;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    (!out.trim().is_empty()).then_some(out)
+}
+
+fn write(root: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = root.join(target);
+    fs::create_dir_all(&dir)?;
+    fs::write(dir.join(name), bytes)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let tests = PathBuf::from(
+        args.next()
+            .unwrap_or_else(|| "../../shared/conformance/bpf_conformance/tests".to_string()),
+    );
+    let root = PathBuf::from(args.next().unwrap_or_else(|| "corpus".to_string()));
+    let mut entries: Vec<PathBuf> = fs::read_dir(&tests)
+        .map_err(|e| format!("reading {}: {e}", tests.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "data"))
+        .collect();
+    entries.sort();
+    let (mut text, mut bin) = (0, 0);
+    for path in &entries {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("x");
+        let data = fs::read_to_string(path)?;
+        let Some(asm) = asm_section(&data) else {
+            continue;
+        };
+        write(&root, "asm_roundtrip", &format!("{stem}.s"), asm.as_bytes())?;
+        text += 1;
+        if let Ok(insns) = assemble(&asm) {
+            write(
+                &root,
+                "asm_roundtrip",
+                &format!("{stem}.bin"),
+                &isa::to_bytes(&insns),
+            )?;
+            bin += 1;
+        }
+    }
+    println!(
+        "asm_roundtrip: {text} text seeds, {bin} binary seeds from {}",
+        tests.display()
+    );
+
+    // The structured targets read their input as a stream of choices: pseudo-random byte strings
+    // of a few lengths are enough to start from every region of their input space.
+    for (target, count, len) in RANDOM_SEEDS {
+        let mut state = 0x6d69_6d69_635f_6675 ^ (*len as u64);
+        for index in 0..*count {
+            let bytes: Vec<u8> = (0..*len).map(|_| xorshift(&mut state) as u8).collect();
+            write(&root, target, &format!("random-{index:03}"), &bytes)?;
+        }
+        println!("{target}: {count} pseudo-random seeds of {len} bytes");
+    }
+    Ok(())
+}
+
+/// (target, seeds, bytes per seed) for the targets driven by choice streams.
+const RANDOM_SEEDS: &[(&str, usize, usize)] = &[
+    ("interp_diff", 16, 512),
+    ("map_ops", 32, 256),
+    ("verify_exec", 32, 192),
+];
+
+/// A fixed generator so the seeds are the same on every machine.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}

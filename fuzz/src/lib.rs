@@ -1,0 +1,39 @@
+//! Shared helpers of the fuzz targets: the mutant switch read from the environment, and the
+//! corpus/regression file conventions. The targets themselves are in `fuzz_targets/`.
+
+pub mod targets;
+
+use mimic_core::mutants::{Mutant, Mutants};
+use std::sync::OnceLock;
+
+/// The mutants switched on by `MIMIC_MUTANTS=id,id` (empty or unset: the correct core). An
+/// unknown id aborts the run at the first input with the list of known ids, so a typo cannot
+/// silently fuzz the correct code.
+pub fn mutants_from_env() -> Mutants {
+    static MUTANTS: OnceLock<Mutants> = OnceLock::new();
+    *MUTANTS.get_or_init(|| {
+        let raw = std::env::var("MIMIC_MUTANTS").unwrap_or_default();
+        let mutants = parse_mutants(&raw).unwrap_or_else(|e| panic!("MIMIC_MUTANTS: {e}"));
+        if !mutants.is_empty() {
+            eprintln!("mimic-fuzz: mutants on: {mutants}");
+        }
+        mutants
+    })
+}
+
+/// Parses `id,id,...` (whitespace and empty items ignored).
+pub fn parse_mutants(raw: &str) -> Result<Mutants, mimic_core::mutants::UnknownMutant> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<Mutant>)
+        .collect()
+}
+
+/// Is the boolean environment switch `name` on (`1`, `true`, `yes`)?
+pub fn env_flag(name: &str) -> bool {
+    matches!(
+        std::env::var(name).as_deref(),
+        Ok("1" | "true" | "yes" | "on")
+    )
+}

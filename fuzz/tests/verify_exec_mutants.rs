@@ -1,0 +1,111 @@
+//! Directed cases of `verify_exec`: each map-in-map mutant of the verifier/fixup family is
+//! caught by the target's property for its own reason, and the same case passes on the correct
+//! core. These pin the oracle; the campaign's job is to find such cases unaided (BENCHMARKS.md).
+//! Needs `--features verifier`.
+#![cfg(feature = "verifier")]
+
+use mimic_core::mutants::{Mutant, Mutants};
+use mimic_fuzz::targets::verify_exec::{
+    check_case, ArraySpec, Case, InnerSpec, Key, MapSel, Piece, Setup, Size, Slot, CTX_LEN,
+};
+
+/// ARRAY_OF_MAPS whose template is an array of 8 u32 (`inner_flag` as given) holding, at key 0,
+/// an inner array of `inner_size` (0: half the template, 1: the template's size); the program
+/// looks up `outer[0]`, then `inner[key]`, and adds the u32 it finds to r0.
+fn inner_read(template_flag: bool, inner_size: u8, key: u8) -> Case {
+    Case {
+        setup: Setup {
+            outer_hash: false,
+            template: ArraySpec {
+                entries: 7,
+                words: 0,
+                inner_flag: template_flag,
+            },
+            inners: vec![InnerSpec {
+                size: inner_size,
+                entries: 0,
+                same_value_size: true,
+                same_flags: true,
+                slot: 0,
+            }],
+            array: ArraySpec {
+                entries: 0,
+                words: 0,
+                inner_flag: false,
+            },
+        },
+        ctx: [0; CTX_LEN],
+        pieces: vec![
+            Piece::Lookup {
+                map: MapSel::Outer,
+                key: Key::Const(0),
+                dst: Slot::R8,
+                null_check: true,
+            },
+            Piece::InnerLookup {
+                src: Slot::R8,
+                key: Key::Const(key),
+                dst: Slot::R9,
+                null_check: true,
+            },
+            Piece::Load {
+                ptr: Slot::R9,
+                off: 0,
+                size: Size::W,
+            },
+        ],
+    }
+}
+
+/// Runs the property; returns the panic message, if any.
+fn outcome(case: &Case, mutants: Mutants) -> Option<String> {
+    std::panic::catch_unwind(|| check_case(case, mutants))
+        .err()
+        .map(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        })
+}
+
+fn caught(case: &Case, mutant: Mutant, reason: &str) {
+    if let Some(msg) = outcome(case, Mutants::NONE) {
+        panic!("the correct core fails the case: {msg}");
+    }
+    let msg = outcome(case, Mutants::only(mutant))
+        .unwrap_or_else(|| panic!("{mutant} is not caught by the case"));
+    assert!(
+        msg.contains(reason),
+        "{mutant} caught for another reason: {msg}"
+    );
+}
+
+#[test]
+fn inline_dynamic_inner_reads_a_smaller_inner_array_out_of_bounds() {
+    // BPF_F_INNER_MAP template of 8, inner array of 4, key 6.
+    caught(
+        &inner_read(true, 0, 6),
+        Mutant::InlineDynamicInner,
+        "out of bounds",
+    );
+}
+
+#[test]
+fn meta_ignores_max_entries_lets_a_smaller_inner_array_in_and_reads_past_it() {
+    // Plain template of 8: the correct meta refuses the inner array of 4.
+    caught(
+        &inner_read(false, 0, 6),
+        Mutant::MetaIgnoresMaxEntries,
+        "out of bounds",
+    );
+}
+
+#[test]
+fn meta_elem_size_zero_reads_element_zero_for_every_key() {
+    caught(
+        &inner_read(false, 1, 3),
+        Mutant::MetaElemSizeZero,
+        "disagree",
+    );
+}
