@@ -168,6 +168,9 @@ pub struct ProgramDecl {
     pub name: String,
     #[serde(default)]
     pub sleepable: bool,
+    /// Loaded without `CAP_BPF` (the verifier's unprivileged rules; default: privileged).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unprivileged: bool,
     pub source: String,
 }
 
