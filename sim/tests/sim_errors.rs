@@ -1,8 +1,12 @@
 //! Bad input is an error naming what and where, never a panic: unknown scenarios, malformed
-//! TOML, dangling names, bad assembly, bad seed ranges and shards.
+//! TOML, dangling names, bad assembly, programs the verifier refuses, bad seed ranges and
+//! shards.
 
+use mimic_core::mutants::Mutants;
 use mimic_sim::sim::campaign::{SeedRange, Shard};
+use mimic_sim::sim::engine::{run_one, RunConfig, Verdict};
 use mimic_sim::sim::scenario::Scenario;
+use mimic_sim::sim::scheduler::SchedulerKind;
 use std::process::Command;
 
 fn parse_err(text: &str) -> String {
@@ -88,4 +92,79 @@ fn the_command_reports_bad_input_with_exit_code_2_and_no_panic() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "clap refuses a bad range");
     assert!(String::from_utf8_lossy(&out.stderr).contains("9..3"));
+}
+
+fn run_setup(text: &str) -> Verdict {
+    let config = RunConfig {
+        scenario: Scenario::parse(text, "refused.toml").expect("parses"),
+        mutants: Mutants::NONE,
+        scheduler: SchedulerKind::Random,
+        keep_trace: false,
+    };
+    run_one(&config, 0).verdict
+}
+
+const UNSAFE_PROGRAM: &str = r#"name = "refused"
+[[maps]]
+name = "m"
+type = "hash"
+max_entries = 2
+[[programs]]
+name = "no_null_check"
+source = """
+    stw [%r10-4], 0
+    lddw %r1, map(m)
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    ldxw %r0, [%r0+0]
+    exit
+"""
+[[tasks]]
+kind = "program"
+program = "no_null_check"
+"#;
+
+/// A program the verifier refuses (a lookup result dereferenced without a NULL check) is a
+/// setup failure naming the scenario and the program, with the verifier's log: never a panic.
+#[test]
+fn a_program_the_verifier_refuses_is_a_setup_error_with_its_log() {
+    match run_setup(UNSAFE_PROGRAM) {
+        Verdict::Fail { kind, detail } => {
+            assert_eq!(kind, "setup", "{detail}");
+            assert!(
+                detail.contains("scenario `refused`")
+                    && detail.contains("program `no_null_check`")
+                    && detail.contains("refused by the verifier")
+                    && detail.contains("verifier log"),
+                "{detail}"
+            );
+        }
+        other => panic!("an unsafe program was loaded: {other:?}"),
+    }
+    // The same program with the check loads and runs.
+    let safe = UNSAFE_PROGRAM.replace(
+        "    ldxw %r0, [%r0+0]\n",
+        "    jeq %r0, 0, out\n    ldxw %r0, [%r0+0]\nout:\n",
+    );
+    assert_eq!(run_setup(&safe), Verdict::Pass, "the NULL-checked program");
+}
+
+/// `unprivileged = true` loads without CAP_BPF: leaking a map pointer in r0 is refused then,
+/// accepted for a privileged load.
+#[test]
+fn unprivileged_programs_get_the_unprivileged_rules() {
+    let leak = |unpriv: bool| {
+        format!(
+            "name = \"leak\"\n[[maps]]\nname = \"m\"\ntype = \"array\"\nmax_entries = 1\n[[programs]]\nname = \"p\"\nunprivileged = {unpriv}\nsource = \"\"\"\n    lddw %r0, map(m)\n    exit\n\"\"\"\n[[tasks]]\nkind = \"program\"\nprogram = \"p\"\n"
+        )
+    };
+    assert_eq!(run_setup(&leak(false)), Verdict::Pass, "privileged load");
+    match run_setup(&leak(true)) {
+        Verdict::Fail { kind, detail } => {
+            assert_eq!(kind, "setup", "{detail}");
+            assert!(detail.contains("program `p`"), "{detail}");
+        }
+        other => panic!("an unprivileged pointer leak was loaded: {other:?}"),
+    }
 }

@@ -66,7 +66,7 @@ pub fn run(args: MutantsArgs) -> ExitCode {
             rows.push(Row {
                 mutant: mutant.id().into(),
                 engine: "-".into(),
-                detected: "see verifier/fuzz".into(),
+                detected: "see verifier".into(),
                 trials_detected: 0,
                 trials: 0,
                 median_schedules: None,

@@ -21,10 +21,12 @@ use super::trace::{Fnv, HistEvent, HistOp, MapIdent, Recorder};
 use mimic_core::arena::Handle;
 use mimic_core::bpf::exec::{EnvResult, ExecErrorKind, MapEnv, NoObserver, Program, Vm};
 use mimic_core::bpf::helpers::DirectCall;
+use mimic_core::bpf::verifier::world::{prog_load, LoadError, LoadedProg};
+use mimic_core::bpf::verifier::VerifyOpts;
 use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::errno::Errno;
 use mimic_core::fault::{Error, Fault};
-use mimic_core::isa::AtomicOp;
+use mimic_core::isa::{AtomicOp, Insn, BPF_CALL, BPF_JMP};
 use mimic_core::mutants::Mutants;
 use mimic_core::ptr::Ptr;
 use mimic_core::rcu::Flavor;
@@ -40,6 +42,10 @@ type P = Shuttle;
 /// Polls of the grace-period worker before it gives up (bounds its loop; the teardown's
 /// `rcu_barrier` runs whatever is left).
 const GP_POLLS_MAX: u32 = 100_000;
+
+/// Bytes of a program's context: the key (0..4), the run number (4..8), a random flow hash
+/// (8..12), and 4 spare bytes. The verifier checks context reads against this size.
+const PROG_CTX_BYTES: usize = 16;
 
 /// Stack of each shuttle task (continuations are pooled, so this is paid once per task slot).
 const TASK_STACK_BYTES: usize = 1 << 20;
@@ -236,6 +242,8 @@ struct TracingEnv<'a> {
     task: usize,
     cpu: usize,
     program: &'a str,
+    /// The direct call (fixup) the executor announced for the helper call in progress.
+    direct: Option<DirectCall>,
 }
 
 impl MapEnv for TracingEnv<'_> {
@@ -253,6 +261,7 @@ impl MapEnv for TracingEnv<'_> {
     }
     fn map_lookup(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
         let outer = self.ctx.outers.get(&(map.index, map.gen)).cloned();
+        let direct = self.direct.take();
         let inv = self.ctx.rec.stamp();
         let result = self.inner.map_lookup(map, key);
         let resp = self.ctx.rec.stamp();
@@ -271,7 +280,10 @@ impl MapEnv for TracingEnv<'_> {
             let (task, cpu, program) = (self.task, self.cpu, self.program);
             match &outer {
                 Some((name, map_type)) => {
-                    let kernel = kernel_lookup(*map_type);
+                    let kernel = direct.map_or_else(
+                        || format!("helper, {}", kernel_lookup(*map_type)),
+                        DirectCall::name,
+                    );
                     self.ctx.rec.line(task, cpu, || {
                         format!(
                             "prog {program}: bpf_map_lookup_elem({name}, {key32}) [{kernel}] = {}",
@@ -292,9 +304,10 @@ impl MapEnv for TracingEnv<'_> {
                 }
                 None => self.ctx.rec.line(task, cpu, || {
                     format!(
-                        "prog {program}: bpf_map_lookup_elem(map#{}.{}, {key32}) = {}",
+                        "prog {program}: bpf_map_lookup_elem(map#{}.{}, {key32}) [{}] = {}",
                         map.index,
                         map.gen,
+                        direct.map_or_else(|| "helper".into(), DirectCall::name),
                         if seen.is_some() { "value" } else { "NULL" }
                     )
                 }),
@@ -311,12 +324,14 @@ impl MapEnv for TracingEnv<'_> {
         result
     }
     fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64> {
+        let direct = self.direct.take();
         let result = self.inner.map_update(map, key, value, flags);
         if let Ok(r) = &result {
             let (program, k) = (self.program, key_u32(key));
+            let kernel = direct.map_or_else(|| "helper".into(), DirectCall::name);
             self.ctx.rec.line(self.task, self.cpu, || {
                 format!(
-                    "prog {program}: bpf_map_update_elem(map#{}, {k}) [htab_map_update_elem] = {r}",
+                    "prog {program}: bpf_map_update_elem(map#{}, {k}) [{kernel}] = {r}",
                     map.index
                 )
             });
@@ -324,6 +339,7 @@ impl MapEnv for TracingEnv<'_> {
         result
     }
     fn map_delete(&mut self, map: Ptr, key: &[u8]) -> EnvResult<i64> {
+        self.direct = None;
         self.inner.map_delete(map, key)
     }
     fn load(&mut self, ptr: Ptr, size: u8) -> EnvResult<u64> {
@@ -336,7 +352,36 @@ impl MapEnv for TracingEnv<'_> {
         self.inner.atomic(ptr, size, op, src, r0)
     }
     fn check_direct_call(&mut self, call: DirectCall, map: Ptr) -> EnvResult<()> {
+        self.direct = Some(call);
         self.inner.check_direct_call(call, map)
+    }
+}
+
+/// What the fixups made of each map helper call of `original` (in program order): a direct
+/// call of the map type's function (`array_map_lookup_elem`, ...), the generic helper (a call
+/// site that saw several map types), or a lookup inlined by `map_gen_lookup`.
+fn fixup_summary(original: &[Insn], fixed: &[Insn]) -> String {
+    let is_call = |i: &Insn| i.code == BPF_JMP | BPF_CALL && i.src == 0;
+    let helper_calls = original
+        .iter()
+        .filter(|i| is_call(i) && (1..=3).contains(&i.imm))
+        .count();
+    let mut parts: Vec<String> = Vec::new();
+    for insn in fixed.iter().filter(|i| is_call(i)) {
+        if let Some(call) = DirectCall::from_imm(insn.imm) {
+            parts.push(call.name());
+        } else if (1..=3).contains(&insn.imm) {
+            parts.push(format!("helper#{}", insn.imm));
+        }
+    }
+    let inlined = helper_calls.saturating_sub(parts.len());
+    if inlined > 0 {
+        parts.push(format!("{inlined} lookup(s) inlined"));
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -355,12 +400,13 @@ fn key_u32(key: &[u8]) -> u32 {
     u32::from_le_bytes(bytes)
 }
 
-/// A program loaded at setup.
+/// A program loaded at setup: the fixed-up instructions the executor runs (what the kernel
+/// would run: map pointers in place, inlined array lookups, direct calls), and the verifier's
+/// load with the references it holds on the `used_maps` (released at teardown).
 struct Loaded {
     name: String,
     program: Program,
-    sleepable: bool,
-    used: Vec<Handle>,
+    load: LoadedProg,
 }
 
 /// Runs one seed's scenario inside the current shuttle execution. Returns the verdict and the
@@ -594,39 +640,51 @@ fn setup(ctx: &mut Ctx, scenario: &Scenario) -> Result<Vec<Loaded>, SetupError> 
     let mut loaded = Vec::new();
     for decl in &scenario.programs {
         let fd_of = |name: &str| fds.get(name).copied();
-        let insns = scenario::assemble(&decl.source, &fd_of)
-            .map_err(|e| SetupError::Bad(format!("program `{}`: {e}", decl.name)))?;
-        let program = Program::new(&insns)
-            .map_err(|e| SetupError::Bad(format!("program `{}`: {e}", decl.name)))?;
-        let mut used = Vec::new();
-        for name in scenario::map_refs(&decl.source) {
-            if let Some(fd) = fds.get(&name) {
-                if let Ok(h) = world.map_handle(*fd) {
-                    if !used.contains(&h) {
-                        used.push(h);
-                    }
+        let bad = |what: String| {
+            SetupError::Bad(format!(
+                "scenario `{}`: program `{}`: {what}",
+                scenario.name, decl.name
+            ))
+        };
+        let insns = scenario::assemble(&decl.source, &fd_of).map_err(bad)?;
+        let opts = VerifyOpts {
+            privileged: !decl.unprivileged,
+            sleepable: decl.sleepable,
+            ctx_size: PROG_CTX_BYTES as u32,
+            ..VerifyOpts::default()
+        };
+        let load = match prog_load(&world, &insns, opts) {
+            Ok(load) => load,
+            Err(LoadError::Rejected(r)) => {
+                return Err(bad(format!(
+                    "refused by the verifier: {r}\nverifier log:\n{}",
+                    r.log
+                )))
+            }
+            Err(LoadError::Fixup(e)) => return Err(bad(format!("fixup failed: {e}"))),
+            Err(LoadError::World(e)) => {
+                return match ctx.check::<()>("prog_load", Err(e)) {
+                    Ok(Err(errno)) => Err(bad(format!("bpf_prog_load: {errno:?}"))),
+                    _ => Err(SetupError::Fault),
                 }
             }
-        }
-        if ctx
-            .check("prog_load", world.prog_hold_maps(&used, decl.sleepable))
-            .is_err()
-        {
-            return Err(SetupError::Fault);
-        }
+        };
+        let program = Program::new(&load.fixed.insns)
+            .map_err(|e| bad(format!("fixed-up program does not decode: {e}")))?;
+        let fixups = fixup_summary(&insns, &load.fixed.insns);
         ctx.rec.line(0, 0, || {
             format!(
-                "bpf_prog_load({}) used_maps={} sleepable={}",
+                "bpf_prog_load({}) used_maps={} sleepable={} privileged={} fixups: {fixups}",
                 decl.name,
-                used.len(),
-                decl.sleepable
+                load.maps.len(),
+                decl.sleepable,
+                !decl.unprivileged
             )
         });
         loaded.push(Loaded {
             name: decl.name.clone(),
             program,
-            sleepable: decl.sleepable,
-            used,
+            load,
         });
     }
     Ok(loaded)
@@ -1205,7 +1263,7 @@ fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize)
             else {
                 return;
             };
-            let flavor = if prog.sleepable {
+            let flavor = if prog.load.sleepable {
                 Flavor::TasksTrace
             } else {
                 Flavor::Rcu
@@ -1220,7 +1278,7 @@ fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize)
                 } else {
                     task.keys[P::choose(task.keys.len())]
                 };
-                let mut mem = [0u8; 16];
+                let mut mem = [0u8; PROG_CTX_BYTES];
                 mem[..4].copy_from_slice(&key.to_le_bytes());
                 mem[4..8].copy_from_slice(&run.to_le_bytes());
                 mem[8..12].copy_from_slice(&(P::choose(1 << 16) as u32).to_le_bytes());
@@ -1236,6 +1294,7 @@ fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize)
                     task: slot,
                     cpu,
                     program: &prog.name,
+                    direct: None,
                 };
                 let result = vm.run(&prog.program, &mut mem, &mut env, &mut NoObserver);
                 let unlocked = ctx.check("rcu_read_unlock", ctx.world.rcu_read_unlock(flavor));
@@ -1248,6 +1307,12 @@ fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize)
                             ExecErrorKind::Fault(f) => ctx.fail(
                                 f.kind(),
                                 format!("program {} run {run}: insn {}: {f}", prog.name, e.pc),
+                            ),
+                            // The executor's own memory check: an access past the end of a
+                            // map value (an inlined lookup sized for another array).
+                            kind @ ExecErrorKind::OutOfBounds { .. } => ctx.fail(
+                                "out_of_bounds",
+                                format!("program {} run {run}: insn {}: {kind}", prog.name, e.pc),
                             ),
                             other => ctx.fail(
                                 "exec",
@@ -1293,6 +1358,62 @@ fn gp_worker(ctx: &Ctx, done: &<P as Platform>::Atomic, slot: usize) {
     }
 }
 
+/// The scenario's `checks.values`, read from user space (`BPF_MAP_LOOKUP_ELEM`, and for an
+/// inner map `BPF_MAP_GET_FD_BY_ID` on the id the outer map returns).
+fn check_values(ctx: &Ctx) -> Result<(), ()> {
+    let world = &ctx.world;
+    for check in &ctx.scenario.checks.values {
+        let Some(&(fd, _)) = ctx.maps.get(&check.map) else {
+            ctx.fail("setup", format!("checks.values: no map `{}`", check.map));
+            return Err(());
+        };
+        let (fd, key, path, opened) = match check.inner_key {
+            None => (fd, check.key, format!("{}[{}]", check.map, check.key), None),
+            Some(inner_key) => {
+                let Ok(id) = ctx.check(
+                    "map_lookup_elem",
+                    world.map_lookup_elem(fd, &check.key.to_le_bytes()),
+                )?
+                else {
+                    continue;
+                };
+                let id = u32::from_le_bytes(
+                    id.get(..4)
+                        .and_then(|b| b.try_into().ok())
+                        .unwrap_or([0; 4]),
+                );
+                let Ok(inner) = ctx.check("map_get_fd_by_id", world.map_get_fd_by_id(id))? else {
+                    continue;
+                };
+                let path = format!("{}[{}][{inner_key}]", check.map, check.key);
+                (inner, inner_key, path, Some(inner))
+            }
+        };
+        let read = ctx.check(
+            "map_lookup_elem",
+            world.map_lookup_elem(fd, &key.to_le_bytes()),
+        )?;
+        if let Some(inner) = opened {
+            let _ = ctx.check("close", world.close(inner))?;
+        }
+        let Ok(bytes) = read else { continue };
+        let mut le = [0u8; 8];
+        for (b, v) in le.iter_mut().zip(&bytes) {
+            *b = *v;
+        }
+        let value = u64::from_le_bytes(le);
+        ctx.rec.line(0, 0, || format!("check: {path} = {value}"));
+        if value != check.equals {
+            ctx.fail(
+                "wrong_value",
+                format!("{path} reads {value} from user space, expected {} (a program wrote to the wrong element)", check.equals),
+            );
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
 fn teardown(ctx: &Ctx, loaded: &[Loaded]) {
     let world = &ctx.world;
     if ctx.failed() {
@@ -1319,11 +1440,14 @@ fn teardown(ctx: &Ctx, loaded: &[Loaded]) {
             }
         }
     }
+    if check_values(ctx).is_err() {
+        return;
+    }
     for prog in loaded {
         if ctx
             .check(
                 "prog_unload",
-                world.prog_release_maps(&prog.used, prog.sleepable),
+                world.prog_release_maps(&prog.load.maps, prog.load.sleepable),
             )
             .is_err()
         {

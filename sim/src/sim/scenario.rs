@@ -98,6 +98,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "fixed_inner_size",
         include_str!("../../scenarios/fixed_inner_size.toml"),
     ),
+    (
+        "inner_array_lookup",
+        include_str!("../../scenarios/inner_array_lookup.toml"),
+    ),
 ];
 
 /// A scenario error: what is wrong and where.
@@ -168,6 +172,9 @@ pub struct ProgramDecl {
     pub name: String,
     #[serde(default)]
     pub sleepable: bool,
+    /// Loaded without `CAP_BPF` (the verifier's unprivileged rules; default: privileged).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unprivileged: bool,
     pub source: String,
 }
 
@@ -223,6 +230,23 @@ pub struct Checks {
     /// reports one missing is a `lost_key` failure (§7: "a present key reported missing").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub always_present: Vec<String>,
+    /// Map contents user space must read at quiescence (before teardown): a mismatch is a
+    /// `wrong_value` failure (a program wrote where it did not mean to).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<ValueCheck>,
+}
+
+/// `map[key]` (or, through an outer map, `map[key][inner_key]`) must read as `equals` (the
+/// value's first 8 bytes or fewer, little-endian). An absent outer key skips the check: the
+/// value is only pinned while the inner map is there to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueCheck {
+    pub map: String,
+    pub key: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner_key: Option<u32>,
+    pub equals: u64,
 }
 
 impl Checks {
@@ -447,6 +471,11 @@ impl Scenario {
         for (map, _) in self.checks.always_present().map_err(ScenarioError)? {
             if !seen.contains(&map.as_str()) {
                 return err(format!("checks.always_present: unknown map `{map}`"));
+            }
+        }
+        for check in &self.checks.values {
+            if !seen.contains(&check.map.as_str()) {
+                return err(format!("checks.values: unknown map `{}`", check.map));
             }
         }
         if let Some(names) = &self.checks.linearizable {
