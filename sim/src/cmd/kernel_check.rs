@@ -12,6 +12,9 @@ pub struct KernelCheckArgs {
     /// Differential seeds per map check (default: MIMIC_KERNEL_SEEDS, else 200).
     #[arg(long)]
     pub seeds: Option<u64>,
+    /// Generated programs for the verifier and fixup checks.
+    #[arg(long, default_value_t = 300)]
+    pub generated: u64,
     /// The conformance suite's tests/ folder for the execution check.
     #[arg(long, default_value = "/work/shared/conformance/bpf_conformance/tests")]
     pub conformance: std::path::PathBuf,
@@ -47,6 +50,10 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
         .checks
         .extend(check::run_programs(&mut kernel, &args.conformance));
     report.checks.push(check::run_map_programs(&mut kernel));
+    report.checks.extend(mimic_sim::kernel::verdicts::run(
+        &mut kernel,
+        args.generated,
+    ));
     if args.json {
         let checks: Vec<_> = report
             .checks

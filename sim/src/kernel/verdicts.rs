@@ -1,0 +1,292 @@
+//! The verifier and fixup checks of `mimic kernel-check`: the corpus of
+//! `mimic_core::bpf::verifier::corpus` (the §9 cases and seeded generated programs) loaded on the
+//! kernel as privileged socket filters and verified by mimic.
+//!
+//! Verdicts: accept/reject, and for two rejections whether the kernel's log names mimic's
+//! message. A disagreement is classed: mimic stricter (incomplete), mimic more lenient (UNSOUND:
+//! mimic accepts what the kernel refuses), or message differs.
+//! Fixups: for programs both accept, mimic's fixed-up program against the kernel's xlated dump
+//! slot by slot, map loads compared by a map-id bijection and calls by a bijection of their
+//! immediates (kernel addresses vs mimic's helper and direct-call ids), the rest exactly.
+#![forbid(unsafe_code)]
+
+use super::bijection::Bijection;
+use super::check::{Check, SHOWN_PER_CHECK};
+use super::insn::{self as raw, RawInsn};
+use super::KernelSys;
+use mimic_core::bpf::fixup::fixup;
+use mimic_core::bpf::verifier::corpus;
+use mimic_core::bpf::verifier::{verify, MapDesc, VerifyOpts};
+use mimic_core::isa::Insn;
+use mimic_core::mutants::Mutants;
+use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType};
+use std::collections::BTreeMap;
+
+/// Generated programs per run unless told otherwise.
+pub const DEFAULT_GENERATED: u64 = 300;
+/// `BPF_F_TEST_STATE_FREQ` (a checkpoint at every prune point), as the §9 pruning case asks.
+const BPF_F_TEST_STATE_FREQ: u32 = 1 << 3;
+/// The kernel's lddw source for a map id in an xlated dump.
+const PSEUDO_MAP: u8 = 1;
+
+/// One corpus program: name, instructions, whether it needs `BPF_F_TEST_STATE_FREQ`.
+struct Item {
+    name: String,
+    prog: Vec<Insn>,
+    state_freq: bool,
+}
+
+fn items(generated: u64) -> (Vec<Item>, u64) {
+    let mut skipped = 0;
+    let mut out = Vec::new();
+    for case in corpus::cases() {
+        // This runs as root: the kernel would verify unprivileged cases as privileged.
+        if !case.privileged {
+            skipped += 1;
+            continue;
+        }
+        out.push(Item {
+            name: case.name.to_string(),
+            prog: case.prog,
+            state_freq: case.state_freq,
+        });
+    }
+    for seed in 0..generated {
+        out.push(Item {
+            name: format!("generated seed {seed}"),
+            prog: corpus::generated(seed),
+            state_freq: false,
+        });
+    }
+    (out, skipped)
+}
+
+fn attr_of(desc: &MapDesc) -> Result<MapAttr, String> {
+    let ty = MapType::from_u32(desc.map_type)
+        .ok_or_else(|| format!("map type {} unknown", desc.map_type))?;
+    Ok(MapAttr::new(ty, desc.key_size, desc.value_size, desc.max_entries).flags(desc.map_flags))
+}
+
+/// The corpus maps on the kernel: corpus fd → (kernel fd, kernel id), plus templates to close.
+fn kernel_maps(kernel: &mut KernelSys) -> Result<(BTreeMap<i32, (Fd, u32)>, Vec<Fd>), String> {
+    let mut map = BTreeMap::new();
+    let mut extra = Vec::new();
+    for (fd, desc) in corpus::maps().0 {
+        let mut attr = attr_of(&desc)?;
+        if let Some(meta) = &desc.inner_meta {
+            let template = kernel
+                .map_create(&attr_of(meta)?)
+                .map_err(|e| format!("template of corpus fd {fd}: {e}"))?;
+            extra.push(template);
+            attr = attr.inner(template);
+        }
+        let kfd = kernel
+            .map_create(&attr)
+            .map_err(|e| format!("corpus fd {fd}: {e}"))?;
+        let id = kernel
+            .map_info(kfd)
+            .map_err(|e| format!("info of corpus fd {fd}: {e}"))?
+            .id;
+        map.insert(fd, (kfd, id));
+    }
+    Ok((map, extra))
+}
+
+/// The program with corpus fds replaced by the kernel's raw fds.
+fn for_kernel(kernel: &KernelSys, prog: &[Insn], fds: &BTreeMap<i32, (Fd, u32)>) -> Vec<RawInsn> {
+    prog.iter()
+        .map(|insn| {
+            let mut i = *insn;
+            if i.code == raw::LD_IMM64 && i.src == raw::BPF_PSEUDO_MAP_FD {
+                if let Some((fd, _)) = fds.get(&i.imm) {
+                    i.imm = kernel.map_fd(*fd).unwrap_or(*fd);
+                }
+            }
+            i.to_bytes()
+        })
+        .collect()
+}
+
+/// The first error line of a kernel verifier log: the line before `processed N insns` (or the
+/// last line).
+fn kernel_message(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("processed "))
+        .unwrap_or(lines.len());
+    at.checked_sub(1)
+        .and_then(|i| lines.get(i))
+        .map_or_else(String::new, |l| l.to_string())
+}
+
+/// Compares mimic's fixed-up program with the kernel's xlated dump; `Err` names the first slot
+/// that differs.
+fn compare_fixups(
+    ours: &[Insn],
+    ours_map_loads: &[(usize, u32)],
+    theirs: &[RawInsn],
+    ids: &BTreeMap<u32, u32>,
+) -> Result<(), String> {
+    if ours.len() != theirs.len() {
+        return Err(format!(
+            "length: mimic {} slots, kernel {}",
+            ours.len(),
+            theirs.len()
+        ));
+    }
+    let map_loads: BTreeMap<usize, u32> = ours_map_loads.iter().copied().collect();
+    let mut calls = Bijection::new();
+    let mut skip_next = false;
+    for (pc, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        let b = raw::Insn::decode(*b);
+        let differs = || format!("slot {pc}: mimic {a:?}, kernel {b:?}");
+        if let Some(id) = map_loads.get(&pc) {
+            skip_next = true;
+            let same = b.code == raw::LD_IMM64
+                && b.dst == a.dst
+                && b.src == PSEUDO_MAP
+                && ids.get(id).is_some_and(|k| *k as i32 == b.imm);
+            if !same {
+                return Err(format!("{} (map id {id})", differs()));
+            }
+            continue;
+        }
+        if a.code == raw::CALL && b.code == raw::CALL {
+            if a.src != b.src || a.dst != b.dst || a.off != b.off {
+                return Err(differs());
+            }
+            calls
+                .relate(a.imm as u32, b.imm as u32)
+                .map_err(|e| format!("{}: call targets: {e}", differs()))?;
+            continue;
+        }
+        if a.code == raw::LD_IMM64 {
+            skip_next = true;
+        }
+        if (a.code, a.dst, a.src, a.off, a.imm) != (b.code, b.dst, b.src, b.off, b.imm) {
+            return Err(differs());
+        }
+    }
+    Ok(())
+}
+
+/// The verdict and fixup checks over the corpus and `generated` seeded programs.
+pub fn run(kernel: &mut KernelSys, generated: u64) -> Vec<Check> {
+    let new = |name: &str, compares: &str| Check {
+        name: name.to_string(),
+        compares: compares.to_string(),
+        cases: 0,
+        agreed: 0,
+        disagreed: BTreeMap::new(),
+        examples: Vec::new(),
+        gating: false,
+    };
+    let mut verdicts = new("verifier/verdicts", "kernel verifier vs mimic verify");
+    let mut fixups = new("fixups/xlated", "kernel xlated vs mimic fixup");
+    let note = |check: &mut Check, kind: &str, text: String| {
+        *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
+        // Every unsound verdict is shown in full; the rest up to the usual few.
+        if check.examples.len() < SHOWN_PER_CHECK || kind.contains("UNSOUND") {
+            check.examples.push(text);
+        }
+    };
+    let (fds, extra) = match kernel_maps(kernel) {
+        Ok(made) => made,
+        Err(why) => {
+            note(&mut verdicts, "setup failed", why);
+            return vec![verdicts, fixups];
+        }
+    };
+    let maps = corpus::maps();
+    // mimic's map id → the kernel's, for the fixup comparison.
+    let ids: BTreeMap<u32, u32> = maps
+        .0
+        .iter()
+        .filter_map(|(fd, d)| fds.get(fd).map(|(_, kid)| (d.id, *kid)))
+        .collect();
+    let (items, skipped) = items(generated);
+    for item in items {
+        let bytes = for_kernel(kernel, &item.prog, &fds);
+        let flags = if item.state_freq {
+            BPF_F_TEST_STATE_FREQ
+        } else {
+            0
+        };
+        let theirs = kernel.prog_load(super::BPF_PROG_TYPE_SOCKET_FILTER, &bytes, 0, flags);
+        let opts = VerifyOpts {
+            privileged: true,
+            test_state_freq: item.state_freq,
+            ..VerifyOpts::default()
+        };
+        let ours = verify(&item.prog, &maps, opts);
+        verdicts.cases += 1;
+        let name = &item.name;
+        match (theirs, ours) {
+            (Ok((prog, _)), Ok(v)) => {
+                verdicts.agreed += 1;
+                fixups.cases += 1;
+                let xlated = kernel.xlated(prog);
+                let _ = kernel.close(prog);
+                match (xlated, fixup(&v, Mutants::NONE)) {
+                    (Ok(x), Ok(f)) => match compare_fixups(&f.insns, &f.map_loads, &x, &ids) {
+                        Ok(()) => fixups.agreed += 1,
+                        Err(why) => note(&mut fixups, "slot differs", format!("{name}: {why}")),
+                    },
+                    (Err(e), _) => note(&mut fixups, "no xlated", format!("{name}: {e}")),
+                    (_, Err(e)) => note(&mut fixups, "mimic fixup fails", format!("{name}: {e}")),
+                }
+            }
+            (Err(failure), Err(r)) => {
+                let kmsg = kernel_message(&failure.log);
+                if failure.log.contains(&r.message) {
+                    verdicts.agreed += 1;
+                } else {
+                    note(
+                        &mut verdicts,
+                        "both refuse, message differs",
+                        format!(
+                            "{name}: kernel {kmsg:?}, mimic {:?} at {}",
+                            r.message, r.insn
+                        ),
+                    );
+                }
+            }
+            (Ok((prog, _)), Err(r)) => {
+                let _ = kernel.close(prog);
+                note(
+                    &mut verdicts,
+                    "mimic stricter (incomplete)",
+                    format!(
+                        "{name}: kernel accepts, mimic refuses at {}: {}",
+                        r.insn, r.message
+                    ),
+                );
+            }
+            (Err(failure), Ok(_)) => note(
+                &mut verdicts,
+                "mimic more lenient (UNSOUND)",
+                format!(
+                    "{name}: mimic accepts, kernel refuses ({}): {:?}",
+                    failure.error,
+                    kernel_message(&failure.log)
+                ),
+            ),
+        }
+    }
+    verdicts.examples.insert(
+        0,
+        format!("(not compared: {skipped} unprivileged cases; this runs as root)"),
+    );
+    for (_, (fd, _)) in fds {
+        let _ = kernel.close(fd);
+    }
+    for fd in extra {
+        let _ = kernel.close(fd);
+    }
+    vec![verdicts, fixups]
+}

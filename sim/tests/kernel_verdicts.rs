@@ -1,0 +1,27 @@
+//! The verifier and fixup checks against the running kernel: they run (skipping cleanly when
+//! bpf() is refused) and mimic never accepts a §9 case the kernel refuses.
+#![cfg(feature = "kernel")]
+
+use mimic_sim::kernel::{verdicts, KernelSys};
+
+#[test]
+fn section_9_cases_get_the_kernels_verdict_and_none_is_accepted_only_by_mimic() {
+    let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
+        return;
+    };
+    let checks = verdicts::run(&mut kernel, 0);
+    let v = &checks[0];
+    assert!(v.cases > 0, "no §9 case was compared: {v:?}");
+    assert_eq!(
+        v.disagreed.get("mimic more lenient (UNSOUND)"),
+        None,
+        "mimic accepts a §9 case the kernel refuses: {:#?}",
+        v.examples
+    );
+    assert_eq!(
+        v.disagreed.get("mimic stricter (incomplete)"),
+        None,
+        "mimic refuses a §9 case the kernel accepts: {:#?}",
+        v.examples
+    );
+}
