@@ -9,7 +9,7 @@ fn section_9_cases_get_the_kernels_verdict_and_none_is_accepted_only_by_mimic() 
     let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
         return;
     };
-    let checks = verdicts::run(&mut kernel, 0);
+    let checks = verdicts::run(&mut kernel, &[verdicts::section_9()]);
     let v = &checks[0];
     assert!(v.cases > 0, "no §9 case was compared: {v:?}");
     assert_eq!(

@@ -16,7 +16,7 @@ use super::insn::{self as raw, RawInsn};
 use super::KernelSys;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::corpus;
-use mimic_core::bpf::verifier::{verify, MapDesc, VerifyOpts};
+use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, VerifyOpts};
 use mimic_core::isa::Insn;
 use mimic_core::mutants::Mutants;
 use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType};
@@ -29,36 +29,63 @@ const BPF_F_TEST_STATE_FREQ: u32 = 1 << 3;
 /// The kernel's lddw source for a map id in an xlated dump.
 const PSEUDO_MAP: u8 = 1;
 
-/// One corpus program: name, instructions, whether it needs `BPF_F_TEST_STATE_FREQ`.
-struct Item {
-    name: String,
-    prog: Vec<Insn>,
-    state_freq: bool,
+/// One program: name, instructions (map fds as in its [`MapTable`]), whether it needs
+/// `BPF_F_TEST_STATE_FREQ`.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub name: String,
+    pub prog: Vec<Insn>,
+    pub state_freq: bool,
 }
 
-fn items(generated: u64) -> (Vec<Item>, u64) {
-    let mut skipped = 0;
-    let mut out = Vec::new();
+/// A set of programs over one map table, compared as one pair of lines.
+#[derive(Debug, Clone)]
+pub struct ProgramSet {
+    /// The line's suffix: `shipped`, `section-9`, `generated`.
+    pub label: String,
+    pub maps: MapTable,
+    pub items: Vec<Item>,
+    /// Programs not compared, and why (shown with the line).
+    pub skipped: Vec<String>,
+}
+
+/// The §9 cases that run privileged (this runs as root: the kernel would verify the
+/// unprivileged cases as privileged, so those are not compared).
+pub fn section_9() -> ProgramSet {
+    let mut set = ProgramSet {
+        label: "section-9".to_string(),
+        maps: corpus::maps(),
+        items: Vec::new(),
+        skipped: Vec::new(),
+    };
     for case in corpus::cases() {
-        // This runs as root: the kernel would verify unprivileged cases as privileged.
         if !case.privileged {
-            skipped += 1;
+            set.skipped.push(format!("{} (unprivileged)", case.name));
             continue;
         }
-        out.push(Item {
+        set.items.push(Item {
             name: case.name.to_string(),
             prog: case.prog,
             state_freq: case.state_freq,
         });
     }
-    for seed in 0..generated {
-        out.push(Item {
-            name: format!("generated seed {seed}"),
-            prog: corpus::generated(seed),
-            state_freq: false,
-        });
+    set
+}
+
+/// `count` seeded programs of [`corpus::generated`], seeds `0..count`.
+pub fn generated(count: u64) -> ProgramSet {
+    ProgramSet {
+        label: "generated".to_string(),
+        maps: corpus::maps(),
+        items: (0..count)
+            .map(|seed| Item {
+                name: format!("generated seed {seed}"),
+                prog: corpus::generated(seed),
+                state_freq: false,
+            })
+            .collect(),
+        skipped: Vec::new(),
     }
-    (out, skipped)
 }
 
 fn attr_of(desc: &MapDesc) -> Result<MapAttr, String> {
@@ -68,10 +95,13 @@ fn attr_of(desc: &MapDesc) -> Result<MapAttr, String> {
 }
 
 /// The corpus maps on the kernel: corpus fd → (kernel fd, kernel id), plus templates to close.
-fn kernel_maps(kernel: &mut KernelSys) -> Result<(BTreeMap<i32, (Fd, u32)>, Vec<Fd>), String> {
+fn kernel_maps(
+    kernel: &mut KernelSys,
+    table: &MapTable,
+) -> Result<(BTreeMap<i32, (Fd, u32)>, Vec<Fd>), String> {
     let mut map = BTreeMap::new();
     let mut extra = Vec::new();
-    for (fd, desc) in corpus::maps().0 {
+    for (fd, desc) in table.0.iter().cloned() {
         let mut attr = attr_of(&desc)?;
         if let Some(meta) = &desc.inner_meta {
             let template = kernel
@@ -175,8 +205,13 @@ fn compare_fixups(
     Ok(())
 }
 
-/// The verdict and fixup checks over the corpus and `generated` seeded programs.
-pub fn run(kernel: &mut KernelSys, generated: u64) -> Vec<Check> {
+/// The verdict and fixup lines of each set.
+pub fn run(kernel: &mut KernelSys, sets: &[ProgramSet]) -> Vec<Check> {
+    sets.iter().flat_map(|set| run_set(kernel, set)).collect()
+}
+
+/// The verdict and fixup lines of one set.
+pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
     let new = |name: &str, compares: &str| Check {
         name: name.to_string(),
         compares: compares.to_string(),
@@ -186,44 +221,53 @@ pub fn run(kernel: &mut KernelSys, generated: u64) -> Vec<Check> {
         examples: Vec::new(),
         gating: false,
     };
-    let mut verdicts = new("verifier/verdicts", "kernel verifier vs mimic verify");
-    let mut fixups = new("fixups/xlated", "kernel xlated vs mimic fixup");
+    let mut verdicts = new(
+        &format!("verifier/verdicts/{}", set.label),
+        "kernel verifier vs mimic verify",
+    );
+    let mut fixups = new(
+        &format!("fixups/xlated/{}", set.label),
+        "kernel xlated vs mimic fixup",
+    );
     let note = |check: &mut Check, kind: &str, text: String| {
         *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
         // Every unsound verdict is shown in full; the rest up to the usual few.
-        if check.examples.len() < SHOWN_PER_CHECK || kind.contains("UNSOUND") {
+        if check.examples.len() < SHOWN_PER_CHECK || kind.starts_with("mimic") {
             check.examples.push(text);
         }
     };
-    let (fds, extra) = match kernel_maps(kernel) {
+    let (fds, extra) = match kernel_maps(kernel, &set.maps) {
         Ok(made) => made,
         Err(why) => {
             note(&mut verdicts, "setup failed", why);
             return vec![verdicts, fixups];
         }
     };
-    let maps = corpus::maps();
+    let maps = &set.maps;
     // mimic's map id → the kernel's, for the fixup comparison.
     let ids: BTreeMap<u32, u32> = maps
         .0
         .iter()
         .filter_map(|(fd, d)| fds.get(fd).map(|(_, kid)| (d.id, *kid)))
         .collect();
-    let (items, skipped) = items(generated);
-    for item in items {
+    for item in &set.items {
         let bytes = for_kernel(kernel, &item.prog, &fds);
-        let flags = if item.state_freq {
-            BPF_F_TEST_STATE_FREQ
-        } else {
-            0
-        };
-        let theirs = kernel.prog_load(super::BPF_PROG_TYPE_SOCKET_FILTER, &bytes, 0, flags);
+        // Syscall programs must be sleepable; their context is plain memory (no field
+        // rewriting as a socket filter's __sk_buff gets), as mimic models it.
+        let flags = super::BPF_F_SLEEPABLE
+            | if item.state_freq {
+                BPF_F_TEST_STATE_FREQ
+            } else {
+                0
+            };
+        let theirs = kernel.prog_load(super::BPF_PROG_TYPE_SYSCALL, &bytes, 0, flags);
         let opts = VerifyOpts {
             privileged: true,
+            sleepable: true,
             test_state_freq: item.state_freq,
             ..VerifyOpts::default()
         };
-        let ours = verify(&item.prog, &maps, opts);
+        let ours = verify(&item.prog, maps, opts);
         verdicts.cases += 1;
         let name = &item.name;
         match (theirs, ours) {
@@ -235,7 +279,20 @@ pub fn run(kernel: &mut KernelSys, generated: u64) -> Vec<Check> {
                 match (xlated, fixup(&v, Mutants::NONE)) {
                     (Ok(x), Ok(f)) => match compare_fixups(&f.insns, &f.map_loads, &x, &ids) {
                         Ok(()) => fixups.agreed += 1,
-                        Err(why) => note(&mut fixups, "slot differs", format!("{name}: {why}")),
+                        Err(why) => {
+                            if std::env::var_os("MIMIC_DEBUG_FIXUPS").is_some() {
+                                eprintln!(
+                                    "== {name}\nmimic:\n{}\nkernel:\n{}",
+                                    f.insns
+                                        .iter()
+                                        .map(|i| format!("{i:?}"))
+                                        .collect::<Vec<_>>()
+                                        .join("\n"),
+                                    raw::dump(&x)
+                                );
+                            }
+                            note(&mut fixups, "slot differs", format!("{name}: {why}"))
+                        }
                     },
                     (Err(e), _) => note(&mut fixups, "no xlated", format!("{name}: {e}")),
                     (_, Err(e)) => note(&mut fixups, "mimic fixup fails", format!("{name}: {e}")),
@@ -271,17 +328,20 @@ pub fn run(kernel: &mut KernelSys, generated: u64) -> Vec<Check> {
                 &mut verdicts,
                 "mimic more lenient (UNSOUND)",
                 format!(
-                    "{name}: mimic accepts, kernel refuses ({}): {:?}",
+                    "{name}: mimic accepts, kernel refuses ({}): {:?}\n{}",
                     failure.error,
-                    kernel_message(&failure.log)
+                    kernel_message(&failure.log),
+                    raw::dump(&bytes)
                 ),
             ),
         }
     }
-    verdicts.examples.insert(
-        0,
-        format!("(not compared: {skipped} unprivileged cases; this runs as root)"),
-    );
+    if !set.skipped.is_empty() {
+        verdicts.examples.insert(
+            0,
+            format!("(not compared, run as root: {})", set.skipped.join(", ")),
+        );
+    }
     for (_, (fd, _)) in fds {
         let _ = kernel.close(fd);
     }
