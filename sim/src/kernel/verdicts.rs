@@ -5,6 +5,9 @@
 //! Verdicts: accept/reject, and for two rejections whether the kernel's log names mimic's
 //! message. A disagreement is classed: mimic stricter (incomplete), mimic more lenient (UNSOUND:
 //! mimic accepts what the kernel refuses), or message differs.
+//! Execution: programs both accept run by `BPF_PROG_TEST_RUN` and by mimic's `prog_load` and
+//! executor on the world, on fresh maps (each outer map holding one inner map at the zero
+//! key): same `r0` (low 32 bits) and the same contents of every non-outer map afterwards.
 //! Fixups: for programs both accept, mimic's fixed-up program against the kernel's xlated dump
 //! slot by slot, map loads compared by a map-id bijection and calls by a bijection of their
 //! immediates (kernel addresses vs mimic's helper and direct-call ids), the rest exactly.
@@ -229,6 +232,11 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
         &format!("fixups/xlated/{}", set.label),
         "kernel xlated vs mimic fixup",
     );
+    let mut exec = new(
+        &format!("exec/test-run/{}", set.label),
+        "kernel test-run vs prog_load+executor",
+    );
+    let mut accepted = Vec::new();
     let note = |check: &mut Check, kind: &str, text: String| {
         *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
         // Every unsound verdict is shown in full; the rest up to the usual few.
@@ -240,7 +248,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
         Ok(made) => made,
         Err(why) => {
             note(&mut verdicts, "setup failed", why);
-            return vec![verdicts, fixups];
+            return vec![verdicts, fixups, exec];
         }
     };
     let maps = &set.maps;
@@ -274,6 +282,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
             (Ok((prog, _)), Ok(v)) => {
                 verdicts.agreed += 1;
                 fixups.cases += 1;
+                accepted.push(item);
                 let xlated = kernel.xlated(prog);
                 let _ = kernel.close(prog);
                 match (xlated, fixup(&v, Mutants::NONE)) {
@@ -348,5 +357,190 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
     for fd in extra {
         let _ = kernel.close(fd);
     }
-    vec![verdicts, fixups]
+    for item in accepted {
+        exec.cases += 1;
+        match exec_one(kernel, &set.maps, item) {
+            Ok(()) => exec.agreed += 1,
+            Err((kind, text)) => note(&mut exec, &kind, text),
+        }
+    }
+    vec![verdicts, fixups, exec]
+}
+
+/// Bytes of the context both sides run with (the size mimic verifies `r1` against).
+const EXEC_CTX: usize = 64;
+
+/// Maps of a table created on one backend for one run, each outer map holding one inner map
+/// (made from its meta) at the all-zero key so lookups reach an inner map.
+struct RunMaps {
+    /// Table fd → backend fd.
+    fds: BTreeMap<i32, Fd>,
+    /// Maps whose contents are compared (not outer maps: their values are backend ids), with
+    /// the keys to read.
+    compared: Vec<(Fd, Vec<Vec<u8>>)>,
+    all: Vec<Fd>,
+}
+
+/// The keys a run reads back: every index of an array, the zero key of anything else.
+fn keys_of(desc: &MapDesc) -> Vec<Vec<u8>> {
+    if desc.map_type == MapType::Array as u32 {
+        (0..desc.max_entries)
+            .map(|i| i.to_ne_bytes().to_vec())
+            .collect()
+    } else {
+        vec![vec![0; desc.key_size as usize]]
+    }
+}
+
+fn run_maps<S: BpfSys + ?Sized>(sys: &mut S, table: &MapTable) -> Result<RunMaps, String> {
+    let mut out = RunMaps {
+        fds: BTreeMap::new(),
+        compared: Vec::new(),
+        all: Vec::new(),
+    };
+    for (fd, desc) in &table.0 {
+        let mut attr = attr_of(desc)?;
+        let mut inner = None;
+        if let Some(meta) = &desc.inner_meta {
+            let template = sys
+                .map_create(&attr_of(meta)?)
+                .map_err(|e| format!("template of fd {fd}: {e}"))?;
+            out.all.push(template);
+            attr = attr.inner(template);
+            let made = sys
+                .map_create(&attr_of(meta)?)
+                .map_err(|e| format!("inner of fd {fd}: {e}"))?;
+            out.all.push(made);
+            out.compared.push((made, keys_of(meta)));
+            inner = Some(made);
+        }
+        let made = sys.map_create(&attr).map_err(|e| format!("fd {fd}: {e}"))?;
+        out.all.push(made);
+        if let Some(inner) = inner {
+            sys.map_update_elem(
+                made,
+                &vec![0; desc.key_size as usize],
+                &inner.to_ne_bytes(),
+                0,
+            )
+            .map_err(|e| format!("fd {fd}[0] = inner: {e}"))?;
+        } else {
+            out.compared.push((made, keys_of(desc)));
+        }
+        out.fds.insert(*fd, made);
+    }
+    Ok(out)
+}
+
+fn contents<S: BpfSys + ?Sized>(sys: &mut S, maps: &RunMaps) -> Vec<Vec<Result<Vec<u8>, String>>> {
+    maps.compared
+        .iter()
+        .map(|(fd, keys)| {
+            keys.iter()
+                .map(|k| sys.map_lookup_elem(*fd, k).map_err(|e| e.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn with_fds(prog: &[Insn], fds: &BTreeMap<i32, Fd>, raw_of: &dyn Fn(Fd) -> i32) -> Vec<Insn> {
+    prog.iter()
+        .map(|insn| {
+            let mut i = *insn;
+            if i.code == raw::LD_IMM64 && i.src == raw::BPF_PSEUDO_MAP_FD {
+                if let Some(fd) = fds.get(&i.imm) {
+                    i.imm = raw_of(*fd);
+                }
+            }
+            i
+        })
+        .collect()
+}
+
+/// One accepted program run by `BPF_PROG_TEST_RUN` and by mimic's `prog_load` and executor on
+/// the world, each on fresh maps: `Err((kind, text))` when r0 or the map contents differ.
+fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(), (String, String)> {
+    use mimic_core::bpf::exec::{NoObserver, Program, Vm};
+    use mimic_core::bpf::verifier::world::prog_load;
+    use mimic_core::bpf::world_env::WorldEnv;
+    use mimic_core::rcu::Flavor;
+    use mimic_core::sync::Std;
+    use mimic_core::sys::Process;
+    use mimic_core::world::WorldConfig;
+    let setup = |e: String| ("setup failed".to_string(), e);
+    // A context with distinct bytes, so reads of it are not all zero. (Syscall programs run
+    // once: the kernel refuses a repeat count for them.)
+    let ctx: Vec<u8> = (0..EXEC_CTX as u8).collect();
+    let km = run_maps(kernel, table).map_err(setup)?;
+    let kinsns = with_fds(&item.prog, &km.fds, &|fd| kernel.map_fd(fd).unwrap_or(fd));
+    let bytes: Vec<RawInsn> = kinsns.iter().map(|i| i.to_bytes()).collect();
+    let theirs = kernel
+        .prog_load(
+            super::BPF_PROG_TYPE_SYSCALL,
+            &bytes,
+            0,
+            super::BPF_F_SLEEPABLE,
+        )
+        .map_err(|f| format!("kernel load: {}", f.error))
+        .and_then(|(prog, _)| {
+            let r = kernel
+                .test_run(prog, &[], &ctx, 0)
+                .map_err(|e| e.to_string());
+            let _ = kernel.close(prog);
+            r
+        });
+    let kc = contents(kernel, &km);
+    for fd in km.all.iter().rev() {
+        let _ = kernel.close(*fd);
+    }
+    let mut sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+    let wm = run_maps(&mut sys, table).map_err(setup)?;
+    let winsns = with_fds(&item.prog, &wm.fds, &|fd| fd);
+    let opts = VerifyOpts {
+        privileged: true,
+        sleepable: true,
+        test_state_freq: item.state_freq,
+        ..VerifyOpts::default()
+    };
+    let ours = prog_load(sys.world(), &winsns, opts)
+        .map_err(|e| format!("mimic prog_load: {e}"))
+        .and_then(|loaded| {
+            let program = Program::new(&loaded.fixed.insns).map_err(|e| e.to_string())?;
+            let world = sys.world();
+            world
+                .rcu_read_lock(Flavor::TasksTrace)
+                .map_err(|e| e.to_string())?;
+            let mut ctx = ctx.clone();
+            let r = Vm::default()
+                .run(
+                    &program,
+                    &mut ctx,
+                    &mut WorldEnv::new(world),
+                    &mut NoObserver,
+                )
+                .map_err(|e| e.to_string());
+            world
+                .rcu_read_unlock(Flavor::TasksTrace)
+                .map_err(|e| e.to_string())?;
+            let _ = loaded.unload(world);
+            r
+        });
+    let wc = contents(&mut sys, &wm);
+    let name = &item.name;
+    match (theirs, ours) {
+        (Ok(a), Ok(b)) if a.retval == b as u32 && kc == wc => Ok(()),
+        (Ok(a), Ok(b)) if a.retval == b as u32 => Err((
+            "map contents differ".to_string(),
+            format!("{name}: kernel maps {kc:?}, world maps {wc:?}"),
+        )),
+        (Ok(a), Ok(b)) => Err((
+            "r0 differs".to_string(),
+            format!("{name}: kernel r0 {:#x}, mimic {b:#x}", a.retval),
+        )),
+        (Ok(a), Err(e)) => Err((
+            "mimic fails".to_string(),
+            format!("{name}: kernel r0 {:#x}, mimic {e}", a.retval),
+        )),
+        (Err(e), _) => Err(("kernel fails".to_string(), format!("{name}: {e}"))),
+    }
 }
