@@ -288,20 +288,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
                 match (xlated, fixup(&v, Mutants::NONE)) {
                     (Ok(x), Ok(f)) => match compare_fixups(&f.insns, &f.map_loads, &x, &ids) {
                         Ok(()) => fixups.agreed += 1,
-                        Err(why) => {
-                            if std::env::var_os("MIMIC_DEBUG_FIXUPS").is_some() {
-                                eprintln!(
-                                    "== {name}\nmimic:\n{}\nkernel:\n{}",
-                                    f.insns
-                                        .iter()
-                                        .map(|i| format!("{i:?}"))
-                                        .collect::<Vec<_>>()
-                                        .join("\n"),
-                                    raw::dump(&x)
-                                );
-                            }
-                            note(&mut fixups, "slot differs", format!("{name}: {why}"))
-                        }
+                        Err(why) => note(&mut fixups, "slot differs", format!("{name}: {why}")),
                     },
                     (Err(e), _) => note(&mut fixups, "no xlated", format!("{name}: {e}")),
                     (_, Err(e)) => note(&mut fixups, "mimic fixup fails", format!("{name}: {e}")),
