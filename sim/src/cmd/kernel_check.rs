@@ -12,6 +12,12 @@ pub struct KernelCheckArgs {
     /// Differential seeds per map check (default: MIMIC_KERNEL_SEEDS, else 200).
     #[arg(long)]
     pub seeds: Option<u64>,
+    /// Generated programs for the verifier and fixup checks.
+    #[arg(long, default_value_t = 300)]
+    pub generated: u64,
+    /// The shipped examples (each folder with `prog.s` and `maps.json`).
+    #[arg(long, default_value = "examples")]
+    pub examples: std::path::PathBuf,
     /// The conformance suite's tests/ folder for the execution check.
     #[arg(long, default_value = "/work/shared/conformance/bpf_conformance/tests")]
     pub conformance: std::path::PathBuf,
@@ -47,6 +53,15 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
         .checks
         .extend(check::run_programs(&mut kernel, &args.conformance));
     report.checks.push(check::run_map_programs(&mut kernel));
+    {
+        use mimic_sim::kernel::verdicts;
+        let mut sets = vec![verdicts::section_9(), verdicts::generated(args.generated)];
+        match shipped(&args.examples) {
+            Ok(set) => sets.insert(0, set),
+            Err(why) => eprintln!("mimic kernel-check: shipped examples: {why}"),
+        }
+        report.checks.extend(verdicts::run(&mut kernel, &sets));
+    }
     if args.json {
         let checks: Vec<_> = report
             .checks
@@ -121,4 +136,59 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// The shipped examples as one program set: every folder of `dir` with `prog.s` and
+/// `maps.json`, assembled as `mimic verify` does, in name order. The examples share one map
+/// table, so each example's fds start at its own base and its map ids are renumbered.
+#[cfg(feature = "kernel")]
+fn shipped(dir: &std::path::Path) -> Result<mimic_sim::kernel::verdicts::ProgramSet, String> {
+    use mimic_core::bpf::verifier::asm_maps::assemble_with_maps;
+    use mimic_core::bpf::verifier::MapTable;
+    use mimic_sim::kernel::verdicts::{Item, ProgramSet};
+    /// Each example's fds start at a multiple of this, so examples share one table.
+    const FD_STRIDE: i32 = 100;
+    let mut folders: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("prog.s").is_file() && p.join("maps.json").is_file())
+        .collect();
+    folders.sort();
+    let mut set = ProgramSet {
+        label: "shipped".to_string(),
+        maps: MapTable(Vec::new()),
+        items: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut next_id = 1u32;
+    for (k, folder) in folders.iter().enumerate() {
+        let read = |f: &str| {
+            std::fs::read_to_string(folder.join(f))
+                .map_err(|e| format!("{}: {e}", folder.join(f).display()))
+        };
+        let maps =
+            super::verify::parse_maps(&read("maps.json")?, mimic_core::mutants::Mutants::NONE)?;
+        let base = FD_STRIDE * (k as i32 + 1);
+        let fd_of = |name: &str| {
+            maps.iter()
+                .position(|(n, _, _)| n == name)
+                .map(|i| base + i as i32)
+        };
+        let prog = assemble_with_maps(&read("prog.s")?, &fd_of)
+            .map_err(|e| format!("{}: {e}", folder.display()))?;
+        for (i, (_, _, desc)) in maps.iter().enumerate() {
+            // Ids only need to be distinct across the set: they relate mimic's map loads to
+            // the kernel's.
+            set.maps
+                .0
+                .push((base + i as i32, desc.clone().with_id(next_id, 0)));
+            next_id += 1;
+        }
+        set.items.push(Item {
+            name: folder.display().to_string(),
+            prog,
+            state_freq: false,
+        });
+    }
+    Ok(set)
 }

@@ -67,7 +67,10 @@ fn flag_bits(v: Option<&Value>) -> Result<u32, String> {
 }
 
 /// Parses the spec into `(name, fd, desc)`, outer maps carrying their template's meta.
-fn parse_maps(text: &str, mutants: Mutants) -> Result<Vec<(String, i32, MapDesc)>, String> {
+pub(crate) fn parse_maps(
+    text: &str,
+    mutants: Mutants,
+) -> Result<Vec<(String, i32, MapDesc)>, String> {
     let root: Value = serde_json::from_str(text).map_err(|e| format!("maps spec: {e}"))?;
     let list = root
         .get("maps")

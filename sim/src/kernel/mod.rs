@@ -22,6 +22,8 @@ pub mod differential;
 pub mod error;
 pub mod insn;
 pub mod seed004;
+#[cfg(feature = "kernel")]
+pub mod verdicts;
 
 #[cfg(feature = "kernel")]
 mod ffi;

@@ -18,6 +18,7 @@ pub mod bounds;
 mod calls;
 pub mod cfg;
 mod check;
+pub mod corpus;
 pub mod log;
 pub mod oracle;
 pub mod pruning;

@@ -1,0 +1,533 @@
+//! The verifier and fixup checks of `mimic kernel-check`: the corpus of
+//! `mimic_core::bpf::verifier::corpus` (the §9 cases and seeded generated programs) loaded on the
+//! kernel as privileged socket filters and verified by mimic.
+//!
+//! Verdicts: accept/reject, and for two rejections whether the kernel's log names mimic's
+//! message. A disagreement is classed: mimic stricter (incomplete), mimic more lenient (UNSOUND:
+//! mimic accepts what the kernel refuses), or message differs.
+//! Execution: programs both accept run by `BPF_PROG_TEST_RUN` and by mimic's `prog_load` and
+//! executor on the world, on fresh maps (each outer map holding one inner map at the zero
+//! key): same `r0` (low 32 bits) and the same contents of every non-outer map afterwards.
+//! Fixups: for programs both accept, mimic's fixed-up program against the kernel's xlated dump
+//! slot by slot, map loads compared by a map-id bijection and calls by a bijection of their
+//! immediates (kernel addresses vs mimic's helper and direct-call ids), the rest exactly.
+#![forbid(unsafe_code)]
+
+use super::bijection::Bijection;
+use super::check::{Check, SHOWN_PER_CHECK};
+use super::insn::{self as raw, RawInsn};
+use super::KernelSys;
+use mimic_core::bpf::fixup::fixup;
+use mimic_core::bpf::verifier::corpus;
+use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, VerifyOpts};
+use mimic_core::isa::Insn;
+use mimic_core::mutants::Mutants;
+use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType};
+use std::collections::BTreeMap;
+
+/// Generated programs per run unless told otherwise.
+pub const DEFAULT_GENERATED: u64 = 300;
+/// `BPF_F_TEST_STATE_FREQ` (a checkpoint at every prune point), as the §9 pruning case asks.
+const BPF_F_TEST_STATE_FREQ: u32 = 1 << 3;
+/// The kernel's lddw source for a map id in an xlated dump.
+const PSEUDO_MAP: u8 = 1;
+
+/// One program: name, instructions (map fds as in its [`MapTable`]), whether it needs
+/// `BPF_F_TEST_STATE_FREQ`.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub name: String,
+    pub prog: Vec<Insn>,
+    pub state_freq: bool,
+}
+
+/// A set of programs over one map table, compared as one pair of lines.
+#[derive(Debug, Clone)]
+pub struct ProgramSet {
+    /// The line's suffix: `shipped`, `section-9`, `generated`.
+    pub label: String,
+    pub maps: MapTable,
+    pub items: Vec<Item>,
+    /// Programs not compared, and why (shown with the line).
+    pub skipped: Vec<String>,
+}
+
+/// The §9 cases that run privileged (this runs as root: the kernel would verify the
+/// unprivileged cases as privileged, so those are not compared).
+pub fn section_9() -> ProgramSet {
+    let mut set = ProgramSet {
+        label: "section-9".to_string(),
+        maps: corpus::maps(),
+        items: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for case in corpus::cases() {
+        if !case.privileged {
+            set.skipped.push(format!("{} (unprivileged)", case.name));
+            continue;
+        }
+        set.items.push(Item {
+            name: case.name.to_string(),
+            prog: case.prog,
+            state_freq: case.state_freq,
+        });
+    }
+    set
+}
+
+/// `count` seeded programs of [`corpus::generated`], seeds `0..count`.
+pub fn generated(count: u64) -> ProgramSet {
+    ProgramSet {
+        label: "generated".to_string(),
+        maps: corpus::maps(),
+        items: (0..count)
+            .map(|seed| Item {
+                name: format!("generated seed {seed}"),
+                prog: corpus::generated(seed),
+                state_freq: false,
+            })
+            .collect(),
+        skipped: Vec::new(),
+    }
+}
+
+fn attr_of(desc: &MapDesc) -> Result<MapAttr, String> {
+    let ty = MapType::from_u32(desc.map_type)
+        .ok_or_else(|| format!("map type {} unknown", desc.map_type))?;
+    Ok(MapAttr::new(ty, desc.key_size, desc.value_size, desc.max_entries).flags(desc.map_flags))
+}
+
+/// The corpus maps on the kernel: corpus fd → (kernel fd, kernel id), plus templates to close.
+fn kernel_maps(
+    kernel: &mut KernelSys,
+    table: &MapTable,
+) -> Result<(BTreeMap<i32, (Fd, u32)>, Vec<Fd>), String> {
+    let mut map = BTreeMap::new();
+    let mut extra = Vec::new();
+    for (fd, desc) in table.0.iter().cloned() {
+        let mut attr = attr_of(&desc)?;
+        if let Some(meta) = &desc.inner_meta {
+            let template = kernel
+                .map_create(&attr_of(meta)?)
+                .map_err(|e| format!("template of corpus fd {fd}: {e}"))?;
+            extra.push(template);
+            attr = attr.inner(template);
+        }
+        let kfd = kernel
+            .map_create(&attr)
+            .map_err(|e| format!("corpus fd {fd}: {e}"))?;
+        let id = kernel
+            .map_info(kfd)
+            .map_err(|e| format!("info of corpus fd {fd}: {e}"))?
+            .id;
+        map.insert(fd, (kfd, id));
+    }
+    Ok((map, extra))
+}
+
+/// The program with corpus fds replaced by the kernel's raw fds.
+fn for_kernel(kernel: &KernelSys, prog: &[Insn], fds: &BTreeMap<i32, (Fd, u32)>) -> Vec<RawInsn> {
+    prog.iter()
+        .map(|insn| {
+            let mut i = *insn;
+            if i.code == raw::LD_IMM64 && i.src == raw::BPF_PSEUDO_MAP_FD {
+                if let Some((fd, _)) = fds.get(&i.imm) {
+                    i.imm = kernel.map_fd(*fd).unwrap_or(*fd);
+                }
+            }
+            i.to_bytes()
+        })
+        .collect()
+}
+
+/// The first error line of a kernel verifier log: the line before `processed N insns` (or the
+/// last line).
+fn kernel_message(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("processed "))
+        .unwrap_or(lines.len());
+    at.checked_sub(1)
+        .and_then(|i| lines.get(i))
+        .map_or_else(String::new, |l| l.to_string())
+}
+
+/// Compares mimic's fixed-up program with the kernel's xlated dump; `Err` names the first slot
+/// that differs.
+fn compare_fixups(
+    ours: &[Insn],
+    ours_map_loads: &[(usize, u32)],
+    theirs: &[RawInsn],
+    ids: &BTreeMap<u32, u32>,
+) -> Result<(), String> {
+    if ours.len() != theirs.len() {
+        return Err(format!(
+            "length: mimic {} slots, kernel {}",
+            ours.len(),
+            theirs.len()
+        ));
+    }
+    let map_loads: BTreeMap<usize, u32> = ours_map_loads.iter().copied().collect();
+    let mut calls = Bijection::new();
+    let mut skip_next = false;
+    for (pc, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        let b = raw::Insn::decode(*b);
+        let differs = || format!("slot {pc}: mimic {a:?}, kernel {b:?}");
+        if let Some(id) = map_loads.get(&pc) {
+            skip_next = true;
+            let same = b.code == raw::LD_IMM64
+                && b.dst == a.dst
+                && b.src == PSEUDO_MAP
+                && ids.get(id).is_some_and(|k| *k as i32 == b.imm);
+            if !same {
+                return Err(format!("{} (map id {id})", differs()));
+            }
+            continue;
+        }
+        if a.code == raw::CALL && b.code == raw::CALL {
+            if a.src != b.src || a.dst != b.dst || a.off != b.off {
+                return Err(differs());
+            }
+            calls
+                .relate(a.imm as u32, b.imm as u32)
+                .map_err(|e| format!("{}: call targets: {e}", differs()))?;
+            continue;
+        }
+        if a.code == raw::LD_IMM64 {
+            skip_next = true;
+        }
+        if (a.code, a.dst, a.src, a.off, a.imm) != (b.code, b.dst, b.src, b.off, b.imm) {
+            return Err(differs());
+        }
+    }
+    Ok(())
+}
+
+/// The verdict and fixup lines of each set.
+pub fn run(kernel: &mut KernelSys, sets: &[ProgramSet]) -> Vec<Check> {
+    sets.iter().flat_map(|set| run_set(kernel, set)).collect()
+}
+
+/// The verdict and fixup lines of one set.
+pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
+    let new = |name: &str, compares: &str| Check {
+        name: name.to_string(),
+        compares: compares.to_string(),
+        cases: 0,
+        agreed: 0,
+        disagreed: BTreeMap::new(),
+        examples: Vec::new(),
+        gating: false,
+    };
+    let mut verdicts = new(
+        &format!("verifier/verdicts/{}", set.label),
+        "kernel verifier vs mimic verify",
+    );
+    let mut fixups = new(
+        &format!("fixups/xlated/{}", set.label),
+        "kernel xlated vs mimic fixup",
+    );
+    let mut exec = new(
+        &format!("exec/test-run/{}", set.label),
+        "kernel test-run vs prog_load+executor",
+    );
+    let mut accepted = Vec::new();
+    let note = |check: &mut Check, kind: &str, text: String| {
+        *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
+        // Every unsound verdict is shown in full; the rest up to the usual few.
+        if check.examples.len() < SHOWN_PER_CHECK || kind.starts_with("mimic") {
+            check.examples.push(text);
+        }
+    };
+    let (fds, extra) = match kernel_maps(kernel, &set.maps) {
+        Ok(made) => made,
+        Err(why) => {
+            note(&mut verdicts, "setup failed", why);
+            return vec![verdicts, fixups, exec];
+        }
+    };
+    let maps = &set.maps;
+    // mimic's map id → the kernel's, for the fixup comparison.
+    let ids: BTreeMap<u32, u32> = maps
+        .0
+        .iter()
+        .filter_map(|(fd, d)| fds.get(fd).map(|(_, kid)| (d.id, *kid)))
+        .collect();
+    for item in &set.items {
+        let bytes = for_kernel(kernel, &item.prog, &fds);
+        // Syscall programs must be sleepable; their context is plain memory (no field
+        // rewriting as a socket filter's __sk_buff gets), as mimic models it.
+        let flags = super::BPF_F_SLEEPABLE
+            | if item.state_freq {
+                BPF_F_TEST_STATE_FREQ
+            } else {
+                0
+            };
+        let theirs = kernel.prog_load(super::BPF_PROG_TYPE_SYSCALL, &bytes, 0, flags);
+        let opts = VerifyOpts {
+            privileged: true,
+            sleepable: true,
+            test_state_freq: item.state_freq,
+            ..VerifyOpts::default()
+        };
+        let ours = verify(&item.prog, maps, opts);
+        verdicts.cases += 1;
+        let name = &item.name;
+        match (theirs, ours) {
+            (Ok((prog, _)), Ok(v)) => {
+                verdicts.agreed += 1;
+                fixups.cases += 1;
+                accepted.push(item);
+                let xlated = kernel.xlated(prog);
+                let _ = kernel.close(prog);
+                match (xlated, fixup(&v, Mutants::NONE)) {
+                    (Ok(x), Ok(f)) => match compare_fixups(&f.insns, &f.map_loads, &x, &ids) {
+                        Ok(()) => fixups.agreed += 1,
+                        Err(why) => note(&mut fixups, "slot differs", format!("{name}: {why}")),
+                    },
+                    (Err(e), _) => note(&mut fixups, "no xlated", format!("{name}: {e}")),
+                    (_, Err(e)) => note(&mut fixups, "mimic fixup fails", format!("{name}: {e}")),
+                }
+            }
+            (Err(failure), Err(r)) => {
+                let kmsg = kernel_message(&failure.log);
+                if failure.log.contains(&r.message) {
+                    verdicts.agreed += 1;
+                } else {
+                    note(
+                        &mut verdicts,
+                        "both refuse, message differs",
+                        format!(
+                            "{name}: kernel {kmsg:?}, mimic {:?} at {}",
+                            r.message, r.insn
+                        ),
+                    );
+                }
+            }
+            (Ok((prog, _)), Err(r)) => {
+                let _ = kernel.close(prog);
+                note(
+                    &mut verdicts,
+                    "mimic stricter (incomplete)",
+                    format!(
+                        "{name}: kernel accepts, mimic refuses at {}: {}",
+                        r.insn, r.message
+                    ),
+                );
+            }
+            (Err(failure), Ok(_)) => note(
+                &mut verdicts,
+                "mimic more lenient (UNSOUND)",
+                format!(
+                    "{name}: mimic accepts, kernel refuses ({}): {:?}\n{}",
+                    failure.error,
+                    kernel_message(&failure.log),
+                    raw::dump(&bytes)
+                ),
+            ),
+        }
+    }
+    if !set.skipped.is_empty() {
+        verdicts.examples.insert(
+            0,
+            format!("(not compared, run as root: {})", set.skipped.join(", ")),
+        );
+    }
+    for (_, (fd, _)) in fds {
+        let _ = kernel.close(fd);
+    }
+    for fd in extra {
+        let _ = kernel.close(fd);
+    }
+    for item in accepted {
+        exec.cases += 1;
+        match exec_one(kernel, &set.maps, item) {
+            Ok(()) => exec.agreed += 1,
+            Err((kind, text)) => note(&mut exec, &kind, text),
+        }
+    }
+    vec![verdicts, fixups, exec]
+}
+
+/// Bytes of the context both sides run with (the size mimic verifies `r1` against).
+const EXEC_CTX: usize = 64;
+
+/// Maps of a table created on one backend for one run, each outer map holding one inner map
+/// (made from its meta) at the all-zero key so lookups reach an inner map.
+struct RunMaps {
+    /// Table fd → backend fd.
+    fds: BTreeMap<i32, Fd>,
+    /// Maps whose contents are compared (not outer maps: their values are backend ids), with
+    /// the keys to read.
+    compared: Vec<(Fd, Vec<Vec<u8>>)>,
+    all: Vec<Fd>,
+}
+
+/// The keys a run reads back: every index of an array, the zero key of anything else.
+fn keys_of(desc: &MapDesc) -> Vec<Vec<u8>> {
+    if desc.map_type == MapType::Array as u32 {
+        (0..desc.max_entries)
+            .map(|i| i.to_ne_bytes().to_vec())
+            .collect()
+    } else {
+        vec![vec![0; desc.key_size as usize]]
+    }
+}
+
+fn run_maps<S: BpfSys + ?Sized>(sys: &mut S, table: &MapTable) -> Result<RunMaps, String> {
+    let mut out = RunMaps {
+        fds: BTreeMap::new(),
+        compared: Vec::new(),
+        all: Vec::new(),
+    };
+    for (fd, desc) in &table.0 {
+        let mut attr = attr_of(desc)?;
+        let mut inner = None;
+        if let Some(meta) = &desc.inner_meta {
+            let template = sys
+                .map_create(&attr_of(meta)?)
+                .map_err(|e| format!("template of fd {fd}: {e}"))?;
+            out.all.push(template);
+            attr = attr.inner(template);
+            let made = sys
+                .map_create(&attr_of(meta)?)
+                .map_err(|e| format!("inner of fd {fd}: {e}"))?;
+            out.all.push(made);
+            out.compared.push((made, keys_of(meta)));
+            inner = Some(made);
+        }
+        let made = sys.map_create(&attr).map_err(|e| format!("fd {fd}: {e}"))?;
+        out.all.push(made);
+        if let Some(inner) = inner {
+            sys.map_update_elem(
+                made,
+                &vec![0; desc.key_size as usize],
+                &inner.to_ne_bytes(),
+                0,
+            )
+            .map_err(|e| format!("fd {fd}[0] = inner: {e}"))?;
+        } else {
+            out.compared.push((made, keys_of(desc)));
+        }
+        out.fds.insert(*fd, made);
+    }
+    Ok(out)
+}
+
+fn contents<S: BpfSys + ?Sized>(sys: &mut S, maps: &RunMaps) -> Vec<Vec<Result<Vec<u8>, String>>> {
+    maps.compared
+        .iter()
+        .map(|(fd, keys)| {
+            keys.iter()
+                .map(|k| sys.map_lookup_elem(*fd, k).map_err(|e| e.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn with_fds(prog: &[Insn], fds: &BTreeMap<i32, Fd>, raw_of: &dyn Fn(Fd) -> i32) -> Vec<Insn> {
+    prog.iter()
+        .map(|insn| {
+            let mut i = *insn;
+            if i.code == raw::LD_IMM64 && i.src == raw::BPF_PSEUDO_MAP_FD {
+                if let Some(fd) = fds.get(&i.imm) {
+                    i.imm = raw_of(*fd);
+                }
+            }
+            i
+        })
+        .collect()
+}
+
+/// One accepted program run by `BPF_PROG_TEST_RUN` and by mimic's `prog_load` and executor on
+/// the world, each on fresh maps: `Err((kind, text))` when r0 or the map contents differ.
+fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(), (String, String)> {
+    use mimic_core::bpf::exec::{NoObserver, Program, Vm};
+    use mimic_core::bpf::verifier::world::prog_load;
+    use mimic_core::bpf::world_env::WorldEnv;
+    use mimic_core::rcu::Flavor;
+    use mimic_core::sync::Std;
+    use mimic_core::sys::Process;
+    use mimic_core::world::WorldConfig;
+    let setup = |e: String| ("setup failed".to_string(), e);
+    // A context with distinct bytes, so reads of it are not all zero. (Syscall programs run
+    // once: the kernel refuses a repeat count for them.)
+    let ctx: Vec<u8> = (0..EXEC_CTX as u8).collect();
+    let km = run_maps(kernel, table).map_err(setup)?;
+    let kinsns = with_fds(&item.prog, &km.fds, &|fd| kernel.map_fd(fd).unwrap_or(fd));
+    let bytes: Vec<RawInsn> = kinsns.iter().map(|i| i.to_bytes()).collect();
+    let theirs = kernel
+        .prog_load(
+            super::BPF_PROG_TYPE_SYSCALL,
+            &bytes,
+            0,
+            super::BPF_F_SLEEPABLE,
+        )
+        .map_err(|f| format!("kernel load: {}", f.error))
+        .and_then(|(prog, _)| {
+            let r = kernel
+                .test_run(prog, &[], &ctx, 0)
+                .map_err(|e| e.to_string());
+            let _ = kernel.close(prog);
+            r
+        });
+    let kc = contents(kernel, &km);
+    for fd in km.all.iter().rev() {
+        let _ = kernel.close(*fd);
+    }
+    let mut sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+    let wm = run_maps(&mut sys, table).map_err(setup)?;
+    let winsns = with_fds(&item.prog, &wm.fds, &|fd| fd);
+    let opts = VerifyOpts {
+        privileged: true,
+        sleepable: true,
+        test_state_freq: item.state_freq,
+        ..VerifyOpts::default()
+    };
+    let ours = prog_load(sys.world(), &winsns, opts)
+        .map_err(|e| format!("mimic prog_load: {e}"))
+        .and_then(|loaded| {
+            let program = Program::new(&loaded.fixed.insns).map_err(|e| e.to_string())?;
+            let world = sys.world();
+            world
+                .rcu_read_lock(Flavor::TasksTrace)
+                .map_err(|e| e.to_string())?;
+            let mut ctx = ctx.clone();
+            let r = Vm::default()
+                .run(
+                    &program,
+                    &mut ctx,
+                    &mut WorldEnv::new(world),
+                    &mut NoObserver,
+                )
+                .map_err(|e| e.to_string());
+            world
+                .rcu_read_unlock(Flavor::TasksTrace)
+                .map_err(|e| e.to_string())?;
+            let _ = loaded.unload(world);
+            r
+        });
+    let wc = contents(&mut sys, &wm);
+    let name = &item.name;
+    match (theirs, ours) {
+        (Ok(a), Ok(b)) if a.retval == b as u32 && kc == wc => Ok(()),
+        (Ok(a), Ok(b)) if a.retval == b as u32 => Err((
+            "map contents differ".to_string(),
+            format!("{name}: kernel maps {kc:?}, world maps {wc:?}"),
+        )),
+        (Ok(a), Ok(b)) => Err((
+            "r0 differs".to_string(),
+            format!("{name}: kernel r0 {:#x}, mimic {b:#x}", a.retval),
+        )),
+        (Ok(a), Err(e)) => Err((
+            "mimic fails".to_string(),
+            format!("{name}: kernel r0 {:#x}, mimic {e}", a.retval),
+        )),
+        (Err(e), _) => Err(("kernel fails".to_string(), format!("{name}: {e}"))),
+    }
+}
