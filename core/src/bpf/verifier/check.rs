@@ -312,7 +312,11 @@ fn ptr_arith(
             ))
         }
     }
-    let _ = commuted;
+    // The kernel never lets a program subtract from a stack pointer, even a constant (JITs may
+    // not cope: test_verifier's "invalid fp arithmetic"); only `+= -k` moves it down.
+    if op == AluOp::Sub && !commuted && ptr.ty == RegType::Stack {
+        return refuse(format!("R{dst} subtraction from stack pointer prohibited"));
+    }
     let mut r = ptr;
     if let Some(k) = off.var.const_value() {
         let k = k as i64;
@@ -463,6 +467,18 @@ fn stack_access(
     allow_uninit: bool,
 ) -> Result<Reg, Refuse> {
     let bytes = i32::from(size.bytes());
+    // Stack accesses are always strictly aligned (check_ptr_alignment), checked first.
+    let fixed = i64::from(ptr.off) + i64::from(off);
+    let misaligned = match ptr.var.const_value() {
+        Some(var) => (fixed.wrapping_add(var as i64)).rem_euclid(i64::from(bytes)) != 0,
+        None => (ptr.var.var.mask | fixed as u64) & (bytes as u64 - 1) != 0,
+    };
+    if misaligned {
+        return refuse(format!(
+            "misaligned stack access off {}+{}+{off} size {bytes}",
+            ptr.var.var, ptr.off
+        ));
+    }
     let Some(var) = ptr.var.const_value() else {
         return refuse(format!(
             "R{r} variable stack access prohibited: var_off={}",

@@ -323,6 +323,24 @@ impl Env<'_> {
     }
 }
 
+/// Resolves every pseudo map load before the walk, as the kernel's `resolve_pseudo_ldimm64`
+/// does: a bad fd is refused even in dead code, every named map is a used map, and the fixups
+/// can rewrite a load the walk never reached (pruned or dead) to its map.
+fn resolve_pseudo_ldimm64(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
+    for pc in 0..env.ops.len() {
+        let fd = match env.ops[pc] {
+            Some(Op::Ld64 {
+                value: crate::isa::Ld64::MapFd(fd) | crate::isa::Ld64::MapValue { fd, .. },
+                ..
+            }) => fd,
+            _ => continue,
+        };
+        let map = env.map_for_fd(fd).map_err(|refuse| (pc, refuse))?;
+        env.record_map(pc, map);
+    }
+    Ok(())
+}
+
 /// Verifies `insns`. See the module documentation.
 pub fn verify(
     insns: &[Insn],
@@ -349,7 +367,9 @@ pub fn verify(
         jmps_processed: 0,
         live_before: Vec::new(),
     };
-    let result = cfg::check_cfg(&mut env).and_then(|()| do_check(&mut env));
+    let result = cfg::check_cfg(&mut env)
+        .and_then(|()| resolve_pseudo_ldimm64(&mut env))
+        .and_then(|()| do_check(&mut env));
     env.stats.total_states = env.prune.total();
     env.stats.peak_states = env.prune.total();
     env.stats.max_states_per_insn = env.prune.max_per_insn();
