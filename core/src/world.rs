@@ -36,8 +36,9 @@
 use crate::arena::{Arena, Handle};
 use crate::errno::Errno;
 use crate::fault::{Error, Fault, Result, Stamp};
+use crate::isa::AtomicOp;
 use crate::lock::{Lockdep, SpinLock, ID_LOCK};
-use crate::maps::{self, AtomicOp, Caller, Found, Map, MapDef, MapMeta};
+use crate::maps::{self, Caller, Found, Map, MapDef, MapMeta};
 use crate::mutants::{Mutant, Mutants};
 use crate::ptr::{Ptr, RegionKind};
 use crate::rcu::{Flavor, Policy, Rcu};
@@ -559,7 +560,8 @@ impl<P: Platform> World<P> {
         Ok(map.check_live(handle, || self.stamp())?)
     }
 
-    /// A program atomic on value memory; returns the old value.
+    /// A program atomic on value memory (`r0` is the `cmpxchg` comparand); returns the old
+    /// value.
     pub fn atomic(
         &self,
         handle: Handle,
@@ -567,9 +569,10 @@ impl<P: Platform> World<P> {
         size: u32,
         op: AtomicOp,
         operand: u64,
+        r0: u64,
     ) -> Result<u64> {
         let map = self.map(handle)?;
-        let old = map.atomic(offset, size, op, operand, || self.stamp())?;
+        let old = map.atomic(offset, size, op, operand, r0, || self.stamp())?;
         map.check_live(handle, || self.stamp())?;
         Ok(old)
     }
@@ -769,15 +772,18 @@ mod tests {
         );
         assert!(oob(w.load(h, value(3), 1)), "past the last element");
         assert!(oob(w.load(h, value(0), 3)), "odd sizes are refused");
-        assert_eq!(w.atomic(h, value(2), 8, AtomicOp::Add, 5).unwrap(), 0);
         assert_eq!(
-            w.atomic(h, value(2), 8, AtomicOp::CmpXchg { expected: 5 }, 7)
+            w.atomic(h, value(2), 8, AtomicOp::Add { fetch: true }, 5, 0)
                 .unwrap(),
+            0
+        );
+        assert_eq!(
+            w.atomic(h, value(2), 8, AtomicOp::Cmpxchg, 7, 5).unwrap(),
             5
         );
-        assert_eq!(w.atomic(h, value(2), 4, AtomicOp::Xchg, 1).unwrap(), 7);
+        assert_eq!(w.atomic(h, value(2), 4, AtomicOp::Xchg, 1, 0).unwrap(), 7);
         assert!(
-            oob(w.atomic(h, value(2) + 2, 4, AtomicOp::Add, 1)),
+            oob(w.atomic(h, value(2) + 2, 4, AtomicOp::Add { fetch: true }, 1, 0)),
             "misaligned atomics are refused"
         );
         w.map_update_elem(fd, &0u32.to_le_bytes(), &[1; 12], BPF_ANY)
