@@ -29,12 +29,16 @@
 //! * A map is freed at most once (the arena reports a second free as [`Fault::DoubleFree`]); a
 //!   deferred put frees only from [`World::poll`], after the grace period(s) of §6.
 //! * Fds 0–2 exist and are not maps; new fds are the lowest free number ≥ 3.
+//! * Each open fd carries its access mode ([`FdAccess`], from `BPF_F_RDONLY`/`BPF_F_WRONLY` at
+//!   creation; D1 of docs/kernel-disagreements.md): it belongs to the fd, not the map, so it is
+//!   in neither `map_flags` nor the meta, and `get_fd_by_id` opens a read-write fd.
 
 use crate::arena::{Arena, Handle};
 use crate::errno::Errno;
 use crate::fault::{Error, Fault, Result, Stamp};
+use crate::isa::AtomicOp;
 use crate::lock::{Lockdep, SpinLock, ID_LOCK};
-use crate::maps::{self, AtomicOp, Caller, Found, Map, MapDef, MapMeta};
+use crate::maps::{self, Caller, Found, Map, MapDef, MapMeta};
 use crate::mutants::{Mutant, Mutants};
 use crate::ptr::{Ptr, RegionKind};
 use crate::rcu::{Flavor, Policy, Rcu};
@@ -48,6 +52,43 @@ pub const FIRST_MAP_FD: Fd = 3;
 pub const MAX_MAP_ID: MapId = i32::MAX as MapId;
 /// Bound of the `inc_not_zero` CAS loop of `get_fd_by_id`.
 pub(crate) const INC_NOT_ZERO_TRIES: u32 = 1 << 16;
+
+/// What an fd may do through the syscall (its file mode, `map_get_sys_perms`): an fd from
+/// `BPF_MAP_CREATE` with `BPF_F_RDONLY` only reads, with `BPF_F_WRONLY` only writes; every
+/// other fd reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FdAccess {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl FdAccess {
+    pub const READ_WRITE: FdAccess = FdAccess {
+        read: true,
+        write: true,
+    };
+
+    /// The access of the fd `BPF_MAP_CREATE` returns for these flags (both set is refused
+    /// before this is asked).
+    pub fn of_create_flags(map_flags: u32) -> FdAccess {
+        FdAccess {
+            read: map_flags & crate::uapi::BPF_F_WRONLY == 0,
+            write: map_flags & crate::uapi::BPF_F_RDONLY == 0,
+        }
+    }
+
+    /// Whether an operation that reads (`read`) and/or writes (`write`) may go through.
+    pub fn allows(self, read: bool, write: bool) -> bool {
+        (self.read || !read) && (self.write || !write)
+    }
+}
+
+/// An entry of the process's fd table: the map and what the fd may do with it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenFd {
+    pub(crate) handle: Handle,
+    pub(crate) access: FdAccess,
+}
 
 /// Where an injected fault may strike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,7 +169,7 @@ pub struct World<P: Platform> {
     /// The newest generation of each arena slot, to resolve 8-bit pointer generations.
     gens: P::Mutex<Vec<u32>>,
     pub(crate) ids: SpinLock<P, IdTable>,
-    pub(crate) fds: P::Mutex<BTreeMap<Fd, Handle>>,
+    pub(crate) fds: P::Mutex<BTreeMap<Fd, OpenFd>>,
     rcu: Rcu<P>,
     lockdep: Lockdep<P>,
     frees: P::Mutex<Vec<FreeRecord>>,
@@ -264,7 +305,8 @@ impl<P: Platform> World<P> {
         if (0..FIRST_MAP_FD).contains(&fd) {
             return Err(Errno::EINVAL.into());
         }
-        let handle = P::lock(&self.fds, |fds| fds.get(&fd).copied()).ok_or(Errno::EBADF)?;
+        let handle =
+            P::lock(&self.fds, |fds| fds.get(&fd).map(|open| open.handle)).ok_or(Errno::EBADF)?;
         Ok((handle, self.map(handle)?))
     }
 
@@ -287,7 +329,8 @@ impl<P: Platform> World<P> {
             return Err(Errno::EINVAL.into());
         }
         let (handle, map) = P::lock(&self.fds, |fds| -> Result<_> {
-            let handle = *fds.get(&fd).ok_or(Errno::EBADF)?;
+            // The stored fd's access mode is not checked (`bpf_map_get` in `fd_get_ptr`).
+            let handle = fds.get(&fd).ok_or(Errno::EBADF)?.handle;
             let map = self.map(handle)?;
             if !meta.accepts(&map.def, self.mutants) {
                 return Err(Errno::EINVAL.into());
@@ -517,7 +560,8 @@ impl<P: Platform> World<P> {
         Ok(map.check_live(handle, || self.stamp())?)
     }
 
-    /// A program atomic on value memory; returns the old value.
+    /// A program atomic on value memory (`r0` is the `cmpxchg` comparand); returns the old
+    /// value.
     pub fn atomic(
         &self,
         handle: Handle,
@@ -525,9 +569,10 @@ impl<P: Platform> World<P> {
         size: u32,
         op: AtomicOp,
         operand: u64,
+        r0: u64,
     ) -> Result<u64> {
         let map = self.map(handle)?;
-        let old = map.atomic(offset, size, op, operand, || self.stamp())?;
+        let old = map.atomic(offset, size, op, operand, r0, || self.stamp())?;
         map.check_live(handle, || self.stamp())?;
         Ok(old)
     }
@@ -727,15 +772,18 @@ mod tests {
         );
         assert!(oob(w.load(h, value(3), 1)), "past the last element");
         assert!(oob(w.load(h, value(0), 3)), "odd sizes are refused");
-        assert_eq!(w.atomic(h, value(2), 8, AtomicOp::Add, 5).unwrap(), 0);
         assert_eq!(
-            w.atomic(h, value(2), 8, AtomicOp::CmpXchg { expected: 5 }, 7)
+            w.atomic(h, value(2), 8, AtomicOp::Add { fetch: true }, 5, 0)
                 .unwrap(),
+            0
+        );
+        assert_eq!(
+            w.atomic(h, value(2), 8, AtomicOp::Cmpxchg, 7, 5).unwrap(),
             5
         );
-        assert_eq!(w.atomic(h, value(2), 4, AtomicOp::Xchg, 1).unwrap(), 7);
+        assert_eq!(w.atomic(h, value(2), 4, AtomicOp::Xchg, 1, 0).unwrap(), 7);
         assert!(
-            oob(w.atomic(h, value(2) + 2, 4, AtomicOp::Add, 1)),
+            oob(w.atomic(h, value(2) + 2, 4, AtomicOp::Add { fetch: true }, 1, 0)),
             "misaligned atomics are refused"
         );
         w.map_update_elem(fd, &0u32.to_le_bytes(), &[1; 12], BPF_ANY)

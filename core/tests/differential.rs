@@ -42,8 +42,7 @@ fn renumbered() -> RefModel {
     })
 }
 
-// The core's world against the model: core/tests/world_conformance.rs (the same harness, with
-// the world's known disagreements from `world_known` normalised).
+// The core's world against the model: core/tests/world_conformance.rs (the same harness).
 
 fn op_chunks() -> impl Strategy<Value = Vec<Vec<u8>>> {
     /// Bytes one op consumes at most (a few choices, a batch of three entries).

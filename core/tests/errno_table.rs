@@ -4,8 +4,6 @@
 use mimic_core::model::cases::{cases, errno_table, run_table};
 use mimic_core::model::{FdPolicy, ModelConfig, RefModel};
 
-mod world_known;
-
 #[test]
 fn every_errno_row_holds_on_the_reference_model() {
     match errno_table(RefModel::new) {
@@ -159,18 +157,14 @@ fn world() -> mimic_core::sys::Process<mimic_core::sync::Std> {
 }
 
 #[test]
-fn every_errno_row_holds_on_the_world_except_the_known_ones() {
+fn every_errno_row_holds_on_the_world() {
     use mimic_core::model::cases::{run_case, scenarios};
     let mut unexpected = Vec::new();
-    let mut fixed = Vec::new();
     let mut ran = 0;
     for case in cases() {
         ran += 1;
-        let known = world_known::WORLD_KNOWN_DISAGREEMENTS.contains(&case.name.as_str());
-        match (run_case(&mut world(), &case), known) {
-            (Err(failure), false) => unexpected.push(failure.to_string()),
-            (Ok(()), true) => fixed.push(case.name.clone()),
-            _ => {}
+        if let Err(failure) = run_case(&mut world(), &case) {
+            unexpected.push(failure.to_string());
         }
     }
     for scenario in scenarios() {
@@ -182,12 +176,8 @@ fn every_errno_row_holds_on_the_world_except_the_known_ones() {
     assert!(ran >= 190, "the table shrank to {ran} entries");
     assert!(
         unexpected.is_empty(),
-        "{} cases fail on the world beyond the known ones:\n{}",
+        "{} cases fail on the world:\n{}",
         unexpected.len(),
         unexpected.join("\n")
-    );
-    assert!(
-        fixed.is_empty(),
-        "the world now passes these: drop them from WORLD_KNOWN_DISAGREEMENTS: {fixed:?}"
     );
 }

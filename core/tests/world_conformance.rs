@@ -11,10 +11,6 @@ use mimic_core::sys::Process;
 use mimic_core::world::WorldConfig;
 use proptest::prelude::*;
 
-/// The world's known disagreements with the kernel-following model, shared with errno_table.rs.
-mod world_known;
-use world_known::{WorldAsKnown, WORLD_KNOWN_DISAGREEMENTS};
-
 fn world() -> Process<Std> {
     Process::create(Mutants::NONE, WorldConfig::default())
 }
@@ -29,13 +25,8 @@ fn model() -> RefModel {
 
 #[test]
 fn every_errno_row_holds_on_the_world() {
-    // Cases the world is known to answer differently are pinned (and their fixes noticed) in
-    // errno_table.rs; every other case must hold.
     let mut ran = 0;
     for case in cases() {
-        if WORLD_KNOWN_DISAGREEMENTS.contains(&case.name.as_str()) {
-            continue;
-        }
         ran += 1;
         if let Err(failure) = run_case(&mut world(), &case) {
             panic!("{failure}");
@@ -52,7 +43,7 @@ const SEQUENCE_LEN: usize = 120;
 fn world_matches_model_over_seeds() {
     for seed in 0..SEEDS {
         let ops = ops_from_seed(seed, SEQUENCE_LEN, GenConfig::default());
-        let (mut model, mut world) = (model(), WorldAsKnown(world()));
+        let (mut model, mut world) = (model(), world());
         if let Err(d) = ops::differential(("model", &mut model), ("world", &mut world), &ops) {
             panic!("seed {seed}: {d}\n{}", ops::listing(&ops));
         }
@@ -70,7 +61,7 @@ fn world_matches_model_over_seeds_with_percpu_maps() {
                 ..GenConfig::default()
             },
         );
-        let (mut model, mut world) = (model(), WorldAsKnown(world()));
+        let (mut model, mut world) = (model(), world());
         if let Err(d) = ops::differential(("model", &mut model), ("world", &mut world), &ops) {
             panic!("seed {seed}: {d}\n{}", ops::listing(&ops));
         }
@@ -84,11 +75,10 @@ proptest! {
     #[test]
     fn world_matches_model(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 24), 1..SEQUENCE_LEN)) {
         let ops = ops_from_chunks(&chunks, GenConfig::default());
-        let (mut model, mut world) = (model(), WorldAsKnown(world()));
+        let (mut model, mut world) = (model(), world());
         if let Err(d) = ops::differential(("model", &mut model), ("world", &mut world), &ops) {
             return Err(TestCaseError::fail(format!("{d}\n{}", ops::listing(&ops))));
         }
-        let world = world.0;
         world.world().check_conservation().map_err(|e| TestCaseError::fail(e.to_string()))?;
         for fd in world.world().open_fds() {
             world.world().close(fd).map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -21,9 +21,9 @@ use mimic_core::bpf::exec::{NoObserver, Program, Vm};
 use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::errno::Errno;
 use mimic_core::fault::{Error, Result};
+use mimic_core::isa::AtomicOp;
 use mimic_core::isa::{self, Insn};
 use mimic_core::maps::hashtab::hash_key;
-use mimic_core::maps::AtomicOp;
 use mimic_core::mutants::Mutants;
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::{Atomic64, Ordering, Platform};
@@ -512,7 +512,7 @@ fn prog_outer<P: Platform>(
             .flatten();
             if let Some(Location::Value { map, offset }) = value {
                 check(
-                    w.atomic(map, offset, 4, AtomicOp::Add, 1),
+                    w.atomic(map, offset, 4, AtomicOp::Add { fetch: false }, 1, 0),
                     Allow::Ok,
                     place,
                     "inner add",

@@ -15,7 +15,7 @@ use super::helpers::{DirectCall, MapImpl};
 use crate::arena::Handle;
 use crate::fault::{Error, Fault};
 use crate::isa::AtomicOp;
-use crate::maps::{self, ARRAY_VALUE_OFFSET};
+use crate::maps::ARRAY_VALUE_OFFSET;
 use crate::ptr::{Ptr, RegionKind};
 use crate::sync::Platform;
 use crate::uapi::MapType;
@@ -65,17 +65,6 @@ fn helper_result(result: crate::fault::Result<()>) -> EnvResult<i64> {
         Ok(()) => Ok(0),
         Err(Error::Errno(errno)) => Ok(-i64::from(errno.value())),
         Err(Error::Fault(fault)) => Err(fault.into()),
-    }
-}
-
-fn world_atomic(op: AtomicOp, r0: u64) -> maps::AtomicOp {
-    match op {
-        AtomicOp::Add { .. } => maps::AtomicOp::Add,
-        AtomicOp::And { .. } => maps::AtomicOp::And,
-        AtomicOp::Or { .. } => maps::AtomicOp::Or,
-        AtomicOp::Xor { .. } => maps::AtomicOp::Xor,
-        AtomicOp::Xchg => maps::AtomicOp::Xchg,
-        AtomicOp::Cmpxchg => maps::AtomicOp::CmpXchg { expected: r0 },
     }
 }
 
@@ -152,13 +141,7 @@ impl<P: Platform> MapEnv for WorldEnv<'_, P> {
     fn atomic(&mut self, ptr: Ptr, size: u8, op: AtomicOp, src: u64, r0: u64) -> EnvResult<u64> {
         let handle = self.handle(ptr)?;
         self.world
-            .atomic(
-                handle,
-                ptr.offset,
-                u32::from(size),
-                world_atomic(op, r0),
-                src,
-            )
+            .atomic(handle, ptr.offset, u32::from(size), op, src, r0)
             .map_err(into_exec)
     }
 

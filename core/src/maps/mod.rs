@@ -100,20 +100,6 @@ pub enum Found {
     MapPtr(u64),
 }
 
-/// A value-memory atomic read-modify-write, as BPF `atomic` instructions do them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AtomicOp {
-    Add,
-    Or,
-    And,
-    Xor,
-    Xchg,
-    /// Compare with `expected` (R0), store the operand if equal; returns the old value.
-    CmpXchg {
-        expected: u64,
-    },
-}
-
 /// Who asks for an update: per-CPU maps take every CPU's copy from user space, and only the
 /// running CPU's copy from a program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,13 +371,16 @@ impl<P: Platform> Map<P> {
         Ok(())
     }
 
-    /// A program's atomic read-modify-write (size 4 or 8, naturally aligned); returns the old value.
+    /// A program's atomic read-modify-write (size 4 or 8, naturally aligned), as the BPF
+    /// instruction `op` does it with source `operand` (and `r0`, the `cmpxchg` comparand);
+    /// returns the old value.
     pub fn atomic(
         &self,
         offset: u32,
         size: u32,
-        op: AtomicOp,
+        op: crate::isa::AtomicOp,
         operand: u64,
+        r0: u64,
         at: impl Fn() -> Stamp,
     ) -> Result<u64> {
         if offset < self.header_len || !matches!(size, 4 | 8) || offset % size != 0 {
@@ -409,19 +398,11 @@ impl<P: Platform> Map<P> {
         loop {
             let current = word.load(Ordering::Acquire);
             let old = truncate(current >> (shift * 8), size);
-            let new = match op {
-                AtomicOp::Add => old.wrapping_add(operand),
-                AtomicOp::Or => old | operand,
-                AtomicOp::And => old & operand,
-                AtomicOp::Xor => old ^ operand,
-                AtomicOp::Xchg => operand,
-                AtomicOp::CmpXchg { expected } => {
-                    if old == truncate(expected, size) {
-                        operand
-                    } else {
-                        return Ok(old);
-                    }
-                }
+            // The executor's own arithmetic, so both memories compute the same value; `None` is
+            // a `cmpxchg` whose comparand differs (nothing is stored). `size` is 4 or 8 here.
+            let Some(new) = crate::bpf::exec::atomic_result(op, size as u8, old, operand, r0)
+            else {
+                return Ok(old);
             };
             let updated = (current & !mask) | (truncate(new, size) << (shift * 8));
             if word

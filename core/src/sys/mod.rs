@@ -15,6 +15,15 @@
 //! * `BPF_F_LOCK` is `-EINVAL` (no value has a spin lock), and so is any element flag of an
 //!   update batch.
 //!
+//! Where the kernel (measured on 6.18) differs from semantics.md, the world follows the kernel,
+//! as the sequential model does (docs/kernel-disagreements.md):
+//! * D1/D3: `BPF_F_RDONLY`/`BPF_F_WRONLY` are accepted on every type (both together: `-EINVAL`,
+//!   before anything else) and are not kept in `map_flags`; they set the access mode of the fd
+//!   ([`FdAccess`]). A write (update, delete, update/delete batch) through a read-only fd or a
+//!   read (lookup, get_next_key, lookup batch) through a write-only one is `-EPERM`, checked as
+//!   the fd resolves; the lookup-and-delete commands need both.
+//! * `map_info` of an fd that is not open is `-EBADFD`, not `-EBADF`.
+//!
 //! Every syscall first runs the deferred frees that are ready ([`World::poll`]), as a kernel's
 //! softirqs would between syscalls. After a successful update or delete on a map-in-map (single
 //! or batch), the call waits for an RCU grace period (mutant `no_wait_after_update` skips it).
@@ -26,7 +35,7 @@ use crate::mutants::Mutant;
 use crate::rcu::Flavor;
 use crate::sync::{Atomic64, Ordering, Platform};
 use crate::uapi::*;
-use crate::world::{World, FIRST_MAP_FD, INC_NOT_ZERO_TRIES, MAX_MAP_ID};
+use crate::world::{FdAccess, OpenFd, World, FIRST_MAP_FD, INC_NOT_ZERO_TRIES, MAX_MAP_ID};
 
 /// `BPF_F_LOCK`: the only element flag a generic batch update accepts.
 pub const BPF_F_LOCK: u64 = 4;
@@ -51,12 +60,24 @@ impl<P: Platform> World<P> {
     /// `fdget` + `__bpf_map_get`: the syscall's own reference, taken under the fd table lock,
     /// so a concurrent `close` of the same fd cannot free the map under the syscall (the kernel's
     /// file reference does that). Dropped by [`World::fdput`] at the end of the syscall.
-    fn fdget(&self, fd: Fd) -> Result<(crate::arena::Handle, P::Arc<Map<P>>)> {
+    /// Then the fd's access mode (`map_get_sys_perms`): an operation that reads (`read`)
+    /// through a write-only fd or writes (`write`) through a read-only one is `-EPERM`, before
+    /// anything about keys, flags or the map type.
+    fn fdget(
+        &self,
+        fd: Fd,
+        read: bool,
+        write: bool,
+    ) -> Result<(crate::arena::Handle, P::Arc<Map<P>>)> {
         if (0..FIRST_MAP_FD).contains(&fd) {
             return Err(Errno::EINVAL.into());
         }
         P::lock(&self.fds, |fds| {
-            let handle = *fds.get(&fd).ok_or(Errno::EBADF)?;
+            let open = *fds.get(&fd).ok_or(Errno::EBADF)?;
+            if !open.access.allows(read, write) {
+                return Err(Errno::EPERM.into());
+            }
+            let handle = open.handle;
             let map = self.map(handle)?;
             map.refcnt.fetch_add(1, Ordering::AcqRel);
             Ok((handle, map))
@@ -67,22 +88,29 @@ impl<P: Platform> World<P> {
         self.map_put(handle, map)
     }
 
-    /// Runs a syscall body on the map behind `fd`, holding the syscall's reference.
-    fn with_fd<R>(&self, fd: Fd, body: impl FnOnce(&Map<P>) -> Result<R>) -> Result<R> {
+    /// Runs a syscall body on the map behind `fd`, holding the syscall's reference; `read` and
+    /// `write` say what the command needs of the fd ([`World::fdget`]).
+    fn with_fd<R>(
+        &self,
+        fd: Fd,
+        read: bool,
+        write: bool,
+        body: impl FnOnce(&Map<P>) -> Result<R>,
+    ) -> Result<R> {
         self.poll()?;
-        let (handle, map) = self.fdget(fd)?;
+        let (handle, map) = self.fdget(fd, read, write)?;
         let result = body(&map);
         self.fdput(handle, &map)?;
         result
     }
 
-    fn install_fd(&self, handle: crate::arena::Handle) -> Fd {
+    fn install_fd(&self, handle: crate::arena::Handle, access: FdAccess) -> Fd {
         P::lock(&self.fds, |fds| {
             let mut fd = FIRST_MAP_FD;
             while fds.contains_key(&fd) {
                 fd += 1;
             }
-            fds.insert(fd, handle);
+            fds.insert(fd, OpenFd { handle, access });
             fd
         })
     }
@@ -90,7 +118,17 @@ impl<P: Platform> World<P> {
     /// `BPF_MAP_CREATE`.
     pub fn map_create(&self, attr: &MapAttr) -> Result<Fd> {
         self.poll()?;
-        let (def, ops, header_len) = maps::alloc(self, attr)?;
+        // `bpf_get_file_flag` comes first, before the type is looked at; the access flags then
+        // belong to the fd, not to the map (D3: not in `map_flags`, so not in the meta).
+        if attr.map_flags & BPF_F_RDONLY != 0 && attr.map_flags & BPF_F_WRONLY != 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        let access = FdAccess::of_create_flags(attr.map_flags);
+        let attr = MapAttr {
+            map_flags: attr.map_flags & !(BPF_F_RDONLY | BPF_F_WRONLY),
+            ..*attr
+        };
+        let (def, ops, header_len) = maps::alloc(self, &attr)?;
         let handle = self.insert_map(Map::new(def, header_len, ops));
         let id = self.ids.lock(
             self.lockdep(),
@@ -119,7 +157,7 @@ impl<P: Platform> World<P> {
                 return Err(Errno::ENOSPC.into());
             }
         }
-        Ok(self.install_fd(handle))
+        Ok(self.install_fd(handle, access))
     }
 
     /// A user-space lookup inside an RCU read-side section (the inner map of an outer map
@@ -133,7 +171,7 @@ impl<P: Platform> World<P> {
 
     /// `BPF_MAP_LOOKUP_ELEM`.
     pub fn map_lookup_elem(&self, fd: Fd, key: &[u8]) -> Result<Vec<u8>> {
-        self.with_fd(fd, |map| {
+        self.with_fd(fd, true, false, |map| {
             Self::key_ok(map, key)?;
             self.sys_lookup_value(map, key)
         })
@@ -141,7 +179,7 @@ impl<P: Platform> World<P> {
 
     /// `BPF_MAP_UPDATE_ELEM`.
     pub fn map_update_elem(&self, fd: Fd, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-        self.with_fd(fd, |map| {
+        self.with_fd(fd, false, true, |map| {
             // No map in the model has a `bpf_spin_lock` in its value.
             if flags & BPF_F_LOCK != 0 {
                 return Err(Errno::EINVAL.into());
@@ -158,7 +196,7 @@ impl<P: Platform> World<P> {
 
     /// `BPF_MAP_DELETE_ELEM`.
     pub fn map_delete_elem(&self, fd: Fd, key: &[u8]) -> Result<()> {
-        self.with_fd(fd, |map| {
+        self.with_fd(fd, false, true, |map| {
             Self::key_ok(map, key)?;
             map.ops.delete(self, map, key)?;
             self.wait_after_write(map)
@@ -167,7 +205,7 @@ impl<P: Platform> World<P> {
 
     /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` (plain hashes only; `-ENOTSUPP` elsewhere).
     pub fn map_lookup_and_delete_elem(&self, fd: Fd, key: &[u8]) -> Result<Vec<u8>> {
-        self.with_fd(fd, |map| {
+        self.with_fd(fd, true, true, |map| {
             Self::key_ok(map, key)?;
             map.ops.lookup_and_delete(self, map, key)
         })
@@ -175,7 +213,7 @@ impl<P: Platform> World<P> {
 
     /// `BPF_MAP_GET_NEXT_KEY`.
     pub fn map_get_next_key(&self, fd: Fd, key: Option<&[u8]>) -> Result<Vec<u8>> {
-        self.with_fd(fd, |map| {
+        self.with_fd(fd, true, false, |map| {
             if let Some(key) = key {
                 Self::key_ok(map, key)?;
             }
@@ -185,7 +223,7 @@ impl<P: Platform> World<P> {
 
     /// `BPF_MAP_LOOKUP_BATCH`.
     pub fn map_lookup_batch(&self, fd: Fd, in_batch: Option<u32>, count: u32) -> Result<BatchOut> {
-        self.with_fd(fd, |map| {
+        self.with_fd(fd, true, false, |map| {
             map.ops.lookup_batch(self, map, in_batch, count, false)
         })
     }
@@ -197,7 +235,7 @@ impl<P: Platform> World<P> {
         in_batch: Option<u32>,
         count: u32,
     ) -> Result<BatchOut> {
-        self.with_fd(fd, |map| {
+        self.with_fd(fd, true, true, |map| {
             let out = map.ops.lookup_batch(self, map, in_batch, count, true)?;
             self.wait_after_write(map)?;
             Ok(out)
@@ -214,7 +252,7 @@ impl<P: Platform> World<P> {
         flags: u64,
     ) -> Result<u32, (u32, Error)> {
         self.poll().map_err(|e| (0, e))?;
-        let (handle, map) = self.fdget(fd).map_err(|e| (0, e))?;
+        let (handle, map) = self.fdget(fd, false, true).map_err(|e| (0, e))?;
         let result = self.update_batch_body(&map, keys, values, flags);
         self.fdput(handle, &map).map_err(|e| (0, e))?;
         result
@@ -262,7 +300,7 @@ impl<P: Platform> World<P> {
     /// `BPF_MAP_DELETE_BATCH` (`generic_map_delete_batch`).
     pub fn map_delete_batch(&self, fd: Fd, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)> {
         self.poll().map_err(|e| (0, e))?;
-        let (handle, map) = self.fdget(fd).map_err(|e| (0, e))?;
+        let (handle, map) = self.fdget(fd, false, true).map_err(|e| (0, e))?;
         let result = self.delete_batch_body(&map, keys);
         self.fdput(handle, &map).map_err(|e| (0, e))?;
         result
@@ -327,12 +365,14 @@ impl<P: Platform> World<P> {
             },
         )??;
         let handle = found.ok_or(Errno::ENOENT)?;
-        Ok(self.install_fd(handle))
+        // A fd opened by id reads and writes, whatever the creating fd's mode.
+        Ok(self.install_fd(handle, FdAccess::READ_WRITE))
     }
 
-    /// `BPF_OBJ_GET_INFO_BY_FD` for a map.
+    /// `BPF_OBJ_GET_INFO_BY_FD` for a map: an fd that is not open is `-EBADFD` here (the map
+    /// commands say `-EBADF`); the fd's access mode does not matter.
     pub fn map_info(&self, fd: Fd) -> Result<MapInfo> {
-        self.with_fd(fd, |map| {
+        let info = self.with_fd(fd, false, false, |map| {
             Ok(MapInfo {
                 id: map.id(),
                 map_type: map.def.map_type as u32,
@@ -341,6 +381,10 @@ impl<P: Platform> World<P> {
                 max_entries: map.def.max_entries,
                 map_flags: map.def.map_flags,
             })
+        });
+        info.map_err(|e| match e.errno() {
+            Some(Errno::EBADF) => Errno::EBADFD.into(),
+            _ => e,
         })
     }
 
@@ -349,7 +393,9 @@ impl<P: Platform> World<P> {
         if (0..FIRST_MAP_FD).contains(&fd) {
             return Err(Errno::EINVAL.into());
         }
-        let handle = P::lock(&self.fds, |fds| fds.remove(&fd)).ok_or(Errno::EBADF)?;
+        let handle = P::lock(&self.fds, |fds| fds.remove(&fd))
+            .ok_or(Errno::EBADF)?
+            .handle;
         let map = self.map(handle)?;
         if map.uref.fetch_sub(1, Ordering::AcqRel) == 0 {
             map.uref.fetch_add(1, Ordering::AcqRel);

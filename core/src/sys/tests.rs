@@ -63,7 +63,8 @@ fn create_refuses_bad_attributes_with_the_kernels_errnos() {
             EINVAL,
         ),
         (
-            MapAttr::new(MapType::Hash, 4, 4, 1).flags(BPF_F_RDONLY),
+            // D1: either access flag alone is accepted; both together are not.
+            MapAttr::new(MapType::Hash, 4, 4, 1).flags(BPF_F_RDONLY | BPF_F_WRONLY),
             EINVAL,
         ),
         (
@@ -416,4 +417,41 @@ fn id_is_released_first_and_get_fd_by_id_fails_at_once() {
             ..
         }))
     ));
+}
+
+#[test]
+fn access_flags_belong_to_the_fd_not_the_map() {
+    let w = world();
+    let ro = array(&w, 2, BPF_F_RDONLY);
+    assert_eq!(
+        w.map_info(ro).unwrap().map_flags,
+        0,
+        "BPF_F_RDONLY is not kept in map_flags"
+    );
+    assert_eq!(w.map_lookup_elem(ro, &k(0)).unwrap(), vec![0; 4]);
+    assert_eq!(errno(w.map_update_elem(ro, &k(0), &[1; 4], 0)), EPERM);
+    assert_eq!(
+        errno(w.map_update_elem(ro, &k(0), &[1; 4], BPF_F_LOCK)),
+        EPERM,
+        "the fd's mode is checked before BPF_F_LOCK"
+    );
+    // An fd opened by id reads and writes whatever the creating fd's mode.
+    let rw = w.map_get_fd_by_id(id_of(&w, ro)).unwrap();
+    w.map_update_elem(rw, &k(0), &[1; 4], 0).unwrap();
+    assert_eq!(w.map_lookup_elem(ro, &k(0)).unwrap(), vec![1; 4]);
+
+    let wo = array(&w, 2, BPF_F_WRONLY);
+    w.map_update_elem(wo, &k(1), &[2; 4], 0).unwrap();
+    assert_eq!(errno(w.map_lookup_elem(wo, &k(1))), EPERM);
+    assert_eq!(errno(w.map_get_next_key(wo, None)), EPERM);
+    assert!(w.map_info(wo).is_ok(), "map_info needs neither mode");
+}
+
+#[test]
+fn map_info_of_a_closed_fd_is_ebadfd() {
+    let w = world();
+    let fd = array(&w, 1, 0);
+    w.close(fd).unwrap();
+    assert_eq!(errno(w.map_info(fd)), EBADFD);
+    assert_eq!(errno(w.map_lookup_elem(fd, &k(0))), EBADF);
 }
