@@ -198,6 +198,16 @@ fn alu(
         Operand::Imm(imm) => Reg::konst(imm as i64 as u64),
     };
     writable(dst)?;
+    // check_alu_op refuses an out-of-range constant shift before it looks at operand types.
+    if let (AluOp::Lsh | AluOp::Rsh | AluOp::Arsh, Operand::Imm(imm)) = (op, src) {
+        let bits = if width == Width::W64 { 64 } else { 32 };
+        if !(0..bits).contains(&imm) {
+            return Err(Refuse {
+                message: format!("invalid shift {imm}"),
+                errno: EINVAL,
+            });
+        }
+    }
     let result = match op {
         AluOp::Mov if width == Width::W64 => s,
         AluOp::Mov => {
@@ -238,6 +248,12 @@ fn alu(
                 (false, true) if op == AluOp::Add => ptr_arith(env, width, op, dst, s, d, true)?,
                 (false, true) if op == AluOp::Sub => {
                     return refuse(format!("R{dst} tried to subtract pointer from scalar"))
+                }
+                (false, true) if matches!(op, AluOp::And | AluOp::Or | AluOp::Xor) => {
+                    return refuse(format!(
+                        "R{dst} bitwise operator {} on pointer prohibited",
+                        alu_str(op)
+                    ))
                 }
                 (false, true) => {
                     return refuse(format!(
@@ -474,9 +490,14 @@ fn stack_access(
         None => (ptr.var.var.mask | fixed as u64) & (bytes as u64 - 1) != 0,
     };
     if misaligned {
+        // The kernel prints a constant var_off as its value, an unknown one as a tnum.
+        let var_off = match ptr.var.const_value() {
+            Some(value) => format!("{}", value as i64),
+            None => ptr.var.var.to_string(),
+        };
         return refuse(format!(
-            "misaligned stack access off {}+{}+{off} size {bytes}",
-            ptr.var.var, ptr.off
+            "misaligned stack access off {var_off}+{}+{off} size {bytes}",
+            ptr.off
         ));
     }
     let Some(var) = ptr.var.const_value() else {
