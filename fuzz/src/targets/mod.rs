@@ -5,6 +5,7 @@
 pub mod asm_roundtrip;
 pub mod interp_diff;
 pub mod map_ops;
+pub mod sim_schedule;
 #[cfg(feature = "verifier")]
 pub mod verify_exec;
 
@@ -13,6 +14,7 @@ pub const ALL: &[(&str, fn(&[u8]))] = &[
     ("asm_roundtrip", asm_roundtrip::check),
     ("interp_diff", interp_diff::check),
     ("map_ops", map_ops::check),
+    ("sim_schedule", sim_schedule::check),
     #[cfg(feature = "verifier")]
     ("verify_exec", verify_exec::check),
 ];

@@ -21,9 +21,9 @@
 
 use crate::mutants_from_env;
 use arbitrary::{Arbitrary, Unstructured};
-use mimic_core::bpf::exec::{Config, ExecErrorKind, MapEnv, NoObserver, Program, Vm};
+use mimic_core::bpf::exec::{Config, ExecErrorKind, NoObserver, Program, Vm};
 use mimic_core::bpf::fixup::fixup;
-use mimic_core::bpf::verifier::{verify, MapDesc, MapResolver, VerifyOpts};
+use mimic_core::bpf::verifier::{verify, VerifyOpts};
 use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::isa::*;
 use mimic_core::mutants::Mutants;
@@ -31,7 +31,7 @@ use mimic_core::rcu::Flavor;
 use mimic_core::sync::Std;
 use mimic_core::sys::Process;
 use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType, BPF_ANY, BPF_F_INNER_MAP};
-use mimic_core::world::{World, WorldConfig};
+use mimic_core::world::WorldConfig;
 
 /// Bytes of context the program may read (`r1` at entry).
 pub const CTX_LEN: usize = 32;
@@ -295,44 +295,6 @@ fn fill(sys: &mut Process<Std>, fd: Fd, entries: u32, value_size: u32, base: u32
             .map(|b| (base + index * 7 + b) as u8)
             .collect();
         let _ = sys.map_update_elem(fd, &index.to_ne_bytes(), &value, BPF_ANY);
-    }
-}
-
-/// The world as the verifier sees it: fds resolved to shapes, outer maps with their meta.
-struct WorldMaps<'w>(&'w World<Std>);
-
-impl MapResolver for WorldMaps<'_> {
-    fn map_by_fd(&self, fd: i32) -> Result<MapDesc, String> {
-        let bad = || format!("fd {fd} is not pointing to valid bpf_map");
-        let world = self.0;
-        let handle = world.map_handle(fd).map_err(|_| bad())?;
-        let def = world.map_def(handle).map_err(|_| bad())?;
-        let id = world.map(handle).map_err(|_| bad())?.id();
-        let ptr = WorldEnv::new(world).map_from_fd(fd).map_err(|_| bad())?;
-        let mut desc = MapDesc::new(
-            def.map_type,
-            def.key_size,
-            def.value_size,
-            def.max_entries,
-            def.map_flags,
-        )
-        .with_id(id, ptr);
-        if let Some(meta) = world.map_meta(handle).map_err(|_| bad())? {
-            let mut inner = MapDesc::new(
-                meta.map_type,
-                meta.key_size,
-                meta.value_size,
-                meta.max_entries,
-                meta.map_flags,
-            );
-            // The world's meta is the one the kernel builds (and the one mutants corrupt).
-            if meta.map_type == MapType::Array {
-                inner.elem_size = meta.elem_size;
-                inner.index_mask = meta.index_mask;
-            }
-            desc = desc.with_meta(inner);
-        }
-        Ok(desc)
     }
 }
 
@@ -664,7 +626,7 @@ pub fn check_case(case: &Case, mutants: Mutants) {
     };
     let world = fixed_sys.world().clone();
     // Rejection is fine (and must not panic); acceptance is a claim we check.
-    let Ok(verified) = verify(&insns, &WorldMaps(&world), opts) else {
+    let Ok(verified) = verify(&insns, &*world, opts) else {
         return;
     };
     let listing = || {

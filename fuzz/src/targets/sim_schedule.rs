@@ -1,0 +1,52 @@
+//! `sim_schedule`: the fuzz bytes drive the simulator's scheduling and fault choices (the
+//! simulator's bytes scheduler, `mimic_sim::sim::scheduler::Bytes`) over its built-in scenarios.
+//!
+//! The first byte picks the scenario (modulo the number of built-ins, so every byte value is a
+//! valid choice); the rest feed the scheduler. The oracles are the simulator's own (use after
+//! free, leaks, lost keys, ...): a `Fail` verdict is a crash carrying the simulator's kind and
+//! detail. A `Cut` (the step budget ran out) is not a failure, as in a campaign.
+//!
+//! `MIMIC_MUTANTS=id,id` runs the scenarios with those mutants switched on.
+
+use crate::mutants_from_env;
+use mimic_sim::sim::engine::{run_bytes, RunConfig, Verdict};
+use mimic_sim::sim::scenario::Scenario;
+use mimic_sim::sim::scheduler::SchedulerKind;
+use std::sync::OnceLock;
+
+/// The built-in scenarios, parsed once (parsing per input would dominate the run time).
+fn scenarios() -> &'static [Scenario] {
+    static SCENARIOS: OnceLock<Vec<Scenario>> = OnceLock::new();
+    SCENARIOS.get_or_init(Scenario::builtins)
+}
+
+/// The scenario the first byte picks, and its name (for messages and the replay command).
+pub fn pick(data: &[u8]) -> Option<(&'static Scenario, &[u8])> {
+    let (&first, rest) = data.split_first()?;
+    let all = scenarios();
+    if all.is_empty() {
+        return None;
+    }
+    Some((&all[first as usize % all.len()], rest))
+}
+
+/// One input: panics with the simulator's message on a failing verdict.
+pub fn check(data: &[u8]) {
+    let Some((scenario, bytes)) = pick(data) else {
+        return;
+    };
+    let config = RunConfig {
+        scenario: scenario.clone(),
+        mutants: mutants_from_env(),
+        // Ignored by `run_bytes` (the bytes are the scheduler); set for the options line.
+        scheduler: SchedulerKind::Random,
+        keep_trace: false,
+    };
+    let outcome = run_bytes(&config, bytes);
+    if let Verdict::Fail { kind, detail } = &outcome.verdict {
+        panic!(
+            "sim_schedule: scenario {} failed: {kind}: {detail} (options {}, {} steps)",
+            scenario.name, outcome.options, outcome.steps
+        );
+    }
+}
