@@ -2,43 +2,15 @@
 //! `WorldEnv`, so what the world checks (generation, bounds) the executor reports.
 
 use mimic_core::bpf::exec::{NoObserver, Program, Vm};
+use mimic_core::bpf::verifier::corpus::seed_004_with_store;
 use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::fault::Fault;
-use mimic_core::isa::{self, Insn};
 use mimic_core::mutants::{Mutant, Mutants};
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::Std;
 use mimic_core::sys::Process;
 use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType, BPF_ANY, BPF_F_INNER_MAP};
 use mimic_core::world::WorldConfig;
-
-/// The seed-004 program before fixups: `inner = outer[0]; return inner ? inner[0] : -1`, with
-/// `*inner[0] += 1` added so the test also sees a store land.
-fn seed_program(outer: Fd) -> Vec<Insn> {
-    let mut insns = vec![
-        Insn::mov32_imm(1, 0),
-        Insn::stx_mem(isa::BPF_W, 10, 1, -4),
-        Insn::mov64_reg(2, 10),
-        Insn::alu64_imm(isa::BPF_ADD, 2, -4),
-    ];
-    insns.extend(Insn::ld_map_fd(1, outer));
-    insns.extend([
-        Insn::call_helper(1),
-        Insn::mov32_imm(6, -1),
-        Insn::jmp_imm(isa::BPF_JEQ, 0, 0, 8),
-        Insn::mov64_reg(2, 10),
-        Insn::alu64_imm(isa::BPF_ADD, 2, -4),
-        Insn::mov64_reg(1, 0),
-        Insn::call_helper(1),
-        Insn::jmp_imm(isa::BPF_JEQ, 0, 0, 3),
-        Insn::ldx_mem(isa::BPF_W, 6, 0, 0),
-        Insn::alu64_imm(isa::BPF_ADD, 6, 1),
-        Insn::stx_mem(isa::BPF_W, 0, 6, 0),
-        Insn::mov32_reg(0, 6),
-        Insn::exit(),
-    ]);
-    insns
-}
 
 fn inner_array(sys: &mut Process<Std>, max_entries: u32) -> Fd {
     let attr = MapAttr::new(MapType::Array, 4, 4, max_entries).flags(BPF_F_INNER_MAP);
@@ -59,7 +31,7 @@ fn seed_program_reads_and_writes_the_inner_array_through_the_world() {
     let template = inner_array(&mut sys, 1);
     let outer_attr = MapAttr::new(MapType::ArrayOfMaps, 4, 4, 3).inner(template);
     let outer = sys.map_create(&outer_attr).expect("outer");
-    let program = Program::new(&seed_program(outer)).expect("decodes");
+    let program = Program::new(&seed_004_with_store(outer)).expect("decodes");
 
     assert_eq!(
         run(&sys, &program).expect("runs") as u32,

@@ -375,36 +375,6 @@ pub fn run_programs(kernel: &mut KernelSys, dir: &std::path::Path) -> Vec<Check>
     vec![check]
 }
 
-/// Seed 004's program with a store: `inner = outer[0]; if !inner return -1; inner[0] += 1;
-/// return inner[0]` (the outer lookup inlined by the kernel, the inner one a direct call of the
-/// `BPF_F_INNER_MAP` array's lookup). `outer` is the fd of the side it runs on.
-fn seed_store_program(outer: Fd) -> Vec<mimic_core::isa::Insn> {
-    use mimic_core::isa::{self, Insn};
-    let mut insns = vec![
-        Insn::mov32_imm(1, 0),
-        Insn::stx_mem(isa::BPF_W, 10, 1, -4),
-        Insn::mov64_reg(2, 10),
-        Insn::alu64_imm(isa::BPF_ADD, 2, -4),
-    ];
-    insns.extend(Insn::ld_map_fd(1, outer));
-    insns.extend([
-        Insn::call_helper(1),
-        Insn::mov32_imm(6, -1),
-        Insn::jmp_imm(isa::BPF_JEQ, 0, 0, 8),
-        Insn::mov64_reg(2, 10),
-        Insn::alu64_imm(isa::BPF_ADD, 2, -4),
-        Insn::mov64_reg(1, 0),
-        Insn::call_helper(1),
-        Insn::jmp_imm(isa::BPF_JEQ, 0, 0, 3),
-        Insn::ldx_mem(isa::BPF_W, 6, 0, 0),
-        Insn::alu64_imm(isa::BPF_ADD, 6, 1),
-        Insn::stx_mem(isa::BPF_W, 0, 6, 0),
-        Insn::mov32_reg(0, 6),
-        Insn::exit(),
-    ]);
-    insns
-}
-
 /// One side of the map-program check: a backend, its outer map and the inner maps it created.
 struct Side<'a, S: BpfSys> {
     sys: &'a mut S,
@@ -502,10 +472,11 @@ pub fn run_map_programs(kernel: &mut KernelSys) -> Check {
     let mut w = world();
     let result = (|| -> Result<(), String> {
         let mut k = side(kernel)?;
-        let kernel_insns: Vec<super::insn::RawInsn> = seed_store_program(k.outer)
-            .iter()
-            .map(|i| i.to_bytes())
-            .collect();
+        let kernel_insns: Vec<super::insn::RawInsn> =
+            mimic_core::bpf::verifier::corpus::seed_004_with_store(k.outer)
+                .iter()
+                .map(|i| i.to_bytes())
+                .collect();
         let prog = match k
             .sys
             .prog_load(super::BPF_PROG_TYPE_SOCKET_FILTER, &kernel_insns, 0, 0)
@@ -517,8 +488,10 @@ pub fn run_map_programs(kernel: &mut KernelSys) -> Check {
             }
         };
         let mut ws = side(&mut w)?;
-        let program = Program::new(&seed_store_program(ws.outer))
-            .map_err(|e| format!("the executor cannot decode the program: {e}"))?;
+        let program = Program::new(&mimic_core::bpf::verifier::corpus::seed_004_with_store(
+            ws.outer,
+        ))
+        .map_err(|e| format!("the executor cannot decode the program: {e}"))?;
         let steps: [(&str, Option<(u32, u32)>); 6] = [
             ("empty outer[0]", None),
             ("inner array of 1 holding 41", Some((1, 41))),

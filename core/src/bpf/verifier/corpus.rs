@@ -378,6 +378,36 @@ pub fn update_on(fd: i32) -> Vec<Insn> {
         .0
 }
 
+/// Seed 004's program (before fixups) with a store: `inner = outer[0]; if !inner return -1;
+/// inner[0] += 1; return inner[0]`. The kernel inlines the outer lookup and calls the
+/// `BPF_F_INNER_MAP` array's own lookup for the inner one; the store shows a program's write
+/// landing in the inner map. `outer` is the outer map's fd on whichever side runs it.
+pub fn seed_004_with_store(outer: i32) -> Vec<Insn> {
+    let mut insns = vec![
+        Insn::mov32_imm(1, 0),
+        Insn::stx_mem(BPF_W, 10, 1, -4),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
+    ];
+    insns.extend(Insn::ld_map_fd(1, outer));
+    insns.extend([
+        Insn::call_helper(1),
+        Insn::mov32_imm(6, -1),
+        Insn::jmp_imm(BPF_JEQ, 0, 0, 8),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
+        Insn::mov64_reg(1, 0),
+        Insn::call_helper(1),
+        Insn::jmp_imm(BPF_JEQ, 0, 0, 3),
+        Insn::ldx_mem(BPF_W, 6, 0, 0),
+        Insn::alu64_imm(BPF_ADD, 6, 1),
+        Insn::stx_mem(BPF_W, 0, 6, 0),
+        Insn::mov32_reg(0, 6),
+        Insn::exit(),
+    ]);
+    insns
+}
+
 /// A tiny deterministic generator state (xorshift64*): the corpus must not depend on a crate
 /// the kernel check does not otherwise need, and a seed must give the same program forever.
 struct Rng(u64);
