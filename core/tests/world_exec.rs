@@ -99,3 +99,72 @@ fn freed_inner_map_under_a_program_is_a_use_after_free_with_the_mutant() {
         world.barrier().unwrap();
     }
 }
+
+/// A syscall program loaded through the verifier: `ctx[4..8] = ctx[0..4] + 1; ctx[8..16] = 7;
+/// return ctx[0..4]`.
+fn ctx_program(sys: &Process<Std>) -> mimic_core::bpf::verifier::world::LoadedProg {
+    use mimic_core::bpf::verifier::world::prog_load;
+    use mimic_core::bpf::verifier::{ProgType, VerifyOpts};
+    use mimic_core::isa::{Insn, BPF_ADD, BPF_DW, BPF_W};
+    let insns = [
+        Insn::ldx_mem(BPF_W, 0, 1, 0),
+        Insn::mov64_reg(2, 0),
+        Insn::alu64_imm(BPF_ADD, 2, 1),
+        Insn::stx_mem(BPF_W, 1, 2, 4),
+        Insn::st_mem(BPF_DW, 1, 8, 7),
+        Insn::exit(),
+    ];
+    let opts = VerifyOpts {
+        prog_type: ProgType::Syscall,
+        sleepable: true,
+        ..VerifyOpts::default()
+    };
+    prog_load(sys.world(), &insns, opts).expect("the kernel accepts this syscall program")
+}
+
+#[test]
+fn syscall_test_run_refuses_a_ctx_shorter_than_max_ctx_offset_with_einval() {
+    use mimic_core::bpf::verifier::world::TestRunError;
+    use mimic_core::errno::Errno;
+    let sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+    let loaded = ctx_program(&sys);
+    assert_eq!(loaded.verified.max_ctx_offset, 16, "the 8-byte store at 8");
+    for len in [0usize, 4, 15, 65_536] {
+        let mut ctx = vec![0xaa; len];
+        match loaded.test_run(sys.world(), &mut ctx) {
+            Err(TestRunError::Errno(Errno::EINVAL)) => {}
+            other => panic!("ctx of {len} bytes: {other:?}, the kernel says EINVAL"),
+        }
+        assert!(
+            ctx.iter().all(|b| *b == 0xaa),
+            "a refused run leaves the buffer alone ({len} bytes)"
+        );
+    }
+    let mut ctx = vec![0u8; 65_535];
+    loaded
+        .test_run(sys.world(), &mut ctx)
+        .expect("U16_MAX bytes is the largest context");
+    loaded.unload(sys.world()).expect("unload");
+}
+
+#[test]
+fn syscall_test_run_writes_the_context_back() {
+    let sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+    let loaded = ctx_program(&sys);
+    let mut ctx: Vec<u8> = (1..=20).collect();
+    let r0 = loaded.test_run(sys.world(), &mut ctx).expect("runs");
+    assert_eq!(r0, u64::from(u32::from_le_bytes([1, 2, 3, 4])));
+    assert_eq!(&ctx[0..4], &[1, 2, 3, 4], "untouched bytes stay");
+    assert_eq!(
+        &ctx[4..8],
+        &(u32::from_le_bytes([1, 2, 3, 4]) + 1).to_le_bytes(),
+        "the register store is copied back"
+    );
+    assert_eq!(&ctx[8..16], &7u64.to_le_bytes(), "the immediate store too");
+    assert_eq!(
+        &ctx[16..],
+        &[17, 18, 19, 20],
+        "bytes past the accesses stay"
+    );
+    loaded.unload(sys.world()).expect("unload");
+}

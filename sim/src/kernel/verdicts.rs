@@ -19,7 +19,7 @@ use super::insn::{self as raw, RawInsn};
 use super::KernelSys;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::corpus;
-use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, VerifyOpts};
+use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, ProgType, VerifyOpts};
 use mimic_core::isa::Insn;
 use mimic_core::mutants::Mutants;
 use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType};
@@ -273,6 +273,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
             privileged: true,
             sleepable: true,
             test_state_freq: item.state_freq,
+            prog_type: ProgType::Syscall,
             ..VerifyOpts::default()
         };
         let ours = verify(&item.prog, maps, opts);
@@ -444,13 +445,11 @@ fn with_fds(prog: &[Insn], fds: &BTreeMap<i32, Fd>, raw_of: &dyn Fn(Fd) -> i32) 
         .collect()
 }
 
-/// One accepted program run by `BPF_PROG_TEST_RUN` and by mimic's `prog_load` and executor on
-/// the world, each on fresh maps: `Err((kind, text))` when r0 or the map contents differ.
+/// One accepted program run by `BPF_PROG_TEST_RUN` and by mimic's `prog_load` and test run on
+/// the world, each on fresh maps and the same context: `Err((kind, text))` when r0, the context
+/// written back or the map contents differ.
 fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(), (String, String)> {
-    use mimic_core::bpf::exec::{NoObserver, Program, Vm};
     use mimic_core::bpf::verifier::world::prog_load;
-    use mimic_core::bpf::world_env::WorldEnv;
-    use mimic_core::rcu::Flavor;
     use mimic_core::sync::Std;
     use mimic_core::sys::Process;
     use mimic_core::world::WorldConfig;
@@ -487,35 +486,31 @@ fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(),
         privileged: true,
         sleepable: true,
         test_state_freq: item.state_freq,
+        prog_type: ProgType::Syscall,
         ..VerifyOpts::default()
     };
+    let mut our_ctx = ctx.clone();
     let ours = prog_load(sys.world(), &winsns, opts)
         .map_err(|e| format!("mimic prog_load: {e}"))
         .and_then(|loaded| {
-            let program = Program::new(&loaded.fixed.insns).map_err(|e| e.to_string())?;
             let world = sys.world();
-            world
-                .rcu_read_lock(Flavor::TasksTrace)
-                .map_err(|e| e.to_string())?;
-            let mut ctx = ctx.clone();
-            let r = Vm::default()
-                .run(
-                    &program,
-                    &mut ctx,
-                    &mut WorldEnv::new(world),
-                    &mut NoObserver,
-                )
+            let r = loaded
+                .test_run(world, &mut our_ctx)
                 .map_err(|e| e.to_string());
-            world
-                .rcu_read_unlock(Flavor::TasksTrace)
-                .map_err(|e| e.to_string())?;
             let _ = loaded.unload(world);
             r
         });
     let wc = contents(&mut sys, &wm);
     let name = &item.name;
     match (theirs, ours) {
-        (Ok(a), Ok(b)) if a.retval == b as u32 && kc == wc => Ok(()),
+        (Ok(a), Ok(b)) if a.retval == b as u32 && a.ctx_after == our_ctx && kc == wc => Ok(()),
+        (Ok(a), Ok(b)) if a.retval == b as u32 && a.ctx_after != our_ctx => Err((
+            "context differs".to_string(),
+            format!(
+                "{name}: kernel ctx after {:?}, mimic {our_ctx:?}",
+                a.ctx_after
+            ),
+        )),
         (Ok(a), Ok(b)) if a.retval == b as u32 => Err((
             "map contents differ".to_string(),
             format!("{name}: kernel maps {kc:?}, world maps {wc:?}"),

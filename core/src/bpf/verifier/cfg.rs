@@ -58,35 +58,27 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
         Ok(i) => i,
         Err(i) => i - 1,
     };
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).copied().unwrap_or(n);
-        // The last slot of a subprogram must end it: exit or an unconditional jump.
-        let last = (start..end).rev().find(|&pc| env.ops[pc].is_some());
-        let ok = last.is_some_and(|pc| matches!(env.ops[pc], Some(Op::Exit | Op::Ja { .. })));
-        if !ok {
-            return invalid(end - 1, "last insn is not an exit or jmp".into());
+    let end_of = |pc: usize| starts.get(subprog_of(pc) + 1).copied().unwrap_or(n);
+    // The kernel's check_subprogs, slot by slot: every jump stays inside its subprogram, and
+    // each subprogram's last slot ends it (exit or an unconditional jump). All of this comes
+    // before any edge is followed, so an out-of-range jump late in the program is reported
+    // before a jump into the middle of an `lddw` earlier.
+    for pc in 0..n {
+        if let Some(op @ (Op::Ja { .. } | Op::Jmp { .. })) = env.ops[pc] {
+            let t = successors(pc, &op).last().copied().unwrap_or(-1);
+            if t < 0 || t >= n as i64 || subprog_of(t as usize) != subprog_of(pc) {
+                return invalid(pc, format!("jump out of range from insn {pc} to {t}"));
+            }
         }
+        if pc + 1 == end_of(pc) && !matches!(env.ops[pc], Some(Op::Exit | Op::Ja { .. })) {
+            return invalid(pc, "last insn is not an exit or jmp".into());
+        }
+    }
+    for &start in &starts {
         env.prune.mark(start);
     }
     for pc in 0..n {
         let Some(op) = env.ops[pc] else { continue };
-        let edges = successors(pc, &op);
-        for (k, &t) in edges.iter().enumerate() {
-            let is_call_edge = matches!(op, Op::Call(CallTarget::Local(_))) && k == 1;
-            if t < 0 || t >= n as i64 {
-                return invalid(pc, format!("jump out of range from insn {pc} to {t}"));
-            }
-            let t = t as usize;
-            if env.ops[t].is_none() {
-                return invalid(
-                    pc,
-                    format!("jump into the middle of ldimm64 insn {}", t - 1),
-                );
-            }
-            if !is_call_edge && subprog_of(t) != subprog_of(pc) {
-                return invalid(pc, format!("jump out of range from insn {pc} to {t}"));
-            }
-        }
         match op {
             Op::Ja { off, .. } => env.prune.mark((pc as i64 + 1 + i64::from(off)) as usize),
             Op::Jmp { off, .. } => {
@@ -113,12 +105,15 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
     let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
     mark[0] = Mark::OnStack;
     while let Some(&mut (pc, ref mut k)) = stack.last_mut() {
-        let edges = env.ops[pc]
-            .map(|op| successors(pc, &op))
-            .unwrap_or_default();
+        // The second slot of an `lddw` reached by a jump falls through like any slot; the walk
+        // below refuses the jump that got there.
+        let edges = env.ops[pc].map_or_else(|| vec![pc as i64 + 1], |op| successors(pc, &op));
         if let Some(&t) = edges.get(*k) {
             *k += 1;
-            let t = t as usize;
+            // Targets were range-checked above; stay total on any input all the same.
+            let Some(t) = usize::try_from(t).ok().filter(|&t| t < n) else {
+                return invalid(pc, format!("jump out of range from insn {pc} to {t}"));
+            };
             match mark[t] {
                 Mark::New => {
                     mark[t] = Mark::OnStack;
@@ -134,9 +129,15 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
             stack.pop();
         }
     }
+    // In slot order, as the kernel's check_cfg ends: an unreachable instruction, or an `lddw`
+    // whose second slot some jump reached.
     for pc in 0..n {
-        if env.ops[pc].is_some() && mark[pc] == Mark::New {
+        let Some(op) = env.ops[pc] else { continue };
+        if mark[pc] == Mark::New {
             return invalid(pc, format!("unreachable insn {pc}"));
+        }
+        if matches!(op, Op::Ld64 { .. }) && mark.get(pc + 1).is_some_and(|m| *m != Mark::New) {
+            return invalid(pc, format!("jump into the middle of ldimm64 insn {pc}"));
         }
     }
     env.live_before = live_registers(&env.ops);

@@ -3,7 +3,7 @@
 
 use super::bounds::{self, AluError, Scalar};
 use super::state::{Reg, RegType, SlotByte, VState, MAX_STACK};
-use super::{calls, refuse, Env, Next, Refuse, EINVAL};
+use super::{calls, refuse, Env, Next, ProgType, Refuse, EINVAL, SYSCALL_CTX_MAX};
 use crate::isa::{AluOp, AtomicOp, Cond, Ld64, Op, Operand, Size, Width, FP};
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 
@@ -245,31 +245,15 @@ fn alu(
                     }
                 },
                 (true, false) => ptr_arith(env, width, op, dst, d, s, false)?,
-                (false, true) if op == AluOp::Add => ptr_arith(env, width, op, dst, s, d, true)?,
-                (false, true) if op == AluOp::Sub => {
-                    return refuse(format!("R{dst} tried to subtract pointer from scalar"))
-                }
-                (false, true) if matches!(op, AluOp::And | AluOp::Or | AluOp::Xor) => {
-                    return refuse(format!(
-                        "R{dst} bitwise operator {} on pointer prohibited",
-                        alu_str(op)
-                    ))
-                }
-                (false, true) => {
-                    return refuse(format!(
-                        "R{dst} pointer arithmetic with {} operator prohibited",
-                        alu_str(op)
-                    ))
-                }
+                // `scalar op pointer` goes through the same checks with the operands swapped
+                // (the kernel's adjust_ptr_min_max_vals), so the pointer's own refusals (32-bit,
+                // null, map_ptr) come before "tried to subtract pointer from scalar".
+                (false, true) => ptr_arith(env, width, op, dst, s, d, true)?,
                 (true, true) => {
-                    if op == AluOp::Sub
-                        && width == Width::W64
-                        && d.ty == s.ty
-                        && env.opts.privileged
-                    {
+                    // Two pointers: only subtraction, and only with pointer leaks allowed (any
+                    // width, any two pointer types); the result is an unknown scalar.
+                    if op == AluOp::Sub && env.opts.privileged {
                         Reg::unknown()
-                    } else if !env.opts.privileged && op == AluOp::Sub {
-                        return refuse(format!("R{dst} pointer -= pointer prohibited"));
                     } else {
                         return refuse(format!(
                             "R{dst} pointer {} pointer prohibited",
@@ -302,10 +286,22 @@ fn ptr_arith(
     commuted: bool,
 ) -> Result<Reg, Refuse> {
     if width == Width::W32 {
+        // 32-bit ALU on a pointer yields a meaningless scalar: allowed for subtraction when
+        // pointer leaks are (privileged), before any check of the pointer's type.
+        if op == AluOp::Sub && env.opts.privileged {
+            return Ok(Reg::unknown());
+        }
         return refuse(format!("R{dst} 32-bit pointer arithmetic prohibited"));
     }
     match ptr.ty {
-        RegType::ConstPtrToMap | RegType::MapValueOrNull => {
+        RegType::MapValueOrNull => {
+            return refuse(format!(
+                "R{dst} pointer arithmetic on {} prohibited, null-check it first",
+                ptr.ty.name()
+            ))
+        }
+        // `map_ptr += 0` is the one arithmetic allowed on a map pointer.
+        RegType::ConstPtrToMap if !(op == AluOp::Add && off.var.const_value() == Some(0)) => {
             return refuse(format!(
                 "R{dst} pointer arithmetic on {} prohibited",
                 ptr.ty.name()
@@ -328,9 +324,12 @@ fn ptr_arith(
             ))
         }
     }
+    if op == AluOp::Sub && commuted {
+        return refuse(format!("R{dst} tried to subtract pointer from scalar"));
+    }
     // The kernel never lets a program subtract from a stack pointer, even a constant (JITs may
     // not cope: test_verifier's "invalid fp arithmetic"); only `+= -k` moves it down.
-    if op == AluOp::Sub && !commuted && ptr.ty == RegType::Stack {
+    if op == AluOp::Sub && ptr.ty == RegType::Stack {
         return refuse(format!("R{dst} subtraction from stack pointer prohibited"));
     }
     let mut r = ptr;
@@ -455,22 +454,55 @@ pub(crate) fn mem_access(
             Ok(load_result(size))
         }
         RegType::Ctx => {
-            if ptr.off != 0 || !ptr.var.is_const() {
-                return refuse(format!(
-                    "dereference of modified ctx ptr R{r} off={} disallowed",
-                    ptr.off
-                ));
-            }
+            ctx_ptr_unmodified(r, &ptr)?;
             let total = i64::from(off);
-            if write || total < 0 || total + bytes > i64::from(env.opts.ctx_size) {
+            let allowed = match env.opts.prog_type {
+                ProgType::Generic => {
+                    !write && total >= 0 && total + bytes <= i64::from(env.opts.ctx_size)
+                }
+                ProgType::Syscall => syscall_ctx_access_ok(total, bytes),
+            };
+            if !allowed {
                 return refuse(format!(
                     "invalid bpf_context access off={total} size={bytes}"
                 ));
             }
+            // The test run refuses a context that does not reach every byte accessed.
+            env.max_ctx_offset = env.max_ctx_offset.max((total + bytes) as u32);
             Ok(load_result(size))
         }
         RegType::Stack => stack_access(st, r, ptr, off, size, access, env.opts.privileged),
     }
+}
+
+/// A context pointer is dereferenced only as `r1` came in: no fixed or variable offset (the
+/// kernel's `check_ptr_off_reg`, in its order: negative, modified, variable).
+fn ctx_ptr_unmodified(r: u8, ptr: &Reg) -> Result<(), Refuse> {
+    if ptr.off < 0 {
+        return refuse(format!(
+            "negative offset ctx ptr R{r} off={} disallowed",
+            ptr.off
+        ));
+    }
+    if ptr.off != 0 {
+        return refuse(format!(
+            "dereference of modified ctx ptr R{r} off={} disallowed",
+            ptr.off
+        ));
+    }
+    if ptr.var.const_value() != Some(0) {
+        return refuse(format!(
+            "variable ctx access var_off={} disallowed",
+            ptr.var.var
+        ));
+    }
+    Ok(())
+}
+
+/// `BPF_PROG_TYPE_SYSCALL`'s context rule (`syscall_prog_is_valid_access`): reads and writes
+/// anywhere in `0..U16_MAX`, at offsets that are a multiple of the access size.
+pub(crate) fn syscall_ctx_access_ok(off: i64, size: i64) -> bool {
+    (0..i64::from(SYSCALL_CTX_MAX)).contains(&off) && size > 0 && off % size == 0
 }
 
 fn stack_access(

@@ -19,6 +19,8 @@ mod calls;
 pub mod cfg;
 mod check;
 pub mod corpus;
+#[cfg(test)]
+mod ctx_tests;
 pub mod log;
 pub mod oracle;
 pub mod pruning;
@@ -138,9 +140,30 @@ impl MapResolver for MapTable {
     }
 }
 
+/// The program type, as far as the verifier's context rules differ between types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProgType {
+    /// mimic's own program: `r1` points at [`VerifyOpts::ctx_size`] read-only bytes (the
+    /// simulator's programs and the verifier's own tests).
+    #[default]
+    Generic,
+    /// `BPF_PROG_TYPE_SYSCALL` (privileged, sleepable, run by `BPF_PROG_TEST_RUN`): the context
+    /// is a copy of the caller's buffer, readable and writable at any `off` in
+    /// `0..SYSCALL_CTX_MAX` aligned to the access size (the kernel's
+    /// `syscall_prog_is_valid_access`); `ctx_size` is not used, the test run checks the buffer
+    /// against [`Verified::max_ctx_offset`] instead.
+    Syscall,
+}
+
+/// `BPF_PROG_TYPE_SYSCALL` context offsets must stay below `U16_MAX`, and a test run's context
+/// may not be larger than it.
+pub const SYSCALL_CTX_MAX: u32 = u16::MAX as u32;
+
 /// How to verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifyOpts {
+    /// Which context rules apply to `r1`.
+    pub prog_type: ProgType,
     /// `CAP_BPF`/`CAP_PERFMON` (bounded loops, pointer leaks, map-pointer reads, no masking).
     pub privileged: bool,
     pub sleepable: bool,
@@ -158,6 +181,7 @@ pub struct VerifyOpts {
 impl Default for VerifyOpts {
     fn default() -> Self {
         VerifyOpts {
+            prog_type: ProgType::Generic,
             privileged: true,
             sleepable: false,
             ctx_size: 64,
@@ -203,6 +227,9 @@ pub struct Verified {
     pub stats: Stats,
     pub log: String,
     pub privileged: bool,
+    /// One past the highest context byte any access reaches (the kernel's `max_ctx_offset`):
+    /// a test run refuses a context shorter than this.
+    pub max_ctx_offset: u32,
     /// Present when [`VerifyOpts::collect_states`] was set.
     pub oracle: Option<StateOracle>,
 }
@@ -277,6 +304,8 @@ pub(crate) struct Env<'a> {
     pub jmps_processed: u64,
     /// Registers live before each instruction (bit i = r_i), from [`cfg`].
     pub live_before: Vec<u16>,
+    /// See [`Verified::max_ctx_offset`].
+    pub max_ctx_offset: u32,
 }
 
 impl Env<'_> {
@@ -366,6 +395,7 @@ pub fn verify(
         oracle: opts.collect_states.then(|| StateOracle::new(insns.len())),
         jmps_processed: 0,
         live_before: Vec::new(),
+        max_ctx_offset: 0,
     };
     let result = cfg::check_cfg(&mut env)
         .and_then(|()| resolve_pseudo_ldimm64(&mut env))
@@ -384,6 +414,7 @@ pub fn verify(
                 stats: env.stats,
                 log: env.log.text,
                 privileged: opts.privileged,
+                max_ctx_offset: env.max_ctx_offset,
                 oracle: env.oracle,
             })
         }

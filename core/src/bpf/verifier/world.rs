@@ -128,7 +128,71 @@ pub fn prog_load<P: Platform>(
     })
 }
 
+/// Why a test run gave no `r0`.
+#[derive(Debug)]
+pub enum TestRunError {
+    /// Refused before the run, as the kernel does (`EINVAL`: a context shorter than the
+    /// program's `max_ctx_offset`, or longer than `U16_MAX`).
+    Errno(crate::errno::Errno),
+    /// The executor stopped the program (a model fault or a verifier gap, never the kernel's).
+    Exec(crate::bpf::exec::ExecError),
+    /// The fixed-up program did not decode, or the read-side section failed.
+    Setup(String),
+}
+
+impl std::fmt::Display for TestRunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TestRunError::Errno(e) => write!(f, "test run refused: {e}"),
+            TestRunError::Exec(e) => write!(f, "program stopped: {e}"),
+            TestRunError::Setup(e) => write!(f, "test run: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TestRunError {}
+
 impl LoadedProg {
+    /// `BPF_PROG_TEST_RUN` of a `BPF_PROG_TYPE_SYSCALL` program (the test run mimic models,
+    /// applied to every loaded program): `ctx` must reach the program's `max_ctx_offset` and
+    /// stay within `U16_MAX` bytes, else `EINVAL` before anything runs. The program runs on a
+    /// copy of `ctx` inside the read-side section of its flavour (tasks-trace when sleepable),
+    /// and the copy is written back into `ctx` afterwards, as the kernel copies the context
+    /// back to the caller's buffer.
+    pub fn test_run<P: Platform>(
+        &self,
+        world: &World<P>,
+        ctx: &mut [u8],
+    ) -> Result<u64, TestRunError> {
+        use crate::bpf::exec::{NoObserver, Program, Vm};
+        use crate::rcu::Flavor;
+        let len = ctx.len() as u64;
+        if len < u64::from(self.verified.max_ctx_offset) || len > u64::from(super::SYSCALL_CTX_MAX)
+        {
+            return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
+        }
+        let program = Program::new(&self.fixed.insns)
+            .map_err(|e| TestRunError::Setup(format!("fixed-up program: {e}")))?;
+        let flavor = if self.sleepable {
+            Flavor::TasksTrace
+        } else {
+            Flavor::Rcu
+        };
+        let section = |e: crate::fault::Error| TestRunError::Setup(format!("read side: {e}"));
+        world.rcu_read_lock(flavor).map_err(section)?;
+        let mut copy = ctx.to_vec();
+        let run = Vm::default().run(
+            &program,
+            &mut copy,
+            &mut crate::bpf::world_env::WorldEnv::new(world),
+            &mut NoObserver,
+        );
+        world.rcu_read_unlock(flavor).map_err(section)?;
+        let r0 = run.map_err(TestRunError::Exec)?;
+        ctx.copy_from_slice(&copy);
+        Ok(r0)
+    }
+
     /// Program unload: drop the references `prog_load` took.
     pub fn unload<P: Platform>(self, world: &World<P>) -> crate::fault::Result<()> {
         world.prog_release_maps(&self.maps, self.sleepable)
