@@ -27,14 +27,23 @@ fn section_9_cases_get_the_kernels_verdict_and_none_is_accepted_only_by_mimic() 
 }
 
 #[test]
-fn generated_programs_both_accept_fix_up_like_the_kernel_and_run_to_the_same_r0_and_maps() {
+fn generated_programs_get_the_kernels_verdict_fix_up_like_it_and_run_to_the_same_r0_ctx_and_maps() {
     /// Seeds: enough for a dozen or more accepted programs, few enough to stay quick.
     const SEEDS: u64 = 200;
     let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
         return;
     };
     let checks = verdicts::run(&mut kernel, &[verdicts::generated(SEEDS)]);
-    let (fixups, exec) = (&checks[1], &checks[2]);
+    let (verdicts, fixups, exec) = (&checks[0], &checks[1], &checks[2]);
+    assert!(
+        verdicts.gating && exec.gating,
+        "verdict and test-run lines gate kernel-check"
+    );
+    assert!(
+        verdicts.passed(),
+        "mimic's verdict or first message differs from the kernel's: {:#?}",
+        verdicts.examples
+    );
     assert!(
         fixups.cases > 0,
         "no generated program was accepted by both"
