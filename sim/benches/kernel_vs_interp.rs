@@ -42,8 +42,7 @@ fn main() {
         ("alu_loop_1000", 1000),
     ] {
         let insns = alu_loop(n);
-        let raw: Vec<[u8; 8]> = insns.iter().map(|i| i.to_bytes()).collect();
-        let prog = match kernel.prog_load(BPF_PROG_TYPE_SOCKET_FILTER, &raw, 0, 0) {
+        let prog = match kernel.prog_load(BPF_PROG_TYPE_SOCKET_FILTER, &insns, 0, 0) {
             Ok((prog, _)) => prog,
             Err(failure) => {
                 println!("{name}: the kernel refused it: {}", failure.error);

@@ -5,12 +5,16 @@
 #![cfg(feature = "kernel")]
 
 use mimic_core::errno::Errno;
+use mimic_core::isa::*;
 use mimic_core::uapi::{BpfSys, MapAttr, MapType, BPF_ANY};
-use mimic_sim::kernel::insn::{self, Insn};
 use mimic_sim::kernel::{
-    seed004, KernelError, KernelSys, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SOCKET_FILTER,
+    dump, seed004, KernelError, KernelSys, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SOCKET_FILTER,
     BPF_PROG_TYPE_SYSCALL, ETH_HLEN,
 };
+
+/// Helper ids of `bpf_map_lookup_elem` and `bpf_map_update_elem`.
+const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+const BPF_FUNC_MAP_UPDATE_ELEM: i32 = 2;
 
 /// A zeroed Ethernet-sized packet: socket filters under test run need at least ETH_HLEN bytes.
 const PACKET: [u8; 64] = [0; 64];
@@ -24,14 +28,14 @@ fn load_seed(sys: &mut KernelSys) -> (i32, i32, i32) {
     let outer = sys
         .map_create(&seed004::outer_attr(template))
         .expect("create outer_arr_dyn");
-    let insns = seed004::program(outer);
+    let insns = seed004::program(outer).expect("the shipped seed program assembles");
     let prog = match sys.prog_load(BPF_PROG_TYPE_SOCKET_FILTER, &insns, 0, 0) {
         Ok((prog, _log)) => prog,
         Err(failure) => panic!(
             "seed 004 program refused: {}\n{}\n{}",
             failure.error,
             failure.log,
-            insn::dump(&insns)
+            dump(&insns)
         ),
     };
     (outer, template, prog)
@@ -49,7 +53,7 @@ fn seed004_xlated_inlines_outer_lookup_and_calls_inner_array_lookup() {
     let (outer, template, prog) = load_seed(&mut sys);
     let outer_id = sys.map_info(outer).expect("outer map info").id;
     let xlated = sys.xlated(prog).expect("xlated program");
-    println!("seed 004 xlated on this kernel:\n{}", insn::dump(&xlated));
+    println!("seed 004 xlated on this kernel:\n{}", dump(&xlated));
     let measured =
         seed004::check_xlated(&xlated, outer_id).unwrap_or_else(|problems| panic!("{problems}"));
     println!(
@@ -138,7 +142,7 @@ fn verifier_log_comes_back_with_a_refused_program() {
         return;
     };
     // `exit` with r0 never written: every verifier refuses it ("R0 !read_ok") with EACCES.
-    let insns = insn::encode_all(&[Insn::new(insn::EXIT, 0, 0, 0, 0)]);
+    let insns = [Insn::exit()];
     let failure = sys
         .prog_load(BPF_PROG_TYPE_SOCKET_FILTER, &insns, 0, 0)
         .expect_err("exit with r0 unset must be refused");
@@ -158,31 +162,22 @@ fn verifier_log_comes_back_with_a_refused_program() {
 /// `w1 = 0; *(u32 *)(r10 -4) = r1; r2 = r10; r2 += -4`: a zero key on the stack, r2 = &key.
 fn key_on_stack() -> Vec<Insn> {
     vec![
-        Insn::new(0xb4, 1, 0, 0, 0),
-        Insn::new(0x63, 10, 1, -4, 0),
-        Insn::new(0xbf, 2, 10, 0, 0),
-        Insn::new(0x07, 2, 0, 0, -4),
+        Insn::mov32_imm(1, 0),
+        Insn::stx_mem(BPF_W, 10, 1, -4),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
     ]
 }
 
 fn lookup(map_fd: i32) -> Vec<Insn> {
-    let mut insns = insn::ld_map_fd(1, map_fd).to_vec();
-    insns.push(Insn::new(
-        insn::CALL,
-        0,
-        0,
-        0,
-        insn::BPF_FUNC_MAP_LOOKUP_ELEM,
-    ));
+    let mut insns = Insn::ld_map_fd(1, map_fd).to_vec();
+    insns.push(Insn::call_helper(BPF_FUNC_MAP_LOOKUP_ELEM));
     insns
 }
 
 /// `r0 = 0; exit`.
 fn return_zero() -> [Insn; 2] {
-    [
-        Insn::new(0xb7, 0, 0, 0, 0),
-        Insn::new(insn::EXIT, 0, 0, 0, 0),
-    ]
+    [Insn::mov64_imm(0, 0), Insn::exit()]
 }
 
 #[test]
@@ -200,11 +195,11 @@ fn verifier_refuses_map_in_map_misuse_with_the_messages_of_semantics_section_5()
 
     // bpf_map_update_elem(hash_of_maps, &key, &key, 0): only lookups are allowed on outer maps.
     let mut update = key_on_stack();
-    update.extend([Insn::new(0xbf, 3, 10, 0, 0), Insn::new(0x07, 3, 0, 0, -4)]);
-    update.extend(insn::ld_map_fd(1, hash_outer));
+    update.extend([Insn::mov64_reg(3, 10), Insn::alu64_imm(BPF_ADD, 3, -4)]);
+    update.extend(Insn::ld_map_fd(1, hash_outer));
     update.extend([
-        Insn::new(0xb7, 4, 0, 0, 0),
-        Insn::new(insn::CALL, 0, 0, 0, 2),
+        Insn::mov64_imm(4, 0),
+        Insn::call_helper(BPF_FUNC_MAP_UPDATE_ELEM),
     ]);
     update.extend(return_zero());
 
@@ -212,10 +207,10 @@ fn verifier_refuses_map_in_map_misuse_with_the_messages_of_semantics_section_5()
     let mut unchecked = key_on_stack();
     unchecked.extend(lookup(outer));
     unchecked.extend([
-        Insn::new(0xbf, 2, 10, 0, 0),
-        Insn::new(0x07, 2, 0, 0, -4),
-        Insn::new(0xbf, 1, 0, 0, 0),
-        Insn::new(insn::CALL, 0, 0, 0, insn::BPF_FUNC_MAP_LOOKUP_ELEM),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
+        Insn::mov64_reg(1, 0),
+        Insn::call_helper(BPF_FUNC_MAP_LOOKUP_ELEM),
     ]);
     unchecked.extend(return_zero());
 
@@ -223,12 +218,12 @@ fn verifier_refuses_map_in_map_misuse_with_the_messages_of_semantics_section_5()
     let mut arithmetic = key_on_stack();
     arithmetic.extend(lookup(outer));
     arithmetic.extend([
-        Insn::new(0x15, 0, 0, 5, 0), // if r0 == 0 goto the return
-        Insn::new(0xbf, 2, 10, 0, 0),
-        Insn::new(0x07, 2, 0, 0, -4),
-        Insn::new(0xbf, 1, 0, 0, 0),
-        Insn::new(0x07, 1, 0, 0, 8),
-        Insn::new(insn::CALL, 0, 0, 0, insn::BPF_FUNC_MAP_LOOKUP_ELEM),
+        Insn::jmp_imm(BPF_JEQ, 0, 0, 5), // if r0 == 0 goto the return
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
+        Insn::mov64_reg(1, 0),
+        Insn::alu64_imm(BPF_ADD, 1, 8),
+        Insn::call_helper(BPF_FUNC_MAP_LOOKUP_ELEM),
     ]);
     arithmetic.extend(return_zero());
 
@@ -236,8 +231,8 @@ fn verifier_refuses_map_in_map_misuse_with_the_messages_of_semantics_section_5()
     let mut write = key_on_stack();
     write.extend(lookup(outer));
     write.extend([
-        Insn::new(0x15, 0, 0, 1, 0), // if r0 == 0 goto the return
-        Insn::new(0x62, 0, 0, 0, 0), // *(u32 *)(r0 +0) = 0
+        Insn::jmp_imm(BPF_JEQ, 0, 0, 1), // if r0 == 0 goto the return
+        Insn::st_mem(BPF_W, 0, 0, 0),    // *(u32 *)(r0 +0) = 0
     ]);
     write.extend(return_zero());
 
@@ -265,12 +260,7 @@ fn verifier_refuses_map_in_map_misuse_with_the_messages_of_semantics_section_5()
     ];
     let mut problems = Vec::new();
     for (what, program, message) in cases {
-        match sys.prog_load(
-            BPF_PROG_TYPE_SOCKET_FILTER,
-            &insn::encode_all(program),
-            0,
-            0,
-        ) {
+        match sys.prog_load(BPF_PROG_TYPE_SOCKET_FILTER, program, 0, 0) {
             Ok((prog, _)) => {
                 sys.close(prog).expect("close");
                 problems.push(format!("{what}: accepted, semantics.md §5 says refused"));
@@ -357,7 +347,7 @@ fn seed004_as_a_sleepable_syscall_program_has_the_same_xlated_shape_and_result()
     let outer = sys
         .map_create(&seed004::outer_attr(template))
         .expect("outer");
-    let insns = seed004::program(outer);
+    let insns = seed004::program(outer).expect("the shipped seed program assembles");
     let refused = sys.prog_load(BPF_PROG_TYPE_SYSCALL, &insns, 0, 0);
     assert!(
         matches!(&refused, Err(failure) if failure.error.errno() == Some(Errno::EINVAL)),

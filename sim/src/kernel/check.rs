@@ -322,13 +322,12 @@ pub fn run_programs(kernel: &mut KernelSys, dir: &std::path::Path) -> Vec<Check>
             not_runnable += 1;
             continue;
         };
-        let raw: Vec<super::insn::RawInsn> = insns.iter().map(|i| i.to_bytes()).collect();
         let (prog_type, flags) = if case.mem.is_empty() {
             (super::BPF_PROG_TYPE_SOCKET_FILTER, 0)
         } else {
             (super::BPF_PROG_TYPE_SYSCALL, super::BPF_F_SLEEPABLE)
         };
-        let prog = match kernel.prog_load(prog_type, &raw, 0, flags) {
+        let prog = match kernel.prog_load(prog_type, &insns, 0, flags) {
             Ok((prog, _)) => prog,
             Err(failure) => {
                 refused += 1;
@@ -472,11 +471,7 @@ pub fn run_map_programs(kernel: &mut KernelSys) -> Check {
     let mut w = world();
     let result = (|| -> Result<(), String> {
         let mut k = side(kernel)?;
-        let kernel_insns: Vec<super::insn::RawInsn> =
-            mimic_core::bpf::verifier::corpus::seed_004_with_store(k.outer)
-                .iter()
-                .map(|i| i.to_bytes())
-                .collect();
+        let kernel_insns = mimic_core::bpf::verifier::corpus::seed_004_with_store(k.outer);
         let prog = match k
             .sys
             .prog_load(super::BPF_PROG_TYPE_SOCKET_FILTER, &kernel_insns, 0, 0)

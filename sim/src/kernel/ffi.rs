@@ -12,7 +12,7 @@
 #![allow(unsafe_code)]
 
 use super::error::KernelError;
-use super::insn::RawInsn;
+use mimic_core::isa::Insn;
 use mimic_core::uapi::{MapAttr, MapInfo};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::raw::{c_char, c_void};
@@ -482,14 +482,17 @@ const LOG_BYTES_MAX: usize = (u32::MAX >> 2) as usize;
 /// with level 1 so a failure always comes with a log).
 pub fn prog_load(
     prog_type: u32,
-    insns: &[RawInsn],
+    insns: &[Insn],
     log_level: u32,
     prog_flags: u32,
 ) -> Result<(OwnedFd, String), LoadFailure> {
     const OP: &str = "BPF_PROG_LOAD";
     // `u64` slots give the 8-byte size and (more than) the 4-byte alignment of bpf_insn while
     // keeping each slot's bytes in memory order.
-    let slots: Vec<u64> = insns.iter().map(|insn| u64::from_ne_bytes(*insn)).collect();
+    let slots: Vec<u64> = insns
+        .iter()
+        .map(|insn| u64::from_ne_bytes(insn.to_bytes()))
+        .collect();
     let license = c"GPL";
     let mut log_len = LOG_BYTES;
     loop {
@@ -533,7 +536,7 @@ fn log_text(log: &[u8]) -> String {
 
 /// The translated (xlated) program the kernel runs, via `BPF_OBJ_GET_INFO_BY_FD`. Needs the
 /// right to see kernel addresses (root); otherwise the kernel reports a length of 0.
-pub fn prog_xlated(fd: RawFd) -> Result<Vec<RawInsn>, KernelError> {
+pub fn prog_xlated(fd: RawFd) -> Result<Vec<Insn>, KernelError> {
     const OP: &str = "BPF_OBJ_GET_INFO_BY_FD";
     // SAFETY: bpf_prog_info is plain C data; all-zero asks for no arrays.
     let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
@@ -570,7 +573,7 @@ pub fn prog_xlated(fd: RawFd) -> Result<Vec<RawInsn>, KernelError> {
     let written = (again.xlated_prog_len as usize).min(slots.len() * 8) / 8;
     Ok(slots[..written]
         .iter()
-        .map(|slot| slot.to_ne_bytes())
+        .map(|slot| Insn::from_bytes(slot.to_ne_bytes()))
         .collect())
 }
 

@@ -7,9 +7,12 @@
 //!   [`Unavailable`] and skip when it is not.
 //! - The errno table every backend runs is the model's (`mimic_core::model::cases`, one table
 //!   tagged by source: §N of semantics.md, `kernel`, `model`); [`seed004`] is the seed's
-//!   program and xlated shape, [`bijection`] the id/fd correspondence for comparing two
+//!   program (the shipped example's assembly) and xlated shape, [`bijection`] the id/fd correspondence for comparing two
 //!   backends, [`differential`] the model-versus-kernel op-sequence comparison, [`check`] the
 //!   agreement table of `mimic kernel-check` (maps, conformance programs, seed 004 with maps).
+//!
+//! Instructions are the core's (`mimic_core::isa::Insn`, its assembler and printer): the kernel
+//! takes and returns them as 8-byte `struct bpf_insn` slots, which is `Insn`'s wire form.
 //!
 //! The syscall parts need the `kernel` feature (on by default; libbpf builds against
 //! libelf-dev, see `ci/install-deps`). All unsafe code is in `ffi`.
@@ -20,7 +23,6 @@ pub mod check;
 #[cfg(feature = "kernel")]
 pub mod differential;
 pub mod error;
-pub mod insn;
 pub mod seed004;
 #[cfg(feature = "kernel")]
 pub mod verdicts;
@@ -31,6 +33,31 @@ mod ffi;
 mod sys;
 
 pub use error::KernelError;
+
+use mimic_core::bpf::print::{dump_xlated, Symbols};
+use mimic_core::isa::{Insn, BPF_PSEUDO_MAP_FD};
+
+/// Names in a kernel dump: an `lddw` with `BPF_PSEUDO_MAP_FD` prints `map[id:N]` (in an xlated
+/// dump the kernel puts the map's id where the loader put the fd).
+struct KernelSymbols;
+
+impl Symbols for KernelSymbols {
+    fn ld_imm64(&self, src: u8, imm_lo: i32, _imm_hi: i32) -> Option<String> {
+        (src == BPF_PSEUDO_MAP_FD).then(|| format!("map[id:{}]", imm_lo as u32))
+    }
+}
+
+/// A program as `bpftool prog dump xlated` prints it (the core's printer). A program that does
+/// not decode is listed slot by slot with the reason, so a failure message always shows it.
+pub fn dump(insns: &[Insn]) -> String {
+    dump_xlated(insns, &KernelSymbols).unwrap_or_else(|e| {
+        let mut out = format!("(does not decode: {e})\n");
+        for (pc, insn) in insns.iter().enumerate() {
+            out.push_str(&format!("{pc:4}: {insn:?}\n"));
+        }
+        out
+    })
+}
 #[cfg(feature = "kernel")]
 pub use ffi::{LoadFailure, TestRun};
 #[cfg(feature = "kernel")]

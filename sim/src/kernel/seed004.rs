@@ -1,19 +1,28 @@
 //! Seed 004 (`shared/seeds/004_*.txt`, "Allow for map-in-map with dynamic inner array map
-//! entries") on the real kernel: the program of the seed's dump, hand-encoded, and the check
-//! that the kernel's xlated program has the seed's shape.
+//! entries") on the real kernel: the program of the seed's dump, and the check that the
+//! kernel's xlated program has the seed's shape.
 //!
 //! The seed's source: `key = 0; inner = lookup(&outer_arr_dyn, &key); if (!inner) return -1;
 //! val = lookup(inner, &key); return val ? *val : -1;` where `outer_arr_dyn` is an
 //! ARRAY_OF_MAPS of 3 whose template is a `BPF_F_INNER_MAP` ARRAY of 1 (u32 key, u32 value).
-//! After the kernel's fixups the outer lookup is inlined (array-of-maps `map_gen_lookup`) and
-//! the inner lookup, whose template carries `BPF_F_INNER_MAP`, is a direct call of the array's
-//! own lookup (its `imm` is a kernel address offset, not helper id 1).
+//! The program is the shipped example's assembly (`examples/seed_004/prog.s`, what
+//! `mimic verify` reads), assembled by the core. After the kernel's fixups the outer lookup is
+//! inlined (array-of-maps `map_gen_lookup`) and the inner lookup, whose template carries
+//! `BPF_F_INNER_MAP`, is a direct call of the array's own lookup (its `imm` is a kernel address
+//! offset, not helper id 1).
 #![forbid(unsafe_code)]
 
-use super::insn::{
-    self, Insn, RawInsn, BPF_FUNC_MAP_LOOKUP_ELEM, BPF_PSEUDO_MAP_FD, CALL, EXIT, LD_IMM64,
-};
+use mimic_core::bpf::asm::AsmError;
+use mimic_core::bpf::verifier::asm_maps::assemble_with_maps;
+use mimic_core::isa::*;
 use mimic_core::uapi::{MapAttr, MapType, BPF_F_INNER_MAP};
+
+/// The seed's program as shipped (`map:outer_arr_dyn` names the outer map).
+const PROG_S: &str = include_str!("../../../examples/seed_004/prog.s");
+/// The outer map's name in [`PROG_S`].
+const OUTER_NAME: &str = "outer_arr_dyn";
+/// Helper id of `bpf_map_lookup_elem`.
+const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
 
 /// `outer_arr_dyn`'s slots: the `if r0 >= 0x3` bound of the inlined outer lookup.
 pub const OUTER_MAX_ENTRIES: u32 = 3;
@@ -47,27 +56,8 @@ pub fn outer_attr(template_fd: i32) -> MapAttr {
 }
 
 /// The seed's program before fixups (17 slots), with `outer_fd` in the pseudo map load.
-pub fn program(outer_fd: i32) -> Vec<RawInsn> {
-    let [ld_lo, ld_hi] = insn::ld_map_fd(1, outer_fd);
-    insn::encode_all(&[
-        Insn::new(0xb4, 1, 0, 0, 0),                        // w1 = 0
-        Insn::new(0x63, 10, 1, -4, 0),                      // *(u32 *)(r10 -4) = r1
-        Insn::new(0xbf, 2, 10, 0, 0),                       // r2 = r10
-        Insn::new(0x07, 2, 0, 0, -4),                       // r2 += -4
-        ld_lo,                                              // r1 = map[outer_arr_dyn]
-        ld_hi,                                              //
-        Insn::new(CALL, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM), // call map_lookup_elem
-        Insn::new(0xb4, 6, 0, 0, -1),                       // w6 = -1
-        Insn::new(0x15, 0, 0, 6, 0),                        // if r0 == 0x0 goto pc+6
-        Insn::new(0xbf, 2, 10, 0, 0),                       // r2 = r10
-        Insn::new(0x07, 2, 0, 0, -4),                       // r2 += -4
-        Insn::new(0xbf, 1, 0, 0, 0),                        // r1 = r0
-        Insn::new(CALL, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM), // call map_lookup_elem
-        Insn::new(0x15, 0, 0, 1, 0),                        // if r0 == 0x0 goto pc+1
-        Insn::new(0x61, 6, 0, 0, 0),                        // r6 = *(u32 *)(r0 +0)
-        Insn::new(0xbc, 0, 6, 0, 0),                        // w0 = w6
-        Insn::new(EXIT, 0, 0, 0, 0),                        // exit
-    ])
+pub fn program(outer_fd: i32) -> Result<Vec<Insn>, AsmError> {
+    assemble_with_maps(PROG_S, &|name| (name == OUTER_NAME).then_some(outer_fd))
 }
 
 /// What the check of an xlated dump measured.
@@ -80,31 +70,24 @@ pub struct SeedXlated {
     pub inner_call_imm: i32,
 }
 
-/// One expected slot: `None` fields are kernel-specific and recorded instead of compared.
+/// One expected slot: the instruction, and whether its `imm` is compared (`false`:
+/// kernel-specific, recorded instead).
+#[derive(Clone, Copy)]
 struct Expect {
-    code: u8,
-    dst: u8,
-    src: u8,
-    off: i16,
-    imm: Option<i32>,
+    insn: Insn,
+    imm_compared: bool,
 }
 
-const fn at(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Expect {
+const fn at(insn: Insn) -> Expect {
     Expect {
-        code,
-        dst,
-        src,
-        off,
-        imm: Some(imm),
+        insn,
+        imm_compared: true,
     }
 }
-const fn any_imm(code: u8, dst: u8, src: u8, off: i16) -> Expect {
+const fn any_imm(insn: Insn) -> Expect {
     Expect {
-        code,
-        dst,
-        src,
-        off,
-        imm: None,
+        insn,
+        imm_compared: false,
     }
 }
 
@@ -115,38 +98,39 @@ const INNER_CALL_SLOT: usize = 20;
 
 /// The seed's dump, slot by slot (25 slots).
 fn expected(outer_id: u32) -> [Expect; 25] {
+    let [map_lo, map_hi] = Insn::ld_map_fd(1, outer_id as i32);
     [
-        at(0xb4, 1, 0, 0, 0),                                   // 0: w1 = 0
-        at(0x63, 10, 1, -4, 0),                                 // 1: *(u32 *)(r10 -4) = r1
-        at(0xbf, 2, 10, 0, 0),                                  // 2: r2 = r10
-        at(0x07, 2, 0, 0, -4),                                  // 3: r2 += -4
-        at(LD_IMM64, 1, BPF_PSEUDO_MAP_FD, 0, outer_id as i32), // 4: r1 = map[id:outer]
-        at(0, 0, 0, 0, 0),                                      // 5: (upper half)
-        any_imm(0x07, 1, 0, 0),                                 // 6: r1 += value offset
-        at(0x61, 0, 2, 0, 0),                                   // 7: r0 = *(u32 *)(r2 +0)
-        at(0x35, 0, 0, 5, OUTER_MAX_ENTRIES as i32),            // 8: if r0 >= 0x3 goto pc+5
-        at(0x67, 0, 0, 0, 3),                                   // 9: r0 <<= 3
-        at(0x0f, 0, 1, 0, 0),                                   // 10: r0 += r1
-        at(0x79, 0, 0, 0, 0),                                   // 11: r0 = *(u64 *)(r0 +0)
-        at(0x15, 0, 0, 1, 0),                                   // 12: if r0 == 0x0 goto pc+1
-        at(0x05, 0, 0, 1, 0),                                   // 13: goto pc+1
-        at(0xb7, 0, 0, 0, 0),                                   // 14: r0 = 0
-        at(0xb4, 6, 0, 0, -1),                                  // 15: w6 = -1
-        at(0x15, 0, 0, 6, 0),                                   // 16: if r0 == 0x0 goto pc+6
-        at(0xbf, 2, 10, 0, 0),                                  // 17: r2 = r10
-        at(0x07, 2, 0, 0, -4),                                  // 18: r2 += -4
-        at(0xbf, 1, 0, 0, 0),                                   // 19: r1 = r0
-        any_imm(CALL, 0, 0, 0),                                 // 20: call array_map_lookup_elem
-        at(0x15, 0, 0, 1, 0),                                   // 21: if r0 == 0x0 goto pc+1
-        at(0x61, 6, 0, 0, 0),                                   // 22: r6 = *(u32 *)(r0 +0)
-        at(0xbc, 0, 6, 0, 0),                                   // 23: w0 = w6
-        at(EXIT, 0, 0, 0, 0),                                   // 24: exit
+        at(Insn::mov32_imm(1, 0)),                                  // 0: w1 = 0
+        at(Insn::stx_mem(BPF_W, 10, 1, -4)),                        // 1: *(u32 *)(r10 -4) = r1
+        at(Insn::mov64_reg(2, 10)),                                 // 2: r2 = r10
+        at(Insn::alu64_imm(BPF_ADD, 2, -4)),                        // 3: r2 += -4
+        at(map_lo),                                                 // 4: r1 = map[id:outer]
+        at(map_hi),                                                 // 5: (upper half)
+        any_imm(Insn::alu64_imm(BPF_ADD, 1, 0)),                    // 6: r1 += value offset
+        at(Insn::ldx_mem(BPF_W, 0, 2, 0)),                          // 7: r0 = *(u32 *)(r2 +0)
+        at(Insn::jmp_imm(BPF_JGE, 0, OUTER_MAX_ENTRIES as i32, 5)), // 8: if r0 >= 0x3 goto pc+5
+        at(Insn::alu64_imm(BPF_LSH, 0, 3)),                         // 9: r0 <<= 3
+        at(Insn::alu64_reg(BPF_ADD, 0, 1)),                         // 10: r0 += r1
+        at(Insn::ldx_mem(BPF_DW, 0, 0, 0)),                         // 11: r0 = *(u64 *)(r0 +0)
+        at(Insn::jmp_imm(BPF_JEQ, 0, 0, 1)),                        // 12: if r0 == 0x0 goto pc+1
+        at(Insn::ja(1)),                                            // 13: goto pc+1
+        at(Insn::mov64_imm(0, 0)),                                  // 14: r0 = 0
+        at(Insn::mov32_imm(6, -1)),                                 // 15: w6 = -1
+        at(Insn::jmp_imm(BPF_JEQ, 0, 0, 6)),                        // 16: if r0 == 0x0 goto pc+6
+        at(Insn::mov64_reg(2, 10)),                                 // 17: r2 = r10
+        at(Insn::alu64_imm(BPF_ADD, 2, -4)),                        // 18: r2 += -4
+        at(Insn::mov64_reg(1, 0)),                                  // 19: r1 = r0
+        any_imm(Insn::call_helper(0)), // 20: call array_map_lookup_elem
+        at(Insn::jmp_imm(BPF_JEQ, 0, 0, 1)), // 21: if r0 == 0x0 goto pc+1
+        at(Insn::ldx_mem(BPF_W, 6, 0, 0)), // 22: r6 = *(u32 *)(r0 +0)
+        at(Insn::mov32_reg(0, 6)),     // 23: w0 = w6
+        at(Insn::exit()),              // 24: exit
     ]
 }
 
 /// Checks `xlated` against the seed's dump, slot by slot. Returns the kernel-specific values,
 /// or every mismatch (with the dump) so a failure explains itself.
-pub fn check_xlated(xlated: &[RawInsn], outer_id: u32) -> Result<SeedXlated, String> {
+pub fn check_xlated(xlated: &[Insn], outer_id: u32) -> Result<SeedXlated, String> {
     let expected = expected(outer_id);
     let mut problems = Vec::new();
     if xlated.len() != expected.len() {
@@ -156,20 +140,26 @@ pub fn check_xlated(xlated: &[RawInsn], outer_id: u32) -> Result<SeedXlated, Str
             expected.len()
         ));
     }
-    for (slot, (raw, want)) in xlated.iter().zip(expected.iter()).enumerate() {
-        let got = Insn::decode(*raw);
-        let fields_match = got.code == want.code
-            && got.dst == want.dst
-            && got.src == want.src
-            && got.off == want.off;
-        if !fields_match || want.imm.is_some_and(|imm| imm != got.imm) {
+    for (slot, (got, want)) in xlated.iter().zip(expected.iter()).enumerate() {
+        let w = want.insn;
+        let fields_match =
+            got.code == w.code && got.dst == w.dst && got.src == w.src && got.off == w.off;
+        if !fields_match || (want.imm_compared && got.imm != w.imm) {
             problems.push(format!(
-                "slot {slot}: got {got:?}, want code {:#04x} dst {} src {} off {} imm {:?}",
-                want.code, want.dst, want.src, want.off, want.imm
+                "slot {slot}: got {got:?}, want code {:#04x} dst {} src {} off {} imm {}",
+                w.code,
+                w.dst,
+                w.src,
+                w.off,
+                if want.imm_compared {
+                    w.imm.to_string()
+                } else {
+                    "any".to_string()
+                }
             ));
         }
     }
-    let call = xlated.get(INNER_CALL_SLOT).copied().map(Insn::decode);
+    let call = xlated.get(INNER_CALL_SLOT).copied();
     if call.is_some_and(|call| call.imm == BPF_FUNC_MAP_LOOKUP_ELEM) {
         problems.push(format!(
             "slot {INNER_CALL_SLOT}: the inner lookup is still helper #1, not a direct call of the array's lookup"
@@ -179,12 +169,10 @@ pub fn check_xlated(xlated: &[RawInsn], outer_id: u32) -> Result<SeedXlated, Str
         return Err(format!(
             "xlated program differs from seed 004:\n{}\n{}",
             problems.join("\n"),
-            insn::dump(xlated)
+            super::dump(xlated)
         ));
     }
-    let value_offset = xlated
-        .get(VALUE_OFFSET_SLOT)
-        .map_or(0, |raw| Insn::decode(*raw).imm);
+    let value_offset = xlated.get(VALUE_OFFSET_SLOT).map_or(0, |insn| insn.imm);
     let inner_call_imm = call.map_or(0, |call| call.imm);
     Ok(SeedXlated {
         value_offset,
@@ -198,14 +186,14 @@ mod tests {
 
     #[test]
     fn program_is_the_seeds_before_fixups() {
-        let program = program(7);
+        let program = program(7).expect("the shipped example assembles");
         assert_eq!(program.len(), 17, "16 instructions, lddw taking two slots");
-        let text = insn::dump(&program);
+        let text = crate::kernel::dump(&program);
         for line in [
             "4: (18) r1 = map[id:7]",
-            "6: (85) call #1",
+            "6: (85) call bpf_map_lookup_elem#1",
             "8: (15) if r0 == 0x0 goto pc+6",
-            "12: (85) call #1",
+            "12: (85) call bpf_map_lookup_elem#1",
             "14: (61) r6 = *(u32 *)(r0 +0)",
             "15: (bc) w0 = w6",
         ] {
@@ -214,7 +202,7 @@ mod tests {
     }
 
     /// A dump of the seed's shape built by hand, with the given inner call imm.
-    fn synthetic_xlated(outer_id: u32, inner_call_imm: i32) -> Vec<RawInsn> {
+    fn synthetic_xlated(outer_id: u32, inner_call_imm: i32) -> Vec<Insn> {
         expected(outer_id)
             .iter()
             .enumerate()
@@ -222,9 +210,9 @@ mod tests {
                 let imm = match slot {
                     VALUE_OFFSET_SLOT => 312,
                     INNER_CALL_SLOT => inner_call_imm,
-                    _ => want.imm.unwrap_or(0),
+                    _ => want.insn.imm,
                 };
-                Insn::new(want.code, want.dst, want.src, want.off, imm).encode()
+                Insn { imm, ..want.insn }
             })
             .collect()
     }
@@ -257,7 +245,7 @@ mod tests {
         );
         let mut masked = xlated;
         // The unprivileged form jumps 6 (over an extra `&= index_mask`).
-        masked[8] = Insn::new(0x35, 0, 0, 6, 3).encode();
+        masked[8] = Insn::jmp_imm(BPF_JGE, 0, 3, 6);
         assert!(
             check_xlated(&masked, 9).is_err(),
             "goto pc+6 is not the seed's"

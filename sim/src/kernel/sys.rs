@@ -23,9 +23,9 @@
 
 use super::error::KernelError;
 use super::ffi::{self, LoadFailure, Shape, TestRun};
-use super::insn::RawInsn;
 use mimic_core::errno::Errno;
 use mimic_core::fault::Error;
+use mimic_core::isa::Insn;
 use mimic_core::uapi::{BatchOut, BpfSys, Fd, MapAttr, MapId, MapInfo, MapType};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
@@ -227,12 +227,12 @@ impl KernelSys {
         self.translate(fd).to_ne_bytes().to_vec()
     }
 
-    /// `BPF_PROG_LOAD`. `insns` are raw 8-byte slots; pseudo map loads must carry fds this
+    /// `BPF_PROG_LOAD`. `insns` are the core's instructions; pseudo map loads must carry fds this
     /// backend owns. Returns the program fd and the verifier log (empty at `log_level` 0).
     pub fn prog_load(
         &mut self,
         prog_type: u32,
-        insns: &[RawInsn],
+        insns: &[Insn],
         log_level: u32,
         prog_flags: u32,
     ) -> Result<(Fd, String), LoadFailure> {
@@ -251,8 +251,8 @@ impl KernelSys {
         }
     }
 
-    /// The kernel's translated program (after its fixups), as raw 8-byte slots.
-    pub fn xlated(&self, prog_fd: Fd) -> Result<Vec<RawInsn>, KernelError> {
+    /// The kernel's translated program (after its fixups), one `Insn` per 8-byte slot.
+    pub fn xlated(&self, prog_fd: Fd) -> Result<Vec<Insn>, KernelError> {
         ffi::prog_xlated(self.prog_fd(prog_fd)?)
     }
 

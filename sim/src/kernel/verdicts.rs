@@ -18,12 +18,11 @@
 
 use super::bijection::Bijection;
 use super::check::{Check, SHOWN_PER_CHECK};
-use super::insn::{self as raw, RawInsn};
 use super::KernelSys;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::corpus;
 use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, ProgType, VerifyOpts};
-use mimic_core::isa::Insn;
+use mimic_core::isa::{Insn, BPF_CALL, BPF_JMP, BPF_PSEUDO_MAP_FD};
 use mimic_core::mutants::Mutants;
 use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType};
 use std::collections::BTreeMap;
@@ -42,8 +41,8 @@ pub const FIXUPS_GATE: bool = false;
 pub const DEFAULT_GENERATED: u64 = 300;
 /// `BPF_F_TEST_STATE_FREQ` (a checkpoint at every prune point), as the §9 pruning case asks.
 const BPF_F_TEST_STATE_FREQ: u32 = 1 << 3;
-/// The kernel's lddw source for a map id in an xlated dump.
-const PSEUDO_MAP: u8 = 1;
+/// `call` (helper, kfunc or bpf-to-bpf by `src`).
+const CALL: u8 = BPF_JMP | BPF_CALL;
 
 /// One program: name, instructions (map fds as in its [`MapTable`]), whether it needs
 /// `BPF_F_TEST_STATE_FREQ`.
@@ -139,18 +138,9 @@ fn kernel_maps(
 }
 
 /// The program with corpus fds replaced by the kernel's raw fds.
-fn for_kernel(kernel: &KernelSys, prog: &[Insn], fds: &BTreeMap<i32, (Fd, u32)>) -> Vec<RawInsn> {
-    prog.iter()
-        .map(|insn| {
-            let mut i = *insn;
-            if i.code == raw::LD_IMM64 && i.src == raw::BPF_PSEUDO_MAP_FD {
-                if let Some((fd, _)) = fds.get(&i.imm) {
-                    i.imm = kernel.map_fd(*fd).unwrap_or(*fd);
-                }
-            }
-            i.to_bytes()
-        })
-        .collect()
+fn for_kernel(kernel: &KernelSys, prog: &[Insn], fds: &BTreeMap<i32, (Fd, u32)>) -> Vec<Insn> {
+    let fds: BTreeMap<i32, Fd> = fds.iter().map(|(k, (fd, _))| (*k, *fd)).collect();
+    with_fds(prog, &fds, &|fd| kernel.map_fd(fd).unwrap_or(fd))
 }
 
 /// The first error line of a kernel verifier log: the line before `processed N insns` (or the
@@ -171,7 +161,7 @@ fn kernel_message(log: &str) -> String {
 fn compare_fixups(
     ours: &[Insn],
     ours_map_loads: &[(usize, u32)],
-    theirs: &[RawInsn],
+    theirs: &[Insn],
     ids: &BTreeMap<u32, u32>,
 ) -> Result<(), String> {
     if ours.len() != theirs.len() {
@@ -189,20 +179,20 @@ fn compare_fixups(
             skip_next = false;
             continue;
         }
-        let b = raw::Insn::decode(*b);
         let differs = || format!("slot {pc}: mimic {a:?}, kernel {b:?}");
         if let Some(id) = map_loads.get(&pc) {
             skip_next = true;
-            let same = b.code == raw::LD_IMM64
+            // In an xlated dump the kernel puts the map's id where the loader put the fd.
+            let same = b.is_lddw()
                 && b.dst == a.dst
-                && b.src == PSEUDO_MAP
+                && b.src == BPF_PSEUDO_MAP_FD
                 && ids.get(id).is_some_and(|k| *k as i32 == b.imm);
             if !same {
                 return Err(format!("{} (map id {id})", differs()));
             }
             continue;
         }
-        if a.code == raw::CALL && b.code == raw::CALL {
+        if a.code == CALL && b.code == CALL {
             if a.src != b.src || a.dst != b.dst || a.off != b.off {
                 return Err(differs());
             }
@@ -211,7 +201,7 @@ fn compare_fixups(
                 .map_err(|e| format!("{}: call targets: {e}", differs()))?;
             continue;
         }
-        if a.code == raw::LD_IMM64 {
+        if a.is_lddw() {
             skip_next = true;
         }
         if (a.code, a.dst, a.src, a.off, a.imm) != (b.code, b.dst, b.src, b.off, b.imm) {
@@ -275,7 +265,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
         .filter_map(|(fd, d)| fds.get(fd).map(|(_, kid)| (d.id, *kid)))
         .collect();
     for item in &set.items {
-        let bytes = for_kernel(kernel, &item.prog, &fds);
+        let kinsns = for_kernel(kernel, &item.prog, &fds);
         // Syscall programs must be sleepable; their context is plain memory (no field
         // rewriting as a socket filter's __sk_buff gets), as mimic models it.
         let flags = super::BPF_F_SLEEPABLE
@@ -284,7 +274,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
             } else {
                 0
             };
-        let theirs = kernel.prog_load(super::BPF_PROG_TYPE_SYSCALL, &bytes, 0, flags);
+        let theirs = kernel.prog_load(super::BPF_PROG_TYPE_SYSCALL, &kinsns, 0, flags);
         let opts = VerifyOpts {
             privileged: true,
             sleepable: true,
@@ -344,7 +334,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
                     "{name}: mimic accepts, kernel refuses ({}): {:?}\n{}",
                     failure.error,
                     kernel_message(&failure.log),
-                    raw::dump(&bytes)
+                    super::dump(&kinsns)
                 ),
             ),
         }
@@ -451,7 +441,7 @@ fn with_fds(prog: &[Insn], fds: &BTreeMap<i32, Fd>, raw_of: &dyn Fn(Fd) -> i32) 
     prog.iter()
         .map(|insn| {
             let mut i = *insn;
-            if i.code == raw::LD_IMM64 && i.src == raw::BPF_PSEUDO_MAP_FD {
+            if i.is_lddw() && i.src == BPF_PSEUDO_MAP_FD {
                 if let Some(fd) = fds.get(&i.imm) {
                     i.imm = raw_of(*fd);
                 }
@@ -475,11 +465,10 @@ fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(),
     let ctx: Vec<u8> = (0..EXEC_CTX as u8).collect();
     let km = run_maps(kernel, table).map_err(setup)?;
     let kinsns = with_fds(&item.prog, &km.fds, &|fd| kernel.map_fd(fd).unwrap_or(fd));
-    let bytes: Vec<RawInsn> = kinsns.iter().map(|i| i.to_bytes()).collect();
     let theirs = kernel
         .prog_load(
             super::BPF_PROG_TYPE_SYSCALL,
-            &bytes,
+            &kinsns,
             0,
             super::BPF_F_SLEEPABLE,
         )
