@@ -59,3 +59,107 @@ fn generated_programs_get_the_kernels_verdict_fix_up_like_it_and_run_to_the_same
         exec.examples
     );
 }
+
+/// The `BPF_PROG_TYPE_SYSCALL` context rules mimic models, side by side with the kernel: each
+/// program gets the same verdict (for refusals, the kernel's log holds mimic's message), and an
+/// accepted one test-runs with contexts around its `max_ctx_offset` with the same outcome on
+/// both (`EINVAL`, or the same r0 and the same context written back).
+#[test]
+fn syscall_context_rules_and_test_run_match_the_kernel() {
+    use mimic_core::bpf::asm::assemble;
+    use mimic_core::bpf::verifier::world::{prog_load, TestRunError};
+    use mimic_core::bpf::verifier::{ProgType, VerifyOpts};
+    use mimic_core::errno::Errno;
+    use mimic_core::mutants::Mutants;
+    use mimic_core::sync::Std;
+    use mimic_core::sys::Process;
+    use mimic_core::uapi::BpfSys;
+    use mimic_core::world::WorldConfig;
+    use mimic_sim::kernel::{KernelError, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SYSCALL};
+    let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
+        return;
+    };
+    let programs = [
+        "ldxw %r0, [%r1+0]\nexit",
+        "ldxh %r0, [%r1+2]\nexit",
+        "ldxw %r0, [%r1+2]\nexit",
+        "ldxdw %r0, [%r1+4]\nexit",
+        "ldxb %r0, [%r1-1]\nexit",
+        "ldxb %r0, [%r1+32767]\nexit",
+        "ldxsw %r0, [%r1+8]\nexit",
+        "ldxw %r2, [%r1+0]\nstxw [%r1+4], %r2\nmov %r0, 0\nexit",
+        "stw [%r1+4], 7\nstdw [%r1+8], -1\nmov %r0, 1\nexit",
+        "sth [%r1+1], 7\nmov %r0, 0\nexit",
+        "add %r1, 4\nldxw %r0, [%r1+0]\nexit",
+        "add %r1, -4\nldxw %r0, [%r1+0]\nexit",
+        "mov %r2, 0\nlock add [%r1+0], %r2\nmov %r0, 0\nexit",
+        "mov %r0, 7\nexit",
+        "mov %r6, 1\nsub %r6, %r10\nmov %r0, 0\nexit",
+        "mov %r6, 1\nsub32 %r6, %r10\nmov %r0, 0\nexit",
+        "mov %r6, %r10\nsub %r6, %r1\nmov %r0, 0\nexit",
+    ];
+    let opts = VerifyOpts {
+        prog_type: ProgType::Syscall,
+        sleepable: true,
+        ..VerifyOpts::default()
+    };
+    let mut problems = Vec::new();
+    for source in programs {
+        let what = source.replace('\n', "; ");
+        let insns = assemble(source).expect("test program assembles");
+        let sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+        let theirs = kernel.prog_load(BPF_PROG_TYPE_SYSCALL, &insns, 0, BPF_F_SLEEPABLE);
+        let ours = prog_load(sys.world(), &insns, opts);
+        let (prog, loaded) = match (theirs, ours) {
+            (Ok((prog, _)), Ok(loaded)) => (prog, loaded),
+            (Err(failure), Err(e)) => {
+                let message = match &e {
+                    mimic_core::bpf::verifier::world::LoadError::Rejected(r) => r.message.clone(),
+                    other => other.to_string(),
+                };
+                if !failure.log.contains(&message) {
+                    problems.push(format!(
+                        "{what}: kernel log\n{}\nmimic {message:?}",
+                        failure.log
+                    ));
+                }
+                continue;
+            }
+            (Ok((prog, _)), Err(e)) => {
+                let _ = kernel.close(prog);
+                problems.push(format!("{what}: kernel accepts, mimic {e}"));
+                continue;
+            }
+            (Err(failure), Ok(_)) => {
+                problems.push(format!("{what}: mimic accepts, kernel {}", failure.error));
+                continue;
+            }
+        };
+        let max = loaded.verified.max_ctx_offset as usize;
+        let mut lengths = vec![max, max + 8, 65_535, 65_536];
+        if max > 0 {
+            lengths.push(max - 1);
+        }
+        for len in lengths {
+            let ctx: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let k = kernel.test_run(prog, &[], &ctx, 0);
+            let mut our_ctx = ctx.clone();
+            let m = loaded.test_run(sys.world(), &mut our_ctx);
+            match (k, m) {
+                (
+                    Err(KernelError::Errno(Errno::EINVAL)),
+                    Err(TestRunError::Errno(Errno::EINVAL)),
+                ) => {}
+                (Ok(run), Ok(r0)) if run.retval == r0 as u32 && run.ctx_after == our_ctx => {}
+                (k, m) => problems.push(format!(
+                    "{what}, ctx of {len} bytes: kernel {:?}, mimic {:?}",
+                    k.map(|r| r.retval),
+                    m
+                )),
+            }
+        }
+        let _ = kernel.close(prog);
+        let _ = loaded.unload(sys.world());
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
