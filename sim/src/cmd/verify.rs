@@ -1,4 +1,4 @@
-//! `mimic verify FILE [--maps SPEC] [--unpriv] [--log] [--xlated] [--mutants LIST]`: verify a
+//! `mimic verify FILE [--maps SPEC] [--unpriv] [--syscall] [--log] [--xlated] [--mutants LIST]`: verify a
 //! program written in assembly, print the verdict, optionally the verifier log and the fixed-up
 //! program in bpftool's xlated style.
 //!
@@ -12,7 +12,7 @@
 use clap::Args;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::asm_maps::assemble_with_maps;
-use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, VerifyOpts};
+use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, ProgType, VerifyOpts};
 use mimic_core::mutants::{Mutant, Mutants};
 use mimic_core::uapi::{
     MapType, BPF_F_INNER_MAP, BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG,
@@ -31,6 +31,11 @@ pub struct VerifyArgs {
     /// Verify as an unprivileged program.
     #[arg(long)]
     pub unpriv: bool,
+    /// Verify as a sleepable `BPF_PROG_TYPE_SYSCALL` program (a writable context of up to
+    /// 65535 bytes, accesses aligned to their size), as `mimic kernel-check` loads programs;
+    /// prints the highest context byte reached (`max_ctx_offset`).
+    #[arg(long)]
+    pub syscall: bool,
     /// Print the verifier log.
     #[arg(long)]
     pub log: bool,
@@ -164,6 +169,12 @@ fn verify_cmd(args: &VerifyArgs) -> Result<bool, String> {
         privileged: !args.unpriv,
         mutants,
         log_level: u8::from(args.log),
+        prog_type: if args.syscall {
+            ProgType::Syscall
+        } else {
+            ProgType::Generic
+        },
+        sleepable: args.syscall,
         ..VerifyOpts::default()
     };
     match verify(&insns, &table, opts) {
@@ -172,6 +183,9 @@ fn verify_cmd(args: &VerifyArgs) -> Result<bool, String> {
                 print!("{}", v.log);
             }
             println!("verdict: accepted ({} insns processed)", v.stats.processed);
+            if args.syscall {
+                println!("max_ctx_offset: {}", v.max_ctx_offset);
+            }
             if args.xlated {
                 let fixed = fixup(&v, mutants).map_err(|e| e.to_string())?;
                 print!("{}", fixed.dump_xlated().map_err(|e| e.to_string())?);

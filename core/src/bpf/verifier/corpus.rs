@@ -434,10 +434,10 @@ impl Rng {
 const GEN_MAX_PIECES: u64 = 24;
 
 /// A seeded map-in-map program over the maps of [`maps`]: a prologue that initialises every
-/// register and three stack slots (unknown scalars from the context's first two u32 fields,
-/// `skb->len` and `skb->pkt_type` for a socket filter), then random pieces (ALU, stack
-/// spills and fills, loads through any register, pseudo map loads, lookups, branches), then
-/// `r0 = 0; exit`. A fair share verify; the rest are refused for many different reasons.
+/// register and three stack slots (unknown scalars from the context's first two u32 fields
+/// of a syscall program), then random pieces (ALU, stack spills and fills, loads through any
+/// register, stores of constants through any register, pseudo map loads, lookups, branches),
+/// then `r0 = 0; exit`. A fair share verify; the rest are refused for many different reasons.
 pub fn generated(seed: u64) -> Vec<Insn> {
     // Seed 0 would stay 0 under xorshift.
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
