@@ -3,7 +3,7 @@
 //! to build one world. `cargo run --release --features verifier --example verify_exec_speed`.
 
 use mimic_core::mutants::Mutants;
-use mimic_fuzz::targets::verify_exec::{build_world, check, ArraySpec, InnerSpec, Setup};
+use mimic_sim::fuzz::verify_exec::{build_world, check, ArraySpec, InnerSpec, Setup};
 use std::time::Instant;
 
 /// Inputs per measurement and bytes per input (about what the campaigns' corpora hold).

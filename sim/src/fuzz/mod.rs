@@ -1,7 +1,22 @@
-//! Shared helpers of the fuzz targets: the mutant switch read from the environment, and the
-//! corpus/regression file conventions. The targets themselves are in `fuzz_targets/`.
+//! The properties of the fuzz targets, one module per target, each with `check(data)` that
+//! panics on a finding, and their shared helpers (the mutant switch read from the environment).
+//! `fuzz/fuzz_targets/<name>.rs` wraps `check` for libFuzzer; `sim/tests/fuzz_regressions.rs`
+//! replays the files of `fuzz/regressions/<name>/` through it under plain `cargo test`.
 
-pub mod targets;
+pub mod asm_roundtrip;
+pub mod interp_diff;
+pub mod map_ops;
+pub mod sim_schedule;
+pub mod verify_exec;
+
+/// Every target by name, for replay tools.
+pub const ALL: &[(&str, fn(&[u8]))] = &[
+    ("asm_roundtrip", asm_roundtrip::check),
+    ("interp_diff", interp_diff::check),
+    ("map_ops", map_ops::check),
+    ("sim_schedule", sim_schedule::check),
+    ("verify_exec", verify_exec::check),
+];
 
 use mimic_core::mutants::{Mutant, Mutants};
 use std::sync::OnceLock;

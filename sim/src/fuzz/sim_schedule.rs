@@ -8,10 +8,10 @@
 //!
 //! `MIMIC_MUTANTS=id,id` runs the scenarios with those mutants switched on.
 
-use crate::mutants_from_env;
-use mimic_sim::sim::engine::{run_bytes, RunConfig, Verdict};
-use mimic_sim::sim::scenario::Scenario;
-use mimic_sim::sim::scheduler::SchedulerKind;
+use crate::fuzz::mutants_from_env;
+use crate::sim::engine::{run_bytes, RunConfig, Verdict};
+use crate::sim::scenario::Scenario;
+use crate::sim::scheduler::SchedulerKind;
 use std::sync::OnceLock;
 
 /// The built-in scenarios, parsed once (parsing per input would dominate the run time).

@@ -1,11 +1,9 @@
 //! Directed cases of `verify_exec`: each map-in-map mutant of the verifier/fixup family is
 //! caught by the target's property for its own reason, and the same case passes on the correct
 //! core. These pin the oracle; the campaign's job is to find such cases unaided (BENCHMARKS.md).
-//! Needs `--features verifier`.
-#![cfg(feature = "verifier")]
 
 use mimic_core::mutants::{Mutant, Mutants};
-use mimic_fuzz::targets::verify_exec::{
+use mimic_sim::fuzz::verify_exec::{
     check_case, ArraySpec, Case, InnerSpec, Key, MapSel, Piece, Setup, Size, Slot, CTX_LEN,
 };
 

@@ -1,5 +1,5 @@
 //! Replays every file under `fuzz/regressions/<target>/` through the target's property
-//! (`mimic_fuzz::targets`), without libFuzzer or sanitizers: `cargo test --manifest-path
+//! (`mimic_sim::fuzz`), without libFuzzer or sanitizers: `cargo test --manifest-path
 //! fuzz/Cargo.toml`. A crash found by a campaign becomes a regression test by copying its
 //! (minimised) artifact into the target's folder; the test fails until the bug is fixed.
 
@@ -8,10 +8,10 @@ use std::path::Path;
 
 #[test]
 fn every_saved_crash_input_passes_its_target() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
     let mut replayed = 0;
     let mut failures = Vec::new();
-    for (target, check) in mimic_fuzz::targets::ALL {
+    for (target, check) in mimic_sim::fuzz::ALL {
         let dir = root.join(target);
         let Ok(entries) = fs::read_dir(&dir) else {
             continue;

@@ -15,7 +15,7 @@
 //! kernel (`mimic_sim::kernel::KernelSys`) and compares it with the model; skipped with one line
 //! when bpf() is refused.
 
-use crate::mutants_from_env;
+use crate::fuzz::mutants_from_env;
 use mimic_core::model::gen::{ops_from_bytes, GenConfig};
 use mimic_core::model::ops::{differential, listing, Op};
 use mimic_core::model::{ModelConfig, RefModel};
@@ -72,17 +72,17 @@ fn world_against_model(ops: &[Op]) {
 #[cfg(feature = "kernel")]
 mod kernel {
     use super::*;
-    use mimic_sim::kernel::KernelSys;
+    use crate::kernel::KernelSys;
     use std::sync::OnceLock;
 
     /// Probed once per process: `Some(true)` when bpf() works, `None` when the switch is off.
     fn enabled() -> bool {
         static ON: OnceLock<bool> = OnceLock::new();
         *ON.get_or_init(|| {
-            if !crate::env_flag("MIMIC_FUZZ_KERNEL") {
+            if !crate::fuzz::env_flag("MIMIC_FUZZ_KERNEL") {
                 return false;
             }
-            match mimic_sim::kernel::probe() {
+            match crate::kernel::probe() {
                 Ok(()) => {
                     eprintln!("mimic-fuzz: map_ops also runs on the kernel");
                     true

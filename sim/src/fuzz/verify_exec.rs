@@ -19,7 +19,7 @@
 //! `MIMIC_MUTANTS=id,id` switches mutants on in the world (its metas), the verifier and the
 //! fixups.
 
-use crate::mutants_from_env;
+use crate::fuzz::mutants_from_env;
 use arbitrary::{Arbitrary, Unstructured};
 use mimic_core::bpf::exec::{Config, ExecErrorKind, NoObserver, Program, Vm};
 use mimic_core::bpf::fixup::fixup;
