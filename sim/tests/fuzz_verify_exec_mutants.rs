@@ -2,69 +2,15 @@
 //! caught by the target's property for its own reason, and the same case passes on the correct
 //! core. These pin the oracle; the campaign's job is to find such cases unaided (BENCHMARKS.md).
 
-use mimic_core::mutants::{Mutant, Mutants};
-use mimic_sim::fuzz::verify_exec::{
-    check_case, ArraySpec, Case, InnerSpec, Key, MapSel, Piece, Setup, Size, Slot, CTX_LEN,
-};
+mod fuzz_cases;
 
-/// ARRAY_OF_MAPS whose template is an array of 8 u32 (`inner_flag` as given) holding, at key 0,
-/// an inner array of `inner_size` (0: half the template, 1: the template's size); the program
-/// looks up `outer[0]`, then `inner[key]`, and adds the u32 it finds to r0.
-fn inner_read(template_flag: bool, inner_size: u8, key: u8) -> Case {
-    Case {
-        setup: Setup {
-            outer_hash: false,
-            template: ArraySpec {
-                entries: 7,
-                words: 0,
-                inner_flag: template_flag,
-            },
-            inners: vec![InnerSpec {
-                size: inner_size,
-                entries: 0,
-                same_value_size: true,
-                same_flags: true,
-                slot: 0,
-            }],
-            array: ArraySpec {
-                entries: 0,
-                words: 0,
-                inner_flag: false,
-            },
-        },
-        ctx: [0; CTX_LEN],
-        pieces: vec![
-            Piece::Lookup {
-                map: MapSel::Outer,
-                key: Key::Const(0),
-                dst: Slot::R8,
-                null_check: true,
-            },
-            Piece::InnerLookup {
-                src: Slot::R8,
-                key: Key::Const(key),
-                dst: Slot::R9,
-                null_check: true,
-            },
-            Piece::Load {
-                ptr: Slot::R9,
-                off: 0,
-                size: Size::W,
-            },
-        ],
-    }
-}
+use fuzz_cases::{inner_read, panic_of};
+use mimic_core::mutants::{Mutant, Mutants};
+use mimic_sim::fuzz::verify_exec::{check_case, Case};
 
 /// Runs the property; returns the panic message, if any.
 fn outcome(case: &Case, mutants: Mutants) -> Option<String> {
-    std::panic::catch_unwind(|| check_case(case, mutants))
-        .err()
-        .map(|p| {
-            p.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default()
-        })
+    panic_of(|| check_case(case, mutants))
 }
 
 fn caught(case: &Case, mutant: Mutant, reason: &str) {

@@ -6,6 +6,7 @@
 pub mod asm_roundtrip;
 pub mod interp_diff;
 pub mod map_ops;
+pub mod replay;
 pub mod sim_schedule;
 pub mod verify_exec;
 
