@@ -257,3 +257,55 @@ fn every_target_replays_short_and_empty_inputs_without_crashing() {
         }
     }
 }
+
+#[test]
+fn sim_schedule_crash_file_for_meta_ignores_max_entries_replays_the_oracle_failure() {
+    let mutant = Mutant::MetaIgnoresMaxEntries;
+    let scenarios = mimic_sim::sim::scenario::Scenario::builtins();
+    let index = scenarios
+        .iter()
+        .position(|s| s.name == "fixed_inner_size")
+        .expect("built-in scenario fixed_inner_size");
+    let first = u8::try_from(index).expect("fewer than 256 built-ins");
+    let mut state = 0x7363_6865_6475_6c65u64;
+    let found = (0..200).find_map(|_| {
+        let mut data = vec![first];
+        data.extend((0..256).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        }));
+        let on = fuzz_cases::panic_of(|| {
+            mimic_sim::fuzz::sim_schedule::check_with(&data, Mutants::only(mutant))
+        })?;
+        let off = fuzz_cases::panic_of(|| {
+            mimic_sim::fuzz::sim_schedule::check_with(&data, Mutants::NONE)
+        });
+        off.is_none().then_some((data, on))
+    });
+    let (data, why) =
+        found.unwrap_or_else(|| panic!("no schedule of fixed_inner_size fails with {mutant}"));
+    let file = scratch("sim_schedule").join("crash");
+    std::fs::write(&file, &data).expect("write crash file");
+
+    let (code, out, err) = fuzz_replay("sim_schedule", &file, mutant.id(), &[]);
+    assert_eq!(
+        code, 1,
+        "exit code of a crash\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(
+        out.contains("fixed_inner_size") && out.contains("verdict: FAIL"),
+        "the replay names the scenario and the failing verdict:\n{out}"
+    );
+    let first_line = why.lines().next().unwrap_or("");
+    assert!(
+        last_line(&out).starts_with(&format!("crash reproduced: {first_line}")),
+        "reason: {}",
+        last_line(&out)
+    );
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+
+    let (code, out, _) = fuzz_replay("sim_schedule", &file, "", &[]);
+    assert_eq!(code, 0, "correct core:\n{out}");
+}

@@ -31,7 +31,6 @@ use mimic_core::sys::Process;
 use mimic_core::uapi::{BpfSys, Fd, MapType, BPF_F_INNER_MAP};
 use mimic_core::world::WorldConfig;
 use serde::Serialize;
-use std::cell::Cell;
 use std::fmt::Write as _;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -174,26 +173,16 @@ pub fn replay(target: &str, data: &[u8], mutants: Mutants) -> Result<Report, Str
     Ok(report)
 }
 
-thread_local! {
-    /// Set while [`catch`] runs a target: its panic is the finding, printed by the report, so
-    /// the panic hook stays quiet for it (other panics print as usual).
-    static QUIET: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f`, turning a panic into its message.
+/// Runs `f`, turning a panic into its message. The panic hook is silenced meanwhile: the
+/// target's panic is the finding, printed by the report; and the hook shuttle installs while the
+/// simulator runs (it prints and persists a schedule on any panic) is dropped again afterwards,
+/// since a replay's panics are not shuttle test failures.
 fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(Cell::get) {
-                previous(info);
-            }
-        }));
-    });
-    let was = QUIET.with(|q| q.replace(true));
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    QUIET.with(|q| q.set(was));
+    let _silent_or_wrapped = panic::take_hook();
+    panic::set_hook(previous);
     result.map_err(|payload| {
         payload
             .downcast_ref::<String>()
