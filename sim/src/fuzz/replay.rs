@@ -173,6 +173,31 @@ pub fn replay(target: &str, data: &[u8], mutants: Mutants) -> Result<Report, Str
     Ok(report)
 }
 
+/// The target's verdict alone (no sections): `Ok(Some(message))` when `data` crashes `target`
+/// with `mutants` on, `Ok(None)` when it passes, `Err` for an unknown target. The regression test
+/// and `mimic fuzz-replay` share it, so both judge exactly as the fuzz binary does.
+pub fn crash_of(target: &str, data: &[u8], mutants: Mutants) -> Result<Option<String>, String> {
+    let run: Box<dyn FnOnce()> = match target {
+        "asm_roundtrip" => Box::new(|| asm_roundtrip::check(data)),
+        "interp_diff" => Box::new(|| interp_diff::check(data)),
+        "map_ops" => Box::new(move || map_ops::check_with(data, mutants)),
+        "sim_schedule" => Box::new(move || sim_schedule::check_with(data, mutants)),
+        // `verify_exec::check` with the mutants given: the same decoding, the same property.
+        "verify_exec" => Box::new(move || {
+            if let Ok(case) = verify_exec::Case::arbitrary_take_rest(Unstructured::new(data)) {
+                verify_exec::check_case(&case, mutants);
+            }
+        }),
+        other => {
+            return Err(format!(
+                "unknown fuzz target `{other}` (known: {})",
+                TARGETS.join(", ")
+            ))
+        }
+    };
+    Ok(catch(run).err())
+}
+
 /// Runs `f`, turning a panic into its message. The panic hook is silenced meanwhile: the
 /// target's panic is the finding, printed by the report; and the hook shuttle installs while the
 /// simulator runs (it prints and persists a schedule on any panic) is dropped again afterwards,
