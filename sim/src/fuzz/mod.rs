@@ -1,7 +1,8 @@
 //! The properties of the fuzz targets, one module per target, each with `check(data)` that
 //! panics on a finding, and their shared helpers (the mutant switch read from the environment).
-//! `fuzz/fuzz_targets/<name>.rs` wraps `check` for libFuzzer; `sim/tests/fuzz_regressions.rs`
-//! replays the files of `fuzz/regressions/<name>/` through it under plain `cargo test`.
+//! `fuzz/fuzz_targets/<name>.rs` wraps `check` for libFuzzer; [`replay`] runs a target by name
+//! with explicit mutants (`mimic fuzz-replay`, and `sim/tests/fuzz_regressions.rs`, which replays
+//! the files of `fuzz/regressions/<name>/` under plain `cargo test`).
 
 pub mod asm_roundtrip;
 pub mod interp_diff;
@@ -9,15 +10,6 @@ pub mod map_ops;
 pub mod replay;
 pub mod sim_schedule;
 pub mod verify_exec;
-
-/// Every target by name, for replay tools.
-pub const ALL: &[(&str, fn(&[u8]))] = &[
-    ("asm_roundtrip", asm_roundtrip::check),
-    ("interp_diff", interp_diff::check),
-    ("map_ops", map_ops::check),
-    ("sim_schedule", sim_schedule::check),
-    ("verify_exec", verify_exec::check),
-];
 
 use mimic_core::mutants::{Mutant, Mutants};
 use std::sync::OnceLock;
