@@ -28,7 +28,7 @@ fn saved_inputs() -> Vec<(&'static str, PathBuf)> {
         out.extend(
             files
                 .into_iter()
-                .filter(|f| f.is_file() && !f.extension().is_some_and(|x| x == "md"))
+                .filter(|f| f.is_file() && !matches!(f.extension(), Some(x) if x == "md"))
                 .map(|f| (target, f)),
         );
     }

@@ -485,7 +485,7 @@ fn replay_map_ops(data: &[u8], mutants: Mutants, report: &mut Report) {
     let world_config = WorldConfig::default();
     let runs = catch(|| {
         let mut model = RefModel::with_config(map_ops::model_config(&world_config));
-        let mut world = Process::<Std>::create(mutants, world_config.clone());
+        let mut world = Process::<Std>::create(mutants, world_config);
         let (mut on_model, model_fds) = run_ops(&mut model, &ops);
         let (mut on_world, world_fds) = run_ops(&mut world, &ops);
         on_model.extend(quiesce(&mut model, &model_fds));

@@ -73,7 +73,7 @@ impl Encoder {
     /// The smallest `u32` the derive maps to variant `index` of `count`
     /// (`(u64::from(x) * count) >> 32 == index`).
     fn variant(&mut self, index: u64, count: u64) {
-        let x = ((index << 32) + count - 1) / count;
+        let x = (index << 32).div_ceil(count);
         self.0.extend((x as u32).to_le_bytes());
     }
     fn array(&mut self, a: ArraySpec) {
