@@ -270,12 +270,7 @@ fn sim_schedule_crash_file_for_meta_ignores_max_entries_replays_the_oracle_failu
     let mut state = 0x7363_6865_6475_6c65u64;
     let found = (0..200).find_map(|_| {
         let mut data = vec![first];
-        data.extend((0..256).map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        }));
+        data.extend(fuzz_cases::pseudo_random(&mut state, 256));
         let on = fuzz_cases::panic_of(|| {
             mimic_sim::fuzz::sim_schedule::check_with(&data, Mutants::only(mutant))
         })?;

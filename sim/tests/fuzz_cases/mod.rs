@@ -187,19 +187,24 @@ pub fn panic_of(f: impl FnOnce()) -> Option<String> {
         })
 }
 
+/// `len` pseudo-random bytes from a xorshift `state` (fixed seeds: the same inputs everywhere).
+pub fn pseudo_random(state: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            *state as u8
+        })
+        .collect()
+}
+
 /// Pseudo-random `map_ops` inputs (fixed xorshift seed) until one crashes with `mutants` on and
 /// passes on the correct core; `None` after `tries`.
 pub fn find_map_ops_crash(mutants: Mutants, tries: usize, len: usize) -> Option<(Vec<u8>, String)> {
     let mut state = 0x6d61_705f_6f70_7321u64;
     for _ in 0..tries {
-        let data: Vec<u8> = (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let data = pseudo_random(&mut state, len);
         let Some(why) = panic_of(|| mimic_sim::fuzz::map_ops::check_with(&data, mutants)) else {
             continue;
         };
