@@ -1,9 +1,9 @@
 //! Cost of one `verify_exec` input without libFuzzer or coverage instrumentation: builds
 //! pseudo-random inputs, runs the property on each, prints the mean time per input and the time
-//! to build one world. `cargo run --release --features verifier --example verify_exec_speed`.
+//! to build one world. `cargo run --release --example verify_exec_speed` (from fuzz/).
 
 use mimic_core::mutants::Mutants;
-use mimic_fuzz::targets::verify_exec::{build_world, check, ArraySpec, InnerSpec, Setup};
+use mimic_sim::fuzz::verify_exec::{build_world, check, ArraySpec, InnerSpec, Setup};
 use std::time::Instant;
 
 /// Inputs per measurement and bytes per input (about what the campaigns' corpora hold).

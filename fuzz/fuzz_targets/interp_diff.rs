@@ -1,5 +1,5 @@
 //! `interp_diff`: mimic's interpreter against rbpf. The property lives in
-//! `mimic_fuzz::targets::interp_diff` so regression tests can replay crash files without libFuzzer.
+//! `mimic_sim::fuzz::interp_diff` so regression tests can replay crash files without libFuzzer.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mimic_fuzz::targets::interp_diff::check(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mimic_sim::fuzz::interp_diff::check(data));

@@ -5,5 +5,6 @@
 //! simulator (scenarios, schedulers, oracles) behind `mimic run`, `replay`, `shrink`, `mutants`.
 #![deny(unsafe_code)]
 
+pub mod fuzz;
 pub mod kernel;
 pub mod sim;

@@ -35,6 +35,8 @@ enum Command {
     KernelCheck(cmd::kernel_check::KernelCheckArgs),
     /// Verify a program (assembly) against map specs; print the verdict, log, xlated dump.
     Verify(cmd::verify::VerifyArgs),
+    /// Replay a fuzz input (a crash file) readably: program, map set-up, verifier log, failure.
+    FuzzReplay(cmd::fuzz_replay::FuzzReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +50,6 @@ fn main() -> ExitCode {
         Some(Command::ConformancePlugin(args)) => cmd::conformance::plugin(args),
         Some(Command::KernelCheck(args)) => cmd::kernel_check::run(args),
         Some(Command::Verify(args)) => cmd::verify::run(args),
+        Some(Command::FuzzReplay(args)) => cmd::fuzz_replay::run(args),
     }
 }

@@ -1,7 +1,15 @@
-//! Shared helpers of the fuzz targets: the mutant switch read from the environment, and the
-//! corpus/regression file conventions. The targets themselves are in `fuzz_targets/`.
+//! The properties of the fuzz targets, one module per target, each with `check(data)` that
+//! panics on a finding, and their shared helpers (the mutant switch read from the environment).
+//! `fuzz/fuzz_targets/<name>.rs` wraps `check` for libFuzzer; [`replay`] runs a target by name
+//! with explicit mutants (`mimic fuzz-replay`, and `sim/tests/fuzz_regressions.rs`, which replays
+//! the files of `fuzz/regressions/<name>/` under plain `cargo test`).
 
-pub mod targets;
+pub mod asm_roundtrip;
+pub mod interp_diff;
+pub mod map_ops;
+pub mod replay;
+pub mod sim_schedule;
+pub mod verify_exec;
 
 use mimic_core::mutants::{Mutant, Mutants};
 use std::sync::OnceLock;

@@ -8,10 +8,11 @@
 //!
 //! `MIMIC_MUTANTS=id,id` runs the scenarios with those mutants switched on.
 
-use crate::mutants_from_env;
-use mimic_sim::sim::engine::{run_bytes, RunConfig, Verdict};
-use mimic_sim::sim::scenario::Scenario;
-use mimic_sim::sim::scheduler::SchedulerKind;
+use crate::fuzz::mutants_from_env;
+use crate::sim::engine::{run_bytes, RunConfig, Verdict};
+use crate::sim::scenario::Scenario;
+use crate::sim::scheduler::SchedulerKind;
+use mimic_core::mutants::Mutants;
 use std::sync::OnceLock;
 
 /// The built-in scenarios, parsed once (parsing per input would dominate the run time).
@@ -30,19 +31,28 @@ pub fn pick(data: &[u8]) -> Option<(&'static Scenario, &[u8])> {
     Some((&all[first as usize % all.len()], rest))
 }
 
+/// The run configuration of one input (`keep_trace` for the replay command).
+pub fn config(scenario: &Scenario, mutants: Mutants, keep_trace: bool) -> RunConfig {
+    RunConfig {
+        scenario: scenario.clone(),
+        mutants,
+        // Ignored by `run_bytes` (the bytes are the scheduler); set for the options line.
+        scheduler: SchedulerKind::Random,
+        keep_trace,
+    }
+}
+
 /// One input: panics with the simulator's message on a failing verdict.
 pub fn check(data: &[u8]) {
+    check_with(data, mutants_from_env());
+}
+
+/// [`check`] with the mutants given (the replay command passes its own).
+pub fn check_with(data: &[u8], mutants: Mutants) {
     let Some((scenario, bytes)) = pick(data) else {
         return;
     };
-    let config = RunConfig {
-        scenario: scenario.clone(),
-        mutants: mutants_from_env(),
-        // Ignored by `run_bytes` (the bytes are the scheduler); set for the options line.
-        scheduler: SchedulerKind::Random,
-        keep_trace: false,
-    };
-    let outcome = run_bytes(&config, bytes);
+    let outcome = run_bytes(&config(scenario, mutants, false), bytes);
     if let Verdict::Fail { kind, detail } = &outcome.verdict {
         panic!(
             "sim_schedule: scenario {} failed: {kind}: {detail} (options {}, {} steps)",

@@ -19,7 +19,7 @@
 //! `MIMIC_MUTANTS=id,id` switches mutants on in the world (its metas), the verifier and the
 //! fixups.
 
-use crate::mutants_from_env;
+use crate::fuzz::mutants_from_env;
 use arbitrary::{Arbitrary, Unstructured};
 use mimic_core::bpf::exec::{Config, ExecErrorKind, NoObserver, Program, Vm};
 use mimic_core::bpf::fixup::fixup;
@@ -38,7 +38,7 @@ pub const CTX_LEN: usize = 32;
 /// Pieces per program at most; with ≤ 8 instructions per piece programs stay near 64 slots.
 const MAX_PIECES: usize = 10;
 /// Instructions one run may execute: the generator's loops are bounded by 8 iterations.
-const RUN_BUDGET: u64 = 100_000;
+pub const RUN_BUDGET: u64 = 100_000;
 /// Entries of the outer map (keys 0..OUTER_ENTRIES; lookups also try one past the end).
 const OUTER_ENTRIES: u32 = 4;
 
@@ -53,13 +53,13 @@ pub struct ArraySpec {
 }
 
 impl ArraySpec {
-    fn max_entries(self) -> u32 {
+    pub fn max_entries(self) -> u32 {
         1 + u32::from(self.entries) % 12
     }
-    fn value_size(self) -> u32 {
+    pub fn value_size(self) -> u32 {
         4 * (1 + u32::from(self.words) % 4)
     }
-    fn flags(self) -> u32 {
+    pub fn flags(self) -> u32 {
         if self.inner_flag {
             BPF_F_INNER_MAP
         } else {

@@ -14,7 +14,7 @@ use mimic_core::bpf::exec::{run, Program};
 use mimic_core::isa::*;
 
 /// Bytes of input memory (what r1 points to).
-const MEM_SIZE: usize = 64;
+pub const MEM_SIZE: usize = 64;
 /// Body units at most; with the prologue and epilogue a program stays under ~100 slots.
 const MAX_UNITS: usize = 64;
 /// Registers a program may write and read as values: never r1 (the memory) or r10.
@@ -187,14 +187,20 @@ fn program(u: &mut Unstructured<'_>) -> Vec<Insn> {
     insns
 }
 
-/// One input: panics when the interpreters disagree or either fails.
-pub fn check(data: &[u8]) {
+/// The input memory and the program of one input; `None` when the input is too short for the
+/// memory (the target ignores it).
+pub fn decode(data: &[u8]) -> Option<([u8; MEM_SIZE], Vec<Insn>)> {
     let mut u = Unstructured::new(data);
     let mut mem = [0u8; MEM_SIZE];
-    if u.fill_buffer(&mut mem).is_err() {
+    u.fill_buffer(&mut mem).ok()?;
+    Some((mem, program(&mut u)))
+}
+
+/// One input: panics when the interpreters disagree or either fails.
+pub fn check(data: &[u8]) {
+    let Some((mem, insns)) = decode(data) else {
         return;
-    }
-    let insns = program(&mut u);
+    };
     let listing = || mimic_core::bpf::asm::disassemble(&insns).unwrap_or_default();
 
     let ours = Program::new(&insns)

@@ -15,10 +15,11 @@
 //! kernel (`mimic_sim::kernel::KernelSys`) and compares it with the model; skipped with one line
 //! when bpf() is refused.
 
-use crate::mutants_from_env;
+use crate::fuzz::mutants_from_env;
 use mimic_core::model::gen::{ops_from_bytes, GenConfig};
 use mimic_core::model::ops::{differential, listing, Op};
 use mimic_core::model::{ModelConfig, RefModel};
+use mimic_core::mutants::Mutants;
 use mimic_core::sync::Std;
 use mimic_core::sys::Process;
 use mimic_core::world::WorldConfig;
@@ -26,11 +27,10 @@ use mimic_core::world::WorldConfig;
 /// Ops per sequence at most: enough to fill small maps, swap inner maps and close templates.
 const MAX_OPS: usize = 96;
 
-/// One input: panics on a divergence, a fault or a leak.
-pub fn check(data: &[u8]) {
-    let Some((&options, choices)) = data.split_first() else {
-        return;
-    };
+/// The generator options (first byte) and the op sequence (the rest) of one input; `None` when
+/// the input holds no op (the target ignores it).
+pub fn decode(data: &[u8]) -> Option<(GenConfig, Vec<Op>)> {
+    let (&options, choices) = data.split_first()?;
     let config = GenConfig {
         percpu: options & 1 != 0,
         wrong_sizes: options & 2 != 0,
@@ -39,22 +39,39 @@ pub fn check(data: &[u8]) {
         ..GenConfig::default()
     };
     let ops = ops_from_bytes(choices, MAX_OPS, config);
-    if ops.is_empty() {
-        return;
-    }
-    world_against_model(&ops);
-    #[cfg(feature = "kernel")]
-    kernel::against_model(&ops, config);
+    (!ops.is_empty()).then_some((config, ops))
 }
 
-fn world_against_model(ops: &[Op]) {
-    let world_config = WorldConfig::default();
-    let mut model = RefModel::with_config(ModelConfig {
-        // Per-CPU values are `round_up(value_size, 8) × cpus` bytes on both sides.
+/// One input: panics on a divergence, a fault or a leak.
+pub fn check(data: &[u8]) {
+    check_with(data, mutants_from_env());
+}
+
+/// [`check`] with the world's mutants given (the replay command passes its own).
+pub fn check_with(data: &[u8], mutants: Mutants) {
+    let Some((config, ops)) = decode(data) else {
+        return;
+    };
+    world_against_model(&ops, mutants);
+    #[cfg(feature = "kernel")]
+    kernel::against_model(&ops, config);
+    #[cfg(not(feature = "kernel"))]
+    let _ = config;
+}
+
+/// The model's configuration matching the world's (per-CPU values are `round_up(value_size, 8)
+/// × cpus` bytes on both sides).
+pub fn model_config(world_config: &WorldConfig) -> ModelConfig {
+    ModelConfig {
         possible_cpus: world_config.cpus as u32,
         ..ModelConfig::default()
-    });
-    let mut world = Process::<Std>::create(mutants_from_env(), world_config);
+    }
+}
+
+fn world_against_model(ops: &[Op], mutants: Mutants) {
+    let world_config = WorldConfig::default();
+    let mut model = RefModel::with_config(model_config(&world_config));
+    let mut world = Process::<Std>::create(mutants, world_config);
     if let Err(divergence) = differential(("model", &mut model), ("world", &mut world), ops) {
         panic!("world and model diverge:\n{divergence}\n{}", listing(ops));
     }
@@ -72,17 +89,17 @@ fn world_against_model(ops: &[Op]) {
 #[cfg(feature = "kernel")]
 mod kernel {
     use super::*;
-    use mimic_sim::kernel::KernelSys;
+    use crate::kernel::KernelSys;
     use std::sync::OnceLock;
 
     /// Probed once per process: `Some(true)` when bpf() works, `None` when the switch is off.
     fn enabled() -> bool {
         static ON: OnceLock<bool> = OnceLock::new();
         *ON.get_or_init(|| {
-            if !crate::env_flag("MIMIC_FUZZ_KERNEL") {
+            if !crate::fuzz::env_flag("MIMIC_FUZZ_KERNEL") {
                 return false;
             }
-            match mimic_sim::kernel::probe() {
+            match crate::kernel::probe() {
                 Ok(()) => {
                     eprintln!("mimic-fuzz: map_ops also runs on the kernel");
                     true
