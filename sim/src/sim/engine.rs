@@ -244,30 +244,38 @@ struct TracingEnv<'a> {
     program: &'a str,
     /// The direct call (fixup) the executor announced for the helper call in progress.
     direct: Option<DirectCall>,
+    /// An inlined outer-map (hash-of-maps) lookup waiting for its load of the inner map
+    /// pointer.
+    pending: Option<PendingRead>,
 }
 
-impl MapEnv for TracingEnv<'_> {
-    fn map_from_fd(&mut self, fd: i32) -> EnvResult<u64> {
-        self.inner.map_from_fd(fd)
-    }
-    fn map_value_from_fd(&mut self, fd: i32, off: u32) -> EnvResult<u64> {
-        self.inner.map_value_from_fd(fd, off)
-    }
-    fn map_key_size(&mut self, map: Ptr) -> EnvResult<u32> {
-        self.inner.map_key_size(map)
-    }
-    fn map_value_size(&mut self, map: Ptr) -> EnvResult<u32> {
-        self.inner.map_value_size(map)
-    }
-    fn map_lookup(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
+/// An inlined hash-of-maps lookup between its `__htab_map_lookup_elem` call and the load of the
+/// inner map pointer from the element's value: the read the history records is that load's.
+struct PendingRead {
+    outer: Ptr,
+    key: Vec<u8>,
+    direct: Option<DirectCall>,
+    /// The encoded address of the element's value.
+    value_at: u64,
+    inv: u64,
+}
+
+impl TracingEnv<'_> {
+    /// Traces a program lookup on `map` that returned `result` between the stamps `inv` and
+    /// `resp`: the outer-map history, the `lost_key` oracle, the trace line, the slow-reader
+    /// pause.
+    fn record_lookup(
+        &mut self,
+        map: Ptr,
+        key: &[u8],
+        direct: Option<DirectCall>,
+        result: &EnvResult<u64>,
+        inv: u64,
+        resp: u64,
+    ) {
         let outer = self.ctx.outers.get(&(map.index, map.gen)).cloned();
-        let direct = self.direct.take();
-        let inv = self.ctx.rec.stamp();
-        let result = self.inner.map_lookup(map, key);
-        let resp = self.ctx.rec.stamp();
         let key32 = key_u32(key);
-        if let (Ok(0), Some((name, keys))) = (&result, self.ctx.present.get(&(map.index, map.gen)))
-        {
+        if let (Ok(0), Some((name, keys))) = (result, self.ctx.present.get(&(map.index, map.gen))) {
             if keys.contains(&key32) {
                 self.ctx.fail(
                     "lost_key",
@@ -275,7 +283,7 @@ impl MapEnv for TracingEnv<'_> {
                 );
             }
         }
-        if let Ok(value) = &result {
+        if let Ok(value) = result {
             let seen = Ptr::decode(*value).map(|p| (p.index, p.gen));
             let (task, cpu, program) = (self.task, self.cpu, self.program);
             match &outer {
@@ -321,6 +329,28 @@ impl MapEnv for TracingEnv<'_> {
                 }
             }
         }
+    }
+}
+
+impl MapEnv for TracingEnv<'_> {
+    fn map_from_fd(&mut self, fd: i32) -> EnvResult<u64> {
+        self.inner.map_from_fd(fd)
+    }
+    fn map_value_from_fd(&mut self, fd: i32, off: u32) -> EnvResult<u64> {
+        self.inner.map_value_from_fd(fd, off)
+    }
+    fn map_key_size(&mut self, map: Ptr) -> EnvResult<u32> {
+        self.inner.map_key_size(map)
+    }
+    fn map_value_size(&mut self, map: Ptr) -> EnvResult<u32> {
+        self.inner.map_value_size(map)
+    }
+    fn map_lookup(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
+        let direct = self.direct.take();
+        let inv = self.ctx.rec.stamp();
+        let result = self.inner.map_lookup(map, key);
+        let resp = self.ctx.rec.stamp();
+        self.record_lookup(map, key, direct, &result, inv, resp);
         result
     }
     fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64> {
@@ -342,8 +372,39 @@ impl MapEnv for TracingEnv<'_> {
         self.direct = None;
         self.inner.map_delete(map, key)
     }
+    fn map_lookup_elem(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
+        let direct = self.direct.take();
+        let inv = self.ctx.rec.stamp();
+        let result = self.inner.map_lookup_elem(map, key);
+        let resp = self.ctx.rec.stamp();
+        match &result {
+            // The inlined code loads the inner map pointer from the value next: record the
+            // read when it does, with what it loads.
+            Ok(elem) if *elem != 0 && self.ctx.outers.contains_key(&(map.index, map.gen)) => {
+                let offset = mimic_core::maps::gen_lookup::htab_value_offset(key.len() as u32);
+                self.pending = Some(PendingRead {
+                    outer: map,
+                    key: key.to_vec(),
+                    direct,
+                    value_at: elem.wrapping_add(offset as u64),
+                    inv,
+                });
+            }
+            // NULL, or a plain hash's element (the trace only says "value" or "NULL").
+            _ => self.record_lookup(map, key, direct, &result, inv, resp),
+        }
+        result
+    }
     fn load(&mut self, ptr: Ptr, size: u8) -> EnvResult<u64> {
-        self.inner.load(ptr, size)
+        let pending = self
+            .pending
+            .take_if(|p| size == 8 && p.value_at == ptr.encode());
+        let result = self.inner.load(ptr, size);
+        if let Some(p) = pending {
+            let resp = self.ctx.rec.stamp();
+            self.record_lookup(p.outer, &p.key, p.direct, &result, p.inv, resp);
+        }
+        result
     }
     fn store(&mut self, ptr: Ptr, size: u8, value: u64) -> EnvResult<()> {
         self.inner.store(ptr, size, value)
@@ -1295,6 +1356,7 @@ fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize)
                     cpu,
                     program: &prog.name,
                     direct: None,
+                    pending: None,
                 };
                 let result = vm.run(&prog.program, &mut mem, &mut env, &mut NoObserver);
                 let unlocked = ctx.check("rcu_read_unlock", ctx.world.rcu_read_unlock(flavor));
