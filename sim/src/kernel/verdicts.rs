@@ -10,7 +10,8 @@
 //! key): same `r0` (low 32 bits) and the same contents of every non-outer map afterwards.
 //! Fixups: for programs both accept, mimic's fixed-up program against the kernel's xlated dump
 //! slot by slot, map loads compared by a map-id bijection and calls by a bijection of their
-//! immediates (kernel addresses vs mimic's helper and direct-call ids), the rest exactly.
+//! immediates (kernel addresses vs mimic's helper and direct-call ids), the rest exactly; a
+//! difference shows both listings side by side. These lines gate the command.
 #![forbid(unsafe_code)]
 
 use super::bijection::Bijection;
@@ -208,6 +209,37 @@ fn compare_fixups(
     Ok(())
 }
 
+/// mimic's fixed-up program and the kernel's xlated one, one instruction a line, side by side
+/// (map ids are each side's own; a `*` marks lines whose text differs).
+pub fn side_by_side(ours: &mimic_core::bpf::fixup::Fixed, theirs: &[RawInsn]) -> String {
+    /// Width of mimic's column.
+    const COLUMN: usize = 44;
+    let ours = ours
+        .dump_xlated()
+        .unwrap_or_else(|e| format!("(mimic's program does not print: {e})"));
+    let theirs = raw::dump(theirs);
+    let (a, b): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
+    let mut out = format!("{:<COLUMN$}   {}", "mimic", "kernel");
+    for k in 0..a.len().max(b.len()) {
+        let (l, r) = (
+            a.get(k).copied().unwrap_or(""),
+            b.get(k).copied().unwrap_or(""),
+        );
+        // Compare without the numbers the sides may differ in legitimately (map ids, call
+        // addresses), roughly: only the opcode and the first word after it.
+        let key = |line: &str| {
+            line.split_whitespace()
+                .skip(1)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mark = if key(l) == key(r) { ' ' } else { '*' };
+        out.push_str(&format!("\n{l:<COLUMN$} {mark} {r}"));
+    }
+    out
+}
+
 /// The verdict and fixup lines of each set.
 pub fn run(kernel: &mut KernelSys, sets: &[ProgramSet]) -> Vec<Check> {
     sets.iter().flat_map(|set| run_set(kernel, set)).collect()
@@ -228,10 +260,15 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
         &format!("verifier/verdicts/{}", set.label),
         "kernel verifier vs mimic verify",
     );
-    let mut fixups = new(
-        &format!("fixups/xlated/{}", set.label),
-        "kernel xlated vs mimic fixup",
-    );
+    // Fixups gate: mimic's fixed-up programs equal the kernel's xlated ones on every set
+    // (dead code removed, hash lookups inlined as the kernel does).
+    let mut fixups = Check {
+        gating: true,
+        ..new(
+            &format!("fixups/xlated/{}", set.label),
+            "kernel xlated vs mimic fixup",
+        )
+    };
     let mut exec = new(
         &format!("exec/test-run/{}", set.label),
         "kernel test-run vs prog_load+executor",
@@ -288,7 +325,11 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
                 match (xlated, fixup(&v, Mutants::NONE)) {
                     (Ok(x), Ok(f)) => match compare_fixups(&f.insns, &f.map_loads, &x, &ids) {
                         Ok(()) => fixups.agreed += 1,
-                        Err(why) => note(&mut fixups, "slot differs", format!("{name}: {why}")),
+                        Err(why) => note(
+                            &mut fixups,
+                            "slot differs",
+                            format!("{name}: {why}\n{}", side_by_side(&f, &x)),
+                        ),
                     },
                     (Err(e), _) => note(&mut fixups, "no xlated", format!("{name}: {e}")),
                     (_, Err(e)) => note(&mut fixups, "mimic fixup fails", format!("{name}: {e}")),
