@@ -572,3 +572,31 @@ fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(),
         (Err(e), _) => Err(("kernel fails".to_string(), format!("{name}: {e}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_by_side_marks_only_the_lines_that_differ() {
+        let maps = corpus::maps();
+        let v = verify(&corpus::map_in_map_access(), &maps, VerifyOpts::default())
+            .unwrap_or_else(|r| panic!("refused: {r}"));
+        let fixed = fixup(&v, Mutants::NONE).expect("fixups");
+        let mut theirs: Vec<RawInsn> = fixed.insns.iter().map(|i| i.to_bytes()).collect();
+        let marked = |text: &str| {
+            text.lines()
+                .skip(1)
+                .filter(|l| l.len() > 44 && l[44..].starts_with(" * "))
+                .count()
+        };
+        let same = side_by_side(&fixed, &theirs);
+        assert_eq!(marked(&same), 0, "one program against itself:\n{same}");
+        // `r0 = 0` before the exit becomes `w0 = 0`: another opcode on that line only.
+        let at = theirs.len() - 2;
+        theirs[at] = Insn::mov32_imm(0, 0).to_bytes();
+        let differs = side_by_side(&fixed, &theirs);
+        assert_eq!(marked(&differs), 1, "{differs}");
+        assert!(differs.lines().count() > fixed.insns.len() / 2, "{differs}");
+    }
+}
