@@ -14,9 +14,9 @@
 //! walk in a call of `__htab_map_lookup_elem`, which returns the element (`struct htab_elem *`)
 //! or NULL, and inline only the step from element to value: `+ offsetof(htab_elem, key) +
 //! round_up(key_size, 8)` (the value follows the key); hash-of-maps then loads the inner map
-//! pointer stored in the value. The per-CPU hash is not inlined here (on 6.18 its inlined form
-//! needs the per-CPU address instruction, which the model's ISA does not have): it keeps the
-//! direct call of `htab_percpu_map_lookup_elem`.
+//! pointer stored in the value. Per-CPU hashes and arrays are not inlined here: on 6.18 their
+//! inlined forms end in the per-CPU address move, which the model's ISA does not have (and its
+//! per-CPU maps keep values inline), so they keep their direct calls (docs/kernel-disagreements.md).
 
 use super::hashtab::HTAB_ELEM_HEADER_BYTES;
 use super::{round_up8, ARRAY_VALUE_OFFSET};
