@@ -168,7 +168,7 @@ fn hash_lookups_and_dead_code_fix_up_like_the_kernel_and_run_to_the_same_r0_and_
         return;
     };
     let set = hash_and_dead_code_set();
-    let checks = verdicts::run(&mut kernel, &[set.clone()]);
+    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set));
     for check in &checks {
         println!(
             "{}: {}/{} {:?}",

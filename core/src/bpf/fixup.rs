@@ -126,6 +126,17 @@ fn patch_call(
     })
 }
 
+/// One instruction of the pruned program and what replaces it.
+struct Piece {
+    pc: usize,
+    /// Slots of the instruction (2 for `lddw`).
+    len: usize,
+    op: Op,
+    code: Vec<Insn>,
+    /// The map id of a map-pointer `lddw`, for printing.
+    map_id: Option<u32>,
+}
+
 /// Rewrites a verified program: the dead-code passes first ([`crate::bpf::dead_code`], as the
 /// kernel runs them before `do_misc_fixups`), then map loads, lookups and calls. `mutants`
 /// selects historical fixup bugs.
@@ -134,7 +145,7 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
     let insns = &pruned.insns;
     let derr = |e: DecodeError| FixupError(e.to_string());
     // Pass 1: the replacement of each instruction.
-    let mut pieces: Vec<(usize, usize, Op, Vec<Insn>, Option<u32>)> = Vec::new();
+    let mut pieces: Vec<Piece> = Vec::new();
     let mut pc = 0;
     while pc < insns.len() {
         let (op, len) = decode(insns, pc).map_err(derr)?;
@@ -172,24 +183,37 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
             },
             _ => (insns[pc..pc + len].to_vec(), None),
         };
-        pieces.push((pc, len, op, code, map_id));
+        pieces.push(Piece {
+            pc,
+            len,
+            op,
+            code,
+            map_id,
+        });
         pc += len;
     }
     // Pass 2: new positions, then relocate the jumps. `lddw` stays two slots, so its second
     // slot's position is the first's plus one.
     let mut new_pc = vec![0usize; insns.len() + 1];
     let mut at = 0usize;
-    for (pc, len, _, code, _) in &pieces {
-        for k in 0..*len {
-            new_pc[pc + k] = at + k;
+    for piece in &pieces {
+        for k in 0..piece.len {
+            new_pc[piece.pc + k] = at + k;
         }
-        at += code.len();
+        at += piece.code.len();
     }
     new_pc[insns.len()] = at;
     let mut out = Vec::with_capacity(at);
     let mut map_loads = Vec::new();
     let mut origin = vec![None; at];
-    for (pc, _, op, mut code, map_id) in pieces {
+    for Piece {
+        pc,
+        op,
+        mut code,
+        map_id,
+        ..
+    } in pieces
+    {
         let here = new_pc[pc];
         origin[here] = pruned.origin.get(pc).copied();
         let reloc = |off: i64| -> Result<i64, FixupError> {
