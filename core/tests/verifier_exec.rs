@@ -330,6 +330,28 @@ fn lookup_const_key(fd: Fd, k: u32, slot: i16) -> Vec<Insn> {
 /// What a miss returns in the hash programs below.
 const MISS: i32 = 0xdead;
 
+/// Runs the fixed-up program under the state-embedding oracle: it returns `want` and every
+/// register at every original instruction stays inside the verified state.
+fn run_inside_verified(sys: &Process<Std>, v: &Verified, fixed: &Fixed, want: u64, what: &str) {
+    let oracle = v.oracle.as_ref().expect("collected");
+    let mut obs = OracleObserver::new(oracle, &v.maps);
+    obs.pc_map = Some(fixed.orig_pc());
+    assert_eq!(
+        run(sys, &fixed.insns, &mut obs).expect("runs"),
+        want,
+        "{what}"
+    );
+    assert!(obs.escapes.is_empty(), "{what}: {:?}", obs.escapes);
+}
+
+/// Each of `lines` appears in the fixed-up program's xlated dump.
+fn assert_dump_has(fixed: &Fixed, what: &str, lines: &[&str]) {
+    let dump = fixed.dump_xlated().expect("prints");
+    for line in lines {
+        assert!(dump.contains(line), "{what}: {line:?} in\n{dump}");
+    }
+}
+
 #[test]
 fn htab_lookup_inlined_through_the_element_hits_and_misses_like_the_helper() {
     let mut sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
@@ -350,26 +372,17 @@ fn htab_lookup_inlined_through_the_element_hits_and_misses_like_the_helper() {
             Insn::exit(),
         ]);
         let (v, fixed) = load(&sys, &prog, Mutants::NONE);
-        let dump = fixed.dump_xlated().unwrap();
-        for line in [
-            "(85) call __htab_map_lookup_elem#",
-            "(15) if r0 == 0x0 goto pc+1",
-            "(07) r0 += 56",
-        ] {
-            assert!(
-                dump.contains(line),
-                "htab_map_gen_lookup: {line:?} in\n{dump}"
-            );
-        }
-        let oracle = v.oracle.as_ref().expect("collected");
-        let mut obs = OracleObserver::new(oracle, &v.maps);
-        obs.pc_map = Some(fixed.orig_pc());
-        assert_eq!(
-            run(&sys, &fixed.insns, &mut obs).expect("runs"),
-            want,
-            "key {k}: the inlined lookup reads the stored value, or misses"
+        assert_dump_has(
+            &fixed,
+            "htab_map_gen_lookup",
+            &[
+                "(85) call __htab_map_lookup_elem#",
+                "(15) if r0 == 0x0 goto pc+1",
+                "(07) r0 += 56",
+            ],
         );
-        assert!(obs.escapes.is_empty(), "key {k}: {:?}", obs.escapes);
+        let what = format!("key {k}: the inlined lookup reads the stored value, or misses");
+        run_inside_verified(&sys, &v, &fixed, want, &what);
     }
 }
 
@@ -399,32 +412,21 @@ fn htab_of_maps_inlined_lookup_gives_the_inner_map_a_second_lookup_accepts() {
         Insn::exit(),
     ]);
     let (v, fixed) = load(&sys, &prog, Mutants::NONE);
-    let dump = fixed.dump_xlated().unwrap();
-    for line in [
-        "(85) call __htab_map_lookup_elem#",
-        "(15) if r0 == 0x0 goto pc+2",
-        "(07) r0 += 56",
-        "(79) r0 = *(u64 *)(r0 +0)",
-        "(35) if r0 >= 0x4 goto pc+3",
-    ] {
-        assert!(
-            dump.contains(line),
-            "htab_of_map_gen_lookup: {line:?} in\n{dump}"
-        );
-    }
-    let oracle = v.oracle.as_ref().expect("collected");
-    let check = |sys: &Process<Std>, want: u64, what: &str| {
-        let mut obs = OracleObserver::new(oracle, &v.maps);
-        obs.pc_map = Some(fixed.orig_pc());
-        assert_eq!(
-            run(sys, &fixed.insns, &mut obs).expect("runs"),
-            want,
-            "{what}"
-        );
-        assert!(obs.escapes.is_empty(), "{what}: {:?}", obs.escapes);
-    };
-    check(
+    assert_dump_has(
+        &fixed,
+        "htab_of_map_gen_lookup",
+        &[
+            "(85) call __htab_map_lookup_elem#",
+            "(15) if r0 == 0x0 goto pc+2",
+            "(07) r0 += 56",
+            "(79) r0 = *(u64 *)(r0 +0)",
+            "(35) if r0 >= 0x4 goto pc+3",
+        ],
+    );
+    run_inside_verified(
         &sys,
+        &v,
+        &fixed,
         MISS as u64,
         "no inner map at key 0: the inlined lookup misses",
     );
@@ -433,8 +435,10 @@ fn htab_of_maps_inlined_lookup_gives_the_inner_map_a_second_lookup_accepts() {
         .unwrap();
     sys.map_update_elem(outer, &key(0), &inner.to_le_bytes(), BPF_ANY)
         .unwrap();
-    check(
+    run_inside_verified(
         &sys,
+        &v,
+        &fixed,
         42,
         "the loaded inner map pointer serves the inner lookup",
     );
@@ -464,9 +468,5 @@ fn dead_branches_are_removed_and_the_pruned_program_returns_the_same() {
         "the jump hard-wired to ja +0 and dropped, the dead tail removed"
     );
     assert_eq!(fixed.new_pc, vec![0, 1, 1, 2, 3, 3, 3]);
-    let oracle = v.oracle.as_ref().expect("collected");
-    let mut obs = OracleObserver::new(oracle, &v.maps);
-    obs.pc_map = Some(fixed.orig_pc());
-    assert_eq!(run(&sys, &fixed.insns, &mut obs).expect("runs"), 5);
-    assert!(obs.escapes.is_empty(), "{:?}", obs.escapes);
+    run_inside_verified(&sys, &v, &fixed, 5, "the pruned program");
 }

@@ -140,6 +140,15 @@ mod tests {
     use super::*;
     use crate::bpf::print::{dump_xlated, DefaultSymbols};
 
+    /// `code` and an `exit`, printed as bpftool's xlated dump without the slot numbers.
+    fn listing(mut code: Vec<Insn>) -> Vec<String> {
+        code.push(Insn::exit());
+        let text = dump_xlated(&code, &DefaultSymbols).expect("valid");
+        text.lines()
+            .map(|l| l.split_once(": ").map_or(l, |x| x.1).to_string())
+            .collect()
+    }
+
     #[test]
     fn array_of_maps_lookup_matches_the_seed_shape() {
         let shape = ArrayShape {
@@ -148,13 +157,8 @@ mod tests {
             elem_size: 8,
             map_flags: 0,
         };
-        let mut code = array_of_maps_gen_lookup(&shape, true).expect("no flag");
-        code.push(Insn::exit());
-        let text = dump_xlated(&code, &DefaultSymbols).expect("valid");
-        let lines: Vec<&str> = text
-            .lines()
-            .map(|l| l.split_once(": ").map_or(l, |x| x.1))
-            .collect();
+        let code = array_of_maps_gen_lookup(&shape, true).expect("no flag");
+        let lines = listing(code);
         assert_eq!(
             lines,
             [
@@ -176,12 +180,7 @@ mod tests {
     fn htab_lookups_match_the_kernels_shape() {
         let mut code = htab_of_maps_gen_lookup(4);
         code.extend(htab_gen_lookup(8));
-        code.push(Insn::exit());
-        let text = dump_xlated(&code, &DefaultSymbols).expect("valid");
-        let lines: Vec<&str> = text
-            .lines()
-            .map(|l| l.split_once(": ").map_or(l, |x| x.1))
-            .collect();
+        let lines = listing(code);
         let call = format!(
             "(85) call __htab_map_lookup_elem#{}",
             HTAB_ELEM_LOOKUP.imm()
