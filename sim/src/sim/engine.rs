@@ -20,6 +20,7 @@ use super::scheduler::{Campaign, ExecState, Reseed, SchedulerKind};
 use super::trace::{Fnv, HistEvent, HistOp, MapIdent, Recorder};
 use mimic_core::arena::Handle;
 use mimic_core::bpf::exec::{EnvResult, ExecErrorKind, MapEnv, NoObserver, Program, Vm};
+use mimic_core::bpf::fixup::Fixed;
 use mimic_core::bpf::helpers::DirectCall;
 use mimic_core::bpf::verifier::world::{prog_load, LoadError, LoadedProg};
 use mimic_core::bpf::verifier::VerifyOpts;
@@ -420,15 +421,24 @@ impl MapEnv for TracingEnv<'_> {
 
 /// What the fixups made of each map helper call of `original` (in program order): a direct
 /// call of the map type's function (`array_map_lookup_elem`, ...), the generic helper (a call
-/// site that saw several map types), or a lookup inlined by `map_gen_lookup`.
-fn fixup_summary(original: &[Insn], fixed: &[Insn]) -> String {
+/// site that saw several map types), a lookup inlined by `map_gen_lookup`, or a call in dead
+/// code the fixups removed.
+fn fixup_summary(original: &[Insn], fixed: &Fixed) -> String {
     let is_call = |i: &Insn| i.code == BPF_JMP | BPF_CALL && i.src == 0;
-    let helper_calls = original
-        .iter()
-        .filter(|i| is_call(i) && (1..=3).contains(&i.imm))
-        .count();
+    // A removed instruction starts where the next kept one does.
+    let kept = |pc: usize| fixed.new_pc.get(pc) < fixed.new_pc.get(pc + 1);
+    let (mut helper_calls, mut dead_calls) = (0usize, 0usize);
+    for (pc, insn) in original.iter().enumerate() {
+        if is_call(insn) && (1..=3).contains(&insn.imm) {
+            if kept(pc) {
+                helper_calls += 1;
+            } else {
+                dead_calls += 1;
+            }
+        }
+    }
     let mut parts: Vec<String> = Vec::new();
-    for insn in fixed.iter().filter(|i| is_call(i)) {
+    for insn in fixed.insns.iter().filter(|i| is_call(i)) {
         if let Some(call) = DirectCall::from_imm(insn.imm) {
             parts.push(call.name());
         } else if (1..=3).contains(&insn.imm) {
@@ -438,6 +448,9 @@ fn fixup_summary(original: &[Insn], fixed: &[Insn]) -> String {
     let inlined = helper_calls.saturating_sub(parts.len());
     if inlined > 0 {
         parts.push(format!("{inlined} lookup(s) inlined"));
+    }
+    if dead_calls > 0 {
+        parts.push(format!("{dead_calls} call(s) removed as dead code"));
     }
     if parts.is_empty() {
         "none".into()
@@ -732,7 +745,7 @@ fn setup(ctx: &mut Ctx, scenario: &Scenario) -> Result<Vec<Loaded>, SetupError> 
         };
         let program = Program::new(&load.fixed.insns)
             .map_err(|e| bad(format!("fixed-up program does not decode: {e}")))?;
-        let fixups = fixup_summary(&insns, &load.fixed.insns);
+        let fixups = fixup_summary(&insns, &load.fixed);
         ctx.rec.line(0, 0, || {
             format!(
                 "bpf_prog_load({}) used_maps={} sleepable={} privileged={} fixups: {fixups}",
