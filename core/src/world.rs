@@ -479,6 +479,16 @@ impl<P: Platform> World<P> {
         }))
     }
 
+    /// `__htab_map_lookup_elem` from an inlined hash lookup: the element's address (a map
+    /// pointer into the element pool), or `None` for NULL.
+    pub fn prog_lookup_elem(&self, handle: Handle, key: &[u8]) -> Result<Option<u64>> {
+        let map = self.map(handle)?;
+        self.check_key(&map, key)?;
+        let found = map.ops.lookup_elem_offset(self, key)?;
+        map.check_live(handle, || self.stamp())?;
+        Ok(found.map(|offset| Ptr::map(handle, offset).encode()))
+    }
+
     /// [`World::prog_lookup`], decoded: the value's map and offset, or the inner map's handle.
     pub fn prog_lookup_loc(&self, handle: Handle, key: &[u8]) -> Result<Option<Location>> {
         let map = self.map(handle)?;

@@ -314,3 +314,159 @@ fn prog_load_holds_the_outer_map_only_and_unload_releases_it() {
     assert!(refused.to_string().contains("R0 !read_ok"), "{refused}");
     let _ = sys.map_lookup_elem(inner, &key(0));
 }
+
+/// `k` into the stack, `r2` pointing at it, `r1` the map `fd`, `call bpf_map_lookup_elem`.
+fn lookup_const_key(fd: Fd, k: u32, slot: i16) -> Vec<Insn> {
+    let mut p = vec![
+        Insn::st_mem(BPF_W, 10, slot, k as i32),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, i32::from(slot)),
+    ];
+    p.extend(Insn::ld_map_fd(1, fd));
+    p.push(Insn::call_helper(1));
+    p
+}
+
+/// What a miss returns in the hash programs below.
+const MISS: i32 = 0xdead;
+
+/// Runs the fixed-up program under the state-embedding oracle: it returns `want` and every
+/// register at every original instruction stays inside the verified state.
+fn run_inside_verified(sys: &Process<Std>, v: &Verified, fixed: &Fixed, want: u64, what: &str) {
+    let oracle = v.oracle.as_ref().expect("collected");
+    let mut obs = OracleObserver::new(oracle, &v.maps);
+    obs.pc_map = Some(fixed.orig_pc());
+    assert_eq!(
+        run(sys, &fixed.insns, &mut obs).expect("runs"),
+        want,
+        "{what}"
+    );
+    assert!(obs.escapes.is_empty(), "{what}: {:?}", obs.escapes);
+}
+
+/// Each of `lines` appears in the fixed-up program's xlated dump.
+fn assert_dump_has(fixed: &Fixed, what: &str, lines: &[&str]) {
+    let dump = fixed.dump_xlated().expect("prints");
+    for line in lines {
+        assert!(dump.contains(line), "{what}: {line:?} in\n{dump}");
+    }
+}
+
+#[test]
+fn htab_lookup_inlined_through_the_element_hits_and_misses_like_the_helper() {
+    let mut sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+    let hash = sys
+        .map_create(&MapAttr::new(MapType::Hash, 4, 8, 4))
+        .expect("hash");
+    let stored = 0x1122_3344_5566_7788u64;
+    sys.map_update_elem(hash, &key(7), &stored.to_le_bytes(), BPF_ANY)
+        .unwrap();
+    for (k, want) in [(7u32, stored), (8, MISS as u64)] {
+        // v = hash[k]; return v ? *(u64 *)v : MISS;
+        let mut prog = lookup_const_key(hash, k, -4);
+        prog.extend([
+            Insn::jmp_imm(BPF_JEQ, 0, 0, 2),
+            Insn::ldx_mem(BPF_DW, 0, 0, 0),
+            Insn::exit(),
+            Insn::mov64_imm(0, MISS),
+            Insn::exit(),
+        ]);
+        let (v, fixed) = load(&sys, &prog, Mutants::NONE);
+        assert_dump_has(
+            &fixed,
+            "htab_map_gen_lookup",
+            &[
+                "(85) call __htab_map_lookup_elem#",
+                "(15) if r0 == 0x0 goto pc+1",
+                "(07) r0 += 56",
+            ],
+        );
+        let what = format!("key {k}: the inlined lookup reads the stored value, or misses");
+        run_inside_verified(&sys, &v, &fixed, want, &what);
+    }
+}
+
+#[test]
+fn htab_of_maps_inlined_lookup_gives_the_inner_map_a_second_lookup_accepts() {
+    let mut sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+    let template = array(&mut sys, 4, 0);
+    let outer = sys
+        .map_create(&MapAttr::new(MapType::HashOfMaps, 4, 4, 8).inner(template))
+        .expect("outer");
+    // inner = outer[0]; if (!inner) return MISS; v = inner[2] (constant key: never NULL);
+    // *v += 1; return *v.
+    let mut prog = lookup_const_key(outer, 0, -4);
+    prog.extend([
+        Insn::jmp_imm(BPF_JNE, 0, 0, 2),
+        Insn::mov64_imm(0, MISS),
+        Insn::exit(),
+        Insn::mov64_reg(1, 0),
+        Insn::st_mem(BPF_W, 10, -8, 2),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -8),
+        Insn::call_helper(1),
+        Insn::ldx_mem(BPF_W, 1, 0, 0),
+        Insn::alu64_imm(BPF_ADD, 1, 1),
+        Insn::stx_mem(BPF_W, 0, 1, 0),
+        Insn::ldx_mem(BPF_W, 0, 0, 0),
+        Insn::exit(),
+    ]);
+    let (v, fixed) = load(&sys, &prog, Mutants::NONE);
+    assert_dump_has(
+        &fixed,
+        "htab_of_map_gen_lookup",
+        &[
+            "(85) call __htab_map_lookup_elem#",
+            "(15) if r0 == 0x0 goto pc+2",
+            "(07) r0 += 56",
+            "(79) r0 = *(u64 *)(r0 +0)",
+            "(35) if r0 >= 0x4 goto pc+3",
+        ],
+    );
+    run_inside_verified(
+        &sys,
+        &v,
+        &fixed,
+        MISS as u64,
+        "no inner map at key 0: the inlined lookup misses",
+    );
+    let inner = array(&mut sys, 4, 0);
+    sys.map_update_elem(inner, &key(2), &41u32.to_le_bytes(), BPF_ANY)
+        .unwrap();
+    sys.map_update_elem(outer, &key(0), &inner.to_le_bytes(), BPF_ANY)
+        .unwrap();
+    run_inside_verified(
+        &sys,
+        &v,
+        &fixed,
+        42,
+        "the loaded inner map pointer serves the inner lookup",
+    );
+    assert_eq!(
+        sys.map_lookup_elem(inner, &key(2)).unwrap(),
+        42u32.to_le_bytes(),
+        "the store went to the inner map found through the outer hash"
+    );
+}
+
+#[test]
+fn dead_branches_are_removed_and_the_pruned_program_returns_the_same() {
+    let sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+    // r0 = 1; if r0 == 2 goto +2 (never); r0 = 5; exit; r0 = 9 (dead); exit (dead)
+    let prog = vec![
+        Insn::mov64_imm(0, 1),
+        Insn::jmp_imm(BPF_JEQ, 0, 2, 2),
+        Insn::mov64_imm(0, 5),
+        Insn::exit(),
+        Insn::mov64_imm(0, 9),
+        Insn::exit(),
+    ];
+    let (v, fixed) = load(&sys, &prog, Mutants::NONE);
+    assert_eq!(
+        fixed.insns,
+        vec![Insn::mov64_imm(0, 1), Insn::mov64_imm(0, 5), Insn::exit()],
+        "the jump hard-wired to ja +0 and dropped, the dead tail removed"
+    );
+    assert_eq!(fixed.new_pc, vec![0, 1, 1, 2, 3, 3, 3]);
+    run_inside_verified(&sys, &v, &fixed, 5, "the pruned program");
+}

@@ -163,3 +163,145 @@ fn syscall_context_rules_and_test_run_match_the_kernel() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Programs whose fixups the shipped and generated sets do not reach: hash lookups with other
+/// key sizes, a hash as the inner map of an array-of-maps (inlined against the meta's key size),
+/// and dead code holding a map load and a helper call.
+fn hash_and_dead_code_set() -> verdicts::ProgramSet {
+    use mimic_core::bpf::verifier::{MapDesc, MapTable};
+    use mimic_core::isa::*;
+    use mimic_core::uapi::MapType;
+    use verdicts::{Item, ProgramSet};
+    const HASH_4: i32 = 1;
+    const HASH_12: i32 = 2;
+    const OUTER_OF_HASH: i32 = 3;
+    let maps = MapTable(vec![
+        (
+            HASH_4,
+            MapDesc::new(MapType::Hash, 4, 8, 4, 0).with_id(1, 0x3000_0100_0000_0000),
+        ),
+        (
+            HASH_12,
+            MapDesc::new(MapType::Hash, 12, 4, 4, 0).with_id(2, 0x3000_0200_0000_0000),
+        ),
+        (
+            OUTER_OF_HASH,
+            MapDesc::new(MapType::ArrayOfMaps, 4, 4, 2, 0)
+                .with_meta(MapDesc::new(MapType::Hash, 4, 8, 4, 0))
+                .with_id(3, 0x3000_0300_0000_0000),
+        ),
+    ]);
+    // key 0 at r10-4, value 0x55 at r10-16; `r1` must hold the map.
+    let key_and_value = [
+        Insn::st_mem(BPF_W, 10, -4, 0),
+        Insn::st_mem(BPF_DW, 10, -16, 0x55),
+    ];
+    let update_then_lookup = [
+        Insn::mov64_reg(6, 1),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
+        Insn::mov64_reg(3, 10),
+        Insn::alu64_imm(BPF_ADD, 3, -16),
+        Insn::mov64_imm(4, 0),
+        Insn::call_helper(2),
+        Insn::mov64_reg(1, 6),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
+        Insn::call_helper(1),
+        Insn::jmp_imm(BPF_JEQ, 0, 0, 2),
+        Insn::ldx_mem(BPF_DW, 0, 0, 0),
+        Insn::exit(),
+        Insn::mov64_imm(0, 3),
+        Insn::exit(),
+    ];
+    let mut hash_hit = key_and_value.to_vec();
+    hash_hit.extend(Insn::ld_map_fd(1, HASH_4));
+    hash_hit.extend(update_then_lookup);
+    // A 12-byte key (value 16 bytes past the key's start) that is never stored: a miss.
+    let mut hash_miss = vec![
+        Insn::st_mem(BPF_DW, 10, -16, 0),
+        Insn::st_mem(BPF_W, 10, -8, 0),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -16),
+    ];
+    hash_miss.extend(Insn::ld_map_fd(1, HASH_12));
+    hash_miss.extend([
+        Insn::call_helper(1),
+        Insn::jmp_imm(BPF_JNE, 0, 0, 2),
+        Insn::mov64_imm(0, 7),
+        Insn::exit(),
+        Insn::ldx_mem(BPF_W, 0, 0, 0),
+        Insn::exit(),
+    ]);
+    // inner = outer[0]; if (!inner) return 2; then the hash program on the inner map.
+    let mut inner_hash = key_and_value.to_vec();
+    inner_hash.extend([Insn::mov64_reg(2, 10), Insn::alu64_imm(BPF_ADD, 2, -4)]);
+    inner_hash.extend(Insn::ld_map_fd(1, OUTER_OF_HASH));
+    inner_hash.extend([
+        Insn::call_helper(1),
+        Insn::jmp_imm(BPF_JNE, 0, 0, 2),
+        Insn::mov64_imm(0, 2),
+        Insn::exit(),
+        Insn::mov64_reg(1, 0),
+    ]);
+    inner_hash.extend(update_then_lookup);
+    // r6 = 0; if r6 != 0 goto dead (a map load and a lookup); return 5.
+    let mut dead = vec![
+        Insn::mov64_imm(6, 0),
+        Insn::st_mem(BPF_W, 10, -4, 0),
+        Insn::jmp_imm(BPF_JNE, 6, 0, 2),
+        Insn::mov64_imm(0, 5),
+        Insn::exit(),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
+    ];
+    dead.extend(Insn::ld_map_fd(1, HASH_4));
+    dead.extend([Insn::call_helper(1), Insn::mov64_imm(0, 0), Insn::exit()]);
+    let item = |name: &str, prog: Vec<Insn>| Item {
+        name: name.to_string(),
+        prog,
+        state_freq: false,
+    };
+    ProgramSet {
+        label: "hash-and-dead-code".to_string(),
+        maps,
+        items: vec![
+            item("hash update then inlined lookup hits", hash_hit),
+            item("hash with a 12-byte key misses", hash_miss),
+            item("inner hash through an array-of-maps meta", inner_hash),
+            item("dead branch with a map load and a lookup", dead),
+        ],
+        skipped: Vec::new(),
+    }
+}
+
+#[test]
+fn hash_lookups_and_dead_code_fix_up_like_the_kernel_and_run_to_the_same_r0_and_maps() {
+    let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
+        return;
+    };
+    let set = hash_and_dead_code_set();
+    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set));
+    for check in &checks {
+        println!(
+            "{}: {}/{} {:?}",
+            check.name, check.agreed, check.cases, check.disagreed
+        );
+    }
+    let (verdict, fixups, exec) = (&checks[0], &checks[1], &checks[2]);
+    assert!(
+        verdict.passed() && verdict.agreed == set.items.len() as u64,
+        "every program is accepted by both: {:#?}",
+        verdict.examples
+    );
+    assert!(
+        fixups.passed() && fixups.cases == set.items.len() as u64,
+        "fixed-up programs differ from the kernel's xlated dump: {:#?}",
+        fixups.examples
+    );
+    assert!(
+        exec.passed() && exec.cases == set.items.len() as u64,
+        "test-run and mimic's executor disagree: {:#?}",
+        exec.examples
+    );
+}

@@ -40,11 +40,22 @@ fn seed_004_example_prints_the_seed_dump_shape() {
 }
 
 #[test]
-fn seed_000_example_inlines_the_inner_lookup_against_the_meta() {
+fn seed_000_example_inlines_the_outer_htab_lookup_and_the_inner_lookup_against_the_meta() {
     let (code, out) = mimic_verify("seed_000", &["--xlated"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("call htab_of_map_lookup_elem#"), "{out}");
-    assert!(out.contains("if r0 >= 0x4 goto pc+3"), "{out}");
+    for line in [
+        "   7: (15) if r0 == 0x0 goto pc+2",
+        "   8: (07) r0 += 56",
+        "   9: (79) r0 = *(u64 *)(r0 +0)",
+        "  18: (35) if r0 >= 0x4 goto pc+3",
+        "  27: (95) exit",
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+    }
+    assert!(
+        out.contains("   6: (85) call __htab_map_lookup_elem#"),
+        "the outer lookup is inlined as htab_of_map_gen_lookup: {out}"
+    );
 }
 
 #[test]

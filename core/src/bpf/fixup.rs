@@ -3,15 +3,22 @@
 //!
 //! * `lddw rX, map[fd]` becomes a plain 64-bit load of the map pointer ([`MapDesc::ptr`]);
 //!   `map[fd][0]+off` the address of the value.
+//! * First, as the kernel before `do_misc_fixups`, the dead-code passes
+//!   ([`crate::bpf::dead_code`]): privileged programs lose what the verifier never reached
+//!   (branches hard-wired, dead instructions and `ja +0` removed), unprivileged ones get traps.
 //! * `bpf_map_lookup_elem` on an `ARRAY` or `ARRAY_OF_MAPS` (or on an inner array through an
 //!   outer map's meta) is inlined by [`crate::maps::gen_lookup`] against the map's constants; a
 //!   `BPF_F_INNER_MAP` array refuses and the call goes straight to `array_map_lookup_elem`
-//!   (mutant `inline_dynamic_inner`: inlined anyway, against the template's size).
+//!   (mutant `inline_dynamic_inner`: inlined anyway, against the template's size). On a
+//!   `HASH` or `HASH_OF_MAPS` (or an inner hash) it becomes a call of `__htab_map_lookup_elem`
+//!   and the step from element to value (plus, for hash-of-maps, the load of the inner map
+//!   pointer).
 //! * Other map helpers become direct calls of the map type's own function
 //!   ([`crate::bpf::helpers::DirectCall`]). A call site that saw different maps on different
 //!   paths (poisoned) keeps the generic helper.
 //! * Jump offsets (and bpf-to-bpf call offsets) are recomputed across the patches.
 
+use crate::bpf::dead_code;
 use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn, MapImpl};
 use crate::bpf::print::{dump_xlated, Symbols};
 use crate::bpf::verifier::{AuxMap, MapDesc, Verified};
@@ -29,8 +36,12 @@ pub struct Fixed {
     pub insns: Vec<Insn>,
     /// `(pc, map id)` of each `lddw` that loads a map pointer, for printing `map[id:N]`.
     pub map_loads: Vec<(usize, u32)>,
-    /// For each original instruction, where it starts in `insns`.
+    /// For each original instruction, where it starts in `insns` (an instruction the
+    /// dead-code passes removed: where the next kept one starts); one more entry for the end.
     pub new_pc: Vec<usize>,
+    /// For each instruction of `insns`, the original instruction it starts (`None` inside
+    /// patched code and for an `lddw`'s second slot).
+    pub origin: Vec<Option<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +94,12 @@ fn patch_call(
                 &shape(desc),
                 privileged,
             )),
+            // Also an inner hash through an outer map's meta: the meta's key size is the
+            // inner maps' (meta_equal).
+            Some(MapType::Hash) => Some(Ok(gen_lookup::htab_gen_lookup(desc.key_size))),
+            Some(MapType::HashOfMaps) => {
+                Some(Ok(gen_lookup::htab_of_maps_gen_lookup(desc.key_size)))
+            }
             _ => None,
         };
         match inlined {
@@ -109,16 +126,30 @@ fn patch_call(
     })
 }
 
-/// Rewrites a verified program. `mutants` selects historical fixup bugs.
+/// One instruction of the pruned program and what replaces it.
+struct Piece {
+    pc: usize,
+    /// Slots of the instruction (2 for `lddw`).
+    len: usize,
+    op: Op,
+    code: Vec<Insn>,
+    /// The map id of a map-pointer `lddw`, for printing.
+    map_id: Option<u32>,
+}
+
+/// Rewrites a verified program: the dead-code passes first ([`crate::bpf::dead_code`], as the
+/// kernel runs them before `do_misc_fixups`), then map loads, lookups and calls. `mutants`
+/// selects historical fixup bugs.
 pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
-    let insns = &v.insns;
+    let pruned = dead_code::after_verify(&v.insns, &v.aux, v.privileged).map_err(FixupError)?;
+    let insns = &pruned.insns;
     let derr = |e: DecodeError| FixupError(e.to_string());
     // Pass 1: the replacement of each instruction.
-    let mut pieces: Vec<(usize, Op, Vec<Insn>, Option<u32>)> = Vec::new();
+    let mut pieces: Vec<Piece> = Vec::new();
     let mut pc = 0;
     while pc < insns.len() {
         let (op, len) = decode(insns, pc).map_err(derr)?;
-        let aux_map = match v.aux.get(pc).map(|a| a.map) {
+        let aux_map = match pruned.aux.get(pc).map(|a| a.map) {
             Some(AuxMap::One(m)) => v.maps.get(m as usize),
             _ => None,
         };
@@ -152,21 +183,39 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
             },
             _ => (insns[pc..pc + len].to_vec(), None),
         };
-        pieces.push((pc, op, code, map_id));
+        pieces.push(Piece {
+            pc,
+            len,
+            op,
+            code,
+            map_id,
+        });
         pc += len;
     }
-    // Pass 2: new positions, then relocate the original jumps.
+    // Pass 2: new positions, then relocate the jumps. `lddw` stays two slots, so its second
+    // slot's position is the first's plus one.
     let mut new_pc = vec![0usize; insns.len() + 1];
     let mut at = 0usize;
-    for (pc, _, code, _) in &pieces {
-        new_pc[*pc] = at;
-        at += code.len();
+    for piece in &pieces {
+        for k in 0..piece.len {
+            new_pc[piece.pc + k] = at + k;
+        }
+        at += piece.code.len();
     }
     new_pc[insns.len()] = at;
     let mut out = Vec::with_capacity(at);
     let mut map_loads = Vec::new();
-    for (pc, op, mut code, map_id) in pieces {
+    let mut origin = vec![None; at];
+    for Piece {
+        pc,
+        op,
+        mut code,
+        map_id,
+        ..
+    } in pieces
+    {
         let here = new_pc[pc];
+        origin[here] = pruned.origin.get(pc).copied();
         let reloc = |off: i64| -> Result<i64, FixupError> {
             let target = pc as i64 + 1 + off;
             let t = usize::try_from(target)
@@ -206,10 +255,19 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
         }
         out.extend(code);
     }
+    // Original instruction → position: removed ones take the position of the next kept one.
+    let mut orig_new_pc = vec![at; v.insns.len() + 1];
+    for orig in (0..v.insns.len()).rev() {
+        orig_new_pc[orig] = match pruned.at[orig] {
+            Some(p) => new_pc[p],
+            None => orig_new_pc[orig + 1],
+        };
+    }
     Ok(Fixed {
         insns: out,
         map_loads,
-        new_pc,
+        new_pc: orig_new_pc,
+        origin,
     })
 }
 
@@ -224,17 +282,10 @@ impl Symbols for XlatedSymbols {
 
 impl Fixed {
     /// For each instruction of the fixed program, the original instruction it starts (`None`
-    /// inside patched code): the oracle checks states at original instructions only.
+    /// inside patched code): the oracle checks states at original instructions only. A patched
+    /// call's first new instruction still sees the state before the call.
     pub fn orig_pc(&self) -> Vec<Option<usize>> {
-        let mut map = vec![None; self.insns.len()];
-        for (old, &new) in self.new_pc.iter().enumerate().take(self.new_pc.len() - 1) {
-            if let Some(slot) = map.get_mut(new) {
-                // A patched call's first new instruction still sees the state before the call;
-                // `lddw` second slots share their start with nothing (decode skips them).
-                slot.get_or_insert(old);
-            }
-        }
-        map
+        self.origin.clone()
     }
 
     /// The program as `bpftool prog dump xlated` prints it (map loads as `map[id:N]`).

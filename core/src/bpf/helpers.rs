@@ -129,6 +129,11 @@ pub enum MapFn {
     Lookup = 0,
     Update = 1,
     Delete = 2,
+    /// `__htab_map_lookup_elem`: the hash lookup that returns the **element** (`struct
+    /// htab_elem *`), not the value; `htab_map_gen_lookup` and `htab_of_map_gen_lookup` call it
+    /// and add the key's offset themselves. Only [`MapImpl::Htab`] has it (hash-of-maps calls
+    /// the same function), so the executor accepts it on a hash and on a hash-of-maps.
+    LookupElem = 3,
 }
 
 /// A kernel-internal function called directly (`ops->map_lookup_elem` etc.): the same
@@ -169,6 +174,7 @@ impl DirectCall {
             0 => MapFn::Lookup,
             1 => MapFn::Update,
             2 => MapFn::Delete,
+            3 if map == MapImpl::Htab => MapFn::LookupElem,
             _ => return None,
         };
         Some(DirectCall { map, func })
@@ -176,15 +182,18 @@ impl DirectCall {
     /// The helper whose prototype this call keeps.
     pub const fn helper(self) -> HelperId {
         match self.func {
-            MapFn::Lookup => HelperId::MapLookupElem,
+            MapFn::Lookup | MapFn::LookupElem => HelperId::MapLookupElem,
             MapFn::Update => HelperId::MapUpdateElem,
             MapFn::Delete => HelperId::MapDeleteElem,
         }
     }
     /// The kernel function's name (`array_map_lookup_elem`, `htab_of_map_lookup_elem`, ...).
     pub fn name(self) -> String {
+        if self.func == MapFn::LookupElem {
+            return "__htab_map_lookup_elem".to_string();
+        }
         let op = match self.func {
-            MapFn::Lookup => "lookup",
+            MapFn::Lookup | MapFn::LookupElem => "lookup",
             MapFn::Update => "update",
             MapFn::Delete => "delete",
         };
@@ -270,8 +279,15 @@ mod tests {
         assert_eq!(
             Callee::from_imm(DIRECT_CALL_BASE + 3),
             None,
-            "hole in the direct-call range"
+            "no element lookup for arrays: a hole in the direct-call range"
         );
+        let elem = DirectCall {
+            map: MapImpl::Htab,
+            func: MapFn::LookupElem,
+        };
+        assert_eq!(Callee::from_imm(elem.imm()), Some(Callee::Direct(elem)));
+        assert_eq!(elem.name(), "__htab_map_lookup_elem");
+        assert_eq!(elem.helper(), HelperId::MapLookupElem);
         assert_eq!(Callee::from_imm(i32::MAX), None);
     }
 

@@ -6,6 +6,7 @@
 
 pub mod asm;
 pub mod conformance;
+pub mod dead_code;
 pub mod exec;
 pub mod fixup;
 pub mod helpers;

@@ -9,8 +9,18 @@
 //! values start.
 //! A `BPF_F_INNER_MAP` array refuses (`EOPNOTSUPP`): its size is not a constant, so the
 //! fixup calls `array_map_lookup_elem` instead, which checks the runtime map's own size.
+//!
+//! Hash maps and hash-of-maps (`htab_map_gen_lookup`, `htab_of_map_gen_lookup`) keep the bucket
+//! walk in a call of `__htab_map_lookup_elem`, which returns the element (`struct htab_elem *`)
+//! or NULL, and inline only the step from element to value: `+ offsetof(htab_elem, key) +
+//! round_up(key_size, 8)` (the value follows the key); hash-of-maps then loads the inner map
+//! pointer stored in the value. Per-CPU hashes and arrays are not inlined here: on 6.18 their
+//! inlined forms end in the per-CPU address move, which the model's ISA does not have (and its
+//! per-CPU maps keep values inline), so they keep their direct calls (docs/kernel-disagreements.md).
 
-use super::ARRAY_VALUE_OFFSET;
+use super::hashtab::HTAB_ELEM_HEADER_BYTES;
+use super::{round_up8, ARRAY_VALUE_OFFSET};
+use crate::bpf::helpers::{DirectCall, MapFn, MapImpl};
 use crate::errno::Errno;
 use crate::isa::{Insn, BPF_ADD, BPF_AND, BPF_DW, BPF_JEQ, BPF_JGE, BPF_LSH, BPF_MUL, BPF_W};
 use crate::uapi::BPF_F_INNER_MAP;
@@ -92,10 +102,52 @@ pub fn array_of_maps_gen_lookup(shape: &ArrayShape, privileged: bool) -> Result<
     Ok(out)
 }
 
+/// The call both hash emitters start with.
+const HTAB_ELEM_LOOKUP: DirectCall = DirectCall {
+    map: MapImpl::Htab,
+    func: MapFn::LookupElem,
+};
+
+/// From a `struct htab_elem *` to its value: `offsetof(struct htab_elem, key)` (48 on x86-64,
+/// the model's element header) plus the key rounded up to 8 bytes.
+pub fn htab_value_offset(key_size: u32) -> i32 {
+    (HTAB_ELEM_HEADER_BYTES + round_up8(key_size)) as i32
+}
+
+/// `htab_map_gen_lookup`: `r0 = __htab_map_lookup_elem(r1, r2); if r0 != NULL r0 += value
+/// offset`.
+pub fn htab_gen_lookup(key_size: u32) -> Vec<Insn> {
+    vec![
+        Insn::call_helper(HTAB_ELEM_LOOKUP.imm()),
+        Insn::jmp_imm(BPF_JEQ, RET_REG, 0, 1),
+        Insn::alu64_imm(BPF_ADD, RET_REG, htab_value_offset(key_size)),
+    ]
+}
+
+/// `htab_of_map_gen_lookup`: as the hash's, then load the inner map pointer the value holds
+/// (the NULL check skips both).
+pub fn htab_of_maps_gen_lookup(key_size: u32) -> Vec<Insn> {
+    vec![
+        Insn::call_helper(HTAB_ELEM_LOOKUP.imm()),
+        Insn::jmp_imm(BPF_JEQ, RET_REG, 0, 2),
+        Insn::alu64_imm(BPF_ADD, RET_REG, htab_value_offset(key_size)),
+        Insn::ldx_mem(BPF_DW, RET_REG, RET_REG, 0),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bpf::print::{dump_xlated, DefaultSymbols};
+
+    /// `code` and an `exit`, printed as bpftool's xlated dump without the slot numbers.
+    fn listing(mut code: Vec<Insn>) -> Vec<String> {
+        code.push(Insn::exit());
+        let text = dump_xlated(&code, &DefaultSymbols).expect("valid");
+        text.lines()
+            .map(|l| l.split_once(": ").map_or(l, |x| x.1).to_string())
+            .collect()
+    }
 
     #[test]
     fn array_of_maps_lookup_matches_the_seed_shape() {
@@ -105,13 +157,8 @@ mod tests {
             elem_size: 8,
             map_flags: 0,
         };
-        let mut code = array_of_maps_gen_lookup(&shape, true).expect("no flag");
-        code.push(Insn::exit());
-        let text = dump_xlated(&code, &DefaultSymbols).expect("valid");
-        let lines: Vec<&str> = text
-            .lines()
-            .map(|l| l.split_once(": ").map_or(l, |x| x.1))
-            .collect();
+        let code = array_of_maps_gen_lookup(&shape, true).expect("no flag");
+        let lines = listing(code);
         assert_eq!(
             lines,
             [
@@ -127,6 +174,32 @@ mod tests {
                 "(95) exit",
             ]
         );
+    }
+
+    #[test]
+    fn htab_lookups_match_the_kernels_shape() {
+        let mut code = htab_of_maps_gen_lookup(4);
+        code.extend(htab_gen_lookup(8));
+        let lines = listing(code);
+        let call = format!(
+            "(85) call __htab_map_lookup_elem#{}",
+            HTAB_ELEM_LOOKUP.imm()
+        );
+        assert_eq!(
+            lines,
+            [
+                call.as_str(),
+                "(15) if r0 == 0x0 goto pc+2",
+                "(07) r0 += 56",
+                "(79) r0 = *(u64 *)(r0 +0)",
+                call.as_str(),
+                "(15) if r0 == 0x0 goto pc+1",
+                "(07) r0 += 56",
+                "(95) exit",
+            ],
+            "a 4-byte key rounds up to 8: 48 + 8 (seed 000's kernel dump shows += 56)"
+        );
+        assert_eq!(htab_value_offset(9), 64, "9 bytes round up to 16");
     }
 
     #[test]

@@ -49,6 +49,11 @@ impl<P: Platform> MapOps<P> for HashOfMaps<P> {
             .map(|elem| Found::MapPtr(self.htab.value_word0(elem))))
     }
 
+    /// The inlined lookup then loads the value's first word: the inner map pointer.
+    fn lookup_elem_offset(&self, w: &World<P>, key: &[u8]) -> Result<Option<u32>> {
+        MapOps::<P>::lookup_elem_offset(&self.htab, w, key)
+    }
+
     fn update(
         &self,
         w: &World<P>,

@@ -298,12 +298,14 @@ impl<P: Platform> HashTab<P> {
         &self.values[(elem * self.value_words + i) as usize]
     }
 
+    /// Region offset of element `elem` (its `struct htab_elem`).
+    pub fn elem_offset(&self, elem: u32) -> u32 {
+        HTAB_HEADER_BYTES + elem * self.stride
+    }
+
     /// Region offset of element `elem`'s value.
     pub fn value_offset(&self, elem: u32) -> u32 {
-        HTAB_HEADER_BYTES
-            + elem * self.stride
-            + HTAB_ELEM_HEADER_BYTES
-            + round_up8(self.def.key_size)
+        self.elem_offset(elem) + HTAB_ELEM_HEADER_BYTES + round_up8(self.def.key_size)
     }
 
     /// The lockless bucket walk (`lookup_nulls_elem_raw`): restarts when the walk ends on
@@ -781,6 +783,14 @@ impl<P: Platform> MapOps<P> for HashTab<P> {
         Ok(self.lookup_elem(w, key)?.map(|elem| Found::Value {
             offset: self.value_offset(elem) + self.this_cpu_unit() * WORD_BYTES,
         }))
+    }
+
+    fn lookup_elem_offset(&self, w: &World<P>, key: &[u8]) -> Result<Option<u32>> {
+        if self.percpu.is_some() {
+            // The per-CPU value is one unit per CPU: no single value follows the key.
+            return Err(Errno::EOPNOTSUPP.into());
+        }
+        Ok(self.lookup_elem(w, key)?.map(|elem| self.elem_offset(elem)))
     }
 
     fn update(

@@ -127,6 +127,12 @@ pub trait MapOps<P: Platform>: Send + Sync + 'static {
     fn lookup_and_delete(&self, _w: &World<P>, _map: &Map<P>, _key: &[u8]) -> Result<Vec<u8>> {
         Err(Errno::ENOTSUPP.into())
     }
+    /// `__htab_map_lookup_elem` (what an inlined hash lookup calls): the region offset of the
+    /// element holding `key`, whose value starts `offsetof(htab_elem, key) + round_up(key_size,
+    /// 8)` further. Only hashes whose value the inlined code reaches that way have it.
+    fn lookup_elem_offset(&self, _w: &World<P>, _key: &[u8]) -> Result<Option<u32>> {
+        Err(Errno::EOPNOTSUPP.into())
+    }
     /// `key == None` (or a key that is not there, for hashes) asks for the first key.
     fn get_next_key(&self, w: &World<P>, key: Option<&[u8]>) -> Result<Vec<u8>>;
     /// The user-space copy of a found value (outer maps: the inner map's id).

@@ -10,10 +10,10 @@
 //! `LoadedProg::test_run` on the world, on fresh maps (each outer map holding one inner map at
 //! the zero key) and the same 64-byte context: same `r0` (low 32 bits), the same context written
 //! back and the same contents of every non-outer map afterwards.
-//! Verdict and execution lines gate the command; fixup lines do not yet ([`FIXUPS_GATE`]).
 //! Fixups: for programs both accept, mimic's fixed-up program against the kernel's xlated dump
 //! slot by slot, map loads compared by a map-id bijection and calls by a bijection of their
-//! immediates (kernel addresses vs mimic's helper and direct-call ids), the rest exactly.
+//! immediates (kernel addresses vs mimic's helper and direct-call ids), the rest exactly; a
+//! difference shows both listings side by side. These lines gate the command.
 #![forbid(unsafe_code)]
 
 use super::bijection::Bijection;
@@ -33,9 +33,9 @@ pub const VERDICTS_GATE: bool = true;
 /// Test runs (r0, the context written back, map contents) of programs both accept agree on
 /// every set, so they gate too.
 pub const EXEC_GATE: bool = true;
-/// The fixed-up program against the kernel's xlated dump: not gating until mimic inlines the
-/// hash-of-maps lookup and removes dead code as the kernel does (BENCHMARKS.md).
-pub const FIXUPS_GATE: bool = false;
+/// The fixed-up program against the kernel's xlated dump: mimic removes dead code and inlines
+/// the hash lookups as the kernel does, so every set agrees slot by slot and a difference gates.
+pub const FIXUPS_GATE: bool = true;
 
 /// Generated programs per run unless told otherwise.
 pub const DEFAULT_GENERATED: u64 = 300;
@@ -211,6 +211,37 @@ fn compare_fixups(
     Ok(())
 }
 
+/// mimic's fixed-up program and the kernel's xlated one, one instruction a line, side by side
+/// (map ids are each side's own; a `*` marks lines whose text differs).
+pub fn side_by_side(ours: &mimic_core::bpf::fixup::Fixed, theirs: &[Insn]) -> String {
+    /// Width of mimic's column.
+    const COLUMN: usize = 44;
+    let ours = ours
+        .dump_xlated()
+        .unwrap_or_else(|e| format!("(mimic's program does not print: {e})"));
+    let theirs = super::dump(theirs);
+    let (a, b): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
+    let mut out = format!("{:<COLUMN$}   {}", "mimic", "kernel");
+    for k in 0..a.len().max(b.len()) {
+        let (l, r) = (
+            a.get(k).copied().unwrap_or(""),
+            b.get(k).copied().unwrap_or(""),
+        );
+        // Compare without the numbers the sides may differ in legitimately (map ids, call
+        // addresses), roughly: only the opcode and the first word after it.
+        let key = |line: &str| {
+            line.split_whitespace()
+                .skip(1)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mark = if key(l) == key(r) { ' ' } else { '*' };
+        out.push_str(&format!("\n{l:<COLUMN$} {mark} {r}"));
+    }
+    out
+}
+
 /// The verdict and fixup lines of each set.
 pub fn run(kernel: &mut KernelSys, sets: &[ProgramSet]) -> Vec<Check> {
     sets.iter().flat_map(|set| run_set(kernel, set)).collect()
@@ -295,7 +326,11 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
                 match (xlated, fixup(&v, Mutants::NONE)) {
                     (Ok(x), Ok(f)) => match compare_fixups(&f.insns, &f.map_loads, &x, &ids) {
                         Ok(()) => fixups.agreed += 1,
-                        Err(why) => note(&mut fixups, "slot differs", format!("{name}: {why}")),
+                        Err(why) => note(
+                            &mut fixups,
+                            "slot differs",
+                            format!("{name}: {why}\n{}", side_by_side(&f, &x)),
+                        ),
                     },
                     (Err(e), _) => note(&mut fixups, "no xlated", format!("{name}: {e}")),
                     (_, Err(e)) => note(&mut fixups, "mimic fixup fails", format!("{name}: {e}")),
@@ -529,5 +564,33 @@ fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(),
             format!("{name}: kernel r0 {:#x}, mimic {e}", a.retval),
         )),
         (Err(e), _) => Err(("kernel fails".to_string(), format!("{name}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_by_side_marks_only_the_lines_that_differ() {
+        let maps = corpus::maps();
+        let v = verify(&corpus::map_in_map_access(), &maps, VerifyOpts::default())
+            .unwrap_or_else(|r| panic!("refused: {r}"));
+        let fixed = fixup(&v, Mutants::NONE).expect("fixups");
+        let mut theirs: Vec<Insn> = fixed.insns.clone();
+        let marked = |text: &str| {
+            text.lines()
+                .skip(1)
+                .filter(|l| l.len() > 44 && l[44..].starts_with(" * "))
+                .count()
+        };
+        let same = side_by_side(&fixed, &theirs);
+        assert_eq!(marked(&same), 0, "one program against itself:\n{same}");
+        // `r0 = 0` before the exit becomes `w0 = 0`: another opcode on that line only.
+        let at = theirs.len() - 2;
+        theirs[at] = Insn::mov32_imm(0, 0);
+        let differs = side_by_side(&fixed, &theirs);
+        assert_eq!(marked(&differs), 1, "{differs}");
+        assert!(differs.lines().count() > fixed.insns.len() / 2, "{differs}");
     }
 }

@@ -20,6 +20,7 @@ use super::scheduler::{Campaign, ExecState, Reseed, SchedulerKind};
 use super::trace::{Fnv, HistEvent, HistOp, MapIdent, Recorder};
 use mimic_core::arena::Handle;
 use mimic_core::bpf::exec::{EnvResult, ExecErrorKind, MapEnv, NoObserver, Program, Vm};
+use mimic_core::bpf::fixup::Fixed;
 use mimic_core::bpf::helpers::DirectCall;
 use mimic_core::bpf::verifier::world::{prog_load, LoadError, LoadedProg};
 use mimic_core::bpf::verifier::VerifyOpts;
@@ -244,30 +245,38 @@ struct TracingEnv<'a> {
     program: &'a str,
     /// The direct call (fixup) the executor announced for the helper call in progress.
     direct: Option<DirectCall>,
+    /// An inlined outer-map (hash-of-maps) lookup waiting for its load of the inner map
+    /// pointer.
+    pending: Option<PendingRead>,
 }
 
-impl MapEnv for TracingEnv<'_> {
-    fn map_from_fd(&mut self, fd: i32) -> EnvResult<u64> {
-        self.inner.map_from_fd(fd)
-    }
-    fn map_value_from_fd(&mut self, fd: i32, off: u32) -> EnvResult<u64> {
-        self.inner.map_value_from_fd(fd, off)
-    }
-    fn map_key_size(&mut self, map: Ptr) -> EnvResult<u32> {
-        self.inner.map_key_size(map)
-    }
-    fn map_value_size(&mut self, map: Ptr) -> EnvResult<u32> {
-        self.inner.map_value_size(map)
-    }
-    fn map_lookup(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
+/// An inlined hash-of-maps lookup between its `__htab_map_lookup_elem` call and the load of the
+/// inner map pointer from the element's value: the read the history records is that load's.
+struct PendingRead {
+    outer: Ptr,
+    key: Vec<u8>,
+    direct: Option<DirectCall>,
+    /// The encoded address of the element's value.
+    value_at: u64,
+    inv: u64,
+}
+
+impl TracingEnv<'_> {
+    /// Traces a program lookup on `map` that returned `result` between the stamps `inv` and
+    /// `resp`: the outer-map history, the `lost_key` oracle, the trace line, the slow-reader
+    /// pause.
+    fn record_lookup(
+        &mut self,
+        map: Ptr,
+        key: &[u8],
+        direct: Option<DirectCall>,
+        result: &EnvResult<u64>,
+        inv: u64,
+        resp: u64,
+    ) {
         let outer = self.ctx.outers.get(&(map.index, map.gen)).cloned();
-        let direct = self.direct.take();
-        let inv = self.ctx.rec.stamp();
-        let result = self.inner.map_lookup(map, key);
-        let resp = self.ctx.rec.stamp();
         let key32 = key_u32(key);
-        if let (Ok(0), Some((name, keys))) = (&result, self.ctx.present.get(&(map.index, map.gen)))
-        {
+        if let (Ok(0), Some((name, keys))) = (result, self.ctx.present.get(&(map.index, map.gen))) {
             if keys.contains(&key32) {
                 self.ctx.fail(
                     "lost_key",
@@ -275,7 +284,7 @@ impl MapEnv for TracingEnv<'_> {
                 );
             }
         }
-        if let Ok(value) = &result {
+        if let Ok(value) = result {
             let seen = Ptr::decode(*value).map(|p| (p.index, p.gen));
             let (task, cpu, program) = (self.task, self.cpu, self.program);
             match &outer {
@@ -321,6 +330,28 @@ impl MapEnv for TracingEnv<'_> {
                 }
             }
         }
+    }
+}
+
+impl MapEnv for TracingEnv<'_> {
+    fn map_from_fd(&mut self, fd: i32) -> EnvResult<u64> {
+        self.inner.map_from_fd(fd)
+    }
+    fn map_value_from_fd(&mut self, fd: i32, off: u32) -> EnvResult<u64> {
+        self.inner.map_value_from_fd(fd, off)
+    }
+    fn map_key_size(&mut self, map: Ptr) -> EnvResult<u32> {
+        self.inner.map_key_size(map)
+    }
+    fn map_value_size(&mut self, map: Ptr) -> EnvResult<u32> {
+        self.inner.map_value_size(map)
+    }
+    fn map_lookup(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
+        let direct = self.direct.take();
+        let inv = self.ctx.rec.stamp();
+        let result = self.inner.map_lookup(map, key);
+        let resp = self.ctx.rec.stamp();
+        self.record_lookup(map, key, direct, &result, inv, resp);
         result
     }
     fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64> {
@@ -342,8 +373,39 @@ impl MapEnv for TracingEnv<'_> {
         self.direct = None;
         self.inner.map_delete(map, key)
     }
+    fn map_lookup_elem(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
+        let direct = self.direct.take();
+        let inv = self.ctx.rec.stamp();
+        let result = self.inner.map_lookup_elem(map, key);
+        let resp = self.ctx.rec.stamp();
+        match &result {
+            // The inlined code loads the inner map pointer from the value next: record the
+            // read when it does, with what it loads.
+            Ok(elem) if *elem != 0 && self.ctx.outers.contains_key(&(map.index, map.gen)) => {
+                let offset = mimic_core::maps::gen_lookup::htab_value_offset(key.len() as u32);
+                self.pending = Some(PendingRead {
+                    outer: map,
+                    key: key.to_vec(),
+                    direct,
+                    value_at: elem.wrapping_add(offset as u64),
+                    inv,
+                });
+            }
+            // NULL, or a plain hash's element (the trace only says "value" or "NULL").
+            _ => self.record_lookup(map, key, direct, &result, inv, resp),
+        }
+        result
+    }
     fn load(&mut self, ptr: Ptr, size: u8) -> EnvResult<u64> {
-        self.inner.load(ptr, size)
+        let pending = self
+            .pending
+            .take_if(|p| size == 8 && p.value_at == ptr.encode());
+        let result = self.inner.load(ptr, size);
+        if let Some(p) = pending {
+            let resp = self.ctx.rec.stamp();
+            self.record_lookup(p.outer, &p.key, p.direct, &result, p.inv, resp);
+        }
+        result
     }
     fn store(&mut self, ptr: Ptr, size: u8, value: u64) -> EnvResult<()> {
         self.inner.store(ptr, size, value)
@@ -359,15 +421,24 @@ impl MapEnv for TracingEnv<'_> {
 
 /// What the fixups made of each map helper call of `original` (in program order): a direct
 /// call of the map type's function (`array_map_lookup_elem`, ...), the generic helper (a call
-/// site that saw several map types), or a lookup inlined by `map_gen_lookup`.
-fn fixup_summary(original: &[Insn], fixed: &[Insn]) -> String {
+/// site that saw several map types), a lookup inlined by `map_gen_lookup`, or a call in dead
+/// code the fixups removed.
+fn fixup_summary(original: &[Insn], fixed: &Fixed) -> String {
     let is_call = |i: &Insn| i.code == BPF_JMP | BPF_CALL && i.src == 0;
-    let helper_calls = original
-        .iter()
-        .filter(|i| is_call(i) && (1..=3).contains(&i.imm))
-        .count();
+    // A removed instruction starts where the next kept one does.
+    let kept = |pc: usize| fixed.new_pc.get(pc) < fixed.new_pc.get(pc + 1);
+    let (mut helper_calls, mut dead_calls) = (0usize, 0usize);
+    for (pc, insn) in original.iter().enumerate() {
+        if is_call(insn) && (1..=3).contains(&insn.imm) {
+            if kept(pc) {
+                helper_calls += 1;
+            } else {
+                dead_calls += 1;
+            }
+        }
+    }
     let mut parts: Vec<String> = Vec::new();
-    for insn in fixed.iter().filter(|i| is_call(i)) {
+    for insn in fixed.insns.iter().filter(|i| is_call(i)) {
         if let Some(call) = DirectCall::from_imm(insn.imm) {
             parts.push(call.name());
         } else if (1..=3).contains(&insn.imm) {
@@ -377,6 +448,9 @@ fn fixup_summary(original: &[Insn], fixed: &[Insn]) -> String {
     let inlined = helper_calls.saturating_sub(parts.len());
     if inlined > 0 {
         parts.push(format!("{inlined} lookup(s) inlined"));
+    }
+    if dead_calls > 0 {
+        parts.push(format!("{dead_calls} call(s) removed as dead code"));
     }
     if parts.is_empty() {
         "none".into()
@@ -671,7 +745,7 @@ fn setup(ctx: &mut Ctx, scenario: &Scenario) -> Result<Vec<Loaded>, SetupError> 
         };
         let program = Program::new(&load.fixed.insns)
             .map_err(|e| bad(format!("fixed-up program does not decode: {e}")))?;
-        let fixups = fixup_summary(&insns, &load.fixed.insns);
+        let fixups = fixup_summary(&insns, &load.fixed);
         ctx.rec.line(0, 0, || {
             format!(
                 "bpf_prog_load({}) used_maps={} sleepable={} privileged={} fixups: {fixups}",
@@ -1295,6 +1369,7 @@ fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize)
                     cpu,
                     program: &prog.name,
                     direct: None,
+                    pending: None,
                 };
                 let result = vm.run(&prog.program, &mut mem, &mut env, &mut NoObserver);
                 let unlocked = ctx.check("rcu_read_unlock", ctx.world.rcu_read_unlock(flavor));

@@ -7,7 +7,7 @@ use super::{
     atomic_result, ExecError, ExecErrorKind, MapEnv, Observer, StepView, Vm, MAX_CALL_FRAMES,
     STACK_SIZE,
 };
-use crate::bpf::helpers::{Callee, HelperId};
+use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn};
 use crate::isa::{AluOp, AtomicOp, Endian, Operand};
 use crate::ptr::{Ptr, RegionKind};
 
@@ -224,14 +224,27 @@ impl<E: MapEnv> Mem<'_, E> {
             self.env.check_direct_call(call, map)?;
         }
         let key_size = self.env.map_key_size(map)? as usize;
+        // `__htab_map_lookup_elem`: the element, not the value (an inlined hash lookup).
+        let elem = matches!(
+            direct,
+            Some(DirectCall {
+                func: MapFn::LookupElem,
+                ..
+            })
+        );
         if id == HelperId::MapLookupElem && key_size <= INLINE_KEY_BYTES {
             // The common case without touching the heap: a small key copied to the stack.
             let mut key = [0u8; INLINE_KEY_BYTES];
             self.read_into(regs[2], &mut key[..key_size])?;
-            return self.env.map_lookup(map, &key[..key_size]);
+            return if elem {
+                self.env.map_lookup_elem(map, &key[..key_size])
+            } else {
+                self.env.map_lookup(map, &key[..key_size])
+            };
         }
         self.read_bytes(regs[2], key_size, scratch)?;
         match id {
+            HelperId::MapLookupElem if elem => self.env.map_lookup_elem(map, scratch),
             HelperId::MapLookupElem => self.env.map_lookup(map, scratch),
             HelperId::MapDeleteElem => self.env.map_delete(map, scratch).map(|ret| ret as u64),
             HelperId::MapUpdateElem => {

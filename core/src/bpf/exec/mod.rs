@@ -127,6 +127,14 @@ pub trait MapEnv {
     fn map_value_size(&mut self, map: Ptr) -> EnvResult<u32>;
     /// `bpf_map_lookup_elem`: an encoded value pointer, or 0.
     fn map_lookup(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64>;
+    /// `__htab_map_lookup_elem` (the call an inlined hash lookup makes): an encoded pointer to
+    /// the element holding `key` (its value starts at the key's rounded-up end), or 0. Only a
+    /// world with hash maps has it.
+    fn map_lookup_elem(&mut self, _map: Ptr, _key: &[u8]) -> EnvResult<u64> {
+        Err(ExecErrorKind::MapAccess(
+            "__htab_map_lookup_elem: no hash maps in this environment".to_string(),
+        ))
+    }
     /// `bpf_map_update_elem`: 0 or a negative errno.
     fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64>;
     /// `bpf_map_delete_elem`: 0 or a negative errno.

@@ -206,7 +206,8 @@ pub enum AuxMap {
 /// Per-instruction facts for the fixups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct InsnAux {
-    /// Reached by some path.
+    /// Reached by some path (the kernel's `seen`; for `lddw` both slots): the dead-code passes
+    /// ([`crate::bpf::dead_code`]) remove or trap what is not.
     pub seen: bool,
     /// The map of a helper call's `r1`, or of an `lddw` pseudo map load (index into
     /// [`Verified::maps`]).
@@ -499,6 +500,13 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
                     },
                 )
             })?;
+            if matches!(op, Op::Ld64 { .. }) {
+                // As the kernel, the second slot of a processed `lddw` is seen too: the
+                // dead-code passes keep or remove the pair whole.
+                if let Some(aux) = env.aux.get_mut(pc + 1) {
+                    aux.seen = true;
+                }
+            }
             if matches!(op, Op::Jmp { .. } | Op::Ja { .. } | Op::Call(_) | Op::Exit) {
                 env.jmps_processed += 1;
             }
