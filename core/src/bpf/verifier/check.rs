@@ -527,6 +527,7 @@ fn stack_access(
                 return refuse("invalid size of register spill");
             }
             if bytes == 8 && aligned && (from_reg || value.const_scalar().is_some()) {
+                frame.written |= 1 << slot_i;
                 let slot = &mut frame.stack[slot_i];
                 if value.const_scalar() == Some(0) && !from_reg {
                     slot.bytes = [SlotByte::Zero; 8];
@@ -540,6 +541,7 @@ fn stack_access(
             let known = value.const_scalar();
             for k in total..total + bytes {
                 let (si, bi) = locate(k);
+                frame.written |= 1 << si;
                 let slot = &mut frame.stack[si];
                 if slot.is_spill() {
                     // A partly overwritten spill keeps its other bytes as what is known of them.
