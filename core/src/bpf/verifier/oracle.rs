@@ -27,17 +27,21 @@ pub struct JoinedReg {
 
 impl JoinedReg {
     fn from(reg: &Reg) -> JoinedReg {
-        let var = if reg.ty.is_pointer() && reg.off != 0 {
+        let off = reg.off as i64 as u64;
+        let var = if !reg.ty.is_pointer() || off == 0 {
+            reg.var
+        } else if let Some(c) = reg.var.const_value() {
+            // The common case (no variable part): what the addition below gives, without it.
+            Scalar::konst(c.wrapping_add(off))
+        } else {
             // Fold the fixed offset into the range.
             super::bounds::alu(
                 crate::isa::Width::W64,
                 crate::isa::AluOp::Add,
                 &reg.var,
-                &Scalar::konst(reg.off as i64 as u64),
+                &Scalar::konst(off),
             )
             .unwrap_or(Scalar::UNKNOWN)
-        } else {
-            reg.var
         };
         JoinedReg {
             ty: reg.ty,
@@ -158,11 +162,19 @@ pub struct JoinedFrame {
     pub spills: Vec<(u8, JoinedReg)>,
 }
 
-/// The per-instruction joins.
+/// The per-instruction joins: all frames in one vector (one allocation per program, not one
+/// per instruction), found through `first[pc]` and chained through `next` per call depth.
 #[derive(Debug, Clone, Default)]
 pub struct StateOracle {
-    pub at: Vec<Vec<JoinedFrame>>,
+    frames: Vec<JoinedFrame>,
+    /// Per pc: index into `frames` of its first frame, or [`NO_FRAME`].
+    first: Vec<u32>,
+    /// Per frame: the next frame of the same pc (another call depth), or [`NO_FRAME`].
+    next: Vec<u32>,
 }
+
+/// End of a pc's chain of frames.
+const NO_FRAME: u32 = u32::MAX;
 
 /// What the executor saw in a register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,8 +226,23 @@ impl fmt::Display for Unsoundness {
 impl StateOracle {
     pub fn new(len: usize) -> StateOracle {
         StateOracle {
-            at: vec![Vec::new(); len],
+            // Most instructions are reached at one depth: one frame each.
+            frames: Vec::with_capacity(len),
+            first: vec![NO_FRAME; len],
+            next: Vec::with_capacity(len),
         }
+    }
+
+    fn find(&self, pc: usize, depth: usize) -> Option<usize> {
+        let mut i = *self.first.get(pc)?;
+        while i != NO_FRAME {
+            let at = i as usize;
+            if self.frames[at].depth == depth {
+                return Some(at);
+            }
+            i = self.next[at];
+        }
+        None
     }
 
     /// Joins the state accepted at `pc` into the record. `live` is the mask of registers live
@@ -224,13 +251,16 @@ impl StateOracle {
     pub fn accept(&mut self, pc: usize, st: &VState, live: u16) {
         let frame = st.cur();
         let depth = st.frames.len() - 1;
-        let Some(list) = self.at.get_mut(pc) else {
+        let Some(at) = self.find(pc, depth) else {
+            let Some(first) = self.first.get_mut(pc) else {
+                return;
+            };
+            self.next.push(*first);
+            *first = self.frames.len() as u32;
+            self.frames.push(JoinedFrame::of(depth, frame, live));
             return;
         };
-        let Some(old) = list.iter_mut().find(|f| f.depth == depth) else {
-            list.push(JoinedFrame::of(depth, frame, live));
-            return;
-        };
+        let old = &mut self.frames[at];
         // Joins only shrink what is asserted: visit what the record still holds.
         for (i, (o, r)) in old.regs.iter_mut().zip(&frame.regs).enumerate() {
             // A dead register is `NotInit` in the record already.
@@ -259,7 +289,12 @@ impl StateOracle {
     }
 
     pub fn frame(&self, pc: usize, depth: usize) -> Option<&JoinedFrame> {
-        self.at.get(pc)?.iter().find(|f| f.depth == depth)
+        self.find(pc, depth).map(|i| &self.frames[i])
+    }
+
+    /// The joined frame at `pc`, `depth`, mutably (tests fake an unsound verifier with it).
+    pub fn frame_mut(&mut self, pc: usize, depth: usize) -> Option<&mut JoinedFrame> {
+        self.find(pc, depth).map(|i| &mut self.frames[i])
     }
 
     /// Was `pc` at call depth `depth` ever accepted? A run reaching an instruction the verifier
