@@ -17,15 +17,44 @@ fn invalid<T>(pc: usize, message: String) -> Result<T, (usize, Refuse)> {
 }
 
 /// Successors of the instruction at `pc` (calls: the callee entry and the return point).
-fn successors(pc: usize, op: &Op) -> Vec<i64> {
+/// At most two successors, kept inline: the graph passes ask for them per instruction and per
+/// liveness round, and an allocation each time was a visible share of verification.
+#[derive(Clone, Copy)]
+struct Succ {
+    edges: [i64; 2],
+    len: usize,
+}
+
+impl Succ {
+    fn one(t: i64) -> Succ {
+        Succ {
+            edges: [t, 0],
+            len: 1,
+        }
+    }
+    fn two(a: i64, b: i64) -> Succ {
+        Succ {
+            edges: [a, b],
+            len: 2,
+        }
+    }
+    fn as_slice(&self) -> &[i64] {
+        &self.edges[..self.len]
+    }
+}
+
+fn successors(pc: usize, op: &Op) -> Succ {
     let next = pc as i64 + 1;
     match *op {
-        Op::Ja { off, .. } => vec![next + i64::from(off)],
-        Op::Jmp { off, .. } => vec![next, next + i64::from(off)],
-        Op::Exit => vec![],
-        Op::Ld64 { .. } => vec![next + 1],
-        Op::Call(CallTarget::Local(imm)) => vec![next, next + i64::from(imm)],
-        _ => vec![next],
+        Op::Ja { off, .. } => Succ::one(next + i64::from(off)),
+        Op::Jmp { off, .. } => Succ::two(next, next + i64::from(off)),
+        Op::Exit => Succ {
+            edges: [0, 0],
+            len: 0,
+        },
+        Op::Ld64 { .. } => Succ::one(next + 1),
+        Op::Call(CallTarget::Local(imm)) => Succ::two(next, next + i64::from(imm)),
+        _ => Succ::one(next),
     }
 }
 
@@ -71,7 +100,7 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
     for pc in 0..n {
         let Some(op) = env.ops[pc] else { continue };
         let edges = successors(pc, &op);
-        for (k, &t) in edges.iter().enumerate() {
+        for (k, &t) in edges.as_slice().iter().enumerate() {
             let is_call_edge = matches!(op, Op::Call(CallTarget::Local(_))) && k == 1;
             if t < 0 || t >= n as i64 {
                 return invalid(pc, format!("jump out of range from insn {pc} to {t}"));
@@ -113,10 +142,8 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
     let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
     mark[0] = Mark::OnStack;
     while let Some(&mut (pc, ref mut k)) = stack.last_mut() {
-        let edges = env.ops[pc]
-            .map(|op| successors(pc, &op))
-            .unwrap_or_default();
-        if let Some(&t) = edges.get(*k) {
+        let edges = env.ops[pc].map(|op| successors(pc, &op));
+        if let Some(&t) = edges.as_ref().and_then(|e| e.as_slice().get(*k)) {
             *k += 1;
             let t = t as usize;
             match mark[t] {
@@ -205,10 +232,10 @@ fn live_registers(ops: &[Option<Op>]) -> Vec<u16> {
             let Some(op) = ops[pc] else { continue };
             let mut after = 0u16;
             let succs = match op {
-                Op::Call(CallTarget::Local(_)) => vec![pc as i64 + 1],
+                Op::Call(CallTarget::Local(_)) => Succ::one(pc as i64 + 1),
                 _ => successors(pc, &op),
             };
-            for t in succs {
+            for &t in succs.as_slice() {
                 if let Some(l) = usize::try_from(t).ok().and_then(|t| live.get(t)) {
                     after |= l;
                 }
