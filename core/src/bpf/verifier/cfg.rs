@@ -225,22 +225,34 @@ fn live_registers(ops: &[Option<Op>]) -> Vec<u16> {
     const FP_BIT: u16 = 1 << 10;
     let n = ops.len();
     let mut live = vec![FP_BIT; n];
+    // Each round needs the same per-instruction facts: compute them once.
+    let facts: Vec<Option<(Succ, u16, u16)>> = ops
+        .iter()
+        .enumerate()
+        .map(|(pc, op)| {
+            op.map(|op| {
+                let succs = match op {
+                    Op::Call(CallTarget::Local(_)) => Succ::one(pc as i64 + 1),
+                    _ => successors(pc, &op),
+                };
+                let (uses, defs) = uses_defs(&op);
+                (succs, uses, defs)
+            })
+        })
+        .collect();
     let mut changed = true;
     while changed {
         changed = false;
         for pc in (0..n).rev() {
-            let Some(op) = ops[pc] else { continue };
-            let mut after = 0u16;
-            let succs = match op {
-                Op::Call(CallTarget::Local(_)) => Succ::one(pc as i64 + 1),
-                _ => successors(pc, &op),
+            let Some((succs, uses, defs)) = facts[pc] else {
+                continue;
             };
+            let mut after = 0u16;
             for &t in succs.as_slice() {
                 if let Some(l) = usize::try_from(t).ok().and_then(|t| live.get(t)) {
                     after |= l;
                 }
             }
-            let (uses, defs) = uses_defs(&op);
             let before = uses | (after & !defs) | FP_BIT;
             if before != live[pc] {
                 live[pc] = before;
