@@ -621,7 +621,10 @@ impl MapsImage {
                 );
             }
         }
-        format!("outer slots: {:x?} vs {:x?}", self.slots, other.slots)
+        if self.slots != other.slots {
+            return format!("outer slots: {:x?} vs {:x?}", self.slots, other.slots);
+        }
+        "none (the maps agree)".to_string()
     }
 }
 

@@ -501,8 +501,9 @@ fn same_shape(map: Option<&MapDesc>, shape: Option<(u32, u32, u32)>) -> bool {
 }
 
 /// The executor's value of a register as the oracle compares it. Map-region pointers are
-/// classified by `classify_map` when the caller can (the world knows shapes and value
-/// offsets); otherwise offset 0 is a map pointer and any other offset a value pointer.
+/// classified by `classify_map` when the caller can (the core's world:
+/// [`super::world::classify_map_ptr`], which knows shapes and value layouts); otherwise offset
+/// 0 is a map pointer and any other offset a value pointer of unknown offset.
 pub fn concrete_of(value: u64, classify_map: &dyn Fn(Ptr) -> Option<Concrete>) -> Concrete {
     match Ptr::decode(value) {
         None if value == 0 => Concrete::Null,
