@@ -148,7 +148,7 @@ fn oracle_reports_a_register_outside_the_verified_state() {
     // Pretend the verifier had claimed r1 (the loaded value + 1, at the store) is at most 1.
     let store_pc = prog.len() - 3;
     let oracle = v.oracle.as_mut().expect("collected");
-    let frame = oracle.at[store_pc].first_mut().expect("store reached");
+    let frame = oracle.frame_mut(store_pc, 0).expect("store reached");
     frame.regs[1].var.umax = 1;
     let mut obs = OracleObserver::new(v.oracle.as_ref().unwrap(), &v.maps);
     run(&sys, &prog, &mut obs).expect("runs");

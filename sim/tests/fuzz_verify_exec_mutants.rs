@@ -53,3 +53,39 @@ fn meta_elem_size_zero_reads_element_zero_for_every_key() {
         "disagree",
     );
 }
+
+#[test]
+fn meta_ignores_max_entries_is_a_state_embedding_escape_in_the_plain_run() {
+    // The verifier trusts the meta's max_entries (8): key 6 is in bounds, so it elides the
+    // null check and types the inner lookup's result map_value. The inner array of 4 the
+    // mutant let in returns NULL: the oracle sees a NULL where the state says map_value.
+    let msg = outcome(
+        &inner_read(false, 0, 6),
+        Mutants::only(Mutant::MetaIgnoresMaxEntries),
+    )
+    .expect("meta_ignores_max_entries is not caught");
+    assert!(
+        msg.contains("state-embedding escape") && msg.contains("R0 holds Null"),
+        "not caught as an escape of R0: {msg}"
+    );
+    assert!(
+        msg.contains("out of bounds"),
+        "the fixed-up run's out-of-bounds read is reported too: {msg}"
+    );
+}
+
+#[test]
+fn fixup_only_mutants_are_not_state_embedding_escapes() {
+    // inline_dynamic_inner and meta_elem_size_zero break the fixed-up code, not the
+    // verifier's claims: the plain run stays inside the verified states.
+    for (case, mutant) in [
+        (inner_read(true, 0, 6), Mutant::InlineDynamicInner),
+        (inner_read(false, 1, 3), Mutant::MetaElemSizeZero),
+    ] {
+        let msg = outcome(&case, Mutants::only(mutant)).unwrap_or_default();
+        assert!(
+            !msg.contains("state-embedding escape"),
+            "{mutant}: the verifier's states are sound, yet: {msg}"
+        );
+    }
+}

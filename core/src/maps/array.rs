@@ -302,6 +302,13 @@ impl<P: Platform> MapOps<P> for ArrayMap<P> {
         ArrayMap::word(self, offset)
     }
 
+    fn value_base(&self, offset: u32) -> Option<u32> {
+        let rel = offset.checked_sub(ARRAY_VALUE_OFFSET)?;
+        let copy = rel / self.elem_size;
+        (u64::from(copy) < u64::from(self.def.max_entries) * u64::from(self.copies()))
+            .then(|| offset - rel % self.elem_size)
+    }
+
     fn index_mask(&self) -> Option<u32> {
         Some(self.index_mask)
     }

@@ -871,6 +871,16 @@ impl<P: Platform> MapOps<P> for HashTab<P> {
             + elems * u64::from(self.stride)
     }
 
+    fn value_base(&self, offset: u32) -> Option<u32> {
+        let rel = offset.checked_sub(HTAB_HEADER_BYTES)?;
+        if rel / self.stride >= self.capacity {
+            return None;
+        }
+        let within = (rel % self.stride)
+            .checked_sub(HTAB_ELEM_HEADER_BYTES + round_up8(self.def.key_size))?;
+        Some(offset - within % (self.unit_words * WORD_BYTES))
+    }
+
     fn word(&self, offset: u32) -> Option<&P::Atomic> {
         let rel = offset.checked_sub(HTAB_HEADER_BYTES)?;
         let elem = rel / self.stride;

@@ -168,6 +168,12 @@ pub trait MapOps<P: Platform>: Send + Sync + 'static {
     fn footprint(&self) -> u64;
     /// The value word holding the 8-aligned region offset `offset`, if it is value memory.
     fn word(&self, offset: u32) -> Option<&P::Atomic>;
+    /// Where the value holding region offset `offset` starts (per-CPU maps: the copy holding
+    /// it), if `offset` is value memory; `None` by default (outer maps: programs never hold
+    /// pointers into their slots). The soundness oracle measures value pointers from it.
+    fn value_base(&self, _offset: u32) -> Option<u32> {
+        None
+    }
     /// The inner map meta (outer maps only).
     fn meta(&self) -> Option<&MapMeta> {
         None

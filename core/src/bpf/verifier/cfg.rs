@@ -17,15 +17,44 @@ fn invalid<T>(pc: usize, message: String) -> Result<T, (usize, Refuse)> {
 }
 
 /// Successors of the instruction at `pc` (calls: the callee entry and the return point).
-fn successors(pc: usize, op: &Op) -> Vec<i64> {
+/// At most two successors, kept inline: the graph passes ask for them per instruction and per
+/// liveness round, and an allocation each time was a visible share of verification.
+#[derive(Clone, Copy)]
+struct Succ {
+    edges: [i64; 2],
+    len: usize,
+}
+
+impl Succ {
+    fn one(t: i64) -> Succ {
+        Succ {
+            edges: [t, 0],
+            len: 1,
+        }
+    }
+    fn two(a: i64, b: i64) -> Succ {
+        Succ {
+            edges: [a, b],
+            len: 2,
+        }
+    }
+    fn as_slice(&self) -> &[i64] {
+        &self.edges[..self.len]
+    }
+}
+
+fn successors(pc: usize, op: &Op) -> Succ {
     let next = pc as i64 + 1;
     match *op {
-        Op::Ja { off, .. } => vec![next + i64::from(off)],
-        Op::Jmp { off, .. } => vec![next, next + i64::from(off)],
-        Op::Exit => vec![],
-        Op::Ld64 { .. } => vec![next + 1],
-        Op::Call(CallTarget::Local(imm)) => vec![next, next + i64::from(imm)],
-        _ => vec![next],
+        Op::Ja { off, .. } => Succ::one(next + i64::from(off)),
+        Op::Jmp { off, .. } => Succ::two(next, next + i64::from(off)),
+        Op::Exit => Succ {
+            edges: [0, 0],
+            len: 0,
+        },
+        Op::Ld64 { .. } => Succ::one(next + 1),
+        Op::Call(CallTarget::Local(imm)) => Succ::two(next, next + i64::from(imm)),
+        _ => Succ::one(next),
     }
 }
 
@@ -65,7 +94,7 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
     // before a jump into the middle of an `lddw` earlier.
     for pc in 0..n {
         if let Some(op @ (Op::Ja { .. } | Op::Jmp { .. })) = env.ops[pc] {
-            let t = successors(pc, &op).last().copied().unwrap_or(-1);
+            let t = successors(pc, &op).as_slice().last().copied().unwrap_or(-1);
             if t < 0 || t >= n as i64 || subprog_of(t as usize) != subprog_of(pc) {
                 return invalid(pc, format!("jump out of range from insn {pc} to {t}"));
             }
@@ -107,8 +136,8 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
     while let Some(&mut (pc, ref mut k)) = stack.last_mut() {
         // The second slot of an `lddw` reached by a jump falls through like any slot; the walk
         // below refuses the jump that got there.
-        let edges = env.ops[pc].map_or_else(|| vec![pc as i64 + 1], |op| successors(pc, &op));
-        if let Some(&t) = edges.get(*k) {
+        let edges = env.ops[pc].map_or_else(|| Succ::one(pc as i64 + 1), |op| successors(pc, &op));
+        if let Some(&t) = edges.as_slice().get(*k) {
             *k += 1;
             // Targets were range-checked above; stay total on any input all the same.
             let Some(t) = usize::try_from(t).ok().filter(|&t| t < n) else {
@@ -199,22 +228,34 @@ fn live_registers(ops: &[Option<Op>]) -> Vec<u16> {
     const FP_BIT: u16 = 1 << 10;
     let n = ops.len();
     let mut live = vec![FP_BIT; n];
+    // Each round needs the same per-instruction facts: compute them once.
+    let facts: Vec<Option<(Succ, u16, u16)>> = ops
+        .iter()
+        .enumerate()
+        .map(|(pc, op)| {
+            op.map(|op| {
+                let succs = match op {
+                    Op::Call(CallTarget::Local(_)) => Succ::one(pc as i64 + 1),
+                    _ => successors(pc, &op),
+                };
+                let (uses, defs) = uses_defs(&op);
+                (succs, uses, defs)
+            })
+        })
+        .collect();
     let mut changed = true;
     while changed {
         changed = false;
         for pc in (0..n).rev() {
-            let Some(op) = ops[pc] else { continue };
-            let mut after = 0u16;
-            let succs = match op {
-                Op::Call(CallTarget::Local(_)) => vec![pc as i64 + 1],
-                _ => successors(pc, &op),
+            let Some((succs, uses, defs)) = facts[pc] else {
+                continue;
             };
-            for t in succs {
+            let mut after = 0u16;
+            for &t in succs.as_slice() {
                 if let Some(l) = usize::try_from(t).ok().and_then(|t| live.get(t)) {
                     after |= l;
                 }
             }
-            let (uses, defs) = uses_defs(&op);
             let before = uses | (after & !defs) | FP_BIT;
             if before != live[pc] {
                 live[pc] = before;

@@ -559,6 +559,7 @@ fn stack_access(
                 return refuse("invalid size of register spill");
             }
             if bytes == 8 && aligned && (from_reg || value.const_scalar().is_some()) {
+                frame.written |= 1 << slot_i;
                 let slot = &mut frame.stack[slot_i];
                 if value.const_scalar() == Some(0) && !from_reg {
                     slot.bytes = [SlotByte::Zero; 8];
@@ -572,6 +573,7 @@ fn stack_access(
             let known = value.const_scalar();
             for k in total..total + bytes {
                 let (si, bi) = locate(k);
+                frame.written |= 1 << si;
                 let slot = &mut frame.stack[si];
                 if slot.is_spill() {
                     // A partly overwritten spill keeps its other bytes as what is known of them.
@@ -687,22 +689,36 @@ fn cond_jmp(
         Operand::Reg(r) => read_reg(st, r)?,
         Operand::Imm(imm) => Reg::konst(imm as i64 as u64),
     };
-    let both = |st: &VState| Next::Branch {
+    // The caller replaces `st` with one of the edges' states, so the last copy is a move: a
+    // state is a few kilobytes (64 stack slots) and branches are frequent.
+    let take = |st: &mut VState| std::mem::replace(st, VState { frames: Vec::new() });
+    let both = |st: &mut VState| Next::Branch {
         target,
         taken: Some(st.clone()),
-        fall: Some(st.clone()),
+        fall: Some(take(st)),
     };
-    let decided = |st: &VState, taken: bool| Next::Branch {
-        target,
-        taken: taken.then(|| st.clone()),
-        fall: (!taken).then(|| st.clone()),
+    let decided = |st: &mut VState, taken: bool| {
+        let only = Some(take(st));
+        if taken {
+            Next::Branch {
+                target,
+                taken: only,
+                fall: None,
+            }
+        } else {
+            Next::Branch {
+                target,
+                taken: None,
+                fall: only,
+            }
+        }
     };
     if a.ty == RegType::Scalar && b.ty == RegType::Scalar {
         if let Some(t) = bounds::branch_taken(cond, width, &a.var, &b.var) {
             return Ok(decided(st, t));
         }
         let mut taken = st.clone();
-        let mut fall = st.clone();
+        let mut fall = take(st);
         let t_ok = refine_regs(&mut taken, dst, src, cond, true, width);
         let f_ok = refine_regs(&mut fall, dst, src, cond, false, width);
         return Ok(Next::Branch {
@@ -722,7 +738,7 @@ fn cond_jmp(
         let eq_taken = cond == Cond::Eq;
         if ptr.ty == RegType::MapValueOrNull {
             let mut taken = st.clone();
-            let mut fall = st.clone();
+            let mut fall = take(st);
             // On the edge where `ptr == 0` holds it is NULL, on the other it is valid.
             mark_ptr_or_null(
                 env,

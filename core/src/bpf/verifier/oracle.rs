@@ -8,7 +8,7 @@
 //! the verifier checked each use on each path separately.
 
 use super::bounds::Scalar;
-use super::state::{Reg, RegType, SlotByte, VState, NREGS, SLOTS};
+use super::state::{Frame, Reg, RegType, Slot, SlotByte, VState, NREGS, SLOTS};
 use super::MapDesc;
 use crate::bpf::exec::{Observer, StepView, STACK_SIZE};
 use crate::ptr::{Ptr, RegionKind};
@@ -27,17 +27,21 @@ pub struct JoinedReg {
 
 impl JoinedReg {
     fn from(reg: &Reg) -> JoinedReg {
-        let var = if reg.ty.is_pointer() {
+        let off = reg.off as i64 as u64;
+        let var = if !reg.ty.is_pointer() || off == 0 {
+            reg.var
+        } else if let Some(c) = reg.var.const_value() {
+            // The common case (no variable part): what the addition below gives, without it.
+            Scalar::konst(c.wrapping_add(off))
+        } else {
             // Fold the fixed offset into the range.
             super::bounds::alu(
                 crate::isa::Width::W64,
                 crate::isa::AluOp::Add,
                 &reg.var,
-                &Scalar::konst(reg.off as i64 as u64),
+                &Scalar::konst(off),
             )
             .unwrap_or(Scalar::UNKNOWN)
-        } else {
-            reg.var
         };
         JoinedReg {
             ty: reg.ty,
@@ -47,6 +51,13 @@ impl JoinedReg {
         }
     }
     fn join(&self, other: &JoinedReg) -> JoinedReg {
+        if self.ty == RegType::NotInit || other.ty == RegType::NotInit {
+            // Asserts nothing (dead registers are `NotInit` in every state at a pc).
+            return JoinedReg {
+                ty: RegType::NotInit,
+                ..*self
+            };
+        }
         let same_map = (!self.ty.has_map() || self.map == other.map) && self.frame == other.frame;
         let ty = match (self.ty, other.ty) {
             (a, b) if a == b && same_map => a,
@@ -67,22 +78,103 @@ impl JoinedReg {
     }
 }
 
+/// One stack slot joined over paths, a byte per bit of the masks (bit `i`: the byte at
+/// fp-8(slot+1)+i), packed so that joining and checking are a few word operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinedSlot {
+    /// Slot index (slot 0 = fp-8).
+    pub slot: u8,
+    /// Bytes initialised on every path.
+    pub init: u8,
+    /// Bytes holding the same known value on every path (a subset of `init`).
+    pub known: u8,
+    /// Those bytes' values, little-endian (other bytes 0).
+    pub value: u64,
+}
+
+impl JoinedSlot {
+    fn of(si: usize, slot: &Slot) -> JoinedSlot {
+        let (mut init, mut known, mut value) = (0u8, 0u8, 0u64);
+        for (bi, b) in slot.bytes.iter().enumerate() {
+            let v = match b {
+                SlotByte::Invalid => continue,
+                SlotByte::Misc => None,
+                SlotByte::Zero => Some(0),
+                SlotByte::Spill | SlotByte::Const(_) => b.known(&slot.spill, bi),
+            };
+            init |= 1 << bi;
+            if let Some(v) = v {
+                known |= 1 << bi;
+                value |= u64::from(v) << (8 * bi);
+            }
+        }
+        JoinedSlot {
+            slot: si as u8,
+            init,
+            known,
+            value,
+        }
+    }
+
+    /// Keeps what both paths agree on.
+    fn join(&mut self, other: &JoinedSlot) {
+        let differ = byte_mask(self.value ^ other.value);
+        self.init &= other.init;
+        self.known &= other.known & !differ;
+        self.value &= spread(self.known);
+    }
+
+    /// The known bytes that `word` (the slot's 8 bytes, little-endian) contradicts.
+    fn contradicted(&self, word: u64) -> u8 {
+        byte_mask((word ^ self.value) & spread(self.known))
+    }
+}
+
+/// Bit `i` set when byte `i` of `x` is non-zero. Branch-free: the oracle runs this on every
+/// checked instruction, under coverage instrumentation that makes each comparison a call.
+fn byte_mask(x: u64) -> u8 {
+    const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+    // Fold each byte onto its bit 0.
+    let mut t = x | (x >> 4);
+    t |= t >> 2;
+    t |= t >> 1;
+    t &= LOW_BITS;
+    // Byte i's bit lands on bit 56 + i; the partial products never overlap (no carries).
+    (t.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+}
+
+/// Byte `i` all ones when bit `i` of `mask` is set.
+fn spread(mask: u8) -> u64 {
+    (0..8).fold(0u64, |w, i| {
+        w | (u64::from((mask >> i) & 1) * 0xff) << (8 * i)
+    })
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinedFrame {
     pub depth: usize,
     pub regs: [JoinedReg; NREGS],
-    /// Per stack byte (index 0 = fp-512): `None` uninitialised on some path; `Some(None)`
-    /// initialised, any value; `Some(Some(v))` known byte value on every path.
-    pub stack: Vec<Option<Option<u8>>>,
-    /// Spilled scalars per slot (slot 0 = fp-8), joined; `None` if not a spill on every path.
-    pub spills: Vec<Option<JoinedReg>>,
+    /// Slots with a byte initialised on every path, sorted by slot. Sparse because programs
+    /// touch a few slots and the oracle checks every executed instruction against it.
+    pub stack: Vec<JoinedSlot>,
+    /// Slots (slot 0 = fp-8) holding a spilled register on every path, sorted by slot, with
+    /// the spills joined.
+    pub spills: Vec<(u8, JoinedReg)>,
 }
 
-/// The per-instruction joins.
+/// The per-instruction joins: all frames in one vector (one allocation per program, not one
+/// per instruction), found through `first[pc]` and chained through `next` per call depth.
 #[derive(Debug, Clone, Default)]
 pub struct StateOracle {
-    pub at: Vec<Vec<JoinedFrame>>,
+    frames: Vec<JoinedFrame>,
+    /// Per pc: index into `frames` of its first frame, or [`NO_FRAME`].
+    first: Vec<u32>,
+    /// Per frame: the next frame of the same pc (another call depth), or [`NO_FRAME`].
+    next: Vec<u32>,
 }
+
+/// End of a pc's chain of frames.
+const NO_FRAME: u32 = u32::MAX;
 
 /// What the executor saw in a register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,9 +195,11 @@ pub enum Concrete {
     MapPtr {
         shape: Option<(u32, u32, u32)>,
     },
-    /// A pointer into a map's value, at `off` within the value when known.
+    /// A pointer into a map's value, at `off` from the start of the value it points into
+    /// (negative: before the first value) when known, and the map's shape when known.
     MapValue {
         off: Option<i64>,
+        shape: Option<(u32, u32, u32)>,
     },
 }
 
@@ -132,8 +226,23 @@ impl fmt::Display for Unsoundness {
 impl StateOracle {
     pub fn new(len: usize) -> StateOracle {
         StateOracle {
-            at: vec![Vec::new(); len],
+            // Most instructions are reached at one depth: one frame each.
+            frames: Vec::with_capacity(len),
+            first: vec![NO_FRAME; len],
+            next: Vec::with_capacity(len),
         }
+    }
+
+    fn find(&self, pc: usize, depth: usize) -> Option<usize> {
+        let mut i = *self.first.get(pc)?;
+        while i != NO_FRAME {
+            let at = i as usize;
+            if self.frames[at].depth == depth {
+                return Some(at);
+            }
+            i = self.next[at];
+        }
+        None
     }
 
     /// Joins the state accepted at `pc` into the record. `live` is the mask of registers live
@@ -142,62 +251,50 @@ impl StateOracle {
     pub fn accept(&mut self, pc: usize, st: &VState, live: u16) {
         let frame = st.cur();
         let depth = st.frames.len() - 1;
-        let regs = std::array::from_fn(|i| {
-            if live & (1 << i) == 0 {
-                JoinedReg::from(&Reg::NOT_INIT)
-            } else {
-                JoinedReg::from(&frame.regs[i])
+        let Some(at) = self.find(pc, depth) else {
+            let Some(first) = self.first.get_mut(pc) else {
+                return;
+            };
+            self.next.push(*first);
+            *first = self.frames.len() as u32;
+            self.frames.push(JoinedFrame::of(depth, frame, live));
+            return;
+        };
+        let old = &mut self.frames[at];
+        // Joins only shrink what is asserted: visit what the record still holds.
+        for (i, (o, r)) in old.regs.iter_mut().zip(&frame.regs).enumerate() {
+            // A dead register is `NotInit` in the record already.
+            if live & (1 << i) != 0 && o.ty != RegType::NotInit {
+                *o = o.join(&JoinedReg::from(r));
+            }
+        }
+        old.stack.retain_mut(|js| {
+            let si = usize::from(js.slot);
+            match frame.stack.get(si) {
+                Some(slot) if frame.written & (1 << si) != 0 => {
+                    js.join(&JoinedSlot::of(si, slot));
+                    js.init != 0
+                }
+                _ => false,
             }
         });
-        let mut stack = vec![None; SLOTS * 8];
-        let mut spills = vec![None; SLOTS];
-        for (si, slot) in frame.stack.iter().enumerate() {
-            for (bi, b) in slot.bytes.iter().enumerate() {
-                // Byte fp-8(si+1)+bi sits at index 512-8(si+1)+bi.
-                let idx = SLOTS * 8 - 8 * (si + 1) + bi;
-                stack[idx] = match b {
-                    SlotByte::Invalid => None,
-                    SlotByte::Zero => Some(Some(0)),
-                    SlotByte::Misc => Some(None),
-                    SlotByte::Spill | SlotByte::Const(_) => Some(b.known(&slot.spill, bi)),
-                };
-            }
-            if slot.is_spill() {
-                spills[si] = Some(JoinedReg::from(&slot.spill));
-            }
-        }
-        let new = JoinedFrame {
-            depth,
-            regs,
-            stack,
-            spills,
-        };
-        let list = &mut self.at[pc];
-        match list.iter_mut().find(|f| f.depth == depth) {
-            None => list.push(new),
-            Some(old) => {
-                for (o, n) in old.regs.iter_mut().zip(&new.regs) {
-                    *o = o.join(n);
+        old.spills
+            .retain_mut(|(si, reg)| match frame.stack.get(usize::from(*si)) {
+                Some(slot) if frame.written & (1 << *si) != 0 && slot.is_spill() => {
+                    *reg = reg.join(&JoinedReg::from(&slot.spill));
+                    true
                 }
-                for (o, n) in old.stack.iter_mut().zip(&new.stack) {
-                    *o = match (*o, *n) {
-                        (Some(a), Some(b)) if a == b => Some(a),
-                        (Some(_), Some(_)) => Some(None),
-                        _ => None,
-                    };
-                }
-                for (o, n) in old.spills.iter_mut().zip(&new.spills) {
-                    *o = match (*o, *n) {
-                        (Some(a), Some(b)) => Some(a.join(&b)),
-                        _ => None,
-                    };
-                }
-            }
-        }
+                _ => false,
+            });
     }
 
     pub fn frame(&self, pc: usize, depth: usize) -> Option<&JoinedFrame> {
-        self.at.get(pc)?.iter().find(|f| f.depth == depth)
+        self.find(pc, depth).map(|i| &self.frames[i])
+    }
+
+    /// The joined frame at `pc`, `depth`, mutably (tests fake an unsound verifier with it).
+    pub fn frame_mut(&mut self, pc: usize, depth: usize) -> Option<&mut JoinedFrame> {
+        self.find(pc, depth).map(|i| &mut self.frames[i])
     }
 
     /// Was `pc` at call depth `depth` ever accepted? A run reaching an instruction the verifier
@@ -227,10 +324,124 @@ impl StateOracle {
         let Some(frame) = self.frame(pc, depth) else {
             return Ok(());
         };
-        let Some(j) = frame.regs.get(reg as usize) else {
+        frame.check_reg(pc, reg, value, maps)
+    }
+
+    /// Checks the stack of the frame at `depth`: `bytes[i]` is the byte at fp-512+i.
+    pub fn check_stack(&self, pc: usize, depth: usize, bytes: &[u8]) -> Result<(), Unsoundness> {
+        self.reached(pc, depth)?;
+        let Some(frame) = self.frame(pc, depth) else {
             return Ok(());
         };
-        let ok = match (j.ty, value) {
+        frame.check_stack(pc, bytes)
+    }
+}
+
+impl JoinedFrame {
+    /// Is `value` inside the joined state of register `reg`? (`pc` only names the report.)
+    pub fn check_reg(
+        &self,
+        pc: usize,
+        reg: u8,
+        value: Concrete,
+        maps: &[MapDesc],
+    ) -> Result<(), Unsoundness> {
+        let Some(j) = self.regs.get(reg as usize) else {
+            return Ok(());
+        };
+        if j.admits(value, maps) {
+            return Ok(());
+        }
+        Err(Unsoundness {
+            pc,
+            location: format!("R{reg}"),
+            expected: describe(j),
+            got: format!("{value:?}"),
+        })
+    }
+
+    /// The first state accepted at a pc (`live`: its live registers).
+    fn of(depth: usize, frame: &Frame, live: u16) -> JoinedFrame {
+        let regs = std::array::from_fn(|i| {
+            if live & (1 << i) == 0 {
+                JoinedReg::from(&Reg::NOT_INIT)
+            } else {
+                JoinedReg::from(&frame.regs[i])
+            }
+        });
+        let mut stack = Vec::with_capacity(frame.written.count_ones() as usize);
+        let mut spills = Vec::new();
+        // Only slots written on this path can be initialised.
+        let mut written = frame.written;
+        while written != 0 {
+            let si = written.trailing_zeros() as usize;
+            written &= written - 1;
+            let Some(slot) = frame.stack.get(si) else {
+                continue;
+            };
+            let js = JoinedSlot::of(si, slot);
+            if js.init != 0 {
+                stack.push(js);
+            }
+            if slot.is_spill() {
+                spills.push((si as u8, JoinedReg::from(&slot.spill)));
+            }
+        }
+        JoinedFrame {
+            depth,
+            regs,
+            stack,
+            spills,
+        }
+    }
+
+    /// `bytes[i]` is the byte at fp-512+i: every byte known on all paths must hold its value,
+    /// every spilled scalar must lie in its joined range.
+    pub fn check_stack(&self, pc: usize, bytes: &[u8]) -> Result<(), Unsoundness> {
+        for js in &self.stack {
+            if js.known == 0 {
+                continue;
+            }
+            let Some(word) = slot_word(bytes, usize::from(js.slot)) else {
+                continue;
+            };
+            let bad = js.contradicted(word);
+            if bad != 0 {
+                let bi = bad.trailing_zeros();
+                let at = -8 * (i64::from(js.slot) + 1) + i64::from(bi);
+                return Err(Unsoundness {
+                    pc,
+                    location: format!("fp{at}"),
+                    expected: format!("byte {:#x}", (js.value >> (8 * bi)) as u8),
+                    got: format!("byte {:#x}", (word >> (8 * bi)) as u8),
+                });
+            }
+        }
+        for (si, j) in &self.spills {
+            if j.ty != RegType::Scalar {
+                continue;
+            }
+            let Some(v) = slot_word(bytes, usize::from(*si)) else {
+                continue;
+            };
+            if !j.var.contains(v) {
+                return Err(Unsoundness {
+                    pc,
+                    location: format!("fp-{}", 8 * (usize::from(*si) + 1)),
+                    expected: describe(j),
+                    got: format!("{v:#x}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl JoinedReg {
+    /// Does the joined state allow the concrete `value`?
+    fn admits(&self, value: Concrete, maps: &[MapDesc]) -> bool {
+        let j = self;
+        match (j.ty, value) {
             (RegType::NotInit, _) => true,
             (RegType::Scalar, Concrete::Scalar(v)) => j.var.contains(v),
             (RegType::Scalar, Concrete::Null) => j.var.contains(0),
@@ -239,13 +450,10 @@ impl StateOracle {
                 frame == usize::from(j.frame) && j.var.contains(off as u64)
             }
             (RegType::MapValueOrNull, Concrete::Null | Concrete::Scalar(0)) => true,
-            (RegType::MapValueOrNull | RegType::MapValue, Concrete::MapValue { off }) => off
-                .is_none_or(|off| {
-                    j.var.contains(off as u64)
-                        && maps
-                            .get(j.map as usize)
-                            .is_none_or(|m| off >= 0 && off < i64::from(m.value_size))
-                }),
+            (RegType::MapValueOrNull | RegType::MapValue, Concrete::MapValue { off, shape }) => {
+                let map = maps.get(j.map as usize);
+                same_shape(map, shape) && off.is_none_or(|off| j.admits_value_offset(off, map))
+            }
             (RegType::MapValueOrNull, Concrete::MapPtr { shape }) => {
                 // An outer lookup's result before its null check: the meta's shape.
                 let meta = maps
@@ -257,59 +465,32 @@ impl StateOracle {
                 same_shape(maps.get(j.map as usize), shape)
             }
             _ => false,
-        };
-        if ok {
-            return Ok(());
         }
-        Err(Unsoundness {
-            pc,
-            location: format!("R{reg}"),
-            expected: describe(j),
-            got: format!("{value:?}"),
-        })
     }
 
-    /// Checks the stack of the frame at `depth`: `bytes[i]` is the byte at fp-512+i.
-    pub fn check_stack(&self, pc: usize, depth: usize, bytes: &[u8]) -> Result<(), Unsoundness> {
-        self.reached(pc, depth)?;
-        let Some(frame) = self.frame(pc, depth) else {
-            return Ok(());
+    /// A value pointer `off` bytes from the start of the value it points into. The world can
+    /// only tell the offset within the element the pointer lands in: when the verifier lets the
+    /// pointer leave its value (privileged arithmetic checks bounds only at the access), the
+    /// element is ambiguous and only "some value of this map" is asserted; otherwise the offset
+    /// must lie inside the value and inside the joined range.
+    fn admits_value_offset(&self, off: i64, map: Option<&MapDesc>) -> bool {
+        let Some(map) = map else {
+            return self.var.contains(off as u64);
         };
-        for (i, (j, b)) in frame.stack.iter().zip(bytes).enumerate() {
-            if let Some(Some(v)) = j {
-                if v != b {
-                    return Err(Unsoundness {
-                        pc,
-                        location: format!("fp{}", i as i64 - (SLOTS * 8) as i64),
-                        expected: format!("byte {v:#x}"),
-                        got: format!("byte {b:#x}"),
-                    });
-                }
-            }
+        let size = i64::from(map.value_size);
+        let inside_value = 0 <= self.var.smin && self.var.smax < size;
+        if !inside_value {
+            return true;
         }
-        for (si, spill) in frame.spills.iter().enumerate() {
-            let Some(j) = spill else { continue };
-            if j.ty != RegType::Scalar {
-                continue;
-            }
-            let start = SLOTS * 8 - 8 * (si + 1);
-            let Some(raw) = bytes.get(start..start + 8) else {
-                continue;
-            };
-            let mut word = [0u8; 8];
-            word.copy_from_slice(raw);
-            let v = u64::from_le_bytes(word);
-            if !j.var.contains(v) {
-                return Err(Unsoundness {
-                    pc,
-                    location: format!("fp-{}", 8 * (si + 1)),
-                    expected: describe(j),
-                    got: format!("{v:#x}"),
-                });
-            }
-        }
-        Ok(())
+        (0..size).contains(&off) && self.var.contains(off as u64)
     }
+}
+
+/// The 8 bytes of slot `si` (fp-8(si+1)..) of a frame's stack image, little-endian.
+fn slot_word(bytes: &[u8], si: usize) -> Option<u64> {
+    let start = (SLOTS * 8).checked_sub(8 * (si + 1))?;
+    let raw: [u8; 8] = bytes.get(start..start + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(raw))
 }
 
 fn same_shape(map: Option<&MapDesc>, shape: Option<(u32, u32, u32)>) -> bool {
@@ -320,8 +501,9 @@ fn same_shape(map: Option<&MapDesc>, shape: Option<(u32, u32, u32)>) -> bool {
 }
 
 /// The executor's value of a register as the oracle compares it. Map-region pointers are
-/// classified by `classify_map` when the caller can (the world knows shapes and value
-/// offsets); otherwise offset 0 is a map pointer and any other offset a value pointer.
+/// classified by `classify_map` when the caller can (the core's world:
+/// [`super::world::classify_map_ptr`], which knows shapes and value layouts); otherwise offset
+/// 0 is a map pointer and any other offset a value pointer of unknown offset.
 pub fn concrete_of(value: u64, classify_map: &dyn Fn(Ptr) -> Option<Concrete>) -> Concrete {
     match Ptr::decode(value) {
         None if value == 0 => Concrete::Null,
@@ -337,7 +519,10 @@ pub fn concrete_of(value: u64, classify_map: &dyn Fn(Ptr) -> Option<Concrete>) -
             RegionKind::Map => classify_map(p).unwrap_or(if p.offset == 0 {
                 Concrete::MapPtr { shape: None }
             } else {
-                Concrete::MapValue { off: None }
+                Concrete::MapValue {
+                    off: None,
+                    shape: None,
+                }
             }),
         },
     }
@@ -375,30 +560,39 @@ impl Observer for OracleObserver<'_> {
             Some(map) => map.get(step.pc).copied().flatten(),
         };
         let Some(pc) = pc else { return };
-        for (r, &v) in step.regs.iter().enumerate().take(NREGS) {
-            let frame = self.oracle.frame(pc, step.depth);
+        // One lookup per step; the checks below only read this frame.
+        let frame = match self.oracle.reached(pc, step.depth) {
+            Ok(()) => self.oracle.frame(pc, step.depth),
+            Err(e) => {
+                self.escapes.push(e);
+                return;
+            }
+        };
+        let Some(frame) = frame else { return };
+        for (r, (&v, j)) in step.regs.iter().zip(&frame.regs).enumerate() {
             // Scalars are compared as raw values (a constant may look like a pointer); context
             // and stack pointers as distances from their region's base, which stays right even
             // when an offset the encoding cannot hold (below the base) wrapped the value.
-            let c = match frame.map(|f| f.regs[r]) {
-                Some(j) if j.ty == RegType::Scalar => Concrete::Scalar(v),
-                Some(j) if j.ty == RegType::Ctx => Concrete::Ctx {
+            let c = match j.ty {
+                RegType::NotInit => continue,
+                RegType::Scalar => Concrete::Scalar(v),
+                RegType::Ctx => Concrete::Ctx {
                     off: v.wrapping_sub(Ptr::ctx(0).encode()) as i64,
                 },
-                Some(j) if j.ty == RegType::Stack => Concrete::Stack {
+                RegType::Stack => Concrete::Stack {
                     frame: usize::from(j.frame),
                     off: v.wrapping_sub(Ptr::stack(u32::from(j.frame), STACK_SIZE as u32).encode())
                         as i64,
                 },
                 _ => concrete_of(v, self.classify_map),
             };
-            if let Err(e) = self.oracle.check_reg(pc, step.depth, r as u8, c, self.maps) {
+            if let Err(e) = frame.check_reg(pc, r as u8, c, self.maps) {
                 self.escapes.push(e);
                 return;
             }
         }
         if let Some(bytes) = step.frame(step.depth) {
-            if let Err(e) = self.oracle.check_stack(pc, step.depth, bytes) {
+            if let Err(e) = frame.check_stack(pc, bytes) {
                 self.escapes.push(e);
             }
         }
@@ -416,4 +610,57 @@ fn describe(j: &JoinedReg) -> String {
         v.smin,
         v.smax
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::verifier::state::Slot;
+
+    #[test]
+    fn byte_masks_match_the_bytes() {
+        for x in [
+            0u64,
+            1,
+            0xff00,
+            0x8000_0000_0000_0000,
+            0x0001_0000_0100_0080,
+            u64::MAX,
+        ] {
+            let want = (0..8).fold(0u8, |m, i| m | u8::from((x >> (8 * i)) & 0xff != 0) << i);
+            assert_eq!(byte_mask(x), want, "{x:#x}");
+        }
+        assert_eq!(spread(0b1000_0101), 0xff00_0000_00ff_00ff);
+    }
+
+    fn slot(bytes: [SlotByte; 8]) -> Slot {
+        Slot {
+            bytes,
+            ..Slot::EMPTY
+        }
+    }
+
+    #[test]
+    fn a_stack_byte_stays_known_only_when_every_path_agrees() {
+        use SlotByte::*;
+        let mut a = JoinedSlot::of(
+            0,
+            &slot([Const(7), Zero, Misc, Invalid, Const(1), Zero, Zero, Zero]),
+        );
+        let b = JoinedSlot::of(
+            0,
+            &slot([Const(7), Const(3), Zero, Zero, Invalid, Zero, Misc, Zero]),
+        );
+        assert_eq!((a.init, a.known), (0b1111_0111, 0b1111_0011));
+        a.join(&b);
+        // Byte 0 agrees (7), byte 1 differs, byte 2 Misc, 3 and 4 uninitialised on one path,
+        // 5 and 7 agree (0), 6 Misc on one path.
+        assert_eq!(a.init, 0b1110_0111, "initialised on both");
+        assert_eq!(a.known, 0b1010_0001, "known and equal on both");
+        assert_eq!(a.value, 7, "only known bytes keep their value");
+        // A run holding 7 at byte 0 and anything at the unknown bytes is inside; 8 is not.
+        assert_eq!(a.contradicted(0x00ab_00cd_ef12_3407), 0);
+        assert_eq!(a.contradicted(0x0000_0000_0000_0008), 0b1);
+        assert_eq!(a.contradicted(0x0100_0000_0000_0007), 0b1000_0000);
+    }
 }

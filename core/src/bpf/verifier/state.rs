@@ -178,6 +178,10 @@ pub struct Frame {
     pub ret_pc: usize,
     /// First instruction of the subprogram this frame runs.
     pub subprog: usize,
+    /// Bit `i`: slot `i` was written on this path (a superset of the slots that are not
+    /// [`Slot::EMPTY`]), so the soundness oracle visits only those. Not part of the state's
+    /// meaning: pruning ([`states_equal`]) never reads it.
+    pub written: u64,
 }
 
 impl Frame {
@@ -189,6 +193,7 @@ impl Frame {
             stack: vec![Slot::EMPTY; SLOTS],
             ret_pc,
             subprog,
+            written: 0,
         }
     }
 }
@@ -263,7 +268,14 @@ pub fn regsafe(old: &Reg, cur: &Reg, ids: &mut IdMap) -> bool {
 }
 
 fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap) -> bool {
-    for (o, c) in old.stack.iter().zip(&cur.stack) {
+    // A slot `old` never wrote is all `Invalid`, which covers anything: skip it.
+    let mut written = old.written;
+    while written != 0 {
+        let si = written.trailing_zeros() as usize;
+        written &= written - 1;
+        let (Some(o), Some(c)) = (old.stack.get(si), cur.stack.get(si)) else {
+            continue;
+        };
         if o.is_spill() {
             if !c.is_spill() {
                 // A spilled scalar in old covers plain initialised bytes only if it is unknown.

@@ -1,11 +1,14 @@
 //! The core's map world as the verifier's [`MapResolver`]: a program's fds resolve to the maps
 //! of [`World`], with the shape, the array constants, the encoded map pointer the fixed-up
 //! `lddw` loads, and for outer maps the meta the world built (so the meta mutants of the world
-//! reach the fixups unchanged).
+//! reach the fixups unchanged). Also the world's side of the soundness oracle:
+//! [`classify_map_ptr`] tells a map pointer from a pointer into a map's values.
 
+use super::oracle::Concrete;
 use super::{MapDesc, MapResolver};
 use crate::maps::meta::MapMeta;
 use crate::maps::{map_ptr, MapDef};
+use crate::ptr::{Ptr, RegionKind};
 use crate::sync::Platform;
 use crate::uapi::MapType;
 use crate::world::World;
@@ -61,6 +64,38 @@ impl<P: Platform> MapResolver for World<P> {
             ptr: map_ptr(handle),
         })
     }
+}
+
+/// What a map-region pointer is in `world`, for the soundness oracle
+/// ([`super::oracle::OracleObserver::classify_map`]): offset 0 of a live map is the map itself
+/// (`CONST_PTR_TO_MAP`, including an inner map read out of an outer map's slot) with its
+/// shape; an offset in value memory is a value pointer (`PTR_TO_MAP_VALUE`) measured from the
+/// start of the value it lands in, so a pointer to the first byte of a value is never taken for
+/// the map; an offset inside the header is a value pointer before the first value (negative).
+/// `None` for anything else (not a map region, a freed map): the oracle's fallback decides.
+///
+/// A value pointer moved back by exactly the header's size would alias the map pointer; the
+/// verifier only allows that in privileged programs and the oracle then asserts nothing about
+/// which element the pointer is in anyway.
+pub fn classify_map_ptr<P: Platform>(world: &World<P>, ptr: Ptr) -> Option<Concrete> {
+    if ptr.kind != RegionKind::Map {
+        return None;
+    }
+    let handle = world.resolve_ptr(ptr).ok()?;
+    let map = world.map(handle).ok()?;
+    let def = map.def;
+    let shape = Some((def.map_type as u32, def.key_size, def.value_size));
+    if ptr.offset == 0 {
+        return Some(Concrete::MapPtr { shape });
+    }
+    let off = if ptr.offset < map.header_len() {
+        Some(i64::from(ptr.offset) - i64::from(map.header_len()))
+    } else {
+        map.ops
+            .value_base(ptr.offset)
+            .map(|base| i64::from(ptr.offset - base))
+    };
+    Some(Concrete::MapValue { off, shape })
 }
 
 /// A program loaded into the world: the verifier's result, the fixed-up instructions the
@@ -196,5 +231,175 @@ impl LoadedProg {
     /// Program unload: drop the references `prog_load` took.
     pub fn unload<P: Platform>(self, world: &World<P>) -> crate::fault::Result<()> {
         world.prog_release_maps(&self.maps, self.sleepable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::verifier::oracle::concrete_of;
+    use crate::maps::ARRAY_VALUE_OFFSET;
+    use crate::mutants::Mutants;
+    use crate::sync::Std;
+    use crate::sys::Process;
+    use crate::uapi::{BpfSys, MapAttr, BPF_ANY};
+    use crate::world::WorldConfig;
+
+    /// An array of 3 × 12-byte values (elem_size 16), an array-of-maps and a hash-of-maps
+    /// each holding a 2 × 8-byte inner array at key 0, and a hash of 8-byte values.
+    struct Maps {
+        sys: Process<Std>,
+        array: crate::arena::Handle,
+        outer_array: crate::arena::Handle,
+        outer_hash: crate::arena::Handle,
+        inner: crate::arena::Handle,
+        hash: crate::arena::Handle,
+    }
+
+    fn maps() -> Maps {
+        let mut sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+        let array = sys
+            .map_create(&MapAttr::new(MapType::Array, 4, 12, 3))
+            .expect("array");
+        let inner = sys
+            .map_create(&MapAttr::new(MapType::Array, 4, 8, 2))
+            .expect("inner");
+        let outer_array = sys
+            .map_create(&MapAttr::new(MapType::ArrayOfMaps, 4, 4, 2).inner(inner))
+            .expect("array of maps");
+        let outer_hash = sys
+            .map_create(&MapAttr::new(MapType::HashOfMaps, 4, 4, 2).inner(inner))
+            .expect("hash of maps");
+        let hash = sys
+            .map_create(&MapAttr::new(MapType::Hash, 4, 8, 4))
+            .expect("hash");
+        let zero = 0u32.to_ne_bytes();
+        for outer in [outer_array, outer_hash] {
+            sys.map_update_elem(outer, &zero, &inner.to_ne_bytes(), BPF_ANY)
+                .expect("inner stored");
+        }
+        sys.map_update_elem(hash, &zero, &[7; 8], BPF_ANY)
+            .expect("hash element");
+        let w = sys.world().clone();
+        let h = |fd| w.map_handle(fd).expect("handle");
+        Maps {
+            array: h(array),
+            outer_array: h(outer_array),
+            outer_hash: h(outer_hash),
+            inner: h(inner),
+            hash: h(hash),
+            sys,
+        }
+    }
+
+    fn classify(m: &Maps, value: u64) -> Concrete {
+        let world = m.sys.world();
+        concrete_of(value, &|p| classify_map_ptr(world, p))
+    }
+
+    const ARRAY_SHAPE: Option<(u32, u32, u32)> = Some((MapType::Array as u32, 4, 12));
+    const INNER_SHAPE: Option<(u32, u32, u32)> = Some((MapType::Array as u32, 4, 8));
+
+    #[test]
+    fn value_pointer_at_offset_zero_of_its_value_is_not_a_map_pointer() {
+        let m = maps();
+        let first = Ptr::map(m.array, ARRAY_VALUE_OFFSET).encode();
+        assert_eq!(
+            classify(&m, first),
+            Concrete::MapValue {
+                off: Some(0),
+                shape: ARRAY_SHAPE
+            },
+            "&array[0] + 0"
+        );
+        // Element 2 (elem_size 16), byte 4; and the padding after a 12-byte value.
+        let third = Ptr::map(m.array, ARRAY_VALUE_OFFSET + 2 * 16 + 4).encode();
+        let padding = Ptr::map(m.array, ARRAY_VALUE_OFFSET + 12).encode();
+        assert_eq!(
+            (classify(&m, third), classify(&m, padding)),
+            (
+                Concrete::MapValue {
+                    off: Some(4),
+                    shape: ARRAY_SHAPE
+                },
+                Concrete::MapValue {
+                    off: Some(12),
+                    shape: ARRAY_SHAPE
+                }
+            ),
+            "offsets are measured from the value the pointer lands in"
+        );
+        // A pointer into the header (a map pointer moved by arithmetic) is not the map.
+        let header = Ptr::map(m.array, 24).encode();
+        assert_eq!(
+            classify(&m, header),
+            Concrete::MapValue {
+                off: Some(24 - i64::from(ARRAY_VALUE_OFFSET)),
+                shape: ARRAY_SHAPE
+            }
+        );
+    }
+
+    #[test]
+    fn map_pointer_carries_its_shape() {
+        let m = maps();
+        assert_eq!(
+            classify(&m, Ptr::map(m.array, 0).encode()),
+            Concrete::MapPtr { shape: ARRAY_SHAPE }
+        );
+    }
+
+    #[test]
+    fn inner_map_pointer_read_from_an_outer_slot_is_the_inner_map() {
+        let m = maps();
+        let world = m.sys.world();
+        for outer in [m.outer_array, m.outer_hash] {
+            let slot = world
+                .prog_lookup(outer, &0u32.to_ne_bytes())
+                .expect("lookup")
+                .expect("inner stored at key 0");
+            assert!(
+                Ptr::decode(slot).is_some_and(|p| p.is_map(m.inner)),
+                "the slot holds the inner map's pointer"
+            );
+            assert_eq!(
+                classify(&m, slot),
+                Concrete::MapPtr { shape: INNER_SHAPE },
+                "outer {outer}: the slot's map pointer, not a value of the outer map"
+            );
+        }
+    }
+
+    #[test]
+    fn hash_value_pointer_is_measured_from_its_value() {
+        let m = maps();
+        let world = m.sys.world();
+        let value = world
+            .prog_lookup(m.hash, &0u32.to_ne_bytes())
+            .expect("lookup")
+            .expect("present");
+        let shape = Some((MapType::Hash as u32, 4, 8));
+        assert_eq!(
+            (classify(&m, value), classify(&m, value + 5)),
+            (
+                Concrete::MapValue {
+                    off: Some(0),
+                    shape
+                },
+                Concrete::MapValue {
+                    off: Some(5),
+                    shape
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn null_scalars_and_other_regions_are_not_map_pointers() {
+        let m = maps();
+        assert_eq!(classify(&m, 0), Concrete::Null);
+        assert_eq!(classify(&m, 42), Concrete::Scalar(42));
+        assert_eq!(classify_map_ptr(m.sys.world(), Ptr::ctx(0)), None);
+        assert_eq!(classify_map_ptr(m.sys.world(), Ptr::stack(0, 8)), None);
     }
 }
