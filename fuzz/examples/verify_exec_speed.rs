@@ -1,6 +1,7 @@
 //! Cost of one `verify_exec` input without libFuzzer or coverage instrumentation: builds
 //! pseudo-random inputs, runs the property on each, prints the mean time per input and the time
-//! to build one world. `cargo run --release --example verify_exec_speed` (from fuzz/).
+//! to build one world. `cargo run --release --example verify_exec_speed` (from fuzz/); with a
+//! directory argument (e.g. `corpus/verify_exec`) the inputs are that corpus's files instead.
 
 use mimic_core::mutants::Mutants;
 use mimic_sim::fuzz::verify_exec::{build_world, check, ArraySpec, InnerSpec, Setup};
@@ -12,23 +13,37 @@ const INPUT_LEN: usize = 160;
 
 fn main() {
     let mut state = 0x1234_5678_9abc_def0u64;
-    let inputs: Vec<Vec<u8>> = (0..INPUTS)
-        .map(|_| {
-            (0..INPUT_LEN)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect()
-        })
-        .collect();
+    let corpus: Option<Vec<Vec<u8>>> = std::env::args().nth(1).map(|dir| {
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read corpus directory {dir}: {e}"))
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|path| std::fs::read(path).ok())
+            .collect()
+    });
+    let generated = || -> Vec<Vec<u8>> {
+        (0..INPUTS)
+            .map(|_| {
+                (0..INPUT_LEN)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state as u8
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let inputs = corpus.unwrap_or_else(generated);
     let start = Instant::now();
     for input in &inputs {
         check(input);
     }
-    let per_input = start.elapsed() / INPUTS as u32;
+    let per_input = start.elapsed() / inputs.len().max(1) as u32;
     println!(
         "verify_exec property: {per_input:?} per input ({:.0}/s)",
         1.0 / per_input.as_secs_f64()
