@@ -305,3 +305,54 @@ fn hash_lookups_and_dead_code_fix_up_like_the_kernel_and_run_to_the_same_r0_and_
         exec.examples
     );
 }
+
+/// Pointer arithmetic at the kernel's sane-offset limit (`BPF_MAX_VAR_OFF`): every case of
+/// `corpus::pointer_offset_cases` gets the same verdict from both, the kernel's log holds
+/// mimic's message, and that message is the one the case records.
+#[test]
+fn pointer_offsets_beyond_bpf_max_var_off_are_refused_like_the_kernel() {
+    use mimic_core::bpf::verifier::corpus;
+    use mimic_core::bpf::verifier::{verify, ProgType, VerifyOpts};
+    let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
+        return;
+    };
+    let cases = corpus::pointer_offset_cases();
+    let set = verdicts::ProgramSet {
+        label: "pointer-offsets".to_string(),
+        maps: corpus::maps(),
+        items: cases
+            .iter()
+            .map(|c| verdicts::Item {
+                name: c.name.clone(),
+                prog: c.prog.clone(),
+                state_freq: false,
+            })
+            .collect(),
+        skipped: Vec::new(),
+    };
+    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set));
+    let (verdict, fixups, exec) = (&checks[0], &checks[1], &checks[2]);
+    assert!(
+        verdict.passed() && verdict.agreed == cases.len() as u64,
+        "verdicts or messages differ from the kernel's: {:#?}",
+        verdict.examples
+    );
+    let accepted = cases.iter().filter(|c| c.refusal.is_none()).count() as u64;
+    assert_eq!(
+        fixups.cases, accepted,
+        "the kernel accepts exactly the cases recorded as accepted"
+    );
+    assert!(fixups.passed(), "{:#?}", fixups.examples);
+    assert!(exec.passed(), "{:#?}", exec.examples);
+    let opts = VerifyOpts {
+        prog_type: ProgType::Syscall,
+        sleepable: true,
+        ..VerifyOpts::default()
+    };
+    for case in &cases {
+        let message = verify(&case.prog, &corpus::maps(), opts)
+            .err()
+            .map(|r| r.message);
+        assert_eq!(message, case.refusal, "{}: mimic's message", case.name);
+    }
+}
