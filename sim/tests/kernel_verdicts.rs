@@ -356,3 +356,45 @@ fn pointer_offsets_beyond_bpf_max_var_off_are_refused_like_the_kernel() {
         assert_eq!(message, case.refusal, "{}: mimic's message", case.name);
     }
 }
+
+/// A privileged program may return a pointer (generated seeds 7783 and 15141 return the map
+/// pointer they loaded into r0): the kernel's r0 is an address, mimic's a pointer in its own
+/// encoding, and the test-run line counts that as agreeing; a scalar r0 is still compared.
+#[test]
+fn a_returned_pointer_is_compared_as_a_pointer_and_a_scalar_by_value() {
+    use mimic_core::bpf::verifier::corpus::{self, FD_ARRAY_5};
+    use mimic_core::isa::Insn;
+    let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
+        return;
+    };
+    let mut map_ptr = Insn::ld_map_fd(0, FD_ARRAY_5).to_vec();
+    map_ptr.push(Insn::exit());
+    let set = verdicts::ProgramSet {
+        label: "returned-pointer".to_string(),
+        maps: corpus::maps(),
+        items: vec![
+            verdicts::Item {
+                name: "r0 = map; exit".to_string(),
+                prog: map_ptr,
+                state_freq: false,
+            },
+            verdicts::Item {
+                name: "r0 = fp; exit".to_string(),
+                prog: vec![Insn::mov64_reg(0, 10), Insn::exit()],
+                state_freq: false,
+            },
+            verdicts::Item {
+                name: "r0 = 7; exit".to_string(),
+                prog: vec![Insn::mov64_imm(0, 7), Insn::exit()],
+                state_freq: false,
+            },
+        ],
+        skipped: Vec::new(),
+    };
+    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set));
+    let exec = &checks[2];
+    assert!(
+        exec.passed() && exec.cases == 3,
+        "test runs of programs returning pointers: {exec:#?}"
+    );
+}
