@@ -306,19 +306,20 @@ fn hash_lookups_and_dead_code_fix_up_like_the_kernel_and_run_to_the_same_r0_and_
     );
 }
 
-/// Pointer arithmetic at the kernel's sane-offset limit (`BPF_MAX_VAR_OFF`): every case of
-/// `corpus::pointer_offset_cases` gets the same verdict from both, the kernel's log holds
-/// mimic's message, and that message is the one the case records.
-#[test]
-fn pointer_offsets_beyond_bpf_max_var_off_are_refused_like_the_kernel() {
+/// Cases recorded with the kernel's verdict (`corpus::PtrCase`), side by side: every case gets
+/// the same verdict from both, the kernel's log holds mimic's message, that message is the one
+/// the case records, and the programs both accept fix up and run alike.
+fn recorded_cases_match_the_kernel(
+    label: &str,
+    cases: &[mimic_core::bpf::verifier::corpus::PtrCase],
+) {
     use mimic_core::bpf::verifier::corpus;
     use mimic_core::bpf::verifier::{verify, ProgType, VerifyOpts};
     let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
         return;
     };
-    let cases = corpus::pointer_offset_cases();
     let set = verdicts::ProgramSet {
-        label: "pointer-offsets".to_string(),
+        label: label.to_string(),
         maps: corpus::maps(),
         items: cases
             .iter()
@@ -334,13 +335,13 @@ fn pointer_offsets_beyond_bpf_max_var_off_are_refused_like_the_kernel() {
     let (verdict, fixups, exec) = (&checks[0], &checks[1], &checks[2]);
     assert!(
         verdict.passed() && verdict.agreed == cases.len() as u64,
-        "verdicts or messages differ from the kernel's: {:#?}",
+        "{label}: verdicts or messages differ from the kernel's: {:#?}",
         verdict.examples
     );
     let accepted = cases.iter().filter(|c| c.refusal.is_none()).count() as u64;
     assert_eq!(
         fixups.cases, accepted,
-        "the kernel accepts exactly the cases recorded as accepted"
+        "{label}: the kernel accepts exactly the cases recorded as accepted"
     );
     assert!(fixups.passed(), "{:#?}", fixups.examples);
     assert!(exec.passed(), "{:#?}", exec.examples);
@@ -349,12 +350,30 @@ fn pointer_offsets_beyond_bpf_max_var_off_are_refused_like_the_kernel() {
         sleepable: true,
         ..VerifyOpts::default()
     };
-    for case in &cases {
+    for case in cases {
         let message = verify(&case.prog, &corpus::maps(), opts)
             .err()
             .map(|r| r.message);
-        assert_eq!(message, case.refusal, "{}: mimic's message", case.name);
+        assert_eq!(
+            message, case.refusal,
+            "{label}: {}: mimic's message",
+            case.name
+        );
     }
+}
+
+/// Pointer arithmetic at the kernel's sane-offset limit (`BPF_MAX_VAR_OFF`, D12).
+#[test]
+fn pointer_offsets_beyond_bpf_max_var_off_are_refused_like_the_kernel() {
+    let cases = mimic_core::bpf::verifier::corpus::pointer_offset_cases();
+    recorded_cases_match_the_kernel("pointer-offsets", &cases);
+}
+
+/// Array lookups with keys the kernel does or does not see as constant (D14).
+#[test]
+fn array_lookups_are_non_null_for_the_same_constant_keys_as_the_kernel() {
+    let cases = mimic_core::bpf::verifier::corpus::constant_key_cases();
+    recorded_cases_match_the_kernel("constant-keys", &cases);
 }
 
 /// A privileged program may return a pointer (generated seeds 7783 and 15141 return the map

@@ -588,7 +588,9 @@ fn stack_access(
             }
             if bytes == 8 && aligned && (from_reg || value.const_scalar().is_some()) {
                 let slot = &mut frame.stack[slot_i];
-                if value.const_scalar() == Some(0) && !from_reg {
+                // Privileged, the kernel keeps even a stored zero as a spilled constant (which
+                // matters for constant map keys); unprivileged it is plain zero bytes.
+                if value.const_scalar() == Some(0) && !from_reg && !allow_uninit {
                     slot.bytes = [SlotByte::Zero; 8];
                     slot.spill = Reg::NOT_INIT;
                 } else {
@@ -598,22 +600,18 @@ fn stack_access(
                 return Ok(value);
             }
             let known = value.const_scalar();
+            // Only a write at the start of a slot keeps what it wrote (the kernel spills it as
+            // a narrow register); elsewhere the bytes are zero for a zero value, else unknown.
             for k in total..total + bytes {
                 let (si, bi) = locate(k);
                 let slot = &mut frame.stack[si];
                 if slot.is_spill() {
-                    // A partly overwritten spill keeps its other bytes as what is known of them.
-                    let spill = slot.spill;
-                    for (i, b) in slot.bytes.iter_mut().enumerate() {
-                        *b = match spill.const_scalar().map(|v| (v >> (8 * i)) as u8) {
-                            Some(0) => SlotByte::Zero,
-                            Some(x) => SlotByte::Const(x),
-                            None => SlotByte::Misc,
-                        };
-                    }
+                    // A partly overwritten spill is scrubbed: its other bytes become unknown.
+                    slot.bytes = [SlotByte::Misc; 8];
                     slot.spill = Reg::NOT_INIT;
                 }
                 slot.bytes[bi] = match known.map(|v| (v >> (8 * (k - total))) as u8) {
+                    _ if !aligned && known != Some(0) => SlotByte::Misc,
                     Some(0) => SlotByte::Zero,
                     Some(x) => SlotByte::Const(x),
                     None => SlotByte::Misc,
@@ -630,7 +628,13 @@ fn stack_access(
                 if slot.spill.ty != RegType::Scalar {
                     return refuse("invalid size of register fill");
                 }
-                return Ok(load_result(size));
+                // A narrow fill: at the slot's start the spilled constant (its low bytes),
+                // elsewhere a spilled zero is still zero; anything else is unknown.
+                return Ok(match slot.spill.const_scalar() {
+                    Some(v) if aligned => Reg::konst(v & (u64::MAX >> (64 - 8 * bytes))),
+                    Some(0) => Reg::konst(0),
+                    _ => load_result(size),
+                });
             }
             let mut value: Option<u64> = Some(0);
             for k in total..total + bytes {

@@ -696,3 +696,87 @@ pub fn pointer_offset_cases() -> Vec<PtrCase> {
     });
     out
 }
+
+/// Array lookups whose key the stores before them make a constant (a non-null result, read at
+/// once) or not (`R0 invalid mem access 'map_value_or_null'`), as Linux 6.18 decides
+/// (`get_constant_map_key`): zero bytes under the key, or a spilled constant whose spilled
+/// bytes from the key's start are exactly the key. Shared by the unit and kernel tests.
+pub fn constant_key_cases() -> Vec<PtrCase> {
+    let maybe_null = || Some("R0 invalid mem access 'map_value_or_null'".to_string());
+    let st = |size: u8, off: i16, imm: i32| Insn::st_mem(size, 10, off, imm);
+    let cases: Vec<(&str, Vec<Insn>, i32, Option<String>)> = vec![
+        ("u32 0 at fp-8", vec![st(BPF_W, -8, 0)], -8, None),
+        ("u32 1 at fp-16", vec![st(BPF_W, -16, 1)], -16, None),
+        ("u32 0 at fp-12", vec![st(BPF_W, -12, 0)], -12, None),
+        (
+            "u64 0 at fp-8, key at fp-4",
+            vec![st(BPF_DW, -8, 0)],
+            -4,
+            None,
+        ),
+        (
+            "u64 1 at fp-8, key at fp-4",
+            vec![st(BPF_DW, -8, 1)],
+            -4,
+            None,
+        ),
+        (
+            "r3 = 1 stored as u32 at fp-8",
+            vec![Insn::mov64_imm(3, 1), Insn::stx_mem(BPF_W, 10, 3, -8)],
+            -8,
+            None,
+        ),
+        // An 8-byte spill under a 4-byte key at its start.
+        ("u64 0 at fp-8", vec![st(BPF_DW, -8, 0)], -8, maybe_null()),
+        (
+            "u64 1 at fp-16",
+            vec![st(BPF_DW, -16, 1)],
+            -16,
+            maybe_null(),
+        ),
+        (
+            "r3 = 0 stored as u64 at fp-8",
+            vec![Insn::mov64_imm(3, 0), Insn::stx_mem(BPF_DW, 10, 3, -8)],
+            -8,
+            maybe_null(),
+        ),
+        // A store off a slot's start leaves unknown bytes; one into a spill scrubs it.
+        ("u32 1 at fp-12", vec![st(BPF_W, -12, 1)], -12, maybe_null()),
+        (
+            "r3 = 1 stored as u32 at fp-4",
+            vec![Insn::mov64_imm(3, 1), Insn::stx_mem(BPF_W, 10, 3, -4)],
+            -4,
+            maybe_null(),
+        ),
+        (
+            "u64 1 at fp-16, then u32 2 at fp-12",
+            vec![st(BPF_DW, -16, 1), st(BPF_W, -12, 2)],
+            -16,
+            maybe_null(),
+        ),
+        (
+            "u64 0 at fp-8, then u32 1 at fp-4",
+            vec![st(BPF_DW, -8, 0), st(BPF_W, -4, 1)],
+            -8,
+            maybe_null(),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, stores, key, refusal)| {
+            let mut prog = stores;
+            prog.extend([Insn::mov64_reg(2, 10), Insn::alu64_imm(BPF_ADD, 2, key)]);
+            prog.extend(Insn::ld_map_fd(1, FD_ARRAY_5));
+            prog.extend([
+                Insn::call_helper(1),
+                Insn::ldx_mem(BPF_W, 0, 0, 0),
+                Insn::exit(),
+            ]);
+            PtrCase {
+                name: name.to_string(),
+                prog,
+                refusal,
+            }
+        })
+        .collect()
+}
