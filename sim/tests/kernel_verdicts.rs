@@ -305,3 +305,115 @@ fn hash_lookups_and_dead_code_fix_up_like_the_kernel_and_run_to_the_same_r0_and_
         exec.examples
     );
 }
+
+/// Cases recorded with the kernel's verdict (`corpus::PtrCase`), side by side: every case gets
+/// the same verdict from both, the kernel's log holds mimic's message, that message is the one
+/// the case records, and the programs both accept fix up and run alike.
+fn recorded_cases_match_the_kernel(
+    label: &str,
+    cases: &[mimic_core::bpf::verifier::corpus::PtrCase],
+) {
+    use mimic_core::bpf::verifier::corpus;
+    use mimic_core::bpf::verifier::{verify, ProgType, VerifyOpts};
+    let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
+        return;
+    };
+    let set = verdicts::ProgramSet {
+        label: label.to_string(),
+        maps: corpus::maps(),
+        items: cases
+            .iter()
+            .map(|c| verdicts::Item {
+                name: c.name.clone(),
+                prog: c.prog.clone(),
+                state_freq: false,
+            })
+            .collect(),
+        skipped: Vec::new(),
+    };
+    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set));
+    let (verdict, fixups, exec) = (&checks[0], &checks[1], &checks[2]);
+    assert!(
+        verdict.passed() && verdict.agreed == cases.len() as u64,
+        "{label}: verdicts or messages differ from the kernel's: {:#?}",
+        verdict.examples
+    );
+    let accepted = cases.iter().filter(|c| c.refusal.is_none()).count() as u64;
+    assert_eq!(
+        fixups.cases, accepted,
+        "{label}: the kernel accepts exactly the cases recorded as accepted"
+    );
+    assert!(fixups.passed(), "{:#?}", fixups.examples);
+    assert!(exec.passed(), "{:#?}", exec.examples);
+    let opts = VerifyOpts {
+        prog_type: ProgType::Syscall,
+        sleepable: true,
+        ..VerifyOpts::default()
+    };
+    for case in cases {
+        let message = verify(&case.prog, &corpus::maps(), opts)
+            .err()
+            .map(|r| r.message);
+        assert_eq!(
+            message, case.refusal,
+            "{label}: {}: mimic's message",
+            case.name
+        );
+    }
+}
+
+/// Pointer arithmetic at the kernel's sane-offset limit (`BPF_MAX_VAR_OFF`, D12).
+#[test]
+fn pointer_offsets_beyond_bpf_max_var_off_are_refused_like_the_kernel() {
+    let cases = mimic_core::bpf::verifier::corpus::pointer_offset_cases();
+    recorded_cases_match_the_kernel("pointer-offsets", &cases);
+}
+
+/// Array lookups with keys the kernel does or does not see as constant (D14).
+#[test]
+fn array_lookups_are_non_null_for_the_same_constant_keys_as_the_kernel() {
+    let cases = mimic_core::bpf::verifier::corpus::constant_key_cases();
+    recorded_cases_match_the_kernel("constant-keys", &cases);
+}
+
+/// A privileged program may return a pointer (generated seeds 7783 and 15141 return the map
+/// pointer they loaded into r0): the kernel's r0 is an address, mimic's a pointer in its own
+/// encoding, and the test-run line counts that as agreeing; a scalar r0 is still compared.
+#[test]
+fn a_returned_pointer_is_compared_as_a_pointer_and_a_scalar_by_value() {
+    use mimic_core::bpf::verifier::corpus::{self, FD_ARRAY_5};
+    use mimic_core::isa::Insn;
+    let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
+        return;
+    };
+    let mut map_ptr = Insn::ld_map_fd(0, FD_ARRAY_5).to_vec();
+    map_ptr.push(Insn::exit());
+    let set = verdicts::ProgramSet {
+        label: "returned-pointer".to_string(),
+        maps: corpus::maps(),
+        items: vec![
+            verdicts::Item {
+                name: "r0 = map; exit".to_string(),
+                prog: map_ptr,
+                state_freq: false,
+            },
+            verdicts::Item {
+                name: "r0 = fp; exit".to_string(),
+                prog: vec![Insn::mov64_reg(0, 10), Insn::exit()],
+                state_freq: false,
+            },
+            verdicts::Item {
+                name: "r0 = 7; exit".to_string(),
+                prog: vec![Insn::mov64_imm(0, 7), Insn::exit()],
+                state_freq: false,
+            },
+        ],
+        skipped: Vec::new(),
+    };
+    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set));
+    let exec = &checks[2];
+    assert!(
+        exec.passed() && exec.cases == 3,
+        "test runs of programs returning pointers: {exec:#?}"
+    );
+}

@@ -8,8 +8,10 @@
 //! mimic accepts what the kernel refuses), or message differs.
 //! Execution: programs both accept run by `BPF_PROG_TEST_RUN` and by mimic's `prog_load` and
 //! `LoadedProg::test_run` on the world, on fresh maps (each outer map holding one inner map at
-//! the zero key) and the same 64-byte context: same `r0` (low 32 bits), the same context written
-//! back and the same contents of every non-outer map afterwards.
+//! the zero key) and the same 64-byte context: same `r0` (low 32 bits; a returned pointer is a
+//! kernel address on one side and mimic's encoding on the other, so there both being pointers
+//! is what agrees), the same context written back and the same contents of every non-outer map
+//! afterwards.
 //! Fixups: for programs both accept, mimic's fixed-up program against the kernel's xlated dump
 //! slot by slot, map loads compared by a map-id bijection and calls by a bijection of their
 //! immediates (kernel addresses vs mimic's helper and direct-call ids), the rest exactly; a
@@ -542,16 +544,22 @@ fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(),
         });
     let wc = contents(&mut sys, &wm);
     let name = &item.name;
+    // A privileged program may return a pointer: the kernel's r0 is then (the low half of) a
+    // kernel address and mimic's a pointer in its own encoding, so only "both a pointer" can be
+    // compared, which mimic's r0 decoding as one says (the kernel accepted the same program).
+    let same_r0 = |kernel_r0: u32, ours: u64| {
+        kernel_r0 == ours as u32 || mimic_core::ptr::Ptr::decode(ours).is_some()
+    };
     match (theirs, ours) {
-        (Ok(a), Ok(b)) if a.retval == b as u32 && a.ctx_after == our_ctx && kc == wc => Ok(()),
-        (Ok(a), Ok(b)) if a.retval == b as u32 && a.ctx_after != our_ctx => Err((
+        (Ok(a), Ok(b)) if same_r0(a.retval, b) && a.ctx_after == our_ctx && kc == wc => Ok(()),
+        (Ok(a), Ok(b)) if same_r0(a.retval, b) && a.ctx_after != our_ctx => Err((
             "context differs".to_string(),
             format!(
                 "{name}: kernel ctx after {:?}, mimic {our_ctx:?}",
                 a.ctx_after
             ),
         )),
-        (Ok(a), Ok(b)) if a.retval == b as u32 => Err((
+        (Ok(a), Ok(b)) if same_r0(a.retval, b) => Err((
             "map contents differ".to_string(),
             format!("{name}: kernel maps {kc:?}, world maps {wc:?}"),
         )),

@@ -274,6 +274,18 @@ pub fn alu(width: Width, op: AluOp, dst: &Scalar, src: &Scalar) -> Result<Scalar
                 r.umin = a.umin * b.umin;
                 r.umax = hi;
             }
+            // Signed: the corner products bound the result when none overflows (the kernel
+            // tracks this too: `u32 * -1` is known to lie in [-(2^32-1), 0]).
+            let corners = [
+                a.smin.checked_mul(b.smin),
+                a.smin.checked_mul(b.smax),
+                a.smax.checked_mul(b.smin),
+                a.smax.checked_mul(b.smax),
+            ];
+            if let [Some(p), Some(q), Some(s), Some(t)] = corners {
+                r.smin = p.min(q).min(s).min(t);
+                r.smax = p.max(q).max(s).max(t);
+            }
         }
         AluOp::And => {
             r.var = a.var.and(b.var);
@@ -702,6 +714,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn multiplication_keeps_signed_bounds_from_the_corner_products() {
+        // `u32 * -1` (generated seed 11431): the kernel knows it lies in [-(2^32-1), 0], so
+        // adding it to a pointer is "value -4294967295 makes ... out of bounds", not unbounded.
+        let Ok(r) = alu(
+            Width::W64,
+            AluOp::Mul,
+            &Scalar::upto(u64::from(u32::MAX)),
+            &Scalar::konst(u64::MAX),
+        ) else {
+            panic!("no error expected")
+        };
+        assert_eq!((r.smin, r.smax), (-i64::from(u32::MAX), 0), "{r:?}");
+        // A product that may overflow keeps nothing signed.
+        let Ok(r) = alu(Width::W64, AluOp::Mul, &Scalar::UNKNOWN, &Scalar::konst(3)) else {
+            panic!("no error expected")
+        };
+        assert_eq!((r.smin, r.smax), (i64::MIN, i64::MAX));
     }
 
     use proptest::prelude::*;

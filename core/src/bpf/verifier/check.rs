@@ -309,6 +309,9 @@ fn ptr_arith(
         }
         _ => {}
     }
+    // Both operands are checked for sane offsets before the operator is looked at.
+    sane_offset(&off, ptr.ty)?;
+    sane_offset(&ptr, ptr.ty)?;
     match op {
         AluOp::Add | AluOp::Sub => {}
         AluOp::And | AluOp::Or | AluOp::Xor => {
@@ -333,34 +336,59 @@ fn ptr_arith(
         return refuse(format!("R{dst} subtraction from stack pointer prohibited"));
     }
     let mut r = ptr;
-    if let Some(k) = off.var.const_value() {
+    // A known operand moves the fixed offset while the sum still fits the kernel's s32 `off`;
+    // anything else goes into the variable part.
+    let fixed = off.var.const_value().and_then(|k| {
         let k = k as i64;
-        let delta = if op == AluOp::Add {
-            Some(k)
+        let moved = if op == AluOp::Add {
+            i64::from(ptr.off).checked_add(k)
         } else {
-            k.checked_neg()
+            i64::from(ptr.off).checked_sub(k)
         };
-        let new = delta.and_then(|d| i64::from(r.off).checked_add(d));
-        match new {
-            Some(v) if v.abs() < MAX_VAR_OFF => r.off = v as i32,
-            _ => {
-                return refuse(format!(
-                    "value {k} makes {} pointer be out of bounds",
-                    ptr.ty.name()
-                ))
-            }
+        moved.and_then(|v| i32::try_from(v).ok())
+    });
+    match fixed {
+        Some(v) => r.off = v,
+        None => {
+            r.var = bounds::alu(Width::W64, op, &ptr.var, &off.var).unwrap_or(Scalar::UNKNOWN);
         }
-        return Ok(r);
     }
-    if !env.opts.privileged && ptr.ty == RegType::Stack {
+    sane_offset(&r, ptr.ty)?;
+    if !env.opts.privileged && ptr.ty == RegType::Stack && !r.var.is_const() {
         return refuse(format!(
             "R{dst} variable stack access prohibited for !root, off={}",
             ptr.off
         ));
     }
-    let var = bounds::alu(Width::W64, op, &ptr.var, &off.var).unwrap_or(Scalar::UNKNOWN);
-    r.var = var;
     Ok(r)
+}
+
+/// The kernel's `check_reg_sane_offset`: an operand of pointer arithmetic (the scalar, then
+/// the pointer) and its result must stay where offsets cannot overflow: a known value, the
+/// fixed offset and the smallest signed value all strictly inside `±BPF_MAX_VAR_OFF`, and the
+/// smallest value bounded at all. `ty` is the pointer's type (named in the messages). Refused
+/// with `EINVAL`, as the kernel does (the other pointer-arithmetic refusals are `EACCES`).
+fn sane_offset(reg: &Reg, ty: RegType) -> Result<(), Refuse> {
+    let out = |v: i64| v >= MAX_VAR_OFF || v <= -MAX_VAR_OFF;
+    let ty = ty.name();
+    let message = if let Some(val) = reg.var.const_value().filter(|v| out(*v as i64)) {
+        format!(
+            "math between {ty} pointer and {} is not allowed",
+            val as i64
+        )
+    } else if out(i64::from(reg.off)) {
+        format!("{ty} pointer offset {} is not allowed", reg.off)
+    } else if reg.var.smin == i64::MIN {
+        format!("math between {ty} pointer and register with unbounded min value is not allowed")
+    } else if out(reg.var.smin) {
+        format!("value {} makes {ty} pointer be out of bounds", reg.var.smin)
+    } else {
+        return Ok(());
+    };
+    Err(Refuse {
+        message,
+        errno: EINVAL,
+    })
 }
 
 pub(crate) enum Access {
@@ -561,7 +589,9 @@ fn stack_access(
             if bytes == 8 && aligned && (from_reg || value.const_scalar().is_some()) {
                 frame.written |= 1 << slot_i;
                 let slot = &mut frame.stack[slot_i];
-                if value.const_scalar() == Some(0) && !from_reg {
+                // Privileged, the kernel keeps even a stored zero as a spilled constant (which
+                // matters for constant map keys); unprivileged it is plain zero bytes.
+                if value.const_scalar() == Some(0) && !from_reg && !allow_uninit {
                     slot.bytes = [SlotByte::Zero; 8];
                     slot.spill = Reg::NOT_INIT;
                 } else {
@@ -571,23 +601,19 @@ fn stack_access(
                 return Ok(value);
             }
             let known = value.const_scalar();
+            // Only a write at the start of a slot keeps what it wrote (the kernel spills it as
+            // a narrow register); elsewhere the bytes are zero for a zero value, else unknown.
             for k in total..total + bytes {
                 let (si, bi) = locate(k);
                 frame.written |= 1 << si;
                 let slot = &mut frame.stack[si];
                 if slot.is_spill() {
-                    // A partly overwritten spill keeps its other bytes as what is known of them.
-                    let spill = slot.spill;
-                    for (i, b) in slot.bytes.iter_mut().enumerate() {
-                        *b = match spill.const_scalar().map(|v| (v >> (8 * i)) as u8) {
-                            Some(0) => SlotByte::Zero,
-                            Some(x) => SlotByte::Const(x),
-                            None => SlotByte::Misc,
-                        };
-                    }
+                    // A partly overwritten spill is scrubbed: its other bytes become unknown.
+                    slot.bytes = [SlotByte::Misc; 8];
                     slot.spill = Reg::NOT_INIT;
                 }
                 slot.bytes[bi] = match known.map(|v| (v >> (8 * (k - total))) as u8) {
+                    _ if !aligned && known != Some(0) => SlotByte::Misc,
                     Some(0) => SlotByte::Zero,
                     Some(x) => SlotByte::Const(x),
                     None => SlotByte::Misc,
@@ -604,7 +630,13 @@ fn stack_access(
                 if slot.spill.ty != RegType::Scalar {
                     return refuse("invalid size of register fill");
                 }
-                return Ok(load_result(size));
+                // A narrow fill: at the slot's start the spilled constant (its low bytes),
+                // elsewhere a spilled zero is still zero; anything else is unknown.
+                return Ok(match slot.spill.const_scalar() {
+                    Some(v) if aligned => Reg::konst(v & (u64::MAX >> (64 - 8 * bytes))),
+                    Some(0) => Reg::konst(0),
+                    _ => load_result(size),
+                });
             }
             let mut value: Option<u64> = Some(0);
             for k in total..total + bytes {

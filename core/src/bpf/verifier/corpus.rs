@@ -507,3 +507,276 @@ pub fn generated(seed: u64) -> Vec<Insn> {
     p.push(Insn::exit());
     p
 }
+
+/// One program of [`pointer_offset_cases`]: what it does, and the kernel's first message for
+/// it (`None`: accepted).
+#[derive(Debug, Clone)]
+pub struct PtrCase {
+    pub name: String,
+    pub prog: Vec<Insn>,
+    pub refusal: Option<String>,
+}
+
+/// Pointer arithmetic against the kernel's sane-offset limit (`BPF_MAX_VAR_OFF`, 2^29) on a
+/// context, a stack and a map-value pointer (in `r6`; `r7` an unknown u32 and `r8` an unknown
+/// u64 read from a syscall program's context), each with the message Linux 6.18 gave on this
+/// project's machine. Shared by the verifier's unit tests and the side-by-side kernel test.
+pub fn pointer_offset_cases() -> Vec<PtrCase> {
+    /// `BPF_MAX_VAR_OFF`.
+    const LIMIT: i32 = 1 << 29;
+    let ptrs: [(&str, Vec<Insn>); 3] = [
+        ("ctx", vec![Insn::mov64_reg(6, 1)]),
+        ("fp", vec![Insn::mov64_reg(6, 10)]),
+        ("map_value", {
+            let mut p = vec![
+                Insn::st_mem(BPF_W, 10, -4, 0),
+                Insn::mov64_reg(2, 10),
+                Insn::alu64_imm(BPF_ADD, 2, -4),
+            ];
+            p.extend(Insn::ld_map_fd(1, FD_ARRAY_5));
+            p.extend([
+                Insn::call_helper(1),
+                Insn::jmp_imm(BPF_JNE, 0, 0, 2),
+                Insn::mov64_imm(0, 0),
+                Insn::exit(),
+                Insn::mov64_reg(6, 0),
+            ]);
+            p
+        }),
+    ];
+    let add = |k: i32| Insn::alu64_imm(BPF_ADD, 6, k);
+    let mut out = Vec::new();
+    for (ty, setup) in ptrs {
+        let math = |v: i64| Some(format!("math between {ty} pointer and {v} is not allowed"));
+        let value = |v: i64| Some(format!("value {v} makes {ty} pointer be out of bounds"));
+        let fixed = |v: i64| Some(format!("{ty} pointer offset {v} is not allowed"));
+        let below = 2 * i64::from(LIMIT - 1);
+        let mut lddw = Insn::ld_imm64(2, 0xffff_ffff_0000_0001).to_vec();
+        lddw.push(Insn::alu64_reg(BPF_ADD, 6, 2));
+        let tails: Vec<(&str, Vec<Insn>, Option<String>)> = vec![
+            ("ptr += 2^29-1", vec![add(LIMIT - 1)], None),
+            ("ptr += -(2^29-1)", vec![add(-(LIMIT - 1))], None),
+            ("ptr += 2^29", vec![add(LIMIT)], math(LIMIT.into())),
+            ("ptr += -2^29", vec![add(-LIMIT)], math((-LIMIT).into())),
+            // The operand is checked before the operator (subtraction from fp, `*=`).
+            (
+                "ptr -= 2^29",
+                vec![Insn::alu64_imm(BPF_SUB, 6, LIMIT)],
+                math(LIMIT.into()),
+            ),
+            (
+                "ptr *= 2^29",
+                vec![Insn::alu64_imm(BPF_MUL, 6, LIMIT)],
+                math(LIMIT.into()),
+            ),
+            (
+                "scalar 2^29 -= ptr",
+                vec![Insn::mov64_imm(2, LIMIT), Insn::alu64_reg(BPF_SUB, 2, 6)],
+                math(LIMIT.into()),
+            ),
+            ("ptr += 0xffffffff00000001", lddw, math(-4_294_967_295)),
+            // The result's fixed offset.
+            (
+                "ptr += 2^29-1 twice",
+                vec![add(LIMIT - 1), add(LIMIT - 1)],
+                fixed(below),
+            ),
+            (
+                "ptr += -(2^29-1) twice",
+                vec![add(-(LIMIT - 1)), add(-(LIMIT - 1))],
+                fixed(-below),
+            ),
+            (
+                "ptr += u32 & 255, then 2^29-1 twice",
+                vec![
+                    Insn::alu64_imm(BPF_AND, 7, 255),
+                    Insn::alu64_reg(BPF_ADD, 6, 7),
+                    add(LIMIT - 1),
+                    add(LIMIT - 1),
+                ],
+                fixed(below),
+            ),
+            // Unknown operands: only the smallest value counts.
+            ("ptr += u32", vec![Insn::alu64_reg(BPF_ADD, 6, 7)], None),
+            (
+                "ptr += u64",
+                vec![Insn::alu64_reg(BPF_ADD, 6, 8)],
+                Some(format!(
+                    "math between {ty} pointer and register with unbounded min value is not allowed"
+                )),
+            ),
+            (
+                "ptr += u32 - 2^29",
+                vec![
+                    Insn::alu64_imm(BPF_SUB, 7, LIMIT),
+                    Insn::alu64_reg(BPF_ADD, 6, 7),
+                ],
+                value((-LIMIT).into()),
+            ),
+            (
+                "ptr += (u32 & 1) + 2^29",
+                vec![
+                    Insn::alu64_imm(BPF_AND, 7, 1),
+                    Insn::alu64_imm(BPF_ADD, 7, LIMIT),
+                    Insn::alu64_reg(BPF_ADD, 6, 7),
+                ],
+                value(LIMIT.into()),
+            ),
+            // The result's smallest value (a subtraction from fp is refused before it).
+            (
+                "ptr -= u32",
+                vec![Insn::alu64_reg(BPF_SUB, 6, 7)],
+                if ty == "fp" {
+                    Some("R6 subtraction from stack pointer prohibited".to_string())
+                } else {
+                    value(-4_294_967_295)
+                },
+            ),
+            (
+                "ptr += (u32 & 1) - (2^29-1), twice",
+                vec![
+                    Insn::alu64_imm(BPF_AND, 7, 1),
+                    Insn::alu64_imm(BPF_SUB, 7, LIMIT - 1),
+                    Insn::alu64_reg(BPF_ADD, 6, 7),
+                    Insn::alu64_reg(BPF_ADD, 6, 7),
+                ],
+                value(-below),
+            ),
+            // 32-bit arithmetic is refused first.
+            (
+                "w6 += 2^29",
+                vec![Insn::alu32_imm(BPF_ADD, 6, LIMIT)],
+                Some("R6 32-bit pointer arithmetic prohibited".to_string()),
+            ),
+        ];
+        for (what, tail, refusal) in tails {
+            let mut prog = vec![
+                Insn::ldx_mem(BPF_W, 7, 1, 0),
+                Insn::ldx_mem(BPF_DW, 8, 1, 8),
+            ];
+            prog.extend(setup.iter().copied());
+            prog.extend(tail);
+            prog.extend([Insn::mov64_imm(0, 0), Insn::exit()]);
+            out.push(PtrCase {
+                name: format!("{ty}: {what}"),
+                prog,
+                refusal,
+            });
+        }
+    }
+    // The null check and the map pointer come before the operand checks (an unknown key, so
+    // the array lookup may fail).
+    let mut null = vec![
+        Insn::ldx_mem(BPF_W, 7, 1, 0),
+        Insn::stx_mem(BPF_W, 10, 7, -4),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(BPF_ADD, 2, -4),
+    ];
+    null.extend(Insn::ld_map_fd(1, FD_ARRAY_5));
+    null.extend([
+        Insn::call_helper(1),
+        Insn::alu64_imm(BPF_ADD, 0, LIMIT),
+        Insn::mov64_imm(0, 0),
+        Insn::exit(),
+    ]);
+    out.push(PtrCase {
+        name: "map_value_or_null += 2^29".to_string(),
+        prog: null,
+        refusal: Some(
+            "R0 pointer arithmetic on map_value_or_null prohibited, null-check it first"
+                .to_string(),
+        ),
+    });
+    let mut map_ptr = Insn::ld_map_fd(6, FD_ARRAY_5).to_vec();
+    map_ptr.extend([add(LIMIT), Insn::mov64_imm(0, 0), Insn::exit()]);
+    out.push(PtrCase {
+        name: "map_ptr += 2^29".to_string(),
+        prog: map_ptr,
+        refusal: Some("R6 pointer arithmetic on map_ptr prohibited".to_string()),
+    });
+    out
+}
+
+/// Array lookups whose key the stores before them make a constant (a non-null result, read at
+/// once) or not (`R0 invalid mem access 'map_value_or_null'`), as Linux 6.18 decides
+/// (`get_constant_map_key`): zero bytes under the key, or a spilled constant whose spilled
+/// bytes from the key's start are exactly the key. Shared by the unit and kernel tests.
+pub fn constant_key_cases() -> Vec<PtrCase> {
+    let maybe_null = || Some("R0 invalid mem access 'map_value_or_null'".to_string());
+    let st = |size: u8, off: i16, imm: i32| Insn::st_mem(size, 10, off, imm);
+    let cases: Vec<(&str, Vec<Insn>, i32, Option<String>)> = vec![
+        ("u32 0 at fp-8", vec![st(BPF_W, -8, 0)], -8, None),
+        ("u32 1 at fp-16", vec![st(BPF_W, -16, 1)], -16, None),
+        ("u32 0 at fp-12", vec![st(BPF_W, -12, 0)], -12, None),
+        (
+            "u64 0 at fp-8, key at fp-4",
+            vec![st(BPF_DW, -8, 0)],
+            -4,
+            None,
+        ),
+        (
+            "u64 1 at fp-8, key at fp-4",
+            vec![st(BPF_DW, -8, 1)],
+            -4,
+            None,
+        ),
+        (
+            "r3 = 1 stored as u32 at fp-8",
+            vec![Insn::mov64_imm(3, 1), Insn::stx_mem(BPF_W, 10, 3, -8)],
+            -8,
+            None,
+        ),
+        // An 8-byte spill under a 4-byte key at its start.
+        ("u64 0 at fp-8", vec![st(BPF_DW, -8, 0)], -8, maybe_null()),
+        (
+            "u64 1 at fp-16",
+            vec![st(BPF_DW, -16, 1)],
+            -16,
+            maybe_null(),
+        ),
+        (
+            "r3 = 0 stored as u64 at fp-8",
+            vec![Insn::mov64_imm(3, 0), Insn::stx_mem(BPF_DW, 10, 3, -8)],
+            -8,
+            maybe_null(),
+        ),
+        // A store off a slot's start leaves unknown bytes; one into a spill scrubs it.
+        ("u32 1 at fp-12", vec![st(BPF_W, -12, 1)], -12, maybe_null()),
+        (
+            "r3 = 1 stored as u32 at fp-4",
+            vec![Insn::mov64_imm(3, 1), Insn::stx_mem(BPF_W, 10, 3, -4)],
+            -4,
+            maybe_null(),
+        ),
+        (
+            "u64 1 at fp-16, then u32 2 at fp-12",
+            vec![st(BPF_DW, -16, 1), st(BPF_W, -12, 2)],
+            -16,
+            maybe_null(),
+        ),
+        (
+            "u64 0 at fp-8, then u32 1 at fp-4",
+            vec![st(BPF_DW, -8, 0), st(BPF_W, -4, 1)],
+            -8,
+            maybe_null(),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, stores, key, refusal)| {
+            let mut prog = stores;
+            prog.extend([Insn::mov64_reg(2, 10), Insn::alu64_imm(BPF_ADD, 2, key)]);
+            prog.extend(Insn::ld_map_fd(1, FD_ARRAY_5));
+            prog.extend([
+                Insn::call_helper(1),
+                Insn::ldx_mem(BPF_W, 0, 0, 0),
+                Insn::exit(),
+            ]);
+            PtrCase {
+                name: name.to_string(),
+                prog,
+                refusal,
+            }
+        })
+        .collect()
+}

@@ -233,3 +233,62 @@ fn out_of_range_jumps_come_before_a_jump_into_an_lddw() {
     let prog = vec![Insn::mov64_imm(0, 0), Insn::ja(1), l[0], l[1], Insn::exit()];
     assert_eq!(refuse(&prog, syscall()).message, "unreachable insn 2");
 }
+
+#[test]
+fn pointer_arithmetic_keeps_offsets_inside_bpf_max_var_off_with_the_kernels_messages() {
+    use super::corpus::pointer_offset_cases;
+    let cases = pointer_offset_cases();
+    assert!(cases.len() > 40, "every pointer type has its cases");
+    for case in cases {
+        match (verify(&case.prog, &maps(), syscall()), &case.refusal) {
+            (Ok(_), None) => {}
+            (Err(r), Some(message)) => {
+                assert_eq!(&r.message, message, "{}", case.name);
+                let errno = if message.contains("prohibited") {
+                    super::EACCES
+                } else {
+                    super::EINVAL
+                };
+                assert_eq!(r.errno, errno, "{}: the kernel's errno", case.name);
+            }
+            (Ok(_), Some(message)) => {
+                panic!("{}: accepted, the kernel says {message:?}", case.name)
+            }
+            (Err(r), None) => panic!("{}: refused ({r}), the kernel accepts", case.name),
+        }
+    }
+}
+
+#[test]
+fn array_lookups_are_non_null_only_for_keys_the_kernel_sees_as_constant() {
+    use super::corpus::constant_key_cases;
+    for case in constant_key_cases() {
+        let message = verify(&case.prog, &maps(), syscall())
+            .err()
+            .map(|r| r.message);
+        assert_eq!(message, case.refusal, "{}", case.name);
+    }
+}
+
+#[test]
+fn narrow_reads_of_a_spilled_constant_follow_the_kernels_fill() {
+    // u64 0x0102 spilled at fp-8: a u16 read at the slot's start is 0x0102, so `r0 == 0x102`
+    // is decided and the store through the null r1 below it is never reached; a u16 read at
+    // fp-6 is unknown (the kernel keeps only a spilled zero there).
+    let prog = |off: i16| {
+        vec![
+            Insn::st_mem(BPF_DW, 10, -8, 0x0102),
+            Insn::ldx_mem(BPF_H, 0, 10, off),
+            Insn::jmp_imm(BPF_JEQ, 0, 0x0102, 2),
+            Insn::mov64_imm(1, 0),
+            Insn::st_mem(BPF_W, 1, 0, 0),
+            Insn::mov64_imm(0, 0),
+            Insn::exit(),
+        ]
+    };
+    accept(&prog(-8), syscall());
+    assert_eq!(
+        refuse(&prog(-6), syscall()).message,
+        "R1 invalid mem access 'scalar'"
+    );
+}
