@@ -381,14 +381,16 @@ pub fn assemble_pieces(pieces: &[Piece], fds: Fds) -> Vec<Insn> {
     out
 }
 
-/// Offset of the key slot on the stack.
-const KEY_SLOT: i16 = -4;
+/// Offset of the key slot on the stack: the start of an 8-byte slot, because only a store
+/// there is tracked as a spilled constant (a constant `stw` at `r10 - 4` leaves unknown bytes),
+/// and a constant key is what lets the verifier drop an array lookup's null check.
+const KEY_SLOT: i16 = -8;
 /// Offset of the value buffer of updates.
 const VALUE_SLOT: i16 = -40;
 /// Offset of the spill slot.
 const SPILL_SLOT: i16 = -16;
 
-/// `*(u32 *)(r10 - 4) = key; r2 = r10 - 4`; a bounded key may jump over `tail` instructions.
+/// `*(u32 *)(r10 - 8) = key; r2 = r10 - 8`; a bounded key may jump over `tail` instructions.
 fn key_to_stack(key: Key, tail: usize, out: &mut Vec<Insn>) {
     match key {
         Key::Const(k) => out.push(Insn::st_mem(BPF_W, 10, KEY_SLOT, i32::from(k % 16))),
