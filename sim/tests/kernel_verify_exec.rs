@@ -60,27 +60,6 @@ fn map_in_map_reads_get_the_kernels_verdict_and_run_to_the_same_r0_ctx_and_maps(
 }
 
 #[test]
-#[ignore]
-fn explore_findings() {
-    let mut state = 0x1234_u64;
-    let mut kinds = std::collections::BTreeMap::new();
-    for _ in 0..3000 {
-        let data = pseudo_random(&mut state, INPUT_LEN);
-        let Ok(case) = Case::arbitrary_take_rest(Unstructured::new(&data)) else {
-            continue;
-        };
-        let k = match mimic_sim::fuzz::verify_exec::kernel::compare_case(&case, Mutants::NONE) {
-            Ok(o) => format!("{o:?}"),
-            Err(f) => f.lines().next().unwrap_or("").chars().take(150).collect(),
-        };
-        *kinds.entry(k).or_insert(0) += 1;
-    }
-    for (k, n) in kinds {
-        println!("{n:6} {k}");
-    }
-}
-
-#[test]
 fn seeded_inputs_agree_with_the_kernel_and_leak_no_fd() {
     if !bpf_usable("kernel_verify_exec") {
         return;
