@@ -20,7 +20,8 @@
 //! `BPF_F_INNER_MAP`, and inner arrays smaller and larger than the template.
 //!
 //! `MIMIC_MUTANTS=id,id` switches mutants on in the world (its metas), the verifier and the
-//! fixups.
+//! fixups. `MIMIC_FUZZ_KERNEL=1` (built with `--features kernel`) also compares each input with
+//! the running kernel ([`kernel`]).
 //!
 //! Speed (issue 7 asks ≥ 20,000 exec/s): one world per input, restored between the runs from
 //! an image of its array values; snapshots read value memory directly; messages are formatted
