@@ -846,11 +846,14 @@ pub mod kernel {
         BothRun,
     }
 
+    /// A rule on (kernel message, mimic message).
+    type Rule = fn(&str, &str) -> bool;
+
     /// Known, classified verdict differences (docs/kernel-disagreements.md, "Generated
     /// programs"): a stricter verdict or a different first message is allowed when a rule
     /// matches (kernel message, mimic message); anything else is a finding. An unsound verdict
     /// is never allowed.
-    const KNOWN: &[(&str, fn(&str, &str) -> bool)] = &[
+    const KNOWN: &[(&str, Rule)] = &[
         (
             // mimic refuses every variable-offset stack access; the privileged kernel checks
             // the range instead (and may accept, or refuse later for another reason).
