@@ -20,7 +20,8 @@
 //! `BPF_F_INNER_MAP`, and inner arrays smaller and larger than the template.
 //!
 //! `MIMIC_MUTANTS=id,id` switches mutants on in the world (its metas), the verifier and the
-//! fixups.
+//! fixups. `MIMIC_FUZZ_KERNEL=1` (built with `--features kernel`) also compares each input with
+//! the running kernel ([`kernel`]).
 //!
 //! Speed (issue 7 asks ≥ 20,000 exec/s): one world per input, restored between the runs from
 //! an image of its array values; snapshots read value memory directly; messages are formatted
@@ -256,6 +257,35 @@ pub fn build_world(setup: &Setup, mutants: Mutants) -> Option<(Process<Std>, Fds
 
 fn build(setup: &Setup, mutants: Mutants) -> Option<Built> {
     let mut sys = Process::<Std>::create(mutants, WorldConfig::default());
+    let fds = build_on(&mut sys, setup, &mut fill)?;
+    let Fds { outer, array } = fds;
+    let world = sys.world();
+    let outer_handle = world.map_handle(outer).ok()?;
+    // The inner arrays the outer map holds now (a later store to a slot replaced an earlier
+    // inner map, which is gone).
+    let mut arrays = Vec::new();
+    for key in 0..OUTER_ENTRIES {
+        if let Ok(Some(ptr)) = world.prog_lookup(outer_handle, &key.to_ne_bytes()) {
+            let inner = world.resolve_map_ptr(ptr).ok()?;
+            if !arrays.contains(&inner) {
+                arrays.push(inner);
+            }
+        }
+    }
+    arrays.push(world.map_handle(array).ok()?);
+    Some(Built {
+        sys,
+        fds: Fds { outer, array },
+        arrays,
+        outer: outer_handle,
+    })
+}
+
+/// The set-up's syscalls on any backend (the world, the kernel): template, outer map, up to
+/// three inner arrays filled by `fill` and stored (the meta decides), the plain array; the
+/// template's and inner maps' fds are closed again. `None` when a creation the property needs
+/// is refused.
+pub fn build_on<S: BpfSys>(sys: &mut S, setup: &Setup, fill: &mut Fill<S>) -> Option<Fds> {
     let t = setup.template;
     let template = sys
         .map_create(
@@ -293,7 +323,7 @@ fn build(setup: &Setup, mutants: Mutants) -> Option<Built> {
         let Ok(fd) = sys.map_create(&attr) else {
             continue;
         };
-        fill(&mut sys, fd, max_entries, value_size, 0x10 * (n as u32 + 1));
+        fill(sys, fd, max_entries, value_size, 0x10 * (n as u32 + 1));
         let key = u32::from(inner.slot) % OUTER_ENTRIES;
         // The meta decides: a refused inner map is simply not stored (and freed at the close).
         let _ = sys.map_update_elem(outer, &key.to_ne_bytes(), &fd.to_ne_bytes(), BPF_ANY);
@@ -308,28 +338,23 @@ fn build(setup: &Setup, mutants: Mutants) -> Option<Built> {
             a.max_entries(),
         ))
         .ok()?;
-    fill(&mut sys, array, a.max_entries(), a.value_size(), 0x80);
+    fill(sys, array, a.max_entries(), a.value_size(), 0x80);
     let _ = sys.close(template);
-    let world = sys.world();
-    let outer_handle = world.map_handle(outer).ok()?;
-    // The inner arrays the outer map holds now (a later store to a slot replaced an earlier
-    // inner map, which is gone).
-    let mut arrays = Vec::new();
-    for key in 0..OUTER_ENTRIES {
-        if let Ok(Some(ptr)) = world.prog_lookup(outer_handle, &key.to_ne_bytes()) {
-            let inner = world.resolve_map_ptr(ptr).ok()?;
-            if !arrays.contains(&inner) {
-                arrays.push(inner);
-            }
-        }
+    Some(Fds { outer, array })
+}
+
+/// Writes an array's initial contents: `fill(sys, fd, entries, value_size, base)`.
+pub type Fill<S> = dyn FnMut(&mut S, Fd, u32, u32, u32);
+
+/// [`fill`] through `BPF_MAP_UPDATE_ELEM`, for backends whose memory is not at hand (the
+/// kernel): the same bytes, one update per element.
+pub fn fill_by_update<S: BpfSys>(sys: &mut S, fd: Fd, entries: u32, value_size: u32, base: u32) {
+    for index in 0..entries {
+        let value: Vec<u8> = (0..value_size)
+            .map(|b| (base + index * 7 + b) as u8)
+            .collect();
+        let _ = sys.map_update_elem(fd, &index.to_ne_bytes(), &value, BPF_ANY);
     }
-    arrays.push(world.map_handle(array).ok()?);
-    Some(Built {
-        sys,
-        fds: Fds { outer, array },
-        arrays,
-        outer: outer_handle,
-    })
 }
 
 /// Distinct contents per element, so reading the wrong element changes the result. Written
@@ -686,6 +711,10 @@ pub fn check(data: &[u8]) {
 
 /// The property on a decoded case (also used by the replay command).
 pub fn check_case(case: &Case, mutants: Mutants) {
+    #[cfg(feature = "kernel")]
+    if kernel::enabled() {
+        kernel::against_kernel(case, mutants);
+    }
     let Some(built) = build(&case.setup, mutants) else {
         return;
     };
@@ -767,6 +796,247 @@ pub fn check_case(case: &Case, mutants: Mutants) {
                 );
             }
         }
+    }
+}
+
+/// The kernel mode (`MIMIC_FUZZ_KERNEL=1`, built with `--features kernel`): the same set-up
+/// on the kernel, the same program (with the kernel's fds) loaded there as kernel-check loads
+/// its corpus (privileged, sleepable `BPF_PROG_TYPE_SYSCALL`) and verified by mimic as
+/// `ProgType::Syscall`; the verdicts compared by kernel-check's classifier, and programs both
+/// accept test-run on both with the case's context (r0, the context written back, every
+/// reachable array's contents compared by kernel-check's comparison). Every kernel fd is
+/// closed at the end of the input (the backend is dropped, which closes what it owns).
+#[cfg(feature = "kernel")]
+pub mod kernel {
+    use super::*;
+    use crate::kernel::verdicts::{self, Contents, STRICTER, UNSOUND};
+    use crate::kernel::KernelSys;
+    use std::sync::OnceLock;
+
+    /// Lines of the kernel's verifier log shown with an unsound verdict.
+    const LOG_TAIL: usize = 6;
+
+    /// Probed once per process: true when the switch is on and bpf() works (else one line
+    /// says why the kernel mode is skipped).
+    pub fn enabled() -> bool {
+        static ON: OnceLock<bool> = OnceLock::new();
+        *ON.get_or_init(|| {
+            if !crate::fuzz::env_flag("MIMIC_FUZZ_KERNEL") {
+                return false;
+            }
+            match crate::kernel::probe() {
+                Ok(()) => {
+                    eprintln!("mimic-fuzz: verify_exec also runs on the kernel");
+                    true
+                }
+                Err(why) => {
+                    eprintln!("mimic-fuzz: kernel mode skipped: {why}");
+                    false
+                }
+            }
+        })
+    }
+
+    /// What one input did on the kernel (for tests and counts).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Outcome {
+        /// A set-up creation was refused on both sides: nothing compared.
+        NoSetup,
+        /// Both refused, with the same message.
+        BothRefuse,
+        /// Both accepted and the test runs agree.
+        BothRun,
+    }
+
+    /// A rule on (kernel message, mimic message).
+    type Rule = fn(&str, &str) -> bool;
+
+    /// Known, classified verdict differences (docs/kernel-disagreements.md, "Generated
+    /// programs"): a stricter verdict or a different first message is allowed when a rule
+    /// matches (kernel message, mimic message); anything else is a finding. An unsound verdict
+    /// is never allowed.
+    const KNOWN: &[(&str, Rule)] = &[
+        (
+            // mimic refuses every variable-offset stack access; the privileged kernel checks
+            // the range instead (and may accept, or refuse later for another reason).
+            "G1 variable-offset stack access",
+            |_, ours| ours.contains("variable stack access prohibited"),
+        ),
+        (
+            // mimic drops the null of an array lookup whose key bytes it knows; the kernel only
+            // for STACK_ZERO bytes or a spilled constant of exactly the key's size, so its
+            // register is still `map_value_or_null` where mimic's is `map_value`.
+            "G2 null elided for a constant key the kernel does not track",
+            |theirs, ours| theirs.contains("map_value_or_null") && !ours.contains("or_null"),
+        ),
+        (
+            // mimic lets a privileged load from a map pointer read `struct bpf_map` at any
+            // non-negative offset; the kernel checks the field by BTF. Both refused here (mimic
+            // later); where it is the only error mimic accepts: UNSOUND, never allowed.
+            "G3 struct bpf_map read outside a field",
+            |theirs, _| {
+                theirs.contains("struct bpf_map doesn't have field")
+                    || (theirs.contains("access beyond the end of member")
+                        && theirs.contains("struct bpf_map"))
+            },
+        ),
+    ];
+
+    /// The rule that classifies a difference, if any.
+    fn known(theirs: &str, ours: &str) -> Option<&'static str> {
+        KNOWN
+            .iter()
+            .find(|(_, rule)| rule(theirs, ours))
+            .map(|(name, _)| *name)
+    }
+
+    /// Bytes of stack below `r10` the pieces address through `r8`/`r9` (they start at
+    /// `r10 - 64`), zeroed first on both sides.
+    const STACK_USED: i16 = 64;
+
+    /// The program after `*(u64 *)(r10 - k) = 0` for the stack the pieces use. A privileged
+    /// program may read uninitialised stack, and the kernel's bytes there are whatever ran
+    /// before (mimic's are zero): with the stack zeroed both runs read the same bytes, so r0
+    /// and the maps can be compared.
+    fn with_zeroed_stack(prog: Vec<Insn>) -> Vec<Insn> {
+        let mut out: Vec<Insn> = (1..=STACK_USED / 8)
+            .map(|k| Insn::st_mem(BPF_DW, 10, -8 * k, 0))
+            .collect();
+        out.extend(prog);
+        out
+    }
+
+    fn tail(log: &str) -> String {
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n")
+    }
+
+    /// Every array a program can reach, read back through the syscalls: the inner arrays of
+    /// the outer slots (by id; an empty slot is its error) and the plain array, every index.
+    fn contents<S: BpfSys>(sys: &mut S, fds: Fds) -> Contents {
+        let mut out = Vec::new();
+        let read = |sys: &mut S, fd: Fd| -> Vec<Result<Vec<u8>, String>> {
+            let entries = sys.map_info(fd).map_or(0, |i| i.max_entries);
+            (0..entries)
+                .map(|k| {
+                    sys.map_lookup_elem(fd, &k.to_ne_bytes())
+                        .map_err(|e| e.to_string())
+                })
+                .collect()
+        };
+        for key in 0..OUTER_ENTRIES {
+            match sys.map_lookup_elem(fds.outer, &key.to_ne_bytes()) {
+                Ok(id) if id.len() == 4 => {
+                    let id = u32::from_ne_bytes([id[0], id[1], id[2], id[3]]);
+                    match sys.map_get_fd_by_id(id) {
+                        Ok(fd) => {
+                            out.push(read(sys, fd));
+                            let _ = sys.close(fd);
+                        }
+                        Err(e) => out.push(vec![Err(format!("slot {key}: {e}"))]),
+                    }
+                }
+                Ok(v) => out.push(vec![Err(format!("slot {key}: {} bytes", v.len()))]),
+                Err(e) => out.push(vec![Err(format!("slot {key}: {e}"))]),
+            }
+        }
+        out.push(read(sys, fds.array));
+        out
+    }
+
+    /// One case on the kernel and on mimic: panics on a disagreement.
+    pub fn against_kernel(case: &Case, mutants: Mutants) -> Outcome {
+        compare_case(case, mutants).unwrap_or_else(|finding| panic!("{finding}"))
+    }
+
+    /// One case on the kernel and on mimic: `Err` is the finding (its first line names the
+    /// kind, then the case's listing).
+    pub fn compare_case(case: &Case, mutants: Mutants) -> Result<Outcome, String> {
+        let mut kernel = KernelSys::default();
+        let kfds = build_on(&mut kernel, &case.setup, &mut fill_by_update::<KernelSys>);
+        let built = build(&case.setup, mutants);
+        let (kfds, built) = match (kfds, built) {
+            (Some(k), Some(b)) => (k, b),
+            (None, None) => return Ok(Outcome::NoSetup),
+            (k, _) => {
+                return Err(format!(
+                    "set-up built on {} only: {:?}",
+                    if k.is_some() {
+                        "the kernel"
+                    } else {
+                        "mimic's world"
+                    },
+                    case.setup
+                ))
+            }
+        };
+        let kinsns = with_zeroed_stack(assemble_pieces(&case.pieces, kfds));
+        let winsns = with_zeroed_stack(assemble_pieces(&case.pieces, built.fds));
+        let listing = || {
+            format!(
+                "set-up: {:?}\nctx: {:?}\nprogram:\n{}",
+                case.setup,
+                case.ctx,
+                mimic_core::bpf::asm::disassemble(&winsns).unwrap_or_default()
+            )
+        };
+        let theirs = verdicts::kernel_load(&mut kernel, &kinsns, false);
+        let opts = VerifyOpts {
+            ctx_size: CTX_LEN as u32,
+            mutants,
+            ..verdicts::syscall_opts(false)
+        };
+        let world: &World<Std> = built.sys.world();
+        let ours = verify(&winsns, world, opts);
+        if let Err(d) = verdicts::compare_verdicts(&theirs, &ours) {
+            match (&theirs, d.kind) {
+                (Err(failure), UNSOUND) => {
+                    return Err(format!(
+                        "UNSOUND: mimic accepts, the kernel refuses: {}\n{}",
+                        tail(&failure.log),
+                        listing()
+                    ))
+                }
+                (_, kind) => {
+                    let kmsg = match &theirs {
+                        Err(failure) => verdicts::kernel_message(&failure.log),
+                        Ok(_) => String::new(),
+                    };
+                    let omsg = ours.as_ref().err().map_or("", |r| r.message.as_str());
+                    if known(&kmsg, omsg).is_none() {
+                        let what = if kind == STRICTER {
+                            "mimic stricter than the kernel"
+                        } else {
+                            kind
+                        };
+                        return Err(format!("{what}: {}\n{}", d.text, listing()));
+                    }
+                }
+            }
+            return Ok(Outcome::BothRefuse);
+        }
+        let Ok((prog, _)) = theirs else {
+            return Ok(Outcome::BothRefuse);
+        };
+        // Syscall programs run once: the kernel refuses a repeat count for them.
+        let krun = kernel
+            .test_run(prog, &[], &case.ctx, 0)
+            .map_err(|e| e.to_string());
+        let kc = contents(&mut kernel, kfds);
+        let mut our_ctx = case.ctx.to_vec();
+        let wrun = verdicts::mimic_test_run(world, &winsns, opts, &mut our_ctx);
+        let mut sys = built.sys;
+        let wc = contents(&mut sys, built.fds);
+        if let Err((kind, text)) =
+            verdicts::compare_runs("verify_exec case", krun, wrun, &our_ctx, &kc, &wc)
+        {
+            return Err(format!(
+                "kernel and mimic test runs disagree ({kind}): {text}\n{}",
+                listing()
+            ));
+        }
+        drop(kernel);
+        Ok(Outcome::BothRun)
     }
 }
 

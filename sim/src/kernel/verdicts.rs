@@ -21,9 +21,10 @@
 use super::bijection::Bijection;
 use super::check::{Check, SHOWN_PER_CHECK};
 use super::KernelSys;
+use super::LoadFailure;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::corpus;
-use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, ProgType, VerifyOpts};
+use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, ProgType, Rejection, VerifyOpts};
 use mimic_core::isa::{Insn, BPF_CALL, BPF_JMP, BPF_PSEUDO_MAP_FD};
 use mimic_core::mutants::Mutants;
 use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType};
@@ -147,7 +148,7 @@ fn for_kernel(kernel: &KernelSys, prog: &[Insn], fds: &BTreeMap<i32, (Fd, u32)>)
 
 /// The first error line of a kernel verifier log: the line before `processed N insns` (or the
 /// last line).
-fn kernel_message(log: &str) -> String {
+pub fn kernel_message(log: &str) -> String {
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     let at = lines
         .iter()
@@ -156,6 +157,78 @@ fn kernel_message(log: &str) -> String {
     at.checked_sub(1)
         .and_then(|i| lines.get(i))
         .map_or_else(String::new, |l| l.to_string())
+}
+
+/// A verdict disagreement: mimic stricter (incomplete).
+pub const STRICTER: &str = "mimic stricter (incomplete)";
+/// A verdict disagreement: mimic accepts what the kernel refuses.
+pub const UNSOUND: &str = "mimic more lenient (UNSOUND)";
+/// Both refuse, but the kernel's log does not contain mimic's message.
+pub const MESSAGE_DIFFERS: &str = "both refuse, message differs";
+
+/// How a kernel verdict and mimic's differ: the kind (one of [`STRICTER`], [`UNSOUND`],
+/// [`MESSAGE_DIFFERS`]) and what each side said.
+#[derive(Debug, Clone)]
+pub struct Disagreement {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+/// mimic's options for a program the kernel loads by [`kernel_load`]: privileged, sleepable,
+/// `ProgType::Syscall` (its context access rule; `ctx_size` is not used by that type).
+pub fn syscall_opts(state_freq: bool) -> VerifyOpts {
+    VerifyOpts {
+        privileged: true,
+        sleepable: true,
+        test_state_freq: state_freq,
+        prog_type: ProgType::Syscall,
+        ..VerifyOpts::default()
+    }
+}
+
+/// Loads `insns` (map fds the kernel's) as a privileged sleepable `BPF_PROG_TYPE_SYSCALL`
+/// program. Syscall programs must be sleepable; their context is plain memory (no field
+/// rewriting as a socket filter's __sk_buff gets), as mimic models it.
+pub fn kernel_load(
+    kernel: &mut KernelSys,
+    insns: &[Insn],
+    state_freq: bool,
+) -> Result<(Fd, String), LoadFailure> {
+    let flags = super::BPF_F_SLEEPABLE | if state_freq { BPF_F_TEST_STATE_FREQ } else { 0 };
+    kernel.prog_load(super::BPF_PROG_TYPE_SYSCALL, insns, 0, flags)
+}
+
+/// The one verdict classifier: agreement when both accept, or both refuse and the kernel's log
+/// names mimic's message; otherwise the kind of disagreement.
+pub fn compare_verdicts<T>(
+    theirs: &Result<(Fd, String), LoadFailure>,
+    ours: &Result<T, Rejection>,
+) -> Result<(), Disagreement> {
+    match (theirs, ours) {
+        (Ok(_), Ok(_)) => Ok(()),
+        (Err(failure), Err(r)) if failure.log.contains(&r.message) => Ok(()),
+        (Err(failure), Err(r)) => Err(Disagreement {
+            kind: MESSAGE_DIFFERS,
+            text: format!(
+                "kernel {:?}, mimic {:?} at {}",
+                kernel_message(&failure.log),
+                r.message,
+                r.insn
+            ),
+        }),
+        (Ok(_), Err(r)) => Err(Disagreement {
+            kind: STRICTER,
+            text: format!("kernel accepts, mimic refuses at {}: {}", r.insn, r.message),
+        }),
+        (Err(failure), Ok(_)) => Err(Disagreement {
+            kind: UNSOUND,
+            text: format!(
+                "mimic accepts, kernel refuses ({}): {:?}",
+                failure.error,
+                kernel_message(&failure.log)
+            ),
+        }),
+    }
 }
 
 /// Compares mimic's fixed-up program with the kernel's xlated dump; `Err` names the first slot
@@ -299,27 +372,13 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
         .collect();
     for item in &set.items {
         let kinsns = for_kernel(kernel, &item.prog, &fds);
-        // Syscall programs must be sleepable; their context is plain memory (no field
-        // rewriting as a socket filter's __sk_buff gets), as mimic models it.
-        let flags = super::BPF_F_SLEEPABLE
-            | if item.state_freq {
-                BPF_F_TEST_STATE_FREQ
-            } else {
-                0
-            };
-        let theirs = kernel.prog_load(super::BPF_PROG_TYPE_SYSCALL, &kinsns, 0, flags);
-        let opts = VerifyOpts {
-            privileged: true,
-            sleepable: true,
-            test_state_freq: item.state_freq,
-            prog_type: ProgType::Syscall,
-            ..VerifyOpts::default()
-        };
-        let ours = verify(&item.prog, maps, opts);
+        let theirs = kernel_load(kernel, &kinsns, item.state_freq);
+        let ours = verify(&item.prog, maps, syscall_opts(item.state_freq));
         verdicts.cases += 1;
         let name = &item.name;
-        match (theirs, ours) {
-            (Ok((prog, _)), Ok(v)) => {
+        let verdict = compare_verdicts(&theirs, &ours);
+        match (theirs, ours, verdict) {
+            (Ok((prog, _)), Ok(v), Ok(())) => {
                 verdicts.agreed += 1;
                 fixups.cases += 1;
                 accepted.push(item);
@@ -338,42 +397,20 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
                     (_, Err(e)) => note(&mut fixups, "mimic fixup fails", format!("{name}: {e}")),
                 }
             }
-            (Err(failure), Err(r)) => {
-                let kmsg = kernel_message(&failure.log);
-                if failure.log.contains(&r.message) {
-                    verdicts.agreed += 1;
-                } else {
-                    note(
+            (theirs, _, verdict) => {
+                if let Ok((prog, _)) = theirs {
+                    let _ = kernel.close(prog);
+                }
+                match verdict {
+                    Ok(()) => verdicts.agreed += 1,
+                    Err(d) if d.kind == UNSOUND => note(
                         &mut verdicts,
-                        "both refuse, message differs",
-                        format!(
-                            "{name}: kernel {kmsg:?}, mimic {:?} at {}",
-                            r.message, r.insn
-                        ),
-                    );
+                        d.kind,
+                        format!("{name}: {}\n{}", d.text, super::dump(&kinsns)),
+                    ),
+                    Err(d) => note(&mut verdicts, d.kind, format!("{name}: {}", d.text)),
                 }
             }
-            (Ok((prog, _)), Err(r)) => {
-                let _ = kernel.close(prog);
-                note(
-                    &mut verdicts,
-                    "mimic stricter (incomplete)",
-                    format!(
-                        "{name}: kernel accepts, mimic refuses at {}: {}",
-                        r.insn, r.message
-                    ),
-                );
-            }
-            (Err(failure), Ok(_)) => note(
-                &mut verdicts,
-                "mimic more lenient (UNSOUND)",
-                format!(
-                    "{name}: mimic accepts, kernel refuses ({}): {:?}\n{}",
-                    failure.error,
-                    kernel_message(&failure.log),
-                    super::dump(&kinsns)
-                ),
-            ),
         }
     }
     if !set.skipped.is_empty() {
@@ -463,7 +500,7 @@ fn run_maps<S: BpfSys + ?Sized>(sys: &mut S, table: &MapTable) -> Result<RunMaps
     Ok(out)
 }
 
-fn contents<S: BpfSys + ?Sized>(sys: &mut S, maps: &RunMaps) -> Vec<Vec<Result<Vec<u8>, String>>> {
+fn contents<S: BpfSys + ?Sized>(sys: &mut S, maps: &RunMaps) -> Contents {
     maps.compared
         .iter()
         .map(|(fd, keys)| {
@@ -492,7 +529,6 @@ fn with_fds(prog: &[Insn], fds: &BTreeMap<i32, Fd>, raw_of: &dyn Fn(Fd) -> i32) 
 /// the world, each on fresh maps and the same context: `Err((kind, text))` when r0, the context
 /// written back or the map contents differ.
 fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(), (String, String)> {
-    use mimic_core::bpf::verifier::world::prog_load;
     use mimic_core::sync::Std;
     use mimic_core::sys::Process;
     use mimic_core::world::WorldConfig;
@@ -524,26 +560,49 @@ fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(),
     let mut sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
     let wm = run_maps(&mut sys, table).map_err(setup)?;
     let winsns = with_fds(&item.prog, &wm.fds, &|fd| fd);
-    let opts = VerifyOpts {
-        privileged: true,
-        sleepable: true,
-        test_state_freq: item.state_freq,
-        prog_type: ProgType::Syscall,
-        ..VerifyOpts::default()
-    };
     let mut our_ctx = ctx.clone();
-    let ours = prog_load(sys.world(), &winsns, opts)
+    let ours = mimic_test_run(
+        sys.world(),
+        &winsns,
+        syscall_opts(item.state_freq),
+        &mut our_ctx,
+    );
+    let wc = contents(&mut sys, &wm);
+    compare_runs(&item.name, theirs, ours, &our_ctx, &kc, &wc)
+}
+
+/// mimic's side of a test run: `prog_load` on `world` (map fds the world's), the test run on
+/// `ctx` (written back), the unload. `Err` says which step failed.
+pub fn mimic_test_run(
+    world: &mimic_core::world::World<mimic_core::sync::Std>,
+    insns: &[Insn],
+    opts: VerifyOpts,
+    ctx: &mut [u8],
+) -> Result<u64, String> {
+    use mimic_core::bpf::verifier::world::prog_load;
+    prog_load(world, insns, opts)
         .map_err(|e| format!("mimic prog_load: {e}"))
         .and_then(|loaded| {
-            let world = sys.world();
-            let r = loaded
-                .test_run(world, &mut our_ctx)
-                .map_err(|e| e.to_string());
+            let r = loaded.test_run(world, ctx).map_err(|e| e.to_string());
             let _ = loaded.unload(world);
             r
-        });
-    let wc = contents(&mut sys, &wm);
-    let name = &item.name;
+        })
+}
+
+/// Map contents as each side read them back (per map, per key: the value or the error).
+pub type Contents = Vec<Vec<Result<Vec<u8>, String>>>;
+
+/// The one comparison of two test runs of a program both accepted: same `r0` (low 32 bits),
+/// the same context written back (`our_ctx` is mimic's after the run) and the same map
+/// contents. `Err((kind, text))` names the first difference.
+pub fn compare_runs(
+    name: &str,
+    theirs: Result<super::TestRun, String>,
+    ours: Result<u64, String>,
+    our_ctx: &[u8],
+    kc: &Contents,
+    wc: &Contents,
+) -> Result<(), (String, String)> {
     // A privileged program may return a pointer: the kernel's r0 is then (the low half of) a
     // kernel address and mimic's a pointer in its own encoding, so only "both a pointer" can be
     // compared, which mimic's r0 decoding as one says (the kernel accepted the same program).

@@ -1,0 +1,97 @@
+//! The kernel mode of the `verify_exec` fuzz target on fixed inputs: hand-built map-in-map reads
+//! and seeded pseudo-random inputs run on the kernel and on mimic with agreeing verdicts and
+//! test runs, and a long loop of inputs leaves no fd behind in the process. Skips with one line
+//! when bpf() is refused.
+#![cfg(feature = "kernel")]
+
+mod fuzz_cases;
+
+use arbitrary::{Arbitrary, Unstructured};
+use fuzz_cases::{inner_read, pseudo_random};
+use mimic_core::mutants::Mutants;
+use mimic_sim::fuzz::verify_exec::kernel::{against_kernel, Outcome};
+use mimic_sim::fuzz::verify_exec::Case;
+
+/// Seeded inputs per run: enough to reach accepted and refused programs of every piece kind.
+const SEEDED: usize = 300;
+/// Bytes per seeded input (a set-up, the context and several pieces).
+const INPUT_LEN: usize = 160;
+
+fn bpf_usable(what: &str) -> bool {
+    match mimic_sim::kernel::probe() {
+        Ok(()) => true,
+        Err(why) => {
+            println!("{why} ({what})");
+            false
+        }
+    }
+}
+
+fn seeded() -> Vec<Case> {
+    let mut state = 0x5eed_u64;
+    (0..SEEDED)
+        .filter_map(|_| {
+            let data = pseudo_random(&mut state, INPUT_LEN);
+            Case::arbitrary_take_rest(Unstructured::new(&data)).ok()
+        })
+        .collect()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+#[test]
+fn map_in_map_reads_get_the_kernels_verdict_and_run_to_the_same_r0_ctx_and_maps() {
+    if !bpf_usable("kernel_verify_exec") {
+        return;
+    }
+    // In bounds of an inner map of the template's size: both accept and run; key 9 is past
+    // the template's 8 entries: both refuse nothing (the lookup returns NULL) and run too.
+    for (flag, size, key) in [(false, 1, 3), (true, 1, 3), (false, 1, 9), (true, 0, 2)] {
+        let case = inner_read(flag, size, key);
+        let outcome = against_kernel(&case, Mutants::NONE);
+        assert_eq!(
+            outcome,
+            Outcome::BothRun,
+            "inner_read({flag}, {size}, {key}) was not run on both"
+        );
+    }
+}
+
+#[test]
+fn seeded_inputs_agree_with_the_kernel_and_leak_no_fd() {
+    if !bpf_usable("kernel_verify_exec") {
+        return;
+    }
+    let cases = seeded();
+    let before = open_fds();
+    let mut counts = [0usize; 3];
+    for case in &cases {
+        // A disagreement panics with the case's listing.
+        match against_kernel(case, Mutants::NONE) {
+            Outcome::NoSetup => counts[0] += 1,
+            Outcome::BothRefuse => counts[1] += 1,
+            Outcome::BothRun => counts[2] += 1,
+        }
+    }
+    let after = open_fds();
+    println!(
+        "{} seeded inputs: no set-up {}, both refuse {}, both run {}",
+        cases.len(),
+        counts[0],
+        counts[1],
+        counts[2]
+    );
+    assert!(counts[2] > 0, "no seeded input ran on both: {counts:?}");
+    assert!(
+        counts[1] > 0,
+        "no seeded input was refused by both: {counts:?}"
+    );
+    assert_eq!(
+        after,
+        before,
+        "open fds grew from {before} to {after} over {} inputs",
+        cases.len()
+    );
+}
