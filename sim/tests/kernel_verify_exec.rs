@@ -11,11 +11,18 @@ use fuzz_cases::{inner_read, pseudo_random};
 use mimic_core::mutants::Mutants;
 use mimic_sim::fuzz::verify_exec::kernel::{against_kernel, Outcome};
 use mimic_sim::fuzz::verify_exec::Case;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 /// The fd count is process-wide and the test harness runs tests on threads: the tests of this
 /// file take turns so one's kernel fds never show up in the other's count.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// This test's turn (a test that failed while holding it does not block the other).
+fn take_turn() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Seeded inputs per run: enough to reach accepted and refused programs of every piece kind.
 const SEEDED: usize = 300;
@@ -48,7 +55,7 @@ fn open_fds() -> usize {
 
 #[test]
 fn map_in_map_reads_get_the_kernels_verdict_and_run_to_the_same_r0_ctx_and_maps() {
-    let _turn = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = take_turn();
     if !bpf_usable("kernel_verify_exec") {
         return;
     }
@@ -67,7 +74,7 @@ fn map_in_map_reads_get_the_kernels_verdict_and_run_to_the_same_r0_ctx_and_maps(
 
 #[test]
 fn seeded_inputs_agree_with_the_kernel_and_leak_no_fd() {
-    let _turn = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = take_turn();
     if !bpf_usable("kernel_verify_exec") {
         return;
     }
