@@ -90,32 +90,15 @@ fn world_against_model(ops: &[Op], mutants: Mutants) {
 mod kernel {
     use super::*;
     use crate::kernel::KernelSys;
-    use std::sync::OnceLock;
-
-    /// Probed once per process: `Some(true)` when bpf() works, `None` when the switch is off.
-    fn enabled() -> bool {
-        static ON: OnceLock<bool> = OnceLock::new();
-        *ON.get_or_init(|| {
-            if !crate::fuzz::env_flag("MIMIC_FUZZ_KERNEL") {
-                return false;
-            }
-            match crate::kernel::probe() {
-                Ok(()) => {
-                    eprintln!("mimic-fuzz: map_ops also runs on the kernel");
-                    true
-                }
-                Err(why) => {
-                    eprintln!("mimic-fuzz: kernel mode skipped: {why}");
-                    false
-                }
-            }
-        })
-    }
 
     pub fn against_model(ops: &[Op], config: GenConfig) {
         // The real syscall cannot take wrong-length buffers, per-CPU values depend on the
         // machine's CPUs, and fds 0-2 are the fuzzer's own streams: those sequences stay in-model.
-        if !enabled() || config.wrong_sizes || config.percpu || config.raw_fds {
+        if !crate::fuzz::kernel_mode("map_ops")
+            || config.wrong_sizes
+            || config.percpu
+            || config.raw_fds
+        {
             return;
         }
         let Ok(mut sys) = KernelSys::new() else {

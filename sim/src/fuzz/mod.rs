@@ -45,3 +45,26 @@ pub fn env_flag(name: &str) -> bool {
         Ok("1" | "true" | "yes" | "on")
     )
 }
+
+/// The kernel mode of the targets that have one (`map_ops`, `verify_exec`): on when
+/// `MIMIC_FUZZ_KERNEL` is set and bpf() works, probed once per process; one line on stderr says
+/// which (`target` names the first target that asked, the one a fuzz binary runs).
+#[cfg(feature = "kernel")]
+pub fn kernel_mode(target: &str) -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        if !env_flag("MIMIC_FUZZ_KERNEL") {
+            return false;
+        }
+        match crate::kernel::probe() {
+            Ok(()) => {
+                eprintln!("mimic-fuzz: {target} also runs on the kernel");
+                true
+            }
+            Err(why) => {
+                eprintln!("mimic-fuzz: kernel mode skipped: {why}");
+                false
+            }
+        }
+    })
+}

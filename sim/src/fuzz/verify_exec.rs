@@ -811,30 +811,13 @@ pub mod kernel {
     use super::*;
     use crate::kernel::verdicts::{self, Contents, STRICTER, UNSOUND};
     use crate::kernel::KernelSys;
-    use std::sync::OnceLock;
 
     /// Lines of the kernel's verifier log shown with an unsound verdict.
     const LOG_TAIL: usize = 6;
 
-    /// Probed once per process: true when the switch is on and bpf() works (else one line
-    /// says why the kernel mode is skipped).
+    /// The kernel mode is on for this process ([`crate::fuzz::kernel_mode`]).
     pub fn enabled() -> bool {
-        static ON: OnceLock<bool> = OnceLock::new();
-        *ON.get_or_init(|| {
-            if !crate::fuzz::env_flag("MIMIC_FUZZ_KERNEL") {
-                return false;
-            }
-            match crate::kernel::probe() {
-                Ok(()) => {
-                    eprintln!("mimic-fuzz: verify_exec also runs on the kernel");
-                    true
-                }
-                Err(why) => {
-                    eprintln!("mimic-fuzz: kernel mode skipped: {why}");
-                    false
-                }
-            }
-        })
+        crate::fuzz::kernel_mode("verify_exec")
     }
 
     /// What one input did on the kernel (for tests and counts).
