@@ -3,43 +3,18 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use mimic_core::bpf::fixup::fixup;
-use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, VerifyOpts};
+use mimic_core::bpf::verifier::{corpus, verify, MapTable, VerifyOpts};
 use mimic_core::isa::*;
 use mimic_core::mutants::Mutants;
-use mimic_core::uapi::{MapType, BPF_F_INNER_MAP};
 
 #[path = "../tests/verifier_common/mod.rs"]
 mod verifier_common;
 use verifier_common::*;
 
 fn seed() -> (Vec<Insn>, MapTable) {
-    let maps = MapTable(vec![(
-        3,
-        MapDesc::new(MapType::ArrayOfMaps, 4, 4, 3, 0)
-            .with_meta(MapDesc::new(MapType::Array, 4, 4, 1, BPF_F_INNER_MAP))
-            .with_id(468, 0x3000_01d4_0000_0000),
-    )]);
-    let mut p = vec![
-        Insn::mov32_imm(1, 0),
-        Insn::stx_mem(BPF_W, 10, 1, -4),
-        Insn::mov64_reg(2, 10),
-        Insn::alu64_imm(BPF_ADD, 2, -4),
-    ];
-    p.extend(Insn::ld_map_fd(1, 3));
-    p.extend([
-        Insn::call_helper(1),
-        Insn::mov32_imm(6, -1),
-        Insn::jmp_imm(BPF_JEQ, 0, 0, 6),
-        Insn::mov64_reg(2, 10),
-        Insn::alu64_imm(BPF_ADD, 2, -4),
-        Insn::mov64_reg(1, 0),
-        Insn::call_helper(1),
-        Insn::jmp_imm(BPF_JEQ, 0, 0, 1),
-        Insn::ldx_mem(BPF_W, 6, 0, 0),
-        Insn::mov32_reg(0, 6),
-        Insn::exit(),
-    ]);
-    (p, maps)
+    const OUTER_FD: i32 = 3;
+    let prog = corpus::seed_004(OUTER_FD).expect("examples/seed_004/prog.s assembles");
+    (prog, corpus::seed_004_maps(OUTER_FD))
 }
 
 fn bench(c: &mut Criterion) {

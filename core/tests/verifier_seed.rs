@@ -6,52 +6,22 @@
 mod verifier_common;
 
 use mimic_core::bpf::fixup::fixup;
-use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, VerifyOpts};
+use mimic_core::bpf::verifier::{corpus, verify, MapDesc, MapTable, VerifyOpts};
 use mimic_core::isa::*;
 use mimic_core::mutants::Mutants;
-use mimic_core::uapi::{MapType, BPF_F_INNER_MAP};
+use mimic_core::uapi::MapType;
 
 const OUTER_FD: i32 = 3;
-/// The id bpftool showed for `outer_arr_dyn` in the seed dump.
-const SEED_MAP_ID: u32 = 468;
 
 fn seed_maps() -> MapTable {
-    let template = MapDesc::new(MapType::Array, 4, 4, 1, BPF_F_INNER_MAP);
-    MapTable(vec![(
-        OUTER_FD,
-        MapDesc::new(MapType::ArrayOfMaps, 4, 4, 3, 0)
-            .with_meta(template)
-            .with_id(SEED_MAP_ID, 0x3000_01d4_0000_0000),
-    )])
+    corpus::seed_004_maps(OUTER_FD)
 }
 
-/// `handle__sys_enter` as the loader hands it to the kernel.
+/// `handle__sys_enter` as the loader hands it to the kernel (the shipped `prog.s`).
 fn seed_program() -> Vec<Insn> {
-    let mut p = vec![
-        Insn::mov32_imm(1, 0),
-        Insn::stx_mem(BPF_W, 10, 1, -4),
-        Insn::mov64_reg(2, 10),
-        Insn::alu64_imm(BPF_ADD, 2, -4),
-    ];
-    p.extend(Insn::ld_map_fd(1, OUTER_FD));
-    p.extend([
-        Insn::call_helper(1),
-        Insn::mov32_imm(6, -1),
-        Insn::jmp_imm(BPF_JEQ, 0, 0, 6),
-        Insn::mov64_reg(2, 10),
-        Insn::alu64_imm(BPF_ADD, 2, -4),
-        Insn::mov64_reg(1, 0),
-        Insn::call_helper(1),
-        Insn::jmp_imm(BPF_JEQ, 0, 0, 1),
-        Insn::ldx_mem(BPF_W, 6, 0, 0),
-        Insn::mov32_reg(0, 6),
-        Insn::exit(),
-    ]);
-    p
+    corpus::seed_004(OUTER_FD).expect("examples/seed_004/prog.s assembles")
 }
 
-/// Masks what differs between kernels and runs: map ids, call addresses, and the value offset
-/// of `struct bpf_array` (272 in the 2020 seed, 312 in Linux 6.18).
 fn normalise(line: &str) -> String {
     let mut out = String::new();
     for word in line.split(' ') {
@@ -134,7 +104,7 @@ fn without_the_inner_map_flag_the_inner_lookup_is_inlined_against_the_meta() {
         OUTER_FD,
         MapDesc::new(MapType::ArrayOfMaps, 4, 4, 3, 0)
             .with_meta(template)
-            .with_id(SEED_MAP_ID, 0x3000_01d4_0000_0000),
+            .with_id(corpus::SEED_004_MAP_ID, 0x3000_01d4_0000_0000),
     )]);
     let v = verify(&seed_program(), &maps, VerifyOpts::default()).expect("valid");
     let dump = fixup(&v, Mutants::NONE)

@@ -13,14 +13,10 @@
 #![forbid(unsafe_code)]
 
 use mimic_core::bpf::asm::AsmError;
-use mimic_core::bpf::verifier::asm_maps::assemble_with_maps;
+use mimic_core::bpf::verifier::corpus;
 use mimic_core::isa::*;
 use mimic_core::uapi::{MapAttr, MapType, BPF_F_INNER_MAP};
 
-/// The seed's program as shipped (`map:outer_arr_dyn` names the outer map).
-const PROG_S: &str = include_str!("../../../examples/seed_004/prog.s");
-/// The outer map's name in [`PROG_S`].
-const OUTER_NAME: &str = "outer_arr_dyn";
 /// Helper id of `bpf_map_lookup_elem`.
 const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
 
@@ -57,7 +53,7 @@ pub fn outer_attr(template_fd: i32) -> MapAttr {
 
 /// The seed's program before fixups (17 slots), with `outer_fd` in the pseudo map load.
 pub fn program(outer_fd: i32) -> Result<Vec<Insn>, AsmError> {
-    assemble_with_maps(PROG_S, &|name| (name == OUTER_NAME).then_some(outer_fd))
+    corpus::seed_004(outer_fd)
 }
 
 /// What the check of an xlated dump measured.

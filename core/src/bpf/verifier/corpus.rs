@@ -378,6 +378,30 @@ pub fn update_on(fd: i32) -> Vec<Insn> {
         .0
 }
 
+/// Seed 004's program as shipped (`examples/seed_004/prog.s`, what `mimic verify` reads): look
+/// up `outer_arr_dyn[0]`, then `inner[0]`. `outer` is the outer map's fd on whichever side
+/// runs it. The text is compiled in, so every user assembles the one copy.
+pub fn seed_004(outer: i32) -> Result<Vec<Insn>, crate::bpf::asm::AsmError> {
+    /// The shipped source; `map:outer_arr_dyn` names the outer map.
+    const PROG_S: &str = include_str!("../../../../examples/seed_004/prog.s");
+    super::asm_maps::assemble_with_maps(PROG_S, &|name| (name == "outer_arr_dyn").then_some(outer))
+}
+
+/// The id bpftool showed for `outer_arr_dyn` in seed 004's dump.
+pub const SEED_004_MAP_ID: u32 = 468;
+
+/// Seed 004's maps as the seed's dump shows them: `outer_arr_dyn` (fd `outer`, id
+/// [`SEED_004_MAP_ID`]), an ARRAY_OF_MAPS of 3 whose template is a `BPF_F_INNER_MAP` array of
+/// one u32.
+pub fn seed_004_maps(outer: i32) -> MapTable {
+    MapTable(vec![(
+        outer,
+        MapDesc::new(MapType::ArrayOfMaps, 4, 4, 3, 0)
+            .with_meta(MapDesc::new(MapType::Array, 4, 4, 1, BPF_F_INNER_MAP))
+            .with_id(SEED_004_MAP_ID, 0x3000_01d4_0000_0000),
+    )])
+}
+
 /// Seed 004's program (before fixups) with a store: `inner = outer[0]; if !inner return -1;
 /// inner[0] += 1; return inner[0]`. The kernel inlines the outer lookup and calls the
 /// `BPF_F_INNER_MAP` array's own lookup for the inner one; the store shows a program's write
