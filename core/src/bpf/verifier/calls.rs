@@ -162,13 +162,13 @@ fn check_helper_mem(
             // spilled bytes from the key's start to the slot's end are exactly the key, and
             // then the key is the spilled value (the kernel's get_constant_map_key: an 8-byte
             // spill of 1 under a 4-byte key at its start is not a constant key).
-            let first = &frame.stack[((-off - 1) / 8) as usize];
+            let first = frame.slot(((-off - 1) / 8) as usize);
             if first.is_spill() {
                 let spilled = 8 - off.rem_euclid(8) as u32;
                 let value = first.spill.const_scalar().filter(|_| spilled == size);
                 for i in 0..size as i32 {
                     let k = off + i;
-                    let slot = &frame.stack[((-k - 1) / 8) as usize];
+                    let slot = frame.slot(((-k - 1) / 8) as usize);
                     if slot.bytes[k.rem_euclid(8) as usize] == SlotByte::Invalid
                         && !env.opts.privileged
                     {
@@ -181,7 +181,7 @@ fn check_helper_mem(
             let mut known = size <= 8;
             for i in 0..size as i32 {
                 let k = off + i;
-                let slot = &frame.stack[((-k - 1) / 8) as usize];
+                let slot = frame.slot(((-k - 1) / 8) as usize);
                 let bi = k.rem_euclid(8) as usize;
                 // Privileged programs may read uninitialised stack (`allow_uninit_stack`).
                 if slot.bytes[bi] == SlotByte::Invalid && !env.opts.privileged {

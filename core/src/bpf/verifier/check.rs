@@ -587,8 +587,7 @@ fn stack_access(
                 return refuse("invalid size of register spill");
             }
             if bytes == 8 && aligned && (from_reg || value.const_scalar().is_some()) {
-                frame.written |= 1 << slot_i;
-                let slot = &mut frame.stack[slot_i];
+                let slot = frame.slot_mut(slot_i);
                 // Privileged, the kernel keeps even a stored zero as a spilled constant (which
                 // matters for constant map keys); unprivileged it is plain zero bytes.
                 if value.const_scalar() == Some(0) && !from_reg && !allow_uninit {
@@ -605,8 +604,7 @@ fn stack_access(
             // a narrow register); elsewhere the bytes are zero for a zero value, else unknown.
             for k in total..total + bytes {
                 let (si, bi) = locate(k);
-                frame.written |= 1 << si;
-                let slot = &mut frame.stack[si];
+                let slot = frame.slot_mut(si);
                 if slot.is_spill() {
                     // A partly overwritten spill is scrubbed: its other bytes become unknown.
                     slot.bytes = [SlotByte::Misc; 8];
@@ -622,7 +620,7 @@ fn stack_access(
             Ok(value)
         }
         Access::Read => {
-            let slot = frame.stack[slot_i];
+            let slot = *frame.slot(slot_i);
             if slot.is_spill() {
                 if bytes == 8 && aligned {
                     return Ok(slot.spill);
@@ -641,7 +639,7 @@ fn stack_access(
             let mut value: Option<u64> = Some(0);
             for k in total..total + bytes {
                 let (si, bi) = locate(k);
-                let s = frame.stack[si];
+                let s = frame.slot(si);
                 let b = s.bytes[bi];
                 if b == SlotByte::Invalid && !allow_uninit {
                     return refuse(format!(

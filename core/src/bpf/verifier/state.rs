@@ -172,7 +172,11 @@ impl Slot {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Frame {
     pub regs: [Reg; NREGS],
-    /// Slot `i` covers bytes `[-8(i+1), -8i)` below the frame pointer.
+    /// Slot `i` covers bytes `[-8(i+1), -8i)` below the frame pointer. Only the slots up to
+    /// the deepest one written are stored (a state is cloned at every branch and checkpoint,
+    /// and programs touch a few slots of 64): read through [`Frame::slot`], write through
+    /// [`Frame::slot_mut`], which keep the length at the highest bit of `written` plus one, so
+    /// equal states have equal vectors.
     pub stack: Vec<Slot>,
     /// Where `exit` returns to (the instruction after the call); 0 for the main frame.
     pub ret_pc: usize,
@@ -190,11 +194,23 @@ impl Frame {
         regs[NREGS - 1] = Reg::stack(depth, 0);
         Frame {
             regs,
-            stack: vec![Slot::EMPTY; SLOTS],
+            stack: Vec::new(),
             ret_pc,
             subprog,
             written: 0,
         }
+    }
+    /// Slot `si` ([`Slot::EMPTY`] when never written).
+    pub fn slot(&self, si: usize) -> &Slot {
+        self.stack.get(si).unwrap_or(&Slot::EMPTY)
+    }
+    /// Slot `si` (below [`SLOTS`]) for writing: marks it written, storing it if it was not.
+    pub fn slot_mut(&mut self, si: usize) -> &mut Slot {
+        self.written |= 1 << si;
+        if self.stack.len() <= si {
+            self.stack.resize(si + 1, Slot::EMPTY);
+        }
+        &mut self.stack[si]
     }
 }
 
@@ -273,9 +289,7 @@ fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap) -> bool {
     while written != 0 {
         let si = written.trailing_zeros() as usize;
         written &= written - 1;
-        let (Some(o), Some(c)) = (old.stack.get(si), cur.stack.get(si)) else {
-            continue;
-        };
+        let (o, c) = (old.slot(si), cur.slot(si));
         if o.is_spill() {
             if !c.is_spill() {
                 // A spilled scalar in old covers plain initialised bytes only if it is unknown.
