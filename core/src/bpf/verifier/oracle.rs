@@ -26,6 +26,14 @@ pub struct JoinedReg {
 }
 
 impl JoinedReg {
+    /// Asserts nothing (a dead register, or types that differ between paths).
+    pub const NOT_INIT: JoinedReg = JoinedReg {
+        ty: RegType::NotInit,
+        map: 0,
+        frame: 0,
+        var: Scalar::UNKNOWN,
+    };
+
     fn from(reg: &Reg) -> JoinedReg {
         let off = reg.off as i64 as u64;
         let var = if !reg.ty.is_pointer() || off == 0 {
@@ -150,20 +158,36 @@ fn spread(mask: u8) -> u64 {
     })
 }
 
+/// A run of entries in one of the oracle's pools. Joins only ever drop entries, so a frame's
+/// entries are compacted in place and never outgrow the run they started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinedFrame {
     pub depth: usize,
     pub regs: [JoinedReg; NREGS],
-    /// Slots with a byte initialised on every path, sorted by slot. Sparse because programs
-    /// touch a few slots and the oracle checks every executed instruction against it.
-    pub stack: Vec<JoinedSlot>,
-    /// Slots (slot 0 = fp-8) holding a spilled register on every path, sorted by slot, with
-    /// the spills joined.
-    pub spills: Vec<(u8, JoinedReg)>,
+    /// Slots with a byte initialised on every path, sorted by slot (in
+    /// [`StateOracle::stack_of`]). Sparse because programs touch a few slots and the oracle
+    /// checks every executed instruction against it.
+    stack: Span,
+    /// Slots holding a spilled register on every path, sorted by slot, with the spills joined
+    /// (in [`StateOracle::spills_of`]).
+    spills: Span,
 }
 
-/// The per-instruction joins: all frames in one vector (one allocation per program, not one
-/// per instruction), found through `first[pc]` and chained through `next` per call depth.
+/// The per-instruction joins: all frames in one vector, their stack slots and spills in two
+/// pools (a few allocations per program, not a few per instruction: the oracle accepts every
+/// processed instruction), found through `first[pc]` and chained through `next` per call depth.
 #[derive(Debug, Clone, Default)]
 pub struct StateOracle {
     frames: Vec<JoinedFrame>,
@@ -171,6 +195,9 @@ pub struct StateOracle {
     first: Vec<u32>,
     /// Per frame: the next frame of the same pc (another call depth), or [`NO_FRAME`].
     next: Vec<u32>,
+    slots: Vec<JoinedSlot>,
+    /// `(slot, joined spill)`; slot 0 = fp-8.
+    spills: Vec<(u8, JoinedReg)>,
 }
 
 /// End of a pc's chain of frames.
@@ -230,6 +257,8 @@ impl StateOracle {
             frames: Vec::with_capacity(len),
             first: vec![NO_FRAME; len],
             next: Vec::with_capacity(len),
+            slots: Vec::with_capacity(4 * len),
+            spills: Vec::new(),
         }
     }
 
@@ -257,7 +286,7 @@ impl StateOracle {
             };
             self.next.push(*first);
             *first = self.frames.len() as u32;
-            self.frames.push(JoinedFrame::of(depth, frame, live));
+            self.push_first_frame(depth, frame, live);
             return;
         };
         let old = &mut self.frames[at];
@@ -268,24 +297,87 @@ impl StateOracle {
                 *o = o.join(&JoinedReg::from(r));
             }
         }
-        old.stack.retain_mut(|js| {
+        // A slot not written on this path is all `Invalid` here: it drops out of the join.
+        let written = |si: usize| frame.written & (1 << si) != 0;
+        let mut kept = 0;
+        for k in old.stack.range() {
+            let mut js = self.slots[k];
             let si = usize::from(js.slot);
-            match frame.stack.get(si) {
-                Some(slot) if frame.written & (1 << si) != 0 => {
-                    js.join(&JoinedSlot::of(si, slot));
-                    js.init != 0
-                }
-                _ => false,
+            if !written(si) {
+                continue;
             }
+            js.join(&JoinedSlot::of(si, frame.slot(si)));
+            if js.init != 0 {
+                self.slots[old.stack.start as usize + kept] = js;
+                kept += 1;
+            }
+        }
+        old.stack.len = kept as u32;
+        let mut kept = 0;
+        for k in old.spills.range() {
+            let (si, reg) = self.spills[k];
+            let slot = frame.slot(usize::from(si));
+            if written(usize::from(si)) && slot.is_spill() {
+                self.spills[old.spills.start as usize + kept] =
+                    (si, reg.join(&JoinedReg::from(&slot.spill)));
+                kept += 1;
+            }
+        }
+        old.spills.len = kept as u32;
+    }
+
+    /// Records the first state accepted at a pc (`live`: its live registers) as a new frame;
+    /// its slots and spills go to the end of the pools. Built in place: a frame is most of a
+    /// kilobyte and a third of all accepts land here.
+    fn push_first_frame(&mut self, depth: usize, frame: &Frame, live: u16) {
+        let mut stack = Span {
+            start: self.slots.len() as u32,
+            len: 0,
+        };
+        let mut spills = Span {
+            start: self.spills.len() as u32,
+            len: 0,
+        };
+        // Only slots written on this path can be initialised.
+        let mut written = frame.written;
+        while written != 0 {
+            let si = written.trailing_zeros() as usize;
+            written &= written - 1;
+            let slot = frame.slot(si);
+            let js = JoinedSlot::of(si, slot);
+            if js.init != 0 {
+                self.slots.push(js);
+                stack.len += 1;
+            }
+            if slot.is_spill() {
+                self.spills.push((si as u8, JoinedReg::from(&slot.spill)));
+                spills.len += 1;
+            }
+        }
+        self.frames.push(JoinedFrame {
+            depth,
+            regs: [JoinedReg::NOT_INIT; NREGS],
+            stack,
+            spills,
         });
-        old.spills
-            .retain_mut(|(si, reg)| match frame.stack.get(usize::from(*si)) {
-                Some(slot) if frame.written & (1 << *si) != 0 && slot.is_spill() => {
-                    *reg = reg.join(&JoinedReg::from(&slot.spill));
-                    true
-                }
-                _ => false,
-            });
+        let Some(joined) = self.frames.last_mut() else {
+            return;
+        };
+        for (i, (j, r)) in joined.regs.iter_mut().zip(&frame.regs).enumerate() {
+            if live & (1 << i) != 0 {
+                *j = JoinedReg::from(r);
+            }
+        }
+    }
+
+    /// The joined stack slots of `frame` (one of this oracle's frames).
+    pub fn stack_of(&self, frame: &JoinedFrame) -> &[JoinedSlot] {
+        self.slots.get(frame.stack.range()).unwrap_or(&[])
+    }
+
+    /// The joined spills of `frame` (one of this oracle's frames), as `(slot, register)`.
+    pub fn spills_of(&self, frame: &JoinedFrame) -> &[(u8, JoinedReg)] {
+        self.spills.get(frame.spills.range()).unwrap_or(&[])
     }
 
     pub fn frame(&self, pc: usize, depth: usize) -> Option<&JoinedFrame> {
@@ -333,7 +425,54 @@ impl StateOracle {
         let Some(frame) = self.frame(pc, depth) else {
             return Ok(());
         };
-        frame.check_stack(pc, bytes)
+        self.check_frame_stack(frame, pc, bytes)
+    }
+
+    /// `bytes[i]` is the byte at fp-512+i: every byte of `frame` (one of this oracle's frames)
+    /// known on all paths must hold its value, every spilled scalar must lie in its joined
+    /// range.
+    pub fn check_frame_stack(
+        &self,
+        frame: &JoinedFrame,
+        pc: usize,
+        bytes: &[u8],
+    ) -> Result<(), Unsoundness> {
+        for js in self.stack_of(frame) {
+            if js.known == 0 {
+                continue;
+            }
+            let Some(word) = slot_word(bytes, usize::from(js.slot)) else {
+                continue;
+            };
+            let bad = js.contradicted(word);
+            if bad != 0 {
+                let bi = bad.trailing_zeros();
+                let at = -8 * (i64::from(js.slot) + 1) + i64::from(bi);
+                return Err(Unsoundness {
+                    pc,
+                    location: format!("fp{at}"),
+                    expected: format!("byte {:#x}", (js.value >> (8 * bi)) as u8),
+                    got: format!("byte {:#x}", (word >> (8 * bi)) as u8),
+                });
+            }
+        }
+        for (si, j) in self.spills_of(frame) {
+            if j.ty != RegType::Scalar {
+                continue;
+            }
+            let Some(v) = slot_word(bytes, usize::from(*si)) else {
+                continue;
+            };
+            if !j.var.contains(v) {
+                return Err(Unsoundness {
+                    pc,
+                    location: format!("fp-{}", 8 * (usize::from(*si) + 1)),
+                    expected: describe(j),
+                    got: format!("{v:#x}"),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -358,82 +497,6 @@ impl JoinedFrame {
             expected: describe(j),
             got: format!("{value:?}"),
         })
-    }
-
-    /// The first state accepted at a pc (`live`: its live registers).
-    fn of(depth: usize, frame: &Frame, live: u16) -> JoinedFrame {
-        let regs = std::array::from_fn(|i| {
-            if live & (1 << i) == 0 {
-                JoinedReg::from(&Reg::NOT_INIT)
-            } else {
-                JoinedReg::from(&frame.regs[i])
-            }
-        });
-        let mut stack = Vec::with_capacity(frame.written.count_ones() as usize);
-        let mut spills = Vec::new();
-        // Only slots written on this path can be initialised.
-        let mut written = frame.written;
-        while written != 0 {
-            let si = written.trailing_zeros() as usize;
-            written &= written - 1;
-            let Some(slot) = frame.stack.get(si) else {
-                continue;
-            };
-            let js = JoinedSlot::of(si, slot);
-            if js.init != 0 {
-                stack.push(js);
-            }
-            if slot.is_spill() {
-                spills.push((si as u8, JoinedReg::from(&slot.spill)));
-            }
-        }
-        JoinedFrame {
-            depth,
-            regs,
-            stack,
-            spills,
-        }
-    }
-
-    /// `bytes[i]` is the byte at fp-512+i: every byte known on all paths must hold its value,
-    /// every spilled scalar must lie in its joined range.
-    pub fn check_stack(&self, pc: usize, bytes: &[u8]) -> Result<(), Unsoundness> {
-        for js in &self.stack {
-            if js.known == 0 {
-                continue;
-            }
-            let Some(word) = slot_word(bytes, usize::from(js.slot)) else {
-                continue;
-            };
-            let bad = js.contradicted(word);
-            if bad != 0 {
-                let bi = bad.trailing_zeros();
-                let at = -8 * (i64::from(js.slot) + 1) + i64::from(bi);
-                return Err(Unsoundness {
-                    pc,
-                    location: format!("fp{at}"),
-                    expected: format!("byte {:#x}", (js.value >> (8 * bi)) as u8),
-                    got: format!("byte {:#x}", (word >> (8 * bi)) as u8),
-                });
-            }
-        }
-        for (si, j) in &self.spills {
-            if j.ty != RegType::Scalar {
-                continue;
-            }
-            let Some(v) = slot_word(bytes, usize::from(*si)) else {
-                continue;
-            };
-            if !j.var.contains(v) {
-                return Err(Unsoundness {
-                    pc,
-                    location: format!("fp-{}", 8 * (usize::from(*si) + 1)),
-                    expected: describe(j),
-                    got: format!("{v:#x}"),
-                });
-            }
-        }
-        Ok(())
     }
 }
 
@@ -592,7 +655,7 @@ impl Observer for OracleObserver<'_> {
             }
         }
         if let Some(bytes) = step.frame(step.depth) {
-            if let Err(e) = frame.check_stack(pc, bytes) {
+            if let Err(e) = self.oracle.check_frame_stack(frame, pc, bytes) {
                 self.escapes.push(e);
             }
         }
