@@ -47,8 +47,15 @@ use mimic_core::world::{World, WorldConfig};
 
 /// Bytes of context the program may read (`r1` at entry).
 pub const CTX_LEN: usize = 32;
-/// Pieces per program at most; with ≤ 8 instructions per piece programs stay near 64 slots.
+/// Pieces per program at most.
 const MAX_PIECES: usize = 10;
+/// Instruction slots per program at most (the prologue and the closing `r0 = r7; exit`
+/// included): the workload is programs of up to 64 instructions, and a longer program
+/// costs about three times as much per input (more paths, more states) without reaching a
+/// map-in-map shape a shorter one cannot. A piece that would not fit ends the program.
+pub const MAX_INSNS: usize = 64;
+/// Slots of the prologue and the closing instructions [`assemble_pieces`] adds.
+const FRAME_INSNS: usize = 7;
 /// Instructions one run may execute: the generator's loops are bounded by 8 iterations.
 pub const RUN_BUDGET: u64 = 100_000;
 /// Entries of the outer map (keys 0..OUTER_ENTRIES; lookups also try one past the end).
@@ -225,8 +232,16 @@ impl<'a> Arbitrary<'a> for Case {
         let setup = Setup::arbitrary(u)?;
         let ctx = <[u8; CTX_LEN]>::arbitrary(u)?;
         let mut pieces = Vec::new();
+        let mut len = FRAME_INSNS;
+        // The pieces' lengths do not depend on the fds.
+        let fds = Fds { outer: 0, array: 0 };
         while pieces.len() < MAX_PIECES && !u.is_empty() {
-            pieces.push(Piece::arbitrary(u)?);
+            let piece = Piece::arbitrary(u)?;
+            len += emit(&piece, fds).len();
+            if len > MAX_INSNS {
+                break;
+            }
+            pieces.push(piece);
         }
         Ok(Case { setup, ctx, pieces })
     }
@@ -1026,6 +1041,39 @@ pub mod kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_programs_stay_within_max_insns() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut longest = 0;
+        for _ in 0..2000 {
+            let data: Vec<u8> = (0..400)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let Ok(case) = Case::arbitrary_take_rest(Unstructured::new(&data)) else {
+                continue;
+            };
+            let insns = assemble_pieces(&case.pieces, Fds { outer: 3, array: 4 });
+            assert!(
+                insns.len() <= MAX_INSNS,
+                "{} slots: {:?}",
+                insns.len(),
+                case.pieces
+            );
+            longest = longest.max(insns.len());
+        }
+        // The cap binds: long inputs fill programs close to it.
+        assert!(longest > MAX_INSNS - 10, "longest program {longest} slots");
+        assert_eq!(
+            assemble_pieces(&[], Fds { outer: 3, array: 4 }).len(),
+            FRAME_INSNS
+        );
+    }
 
     #[test]
     fn fill_leaves_what_the_syscall_updates_would() {
