@@ -1,7 +1,9 @@
 //! Cost of one `verify_exec` input without libFuzzer or coverage instrumentation: builds
 //! pseudo-random inputs, runs the property on each, prints the mean time per input and the time
 //! to build one world. `cargo run --release --example verify_exec_speed` (from fuzz/); with a
-//! directory argument (e.g. `corpus/verify_exec`) the inputs are that corpus's files instead.
+//! directory argument (e.g. `corpus/verify_exec`) the inputs are that corpus's files instead;
+//! a second argument repeats the measurement that many times over the same inputs (for
+//! profilers).
 
 use mimic_core::mutants::Mutants;
 use mimic_sim::fuzz::verify_exec::{build_world, check, ArraySpec, InnerSpec, Setup};
@@ -39,11 +41,19 @@ fn main() {
             .collect()
     };
     let inputs = corpus.unwrap_or_else(generated);
+    let repeat: u32 = match std::env::args().nth(2) {
+        Some(n) => n
+            .parse()
+            .unwrap_or_else(|e| panic!("repeat count {n:?} is not a number: {e}")),
+        None => 1,
+    };
     let start = Instant::now();
-    for input in &inputs {
-        check(input);
+    for _ in 0..repeat {
+        for input in &inputs {
+            check(input);
+        }
     }
-    let per_input = start.elapsed() / inputs.len().max(1) as u32;
+    let per_input = start.elapsed() / (inputs.len().max(1) as u32 * repeat.max(1));
     println!(
         "verify_exec property: {per_input:?} per input ({:.0}/s)",
         1.0 / per_input.as_secs_f64()
