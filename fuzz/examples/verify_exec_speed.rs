@@ -115,7 +115,10 @@ fn phases(inputs: &[Vec<u8>], repeat: u32) {
     let t = time(&accepted, repeat, |v| {
         black_box(fixup(v, Mutants::NONE).ok());
     });
-    println!("  fix up:                      {:?}", share(t, accepted.len()));
+    println!(
+        "  fix up:                      {:?}",
+        share(t, accepted.len())
+    );
     let slots: usize = built.iter().map(|(_, p)| p.len()).sum();
     let processed: u64 = accepted.iter().map(|v| v.stats.processed).sum();
     println!(
