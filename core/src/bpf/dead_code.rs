@@ -5,8 +5,9 @@
 //!   jump with one successor never reached into `ja` (to the reached side: `ja +off` when the
 //!   fall-through is dead, `ja +0` when the target is), then `opt_remove_dead_code` removes every
 //!   run of instructions never reached, then `opt_remove_nops` removes every `ja +0` (exactly
-//!   `BPF_JMP|BPF_JA` with all other fields zero; `gotol +0` stays). Each removal adjusts the
-//!   jump offsets around it the kernel's way ([`remove_insns`]).
+//!   `BPF_JMP|BPF_JA` with all other fields zero; `gotol +0` stays). Each pass removes its
+//!   instructions in one relocation ([`crate::bpf::reloc`]), which moves the jumps around them
+//!   as the kernel's removals do.
 //! * Unprivileged loads: `sanitize_dead_code` replaces every instruction never reached by `ja
 //!   -1` (a trap should it ever run), keeping the length.
 //!
@@ -15,18 +16,12 @@
 //! whole. Invariant: only unreached instructions are removed or replaced, and a jump between
 //! two kept instructions still lands on the same instruction afterwards.
 
+use crate::bpf::reloc::{self, Piece};
 use crate::bpf::verifier::InsnAux;
-use crate::isa::{
-    class, op, Insn, BPF_CALL, BPF_EXIT, BPF_JA, BPF_JMP, BPF_JMP32, BPF_PSEUDO_CALL,
-    BPF_PSEUDO_FUNC,
-};
+use crate::isa::{class, op, Insn, BPF_CALL, BPF_EXIT, BPF_JA, BPF_JMP, BPF_JMP32};
 
 /// `BPF_JMP | BPF_JA`: the `ja` a hard-wired branch becomes (and, with offset 0, the nop).
 const JA: u8 = BPF_JMP | BPF_JA;
-/// `BPF_JMP32 | BPF_JA`: `gotol`, whose offset is in `imm`.
-const GOTOL: u8 = BPF_JMP32 | BPF_JA;
-/// `lddw` (`BPF_LD | BPF_IMM | BPF_DW`); with `src` = `BPF_PSEUDO_FUNC` its `imm` is an offset.
-const LDDW: u8 = 0x18;
 /// The trap an unreached instruction of an unprivileged program becomes.
 const TRAP: Insn = Insn::new(JA, 0, 0, -1, 0);
 /// The nop `opt_remove_nops` removes.
@@ -61,49 +56,34 @@ struct Work {
     origin: Vec<usize>,
 }
 
-/// A jump at `curr` (its index after the removal) with offset `off`, after `cnt` instructions
-/// at `pos` were removed: offsets crossing the removed range shrink by `cnt`. A jump into the
-/// removed range lands on what followed it (the kernel's `bpf_adj_delta_to_off` for a removal).
-fn shifted(curr: usize, off: i64, pos: usize, cnt: usize) -> i64 {
-    let (curr, pos, cnt) = (curr as i64, pos as i64, cnt as i64);
-    let target = curr + off + 1;
-    if curr < pos && target >= pos + cnt {
-        off - cnt
-    } else if curr >= pos && target < pos {
-        off + cnt
-    } else {
-        off
+/// Removes the slots `drop` picks in one relocation ([`reloc::relocate`]: the kernel's
+/// `verifier_remove_insns` for each of them); facts and origins follow the slots kept.
+fn remove_where(w: &mut Work, drop: impl Fn(&Insn, &InsnAux) -> bool) -> Result<(), String> {
+    let kept: Vec<bool> = w
+        .insns
+        .iter()
+        .zip(&w.aux)
+        .map(|(insn, aux)| !drop(insn, aux))
+        .collect();
+    if kept.iter().all(|&k| k) {
+        return Ok(());
     }
-}
-
-/// The kernel's `verifier_remove_insns` / `bpf_adj_branches`: removes `cnt` instructions at
-/// `pos` and adjusts every jump, `gotol`, bpf-to-bpf call and `BPF_PSEUDO_FUNC` load.
-fn remove_insns(w: &mut Work, pos: usize, cnt: usize) -> Result<(), String> {
-    w.insns.drain(pos..pos + cnt);
-    w.aux.drain(pos..pos + cnt);
-    w.origin.drain(pos..pos + cnt);
-    for (curr, insn) in w.insns.iter_mut().enumerate() {
-        let code = insn.code;
-        let in_imm = match class(code) {
-            _ if code == LDDW && insn.src == BPF_PSEUDO_FUNC => true,
-            BPF_JMP | BPF_JMP32 => match op(code) {
-                BPF_EXIT => continue,
-                BPF_CALL if insn.src != BPF_PSEUDO_CALL => continue,
-                BPF_CALL => true,
-                _ => code == GOTOL,
-            },
-            _ => continue,
-        };
-        if in_imm {
-            let new = shifted(curr, i64::from(insn.imm), pos, cnt);
-            insn.imm = i32::try_from(new)
-                .map_err(|_| format!("insn {curr}: offset {new} out of range"))?;
-        } else {
-            let new = shifted(curr, i64::from(insn.off), pos, cnt);
-            insn.off = i16::try_from(new)
-                .map_err(|_| format!("insn {curr}: jump offset {new} out of range"))?;
-        }
-    }
+    let pieces = kept
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| {
+            if k {
+                Piece::keep(&w.insns, i, 1)
+            } else {
+                Piece::remove(i, 1)
+            }
+        })
+        .collect();
+    w.insns = reloc::relocate(&w.insns, pieces)?.insns;
+    let mut flags = kept.iter();
+    w.aux.retain(|_| flags.next().copied().unwrap_or(true));
+    let mut flags = kept.iter();
+    w.origin.retain(|_| flags.next().copied().unwrap_or(true));
     Ok(())
 }
 
@@ -132,31 +112,17 @@ fn hard_wire_dead_code_branches(w: &mut Work) {
     }
 }
 
-/// `opt_remove_dead_code`: every run of unreached instructions, front to back.
+/// `opt_remove_dead_code`: every run of unreached instructions.
 fn remove_dead_code(w: &mut Work) -> Result<(), String> {
-    let mut i = 0;
-    while i < w.insns.len() {
-        let run = w.aux[i..].iter().take_while(|a| !a.seen).count();
-        if run > 0 {
-            remove_insns(w, i, run)?;
-        }
-        i += 1;
-    }
-    Ok(())
+    remove_where(w, |_, aux| !aux.seen)
 }
 
-/// `opt_remove_nops`: each `ja +0`, rescanning from the slot it left (a `ja +1` before it
-/// became `ja +0` only now, and the kernel does not look back for it).
+/// `opt_remove_nops`: each `ja +0` there is now. The kernel removes them front to back and does
+/// not look back, so a forward jump that only becomes `ja +0` by a later removal stays (only
+/// forward jumps can shrink to 0, and only by removals after them): one pass over the nops
+/// present gives the same program.
 fn remove_nops(w: &mut Work) -> Result<(), String> {
-    let mut i = 0;
-    while i < w.insns.len() {
-        if w.insns[i] == NOP {
-            remove_insns(w, i, 1)?;
-        } else {
-            i += 1;
-        }
-    }
-    Ok(())
+    remove_where(w, |insn, _| *insn == NOP)
 }
 
 /// `sanitize_dead_code`: unreached instructions become `ja -1`.
@@ -322,7 +288,7 @@ mod tests {
     #[test]
     fn bpf_to_bpf_calls_and_gotol_are_adjusted_in_imm() {
         // 0: call +3 (to 4); 1: ja +1; 2: r0 = 9 (dead); 3: exit; 4: r0 = 0; 5: exit
-        let gotol = Insn::new(GOTOL, 0, 0, 0, 2);
+        let gotol = Insn::new(BPF_JMP32 | BPF_JA, 0, 0, 0, 2);
         let insns = vec![
             Insn::call_local(3),
             gotol,
@@ -340,7 +306,7 @@ mod tests {
         );
         assert_eq!(
             out.insns[1],
-            Insn::new(GOTOL, 0, 0, 0, 1),
+            Insn::new(BPF_JMP32 | BPF_JA, 0, 0, 0, 1),
             "gotol shrank and, not being `ja +0`, stays"
         );
     }

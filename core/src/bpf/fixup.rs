@@ -16,11 +16,13 @@
 //! * Other map helpers become direct calls of the map type's own function
 //!   ([`crate::bpf::helpers::DirectCall`]). A call site that saw different maps on different
 //!   paths (poisoned) keeps the generic helper.
-//! * Jump offsets (and bpf-to-bpf call offsets) are recomputed across the patches.
+//! * Jump offsets (and bpf-to-bpf call offsets) are recomputed across the patches, in one
+//!   relocation ([`crate::bpf::reloc`], which the dead-code passes use too).
 
 use crate::bpf::dead_code;
 use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn, MapImpl};
 use crate::bpf::print::{dump_xlated, Symbols};
+use crate::bpf::reloc::{self, Piece, Relocated};
 use crate::bpf::verifier::{AuxMap, MapDesc, Verified};
 use crate::errno::Errno;
 use crate::isa::{decode, CallTarget, DecodeError, Insn, Ld64, Op, BPF_PSEUDO_MAP_FD};
@@ -126,17 +128,6 @@ fn patch_call(
     })
 }
 
-/// One instruction of the pruned program and what replaces it.
-struct Piece {
-    pc: usize,
-    /// Slots of the instruction (2 for `lddw`).
-    len: usize,
-    op: Op,
-    code: Vec<Insn>,
-    /// The map id of a map-pointer `lddw`, for printing.
-    map_id: Option<u32>,
-}
-
 /// Rewrites a verified program: the dead-code passes first ([`crate::bpf::dead_code`], as the
 /// kernel runs them before `do_misc_fixups`), then map loads, lookups and calls. `mutants`
 /// selects historical fixup bugs.
@@ -144,8 +135,10 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
     let pruned = dead_code::after_verify(&v.insns, &v.aux, v.privileged).map_err(FixupError)?;
     let insns = &pruned.insns;
     let derr = |e: DecodeError| FixupError(e.to_string());
-    // Pass 1: the replacement of each instruction.
+    // Pass 1: the replacement of each instruction (and the map id of a map-pointer load, for
+    // printing).
     let mut pieces: Vec<Piece> = Vec::new();
+    let mut map_ids: Vec<Option<u32>> = Vec::new();
     let mut pc = 0;
     while pc < insns.len() {
         let (op, len) = decode(insns, pc).map_err(derr)?;
@@ -183,77 +176,25 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
             },
             _ => (insns[pc..pc + len].to_vec(), None),
         };
-        pieces.push(Piece {
-            pc,
-            len,
-            op,
-            code,
-            map_id,
-        });
+        pieces.push(Piece { pc, len, code });
+        map_ids.push(map_id);
         pc += len;
     }
-    // Pass 2: new positions, then relocate the jumps. `lddw` stays two slots, so its second
-    // slot's position is the first's plus one.
-    let mut new_pc = vec![0usize; insns.len() + 1];
-    let mut at = 0usize;
-    for piece in &pieces {
-        for k in 0..piece.len {
-            new_pc[piece.pc + k] = at + k;
-        }
-        at += piece.code.len();
-    }
-    new_pc[insns.len()] = at;
-    let mut out = Vec::with_capacity(at);
+    // Pass 2: lay the pieces out and move the jumps across them.
+    let starts: Vec<usize> = pieces.iter().map(|p| p.pc).collect();
+    let Relocated { insns: out, new_pc } =
+        reloc::relocate(insns, pieces).map_err(|e| FixupError(format!("{e} after fixups")))?;
+    let at = out.len();
     let mut map_loads = Vec::new();
     let mut origin = vec![None; at];
-    for Piece {
-        pc,
-        op,
-        mut code,
-        map_id,
-        ..
-    } in pieces
-    {
+    for (&pc, map_id) in starts.iter().zip(map_ids) {
         let here = new_pc[pc];
-        origin[here] = pruned.origin.get(pc).copied();
-        let reloc = |off: i64| -> Result<i64, FixupError> {
-            let target = pc as i64 + 1 + off;
-            let t = usize::try_from(target)
-                .ok()
-                .and_then(|t| new_pc.get(t))
-                .ok_or_else(|| {
-                    FixupError(format!("insn {pc}: jump target {target} out of range"))
-                })?;
-            Ok(*t as i64 - here as i64 - 1)
-        };
-        match op {
-            Op::Jmp { off, .. } => {
-                let new = reloc(i64::from(off))?;
-                code[0].off = i16::try_from(new).map_err(|_| {
-                    FixupError(format!(
-                        "insn {pc}: jump offset {new} out of range after fixups"
-                    ))
-                })?;
-            }
-            Op::Ja { off, long: false } => {
-                let new = reloc(i64::from(off))?;
-                code[0].off = i16::try_from(new).map_err(|_| {
-                    FixupError(format!(
-                        "insn {pc}: jump offset {new} out of range after fixups"
-                    ))
-                })?;
-            }
-            Op::Ja { off, long: true } | Op::Call(CallTarget::Local(off)) => {
-                let new = reloc(i64::from(off))?;
-                code[0].imm = i32::try_from(new)
-                    .map_err(|_| FixupError(format!("insn {pc}: offset {new} out of range")))?;
-            }
-            _ => {}
+        if let Some(slot) = origin.get_mut(here) {
+            *slot = pruned.origin.get(pc).copied();
         }
         if let Some(id) = map_id {
             map_loads.push((here, id));
         }
-        out.extend(code);
     }
     // Original instruction → position: removed ones take the position of the next kept one.
     let mut orig_new_pc = vec![at; v.insns.len() + 1];

@@ -11,5 +11,6 @@ pub mod exec;
 pub mod fixup;
 pub mod helpers;
 pub mod print;
+pub mod reloc;
 pub mod verifier;
 pub mod world_env;
