@@ -1148,7 +1148,7 @@ mod tests {
                 Std::set_current_cpu((state % 2) as usize);
                 let key = (state >> 8) % 12;
                 let value = u64::from(step);
-                if state % 3 == 0 {
+                if state.is_multiple_of(3) {
                     let got = table.delete_key(&w, &owner, &k(key)).map(|_| ());
                     assert_eq!(
                         got.is_ok(),

@@ -395,7 +395,7 @@ impl<P: Platform> Map<P> {
         r0: u64,
         at: impl Fn() -> Stamp,
     ) -> Result<u64> {
-        if offset < self.header_len || !matches!(size, 4 | 8) || offset % size != 0 {
+        if offset < self.header_len || !matches!(size, 4 | 8) || !offset.is_multiple_of(size) {
             return Err(self.oob("atomic access", offset, size, at()));
         }
         let (word, _, shift) = self

@@ -112,11 +112,11 @@ fn attr_of(desc: &MapDesc) -> Result<MapAttr, String> {
     Ok(MapAttr::new(ty, desc.key_size, desc.value_size, desc.max_entries).flags(desc.map_flags))
 }
 
-/// The corpus maps on the kernel: corpus fd → (kernel fd, kernel id), plus templates to close.
-fn kernel_maps(
-    kernel: &mut KernelSys,
-    table: &MapTable,
-) -> Result<(BTreeMap<i32, (Fd, u32)>, Vec<Fd>), String> {
+/// Corpus fd → (kernel fd, kernel id).
+type KernelFds = BTreeMap<i32, (Fd, u32)>;
+
+/// The corpus maps on the kernel, plus the templates to close.
+fn kernel_maps(kernel: &mut KernelSys, table: &MapTable) -> Result<(KernelFds, Vec<Fd>), String> {
     let mut map = BTreeMap::new();
     let mut extra = Vec::new();
     for (fd, desc) in table.0.iter().cloned() {
