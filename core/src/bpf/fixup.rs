@@ -176,7 +176,7 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
             },
             _ => (insns[pc..pc + len].to_vec(), None),
         };
-        pieces.push(Piece { pc, len, code });
+        pieces.push(Piece::replace(pc, len, code));
         map_ids.push(map_id);
         pc += len;
     }

@@ -47,11 +47,10 @@ impl Piece {
         }
     }
     pub fn remove(pc: usize, len: usize) -> Piece {
-        Piece {
-            pc,
-            len,
-            code: Vec::new(),
-        }
+        Piece::replace(pc, len, Vec::new())
+    }
+    pub fn replace(pc: usize, len: usize, code: Vec<Insn>) -> Piece {
+        Piece { pc, len, code }
     }
 }
 
@@ -159,11 +158,7 @@ mod tests {
         let grown = vec![Insn::mov64_imm(0, 1); 3];
         let pieces = vec![
             Piece::keep(&insns, 0, 1),
-            Piece {
-                pc: 1,
-                len: 1,
-                code: grown,
-            },
+            Piece::replace(1, 1, grown),
             Piece::remove(2, 1),
             Piece::keep(&insns, 3, 1),
             Piece::keep(&insns, 4, 1),
@@ -293,11 +288,7 @@ mod tests {
         let huge = vec![Insn::mov64_imm(0, 1); 40_000];
         let pieces = vec![
             Piece::keep(&insns, 0, 1),
-            Piece {
-                pc: 1,
-                len: 1,
-                code: huge,
-            },
+            Piece::replace(1, 1, huge),
             Piece::keep(&insns, 2, 1),
         ];
         let err = relocate(&insns, pieces).expect_err("40,000 does not fit in off");
