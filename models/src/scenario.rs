@@ -241,12 +241,45 @@ impl Scenario {
     }
 }
 
+/// A `BPF_ANY` update that stores inner map slot `inner`; only success is allowed.
 const fn store(map: usize, key: Key, inner: usize) -> Op {
     Op::Update {
         map,
         key,
         value: Value::Map(inner),
         flags: BPF_ANY,
+        allow: Allow::Ok,
+    }
+}
+
+/// A `BPF_EXIST` update to inner map slot `inner`: the key is present, so this replaces its
+/// inner map; only success is allowed.
+const fn replace(map: usize, key: Key, inner: usize) -> Op {
+    Op::Update {
+        map,
+        key,
+        value: Value::Map(inner),
+        flags: BPF_EXIST,
+        allow: Allow::Ok,
+    }
+}
+
+/// A plain `BPF_ANY` update of a number (an htab value); only success is allowed.
+const fn update(map: usize, key: Key, value: u32) -> Op {
+    Op::Update {
+        map,
+        key,
+        value: Value::Num(value),
+        flags: BPF_ANY,
+        allow: Allow::Ok,
+    }
+}
+
+/// A user-space delete; only success is allowed.
+const fn delete(map: usize, key: Key) -> Op {
+    Op::Delete {
+        map,
+        key,
         allow: Allow::Ok,
     }
 }
@@ -339,11 +372,7 @@ pub static SCENARIOS: &[Scenario] = &[
             TaskDecl {
                 name: "deleter",
                 cpu: 0,
-                ops: &[Op::Delete {
-                    map: OUTER,
-                    key: Key::Index(0),
-                    allow: Allow::Ok,
-                }],
+                ops: &[delete(OUTER, Key::Index(0))],
             },
         ],
         finally: &[],
@@ -371,13 +400,7 @@ pub static SCENARIOS: &[Scenario] = &[
             TaskDecl {
                 name: "updater",
                 cpu: 0,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(IN_B),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
+                ops: &[replace(OUTER, Key::A, IN_B)],
             },
         ],
         finally: &[],
@@ -403,13 +426,7 @@ pub static SCENARIOS: &[Scenario] = &[
             TaskDecl {
                 name: "updater",
                 cpu: 0,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(IN_B),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
+                ops: &[replace(OUTER, Key::A, IN_B)],
             },
         ],
         finally: &[],
@@ -434,11 +451,7 @@ pub static SCENARIOS: &[Scenario] = &[
             TaskDecl {
                 name: "deleter",
                 cpu: 0,
-                ops: &[Op::Delete {
-                    map: OUTER,
-                    key: Key::A,
-                    allow: Allow::Ok,
-                }],
+                ops: &[delete(OUTER, Key::A)],
             },
         ],
         finally: &[],
@@ -459,21 +472,9 @@ pub static SCENARIOS: &[Scenario] = &[
             template: None,
         }],
         setup: &[
-            Op::Update {
-                map: 0,
-                key: Key::B,
-                value: Value::Num(2),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
+            update(0, Key::B, 2),
             // Inserted last, so it is the bucket head: the walker stands on it first.
-            Op::Update {
-                map: 0,
-                key: Key::A,
-                value: Value::Num(1),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
+            update(0, Key::A, 1),
         ],
         tasks: &[
             TaskDecl {
@@ -491,18 +492,8 @@ pub static SCENARIOS: &[Scenario] = &[
                 // Same CPU for delete and insert: the per-CPU LIFO freelist hands A's element
                 // straight back.
                 ops: &[
-                    Op::Delete {
-                        map: 0,
-                        key: Key::A,
-                        allow: Allow::Ok,
-                    },
-                    Op::Update {
-                        map: 0,
-                        key: Key::C,
-                        value: Value::Num(3),
-                        flags: BPF_ANY,
-                        allow: Allow::Ok,
-                    },
+                    delete(0, Key::A),
+                    update(0, Key::C, 3),
                 ],
             },
         ],
@@ -523,20 +514,8 @@ pub static SCENARIOS: &[Scenario] = &[
             template: None,
         }],
         setup: &[
-            Op::Update {
-                map: 0,
-                key: Key::B,
-                value: Value::Num(2),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
-            Op::Update {
-                map: 0,
-                key: Key::A,
-                value: Value::Num(1),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
+            update(0, Key::B, 2),
+            update(0, Key::A, 1),
         ],
         tasks: &[
             TaskDecl {
@@ -552,18 +531,8 @@ pub static SCENARIOS: &[Scenario] = &[
                 name: "reuser",
                 cpu: 0,
                 ops: &[
-                    Op::Delete {
-                        map: 0,
-                        key: Key::A,
-                        allow: Allow::Ok,
-                    },
-                    Op::Update {
-                        map: 0,
-                        key: Key::D,
-                        value: Value::Num(4),
-                        flags: BPF_ANY,
-                        allow: Allow::Ok,
-                    },
+                    delete(0, Key::A),
+                    update(0, Key::D, 4),
                 ],
             },
         ],
@@ -583,20 +552,8 @@ pub static SCENARIOS: &[Scenario] = &[
             template: None,
         }],
         setup: &[
-            Op::Update {
-                map: 0,
-                key: Key::B,
-                value: Value::Num(2),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
-            Op::Update {
-                map: 0,
-                key: Key::A,
-                value: Value::Num(1),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
+            update(0, Key::B, 2),
+            update(0, Key::A, 1),
         ],
         tasks: &[
             TaskDecl {
@@ -612,18 +569,8 @@ pub static SCENARIOS: &[Scenario] = &[
                 name: "reuser",
                 cpu: 0,
                 ops: &[
-                    Op::Delete {
-                        map: 0,
-                        key: Key::A,
-                        allow: Allow::Ok,
-                    },
-                    Op::Update {
-                        map: 0,
-                        key: Key::C,
-                        value: Value::Num(3),
-                        flags: BPF_ANY,
-                        allow: Allow::Ok,
-                    },
+                    delete(0, Key::A),
+                    update(0, Key::C, 3),
                 ],
             },
         ],
@@ -702,26 +649,14 @@ pub static SCENARIOS: &[Scenario] = &[
             TaskDecl {
                 name: "updater 1",
                 cpu: 0,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(IN_C),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
+                ops: &[replace(OUTER, Key::A, IN_C)],
             },
             TaskDecl {
                 name: "updater 2",
                 // Its own CPU (the reader's, which takes no locks and uses no per-CPU state): the
                 // two updaters each own a per-CPU spare, as two syscalls on two CPUs do.
                 cpu: 1,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(IN_D),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
+                ops: &[replace(OUTER, Key::A, IN_D)],
             },
         ],
         finally: &[],
@@ -758,13 +693,7 @@ pub static SCENARIOS: &[Scenario] = &[
             TaskDecl {
                 name: "updater",
                 cpu: 0,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(IN_C),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
+                ops: &[replace(OUTER, Key::A, IN_C)],
             },
         ],
         finally: &[],
@@ -786,24 +715,12 @@ pub static SCENARIOS: &[Scenario] = &[
             TaskDecl {
                 name: "updater 1",
                 cpu: 0,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(3),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
+                ops: &[replace(OUTER, Key::A, 3)],
             },
             TaskDecl {
                 name: "updater 2",
                 cpu: 1,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(4),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
+                ops: &[replace(OUTER, Key::A, 4)],
             },
         ],
         finally: &[],
