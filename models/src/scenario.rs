@@ -74,6 +74,18 @@ const fn outer(name: &'static str, map_type: MapType, max_entries: u32, flags: u
     }
 }
 
+/// A plain `HASH` of `max_entries` 4-byte values (no inner maps).
+const fn hash(name: &'static str, max_entries: u32, flags: u32) -> MapDecl {
+    MapDecl {
+        name,
+        map_type: MapType::Hash,
+        value_size: 4,
+        max_entries,
+        flags,
+        template: None,
+    }
+}
+
 /// A key by role. Hash keys: `A` and `B` share a bucket (and differ in `hash & 7`, so the
 /// unmasked re-entrancy slot of `lock_slot_unmasked` tells them apart), `C` lives in another
 /// bucket, `D` is a third key of `A`'s bucket. `Index(i)` is an array index (or a literal key).
@@ -295,6 +307,11 @@ const fn reader(outer: usize, key: Key, must_find: bool) -> Op {
     }
 }
 
+/// A racing task named `name` that runs `ops` in order on `cpu`.
+const fn task(name: &'static str, cpu: usize, ops: &'static [Op]) -> TaskDecl {
+    TaskDecl { name, cpu, ops }
+}
+
 // Map slots shared by the map-in-map scenarios: 0 template, 1 outer, 2.. inner maps.
 const TPL: usize = 0;
 const OUTER: usize = 1;
@@ -338,16 +355,8 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: PUBLISH_A0_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::Index(0), true)],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[store(OUTER, Key::Index(0), IN_B)],
-            },
+            task("reader", 1, &[reader(OUTER, Key::Index(0), true)]),
+            task("updater", 0, &[store(OUTER, Key::Index(0), IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -363,17 +372,9 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: PUBLISH_A0_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                // §7: the slot may already be empty.
-                ops: &[reader(OUTER, Key::Index(0), false)],
-            },
-            TaskDecl {
-                name: "deleter",
-                cpu: 0,
-                ops: &[delete(OUTER, Key::Index(0))],
-            },
+            // §7: the slot may already be empty.
+            task("reader", 1, &[reader(OUTER, Key::Index(0), false)]),
+            task("deleter", 0, &[delete(OUTER, Key::Index(0))]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -392,16 +393,8 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: PUBLISH_A_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, true)],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[replace(OUTER, Key::A, IN_B)],
-            },
+            task("reader", 1, &[reader(OUTER, Key::A, true)]),
+            task("updater", 0, &[replace(OUTER, Key::A, IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -418,16 +411,8 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: PUBLISH_A_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, true)],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[replace(OUTER, Key::A, IN_B)],
-            },
+            task("reader", 1, &[reader(OUTER, Key::A, true)]),
+            task("updater", 0, &[replace(OUTER, Key::A, IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -443,16 +428,8 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: PUBLISH_A_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, false)],
-            },
-            TaskDecl {
-                name: "deleter",
-                cpu: 0,
-                ops: &[delete(OUTER, Key::A)],
-            },
+            task("reader", 1, &[reader(OUTER, Key::A, false)]),
+            task("deleter", 0, &[delete(OUTER, Key::A)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -463,39 +440,25 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "reader walks A -> B for B while A is deleted and its element reused for C in another bucket (nulls restart)",
         config: TINY,
         // Two entries, so two buckets: A and B share one, C has the other. Capacity 2 + 2 spares.
-        maps: &[MapDecl {
-            name: "htab",
-            map_type: MapType::Hash,
-            value_size: 4,
-            max_entries: 2,
-            flags: 0,
-            template: None,
-        }],
+        maps: &[hash("htab", 2, 0)],
         setup: &[
             update(0, Key::B, 2),
             // Inserted last, so it is the bucket head: the walker stands on it first.
             update(0, Key::A, 1),
         ],
         tasks: &[
-            TaskDecl {
-                name: "walker",
-                cpu: 1,
-                ops: &[Op::ProgLookup {
+            task(
+                "walker",
+                1,
+                &[Op::ProgLookup {
                     map: 0,
                     key: Key::B,
                     must_find: true,
                 }],
-            },
-            TaskDecl {
-                name: "reuser",
-                cpu: 0,
-                // Same CPU for delete and insert: the per-CPU LIFO freelist hands A's element
-                // straight back.
-                ops: &[
-                    delete(0, Key::A),
-                    update(0, Key::C, 3),
-                ],
-            },
+            ),
+            // Same CPU for delete and insert: the per-CPU LIFO freelist hands A's element
+            // straight back.
+            task("reuser", 0, &[delete(0, Key::A), update(0, Key::C, 3)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -505,36 +468,19 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "reader walks A -> B for B while A is deleted and its element reused for D in the same bucket",
         config: TINY,
         // Two entries, two buckets: D shares A's bucket, so the reused element stays in it.
-        maps: &[MapDecl {
-            name: "htab",
-            map_type: MapType::Hash,
-            value_size: 4,
-            max_entries: 2,
-            flags: 0,
-            template: None,
-        }],
-        setup: &[
-            update(0, Key::B, 2),
-            update(0, Key::A, 1),
-        ],
+        maps: &[hash("htab", 2, 0)],
+        setup: &[update(0, Key::B, 2), update(0, Key::A, 1)],
         tasks: &[
-            TaskDecl {
-                name: "walker",
-                cpu: 1,
-                ops: &[Op::ProgLookup {
+            task(
+                "walker",
+                1,
+                &[Op::ProgLookup {
                     map: 0,
                     key: Key::B,
                     must_find: true,
                 }],
-            },
-            TaskDecl {
-                name: "reuser",
-                cpu: 0,
-                ops: &[
-                    delete(0, Key::A),
-                    update(0, Key::D, 4),
-                ],
-            },
+            ),
+            task("reuser", 0, &[delete(0, Key::A), update(0, Key::D, 4)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -543,36 +489,19 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "htab_no_prealloc_walker_vs_reuse_into_other_bucket",
         race: "reader walks A -> B for B while A is deleted and its (type-stable, quickly reused) element goes to C in another bucket (BPF_F_NO_PREALLOC)",
         config: TINY,
-        maps: &[MapDecl {
-            name: "htab",
-            map_type: MapType::Hash,
-            value_size: 4,
-            max_entries: 2,
-            flags: BPF_F_NO_PREALLOC,
-            template: None,
-        }],
-        setup: &[
-            update(0, Key::B, 2),
-            update(0, Key::A, 1),
-        ],
+        maps: &[hash("htab", 2, BPF_F_NO_PREALLOC)],
+        setup: &[update(0, Key::B, 2), update(0, Key::A, 1)],
         tasks: &[
-            TaskDecl {
-                name: "walker",
-                cpu: 1,
-                ops: &[Op::ProgLookup {
+            task(
+                "walker",
+                1,
+                &[Op::ProgLookup {
                     map: 0,
                     key: Key::B,
                     must_find: true,
                 }],
-            },
-            TaskDecl {
-                name: "reuser",
-                cpu: 0,
-                ops: &[
-                    delete(0, Key::A),
-                    update(0, Key::C, 3),
-                ],
-            },
+            ),
+            task("reuser", 0, &[delete(0, Key::A), update(0, Key::C, 3)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -599,22 +528,18 @@ pub static SCENARIOS: &[Scenario] = &[
             },
         ],
         tasks: &[
-            TaskDecl {
-                name: "sleepable reader",
-                cpu: 1,
-                ops: &[Op::ProgOuter {
+            task(
+                "sleepable reader",
+                1,
+                &[Op::ProgOuter {
                     flavor: Flavor::TasksTrace,
                     outer: OUTER,
                     key: Key::Index(0),
                     must_find: true,
                     access: InnerAccess::Add { index: 0 },
                 }],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[store(OUTER, Key::Index(0), IN_B)],
-            },
+            ),
+            task("updater", 0, &[store(OUTER, Key::Index(0), IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -641,23 +566,11 @@ pub static SCENARIOS: &[Scenario] = &[
             LOAD_READER,
         ],
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, true)],
-            },
-            TaskDecl {
-                name: "updater 1",
-                cpu: 0,
-                ops: &[replace(OUTER, Key::A, IN_C)],
-            },
-            TaskDecl {
-                name: "updater 2",
-                // Its own CPU (the reader's, which takes no locks and uses no per-CPU state): the
-                // two updaters each own a per-CPU spare, as two syscalls on two CPUs do.
-                cpu: 1,
-                ops: &[replace(OUTER, Key::A, IN_D)],
-            },
+            task("reader", 1, &[reader(OUTER, Key::A, true)]),
+            task("updater 1", 0, &[replace(OUTER, Key::A, IN_C)]),
+            // Its own CPU (the reader's, which takes no locks and uses no per-CPU state): the
+            // two updaters each own a per-CPU spare, as two syscalls on two CPUs do.
+            task("updater 2", 1, &[replace(OUTER, Key::A, IN_D)]),
         ],
         finally: &[],
         // Both updaters wait for the reader's grace period: at bound 2 loom schedules the
@@ -685,16 +598,8 @@ pub static SCENARIOS: &[Scenario] = &[
             LOAD_READER,
         ],
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, true)],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[replace(OUTER, Key::A, IN_C)],
-            },
+            task("reader", 1, &[reader(OUTER, Key::A, true)]),
+            task("updater", 0, &[replace(OUTER, Key::A, IN_C)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -712,16 +617,8 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: &[store(OUTER, Key::A, IN_A), Op::Close { map: IN_A }],
         tasks: &[
-            TaskDecl {
-                name: "updater 1",
-                cpu: 0,
-                ops: &[replace(OUTER, Key::A, 3)],
-            },
-            TaskDecl {
-                name: "updater 2",
-                cpu: 1,
-                ops: &[replace(OUTER, Key::A, 4)],
-            },
+            task("updater 1", 0, &[replace(OUTER, Key::A, 3)]),
+            task("updater 2", 1, &[replace(OUTER, Key::A, 4)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -747,19 +644,15 @@ pub static SCENARIOS: &[Scenario] = &[
             LOAD_READER,
         ],
         tasks: &[
-            TaskDecl {
-                name: "reader, then unload",
-                cpu: 1,
-                ops: &[
+            task(
+                "reader, then unload",
+                1,
+                &[
                     reader(OUTER, Key::Index(0), true),
                     Op::UnloadProg { prog: 0 },
                 ],
-            },
-            TaskDecl {
-                name: "closer",
-                cpu: 0,
-                ops: &[Op::Close { map: OUTER }],
-            },
+            ),
+            task("closer", 0, &[Op::Close { map: OUTER }]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -776,20 +669,16 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: &[store(OUTER, Key::Index(0), IN_A), Op::Close { map: IN_A }],
         tasks: &[
-            TaskDecl {
-                name: "user lookup",
-                cpu: 1,
-                ops: &[Op::Lookup {
+            task(
+                "user lookup",
+                1,
+                &[Op::Lookup {
                     map: OUTER,
                     key: Key::Index(0),
                     allow: Allow::Ok,
                 }],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[store(OUTER, Key::Index(0), IN_B)],
-            },
+            ),
+            task("updater", 0, &[store(OUTER, Key::Index(0), IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -806,19 +695,15 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: &[store(OUTER, Key::Index(0), IN_A), Op::Close { map: IN_A }],
         tasks: &[
-            TaskDecl {
-                name: "opener",
-                cpu: 1,
-                ops: &[Op::OpenInnerById {
+            task(
+                "opener",
+                1,
+                &[Op::OpenInnerById {
                     outer: OUTER,
                     key: Key::Index(0),
                 }],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[store(OUTER, Key::Index(0), IN_B)],
-            },
+            ),
+            task("updater", 0, &[store(OUTER, Key::Index(0), IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -844,20 +729,16 @@ pub static SCENARIOS: &[Scenario] = &[
             LOAD_READER,
         ],
         tasks: &[
-            TaskDecl {
-                name: "batch drainer",
-                cpu: 0,
-                // One entry a call: the smallest buffer exercises the -ENOSPC retry and resume.
-                ops: &[Op::LookupAndDeleteBatch {
+            // One entry a call: the smallest buffer exercises the -ENOSPC retry and resume.
+            task(
+                "batch drainer",
+                0,
+                &[Op::LookupAndDeleteBatch {
                     map: OUTER,
                     count: 1,
                 }],
-            },
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, false)],
-            },
+            ),
+            task("reader", 1, &[reader(OUTER, Key::A, false)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -880,19 +761,15 @@ pub static SCENARIOS: &[Scenario] = &[
             Op::Close { map: IN_B },
         ],
         tasks: &[
-            TaskDecl {
-                name: "batch drainer",
-                cpu: 0,
-                ops: &[Op::LookupAndDeleteBatch {
+            task(
+                "batch drainer",
+                0,
+                &[Op::LookupAndDeleteBatch {
                     map: OUTER,
                     count: 1,
                 }],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 1,
-                ops: &[store(OUTER, Key::C, IN_C)],
-            },
+            ),
+            task("updater", 1, &[store(OUTER, Key::C, IN_C)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -916,19 +793,15 @@ pub static SCENARIOS: &[Scenario] = &[
             LOAD_READER,
         ],
         tasks: &[
-            TaskDecl {
-                name: "bpf program",
-                cpu: 1,
-                ops: &[Op::BpfOuterAdd {
+            task(
+                "bpf program",
+                1,
+                &[Op::BpfOuterAdd {
                     outer: OUTER,
                     index: 2,
                 }],
-            },
-            TaskDecl {
-                name: "swapper",
-                cpu: 0,
-                ops: &[store(OUTER, Key::Index(0), IN_B)],
-            },
+            ),
+            task("swapper", 0, &[store(OUTER, Key::Index(0), IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -947,15 +820,11 @@ pub static SCENARIOS: &[Scenario] = &[
         // A's fd stays open: user space drains it after the swap.
         setup: &[store(OUTER, Key::Index(0), IN_A), LOAD_READER],
         tasks: &[
-            TaskDecl {
-                name: "counting program",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::Index(0), true)],
-            },
-            TaskDecl {
-                name: "swap then drain",
-                cpu: 0,
-                ops: &[
+            task("counting program", 1, &[reader(OUTER, Key::Index(0), true)]),
+            task(
+                "swap then drain",
+                0,
+                &[
                     store(OUTER, Key::Index(0), IN_B),
                     Op::Drain {
                         map: IN_A,
@@ -963,7 +832,7 @@ pub static SCENARIOS: &[Scenario] = &[
                         reg: 0,
                     },
                 ],
-            },
+            ),
         ],
         finally: &[Op::ExpectDrained {
             map: IN_A,
@@ -978,37 +847,30 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "a program nested on CPU 0 updates B while CPU 0's syscall updates A in the same bucket (-EBUSY, never a self-deadlock)",
         config: TINY,
         // Two entries, two buckets: the correct re-entrancy slot is the bucket (hash & 1).
-        maps: &[MapDecl {
-            name: "htab",
-            map_type: MapType::Hash,
-            value_size: 4,
-            max_entries: 2,
-            flags: 0,
-            template: None,
-        }],
+        maps: &[hash("htab", 2, 0)],
         setup: &[],
         tasks: &[
-            TaskDecl {
-                name: "syscall on cpu 0",
-                cpu: 0,
-                ops: &[Op::Update {
+            task(
+                "syscall on cpu 0",
+                0,
+                &[Op::Update {
                     map: 0,
                     key: Key::A,
                     value: Value::Num(1),
                     flags: BPF_ANY,
                     allow: Allow::OkOrEbusy,
                 }],
-            },
-            TaskDecl {
-                name: "nested program on cpu 0",
-                cpu: 0,
-                ops: &[Op::ProgUpdate {
+            ),
+            task(
+                "nested program on cpu 0",
+                0,
+                &[Op::ProgUpdate {
                     map: 0,
                     key: Key::B,
                     value: 2,
                     allow: Allow::OkOrEbusy,
                 }],
-            },
+            ),
         ],
         finally: &[],
         loom_bound_cap: None,
