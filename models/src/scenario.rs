@@ -339,6 +339,51 @@ const PUBLISH_A0_CLOSE: &[Op] = &[
     LOAD_READER,
 ];
 
+/// Set-up of the reader-behind-a-neighbour scenarios: `outer[A] = A`, then `outer[B] = B` (B,
+/// inserted last, heads A's bucket, so a reader of A walks over it first), both fds closed, the
+/// reader program loaded.
+const PUBLISH_A_B_CLOSE: &[Op] = &[
+    store(OUTER, Key::A, IN_A),
+    store(OUTER, Key::B, IN_B),
+    Op::Close { map: IN_A },
+    Op::Close { map: IN_B },
+    LOAD_READER,
+];
+
+/// Maps of the one-slot array-of-maps scenarios: the template, the outer map and the inner
+/// counters A (stored in set-up) and B (stored over it by a racing task).
+const AOM_ONE_SLOT_A_B: &[MapDecl] = &[
+    counter("template"),
+    outer("outer", MapType::ArrayOfMaps, 1, 0),
+    counter("A"),
+    counter("B"),
+];
+
+/// Maps of the two-entry (prealloc) hash-of-maps scenarios with three inner counters A, B, C.
+const HOM_TWO_ENTRIES_A_B_C: &[MapDecl] = &[
+    counter("template"),
+    outer("outer", MapType::HashOfMaps, 2, 0),
+    counter("A"),
+    counter("B"),
+    counter("C"),
+];
+
+/// Set-up of the htab walker scenarios (map 0): B, then A in the same bucket. A is inserted
+/// last, so it is the bucket head: the walker stands on it first.
+const HTAB_B_THEN_A: &[Op] = &[update(0, Key::B, 2), update(0, Key::A, 1)];
+
+/// The walker of the htab scenarios: a program on CPU 1 looks up B (always present) in map 0,
+/// walking over A first.
+const WALKER_TO_B: TaskDecl = task(
+    "walker",
+    1,
+    &[Op::ProgLookup {
+        map: 0,
+        key: Key::B,
+        must_find: true,
+    }],
+);
+
 /// The catalogue. Every scenario runs under loom, shuttle random and shuttle PCT.
 pub static SCENARIOS: &[Scenario] = &[
     // 1. Array of maps: a program writes into outer[0]'s inner map while it is replaced.
@@ -347,12 +392,7 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "program writes inner map of outer[0] while user space replaces outer[0] (grace period)",
         config: TINY,
         // One slot: the race is about one inner map's lifetime, more slots add nothing.
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::ArrayOfMaps, 1, 0),
-            counter("A"),
-            counter("B"),
-        ],
+        maps: AOM_ONE_SLOT_A_B,
         setup: PUBLISH_A0_CLOSE,
         tasks: &[
             task("reader", 1, &[reader(OUTER, Key::Index(0), true)]),
@@ -441,21 +481,9 @@ pub static SCENARIOS: &[Scenario] = &[
         config: TINY,
         // Two entries, so two buckets: A and B share one, C has the other. Capacity 2 + 2 spares.
         maps: &[hash("htab", 2, 0)],
-        setup: &[
-            update(0, Key::B, 2),
-            // Inserted last, so it is the bucket head: the walker stands on it first.
-            update(0, Key::A, 1),
-        ],
+        setup: HTAB_B_THEN_A,
         tasks: &[
-            task(
-                "walker",
-                1,
-                &[Op::ProgLookup {
-                    map: 0,
-                    key: Key::B,
-                    must_find: true,
-                }],
-            ),
+            WALKER_TO_B,
             // Same CPU for delete and insert: the per-CPU LIFO freelist hands A's element
             // straight back.
             task("reuser", 0, &[delete(0, Key::A), update(0, Key::C, 3)]),
@@ -469,17 +497,9 @@ pub static SCENARIOS: &[Scenario] = &[
         config: TINY,
         // Two entries, two buckets: D shares A's bucket, so the reused element stays in it.
         maps: &[hash("htab", 2, 0)],
-        setup: &[update(0, Key::B, 2), update(0, Key::A, 1)],
+        setup: HTAB_B_THEN_A,
         tasks: &[
-            task(
-                "walker",
-                1,
-                &[Op::ProgLookup {
-                    map: 0,
-                    key: Key::B,
-                    must_find: true,
-                }],
-            ),
+            WALKER_TO_B,
             task("reuser", 0, &[delete(0, Key::A), update(0, Key::D, 4)]),
         ],
         finally: &[],
@@ -490,17 +510,9 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "reader walks A -> B for B while A is deleted and its (type-stable, quickly reused) element goes to C in another bucket (BPF_F_NO_PREALLOC)",
         config: TINY,
         maps: &[hash("htab", 2, BPF_F_NO_PREALLOC)],
-        setup: &[update(0, Key::B, 2), update(0, Key::A, 1)],
+        setup: HTAB_B_THEN_A,
         tasks: &[
-            task(
-                "walker",
-                1,
-                &[Op::ProgLookup {
-                    map: 0,
-                    key: Key::B,
-                    must_find: true,
-                }],
-            ),
+            WALKER_TO_B,
             task("reuser", 0, &[delete(0, Key::A), update(0, Key::C, 3)]),
         ],
         finally: &[],
@@ -511,12 +523,7 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "sleepable_reader_vs_replace",
         race: "sleepable program (tasks-trace section) writes outer[0]'s inner map while it is replaced",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::ArrayOfMaps, 1, 0),
-            counter("A"),
-            counter("B"),
-        ],
+        maps: AOM_ONE_SLOT_A_B,
         setup: &[
             store(OUTER, Key::Index(0), IN_A),
             Op::Close { map: IN_A },
@@ -558,13 +565,7 @@ pub static SCENARIOS: &[Scenario] = &[
             counter("C"),
             counter("D"),
         ],
-        setup: &[
-            store(OUTER, Key::A, IN_A),
-            store(OUTER, Key::B, IN_B),
-            Op::Close { map: IN_A },
-            Op::Close { map: IN_B },
-            LOAD_READER,
-        ],
+        setup: PUBLISH_A_B_CLOSE,
         tasks: &[
             task("reader", 1, &[reader(OUTER, Key::A, true)]),
             task("updater 1", 0, &[replace(OUTER, Key::A, IN_C)]),
@@ -583,20 +584,8 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "hom_replace_vs_reader_behind_neighbour_always_finds_key",
         race: "one updater replaces outer[A] while a reader walks over A's bucket neighbour B: A must always be found",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::HashOfMaps, 2, 0),
-            counter("A"),
-            counter("B"),
-            counter("C"),
-        ],
-        setup: &[
-            store(OUTER, Key::A, IN_A),
-            store(OUTER, Key::B, IN_B),
-            Op::Close { map: IN_A },
-            Op::Close { map: IN_B },
-            LOAD_READER,
-        ],
+        maps: HOM_TWO_ENTRIES_A_B_C,
+        setup: PUBLISH_A_B_CLOSE,
         tasks: &[
             task("reader", 1, &[reader(OUTER, Key::A, true)]),
             task("updater", 0, &[replace(OUTER, Key::A, IN_C)]),
@@ -661,12 +650,7 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "aom_user_lookup_vs_replace",
         race: "user space looks up outer[0] (an inner map id, read inside the syscall's RCU section) while another task replaces outer[0] and the old map's deferred free runs",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::ArrayOfMaps, 1, 0),
-            counter("A"),
-            counter("B"),
-        ],
+        maps: AOM_ONE_SLOT_A_B,
         setup: &[store(OUTER, Key::Index(0), IN_A), Op::Close { map: IN_A }],
         tasks: &[
             task(
@@ -687,12 +671,7 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "get_fd_by_id_vs_last_put_of_replaced_inner",
         race: "user space opens outer[0]'s inner map by id while another task replaces outer[0], dropping that map's last reference (id released first)",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::ArrayOfMaps, 1, 0),
-            counter("A"),
-            counter("B"),
-        ],
+        maps: AOM_ONE_SLOT_A_B,
         setup: &[store(OUTER, Key::Index(0), IN_A), Op::Close { map: IN_A }],
         tasks: &[
             task(
@@ -714,13 +693,7 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "user space drains outer by lookup-and-delete batch while a program writes outer[A]'s inner map",
         config: TINY,
         // Two entries: one key read by the program, one rewritten by the updater.
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::HashOfMaps, 2, 0),
-            counter("A"),
-            counter("B"),
-            counter("C"),
-        ],
+        maps: HOM_TWO_ENTRIES_A_B_C,
         setup: &[
             store(OUTER, Key::A, IN_A),
             store(OUTER, Key::C, IN_B),
@@ -747,13 +720,7 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "hom_lookup_and_delete_batch_vs_updater",
         race: "user space drains outer by lookup-and-delete batch while another task re-stores outer[C]",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::HashOfMaps, 2, 0),
-            counter("A"),
-            counter("B"),
-            counter("C"),
-        ],
+        maps: HOM_TWO_ENTRIES_A_B_C,
         setup: &[
             store(OUTER, Key::A, IN_A),
             store(OUTER, Key::C, IN_B),
@@ -787,11 +754,7 @@ pub static SCENARIOS: &[Scenario] = &[
             dyn_array("small", 1),
             dyn_array("big", 3),
         ],
-        setup: &[
-            store(OUTER, Key::Index(0), IN_A),
-            Op::Close { map: IN_A },
-            LOAD_READER,
-        ],
+        setup: PUBLISH_A0_CLOSE,
         tasks: &[
             task(
                 "bpf program",
@@ -811,12 +774,7 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "drain_old_inner_after_swap",
         race: "user space swaps outer[0] from A to B then drains A while a program adds to outer[0]'s counter (lost update)",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::ArrayOfMaps, 1, 0),
-            counter("A"),
-            counter("B"),
-        ],
+        maps: AOM_ONE_SLOT_A_B,
         // A's fd stays open: user space drains it after the swap.
         setup: &[store(OUTER, Key::Index(0), IN_A), LOAD_READER],
         tasks: &[
