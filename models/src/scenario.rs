@@ -74,6 +74,18 @@ const fn outer(name: &'static str, map_type: MapType, max_entries: u32, flags: u
     }
 }
 
+/// A plain `HASH` of `max_entries` 4-byte values (no inner maps).
+const fn hash(name: &'static str, max_entries: u32, flags: u32) -> MapDecl {
+    MapDecl {
+        name,
+        map_type: MapType::Hash,
+        value_size: 4,
+        max_entries,
+        flags,
+        template: None,
+    }
+}
+
 /// A key by role. Hash keys: `A` and `B` share a bucket (and differ in `hash & 7`, so the
 /// unmasked re-entrancy slot of `lock_slot_unmasked` tells them apart), `C` lives in another
 /// bucket, `D` is a third key of `A`'s bucket. `Index(i)` is an array index (or a literal key).
@@ -241,12 +253,45 @@ impl Scenario {
     }
 }
 
+/// A `BPF_ANY` update that stores inner map slot `inner`; only success is allowed.
 const fn store(map: usize, key: Key, inner: usize) -> Op {
     Op::Update {
         map,
         key,
         value: Value::Map(inner),
         flags: BPF_ANY,
+        allow: Allow::Ok,
+    }
+}
+
+/// A `BPF_EXIST` update to inner map slot `inner`: the key is present, so this replaces its
+/// inner map; only success is allowed.
+const fn replace(map: usize, key: Key, inner: usize) -> Op {
+    Op::Update {
+        map,
+        key,
+        value: Value::Map(inner),
+        flags: BPF_EXIST,
+        allow: Allow::Ok,
+    }
+}
+
+/// A plain `BPF_ANY` update of a number (an htab value); only success is allowed.
+const fn update(map: usize, key: Key, value: u32) -> Op {
+    Op::Update {
+        map,
+        key,
+        value: Value::Num(value),
+        flags: BPF_ANY,
+        allow: Allow::Ok,
+    }
+}
+
+/// A user-space delete; only success is allowed.
+const fn delete(map: usize, key: Key) -> Op {
+    Op::Delete {
+        map,
+        key,
         allow: Allow::Ok,
     }
 }
@@ -260,6 +305,11 @@ const fn reader(outer: usize, key: Key, must_find: bool) -> Op {
         must_find,
         access: InnerAccess::Add { index: 0 },
     }
+}
+
+/// A racing task named `name` that runs `ops` in order on `cpu`.
+const fn task(name: &'static str, cpu: usize, ops: &'static [Op]) -> TaskDecl {
+    TaskDecl { name, cpu, ops }
 }
 
 // Map slots shared by the map-in-map scenarios: 0 template, 1 outer, 2.. inner maps.
@@ -289,6 +339,51 @@ const PUBLISH_A0_CLOSE: &[Op] = &[
     LOAD_READER,
 ];
 
+/// Set-up of the reader-behind-a-neighbour scenarios: `outer[A] = A`, then `outer[B] = B` (B,
+/// inserted last, heads A's bucket, so a reader of A walks over it first), both fds closed, the
+/// reader program loaded.
+const PUBLISH_A_B_CLOSE: &[Op] = &[
+    store(OUTER, Key::A, IN_A),
+    store(OUTER, Key::B, IN_B),
+    Op::Close { map: IN_A },
+    Op::Close { map: IN_B },
+    LOAD_READER,
+];
+
+/// Maps of the one-slot array-of-maps scenarios: the template, the outer map and the inner
+/// counters A (stored in set-up) and B (stored over it by a racing task).
+const AOM_ONE_SLOT_A_B: &[MapDecl] = &[
+    counter("template"),
+    outer("outer", MapType::ArrayOfMaps, 1, 0),
+    counter("A"),
+    counter("B"),
+];
+
+/// Maps of the two-entry (prealloc) hash-of-maps scenarios with three inner counters A, B, C.
+const HOM_TWO_ENTRIES_A_B_C: &[MapDecl] = &[
+    counter("template"),
+    outer("outer", MapType::HashOfMaps, 2, 0),
+    counter("A"),
+    counter("B"),
+    counter("C"),
+];
+
+/// Set-up of the htab walker scenarios (map 0): B, then A in the same bucket. A is inserted
+/// last, so it is the bucket head: the walker stands on it first.
+const HTAB_B_THEN_A: &[Op] = &[update(0, Key::B, 2), update(0, Key::A, 1)];
+
+/// The walker of the htab scenarios: a program on CPU 1 looks up B (always present) in map 0,
+/// walking over A first.
+const WALKER_TO_B: TaskDecl = task(
+    "walker",
+    1,
+    &[Op::ProgLookup {
+        map: 0,
+        key: Key::B,
+        must_find: true,
+    }],
+);
+
 /// The catalogue. Every scenario runs under loom, shuttle random and shuttle PCT.
 pub static SCENARIOS: &[Scenario] = &[
     // 1. Array of maps: a program writes into outer[0]'s inner map while it is replaced.
@@ -297,24 +392,11 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "program writes inner map of outer[0] while user space replaces outer[0] (grace period)",
         config: TINY,
         // One slot: the race is about one inner map's lifetime, more slots add nothing.
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::ArrayOfMaps, 1, 0),
-            counter("A"),
-            counter("B"),
-        ],
+        maps: AOM_ONE_SLOT_A_B,
         setup: PUBLISH_A0_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::Index(0), true)],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[store(OUTER, Key::Index(0), IN_B)],
-            },
+            task("reader", 1, &[reader(OUTER, Key::Index(0), true)]),
+            task("updater", 0, &[store(OUTER, Key::Index(0), IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -330,21 +412,9 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: PUBLISH_A0_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                // §7: the slot may already be empty.
-                ops: &[reader(OUTER, Key::Index(0), false)],
-            },
-            TaskDecl {
-                name: "deleter",
-                cpu: 0,
-                ops: &[Op::Delete {
-                    map: OUTER,
-                    key: Key::Index(0),
-                    allow: Allow::Ok,
-                }],
-            },
+            // §7: the slot may already be empty.
+            task("reader", 1, &[reader(OUTER, Key::Index(0), false)]),
+            task("deleter", 0, &[delete(OUTER, Key::Index(0))]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -363,22 +433,8 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: PUBLISH_A_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, true)],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(IN_B),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
-            },
+            task("reader", 1, &[reader(OUTER, Key::A, true)]),
+            task("updater", 0, &[replace(OUTER, Key::A, IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -395,22 +451,8 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: PUBLISH_A_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, true)],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(IN_B),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
-            },
+            task("reader", 1, &[reader(OUTER, Key::A, true)]),
+            task("updater", 0, &[replace(OUTER, Key::A, IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -426,20 +468,8 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: PUBLISH_A_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, false)],
-            },
-            TaskDecl {
-                name: "deleter",
-                cpu: 0,
-                ops: &[Op::Delete {
-                    map: OUTER,
-                    key: Key::A,
-                    allow: Allow::Ok,
-                }],
-            },
+            task("reader", 1, &[reader(OUTER, Key::A, false)]),
+            task("deleter", 0, &[delete(OUTER, Key::A)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -450,61 +480,13 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "reader walks A -> B for B while A is deleted and its element reused for C in another bucket (nulls restart)",
         config: TINY,
         // Two entries, so two buckets: A and B share one, C has the other. Capacity 2 + 2 spares.
-        maps: &[MapDecl {
-            name: "htab",
-            map_type: MapType::Hash,
-            value_size: 4,
-            max_entries: 2,
-            flags: 0,
-            template: None,
-        }],
-        setup: &[
-            Op::Update {
-                map: 0,
-                key: Key::B,
-                value: Value::Num(2),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
-            // Inserted last, so it is the bucket head: the walker stands on it first.
-            Op::Update {
-                map: 0,
-                key: Key::A,
-                value: Value::Num(1),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
-        ],
+        maps: &[hash("htab", 2, 0)],
+        setup: HTAB_B_THEN_A,
         tasks: &[
-            TaskDecl {
-                name: "walker",
-                cpu: 1,
-                ops: &[Op::ProgLookup {
-                    map: 0,
-                    key: Key::B,
-                    must_find: true,
-                }],
-            },
-            TaskDecl {
-                name: "reuser",
-                cpu: 0,
-                // Same CPU for delete and insert: the per-CPU LIFO freelist hands A's element
-                // straight back.
-                ops: &[
-                    Op::Delete {
-                        map: 0,
-                        key: Key::A,
-                        allow: Allow::Ok,
-                    },
-                    Op::Update {
-                        map: 0,
-                        key: Key::C,
-                        value: Value::Num(3),
-                        flags: BPF_ANY,
-                        allow: Allow::Ok,
-                    },
-                ],
-            },
+            WALKER_TO_B,
+            // Same CPU for delete and insert: the per-CPU LIFO freelist hands A's element
+            // straight back.
+            task("reuser", 0, &[delete(0, Key::A), update(0, Key::C, 3)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -514,58 +496,11 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "reader walks A -> B for B while A is deleted and its element reused for D in the same bucket",
         config: TINY,
         // Two entries, two buckets: D shares A's bucket, so the reused element stays in it.
-        maps: &[MapDecl {
-            name: "htab",
-            map_type: MapType::Hash,
-            value_size: 4,
-            max_entries: 2,
-            flags: 0,
-            template: None,
-        }],
-        setup: &[
-            Op::Update {
-                map: 0,
-                key: Key::B,
-                value: Value::Num(2),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
-            Op::Update {
-                map: 0,
-                key: Key::A,
-                value: Value::Num(1),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
-        ],
+        maps: &[hash("htab", 2, 0)],
+        setup: HTAB_B_THEN_A,
         tasks: &[
-            TaskDecl {
-                name: "walker",
-                cpu: 1,
-                ops: &[Op::ProgLookup {
-                    map: 0,
-                    key: Key::B,
-                    must_find: true,
-                }],
-            },
-            TaskDecl {
-                name: "reuser",
-                cpu: 0,
-                ops: &[
-                    Op::Delete {
-                        map: 0,
-                        key: Key::A,
-                        allow: Allow::Ok,
-                    },
-                    Op::Update {
-                        map: 0,
-                        key: Key::D,
-                        value: Value::Num(4),
-                        flags: BPF_ANY,
-                        allow: Allow::Ok,
-                    },
-                ],
-            },
+            WALKER_TO_B,
+            task("reuser", 0, &[delete(0, Key::A), update(0, Key::D, 4)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -574,58 +509,11 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "htab_no_prealloc_walker_vs_reuse_into_other_bucket",
         race: "reader walks A -> B for B while A is deleted and its (type-stable, quickly reused) element goes to C in another bucket (BPF_F_NO_PREALLOC)",
         config: TINY,
-        maps: &[MapDecl {
-            name: "htab",
-            map_type: MapType::Hash,
-            value_size: 4,
-            max_entries: 2,
-            flags: BPF_F_NO_PREALLOC,
-            template: None,
-        }],
-        setup: &[
-            Op::Update {
-                map: 0,
-                key: Key::B,
-                value: Value::Num(2),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
-            Op::Update {
-                map: 0,
-                key: Key::A,
-                value: Value::Num(1),
-                flags: BPF_ANY,
-                allow: Allow::Ok,
-            },
-        ],
+        maps: &[hash("htab", 2, BPF_F_NO_PREALLOC)],
+        setup: HTAB_B_THEN_A,
         tasks: &[
-            TaskDecl {
-                name: "walker",
-                cpu: 1,
-                ops: &[Op::ProgLookup {
-                    map: 0,
-                    key: Key::B,
-                    must_find: true,
-                }],
-            },
-            TaskDecl {
-                name: "reuser",
-                cpu: 0,
-                ops: &[
-                    Op::Delete {
-                        map: 0,
-                        key: Key::A,
-                        allow: Allow::Ok,
-                    },
-                    Op::Update {
-                        map: 0,
-                        key: Key::C,
-                        value: Value::Num(3),
-                        flags: BPF_ANY,
-                        allow: Allow::Ok,
-                    },
-                ],
-            },
+            WALKER_TO_B,
+            task("reuser", 0, &[delete(0, Key::A), update(0, Key::C, 3)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -635,12 +523,7 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "sleepable_reader_vs_replace",
         race: "sleepable program (tasks-trace section) writes outer[0]'s inner map while it is replaced",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::ArrayOfMaps, 1, 0),
-            counter("A"),
-            counter("B"),
-        ],
+        maps: AOM_ONE_SLOT_A_B,
         setup: &[
             store(OUTER, Key::Index(0), IN_A),
             Op::Close { map: IN_A },
@@ -652,22 +535,18 @@ pub static SCENARIOS: &[Scenario] = &[
             },
         ],
         tasks: &[
-            TaskDecl {
-                name: "sleepable reader",
-                cpu: 1,
-                ops: &[Op::ProgOuter {
+            task(
+                "sleepable reader",
+                1,
+                &[Op::ProgOuter {
                     flavor: Flavor::TasksTrace,
                     outer: OUTER,
                     key: Key::Index(0),
                     must_find: true,
                     access: InnerAccess::Add { index: 0 },
                 }],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[store(OUTER, Key::Index(0), IN_B)],
-            },
+            ),
+            task("updater", 0, &[store(OUTER, Key::Index(0), IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -686,43 +565,13 @@ pub static SCENARIOS: &[Scenario] = &[
             counter("C"),
             counter("D"),
         ],
-        setup: &[
-            store(OUTER, Key::A, IN_A),
-            store(OUTER, Key::B, IN_B),
-            Op::Close { map: IN_A },
-            Op::Close { map: IN_B },
-            LOAD_READER,
-        ],
+        setup: PUBLISH_A_B_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, true)],
-            },
-            TaskDecl {
-                name: "updater 1",
-                cpu: 0,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(IN_C),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
-            },
-            TaskDecl {
-                name: "updater 2",
-                // Its own CPU (the reader's, which takes no locks and uses no per-CPU state): the
-                // two updaters each own a per-CPU spare, as two syscalls on two CPUs do.
-                cpu: 1,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(IN_D),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
-            },
+            task("reader", 1, &[reader(OUTER, Key::A, true)]),
+            task("updater 1", 0, &[replace(OUTER, Key::A, IN_C)]),
+            // Its own CPU (the reader's, which takes no locks and uses no per-CPU state): the
+            // two updaters each own a per-CPU spare, as two syscalls on two CPUs do.
+            task("updater 2", 1, &[replace(OUTER, Key::A, IN_D)]),
         ],
         finally: &[],
         // Both updaters wait for the reader's grace period: at bound 2 loom schedules the
@@ -735,37 +584,11 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "hom_replace_vs_reader_behind_neighbour_always_finds_key",
         race: "one updater replaces outer[A] while a reader walks over A's bucket neighbour B: A must always be found",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::HashOfMaps, 2, 0),
-            counter("A"),
-            counter("B"),
-            counter("C"),
-        ],
-        setup: &[
-            store(OUTER, Key::A, IN_A),
-            store(OUTER, Key::B, IN_B),
-            Op::Close { map: IN_A },
-            Op::Close { map: IN_B },
-            LOAD_READER,
-        ],
+        maps: HOM_TWO_ENTRIES_A_B_C,
+        setup: PUBLISH_A_B_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, true)],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(IN_C),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
-            },
+            task("reader", 1, &[reader(OUTER, Key::A, true)]),
+            task("updater", 0, &[replace(OUTER, Key::A, IN_C)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -783,28 +606,8 @@ pub static SCENARIOS: &[Scenario] = &[
         ],
         setup: &[store(OUTER, Key::A, IN_A), Op::Close { map: IN_A }],
         tasks: &[
-            TaskDecl {
-                name: "updater 1",
-                cpu: 0,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(3),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
-            },
-            TaskDecl {
-                name: "updater 2",
-                cpu: 1,
-                ops: &[Op::Update {
-                    map: OUTER,
-                    key: Key::A,
-                    value: Value::Map(4),
-                    flags: BPF_EXIST,
-                    allow: Allow::Ok,
-                }],
-            },
+            task("updater 1", 0, &[replace(OUTER, Key::A, 3)]),
+            task("updater 2", 1, &[replace(OUTER, Key::A, 4)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -830,19 +633,15 @@ pub static SCENARIOS: &[Scenario] = &[
             LOAD_READER,
         ],
         tasks: &[
-            TaskDecl {
-                name: "reader, then unload",
-                cpu: 1,
-                ops: &[
+            task(
+                "reader, then unload",
+                1,
+                &[
                     reader(OUTER, Key::Index(0), true),
                     Op::UnloadProg { prog: 0 },
                 ],
-            },
-            TaskDecl {
-                name: "closer",
-                cpu: 0,
-                ops: &[Op::Close { map: OUTER }],
-            },
+            ),
+            task("closer", 0, &[Op::Close { map: OUTER }]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -851,28 +650,19 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "aom_user_lookup_vs_replace",
         race: "user space looks up outer[0] (an inner map id, read inside the syscall's RCU section) while another task replaces outer[0] and the old map's deferred free runs",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::ArrayOfMaps, 1, 0),
-            counter("A"),
-            counter("B"),
-        ],
+        maps: AOM_ONE_SLOT_A_B,
         setup: &[store(OUTER, Key::Index(0), IN_A), Op::Close { map: IN_A }],
         tasks: &[
-            TaskDecl {
-                name: "user lookup",
-                cpu: 1,
-                ops: &[Op::Lookup {
+            task(
+                "user lookup",
+                1,
+                &[Op::Lookup {
                     map: OUTER,
                     key: Key::Index(0),
                     allow: Allow::Ok,
                 }],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[store(OUTER, Key::Index(0), IN_B)],
-            },
+            ),
+            task("updater", 0, &[store(OUTER, Key::Index(0), IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -881,27 +671,18 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "get_fd_by_id_vs_last_put_of_replaced_inner",
         race: "user space opens outer[0]'s inner map by id while another task replaces outer[0], dropping that map's last reference (id released first)",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::ArrayOfMaps, 1, 0),
-            counter("A"),
-            counter("B"),
-        ],
+        maps: AOM_ONE_SLOT_A_B,
         setup: &[store(OUTER, Key::Index(0), IN_A), Op::Close { map: IN_A }],
         tasks: &[
-            TaskDecl {
-                name: "opener",
-                cpu: 1,
-                ops: &[Op::OpenInnerById {
+            task(
+                "opener",
+                1,
+                &[Op::OpenInnerById {
                     outer: OUTER,
                     key: Key::Index(0),
                 }],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 0,
-                ops: &[store(OUTER, Key::Index(0), IN_B)],
-            },
+            ),
+            task("updater", 0, &[store(OUTER, Key::Index(0), IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -912,13 +693,7 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "user space drains outer by lookup-and-delete batch while a program writes outer[A]'s inner map",
         config: TINY,
         // Two entries: one key read by the program, one rewritten by the updater.
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::HashOfMaps, 2, 0),
-            counter("A"),
-            counter("B"),
-            counter("C"),
-        ],
+        maps: HOM_TWO_ENTRIES_A_B_C,
         setup: &[
             store(OUTER, Key::A, IN_A),
             store(OUTER, Key::C, IN_B),
@@ -927,20 +702,16 @@ pub static SCENARIOS: &[Scenario] = &[
             LOAD_READER,
         ],
         tasks: &[
-            TaskDecl {
-                name: "batch drainer",
-                cpu: 0,
-                // One entry a call: the smallest buffer exercises the -ENOSPC retry and resume.
-                ops: &[Op::LookupAndDeleteBatch {
+            // One entry a call: the smallest buffer exercises the -ENOSPC retry and resume.
+            task(
+                "batch drainer",
+                0,
+                &[Op::LookupAndDeleteBatch {
                     map: OUTER,
                     count: 1,
                 }],
-            },
-            TaskDecl {
-                name: "reader",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::A, false)],
-            },
+            ),
+            task("reader", 1, &[reader(OUTER, Key::A, false)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -949,13 +720,7 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "hom_lookup_and_delete_batch_vs_updater",
         race: "user space drains outer by lookup-and-delete batch while another task re-stores outer[C]",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::HashOfMaps, 2, 0),
-            counter("A"),
-            counter("B"),
-            counter("C"),
-        ],
+        maps: HOM_TWO_ENTRIES_A_B_C,
         setup: &[
             store(OUTER, Key::A, IN_A),
             store(OUTER, Key::C, IN_B),
@@ -963,19 +728,15 @@ pub static SCENARIOS: &[Scenario] = &[
             Op::Close { map: IN_B },
         ],
         tasks: &[
-            TaskDecl {
-                name: "batch drainer",
-                cpu: 0,
-                ops: &[Op::LookupAndDeleteBatch {
+            task(
+                "batch drainer",
+                0,
+                &[Op::LookupAndDeleteBatch {
                     map: OUTER,
                     count: 1,
                 }],
-            },
-            TaskDecl {
-                name: "updater",
-                cpu: 1,
-                ops: &[store(OUTER, Key::C, IN_C)],
-            },
+            ),
+            task("updater", 1, &[store(OUTER, Key::C, IN_C)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -993,25 +754,17 @@ pub static SCENARIOS: &[Scenario] = &[
             dyn_array("small", 1),
             dyn_array("big", 3),
         ],
-        setup: &[
-            store(OUTER, Key::Index(0), IN_A),
-            Op::Close { map: IN_A },
-            LOAD_READER,
-        ],
+        setup: PUBLISH_A0_CLOSE,
         tasks: &[
-            TaskDecl {
-                name: "bpf program",
-                cpu: 1,
-                ops: &[Op::BpfOuterAdd {
+            task(
+                "bpf program",
+                1,
+                &[Op::BpfOuterAdd {
                     outer: OUTER,
                     index: 2,
                 }],
-            },
-            TaskDecl {
-                name: "swapper",
-                cpu: 0,
-                ops: &[store(OUTER, Key::Index(0), IN_B)],
-            },
+            ),
+            task("swapper", 0, &[store(OUTER, Key::Index(0), IN_B)]),
         ],
         finally: &[],
         loom_bound_cap: None,
@@ -1021,24 +774,15 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "drain_old_inner_after_swap",
         race: "user space swaps outer[0] from A to B then drains A while a program adds to outer[0]'s counter (lost update)",
         config: TINY,
-        maps: &[
-            counter("template"),
-            outer("outer", MapType::ArrayOfMaps, 1, 0),
-            counter("A"),
-            counter("B"),
-        ],
+        maps: AOM_ONE_SLOT_A_B,
         // A's fd stays open: user space drains it after the swap.
         setup: &[store(OUTER, Key::Index(0), IN_A), LOAD_READER],
         tasks: &[
-            TaskDecl {
-                name: "counting program",
-                cpu: 1,
-                ops: &[reader(OUTER, Key::Index(0), true)],
-            },
-            TaskDecl {
-                name: "swap then drain",
-                cpu: 0,
-                ops: &[
+            task("counting program", 1, &[reader(OUTER, Key::Index(0), true)]),
+            task(
+                "swap then drain",
+                0,
+                &[
                     store(OUTER, Key::Index(0), IN_B),
                     Op::Drain {
                         map: IN_A,
@@ -1046,7 +790,7 @@ pub static SCENARIOS: &[Scenario] = &[
                         reg: 0,
                     },
                 ],
-            },
+            ),
         ],
         finally: &[Op::ExpectDrained {
             map: IN_A,
@@ -1061,37 +805,30 @@ pub static SCENARIOS: &[Scenario] = &[
         race: "a program nested on CPU 0 updates B while CPU 0's syscall updates A in the same bucket (-EBUSY, never a self-deadlock)",
         config: TINY,
         // Two entries, two buckets: the correct re-entrancy slot is the bucket (hash & 1).
-        maps: &[MapDecl {
-            name: "htab",
-            map_type: MapType::Hash,
-            value_size: 4,
-            max_entries: 2,
-            flags: 0,
-            template: None,
-        }],
+        maps: &[hash("htab", 2, 0)],
         setup: &[],
         tasks: &[
-            TaskDecl {
-                name: "syscall on cpu 0",
-                cpu: 0,
-                ops: &[Op::Update {
+            task(
+                "syscall on cpu 0",
+                0,
+                &[Op::Update {
                     map: 0,
                     key: Key::A,
                     value: Value::Num(1),
                     flags: BPF_ANY,
                     allow: Allow::OkOrEbusy,
                 }],
-            },
-            TaskDecl {
-                name: "nested program on cpu 0",
-                cpu: 0,
-                ops: &[Op::ProgUpdate {
+            ),
+            task(
+                "nested program on cpu 0",
+                0,
+                &[Op::ProgUpdate {
                     map: 0,
                     key: Key::B,
                     value: 2,
                     allow: Allow::OkOrEbusy,
                 }],
-            },
+            ),
         ],
         finally: &[],
         loom_bound_cap: None,
