@@ -2,7 +2,7 @@
 //! fd = index, with generation-checked pointers so a freed map's pointers fault like the core's.
 //! The core's real map world (`maps`/`sys`) implements [`MapEnv`] for simulation runs.
 
-use super::{EnvResult, ExecErrorKind, MapEnv};
+use super::{EnvResult, ExecErrorKind, KeyArg, MapEnv};
 use crate::arena::Handle;
 use crate::errno::Errno;
 use crate::fault::{Fault, Stamp};
@@ -151,6 +151,7 @@ impl FakeArrays {
         }
     }
 
+    #[inline]
     fn index(key: &[u8]) -> u32 {
         let mut raw = [0u8; 4];
         raw.copy_from_slice(&key[..4]);
@@ -183,6 +184,27 @@ impl MapEnv for FakeArrays {
         }
         Ok(Ptr::map(self.handle(fd), FAKE_HEADER_SIZE + index * array.value_size).encode())
     }
+    /// One map check for the whole lookup: the map, then the key (as the default would read
+    /// it), then the index. Inlined for the same reason as `load`.
+    #[inline(always)]
+    fn map_lookup_at(&mut self, map: Ptr, elem: bool, key: KeyArg<'_>) -> EnvResult<u64> {
+        let (fd, array) = self.map(map)?;
+        let (max_entries, value_size, gen) = (array.max_entries, array.value_size, array.gen);
+        let key = key.read(KEY_SIZE as usize)?;
+        if elem {
+            return self.map_lookup_elem(map, key);
+        }
+        self.lookups += 1;
+        let index = Self::index(key);
+        if index >= max_entries {
+            return Ok(0);
+        }
+        let handle = Handle {
+            index: fd as u32,
+            gen,
+        };
+        Ok(Ptr::map(handle, FAKE_HEADER_SIZE + index * value_size).encode())
+    }
     fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64> {
         let (fd, array) = self.map(map)?;
         let index = Self::index(key);
@@ -204,6 +226,10 @@ impl MapEnv for FakeArrays {
         // Array elements cannot be deleted.
         Ok(-i64::from(Errno::EINVAL.value()))
     }
+    // Inlined into the interpreter: the size is a constant there, and `ptr` (12 bytes, passed
+    // through memory) would otherwise be stored field by field and reloaded whole, a
+    // store-forwarding stall that cost more than the access itself.
+    #[inline(always)]
     fn load(&mut self, ptr: Ptr, size: u8) -> EnvResult<u64> {
         let (fd, at) = self.place(ptr, size)?;
         let values = &self.maps[fd].values;
@@ -225,6 +251,8 @@ impl MapEnv for FakeArrays {
             _ => return Err(Self::bad_size(ptr, size)),
         })
     }
+    // Inlined for the same reason as `load`.
+    #[inline(always)]
     fn store(&mut self, ptr: Ptr, size: u8, value: u64) -> EnvResult<()> {
         let (fd, at) = self.place(ptr, size)?;
         let size = usize::from(size);
