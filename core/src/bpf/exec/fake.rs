@@ -17,6 +17,20 @@ const BPF_NOEXIST: u64 = 1;
 /// Largest valid update flag (`BPF_F_LOCK` = 4).
 const BPF_F_LOCK: u64 = 4;
 
+/// The pointer an error path names, from its encoding. The error paths take the encoded `u64`
+/// so that the hot paths never need `Ptr` in memory: a 12-byte `Ptr` passed by value goes
+/// through memory, written field by field and read back whole (a store-forwarding stall on
+/// every access, even when the error path is not taken). Map pointers come from decoding a
+/// register, so the round trip is exact.
+fn cold_ptr(raw: u64) -> Ptr {
+    Ptr::decode(raw).unwrap_or(Ptr {
+        kind: crate::ptr::RegionKind::Map,
+        index: 0,
+        gen: 0,
+        offset: raw as u32,
+    })
+}
+
 /// One array map.
 #[derive(Debug, Clone)]
 pub struct FakeArray {
@@ -98,14 +112,15 @@ impl FakeArrays {
             {
                 Ok((fd, map))
             }
-            _ => Err(self.stale(ptr)),
+            _ => Err(self.stale(ptr.encode())),
         }
     }
 
     /// Why `ptr` names no live map (out of line: the error path builds strings).
     #[cold]
     #[inline(never)]
-    fn stale(&self, ptr: Ptr) -> ExecErrorKind {
+    fn stale(&self, ptr: u64) -> ExecErrorKind {
+        let ptr = cold_ptr(ptr);
         let fd = ptr.index as usize;
         if fd >= self.maps.len() {
             return ExecErrorKind::MapAccess(format!("{ptr}: no such map"));
@@ -132,18 +147,20 @@ impl FakeArrays {
         if ptr.offset >= FAKE_HEADER_SIZE && start + usize::from(size) <= map.values.len() {
             return Ok((fd, start));
         }
-        Err(Self::out_of_bounds(ptr, size, map))
+        Err(Self::out_of_bounds(ptr.encode(), size, map))
     }
 
     #[cold]
     #[inline(never)]
-    fn bad_size(ptr: Ptr, size: u8) -> ExecErrorKind {
+    fn bad_size(ptr: u64, size: u8) -> ExecErrorKind {
+        let ptr = cold_ptr(ptr);
         ExecErrorKind::MapAccess(format!("{size}-byte access at {ptr}"))
     }
 
     #[cold]
     #[inline(never)]
-    fn out_of_bounds(ptr: Ptr, size: u8, map: &FakeArray) -> ExecErrorKind {
+    fn out_of_bounds(ptr: u64, size: u8, map: &FakeArray) -> ExecErrorKind {
+        let ptr = cold_ptr(ptr);
         ExecErrorKind::OutOfBounds {
             ptr,
             size,
@@ -248,7 +265,7 @@ impl MapEnv for FakeArrays {
                 raw.copy_from_slice(&values[at..at + 8]);
                 u64::from_le_bytes(raw)
             }
-            _ => return Err(Self::bad_size(ptr, size)),
+            _ => return Err(Self::bad_size(ptr.encode(), size)),
         })
     }
     // Inlined for the same reason as `load`.
