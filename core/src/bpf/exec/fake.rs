@@ -2,7 +2,7 @@
 //! fd = index, with generation-checked pointers so a freed map's pointers fault like the core's.
 //! The core's real map world (`maps`/`sys`) implements [`MapEnv`] for simulation runs.
 
-use super::{EnvResult, ExecErrorKind, MapEnv};
+use super::{EnvResult, ExecErrorKind, KeyArg, MapEnv};
 use crate::arena::Handle;
 use crate::errno::Errno;
 use crate::fault::{Fault, Stamp};
@@ -16,6 +16,20 @@ pub const FAKE_HEADER_SIZE: u32 = 64;
 const BPF_NOEXIST: u64 = 1;
 /// Largest valid update flag (`BPF_F_LOCK` = 4).
 const BPF_F_LOCK: u64 = 4;
+
+/// The pointer an error path names, from its encoding. The error paths take the encoded `u64`
+/// so that the hot paths never need `Ptr` in memory: a 12-byte `Ptr` passed by value goes
+/// through memory, written field by field and read back whole (a store-forwarding stall on
+/// every access, even when the error path is not taken). Map pointers come from decoding a
+/// register, so the round trip is exact.
+fn cold_ptr(raw: u64) -> Ptr {
+    Ptr::decode(raw).unwrap_or(Ptr {
+        kind: crate::ptr::RegionKind::Map,
+        index: 0,
+        gen: 0,
+        offset: raw as u32,
+    })
+}
 
 /// One array map.
 #[derive(Debug, Clone)]
@@ -98,14 +112,15 @@ impl FakeArrays {
             {
                 Ok((fd, map))
             }
-            _ => Err(self.stale(ptr)),
+            _ => Err(self.stale(ptr.encode())),
         }
     }
 
     /// Why `ptr` names no live map (out of line: the error path builds strings).
     #[cold]
     #[inline(never)]
-    fn stale(&self, ptr: Ptr) -> ExecErrorKind {
+    fn stale(&self, ptr: u64) -> ExecErrorKind {
+        let ptr = cold_ptr(ptr);
         let fd = ptr.index as usize;
         if fd >= self.maps.len() {
             return ExecErrorKind::MapAccess(format!("{ptr}: no such map"));
@@ -132,18 +147,20 @@ impl FakeArrays {
         if ptr.offset >= FAKE_HEADER_SIZE && start + usize::from(size) <= map.values.len() {
             return Ok((fd, start));
         }
-        Err(Self::out_of_bounds(ptr, size, map))
+        Err(Self::out_of_bounds(ptr.encode(), size, map))
     }
 
     #[cold]
     #[inline(never)]
-    fn bad_size(ptr: Ptr, size: u8) -> ExecErrorKind {
+    fn bad_size(ptr: u64, size: u8) -> ExecErrorKind {
+        let ptr = cold_ptr(ptr);
         ExecErrorKind::MapAccess(format!("{size}-byte access at {ptr}"))
     }
 
     #[cold]
     #[inline(never)]
-    fn out_of_bounds(ptr: Ptr, size: u8, map: &FakeArray) -> ExecErrorKind {
+    fn out_of_bounds(ptr: u64, size: u8, map: &FakeArray) -> ExecErrorKind {
+        let ptr = cold_ptr(ptr);
         ExecErrorKind::OutOfBounds {
             ptr,
             size,
@@ -151,6 +168,7 @@ impl FakeArrays {
         }
     }
 
+    #[inline]
     fn index(key: &[u8]) -> u32 {
         let mut raw = [0u8; 4];
         raw.copy_from_slice(&key[..4]);
@@ -183,6 +201,27 @@ impl MapEnv for FakeArrays {
         }
         Ok(Ptr::map(self.handle(fd), FAKE_HEADER_SIZE + index * array.value_size).encode())
     }
+    /// One map check for the whole lookup: the map, then the key (as the default would read
+    /// it), then the index. Inlined for the same reason as `load`.
+    #[inline(always)]
+    fn map_lookup_at(&mut self, map: Ptr, elem: bool, key: KeyArg<'_>) -> EnvResult<u64> {
+        let (fd, array) = self.map(map)?;
+        let (max_entries, value_size, gen) = (array.max_entries, array.value_size, array.gen);
+        let key = key.read(KEY_SIZE as usize)?;
+        if elem {
+            return self.map_lookup_elem(map, key);
+        }
+        self.lookups += 1;
+        let index = Self::index(key);
+        if index >= max_entries {
+            return Ok(0);
+        }
+        let handle = Handle {
+            index: fd as u32,
+            gen,
+        };
+        Ok(Ptr::map(handle, FAKE_HEADER_SIZE + index * value_size).encode())
+    }
     fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64> {
         let (fd, array) = self.map(map)?;
         let index = Self::index(key);
@@ -204,6 +243,10 @@ impl MapEnv for FakeArrays {
         // Array elements cannot be deleted.
         Ok(-i64::from(Errno::EINVAL.value()))
     }
+    // Inlined into the interpreter: the size is a constant there, and `ptr` (12 bytes, passed
+    // through memory) would otherwise be stored field by field and reloaded whole, a
+    // store-forwarding stall that cost more than the access itself.
+    #[inline(always)]
     fn load(&mut self, ptr: Ptr, size: u8) -> EnvResult<u64> {
         let (fd, at) = self.place(ptr, size)?;
         let values = &self.maps[fd].values;
@@ -222,9 +265,11 @@ impl MapEnv for FakeArrays {
                 raw.copy_from_slice(&values[at..at + 8]);
                 u64::from_le_bytes(raw)
             }
-            _ => return Err(Self::bad_size(ptr, size)),
+            _ => return Err(Self::bad_size(ptr.encode(), size)),
         })
     }
+    // Inlined for the same reason as `load`.
+    #[inline(always)]
     fn store(&mut self, ptr: Ptr, size: u8, value: u64) -> EnvResult<()> {
         let (fd, at) = self.place(ptr, size)?;
         let size = usize::from(size);

@@ -4,19 +4,24 @@
 
 use super::compile::{Inst, Program, SlowOp};
 use super::{
-    atomic_result, ExecError, ExecErrorKind, MapEnv, Observer, StepView, Vm, MAX_CALL_FRAMES,
-    STACK_SIZE,
+    atomic_result, ExecError, ExecErrorKind, KeyArg, MapEnv, Observer, StepView, Vm,
+    MAX_CALL_FRAMES, STACK_SIZE,
 };
 use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn};
 use crate::isa::{AluOp, AtomicOp, Endian, Operand};
 use crate::ptr::{Ptr, RegionKind};
 
-/// Keys up to this size are read into a stack buffer (covers every key the model's maps use:
-/// u32 array indices, small hash keys).
-const INLINE_KEY_BYTES: usize = 64;
+/// The map pointer `addr` is, if it points into a map (the map world checks those accesses).
+/// Loads and stores test this before [`locate`]: a `Ptr` that stays in registers is handed to
+/// the map world directly, where one built inside `locate`'s result would be written to memory
+/// field by field and read back whole (a store-forwarding stall on every map access).
+#[inline(always)]
+fn map_region(addr: u64) -> Option<Ptr> {
+    Ptr::decode(addr).filter(|ptr| ptr.kind == RegionKind::Map)
+}
 
 /// Where a checked access lands.
-enum Place {
+pub(super) enum Place {
     /// Byte index into the whole stack (all frames).
     Stack(usize),
     /// Byte index into the input memory.
@@ -45,57 +50,69 @@ fn write_le<const N: usize>(bytes: &mut [u8], value: u64) {
     bytes[..N].copy_from_slice(&value.to_le_bytes()[..N]);
 }
 
+/// Checks an access of `size` bytes at `addr` against the region it names (stack frames up to
+/// `depth`, input memory of `ctx_len` bytes; map regions are the map world's to check).
+#[inline(always)]
+pub(super) fn locate(
+    addr: u64,
+    size: usize,
+    depth: usize,
+    ctx_len: usize,
+) -> Result<Place, ExecErrorKind> {
+    let Some(ptr) = Ptr::decode(addr) else {
+        return Err(if addr == 0 {
+            ExecErrorKind::NullDeref {
+                addr,
+                size: size as u8,
+            }
+        } else {
+            ExecErrorKind::NotAPointer {
+                addr,
+                size: size as u8,
+            }
+        });
+    };
+    let off = ptr.offset as usize;
+    match ptr.kind {
+        RegionKind::Stack => {
+            let frame = ptr.index as usize;
+            if ptr.gen != 0 || off + size > STACK_SIZE || frame >= MAX_CALL_FRAMES {
+                return Err(ExecErrorKind::OutOfBounds {
+                    ptr,
+                    size: size as u8,
+                    region_len: STACK_SIZE as u64,
+                });
+            }
+            if frame > depth {
+                return Err(ExecErrorKind::StaleFrame { ptr, depth });
+            }
+            Ok(Place::Stack(frame * STACK_SIZE + off))
+        }
+        RegionKind::Ctx => {
+            if ptr.gen != 0 || ptr.index != 0 || off + size > ctx_len {
+                return Err(ExecErrorKind::OutOfBounds {
+                    ptr,
+                    size: size as u8,
+                    region_len: ctx_len as u64,
+                });
+            }
+            Ok(Place::Ctx(off))
+        }
+        RegionKind::Map => Ok(Place::Map(ptr)),
+    }
+}
+
 impl<E: MapEnv> Mem<'_, E> {
     #[inline(always)]
     fn locate(&self, addr: u64, size: usize) -> Result<Place, ExecErrorKind> {
-        let Some(ptr) = Ptr::decode(addr) else {
-            return Err(if addr == 0 {
-                ExecErrorKind::NullDeref {
-                    addr,
-                    size: size as u8,
-                }
-            } else {
-                ExecErrorKind::NotAPointer {
-                    addr,
-                    size: size as u8,
-                }
-            });
-        };
-        let off = ptr.offset as usize;
-        match ptr.kind {
-            RegionKind::Stack => {
-                let frame = ptr.index as usize;
-                if ptr.gen != 0 || off + size > STACK_SIZE || frame >= MAX_CALL_FRAMES {
-                    return Err(ExecErrorKind::OutOfBounds {
-                        ptr,
-                        size: size as u8,
-                        region_len: STACK_SIZE as u64,
-                    });
-                }
-                if frame > self.depth {
-                    return Err(ExecErrorKind::StaleFrame {
-                        ptr,
-                        depth: self.depth,
-                    });
-                }
-                Ok(Place::Stack(frame * STACK_SIZE + off))
-            }
-            RegionKind::Ctx => {
-                if ptr.gen != 0 || ptr.index != 0 || off + size > self.ctx.len() {
-                    return Err(ExecErrorKind::OutOfBounds {
-                        ptr,
-                        size: size as u8,
-                        region_len: self.ctx.len() as u64,
-                    });
-                }
-                Ok(Place::Ctx(off))
-            }
-            RegionKind::Map => Ok(Place::Map(ptr)),
-        }
+        locate(addr, size, self.depth, self.ctx.len())
     }
 
     #[inline(always)]
     fn load<const N: usize>(&mut self, addr: u64) -> Result<u64, ExecErrorKind> {
+        if let Some(ptr) = map_region(addr) {
+            return self.env.load(ptr, N as u8);
+        }
         match self.locate(addr, N)? {
             Place::Stack(at) => Ok(read_le::<N>(&self.stack[at..at + N])),
             Place::Ctx(at) => Ok(read_le::<N>(&self.ctx[at..at + N])),
@@ -105,6 +122,9 @@ impl<E: MapEnv> Mem<'_, E> {
 
     #[inline(always)]
     fn store<const N: usize>(&mut self, addr: u64, value: u64) -> Result<(), ExecErrorKind> {
+        if let Some(ptr) = map_region(addr) {
+            return self.env.store(ptr, N as u8, value);
+        }
         match self.locate(addr, N)? {
             Place::Stack(at) => write_le::<N>(&mut self.stack[at..at + N], value),
             Place::Ctx(at) => write_le::<N>(&mut self.ctx[at..at + N], value),
@@ -150,21 +170,6 @@ impl<E: MapEnv> Mem<'_, E> {
         Ok(old)
     }
 
-    /// Fills `out` with the bytes at `addr`.
-    fn read_into(&mut self, addr: u64, out: &mut [u8]) -> Result<(), ExecErrorKind> {
-        let len = out.len();
-        match self.locate(addr, len)? {
-            Place::Stack(at) => out.copy_from_slice(&self.stack[at..at + len]),
-            Place::Ctx(at) => out.copy_from_slice(&self.ctx[at..at + len]),
-            Place::Map(_) => {
-                let mut bytes = Vec::with_capacity(len);
-                self.read_bytes(addr, len, &mut bytes)?;
-                out.copy_from_slice(&bytes);
-            }
-        }
-        Ok(())
-    }
-
     /// Copies `len` bytes at `addr` into `out` (helper arguments: keys, values).
     fn read_bytes(
         &mut self,
@@ -204,6 +209,30 @@ impl<E: MapEnv> Mem<'_, E> {
         }
     }
 
+    /// The common lookup: the key is on the stack or in the input, so the map world checks
+    /// `map`, reads the key in place (checked as a load of the key size) and looks it up in
+    /// one call. Same checks, in the same order, as the general path of [`Mem::call`].
+    #[inline(always)]
+    fn lookup_at(
+        &mut self,
+        map: u64,
+        direct: Option<DirectCall>,
+        elem: bool,
+        key: u64,
+    ) -> Result<u64, ExecErrorKind> {
+        let map = Self::map_arg(map, 1)?;
+        if let Some(call) = direct {
+            self.env.check_direct_call(call, map)?;
+        }
+        let key = KeyArg {
+            addr: key,
+            stack: &*self.stack,
+            ctx: &*self.ctx,
+            depth: self.depth,
+        };
+        self.env.map_lookup_at(map, elem, key)
+    }
+
     /// Calls a helper or a direct map function with `r1`..`r5`; returns `r0`.
     #[inline(never)]
     fn call(
@@ -219,11 +248,6 @@ impl<E: MapEnv> Mem<'_, E> {
         if id == HelperId::ConformanceIdentity {
             return Ok(regs[1]);
         }
-        let map = Self::map_arg(regs[1], 1)?;
-        if let Some(call) = direct {
-            self.env.check_direct_call(call, map)?;
-        }
-        let key_size = self.env.map_key_size(map)? as usize;
         // `__htab_map_lookup_elem`: the element, not the value (an inlined hash lookup).
         let elem = matches!(
             direct,
@@ -232,16 +256,14 @@ impl<E: MapEnv> Mem<'_, E> {
                 ..
             })
         );
-        if id == HelperId::MapLookupElem && key_size <= INLINE_KEY_BYTES {
-            // The common case without touching the heap: a small key copied to the stack.
-            let mut key = [0u8; INLINE_KEY_BYTES];
-            self.read_into(regs[2], &mut key[..key_size])?;
-            return if elem {
-                self.env.map_lookup_elem(map, &key[..key_size])
-            } else {
-                self.env.map_lookup(map, &key[..key_size])
-            };
+        if id == HelperId::MapLookupElem && map_region(regs[2]).is_none() {
+            return self.lookup_at(regs[1], direct, elem, regs[2]);
         }
+        let map = Self::map_arg(regs[1], 1)?;
+        if let Some(call) = direct {
+            self.env.check_direct_call(call, map)?;
+        }
+        let key_size = self.env.map_key_size(map)? as usize;
         self.read_bytes(regs[2], key_size, scratch)?;
         match id {
             HelperId::MapLookupElem if elem => self.env.map_lookup_elem(map, scratch),

@@ -135,6 +135,20 @@ pub trait MapEnv {
             "__htab_map_lookup_elem: no hash maps in this environment".to_string(),
         ))
     }
+    /// `bpf_map_lookup_elem` (with `elem`: `__htab_map_lookup_elem`) whose key is still in the
+    /// program's own memory: one call instead of key size, key read and lookup. An override
+    /// must refuse what the default refuses, in the same order and with the same errors: `map`
+    /// first (as [`MapEnv::map_key_size`] does), then the key through [`KeyArg::read`] with the
+    /// map's key size, then the lookup itself.
+    fn map_lookup_at(&mut self, map: Ptr, elem: bool, key: KeyArg<'_>) -> EnvResult<u64> {
+        let key_size = self.map_key_size(map)? as usize;
+        let key = key.read(key_size)?;
+        if elem {
+            self.map_lookup_elem(map, key)
+        } else {
+            self.map_lookup(map, key)
+        }
+    }
     /// `bpf_map_update_elem`: 0 or a negative errno.
     fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64>;
     /// `bpf_map_delete_elem`: 0 or a negative errno.
@@ -156,6 +170,39 @@ pub trait MapEnv {
     /// map types refuses a call to the wrong implementation (a miscompiled fixup).
     fn check_direct_call(&mut self, _call: DirectCall, _map: Ptr) -> EnvResult<()> {
         Ok(())
+    }
+}
+
+/// A helper's key argument that points into the program's stack or input memory (never into a
+/// map: those keys go through [`MapEnv::load`]). The environment learns the key size from the
+/// map and reads the key with [`KeyArg::read`], which checks it exactly as the interpreter
+/// checks a load of that many bytes.
+pub struct KeyArg<'a> {
+    /// The pointer value the program passed (`r2`).
+    addr: u64,
+    stack: &'a [u8],
+    ctx: &'a [u8],
+    /// The caller's call depth: deeper frames are stale.
+    depth: usize,
+}
+
+impl<'a> KeyArg<'a> {
+    /// The `size` bytes at the key pointer, or the error a `size`-byte load there gives
+    /// (NULL, scalar, out of bounds, stale frame).
+    #[inline]
+    pub fn read(&self, size: usize) -> EnvResult<&'a [u8]> {
+        match interp::locate(self.addr, size, self.depth, self.ctx.len())? {
+            interp::Place::Stack(at) => Ok(&self.stack[at..at + size]),
+            interp::Place::Ctx(at) => Ok(&self.ctx[at..at + size]),
+            interp::Place::Map(ptr) => Err(ExecErrorKind::MapAccess(format!(
+                "key at {ptr}: a key in map memory is read through the map world"
+            ))),
+        }
+    }
+
+    /// The pointer value the program passed.
+    pub fn addr(&self) -> u64 {
+        self.addr
     }
 }
 

@@ -420,3 +420,253 @@ fn fused_loop_control_matches_plain_execution_including_jumps_into_the_pair() {
         "a fused pair counts as two instructions"
     );
 }
+
+/// [`FakeArrays`] with the trait's default `map_lookup_at` (key size, key read, lookup as three
+/// calls): the reference the one-call lookup must agree with.
+struct ThreeCallLookup(FakeArrays);
+
+impl MapEnv for ThreeCallLookup {
+    fn map_from_fd(&mut self, fd: i32) -> EnvResult<u64> {
+        self.0.map_from_fd(fd)
+    }
+    fn map_value_from_fd(&mut self, fd: i32, off: u32) -> EnvResult<u64> {
+        self.0.map_value_from_fd(fd, off)
+    }
+    fn map_key_size(&mut self, map: Ptr) -> EnvResult<u32> {
+        self.0.map_key_size(map)
+    }
+    fn map_value_size(&mut self, map: Ptr) -> EnvResult<u32> {
+        self.0.map_value_size(map)
+    }
+    fn map_lookup(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
+        self.0.map_lookup(map, key)
+    }
+    fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64> {
+        self.0.map_update(map, key, value, flags)
+    }
+    fn map_delete(&mut self, map: Ptr, key: &[u8]) -> EnvResult<i64> {
+        self.0.map_delete(map, key)
+    }
+    fn load(&mut self, ptr: Ptr, size: u8) -> EnvResult<u64> {
+        self.0.load(ptr, size)
+    }
+    fn store(&mut self, ptr: Ptr, size: u8, value: u64) -> EnvResult<()> {
+        self.0.store(ptr, size, value)
+    }
+}
+
+/// `*(u32 *)(r10 - 4) = 3; <set r2>; r1 = map[fd]; r0 = lookup(r1, r2); exit`, then `tail`
+/// (subprograms).
+fn lookup_with_key(fd: i32, set_r2: &[Insn], helper: i32, tail: &[Insn]) -> Vec<Insn> {
+    let mut insns = vec![Insn::st_mem(crate::isa::BPF_W, 10, -4, 3)];
+    insns.extend_from_slice(set_r2);
+    insns.extend(Insn::ld_map_fd(1, fd));
+    insns.extend([Insn::call_helper(helper), Insn::exit()]);
+    insns.extend_from_slice(tail);
+    insns
+}
+
+#[test]
+fn the_one_call_lookup_refuses_what_the_three_call_lookup_refuses_with_the_same_error() {
+    use crate::arena::Handle;
+    use crate::isa::BPF_ADD;
+    let lookup = 1;
+    let htab_elem = DirectCall {
+        map: MapImpl::Htab,
+        func: MapFn::LookupElem,
+    }
+    .imm();
+    let r2_stack = |off: i32| [Insn::mov64_reg(2, 10), Insn::alu64_imm(BPF_ADD, 2, off)];
+    let r2_ctx = |off: i32| [Insn::mov64_reg(2, 1), Insn::alu64_imm(BPF_ADD, 2, off)];
+    let other = Ptr::map(Handle { index: 7, gen: 0 }, 0).encode();
+    // The callee (at 7, after the 7 slots of the main program) leaves r0 pointing into its own
+    // frame, which is stale after it returns.
+    let stale_frame_key = [Insn::call_local(5), Insn::mov64_reg(2, 0)];
+    let callee = [
+        Insn::mov64_reg(0, 10),
+        Insn::alu64_imm(BPF_ADD, 0, -8),
+        Insn::exit(),
+    ];
+    type Case = (&'static str, Vec<Insn>, bool, fn(&ExecErrorKind) -> bool);
+    let cases: Vec<Case> = vec![
+        (
+            "key straddles the top of the stack",
+            lookup_with_key(0, &r2_stack(-2), lookup, &[]),
+            false,
+            |k| {
+                matches!(
+                    k,
+                    ExecErrorKind::OutOfBounds {
+                        size: 4,
+                        region_len: 512,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "key at the frame pointer (past the stack)",
+            lookup_with_key(0, &r2_stack(0), lookup, &[]),
+            false,
+            |k| matches!(k, ExecErrorKind::OutOfBounds { size: 4, .. }),
+        ),
+        (
+            "key below the stack (the borrow leaves the pointer encoding)",
+            lookup_with_key(0, &r2_stack(-516), lookup, &[]),
+            false,
+            |k| matches!(k, ExecErrorKind::NotAPointer { size: 4, .. }),
+        ),
+        (
+            "NULL key",
+            lookup_with_key(0, &[Insn::mov64_imm(2, 0)], lookup, &[]),
+            false,
+            |k| *k == ExecErrorKind::NullDeref { addr: 0, size: 4 },
+        ),
+        (
+            "scalar key",
+            lookup_with_key(0, &[Insn::mov64_imm(2, 4096)], lookup, &[]),
+            false,
+            |k| {
+                *k == ExecErrorKind::NotAPointer {
+                    addr: 4096,
+                    size: 4,
+                }
+            },
+        ),
+        (
+            "key straddles the end of the input",
+            lookup_with_key(0, &r2_ctx(3), lookup, &[]),
+            false,
+            |k| matches!(k, ExecErrorKind::OutOfBounds { region_len: 6, .. }),
+        ),
+        (
+            "key in a returned callee's frame",
+            lookup_with_key(0, &stale_frame_key, lookup, &callee),
+            false,
+            |k| matches!(k, ExecErrorKind::StaleFrame { depth: 0, .. }),
+        ),
+        (
+            "stale map pointer",
+            lookup_with_key(0, &r2_stack(-4), lookup, &[]),
+            true,
+            |k| matches!(k, ExecErrorKind::Fault(f) if f.kind() == "use_after_free"),
+        ),
+        (
+            "stale map pointer and a bad key: the map is checked first",
+            lookup_with_key(0, &[Insn::mov64_imm(2, 0)], lookup, &[]),
+            true,
+            |k| matches!(k, ExecErrorKind::Fault(f) if f.kind() == "use_after_free"),
+        ),
+        (
+            "pointer to a map that does not exist",
+            {
+                let mut insns = lookup_with_key(0, &r2_stack(-4), lookup, &[]);
+                let [lo, hi] = Insn::ld_imm64(1, other);
+                insns[3] = lo;
+                insns[4] = hi;
+                insns
+            },
+            false,
+            |k| matches!(k, ExecErrorKind::MapAccess(what) if what.contains("no such map")),
+        ),
+        (
+            "r1 is not a map pointer",
+            {
+                let mut insns = lookup_with_key(0, &r2_stack(-4), lookup, &[]);
+                insns[3] = Insn::mov64_reg(1, 10);
+                insns[4] = Insn::mov64_imm(0, 0);
+                insns
+            },
+            false,
+            |k| matches!(k, ExecErrorKind::BadArgument { arg: 1, .. }),
+        ),
+        (
+            "inlined hash lookup on a world without hash maps",
+            lookup_with_key(0, &r2_stack(-4), htab_elem, &[]),
+            false,
+            |k| matches!(k, ExecErrorKind::MapAccess(what) if what.contains("no hash maps")),
+        ),
+    ];
+    for (name, insns, free_map, expected) in cases {
+        let mut one_call = FakeArrays::new();
+        let mut three_calls = ThreeCallLookup(FakeArrays::new());
+        let fd = one_call.add_array(8, 4);
+        assert_eq!(three_calls.0.add_array(8, 4), fd);
+        let mut one_program = Program::new(&insns).expect(name);
+        let mut three_program = one_program.clone();
+        one_program.bind_maps(&mut one_call).expect(name);
+        three_program.bind_maps(&mut three_calls).expect(name);
+        if free_map {
+            one_call.free(fd);
+            three_calls.0.free(fd);
+        }
+        let mut ctx = [0u8; 6];
+        let fast = Vm::default()
+            .run(&one_program, &mut ctx, &mut one_call, &mut NoObserver)
+            .expect_err(name);
+        let reference = Vm::default()
+            .run(&three_program, &mut ctx, &mut three_calls, &mut NoObserver)
+            .expect_err(name);
+        assert!(expected(&fast.kind), "{name}: unexpected error {fast}");
+        assert_eq!(
+            fast, reference,
+            "{name}: one-call and three-call lookups differ"
+        );
+        assert_eq!(
+            one_call.lookups, 0,
+            "{name}: a refused lookup counts nothing"
+        );
+    }
+}
+
+#[test]
+fn the_one_call_lookup_finds_what_the_three_call_lookup_finds() {
+    let mut one_call = FakeArrays::new();
+    let mut three_calls = ThreeCallLookup(FakeArrays::new());
+    let fd = one_call.add_array(8, 4);
+    three_calls.0.add_array(8, 4);
+    for index in [0, 3, 4, -1] {
+        let program = Program::new(&lookup_program(fd, index, 1)).expect("valid");
+        let fast = Vm::default().run(&program, &mut [], &mut one_call, &mut NoObserver);
+        let reference = Vm::default().run(&program, &mut [], &mut three_calls, &mut NoObserver);
+        assert_eq!(fast, reference, "index {index}");
+    }
+    assert_eq!(one_call.lookups, 4, "every lookup reached the map");
+    assert_eq!(one_call.value(fd, 3), three_calls.0.value(fd, 3));
+}
+
+#[test]
+fn a_key_inside_a_map_value_still_goes_through_the_map_world() {
+    // Look up index 2 of the map with the key read from value 1 of the same map (a map-region
+    // key, which the one-call path leaves to the general path and `MapEnv::load`).
+    let mut env = FakeArrays::new();
+    let fd = env.add_array(8, 4);
+    env.value_mut(fd, 1)
+        .expect("index 1")
+        .copy_from_slice(&2u64.to_le_bytes());
+    env.value_mut(fd, 2)
+        .expect("index 2")
+        .copy_from_slice(&77u64.to_le_bytes());
+    let mut insns = vec![
+        Insn::st_mem(crate::isa::BPF_W, 10, -4, 1),
+        Insn::mov64_reg(2, 10),
+        Insn::alu64_imm(crate::isa::BPF_ADD, 2, -4),
+    ];
+    insns.extend(Insn::ld_map_fd(1, fd));
+    insns.extend([Insn::call_helper(1), Insn::mov64_reg(2, 0)]);
+    insns.extend(Insn::ld_map_fd(1, fd));
+    insns.extend([
+        Insn::call_helper(1),
+        Insn::ldx_mem(crate::isa::BPF_DW, 0, 0, 0),
+        Insn::exit(),
+    ]);
+    let r0 = Vm::default()
+        .run(
+            &Program::new(&insns).expect("valid"),
+            &mut [],
+            &mut env,
+            &mut NoObserver,
+        )
+        .expect("runs");
+    assert_eq!(r0, 77, "the second lookup used the key stored in value 1");
+}
