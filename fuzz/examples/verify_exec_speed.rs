@@ -11,6 +11,7 @@ use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::{verify, VerifyOpts};
 use mimic_core::mutants::Mutants;
+use mimic_sim::fuzz::pseudo_random;
 use mimic_sim::fuzz::verify_exec::{assemble_pieces, build_world, check, Case, CTX_LEN};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -47,20 +48,11 @@ fn main() {
     phases(&inputs, repeat.max(3));
 }
 
-/// Pseudo-random inputs (xorshift, fixed seed).
+/// Pseudo-random inputs (fixed seed).
 fn generated() -> Vec<Vec<u8>> {
     let mut state = 0x1234_5678_9abc_def0u64;
     (0..INPUTS)
-        .map(|_| {
-            (0..INPUT_LEN)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect()
-        })
+        .map(|_| pseudo_random(&mut state, INPUT_LEN))
         .collect()
 }
 

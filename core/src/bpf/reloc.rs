@@ -143,6 +143,7 @@ pub fn relocate(insns: &[Insn], pieces: Vec<Piece>) -> Result<Relocated, String>
 mod tests {
     use super::*;
     use crate::isa::BPF_JEQ;
+    use crate::model::gen::{Choices, SeedChoices};
 
     #[test]
     fn a_grown_piece_pushes_later_targets_and_a_removed_one_pulls_them() {
@@ -226,15 +227,10 @@ mod tests {
 
     #[test]
     fn one_pass_matches_removing_run_by_run() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut choices = SeedChoices::new(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| choices.below(n as u32) as usize;
         for case in 0..500 {
-            let len = 4 + next(40) as usize;
+            let len = 4 + next(40);
             let removed: Vec<bool> = (0..len).map(|i| i > 0 && next(3) == 0).collect();
             // Jumps from kept slots go to kept slots or to the first of a removed run, as in a
             // verified program; removed slots jump anywhere.
@@ -247,9 +243,9 @@ mod tests {
                         return Insn::mov64_imm(0, i as i32);
                     }
                     let t = if removed[i] {
-                        next(len as u64) as usize
+                        next(len)
                     } else {
-                        targets[next(targets.len() as u64) as usize]
+                        targets[next(targets.len())]
                     };
                     Insn::jmp_imm(BPF_JEQ, 1, 0, (t as i64 - i as i64 - 1) as i16)
                 })

@@ -29,6 +29,19 @@ pub fn mutants_from_env() -> Mutants {
     })
 }
 
+/// `len` pseudo-random bytes from a xorshift `state`: stand-ins for fuzz inputs in tests and
+/// examples (fixed seeds, so the same inputs on every machine).
+pub fn pseudo_random(state: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            *state as u8
+        })
+        .collect()
+}
+
 /// Parses `id,id,...` (whitespace and empty items ignored).
 pub fn parse_mutants(raw: &str) -> Result<Mutants, mimic_core::mutants::UnknownMutant> {
     raw.split(',')

@@ -187,17 +187,7 @@ pub fn panic_of(f: impl FnOnce()) -> Option<String> {
         })
 }
 
-/// `len` pseudo-random bytes from a xorshift `state` (fixed seeds: the same inputs everywhere).
-pub fn pseudo_random(state: &mut u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            *state ^= *state << 13;
-            *state ^= *state >> 7;
-            *state ^= *state << 17;
-            *state as u8
-        })
-        .collect()
-}
+pub use mimic_sim::fuzz::pseudo_random;
 
 /// Pseudo-random `map_ops` inputs (fixed xorshift seed) until one crashes with `mutants` on and
 /// passes on the correct core; `None` after `tries`.
