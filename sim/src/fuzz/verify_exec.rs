@@ -235,11 +235,14 @@ impl<'a> Arbitrary<'a> for Case {
         let ctx = <[u8; CTX_LEN]>::arbitrary(u)?;
         let mut pieces = Vec::new();
         let mut len = FRAME_INSNS;
-        // The pieces' lengths do not depend on the fds.
+        // The pieces' lengths do not depend on the fds; one buffer serves every piece.
         let fds = Fds { outer: 0, array: 0 };
+        let mut code = Vec::new();
         while pieces.len() < MAX_PIECES && !u.is_empty() {
             let piece = Piece::arbitrary(u)?;
-            len += emit(&piece, fds).len();
+            code.clear();
+            emit(&piece, fds, &mut code);
+            len += code.len();
             if len > MAX_INSNS {
                 break;
             }
@@ -393,31 +396,29 @@ fn fill(sys: &mut Process<Std>, fd: Fd, entries: u32, value_size: u32, base: u32
 
 /// Emits the program of `pieces` (labels resolved to offsets).
 pub fn assemble_pieces(pieces: &[Piece], fds: Fds) -> Vec<Insn> {
-    let mut blocks: Vec<Vec<Insn>> = Vec::new();
     // r6 = ctx, r7 = accumulator, r8/r9 = pointer slots (start as the stack pointer: safe).
-    blocks.push(vec![
+    let mut out = vec![
         Insn::mov64_reg(6, 1),
         Insn::mov64_imm(7, 0),
         Insn::mov64_reg(8, 10),
         Insn::alu64_imm(BPF_ADD, 8, -64),
         Insn::mov64_reg(9, 8),
-    ]);
-    let mut skip_next = Vec::new();
+    ];
+    // Each piece's block, as a range of `out`, and whether it is a Branch.
+    let mut blocks: Vec<(std::ops::Range<usize>, bool)> = Vec::with_capacity(pieces.len());
     for piece in pieces {
-        skip_next.push(matches!(piece, Piece::Branch { .. }));
-        blocks.push(emit(piece, fds));
+        let start = out.len();
+        emit(piece, fds, &mut out);
+        blocks.push((start..out.len(), matches!(piece, Piece::Branch { .. })));
     }
-    // Patch each Branch to skip exactly the next block.
-    for (i, is_branch) in skip_next.iter().enumerate() {
-        if *is_branch {
-            let next = blocks.get(i + 2).map_or(0, Vec::len) as i16;
-            let block = &mut blocks[i + 1];
-            if let Some(last) = block.last_mut() {
-                last.off = next;
-            }
+    // Patch each Branch (its block's last instruction) to skip exactly the next block.
+    for (i, (block, is_branch)) in blocks.iter().enumerate() {
+        if !is_branch || block.is_empty() {
+            continue;
         }
+        let next = blocks.get(i + 1).map_or(0, |(b, _)| b.len()) as i16;
+        out[block.end - 1].off = next;
     }
-    let mut out: Vec<Insn> = blocks.into_iter().flatten().collect();
     out.push(Insn::mov64_reg(0, 7));
     out.push(Insn::exit());
     out
@@ -475,8 +476,8 @@ fn call_and_keep(helper: i32, dst: Slot, null_check: bool, out: &mut Vec<Insn>) 
     out.push(Insn::mov64_reg(dst.reg(), 0));
 }
 
-fn emit(piece: &Piece, fds: Fds) -> Vec<Insn> {
-    let mut out = Vec::new();
+/// Appends the instructions of `piece` to `out`.
+fn emit(piece: &Piece, fds: Fds, out: &mut Vec<Insn>) {
     match *piece {
         Piece::Lookup {
             map,
@@ -486,9 +487,9 @@ fn emit(piece: &Piece, fds: Fds) -> Vec<Insn> {
         } => {
             // lddw (2) + call + [check (3)] + mov after the key.
             let tail = 4 + 3 * usize::from(null_check);
-            key_to_stack(key, tail, &mut out);
+            key_to_stack(key, tail, out);
             out.extend(Insn::ld_map_fd(1, map_fd(map, fds)));
-            call_and_keep(1, dst, null_check, &mut out);
+            call_and_keep(1, dst, null_check, out);
         }
         Piece::InnerLookup {
             src,
@@ -497,9 +498,9 @@ fn emit(piece: &Piece, fds: Fds) -> Vec<Insn> {
             null_check,
         } => {
             let tail = 3 + 3 * usize::from(null_check);
-            key_to_stack(key, tail, &mut out);
+            key_to_stack(key, tail, out);
             out.push(Insn::mov64_reg(1, src.reg()));
-            call_and_keep(1, dst, null_check, &mut out);
+            call_and_keep(1, dst, null_check, out);
         }
         Piece::Chain {
             outer_key,
@@ -516,11 +517,11 @@ fn emit(piece: &Piece, fds: Fds) -> Vec<Insn> {
             out.push(Insn::mov64_reg(2, 10));
             out.push(Insn::alu64_imm(BPF_ADD, 2, i32::from(KEY_SLOT)));
             out.extend(Insn::ld_map_fd(1, fds.outer));
-            call_and_keep(1, Slot::R8, true, &mut out);
+            call_and_keep(1, Slot::R8, true, out);
             // mov r1 + call + check (3) + mov r9 + load + add.
-            key_to_stack(key, 8, &mut out);
+            key_to_stack(key, 8, out);
             out.push(Insn::mov64_reg(1, 8));
-            call_and_keep(1, Slot::R9, true, &mut out);
+            call_and_keep(1, Slot::R9, true, out);
             out.push(Insn::ldx_mem(size.bits(), 0, 9, i16::from(off % 16)));
             out.push(Insn::alu64_reg(BPF_ADD, 7, 0));
         }
@@ -574,19 +575,19 @@ fn emit(piece: &Piece, fds: Fds) -> Vec<Insn> {
         Piece::Update { map, key, value } => {
             // value at r10-40 (up to 16 bytes), r3 = &value; call; r7 += r0.
             let tail = 2 + 3 + 2 + 1 + 1;
-            key_to_stack(key, tail, &mut out);
+            key_to_stack(key, tail, out);
             out.extend(Insn::ld_map_fd(1, map_fd(map, fds)));
-            update_tail(value, &mut out);
+            update_tail(value, out);
         }
         Piece::InnerUpdate { src, key, value } => {
             let tail = 1 + 3 + 2 + 1 + 1;
-            key_to_stack(key, tail, &mut out);
+            key_to_stack(key, tail, out);
             out.push(Insn::mov64_reg(1, src.reg()));
-            update_tail(value, &mut out);
+            update_tail(value, out);
         }
         Piece::InnerDelete { src, key } => {
             let tail = 1 + 1 + 1;
-            key_to_stack(key, tail, &mut out);
+            key_to_stack(key, tail, out);
             out.push(Insn::mov64_reg(1, src.reg()));
             out.push(Insn::call_helper(3));
             out.push(Insn::alu64_reg(BPF_ADD, 7, 0));
@@ -604,7 +605,6 @@ fn emit(piece: &Piece, fds: Fds) -> Vec<Insn> {
             out.push(Insn::alu64_imm(op, 7, imm));
         }
     }
-    out
 }
 
 /// Value on the stack, `r3 = &value`, `r4 = BPF_ANY`, call update, `r7 += r0`.
@@ -1049,14 +1049,7 @@ mod tests {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut longest = 0;
         for _ in 0..2000 {
-            let data: Vec<u8> = (0..400)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect();
+            let data = crate::fuzz::pseudo_random(&mut state, 400);
             let Ok(case) = Case::arbitrary_take_rest(Unstructured::new(&data)) else {
                 continue;
             };
