@@ -26,6 +26,8 @@ pub enum KernelError {
         given: usize,
         expected: usize,
     },
+    /// The host could not tell what the oracle needs (e.g. the possible CPUs, from sysfs).
+    Host { what: &'static str, detail: String },
     /// The kernel reported no translated instructions (the caller may not see kernel
     /// addresses: needs root / `CAP_SYS_ADMIN` with kptr access).
     NoXlated,
@@ -80,6 +82,7 @@ impl fmt::Display for KernelError {
             KernelError::Length { op, what, given, expected } => {
                 write!(f, "{op}: {what} of {given} bytes does not fit the map's {expected}")
             }
+            KernelError::Host { what, detail } => write!(f, "{what}: {detail}"),
             KernelError::NoXlated => write!(
                 f,
                 "BPF_OBJ_GET_INFO_BY_FD returned no xlated instructions (needs root with kernel address access)"

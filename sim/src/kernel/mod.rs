@@ -1,7 +1,7 @@
 //! The kernel oracle: the real Linux BPF of this machine as a reference for mimic.
 //!
-//! - [`KernelSys`] implements [`mimic_core::uapi::BpfSys`] over the bpf() syscall (libbpf's
-//!   low-level calls), plus programs: load with the verifier log, the translated (xlated)
+//! - [`KernelSys`] implements [`mimic_core::uapi::BpfSys`] over the bpf() syscall (issued by
+//!   `ffi` with the layouts of `abi`), plus programs: load with the verifier log, the translated (xlated)
 //!   program, `BPF_PROG_TEST_RUN` and the kernel's own ns/run for benches.
 //! - [`probe`] says at run time whether bpf() is usable; callers print the one line of
 //!   [`Unavailable`] and skip when it is not.
@@ -14,8 +14,8 @@
 //! Instructions are the core's (`mimic_core::isa::Insn`, its assembler and printer): the kernel
 //! takes and returns them as 8-byte `struct bpf_insn` slots, which is `Insn`'s wire form.
 //!
-//! The syscall parts need the `kernel` feature (on by default; libbpf builds against
-//! libelf-dev, see `ci/install-deps`). All unsafe code is in `ffi`.
+//! The syscall parts need the `kernel` feature (on by default; it needs no C library). All
+//! unsafe code is in `ffi`.
 
 pub mod bijection;
 #[cfg(feature = "kernel")]
@@ -27,6 +27,8 @@ pub mod seed004;
 #[cfg(feature = "kernel")]
 pub mod verdicts;
 
+#[cfg(feature = "kernel")]
+mod abi;
 #[cfg(feature = "kernel")]
 mod ffi;
 #[cfg(feature = "kernel")]
@@ -62,6 +64,6 @@ pub fn dump(insns: &[Insn]) -> String {
 pub use ffi::{LoadFailure, TestRun};
 #[cfg(feature = "kernel")]
 pub use sys::{
-    on_kernel, probe, KernelSys, Unavailable, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SOCKET_FILTER,
-    BPF_PROG_TYPE_SYSCALL, ETH_HLEN,
+    kernel_required, on_kernel, probe, require_or_skip, KernelSys, Unavailable, BPF_F_SLEEPABLE,
+    BPF_PROG_TYPE_SOCKET_FILTER, BPF_PROG_TYPE_SYSCALL, ETH_HLEN, REQUIRE_KERNEL,
 };

@@ -113,6 +113,37 @@ pub fn probe() -> Result<(), Unavailable> {
     Ok(())
 }
 
+/// The environment variable that turns a skipped kernel check into a failure: set where the
+/// machine is known to allow bpf() (CI), so a check that silently stopped reaching the kernel
+/// cannot pass.
+pub const REQUIRE_KERNEL: &str = "MIMIC_REQUIRE_KERNEL";
+
+/// Whether [`REQUIRE_KERNEL`] is set to `1`.
+pub fn kernel_required() -> bool {
+    std::env::var(REQUIRE_KERNEL).is_ok_and(|v| v == "1")
+}
+
+/// The value, or, when bpf() is unavailable, `None` after one line on stderr saying that `what`
+/// was skipped and why. Panics instead when [`REQUIRE_KERNEL`] is set.
+///
+/// The line is written to the stderr file itself, not through `eprintln!`, which the test
+/// harness captures: a skipped test must say so in `cargo test`'s output, where it counts as
+/// passed.
+pub fn require_or_skip<T>(what: &str, available: Result<T, Unavailable>) -> Option<T> {
+    use std::io::Write;
+    match available {
+        Ok(value) => Some(value),
+        Err(unavailable) if kernel_required() => {
+            panic!("{what}: {unavailable}, and {REQUIRE_KERNEL}=1 requires the kernel")
+        }
+        Err(unavailable) => {
+            let line = format!("SKIPPED {what}: {unavailable}\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            None
+        }
+    }
+}
+
 /// Runs `check`, any check written over [`BpfSys`] (an errno table, a differential op
 /// sequence), on a fresh kernel backend. `None`, after one line saying why, when bpf() is
 /// refused. Returns what the check returned and how many fds it left open; the backend is
@@ -130,16 +161,10 @@ impl KernelSys {
         Ok(KernelSys::default())
     }
 
-    /// For tests and commands that skip without bpf(): the backend, or `None` after printing
-    /// the one line saying why `what` is skipped.
+    /// For tests and benches that skip without bpf(): the backend, or `None` after saying
+    /// that `what` is skipped (see [`require_or_skip`]).
     pub fn or_skip(what: &str) -> Option<KernelSys> {
-        match KernelSys::new() {
-            Ok(sys) => Some(sys),
-            Err(unavailable) => {
-                println!("{unavailable} ({what})");
-                None
-            }
-        }
+        require_or_skip(what, KernelSys::new())
     }
 
     /// The machine's possible CPUs (per-CPU values hold one 8-byte-aligned value each).
