@@ -21,6 +21,7 @@ pub mod lock;
 pub mod maps;
 pub mod model;
 pub mod mutants;
+pub mod profile;
 pub mod ptr;
 pub mod rcu;
 pub mod sync;

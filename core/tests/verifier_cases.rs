@@ -1,11 +1,13 @@
 //! The verifier cases of semantics.md §9 (and the map-in-map rules of §5), each with the verdict,
 //! message, instruction index and `processed N insns` the Linux 6.18 kernel gives for the same
-//! program (recorded by loading each program with bpf(2) on this machine).
+//! program (recorded by loading each program with bpf(2) on this project's machines), under every
+//! kernel profile (the builds word some messages differently).
 
 mod verifier_common;
 
 use mimic_core::bpf::verifier::{verify, Rejection, VerifyOpts};
 use mimic_core::isa::*;
+use mimic_core::profile::PROFILES;
 use verifier_common::*;
 
 fn processed_of(log: &str) -> Option<u64> {
@@ -17,19 +19,24 @@ fn processed_of(log: &str) -> Option<u64> {
 fn semantics_section_9_cases_get_the_kernels_verdict_message_and_count() {
     let maps = maps();
     let mut failures = Vec::new();
-    for case in cases() {
+    for (profile, case) in PROFILES
+        .iter()
+        .flat_map(|p| cases(p).into_iter().map(move |c| (p, c)))
+    {
         let opts = VerifyOpts {
             privileged: case.privileged,
             test_state_freq: case.state_freq,
+            profile: *profile,
             ..VerifyOpts::default()
         };
+        let name = format!("{} ({})", case.name, profile.name);
         let got = verify(&case.prog, &maps, opts);
         match (&case.expect, &got) {
             (Expect::Accept { processed }, Ok(v)) => {
                 if v.stats.processed != *processed {
                     failures.push(format!(
                         "{}: accepted, processed {} insns, kernel {processed}",
-                        case.name, v.stats.processed
+                        name, v.stats.processed
                     ));
                 }
             }
@@ -49,23 +56,23 @@ fn semantics_section_9_cases_get_the_kernels_verdict_message_and_count() {
                 if i != insn || m != message {
                     failures.push(format!(
                         "{}: refused at {i} with {m:?}, kernel: at {insn} with {message:?}",
-                        case.name
+                        name
                     ));
                 }
                 if processed_of(log) != Some(*processed) {
                     failures.push(format!(
                         "{}: log says {:?} processed, kernel {processed}",
-                        case.name,
+                        name,
                         processed_of(log)
                     ));
                 }
             }
             (Expect::Accept { .. }, Err(r)) => {
-                failures.push(format!("{}: refused: {r}, kernel accepts", case.name))
+                failures.push(format!("{}: refused: {r}, kernel accepts", name))
             }
             (Expect::Reject { message, .. }, Ok(_)) => failures.push(format!(
                 "{}: accepted, kernel refuses with {message:?}",
-                case.name
+                name
             )),
         }
     }

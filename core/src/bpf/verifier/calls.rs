@@ -58,7 +58,7 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
         match arg {
             ArgType::ConstMapPtr => {
                 if reg.ty != RegType::ConstPtrToMap {
-                    return refuse(format!("R{r} type={} expected=map_ptr", reg.ty.name()));
+                    return refuse(format!("R{r} type={} expected=map_ptr", env.type_str(&reg)));
                 }
                 check_map_func(env, reg.map, proto)?;
                 map = Some(reg.map);
@@ -213,7 +213,7 @@ fn check_helper_mem(
         }
         _ => refuse(format!(
             "R{r} type={} expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
-            reg.ty.name()
+            env.type_str(&reg)
         )),
     }
 }

@@ -297,7 +297,7 @@ fn ptr_arith(
         RegType::MapValueOrNull => {
             return refuse(format!(
                 "R{dst} pointer arithmetic on {} prohibited, null-check it first",
-                ptr.ty.name()
+                env.type_str(&ptr)
             ))
         }
         // `map_ptr += 0` is the one arithmetic allowed on a map pointer.
@@ -310,8 +310,8 @@ fn ptr_arith(
         _ => {}
     }
     // Both operands are checked for sane offsets before the operator is looked at.
-    sane_offset(&off, ptr.ty)?;
-    sane_offset(&ptr, ptr.ty)?;
+    sane_offset(env, &off, ptr.ty, Checked::Operand)?;
+    sane_offset(env, &ptr, ptr.ty, Checked::Operand)?;
     match op {
         AluOp::Add | AluOp::Sub => {}
         AluOp::And | AluOp::Or | AluOp::Xor => {
@@ -353,7 +353,7 @@ fn ptr_arith(
             r.var = bounds::alu(Width::W64, op, &ptr.var, &off.var).unwrap_or(Scalar::UNKNOWN);
         }
     }
-    sane_offset(&r, ptr.ty)?;
+    sane_offset(env, &r, ptr.ty, Checked::Result)?;
     if !env.opts.privileged && ptr.ty == RegType::Stack && !r.var.is_const() {
         return refuse(format!(
             "R{dst} variable stack access prohibited for !root, off={}",
@@ -363,12 +363,20 @@ fn ptr_arith(
     Ok(r)
 }
 
+/// Which register of pointer arithmetic [`sane_offset`] checks: an operand, or the result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Operand,
+    Result,
+}
+
 /// The kernel's `check_reg_sane_offset`: an operand of pointer arithmetic (the scalar, then
 /// the pointer) and its result must stay where offsets cannot overflow: a known value, the
 /// fixed offset and the smallest signed value all strictly inside `±BPF_MAX_VAR_OFF`, and the
-/// smallest value bounded at all. `ty` is the pointer's type (named in the messages). Refused
+/// smallest value bounded at all. `ty` is the pointer's type (named in the messages); a result
+/// whose smallest value is out of range is reported as the profile's build reports it. Refused
 /// with `EINVAL`, as the kernel does (the other pointer-arithmetic refusals are `EACCES`).
-fn sane_offset(reg: &Reg, ty: RegType) -> Result<(), Refuse> {
+fn sane_offset(env: &Env<'_>, reg: &Reg, ty: RegType, checked: Checked) -> Result<(), Refuse> {
     let out = |v: i64| v >= MAX_VAR_OFF || v <= -MAX_VAR_OFF;
     let ty = ty.name();
     let message = if let Some(val) = reg.var.const_value().filter(|v| out(*v as i64)) {
@@ -380,6 +388,8 @@ fn sane_offset(reg: &Reg, ty: RegType) -> Result<(), Refuse> {
         format!("{ty} pointer offset {} is not allowed", reg.off)
     } else if reg.var.smin == i64::MIN {
         format!("math between {ty} pointer and register with unbounded min value is not allowed")
+    } else if out(reg.var.smin) && checked == Checked::Result {
+        env.opts.profile.result_offset_refusal(ty, reg.var.smin)
     } else if out(reg.var.smin) {
         format!("value {} makes {ty} pointer be out of bounds", reg.var.smin)
     } else {
@@ -421,7 +431,7 @@ pub(crate) fn mem_access(
     match ptr.ty {
         RegType::NotInit => refuse(format!("R{r} !read_ok")),
         RegType::Scalar | RegType::MapValueOrNull => {
-            refuse(format!("R{r} invalid mem access '{}'", ptr.ty.name()))
+            refuse(format!("R{r} invalid mem access '{}'", env.type_str(&ptr)))
         }
         RegType::ConstPtrToMap => {
             let desc = &env.maps[ptr.map as usize];
@@ -681,7 +691,7 @@ fn atomic(
     if !matches!(d.ty, RegType::Stack | RegType::MapValue) {
         return refuse(format!(
             "BPF_ATOMIC stores into R{dst} {} is not allowed",
-            d.ty.name()
+            env.type_str(&d)
         ));
     }
     // Both a read and a write of the same bytes.

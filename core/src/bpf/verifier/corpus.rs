@@ -6,6 +6,7 @@
 
 use crate::bpf::verifier::{MapDesc, MapTable};
 use crate::isa::*;
+use crate::profile::KernelProfile;
 use crate::uapi::{MapType, BPF_F_INNER_MAP};
 
 pub const FD_MAP_IN_MAP: i32 = 3;
@@ -179,7 +180,7 @@ pub enum Expect {
     },
     Reject {
         insn: usize,
-        message: &'static str,
+        message: String,
         processed: u64,
     },
 }
@@ -196,7 +197,9 @@ pub fn outer_lookup_then(fd: i32) -> Prog {
     Prog::new().key0().map(1, fd).lookup()
 }
 
-pub fn cases() -> Vec<Case> {
+/// The §9 cases with the verdicts and messages of `profile`'s build.
+pub fn cases(profile: &KernelProfile) -> Vec<Case> {
+    let outer_or_null = profile.outer_lookup_or_null();
     let priv_case = |name, prog, expect| Case {
         name,
         prog,
@@ -230,7 +233,7 @@ pub fn cases() -> Vec<Case> {
                 .0,
             Expect::Reject {
                 insn: 13,
-                message: "R1 pointer arithmetic on map_ptr prohibited",
+                message: "R1 pointer arithmetic on map_ptr prohibited".to_string(),
                 processed: 13,
             },
         ),
@@ -245,7 +248,7 @@ pub fn cases() -> Vec<Case> {
                 .0,
             Expect::Reject {
                 insn: 12,
-                message: "R1 type=map_value_or_null expected=map_ptr",
+                message: format!("R1 type={outer_or_null} expected=map_ptr"),
                 processed: 12,
             },
         ),
@@ -272,7 +275,7 @@ pub fn cases() -> Vec<Case> {
                 .0,
             Expect::Reject {
                 insn: 10,
-                message: "only read from bpf_array is supported",
+                message: "only read from bpf_array is supported".to_string(),
                 processed: 25,
             },
         ),
@@ -281,7 +284,7 @@ pub fn cases() -> Vec<Case> {
             update_on(FD_MAP_IN_MAP),
             Expect::Reject {
                 insn: 9,
-                message: "cannot pass map_type 12 into func bpf_map_update_elem#2",
+                message: "cannot pass map_type 12 into func bpf_map_update_elem#2".to_string(),
                 processed: 9,
             },
         ),
@@ -290,7 +293,7 @@ pub fn cases() -> Vec<Case> {
             update_on(FD_HASH_OF_MAPS),
             Expect::Reject {
                 insn: 9,
-                message: "cannot pass map_type 13 into func bpf_map_update_elem#2",
+                message: "cannot pass map_type 13 into func bpf_map_update_elem#2".to_string(),
                 processed: 9,
             },
         ),
@@ -302,7 +305,7 @@ pub fn cases() -> Vec<Case> {
                 .0,
             Expect::Reject {
                 insn: 7,
-                message: "R0 invalid mem access 'map_value_or_null'",
+                message: format!("R0 invalid mem access '{outer_or_null}'"),
                 processed: 7,
             },
         ),
@@ -316,7 +319,7 @@ pub fn cases() -> Vec<Case> {
                 .0,
             Expect::Reject {
                 insn: 8,
-                message: "only read from bpf_array is supported",
+                message: "only read from bpf_array is supported".to_string(),
                 processed: 8,
             },
         ),
@@ -344,7 +347,7 @@ pub fn cases() -> Vec<Case> {
                 .0,
             Expect::Reject {
                 insn: 13,
-                message: "R0 invalid mem access 'map_value_or_null'",
+                message: "R0 invalid mem access 'map_value_or_null'".to_string(),
                 processed: 13,
             },
         ),
@@ -543,9 +546,9 @@ pub struct PtrCase {
 
 /// Pointer arithmetic against the kernel's sane-offset limit (`BPF_MAX_VAR_OFF`, 2^29) on a
 /// context, a stack and a map-value pointer (in `r6`; `r7` an unknown u32 and `r8` an unknown
-/// u64 read from a syscall program's context), each with the message Linux 6.18 gave on this
-/// project's machine. Shared by the verifier's unit tests and the side-by-side kernel test.
-pub fn pointer_offset_cases() -> Vec<PtrCase> {
+/// u64 read from a syscall program's context), each with the message `profile`'s build gives.
+/// Shared by the verifier's unit tests and the side-by-side kernel test.
+pub fn pointer_offset_cases(profile: &KernelProfile) -> Vec<PtrCase> {
     /// `BPF_MAX_VAR_OFF`.
     const LIMIT: i32 = 1 << 29;
     let ptrs: [(&str, Vec<Insn>); 3] = [
@@ -572,7 +575,9 @@ pub fn pointer_offset_cases() -> Vec<PtrCase> {
     let mut out = Vec::new();
     for (ty, setup) in ptrs {
         let math = |v: i64| Some(format!("math between {ty} pointer and {v} is not allowed"));
+        // An operand out of range, and a result out of range (which builds word differently).
         let value = |v: i64| Some(format!("value {v} makes {ty} pointer be out of bounds"));
+        let result = |v: i64| Some(profile.result_offset_refusal(ty, v));
         let fixed = |v: i64| Some(format!("{ty} pointer offset {v} is not allowed"));
         let below = 2 * i64::from(LIMIT - 1);
         let mut lddw = Insn::ld_imm64(2, 0xffff_ffff_0000_0001).to_vec();
@@ -653,7 +658,7 @@ pub fn pointer_offset_cases() -> Vec<PtrCase> {
                 if ty == "fp" {
                     Some("R6 subtraction from stack pointer prohibited".to_string())
                 } else {
-                    value(-4_294_967_295)
+                    result(-4_294_967_295)
                 },
             ),
             (
@@ -664,7 +669,7 @@ pub fn pointer_offset_cases() -> Vec<PtrCase> {
                     Insn::alu64_reg(BPF_ADD, 6, 7),
                     Insn::alu64_reg(BPF_ADD, 6, 7),
                 ],
-                value(-below),
+                result(-below),
             ),
             // 32-bit arithmetic is refused first.
             (

@@ -237,24 +237,31 @@ fn out_of_range_jumps_come_before_a_jump_into_an_lddw() {
 #[test]
 fn pointer_arithmetic_keeps_offsets_inside_bpf_max_var_off_with_the_kernels_messages() {
     use super::corpus::pointer_offset_cases;
-    let cases = pointer_offset_cases();
-    assert!(cases.len() > 40, "every pointer type has its cases");
-    for case in cases {
-        match (verify(&case.prog, &maps(), syscall()), &case.refusal) {
-            (Ok(_), None) => {}
-            (Err(r), Some(message)) => {
-                assert_eq!(&r.message, message, "{}", case.name);
-                let errno = if message.contains("prohibited") {
-                    super::EACCES
-                } else {
-                    super::EINVAL
-                };
-                assert_eq!(r.errno, errno, "{}: the kernel's errno", case.name);
+    for profile in crate::profile::PROFILES {
+        let opts = VerifyOpts {
+            profile,
+            ..syscall()
+        };
+        let cases = pointer_offset_cases(&profile);
+        assert!(cases.len() > 40, "every pointer type has its cases");
+        for case in cases {
+            let name = format!("{} ({})", case.name, profile.name);
+            match (verify(&case.prog, &maps(), opts), &case.refusal) {
+                (Ok(_), None) => {}
+                (Err(r), Some(message)) => {
+                    assert_eq!(&r.message, message, "{name}");
+                    let errno = if message.contains("prohibited") {
+                        super::EACCES
+                    } else {
+                        super::EINVAL
+                    };
+                    assert_eq!(r.errno, errno, "{name}: the kernel's errno");
+                }
+                (Ok(_), Some(message)) => {
+                    panic!("{name}: accepted, the kernel says {message:?}")
+                }
+                (Err(r), None) => panic!("{name}: refused ({r}), the kernel accepts"),
             }
-            (Ok(_), Some(message)) => {
-                panic!("{}: accepted, the kernel says {message:?}", case.name)
-            }
-            (Err(r), None) => panic!("{}: refused ({r}), the kernel accepts", case.name),
         }
     }
 }

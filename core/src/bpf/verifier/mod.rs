@@ -23,6 +23,7 @@ pub mod corpus;
 mod ctx_tests;
 pub mod log;
 pub mod oracle;
+pub mod probes;
 pub mod pruning;
 pub mod state;
 pub mod tnum;
@@ -30,6 +31,7 @@ pub mod world;
 
 use crate::isa::{decode, Insn, Op};
 use crate::mutants::{Mutant, Mutants};
+use crate::profile::KernelProfile;
 use crate::uapi::{MapType, BPF_F_INNER_MAP};
 use log::{Log, Stats};
 use oracle::StateOracle;
@@ -176,6 +178,8 @@ pub struct VerifyOpts {
     pub test_state_freq: bool,
     /// Keep the per-instruction join of states for the soundness oracle.
     pub collect_states: bool,
+    /// The kernel build whose behaviours (messages, where builds differ) to follow.
+    pub profile: KernelProfile,
 }
 
 impl Default for VerifyOpts {
@@ -189,6 +193,7 @@ impl Default for VerifyOpts {
             log_level: 0,
             test_state_freq: false,
             collect_states: false,
+            profile: *KernelProfile::newest(),
         }
     }
 }
@@ -312,6 +317,20 @@ pub(crate) struct Env<'a> {
 impl Env<'_> {
     pub fn mutant(&self, m: Mutant) -> bool {
         self.opts.mutants.on(m)
+    }
+    /// The kernel's `reg_type_str`: a register's type as messages name it. A nullable lookup
+    /// result of an outer map is named as the profile's build names it.
+    pub fn type_str(&self, reg: &Reg) -> &'static str {
+        let outer = || {
+            self.maps
+                .get(reg.map as usize)
+                .is_some_and(MapDesc::is_outer)
+        };
+        if reg.ty == RegType::MapValueOrNull && outer() {
+            self.opts.profile.outer_lookup_or_null()
+        } else {
+            reg.ty.name()
+        }
     }
     pub fn new_id(&mut self) -> u32 {
         self.id_gen += 1;
