@@ -33,6 +33,8 @@ enum Command {
     ConformancePlugin(cmd::conformance::PluginArgs),
     /// Check mimic against this machine's kernel: errno table, differentials, programs.
     KernelCheck(cmd::kernel_check::KernelCheckArgs),
+    /// Probe this machine's kernel: which kernel profile it is, behaviour by behaviour.
+    KernelProbe(cmd::kernel_probe::KernelProbeArgs),
     /// Verify a program (assembly) against map specs; print the verdict, log, xlated dump.
     Verify(cmd::verify::VerifyArgs),
     /// Replay a fuzz input (a crash file) readably: program, map set-up, verifier log, failure.
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Some(Command::Conformance(args)) => cmd::conformance::run(args),
         Some(Command::ConformancePlugin(args)) => cmd::conformance::plugin(args),
         Some(Command::KernelCheck(args)) => cmd::kernel_check::run(args),
+        Some(Command::KernelProbe(args)) => cmd::kernel_probe::run(args),
         Some(Command::Verify(args)) => cmd::verify::run(args),
         Some(Command::FuzzReplay(args)) => cmd::fuzz_replay::run(args),
     }

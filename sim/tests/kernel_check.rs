@@ -15,10 +15,14 @@ fn every_gating_kernel_check_agrees() {
     let Some(mut kernel) = KernelSys::or_skip("kernel-check") else {
         return;
     };
+    let (_, profile) = mimic_sim::kernel::profile::check(&mut kernel, "auto").expect("probes load");
     let mut report = Report {
-        checks: check::run_maps(&mut kernel, SEEDS, DEFAULT_LEN),
+        checks: vec![profile],
         pending: check::pending(),
     };
+    report
+        .checks
+        .extend(check::run_maps(&mut kernel, SEEDS, DEFAULT_LEN));
     if std::path::Path::new(CONFORMANCE_DIR).is_dir() {
         report.checks.extend(check::run_programs(
             &mut kernel,
@@ -46,6 +50,7 @@ fn every_gating_kernel_check_agrees() {
         );
     }
     for name in [
+        "kernel/profile",
         "maps/errno-table/kernel",
         "maps/differential/model",
         "maps/selftests/kernel",

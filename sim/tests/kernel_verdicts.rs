@@ -2,6 +2,9 @@
 //! bpf() is refused) and mimic never accepts a §9 case the kernel refuses.
 #![cfg(feature = "kernel")]
 
+use mimic_core::bpf::verifier::corpus::PtrCase;
+use mimic_core::profile::KernelProfile;
+use mimic_sim::kernel::profile::probed;
 use mimic_sim::kernel::{verdicts, KernelSys};
 
 #[test]
@@ -9,7 +12,8 @@ fn section_9_cases_get_the_kernels_verdict_and_none_is_accepted_only_by_mimic() 
     let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
         return;
     };
-    let checks = verdicts::run(&mut kernel, &[verdicts::section_9()]);
+    let profile = probed(&mut kernel);
+    let checks = verdicts::run(&mut kernel, &[verdicts::section_9(&profile)], profile);
     let v = &checks[0];
     assert!(v.cases > 0, "no §9 case was compared: {v:?}");
     assert_eq!(
@@ -33,7 +37,8 @@ fn generated_programs_get_the_kernels_verdict_fix_up_like_it_and_run_to_the_same
     let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
         return;
     };
-    let checks = verdicts::run(&mut kernel, &[verdicts::generated(SEEDS)]);
+    let profile = probed(&mut kernel);
+    let checks = verdicts::run(&mut kernel, &[verdicts::generated(SEEDS)], profile);
     let (verdicts, fixups, exec) = (&checks[0], &checks[1], &checks[2]);
     assert!(
         verdicts.gating && exec.gating,
@@ -79,6 +84,7 @@ fn syscall_context_rules_and_test_run_match_the_kernel() {
     let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
         return;
     };
+    let profile = probed(&mut kernel);
     let programs = [
         "ldxw %r0, [%r1+0]\nexit",
         "ldxh %r0, [%r1+2]\nexit",
@@ -101,6 +107,7 @@ fn syscall_context_rules_and_test_run_match_the_kernel() {
     let opts = VerifyOpts {
         prog_type: ProgType::Syscall,
         sleepable: true,
+        profile,
         ..VerifyOpts::default()
     };
     let mut problems = Vec::new();
@@ -280,8 +287,9 @@ fn hash_lookups_and_dead_code_fix_up_like_the_kernel_and_run_to_the_same_r0_and_
     let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
         return;
     };
+    let profile = probed(&mut kernel);
     let set = hash_and_dead_code_set();
-    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set));
+    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set), profile);
     for check in &checks {
         println!(
             "{}: {}/{} {:?}",
@@ -306,18 +314,18 @@ fn hash_lookups_and_dead_code_fix_up_like_the_kernel_and_run_to_the_same_r0_and_
     );
 }
 
-/// Cases recorded with the kernel's verdict (`corpus::PtrCase`), side by side: every case gets
-/// the same verdict from both, the kernel's log holds mimic's message, that message is the one
-/// the case records, and the programs both accept fix up and run alike.
-fn recorded_cases_match_the_kernel(
-    label: &str,
-    cases: &[mimic_core::bpf::verifier::corpus::PtrCase],
-) {
+/// Cases recorded with the kernel's verdict (`corpus::PtrCase`, as the probed profile's build
+/// words them), side by side: every case gets the same verdict from both, the kernel's log
+/// holds mimic's message, that message is the one the case records, and the programs both
+/// accept fix up and run alike.
+fn recorded_cases_match_the_kernel(label: &str, cases: fn(&KernelProfile) -> Vec<PtrCase>) {
     use mimic_core::bpf::verifier::corpus;
     use mimic_core::bpf::verifier::{verify, ProgType, VerifyOpts};
     let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
         return;
     };
+    let profile = probed(&mut kernel);
+    let cases = cases(&profile);
     let set = verdicts::ProgramSet {
         label: label.to_string(),
         maps: corpus::maps(),
@@ -331,7 +339,7 @@ fn recorded_cases_match_the_kernel(
             .collect(),
         skipped: Vec::new(),
     };
-    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set));
+    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set), profile);
     let (verdict, fixups, exec) = (&checks[0], &checks[1], &checks[2]);
     assert!(
         verdict.passed() && verdict.agreed == cases.len() as u64,
@@ -348,9 +356,10 @@ fn recorded_cases_match_the_kernel(
     let opts = VerifyOpts {
         prog_type: ProgType::Syscall,
         sleepable: true,
+        profile,
         ..VerifyOpts::default()
     };
-    for case in cases {
+    for case in &cases {
         let message = verify(&case.prog, &corpus::maps(), opts)
             .err()
             .map(|r| r.message);
@@ -365,15 +374,18 @@ fn recorded_cases_match_the_kernel(
 /// Pointer arithmetic at the kernel's sane-offset limit (`BPF_MAX_VAR_OFF`, D12).
 #[test]
 fn pointer_offsets_beyond_bpf_max_var_off_are_refused_like_the_kernel() {
-    let cases = mimic_core::bpf::verifier::corpus::pointer_offset_cases();
-    recorded_cases_match_the_kernel("pointer-offsets", &cases);
+    recorded_cases_match_the_kernel(
+        "pointer-offsets",
+        mimic_core::bpf::verifier::corpus::pointer_offset_cases,
+    );
 }
 
 /// Array lookups with keys the kernel does or does not see as constant (D14).
 #[test]
 fn array_lookups_are_non_null_for_the_same_constant_keys_as_the_kernel() {
-    let cases = mimic_core::bpf::verifier::corpus::constant_key_cases();
-    recorded_cases_match_the_kernel("constant-keys", &cases);
+    recorded_cases_match_the_kernel("constant-keys", |_| {
+        mimic_core::bpf::verifier::corpus::constant_key_cases()
+    });
 }
 
 /// A privileged program may return a pointer (generated seeds 7783 and 15141 return the map
@@ -386,6 +398,7 @@ fn a_returned_pointer_is_compared_as_a_pointer_and_a_scalar_by_value() {
     let Some(mut kernel) = KernelSys::or_skip("kernel_verdicts") else {
         return;
     };
+    let profile = probed(&mut kernel);
     let mut map_ptr = Insn::ld_map_fd(0, FD_ARRAY_5).to_vec();
     map_ptr.push(Insn::exit());
     let set = verdicts::ProgramSet {
@@ -410,7 +423,7 @@ fn a_returned_pointer_is_compared_as_a_pointer_and_a_scalar_by_value() {
         ],
         skipped: Vec::new(),
     };
-    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set));
+    let checks = verdicts::run(&mut kernel, std::slice::from_ref(&set), profile);
     let exec = &checks[2];
     assert!(
         exec.passed() && exec.cases == 3,

@@ -13,6 +13,7 @@ fn config(name: &str, scheduler: SchedulerKind) -> RunConfig {
         mutants: Mutants::NONE,
         scheduler,
         keep_trace: true,
+        profile: *mimic_core::profile::KernelProfile::newest(),
     }
 }
 

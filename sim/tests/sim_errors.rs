@@ -100,6 +100,7 @@ fn run_setup(text: &str) -> Verdict {
         mutants: Mutants::NONE,
         scheduler: SchedulerKind::Random,
         keep_trace: false,
+        profile: *mimic_core::profile::KernelProfile::newest(),
     };
     run_one(&config, 0).verdict
 }

@@ -23,7 +23,15 @@ fn every_core_mutant_is_detected_for_its_reason_within_the_budget() {
         ];
         let found = engines
             .iter()
-            .filter_map(|&e| hunt(mutant, e, 0, BUDGET))
+            .filter_map(|&e| {
+                hunt(
+                    mutant,
+                    e,
+                    0,
+                    BUDGET,
+                    *mimic_core::profile::KernelProfile::newest(),
+                )
+            })
             .find(|h| h.found.is_some());
         let hunt = found
             .unwrap_or_else(|| panic!("{mutant}: not detected in {BUDGET} seeds by swarm or pct"));
@@ -41,8 +49,14 @@ const FIXUP_BUDGET: u64 = 64;
 
 /// Hunts `mutant` under swarm and returns the failure kind of the first detection.
 fn detected_kind(mutant: Mutant) -> (String, u64) {
-    let hunt = hunt(mutant, Engine::Mimic(SchedulerKind::Swarm), 0, FIXUP_BUDGET)
-        .unwrap_or_else(|| panic!("{mutant}: no hunt plan"));
+    let hunt = hunt(
+        mutant,
+        Engine::Mimic(SchedulerKind::Swarm),
+        0,
+        FIXUP_BUDGET,
+        *mimic_core::profile::KernelProfile::newest(),
+    )
+    .unwrap_or_else(|| panic!("{mutant}: no hunt plan"));
     let (scenario, seed) = hunt
         .found
         .unwrap_or_else(|| panic!("{mutant}: not detected in {FIXUP_BUDGET} seeds"));
@@ -51,6 +65,7 @@ fn detected_kind(mutant: Mutant) -> (String, u64) {
         mutants: Mutants::only(mutant),
         scheduler: SchedulerKind::Swarm,
         keep_trace: false,
+        profile: *mimic_core::profile::KernelProfile::newest(),
     };
     let outcome = run_one(&config, seed);
     match outcome.verdict {
@@ -87,6 +102,7 @@ fn fixup_scenarios_pass_on_the_correct_core() {
             mutants: Mutants::NONE,
             scheduler: SchedulerKind::Swarm,
             keep_trace: false,
+            profile: *mimic_core::profile::KernelProfile::newest(),
         };
         for seed in 0..FIXUP_BUDGET {
             let outcome = run_one(&config, seed);

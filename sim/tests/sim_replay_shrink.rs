@@ -9,13 +9,21 @@ use mimic_sim::sim::scheduler::SchedulerKind;
 use mimic_sim::sim::shrink::{shrink, size};
 
 fn failing(mutant: Mutant) -> (RunConfig, u64, String) {
-    let found = hunt(mutant, Engine::Mimic(SchedulerKind::Swarm), 0, 500).expect("planned mutant");
+    let found = hunt(
+        mutant,
+        Engine::Mimic(SchedulerKind::Swarm),
+        0,
+        500,
+        *mimic_core::profile::KernelProfile::newest(),
+    )
+    .expect("planned mutant");
     let (scenario, seed) = found.found.expect("detected");
     let config = RunConfig {
         scenario: Scenario::load(&scenario).unwrap(),
         mutants: Mutants::only(mutant),
         scheduler: SchedulerKind::Swarm,
         keep_trace: true,
+        profile: *mimic_core::profile::KernelProfile::newest(),
     };
     let kind = run_one(&config, seed)
         .verdict

@@ -25,6 +25,7 @@ fn every_builtin_passes_a_few_hundred_seeds_on_the_correct_core() {
                 mutants: Mutants::NONE,
                 scheduler,
                 keep_trace: false,
+                profile: *mimic_core::profile::KernelProfile::newest(),
             };
             let seeds: Vec<u64> = seeds(scheduler).collect();
             let mut cut = 0;

@@ -21,6 +21,8 @@ pub struct KernelCheckArgs {
     /// The conformance suite's tests/ folder for the execution check.
     #[arg(long, default_value = "/work/shared/conformance/bpf_conformance/tests")]
     pub conformance: std::path::PathBuf,
+    #[command(flatten)]
+    pub kernel: super::KernelArg,
 }
 
 #[cfg(not(feature = "kernel"))]
@@ -42,25 +44,42 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Some(mut kernel) = KernelSys::or_skip("mimic kernel-check") else {
-        return ExitCode::SUCCESS;
+    let mut kernel = match KernelSys::new() {
+        Ok(kernel) => kernel,
+        Err(unavailable) => return super::kernel_unavailable("mimic kernel-check", &unavailable),
     };
+    let (profile, profile_check) =
+        match mimic_sim::kernel::profile::check(&mut kernel, &args.kernel.kernel) {
+            Ok(found) => found,
+            Err(why) => {
+                eprintln!("mimic kernel-check: {why}");
+                return ExitCode::from(2);
+            }
+        };
     let mut report = Report {
-        checks: check::run_maps(&mut kernel, seeds, DEFAULT_LEN),
+        checks: vec![profile_check],
         pending: check::pending(),
     };
+    report
+        .checks
+        .extend(check::run_maps(&mut kernel, seeds, DEFAULT_LEN));
     report
         .checks
         .extend(check::run_programs(&mut kernel, &args.conformance));
     report.checks.push(check::run_map_programs(&mut kernel));
     {
         use mimic_sim::kernel::verdicts;
-        let mut sets = vec![verdicts::section_9(), verdicts::generated(args.generated)];
+        let mut sets = vec![
+            verdicts::section_9(&profile),
+            verdicts::generated(args.generated),
+        ];
         match shipped(&args.examples) {
             Ok(set) => sets.insert(0, set),
             Err(why) => eprintln!("mimic kernel-check: shipped examples: {why}"),
         }
-        report.checks.extend(verdicts::run(&mut kernel, &sets));
+        report
+            .checks
+            .extend(verdicts::run(&mut kernel, &sets, profile));
     }
     if args.json {
         let checks: Vec<_> = report

@@ -24,6 +24,8 @@ pub struct MutantsArgs {
     pub no_baseline: bool,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kernel: super::KernelArg,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,6 +49,13 @@ fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> Option<T> {
 }
 
 pub fn run(args: MutantsArgs) -> ExitCode {
+    let profile = match args.kernel.profile("mimic mutants") {
+        Ok(profile) => profile,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return ExitCode::from(2);
+        }
+    };
     let mutants: Vec<Mutant> = if args.mutants.is_empty() {
         Mutant::ALL.to_vec()
     } else {
@@ -77,7 +86,7 @@ pub fn run(args: MutantsArgs) -> ExitCode {
         }
         for &engine in &engines {
             let hunts: Vec<Hunt> = (0..args.trials)
-                .filter_map(|t| hunt(mutant, engine, t * args.budget, args.budget))
+                .filter_map(|t| hunt(mutant, engine, t * args.budget, args.budget, profile))
                 .collect();
             let found: Vec<&Hunt> = hunts.iter().filter(|h| h.found.is_some()).collect();
             let example = found.first().and_then(|h| h.found.clone()).map(|(s, seed)| {

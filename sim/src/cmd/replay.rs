@@ -25,6 +25,8 @@ pub struct ReplayArgs {
     /// Print the outcome as JSON (with the trace when --trace is given).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kernel: super::KernelArg,
 }
 
 pub fn replay(args: ReplayArgs) -> ExitCode {
@@ -35,11 +37,19 @@ pub fn replay(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let profile = match args.kernel.profile("mimic replay") {
+        Ok(profile) => profile,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return ExitCode::from(2);
+        }
+    };
     let config = RunConfig {
         scenario,
         mutants: args.mutants.iter().copied().collect::<Mutants>(),
         scheduler: args.scheduler,
         keep_trace: true,
+        profile,
     };
     let outcome = run_one(&config, args.seed);
     if args.json {

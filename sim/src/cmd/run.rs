@@ -46,6 +46,8 @@ pub struct RunArgs {
     /// Print the Maglev footprint with dynamic versus fixed-size inner arrays, and exit.
     #[arg(long)]
     pub footprint: bool,
+    #[command(flatten)]
+    pub kernel: super::KernelArg,
 }
 
 pub fn mutant_flags(mutants: Mutants) -> String {
@@ -88,6 +90,13 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         };
     }
+    let profile = match args.kernel.profile("mimic run") {
+        Ok(profile) => profile,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return ExitCode::from(2);
+        }
+    };
     let names: Vec<String> = if args.scenario.is_empty() {
         BUILTINS.iter().map(|(n, _)| n.to_string()).collect()
     } else {
@@ -135,6 +144,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                 mutants,
                 scheduler,
                 keep_trace: false,
+                profile,
             };
             let mut first: Vec<Outcome> = Vec::new();
             let mut this = Summary::default();

@@ -25,6 +25,8 @@ pub struct ShrinkArgs {
     pub out: Option<String>,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kernel: super::KernelArg,
 }
 
 pub fn run(args: ShrinkArgs) -> ExitCode {
@@ -35,12 +37,20 @@ pub fn run(args: ShrinkArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let profile = match args.kernel.profile("mimic shrink") {
+        Ok(profile) => profile,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return ExitCode::from(2);
+        }
+    };
     let mutants: Mutants = args.mutants.iter().copied().collect();
     let config = RunConfig {
         scenario: scenario.clone(),
         mutants,
         scheduler: args.scheduler,
         keep_trace: false,
+        profile,
     };
     let outcome = run_one(&config, args.seed);
     let Verdict::Fail { kind, .. } = &outcome.verdict else {

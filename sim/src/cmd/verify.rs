@@ -1,4 +1,5 @@
-//! `mimic verify FILE [--maps SPEC] [--unpriv] [--syscall] [--log] [--xlated] [--mutants LIST]`: verify a
+//! `mimic verify FILE [--maps SPEC] [--unpriv] [--syscall] [--log] [--xlated] [--mutants LIST]
+//! [--kernel auto|NAME]`: verify a
 //! program written in assembly, print the verdict, optionally the verifier log and the fixed-up
 //! program in bpftool's xlated style.
 //!
@@ -45,6 +46,8 @@ pub struct VerifyArgs {
     /// Comma-separated mutants to switch on (e.g. `inline_dynamic_inner`).
     #[arg(long, value_delimiter = ',')]
     pub mutants: Vec<String>,
+    #[command(flatten)]
+    pub kernel: super::KernelArg,
 }
 
 /// First fd handed out, as in a process whose 0-2 are taken.
@@ -147,6 +150,7 @@ fn verify_cmd(args: &VerifyArgs) -> Result<bool, String> {
         .iter()
         .map(|m| m.parse::<Mutant>().map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
+    let profile = args.kernel.profile("mimic verify")?;
     let maps = match &args.maps {
         Some(path) => {
             let text =
@@ -175,6 +179,7 @@ fn verify_cmd(args: &VerifyArgs) -> Result<bool, String> {
             ProgType::Generic
         },
         sleepable: args.syscall,
+        profile,
         ..VerifyOpts::default()
     };
     match verify(&insns, &table, opts) {

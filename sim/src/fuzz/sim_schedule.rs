@@ -39,6 +39,7 @@ pub fn config(scenario: &Scenario, mutants: Mutants, keep_trace: bool) -> RunCon
         // Ignored by `run_bytes` (the bytes are the scheduler); set for the options line.
         scheduler: SchedulerKind::Random,
         keep_trace,
+        profile: *mimic_core::profile::KernelProfile::newest(),
     }
 }
 

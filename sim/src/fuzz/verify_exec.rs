@@ -828,6 +828,7 @@ pub mod kernel {
     use super::*;
     use crate::kernel::verdicts::{self, Contents, STRICTER, UNSOUND};
     use crate::kernel::KernelSys;
+    use mimic_core::profile::KernelProfile;
 
     /// Lines of the kernel's verifier log shown with an unsound verdict.
     const LOG_TAIL: usize = 6;
@@ -944,6 +945,15 @@ pub mod kernel {
         out
     }
 
+    /// The live kernel's profile (probed once per process), for mimic's side of the messages.
+    fn live_profile() -> Result<KernelProfile, String> {
+        match crate::kernel::profile::live() {
+            Ok(Ok(profile)) => Ok(**profile),
+            Ok(Err(unavailable)) => Err(format!("no kernel to compare with: {}", unavailable.0)),
+            Err(report) => Err(report.clone()),
+        }
+    }
+
     /// One case on the kernel and on mimic: panics on a disagreement.
     pub fn against_kernel(case: &Case, mutants: Mutants) -> Outcome {
         compare_case(case, mutants).unwrap_or_else(|finding| panic!("{finding}"))
@@ -984,7 +994,7 @@ pub mod kernel {
         let opts = VerifyOpts {
             ctx_size: CTX_LEN as u32,
             mutants,
-            ..verdicts::syscall_opts(false)
+            ..verdicts::syscall_opts(false, live_profile()?)
         };
         let world: &World<Std> = built.sys.world();
         let ours = verify(&winsns, world, opts);

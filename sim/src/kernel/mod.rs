@@ -23,6 +23,8 @@ pub mod check;
 #[cfg(feature = "kernel")]
 pub mod differential;
 pub mod error;
+#[cfg(feature = "kernel")]
+pub mod profile;
 pub mod seed004;
 #[cfg(feature = "kernel")]
 pub mod verdicts;

@@ -27,6 +27,7 @@ use mimic_core::bpf::verifier::corpus;
 use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, ProgType, Rejection, VerifyOpts};
 use mimic_core::isa::{Insn, BPF_CALL, BPF_JMP, BPF_PSEUDO_MAP_FD};
 use mimic_core::mutants::Mutants;
+use mimic_core::profile::KernelProfile;
 use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType};
 use std::collections::BTreeMap;
 
@@ -68,15 +69,16 @@ pub struct ProgramSet {
 }
 
 /// The §9 cases that run privileged (this runs as root: the kernel would verify the
-/// unprivileged cases as privileged, so those are not compared).
-pub fn section_9() -> ProgramSet {
+/// unprivileged cases as privileged, so those are not compared), as `profile`'s build words
+/// their messages.
+pub fn section_9(profile: &KernelProfile) -> ProgramSet {
     let mut set = ProgramSet {
         label: "section-9".to_string(),
         maps: corpus::maps(),
         items: Vec::new(),
         skipped: Vec::new(),
     };
-    for case in corpus::cases() {
+    for case in corpus::cases(profile) {
         if !case.privileged {
             set.skipped.push(format!("{} (unprivileged)", case.name));
             continue;
@@ -113,10 +115,13 @@ fn attr_of(desc: &MapDesc) -> Result<MapAttr, String> {
 }
 
 /// Corpus fd → (kernel fd, kernel id).
-type KernelFds = BTreeMap<i32, (Fd, u32)>;
+pub(crate) type KernelFds = BTreeMap<i32, (Fd, u32)>;
 
 /// The corpus maps on the kernel, plus the templates to close.
-fn kernel_maps(kernel: &mut KernelSys, table: &MapTable) -> Result<(KernelFds, Vec<Fd>), String> {
+pub(crate) fn kernel_maps(
+    kernel: &mut KernelSys,
+    table: &MapTable,
+) -> Result<(KernelFds, Vec<Fd>), String> {
     let mut map = BTreeMap::new();
     let mut extra = Vec::new();
     for (fd, desc) in table.0.iter().cloned() {
@@ -141,7 +146,11 @@ fn kernel_maps(kernel: &mut KernelSys, table: &MapTable) -> Result<(KernelFds, V
 }
 
 /// The program with corpus fds replaced by the kernel's raw fds.
-fn for_kernel(kernel: &KernelSys, prog: &[Insn], fds: &BTreeMap<i32, (Fd, u32)>) -> Vec<Insn> {
+pub(crate) fn for_kernel(
+    kernel: &KernelSys,
+    prog: &[Insn],
+    fds: &BTreeMap<i32, (Fd, u32)>,
+) -> Vec<Insn> {
     let fds: BTreeMap<i32, Fd> = fds.iter().map(|(k, (fd, _))| (*k, *fd)).collect();
     with_fds(prog, &fds, &|fd| kernel.map_fd(fd).unwrap_or(fd))
 }
@@ -175,13 +184,15 @@ pub struct Disagreement {
 }
 
 /// mimic's options for a program the kernel loads by [`kernel_load`]: privileged, sleepable,
-/// `ProgType::Syscall` (its context access rule; `ctx_size` is not used by that type).
-pub fn syscall_opts(state_freq: bool) -> VerifyOpts {
+/// `ProgType::Syscall` (its context access rule; `ctx_size` is not used by that type), with
+/// the messages of the kernel's `profile`.
+pub fn syscall_opts(state_freq: bool, profile: KernelProfile) -> VerifyOpts {
     VerifyOpts {
         privileged: true,
         sleepable: true,
         test_state_freq: state_freq,
         prog_type: ProgType::Syscall,
+        profile,
         ..VerifyOpts::default()
     }
 }
@@ -318,12 +329,14 @@ pub fn side_by_side(ours: &mimic_core::bpf::fixup::Fixed, theirs: &[Insn]) -> St
 }
 
 /// The verdict and fixup lines of each set.
-pub fn run(kernel: &mut KernelSys, sets: &[ProgramSet]) -> Vec<Check> {
-    sets.iter().flat_map(|set| run_set(kernel, set)).collect()
+pub fn run(kernel: &mut KernelSys, sets: &[ProgramSet], profile: KernelProfile) -> Vec<Check> {
+    sets.iter()
+        .flat_map(|set| run_set(kernel, set, profile))
+        .collect()
 }
 
-/// The verdict and fixup lines of one set.
-pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
+/// The verdict and fixup lines of one set, mimic verifying under `profile` (the kernel's).
+pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet, profile: KernelProfile) -> Vec<Check> {
     let new = |name: &str, compares: &str, gating: bool| Check {
         name: name.to_string(),
         compares: compares.to_string(),
@@ -373,7 +386,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
     for item in &set.items {
         let kinsns = for_kernel(kernel, &item.prog, &fds);
         let theirs = kernel_load(kernel, &kinsns, item.state_freq);
-        let ours = verify(&item.prog, maps, syscall_opts(item.state_freq));
+        let ours = verify(&item.prog, maps, syscall_opts(item.state_freq, profile));
         verdicts.cases += 1;
         let name = &item.name;
         let verdict = compare_verdicts(&theirs, &ours);
@@ -427,7 +440,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet) -> Vec<Check> {
     }
     for item in accepted {
         exec.cases += 1;
-        match exec_one(kernel, &set.maps, item) {
+        match exec_one(kernel, &set.maps, item, profile) {
             Ok(()) => exec.agreed += 1,
             Err((kind, text)) => note(&mut exec, &kind, text),
         }
@@ -528,7 +541,12 @@ fn with_fds(prog: &[Insn], fds: &BTreeMap<i32, Fd>, raw_of: &dyn Fn(Fd) -> i32) 
 /// One accepted program run by `BPF_PROG_TEST_RUN` and by mimic's `prog_load` and test run on
 /// the world, each on fresh maps and the same context: `Err((kind, text))` when r0, the context
 /// written back or the map contents differ.
-fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(), (String, String)> {
+fn exec_one(
+    kernel: &mut KernelSys,
+    table: &MapTable,
+    item: &Item,
+    profile: KernelProfile,
+) -> Result<(), (String, String)> {
     use mimic_core::sync::Std;
     use mimic_core::sys::Process;
     use mimic_core::world::WorldConfig;
@@ -564,7 +582,7 @@ fn exec_one(kernel: &mut KernelSys, table: &MapTable, item: &Item) -> Result<(),
     let ours = mimic_test_run(
         sys.world(),
         &winsns,
-        syscall_opts(item.state_freq),
+        syscall_opts(item.state_freq, profile),
         &mut our_ctx,
     );
     let wc = contents(&mut sys, &wm);

@@ -29,6 +29,7 @@ use mimic_core::errno::Errno;
 use mimic_core::fault::{Error, Fault};
 use mimic_core::isa::{AtomicOp, Insn, BPF_CALL, BPF_JMP};
 use mimic_core::mutants::Mutants;
+use mimic_core::profile::KernelProfile;
 use mimic_core::ptr::Ptr;
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::{Ordering, Platform, Shuttle};
@@ -96,6 +97,8 @@ pub struct RunConfig {
     pub scheduler: SchedulerKind,
     /// Keep the trace text in each outcome (replay, determinism checks).
     pub keep_trace: bool,
+    /// The kernel build whose verifier the scenario's programs are loaded under.
+    pub profile: KernelProfile,
 }
 
 /// A failure inside a run, with the stamp it happened at (the earliest wins).
@@ -519,7 +522,7 @@ fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
         failure: Mutex::new(None),
         drains: Mutex::new(Vec::new()),
     };
-    let setup = setup(&mut ctx, &scenario);
+    let setup = setup(&mut ctx, &scenario, config.profile);
     let loaded = match setup {
         Ok(loaded) => loaded,
         Err(SetupError::Fault) => return finish(&ctx, Vec::new()),
@@ -648,7 +651,11 @@ enum SetupError {
     Bad(String),
 }
 
-fn setup(ctx: &mut Ctx, scenario: &Scenario) -> Result<Vec<Loaded>, SetupError> {
+fn setup(
+    ctx: &mut Ctx,
+    scenario: &Scenario,
+    profile: KernelProfile,
+) -> Result<Vec<Loaded>, SetupError> {
     let world = ctx.world.clone();
     let mut fds: BTreeMap<String, Fd> = BTreeMap::new();
     // Templates named by shape get their own map, created before the maps that use them.
@@ -725,6 +732,7 @@ fn setup(ctx: &mut Ctx, scenario: &Scenario) -> Result<Vec<Loaded>, SetupError> 
             privileged: !decl.unprivileged,
             sleepable: decl.sleepable,
             ctx_size: PROG_CTX_BYTES as u32,
+            profile,
             ..VerifyOpts::default()
         };
         let load = match prog_load(&world, &insns, opts) {

@@ -6,6 +6,7 @@ use super::engine::{run_seeds, run_seeds_shuttle_random, RunConfig, Verdict};
 use super::scenario::Scenario;
 use super::scheduler::SchedulerKind;
 use mimic_core::mutants::{Mutant, Mutants};
+use mimic_core::profile::KernelProfile;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -76,7 +77,13 @@ pub struct Hunt {
 
 /// Runs seeds `first..first + budget` (seed `s` on scenario `s % n`) until the mutant fails
 /// for its reason.
-pub fn hunt(mutant: Mutant, engine: Engine, first: u64, budget: u64) -> Option<Hunt> {
+pub fn hunt(
+    mutant: Mutant,
+    engine: Engine,
+    first: u64,
+    budget: u64,
+    profile: KernelProfile,
+) -> Option<Hunt> {
     let plan = plan(mutant)?;
     let scenarios: Vec<Scenario> = plan
         .scenarios
@@ -105,6 +112,7 @@ pub fn hunt(mutant: Mutant, engine: Engine, first: u64, budget: u64) -> Option<H
                     Engine::ShuttleRandom => SchedulerKind::Random,
                 },
                 keep_trace: false,
+                profile,
             };
             let mut found: Option<u64> = None;
             for &seed in &seeds {
