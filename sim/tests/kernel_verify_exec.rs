@@ -30,13 +30,7 @@ const SEEDED: usize = 300;
 const INPUT_LEN: usize = 160;
 
 fn bpf_usable(what: &str) -> bool {
-    match mimic_sim::kernel::probe() {
-        Ok(()) => true,
-        Err(why) => {
-            println!("{why} ({what})");
-            false
-        }
-    }
+    mimic_sim::kernel::require_or_skip(what, mimic_sim::kernel::probe()).is_some()
 }
 
 fn seeded() -> Vec<Case> {

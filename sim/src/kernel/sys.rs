@@ -137,7 +137,7 @@ pub fn require_or_skip<T>(what: &str, available: Result<T, Unavailable>) -> Opti
             panic!("{what}: {unavailable}, and {REQUIRE_KERNEL}=1 requires the kernel")
         }
         Err(unavailable) => {
-            let line = format!("SKIPPED {what}: {unavailable}\n");
+            let line = format!("SKIPPED {what}: {}\n", unavailable.0);
             let _ = std::io::stderr().write_all(line.as_bytes());
             None
         }
