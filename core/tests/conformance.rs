@@ -1,32 +1,21 @@
-//! Runs the BPF conformance suite (`../shared/conformance/bpf_conformance`, next to the
-//! workspace) on the executor: every `tests/*.data` must pass, and every `negative/*.data` must
-//! be refused (assembler and decoder errors with their position) or fail.
+//! Runs the BPF conformance suite on the executor: every `tests/*.data` must pass, and every
+//! `negative/*.data` must be refused (assembler and decoder errors with their position) or fail.
 //!
-//! The suite is data read at test time. If it is missing the tests skip with a message, except
-//! under CI (`CI=true`), where a missing suite is a failure.
+//! The suite is data read at test time, found by `mimic_core::bpf::suite_dir` (the submodule,
+//! `MIMIC_CONFORMANCE_DIR`, or `../shared` beside the workspace). Without it these tests fail
+//! with the one line saying how to get it: a skipped conformance run would hide a regression.
 
 use mimic_core::bpf::conformance::{data_files, parse, run_case, run_dir, Outcome, Parsed};
-use std::path::PathBuf;
+use mimic_core::bpf::suite_dir;
+use std::path::{Path, PathBuf};
 
-fn suite() -> Option<PathBuf> {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/bpf_conformance");
-    if dir.join("tests").is_dir() {
-        return Some(dir);
-    }
-    let ci = std::env::var("CI").is_ok_and(|value| value == "true");
-    assert!(
-        !ci,
-        "conformance suite missing at {} (CI=true: not skipping)",
-        dir.display()
-    );
-    eprintln!("SKIPPED: conformance suite not found at {}", dir.display());
-    None
+fn suite() -> PathBuf {
+    suite_dir::find(None, Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
 fn every_conformance_program_gives_the_expected_r0() {
-    let Some(dir) = suite() else { return };
+    let dir = suite();
     let summary = run_dir(&dir.join("tests")).expect("suite directory readable");
     let total = summary.passed + summary.failed + summary.skipped;
     println!(
@@ -53,7 +42,7 @@ fn every_conformance_program_gives_the_expected_r0() {
 
 #[test]
 fn negative_cases_are_refused_never_passed() {
-    let Some(dir) = suite() else { return };
+    let dir = suite();
     let files = data_files(&dir.join("negative")).expect("negative directory readable");
     assert!(!files.is_empty(), "no negative cases found");
     let mut refused = 0;
@@ -114,7 +103,7 @@ fn negative_cases_are_refused_never_passed() {
 #[test]
 fn every_conformance_program_prints_and_round_trips_through_the_disassembler() {
     use mimic_core::bpf::{asm, print};
-    let Some(dir) = suite() else { return };
+    let dir = suite();
     let mut programs = 0;
     for path in data_files(&dir.join("tests")).expect("suite directory readable") {
         let name = path

@@ -42,27 +42,6 @@ fn normalise(line: &str) -> String {
     out
 }
 
-fn seed_dump_lines() -> Option<Vec<String>> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/seeds/004_da3b74a65ea3445b.txt"
-    );
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(
-        text.lines()
-            .skip_while(|l| !l.contains("bpftool p d x i"))
-            .take_while(|l| !l.starts_with("Signed-off-by"))
-            .filter(|l| {
-                l.trim_start()
-                    .split(':')
-                    .next()
-                    .is_some_and(|n| n.trim().parse::<u32>().is_ok())
-            })
-            .map(|l| l.split('|').next().unwrap_or(l).trim().to_string())
-            .collect(),
-    )
-}
-
 #[test]
 fn seed_program_is_accepted_and_its_xlated_dump_has_the_seed_shape() {
     let v = verify(&seed_program(), &seed_maps(), VerifyOpts::default())
@@ -81,20 +60,15 @@ fn seed_program_is_accepted_and_its_xlated_dump_has_the_seed_shape() {
             .any(|l| l.ends_with("(85) call array_map_lookup_elem#ADDR")),
         "{dump}"
     );
-    match seed_dump_lines() {
-        Some(seed) => {
-            let seed: Vec<String> = seed.iter().map(|l| normalise(l)).collect();
-            assert_eq!(seed.len(), 24, "the seed dump has 24 instruction lines");
-            for (i, (a, b)) in ours.iter().zip(&seed).enumerate() {
-                assert_eq!(a, b, "line {i} differs\nours:\n{dump}");
-            }
-            assert_eq!(ours.len(), seed.len(), "ours:\n{dump}");
-        }
-        None => assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "seed file missing under CI"
-        ),
+    let seed: Vec<String> = corpus::seed_004_dump()
+        .iter()
+        .map(|l| normalise(l.trim()))
+        .collect();
+    assert_eq!(seed.len(), 24, "the seed dump has 24 instruction lines");
+    for (i, (a, b)) in ours.iter().zip(&seed).enumerate() {
+        assert_eq!(a, b, "line {i} differs\nours:\n{dump}");
     }
+    assert_eq!(ours.len(), seed.len(), "ours:\n{dump}");
 }
 
 #[test]

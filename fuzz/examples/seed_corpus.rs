@@ -1,8 +1,8 @@
-//! Builds the seed corpora of every fuzz target from the shared inputs, at run time (the corpus
-//! folders are not committed; the conformance suite stays in `../shared`).
+//! Builds the seed corpora of every fuzz target from the conformance suite and the shipped
+//! examples, at run time (the corpus folders are not committed; the suite is not ours to copy).
 //!
-//! `cargo run --release --example seed_corpus -- [CONFORMANCE_TESTS_DIR] [CORPUS_ROOT]`
-//! (defaults: `../../shared/conformance/bpf_conformance/tests`, `corpus`). Writes
+//! `cargo run --release --example seed_corpus -- [CONFORMANCE_DIR] [CORPUS_ROOT]` (defaults:
+//! the suite as `mimic_core::bpf::suite_dir` finds it, `corpus`). Writes
 //! `CORPUS_ROOT/<target>/<name>` files and prints how many per target.
 
 use std::fs;
@@ -36,10 +36,12 @@ fn write(root: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let tests = PathBuf::from(
-        args.next()
-            .unwrap_or_else(|| "../../shared/conformance/bpf_conformance/tests".to_string()),
-    );
+    // The fuzz crate is a workspace of its own: the suite is looked up from the repository's.
+    let given = args.next().filter(|a| !a.is_empty()).map(PathBuf::from);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tests = mimic_core::bpf::suite_dir::find(given.as_deref(), &repo)
+        .map_err(|e| e.to_string())?
+        .join("tests");
     let root = PathBuf::from(args.next().unwrap_or_else(|| "corpus".to_string()));
     let mut entries: Vec<PathBuf> = fs::read_dir(&tests)
         .map_err(|e| format!("reading {}: {e}", tests.display()))?

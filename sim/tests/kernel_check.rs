@@ -3,7 +3,8 @@
 //! full run is `mimic kernel-check`. Skips with one line when bpf() is refused.
 #![cfg(feature = "kernel")]
 
-use mimic_sim::kernel::check::{self, Report, CONFORMANCE_DIR};
+use mimic_core::bpf::suite_dir;
+use mimic_sim::kernel::check::{self, Report};
 use mimic_sim::kernel::differential::DEFAULT_LEN;
 use mimic_sim::kernel::KernelSys;
 
@@ -23,12 +24,11 @@ fn every_gating_kernel_check_agrees() {
     report
         .checks
         .extend(check::run_maps(&mut kernel, SEEDS, DEFAULT_LEN));
-    if std::path::Path::new(CONFORMANCE_DIR).is_dir() {
-        report.checks.extend(check::run_programs(
-            &mut kernel,
-            std::path::Path::new(CONFORMANCE_DIR),
-        ));
-    }
+    let suite = suite_dir::find(None, std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    report
+        .checks
+        .extend(check::run_programs(&mut kernel, &suite.join("tests")));
     report.checks.push(check::run_map_programs(&mut kernel));
     assert_eq!(kernel.open_fds(), 0, "the checks close every fd");
     for c in &report.checks {
@@ -51,6 +51,7 @@ fn every_gating_kernel_check_agrees() {
     }
     for name in [
         "kernel/profile",
+        "exec/conformance",
         "maps/errno-table/kernel",
         "maps/differential/model",
         "maps/selftests/kernel",

@@ -1,6 +1,8 @@
 //! BPF programs: text assembly ([`asm`]), the kernel's pseudo-C printer ([`print`]), the helper
-//! table shared by executor and verifier ([`helpers`]), the JIT-free executor ([`exec`]) and the
-//! conformance-suite runner ([`conformance`]).
+//! table shared by executor and verifier ([`helpers`]), the JIT-free executor ([`exec`]) and
+//! the map environment it runs against the world ([`world_env`]), the verifier ([`verifier`]),
+//! the kernel's rewrites after it ([`dead_code`], [`fixup`], both through [`reloc`]), the
+//! conformance-suite runner ([`conformance`]) and where that suite is found ([`suite_dir`]).
 //!
 //! Instruction types live in [`crate::isa`] (a leaf); everything here builds on them.
 
@@ -12,5 +14,6 @@ pub mod fixup;
 pub mod helpers;
 pub mod print;
 pub mod reloc;
+pub mod suite_dir;
 pub mod verifier;
 pub mod world_env;

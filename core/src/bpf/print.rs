@@ -323,56 +323,16 @@ mod tests {
         p
     }
 
-    /// The instruction lines of the seed's dump, without source lines and annotations.
-    fn seed_dump_lines() -> Option<Vec<String>> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/seeds/004_da3b74a65ea3445b.txt"
-        );
-        let text = std::fs::read_to_string(path).ok()?;
-        let lines: Vec<String> = text
-            .lines()
-            .skip_while(|line| !line.contains("bpftool p d x i"))
-            .take_while(|line| !line.starts_with("Signed-off-by"))
-            .filter(|line| {
-                line.trim_start()
-                    .split(':')
-                    .next()
-                    .is_some_and(|n| n.trim().parse::<u32>().is_ok())
-            })
-            .map(|line| {
-                line.split('|')
-                    .next()
-                    .unwrap_or(line)
-                    .trim_end()
-                    .strip_prefix("  ")
-                    .unwrap_or(line)
-                    .to_string()
-            })
-            .collect();
-        Some(lines)
-    }
-
     #[test]
     fn reproduces_the_seed_commits_xlated_dump() {
         let printed = dump_xlated(&seed_program(), &SeedSymbols).expect("valid program");
         let printed: Vec<&str> = printed.lines().collect();
-        match seed_dump_lines() {
-            Some(expected) => {
-                assert_eq!(expected.len(), 24, "the seed dump has 24 instruction lines");
-                assert_eq!(
-                    printed, expected,
-                    "printer must match bpftool's dump line for line"
-                );
-            }
-            None => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "seed file missing under CI"
-                );
-                eprintln!("seed 004 not found; checking the embedded lines only");
-            }
-        }
+        let expected = crate::bpf::verifier::corpus::seed_004_dump();
+        assert_eq!(expected.len(), 24, "the seed dump has 24 instruction lines");
+        assert_eq!(
+            printed, expected,
+            "printer must match bpftool's dump line for line"
+        );
         assert_eq!(printed[6], "   7: (61) r0 = *(u32 *)(r2 +0)");
         assert_eq!(printed[19], "  20: (85) call array_map_lookup_elem#149280");
     }

@@ -1,4 +1,4 @@
-//! `mimic conformance DIR [--json]` and `mimic conformance-plugin [MEMORY_HEX]`.
+//! `mimic conformance [DIR] [--json] [--locate]` and `mimic conformance-plugin [MEMORY_HEX]`.
 use clap::Args;
 use mimic_core::bpf::conformance::{plugin as run_plugin, run_dir};
 use std::io::Read;
@@ -7,8 +7,13 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct ConformanceArgs {
-    /// The suite's root (holding tests/) or a directory of .data files.
-    pub dir: PathBuf,
+    /// The suite's root (holding tests/) or a directory of .data files; default: the suite as
+    /// found in order: $MIMIC_CONFORMANCE_DIR, the submodule external/bpf_conformance, then
+    /// ../shared/conformance/bpf_conformance beside the workspace.
+    pub dir: Option<PathBuf>,
+    /// Print where the suite is (or the one line saying how to get it, exit 1), and exit.
+    #[arg(long)]
+    pub locate: bool,
     /// Print a JSON object with `passed`, `failed`, `skipped` and `failures`.
     #[arg(long)]
     pub json: bool,
@@ -31,11 +36,32 @@ impl PluginArgs {
     }
 }
 
+/// The suite for a command: `given` if it is one (a directory of `.data` files also counts,
+/// for `mimic conformance DIR`), else the lookup of `mimic_core::bpf::suite_dir` from the
+/// current directory.
+pub fn locate(given: Option<&std::path::Path>) -> Result<PathBuf, String> {
+    let here = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+    mimic_core::bpf::suite_dir::find(given, &here).map_err(|e| e.to_string())
+}
+
 pub fn run(args: ConformanceArgs) -> ExitCode {
-    let summary = match run_dir(&args.dir) {
+    let dir = match (&args.dir, locate(args.dir.as_deref())) {
+        (_, Ok(root)) => root,
+        // Any directory of .data files runs as given.
+        (Some(dir), Err(_)) if !args.locate => dir.clone(),
+        (_, Err(why)) => {
+            eprintln!("mimic conformance: {why}");
+            return ExitCode::from(if args.locate { 1 } else { 2 });
+        }
+    };
+    if args.locate {
+        println!("{}", dir.display());
+        return ExitCode::SUCCESS;
+    }
+    let summary = match run_dir(&dir) {
         Ok(summary) => summary,
         Err(e) => {
-            eprintln!("mimic conformance: cannot read {}: {e}", args.dir.display());
+            eprintln!("mimic conformance: cannot read {}: {e}", dir.display());
             return ExitCode::from(2);
         }
     };

@@ -18,9 +18,10 @@ pub struct KernelCheckArgs {
     /// The shipped examples (each folder with `prog.s` and `maps.json`).
     #[arg(long, default_value = "examples")]
     pub examples: std::path::PathBuf,
-    /// The conformance suite's tests/ folder for the execution check.
-    #[arg(long, default_value = "/work/shared/conformance/bpf_conformance/tests")]
-    pub conformance: std::path::PathBuf,
+    /// The conformance suite (its root or its tests/ folder) for the execution check; default:
+    /// found as `mimic conformance` finds it (the submodule, MIMIC_CONFORMANCE_DIR, ../shared).
+    #[arg(long)]
+    pub conformance: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub kernel: super::KernelArg,
 }
@@ -63,9 +64,15 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
     report
         .checks
         .extend(check::run_maps(&mut kernel, seeds, DEFAULT_LEN));
-    report
-        .checks
-        .extend(check::run_programs(&mut kernel, &args.conformance));
+    match super::conformance::locate(args.conformance.as_deref()) {
+        Ok(suite) => report
+            .checks
+            .extend(check::run_programs(&mut kernel, &suite.join("tests"))),
+        Err(why) => {
+            eprintln!("mimic kernel-check: {why}");
+            return ExitCode::from(2);
+        }
+    }
     report.checks.push(check::run_map_programs(&mut kernel));
     {
         use mimic_sim::kernel::verdicts;

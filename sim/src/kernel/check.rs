@@ -260,9 +260,6 @@ pub fn pending() -> Vec<Pending> {
     Vec::new()
 }
 
-/// Where the conformance suite's `.data` files are on this project's machines.
-pub const CONFORMANCE_DIR: &str = "/work/shared/conformance/bpf_conformance/tests";
-
 /// The bytes of the test-run packet for programs that take no memory: a socket filter needs
 /// at least an Ethernet header.
 const PACKET_LEN: usize = 64;

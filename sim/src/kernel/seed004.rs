@@ -1,4 +1,4 @@
-//! Seed 004 (`shared/seeds/004_*.txt`, "Allow for map-in-map with dynamic inner array map
+//! Seed 004 (`examples/seed_004`, "Allow for map-in-map with dynamic inner array map
 //! entries") on the real kernel: the program of the seed's dump, and the check that the
 //! kernel's xlated program has the seed's shape.
 //!

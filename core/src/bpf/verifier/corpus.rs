@@ -390,6 +390,25 @@ pub fn seed_004(outer: i32) -> Result<Vec<Insn>, crate::bpf::asm::AsmError> {
     super::asm_maps::assemble_with_maps(PROG_S, &|name| (name == "outer_arr_dyn").then_some(outer))
 }
 
+/// The instruction lines of the xlated dump in seed 004's commit message
+/// (`examples/seed_004/seed_xlated.txt`), without source lines and annotations:
+/// `   4: (18) r1 = map[id:468]` and so on, as bpftool prints them.
+pub fn seed_004_dump() -> Vec<String> {
+    const DUMP: &str = include_str!("../../../../examples/seed_004/seed_xlated.txt");
+    DUMP.lines()
+        .filter(|line| {
+            line.trim_start()
+                .split(':')
+                .next()
+                .is_some_and(|n| n.trim().parse::<u32>().is_ok())
+        })
+        .map(|line| {
+            let line = line.split('|').next().unwrap_or(line).trim_end();
+            line.strip_prefix("  ").unwrap_or(line).to_string()
+        })
+        .collect()
+}
+
 /// The id bpftool showed for `outer_arr_dyn` in seed 004's dump.
 pub const SEED_004_MAP_ID: u32 = 468;
 
