@@ -41,9 +41,28 @@ pub fn elem_size(def: &MapDef) -> u32 {
     round_up8(def.value_size)
 }
 
-/// `2^ceil(log2(max_entries)) - 1`.
+/// `2^ceil(log2(max_entries)) - 1`, computed in 64 bits as the kernel does (past 2^31 entries
+/// the power of two does not fit in 32).
 pub fn index_mask(max_entries: u32) -> u32 {
     (u64::from(max_entries).next_power_of_two() - 1) as u32
+}
+
+/// Words of memory an array of `copies` values per element takes in the model.
+fn words(def: &MapDef, copies: u32) -> u64 {
+    u64::from(def.max_entries) * u64::from(copies) * u64::from(elem_size(def) / WORD_BYTES)
+}
+
+/// What `array_map_alloc` refuses before allocating: past 2^31 entries an unprivileged array
+/// (whose size is rounded up to the index mask) overflows (`-E2BIG`); more memory than the
+/// model holds is `-ENOMEM`, where the kernel's allocation of that much would fail.
+pub fn size_check(def: &MapDef, copies: u32, privileged: bool) -> Result<()> {
+    if !privileged && u64::from(def.max_entries) > 1 << 31 {
+        return Err(Errno::E2BIG.into());
+    }
+    if words(def, copies.max(1)) > MAX_MAP_WORDS {
+        return Err(Errno::ENOMEM.into());
+    }
+    Ok(())
 }
 
 /// `array_map_alloc_check` (shared by the fd arrays).
@@ -101,11 +120,9 @@ impl<P: Platform> ArrayMap<P> {
 
     fn build(def: &MapDef, percpu: Option<u32>) -> Result<Self> {
         let elem_size = elem_size(def);
-        let copies = u64::from(percpu.unwrap_or(1));
-        let words = u64::from(def.max_entries) * copies * u64::from(elem_size / WORD_BYTES);
-        if words > MAX_MAP_WORDS {
-            return Err(Errno::ENOMEM.into());
-        }
+        let copies = percpu.unwrap_or(1);
+        size_check(def, copies, true)?;
+        let words = words(def, copies);
         Ok(ArrayMap {
             def: *def,
             elem_size,

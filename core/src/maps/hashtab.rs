@@ -110,6 +110,41 @@ pub fn alloc_check(def: &MapDef) -> Result<()> {
     Ok(())
 }
 
+/// A hash map's buckets and element slots, once they are known to fit.
+struct Footprint {
+    n_buckets: u32,
+    capacity: u32,
+}
+
+/// What `htab_map_alloc` refuses before allocating: a bucket count (the next power of two of
+/// `max_entries`) whose table would pass `U32_MAX` bytes is `-E2BIG`; more element memory than
+/// the model holds is `-ENOMEM`. `extra_slots` are the elements beyond `max_entries` (per-CPU
+/// spares or in-flight allocations), `copies` the values per element.
+fn footprint(def: &MapDef, value_size: u32, copies: u32, extra_slots: u64) -> Result<Footprint> {
+    let n_buckets = u64::from(def.max_entries).next_power_of_two();
+    if n_buckets > u64::from(u32::MAX) / BUCKET_BYTES {
+        return Err(Errno::E2BIG.into());
+    }
+    let capacity = u64::from(def.max_entries) + extra_slots;
+    let words_of = |bytes: u32| u64::from(bytes).div_ceil(u64::from(WORD_BYTES));
+    let key_words = words_of(def.key_size);
+    let value_words = words_of(value_size) * u64::from(copies.max(1));
+    let words = capacity * (3 + key_words + value_words) + n_buckets * 2;
+    if words > MAX_MAP_WORDS || capacity > u64::from(u32::MAX) {
+        return Err(Errno::ENOMEM.into());
+    }
+    Ok(Footprint {
+        n_buckets: n_buckets as u32,
+        capacity: capacity as u32,
+    })
+}
+
+/// [`footprint`]'s refusals for a map of `def` (one value per element, no spare slots), without
+/// allocating anything.
+pub fn size_check(def: &MapDef, value_size: u32) -> Result<()> {
+    footprint(def, value_size, 1, 0).map(drop)
+}
+
 struct Bucket<P: Platform> {
     head: P::Atomic,
     lock: SpinLock<P, ()>,
@@ -175,11 +210,6 @@ impl<P: Platform> HashTab<P> {
         let percpu = (def.map_type == MapType::PercpuHash).then_some(cpus as u32);
         // Per-CPU hashes update in place, so they have no spare elements (`extra_elems`).
         let spares = prealloc && percpu.is_none();
-        let n_buckets = u64::from(def.max_entries).next_power_of_two();
-        if n_buckets > u64::from(u32::MAX) / BUCKET_BYTES {
-            return Err(Errno::E2BIG.into());
-        }
-        let n_buckets = n_buckets as u32;
         let extra_slots = if spares {
             cpus
         } else if prealloc {
@@ -187,15 +217,13 @@ impl<P: Platform> HashTab<P> {
         } else {
             w.config().max_tasks.max(1)
         };
-        let capacity = u64::from(def.max_entries) + extra_slots as u64;
+        let Footprint {
+            n_buckets,
+            capacity,
+        } = footprint(def, value_size, percpu.unwrap_or(1), extra_slots as u64)?;
         let key_words = round_up8(def.key_size) / WORD_BYTES;
         let unit_words = round_up8(value_size) / WORD_BYTES;
         let value_words = unit_words * percpu.unwrap_or(1);
-        let words = capacity * u64::from(3 + key_words + value_words) + u64::from(n_buckets) * 2;
-        if words > MAX_MAP_WORDS || capacity > u64::from(u32::MAX) {
-            return Err(Errno::ENOMEM.into());
-        }
-        let capacity = capacity as u32;
         let atomics = |n: u64| (0..n).map(|_| P::atomic(0)).collect::<Vec<_>>();
         let lock_mask = if w.mutants().on(Mutant::LockSlotUnmasked) {
             MAP_LOCK_SLOTS - 1

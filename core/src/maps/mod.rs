@@ -558,6 +558,33 @@ pub(crate) fn value_fd(value: &[u8]) -> Result<i32> {
     Ok(i32::from_le_bytes(bytes))
 }
 
+/// Every refusal `BPF_MAP_CREATE` gives a map of `def` before it exists (the type's
+/// `map_alloc_check`, then the size limits its allocation checks), without allocating:
+/// for callers that describe maps without creating them (the verifier's map specs), so a spec
+/// the kernel would refuse is refused with the kernel's errno before anything is sized from it.
+/// `privileged` is `bpf_bypass_spec_v1` (an unprivileged array is rounded up to its index mask).
+/// The inner-map template of an outer map is not checked here: it is a map of its own.
+pub fn create_check(def: &MapDef, privileged: bool) -> Result<()> {
+    match def.map_type {
+        MapType::Array | MapType::PercpuArray | MapType::ProgArray => {
+            array::alloc_check(def)?;
+            array::size_check(def, 1, privileged)
+        }
+        MapType::ArrayOfMaps => {
+            array_of_maps::alloc_check(def)?;
+            array::size_check(def, 1, privileged)
+        }
+        MapType::Hash | MapType::PercpuHash => {
+            hashtab::alloc_check(def)?;
+            hashtab::size_check(def, def.value_size)
+        }
+        MapType::HashOfMaps => {
+            hash_of_maps::alloc_check(def)?;
+            hashtab::size_check(def, def.value_size)
+        }
+    }
+}
+
 /// The per-type creation check (`map_alloc_check`) and allocation. This is the one place that
 /// turns a map type into its ops, like the kernel's `bpf_map_types[]` table.
 pub(crate) fn alloc<P: Platform>(

@@ -74,11 +74,13 @@ impl MapDesc {
         let elem_size = match map_type {
             // Slots of array-of-maps hold map pointers.
             MapType::ArrayOfMaps | MapType::ProgArray => 8,
-            _ if array => value_size.div_ceil(8) * 8,
+            // In 64 bits: any u32 value size rounds up without overflowing (a spec's sizes are
+            // checked by `checked`, but this constructor never panics).
+            _ if array => u32::try_from(u64::from(value_size).div_ceil(8) * 8).unwrap_or(u32::MAX),
             _ => 0,
         };
         let index_mask = if array {
-            max_entries.max(1).next_power_of_two().wrapping_sub(1)
+            crate::maps::array::index_mask(max_entries)
         } else {
             0
         };
@@ -94,6 +96,36 @@ impl MapDesc {
             id: 0,
             ptr: 0,
         }
+    }
+    /// [`MapDesc::new`] for a map `BPF_MAP_CREATE` would create: the kernel's errno for one it
+    /// refuses (`crate::maps::create_check`). `privileged` as the program's loader.
+    pub fn checked(
+        map_type: MapType,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+        privileged: bool,
+    ) -> Result<MapDesc, crate::errno::Errno> {
+        let def = crate::maps::MapDef {
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            map_flags,
+        };
+        crate::maps::create_check(&def, privileged).map_err(|e| match e {
+            crate::fault::Error::Errno(errno) => errno,
+            // The checks only return errnos; anything else is the model refusing it.
+            crate::fault::Error::Fault(_) => crate::errno::Errno::EINVAL,
+        })?;
+        Ok(MapDesc::new(
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            map_flags,
+        ))
     }
     pub fn with_meta(mut self, meta: MapDesc) -> MapDesc {
         self.inner_meta = Some(Box::new(meta));
