@@ -7,4 +7,5 @@
 
 pub mod fuzz;
 pub mod kernel;
+pub mod maps_spec;
 pub mod sim;

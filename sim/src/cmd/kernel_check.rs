@@ -192,17 +192,21 @@ fn shipped(dir: &std::path::Path) -> Result<mimic_sim::kernel::verdicts::Program
             std::fs::read_to_string(folder.join(f))
                 .map_err(|e| format!("{}: {e}", folder.join(f).display()))
         };
-        let maps =
-            super::verify::parse_maps(&read("maps.json")?, mimic_core::mutants::Mutants::NONE)?;
+        let maps = mimic_sim::maps_spec::parse(
+            &read("maps.json")?,
+            &folder.join("maps.json").display().to_string(),
+            mimic_core::mutants::Mutants::NONE,
+            true,
+        )?;
         let base = FD_STRIDE * (k as i32 + 1);
         let fd_of = |name: &str| {
             maps.iter()
-                .position(|(n, _, _)| n == name)
+                .position(|m| m.name == name)
                 .map(|i| base + i as i32)
         };
         let prog = assemble_with_maps(&read("prog.s")?, &fd_of)
             .map_err(|e| format!("{}: {e}", folder.display()))?;
-        for (i, (_, _, desc)) in maps.iter().enumerate() {
+        for (i, desc) in maps.iter().map(|m| &m.desc).enumerate() {
             // Ids only need to be distinct across the set: they relate mimic's map loads to
             // the kernel's.
             set.maps
