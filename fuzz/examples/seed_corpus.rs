@@ -73,6 +73,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tests.display()
     );
 
+    // cli_inputs: every shipped file the command reads, behind the byte that picks its reader.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readers = mimic_sim::fuzz::cli_inputs::READERS;
+    let mut shipped = 0;
+    for (dir, ext, reader) in [
+        ("examples/seed_000", "json", "maps-spec"),
+        ("examples/seed_004", "json", "maps-spec"),
+        ("examples/seed_000", "s", "assembly"),
+        ("examples/seed_004", "s", "assembly"),
+        ("sim/scenarios", "toml", "scenario"),
+    ] {
+        let pick = readers.iter().position(|r| *r == reader).ok_or(reader)? as u8;
+        let mut files: Vec<PathBuf> = fs::read_dir(repo.join(dir))
+            .map_err(|e| format!("reading {dir}: {e}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .collect();
+        files.sort();
+        for file in files {
+            let mut bytes = vec![pick];
+            bytes.extend(fs::read(&file)?);
+            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("file");
+            let name = format!("{}-{stem}.{ext}", dir.replace('/', "-"));
+            write(&root, "cli_inputs", &name, &bytes)?;
+            shipped += 1;
+        }
+    }
+    println!("cli_inputs: {shipped} shipped files");
+
     // The structured targets read their input as a stream of choices: pseudo-random byte strings
     // of a few lengths are enough to start from every region of their input space.
     for (target, count, len) in RANDOM_SEEDS {

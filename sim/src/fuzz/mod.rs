@@ -5,6 +5,7 @@
 //! the files of `fuzz/regressions/<name>/` under plain `cargo test`).
 
 pub mod asm_roundtrip;
+pub mod cli_inputs;
 pub mod interp_diff;
 pub mod map_ops;
 pub mod replay;

@@ -13,7 +13,7 @@
 //! (`check_case`, `check_with`, `check`) on the same decoded input with the same mutants and
 //! catching its panic, so a replay can never disagree with the fuzz binary about a crash.
 
-use super::{asm_roundtrip, interp_diff, map_ops, sim_schedule, verify_exec};
+use super::{asm_roundtrip, cli_inputs, interp_diff, map_ops, sim_schedule, verify_exec};
 use arbitrary::{Arbitrary, Unstructured};
 use mimic_core::bpf::asm::{assemble, disassemble};
 use mimic_core::bpf::exec::{Config, ExecErrorKind, NoObserver, Program, Vm};
@@ -144,8 +144,9 @@ fn brief(message: &str) -> String {
 }
 
 /// The targets by name.
-pub const TARGETS: [&str; 5] = [
+pub const TARGETS: [&str; 6] = [
     "asm_roundtrip",
+    "cli_inputs",
     "interp_diff",
     "map_ops",
     "sim_schedule",
@@ -159,6 +160,7 @@ pub fn replay(target: &str, data: &[u8], mutants: Mutants) -> Result<Report, Str
     report.section("input", format!("{} bytes", data.len()));
     match target {
         "asm_roundtrip" => replay_asm_roundtrip(data, &mut report),
+        "cli_inputs" => replay_cli_inputs(data, &mut report),
         "interp_diff" => replay_interp_diff(data, &mut report),
         "map_ops" => replay_map_ops(data, mutants, &mut report),
         "sim_schedule" => replay_sim_schedule(data, mutants, &mut report),
@@ -179,6 +181,7 @@ pub fn replay(target: &str, data: &[u8], mutants: Mutants) -> Result<Report, Str
 pub fn crash_of(target: &str, data: &[u8], mutants: Mutants) -> Result<Option<String>, String> {
     let run: Box<dyn FnOnce()> = match target {
         "asm_roundtrip" => Box::new(|| asm_roundtrip::check(data)),
+        "cli_inputs" => Box::new(|| cli_inputs::check(data)),
         "interp_diff" => Box::new(|| interp_diff::check(data)),
         "map_ops" => Box::new(move || map_ops::check_with(data, mutants)),
         "sim_schedule" => Box::new(move || sim_schedule::check_with(data, mutants)),
@@ -630,6 +633,56 @@ fn replay_interp_diff(data: &[u8], report: &mut Report) {
         catch(|| interp_diff::check(data)),
         "both interpreters ran to the end and agree on r0 and memory".to_string(),
     );
+}
+
+// ---- cli_inputs -----------------------------------------------------------------------------
+
+fn replay_cli_inputs(data: &[u8], report: &mut Report) {
+    let Some((reader, rest)) = cli_inputs::pick(data) else {
+        report.summary = "empty (the first byte picks the reader); the target ignores it".into();
+        return;
+    };
+    report.section(
+        "reader (first byte)",
+        format!(
+            "{reader} (byte {} modulo {})",
+            data[0],
+            cli_inputs::READERS.len()
+        ),
+    );
+    if reader == "crash-file" {
+        report.section(
+            "crash file (the rest)",
+            match rest.split_first() {
+                Some((&which, file)) => format!(
+                    "of {} (byte {which}), {} bytes: {}",
+                    TARGETS[which as usize % TARGETS.len()],
+                    file.len(),
+                    hex(file)
+                ),
+                None => "(no target byte)".to_string(),
+            },
+        );
+    } else {
+        report.section(
+            format!("file `{}` (the rest, as text)", cli_inputs::ORIGIN),
+            String::from_utf8_lossy(rest).into_owned(),
+        );
+    }
+    match catch(|| cli_inputs::read(reader, rest)) {
+        Ok(read) => {
+            report.section(
+                "read",
+                match &read {
+                    Ok(what) => what.clone(),
+                    Err(refusal) => format!("refused: {refusal}"),
+                },
+            );
+            report.summary =
+                format!("the {reader} reader gave a result or an error naming the place");
+        }
+        Err(message) => report.crash = Some(message),
+    }
 }
 
 // ---- sim_schedule ---------------------------------------------------------------------------
