@@ -26,8 +26,10 @@ use crate::world::World;
 pub const ARRAY_CREATE_FLAG_MASK: u32 =
     BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG | BPF_F_INNER_MAP;
 
-/// `KMALLOC_MAX_SIZE` with 4 KiB pages: an array value must fit one allocation.
-pub const KMALLOC_MAX_SIZE: u64 = 4 << 20;
+/// The largest array value: `round_up(value_size, 8)` must not overflow an `int` (the kernel's
+/// arrays are one vmalloc area, so a value may be larger than one kmalloc; measured on 6.18: a
+/// value of 4 MiB + 8 is created, 2^31 is `-E2BIG`).
+pub const MAX_ARRAY_VALUE_SIZE: u64 = i32::MAX as u64;
 /// `PCPU_MIN_UNIT_SIZE`: a per-CPU value (rounded up to 8) must fit one per-CPU unit.
 pub const PCPU_MIN_UNIT_SIZE: u64 = 32 << 10;
 
@@ -90,7 +92,7 @@ pub fn alloc_check(def: &MapDef) -> Result<()> {
         return Err(Errno::EINVAL.into());
     }
     let value_size = u64::from(def.value_size);
-    if value_size > KMALLOC_MAX_SIZE
+    if value_size > MAX_ARRAY_VALUE_SIZE
         || (def.map_type == MapType::PercpuArray && value_size.div_ceil(8) * 8 > PCPU_MIN_UNIT_SIZE)
     {
         return Err(Errno::E2BIG.into());

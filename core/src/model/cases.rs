@@ -514,6 +514,40 @@ pub fn cases() -> Vec<Case> {
     );
     t.push(Case::new("ARRAY max_entries must be > 0", "§2").err(create(array(4, 0)), EINVAL));
     t.push(Case::new("ARRAY value_size must be > 0", "kernel").err(create(array(0, 1)), EINVAL));
+    // Value sizes: an array is one vmalloc area, a hash element one kmalloc (measured on 6.18).
+    t.push(
+        Case::new(
+            "ARRAY value_size above one kmalloc (4 MiB + 8) is created",
+            "kernel",
+        )
+        .ok(create(array((4 << 20) + 8, 1))),
+    );
+    t.push(
+        Case::new("ARRAY value_size above INT_MAX is E2BIG", "kernel")
+            .err(create(array(1 << 31, 1)), E2BIG),
+    );
+    t.push(
+        Case::new(
+            "PERCPU_ARRAY value_size above PCPU_MIN_UNIT_SIZE is E2BIG",
+            "kernel",
+        )
+        .ok(create(Create::new(MapType::PercpuArray, 4, 32 << 10, 1)))
+        .err(
+            create(Create::new(MapType::PercpuArray, 4, (32 << 10) + 1, 1)),
+            E2BIG,
+        ),
+    );
+    t.push(
+        Case::new(
+            "HASH key + value must stay below KMALLOC_MAX_SIZE - 48 (E2BIG at it)",
+            "kernel",
+        )
+        .ok(create(Create::new(MapType::Hash, 4, (4 << 20) - 53, 1)))
+        .err(
+            create(Create::new(MapType::Hash, 4, (4 << 20) - 52, 1)),
+            E2BIG,
+        ),
+    );
     t.push(
         Case::new("BPF_F_INNER_MAP is accepted on ARRAY", "§2")
             .ok(create(array(4, 1).flags(BPF_F_INNER_MAP))),

@@ -84,7 +84,7 @@
 //!   ([`ModelConfig::possible_cpus`], default 1); the padding is stored and read back as
 //!   written (D8: the kernel copies `round_up(value_size, 8)` bytes per CPU).
 //! * Value sizes are limited as the kernel limits them (`-E2BIG`: an array value above
-//!   `KMALLOC_MAX_SIZE`, a hash element above it, a per-CPU value above `PCPU_MIN_UNIT_SIZE`;
+//!   `INT_MAX`, a hash element above `KMALLOC_MAX_SIZE`, a per-CPU value above `PCPU_MIN_UNIT_SIZE`;
 //!   see [`shape`]'s constants); `max_entries` is not (storage is sparse), so a huge map never
 //!   fails with `-E2BIG`/`-ENOMEM` where the kernel's allocation might. What a batch returns is
 //!   materialised, so callers (fuzz targets) bound `count`.

@@ -64,9 +64,13 @@ pub const ARRAY_KEY_SIZE: u32 = 4;
 /// Per-CPU values are copied in 8-byte units (the kernel's `round_up(value_size, 8)`).
 pub const PERCPU_VALUE_ALIGN: usize = 8;
 
-/// The largest kmalloc (x86-64, 4 KiB pages: `1 << (MAX_PAGE_ORDER + PAGE_SHIFT)`): an array
-/// value, or a hash element's key + value + header, must fit one.
+/// The largest kmalloc (x86-64, 4 KiB pages: `1 << (MAX_PAGE_ORDER + PAGE_SHIFT)`): a hash
+/// element's key + value + header must fit one.
 pub const KMALLOC_MAX_SIZE: u64 = 1 << 22;
+
+/// The largest array value: `INT_MAX` (an array is one vmalloc area; the kernel only keeps
+/// `round_up(value_size, 8)` from overflowing an `int`).
+pub const ARRAY_VALUE_SIZE_MAX: u64 = i32::MAX as u64;
 
 /// The kernel's `struct htab_elem` header on x86-64 (hash node, freelist link, hash, key
 /// padding), subtracted from [`KMALLOC_MAX_SIZE`] for a hash element's key and value.
@@ -288,7 +292,7 @@ fn check_array_attr(map_type: MapType, attr: &MapAttr) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     }
     let value_size = attr.value_size as u64;
-    if value_size > KMALLOC_MAX_SIZE
+    if value_size > ARRAY_VALUE_SIZE_MAX
         || (map_type == MapType::PercpuArray && value_size.div_ceil(8) * 8 > PCPU_MIN_UNIT_SIZE)
     {
         return Err(Errno::E2BIG);

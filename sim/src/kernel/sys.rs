@@ -48,6 +48,13 @@ const OUTER_VALUE_SIZE: usize = 4;
 pub const SETTLE_POLLS: u32 = 2000;
 /// The pause between two polls.
 pub const SETTLE_INTERVAL: Duration = Duration::from_millis(1);
+/// The most memory the oracle lets one map ask of the live kernel. A privileged kernel tries to
+/// allocate whatever `max_entries` says, and on a machine of this project's kind a map of tens of
+/// gigabytes pushes everything else into the OOM killer; an array of maps past 2^31 slots also
+/// oopses the 6.18.44-fc-v1300 kernel when it is freed, leaking its memory for good
+/// (docs/kernel-disagreements.md, "Kernel bugs met"). The model refuses such maps anyway.
+pub const MAX_KERNEL_MAP_BYTES: u64 = 1 << 30;
+
 /// Keys of an outer map walked to learn its inner ids before its fd closes; a larger outer
 /// map is closed without waiting.
 const SETTLE_WALK_LIMIT: usize = 4096;
@@ -378,6 +385,22 @@ impl KernelSys {
     }
 }
 
+/// The bytes a map creation would make the kernel allocate, when above
+/// [`MAX_KERNEL_MAP_BYTES`] and not refused before allocating. What the kernel refuses first
+/// (its attribute and size checks, which mimic's `create_check` follows: `-EINVAL`, `-E2BIG`)
+/// is safe to ask at any size.
+fn too_big_to_ask(attr: &MapAttr) -> Option<u64> {
+    let slot = |size: u32| u64::from(size).div_ceil(8) * 8;
+    let bytes = u64::from(attr.max_entries) * (slot(attr.key_size) + slot(attr.value_size));
+    let refused_first = mimic_core::maps::MapDef::from_attr(attr).is_some_and(|def| {
+        matches!(
+            mimic_core::maps::create_check(&def, true),
+            Err(Error::Errno(Errno::EINVAL | Errno::E2BIG))
+        )
+    });
+    (bytes > MAX_KERNEL_MAP_BYTES && !refused_first).then_some(bytes)
+}
+
 fn core<T>(result: Result<T, KernelError>) -> Result<T, Error> {
     result.map_err(KernelError::into_core)
 }
@@ -403,6 +426,15 @@ fn batch_out(raw: ffi::RawBatch, shape: Shape) -> BatchOut {
 
 impl BpfSys for KernelSys {
     fn map_create(&mut self, attr: &MapAttr) -> Result<Fd, Error> {
+        if let Some(bytes) = too_big_to_ask(attr) {
+            return Err(Error::Fault(mimic_core::fault::Fault::Unmodelled {
+                detail: format!(
+                    "kernel oracle: not asking the kernel for a map of about {bytes} bytes \
+                     (max_entries {}; the limit is {MAX_KERNEL_MAP_BYTES})",
+                    attr.max_entries
+                ),
+            }));
+        }
         let mut attr = *attr;
         if MapType::from_u32(attr.map_type).is_some_and(MapType::is_map_in_map) {
             attr.inner_map_fd = self.translate(attr.inner_map_fd as Fd) as u32;
@@ -549,5 +581,34 @@ impl BpfSys for KernelSys {
             self.settle(maps);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_the_kernel_would_allocate_past_the_limit_are_never_asked_for() {
+        // The array of maps that oopsed the kernel when freed, and a plain one as large.
+        for ty in [MapType::ArrayOfMaps, MapType::Array] {
+            let attr = MapAttr::new(ty, 4, 4, 3_000_000_000);
+            let bytes = too_big_to_ask(&attr);
+            assert!(bytes.is_some_and(|b| b >= 24_000_000_000), "{ty:?}: {bytes:?}");
+        }
+        // Refused before any allocation (value past INT_MAX; a hash's bucket table): asked.
+        assert_eq!(
+            too_big_to_ask(&MapAttr::new(MapType::Array, 4, 1 << 31, 1)),
+            None
+        );
+        assert_eq!(
+            too_big_to_ask(&MapAttr::new(MapType::Hash, 4, 4, u32::MAX)),
+            None
+        );
+        // Small maps: asked.
+        assert_eq!(
+            too_big_to_ask(&MapAttr::new(MapType::Array, 4, 8, 1 << 20)),
+            None
+        );
     }
 }
