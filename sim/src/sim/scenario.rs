@@ -667,47 +667,24 @@ pub fn map_refs(source: &str) -> Vec<String> {
     out
 }
 
-/// Marks a `map(NAME)` operand in the text given to the assembler; the low bits number the
-/// reference. Chosen so no real constant of a scenario collides with it.
-const MAP_REF_MAGIC: u64 = 0x6d61_7072_0000_0000;
-
 /// Assembles a program, resolving `lddw %rN, map(NAME)` to `BPF_PSEUDO_MAP_FD` loads of the fd
-/// `fd_of(NAME)` gives.
+/// `fd_of(NAME)` gives: the scenario's `map(NAME)` is the assembler's `map:NAME`
+/// (`mimic_core::bpf::verifier::asm_maps`), which places and checks the references.
 pub fn assemble(
     source: &str,
     fd_of: &dyn Fn(&str) -> Option<i32>,
 ) -> Result<Vec<mimic_core::isa::Insn>, String> {
-    use mimic_core::isa::{Insn, BPF_PSEUDO_MAP_FD};
-    let names = map_refs(source);
-    let mut text = String::new();
+    let mut text = String::with_capacity(source.len());
     let mut rest = source;
-    let mut n = 0u64;
     while let Some(at) = rest.find("map(") {
         let tail = &rest[at + 4..];
         let Some(end) = tail.find(')') else { break };
         text.push_str(&rest[..at]);
-        text.push_str(&format!("{:#x}", MAP_REF_MAGIC | n));
-        n += 1;
+        text.push_str("map:");
+        text.push_str(tail[..end].trim());
         rest = &tail[end + 1..];
     }
     text.push_str(rest);
-    let mut insns =
-        mimic_core::bpf::asm::assemble(&text).map_err(|e| format!("assembly error at {e}"))?;
-    let mut i = 0;
-    while i + 1 < insns.len() {
-        let value = (insns[i].imm as u32 as u64) | ((insns[i + 1].imm as u32 as u64) << 32);
-        if insns[i].code == 0x18 && value & !0xffff_ffff == MAP_REF_MAGIC {
-            let index = (value & 0xffff_ffff) as usize;
-            let name = &names[index];
-            let fd = fd_of(name).ok_or(format!("map({name}) is not a map of the scenario"))?;
-            let [lo, hi] = Insn::ld_map_fd(insns[i].dst, fd);
-            let _ = BPF_PSEUDO_MAP_FD;
-            insns[i] = lo;
-            insns[i + 1] = hi;
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    Ok(insns)
+    mimic_core::bpf::verifier::asm_maps::assemble_with_maps(&text, fd_of)
+        .map_err(|e| format!("assembly error at {e}"))
 }
