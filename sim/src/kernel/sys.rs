@@ -594,7 +594,10 @@ mod tests {
         for ty in [MapType::ArrayOfMaps, MapType::Array] {
             let attr = MapAttr::new(ty, 4, 4, 3_000_000_000);
             let bytes = too_big_to_ask(&attr);
-            assert!(bytes.is_some_and(|b| b >= 24_000_000_000), "{ty:?}: {bytes:?}");
+            assert!(
+                bytes.is_some_and(|b| b >= 24_000_000_000),
+                "{ty:?}: {bytes:?}"
+            );
         }
         // Refused before any allocation (value past INT_MAX; a hash's bucket table): asked.
         assert_eq!(

@@ -70,13 +70,29 @@ pub fn assemble_with_maps(
         text.push('\n');
     }
     let mut insns = assemble(&text)?;
+    if fds.is_empty() {
+        // No reference: every constant is the program's own.
+        return Ok(insns);
+    }
     let mut replaced = 0;
     let mut pc = 0;
     while pc + 1 < insns.len() {
         let (lo, hi) = (insns[pc], insns[pc + 1]);
         if lo.is_lddw() && lo.src == 0 && hi.imm as u32 == MARKER {
-            let Some(&fd) = fds.get(lo.imm as u32 as usize) else {
-                break;
+            // The k-th marked load must be the k-th reference: anything else is a constant of
+            // the program that looks like a marker, which must not become a map load.
+            let fd = match fds.get(replaced) {
+                Some(&fd) if lo.imm as u32 as usize == replaced => fd,
+                _ => {
+                    return Err(AsmError {
+                        line: 1,
+                        column: 1,
+                        message: format!(
+                            "the 64-bit constant {:#x} is reserved for map references",
+                            (u64::from(hi.imm as u32) << 32) | u64::from(lo.imm as u32)
+                        ),
+                    })
+                }
             };
             insns[pc].src = BPF_PSEUDO_MAP_FD;
             insns[pc].imm = fd;
@@ -111,6 +127,12 @@ mod tests {
         assert_eq!(&labelled[0..2], &Insn::ld_map_fd(2, 4));
         let err = assemble_with_maps("lddw %r1, map:nope\nexit", &|_| None).expect_err("unknown");
         assert_eq!((err.line, err.message.as_str()), (1, "unknown map 'nope'"));
+        let marker = format!(
+            "lddw %r1, map:x\nlddw %r2, {:#x}\nexit",
+            u64::from(MARKER) << 32
+        );
+        let err = assemble_with_maps(&marker, &|_| Some(3)).expect_err("a marker-shaped constant");
+        assert!(err.message.contains("reserved for map references"), "{err}");
         let err = assemble_with_maps("mov %r1, map:x\nexit", &|_| Some(3)).expect_err("not lddw");
         assert!(
             err.message.contains("only valid as an lddw operand"),
