@@ -1,4 +1,4 @@
-//! `mimic fuzz-replay TARGET FILE [--mutants LIST] [--json]`: one fuzz input (a crash file from
+//! `mimic fuzz-replay TARGET FILE [--mutants LIST] [--json] [--kernel auto|NAME]`: one fuzz input (a crash file from
 //! `fuzz/artifacts/TARGET/`, a corpus entry, a regression file) replayed readably by
 //! `mimic_sim::fuzz::replay`: for `verify_exec` the map set-up, the program, the verifier log,
 //! the fixed-up program and the failing access; for `map_ops` each op's outcome on the model and
@@ -16,7 +16,8 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct FuzzReplayArgs {
-    /// The fuzz target: asm_roundtrip, interp_diff, map_ops, sim_schedule or verify_exec.
+    /// The fuzz target: asm_roundtrip, cli_inputs, interp_diff, map_ops, sim_schedule or
+    /// verify_exec.
     pub target: String,
     /// The input file (e.g. fuzz/artifacts/TARGET/crash-...).
     pub file: PathBuf,
@@ -26,6 +27,8 @@ pub struct FuzzReplayArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kernel: super::KernelArg,
 }
 
 pub fn run(args: FuzzReplayArgs) -> ExitCode {
@@ -60,7 +63,8 @@ fn replay_cmd(args: &FuzzReplayArgs) -> Result<bool, String> {
     }
     let mutants = mutants(args)?;
     let data = std::fs::read(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
-    let report = replay::replay(&args.target, &data, mutants)?;
+    let profile = args.kernel.profile("mimic fuzz-replay")?;
+    let report = replay::replay_as(&args.target, &data, mutants, profile)?;
     if args.json {
         let mut json = serde_json::to_value(&report).map_err(|e| e.to_string())?;
         json["file"] = serde_json::json!(args.file.display().to_string());

@@ -25,6 +25,7 @@ use mimic_core::isa::{self, Insn};
 use mimic_core::model::ops::{compare, quiesce, run as run_ops, Outcome};
 use mimic_core::model::RefModel;
 use mimic_core::mutants::Mutants;
+use mimic_core::profile::KernelProfile;
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::Std;
 use mimic_core::sys::Process;
@@ -155,7 +156,19 @@ pub const TARGETS: [&str; 6] = [
 
 /// Replays `data` through `target` with `mutants` on. An unknown target is an error naming the
 /// known ones; a panic of the target is the crash it reports, never a panic of the replay.
+/// The verifier's log in the report is worded as the newest kernel profile words it (what the
+/// fuzz binaries run); [`replay_as`] takes another.
 pub fn replay(target: &str, data: &[u8], mutants: Mutants) -> Result<Report, String> {
+    replay_as(target, data, mutants, *KernelProfile::newest())
+}
+
+/// [`replay`], with the verifier's messages in the report those of `profile`'s kernel build.
+pub fn replay_as(
+    target: &str,
+    data: &[u8],
+    mutants: Mutants,
+    profile: KernelProfile,
+) -> Result<Report, String> {
     let mut report = Report::new(target, mutants);
     report.section("input", format!("{} bytes", data.len()));
     match target {
@@ -164,7 +177,7 @@ pub fn replay(target: &str, data: &[u8], mutants: Mutants) -> Result<Report, Str
         "interp_diff" => replay_interp_diff(data, &mut report),
         "map_ops" => replay_map_ops(data, mutants, &mut report),
         "sim_schedule" => replay_sim_schedule(data, mutants, &mut report),
-        "verify_exec" => replay_verify_exec(data, mutants, &mut report),
+        "verify_exec" => replay_verify_exec(data, mutants, profile, &mut report),
         other => {
             return Err(format!(
                 "unknown fuzz target `{other}` (known: {})",
@@ -377,7 +390,7 @@ fn describe_run(
     out
 }
 
-fn replay_verify_exec(data: &[u8], mutants: Mutants, report: &mut Report) {
+fn replay_verify_exec(data: &[u8], mutants: Mutants, profile: KernelProfile, report: &mut Report) {
     let case = match verify_exec::Case::arbitrary_take_rest(Unstructured::new(data)) {
         Ok(case) => case,
         Err(e) => {
@@ -410,6 +423,7 @@ fn replay_verify_exec(data: &[u8], mutants: Mutants, report: &mut Report) {
         ctx_size: verify_exec::CTX_LEN as u32,
         mutants,
         log_level: 1,
+        profile,
         ..VerifyOpts::default()
     };
     let world = fixed_sys.world().clone();
