@@ -12,6 +12,7 @@ pub mod dead_code;
 pub mod exec;
 pub mod fixup;
 pub mod helpers;
+pub mod object;
 pub mod print;
 pub mod reloc;
 pub mod suite_dir;

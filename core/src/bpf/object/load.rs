@@ -1,0 +1,112 @@
+//! Creating an object's maps on any [`BpfSys`] (mimic's world, the reference model, the live
+//! kernel) the way libbpf creates them, so that the same loader puts the same object in each.
+//!
+//! In map order: a map-in-map's template is created from its `values` definition, handed as
+//! `inner_map_fd` to the outer map and closed again; a global data map gets its section's
+//! bytes at key 0; once every map exists, each map-in-map's initial slots are filled with the
+//! fds of the maps they name (libbpf fills a map's slots right after creating it, which needs
+//! the inner maps defined first; filling at the end accepts either order and stores the same
+//! maps). Freezing `.rodata` is the caller's: [`LoadedMaps::to_freeze`] lists the maps.
+//!
+//! Invariant: on an error every fd created so far is closed, and the error names the map and
+//! the step.
+
+use super::{Object, ObjectError};
+use crate::uapi::{BpfSys, Fd, MapAttr, BPF_ANY};
+
+/// The maps of an object once created: an fd per map, in the object's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedMaps {
+    pub fds: Vec<Fd>,
+}
+
+impl LoadedMaps {
+    /// The indices of the maps libbpf freezes after writing them (`.rodata`).
+    pub fn to_freeze(object: &Object) -> Vec<usize> {
+        object
+            .maps
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.data.as_ref().is_some_and(|d| d.frozen))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Closes every map.
+    pub fn close(self, sys: &mut dyn BpfSys) {
+        for fd in self.fds {
+            let _ = sys.close(fd);
+        }
+    }
+}
+
+fn attr(spec: &super::MapSpec) -> MapAttr {
+    MapAttr {
+        map_type: spec.map_type,
+        key_size: spec.key_size,
+        value_size: spec.value_size,
+        max_entries: spec.max_entries,
+        map_flags: spec.map_flags,
+        inner_map_fd: 0,
+    }
+}
+
+/// Creates every map of `object` on `sys`, fills global data and initial slots.
+pub fn create_maps(sys: &mut dyn BpfSys, object: &Object) -> Result<LoadedMaps, ObjectError> {
+    let mut fds: Vec<Fd> = Vec::new();
+    let fail = |sys: &mut dyn BpfSys, fds: &[Fd], e: ObjectError| {
+        for &fd in fds {
+            let _ = sys.close(fd);
+        }
+        Err(e)
+    };
+    for spec in &object.maps {
+        let named = |what: String| ObjectError::new(what).at_symbol(&spec.name);
+        let fd = match &spec.inner {
+            Some(inner) => {
+                let template = match sys.map_create(&attr(inner)) {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        return fail(
+                            sys,
+                            &fds,
+                            named(format!("creating its inner map template: {e}")),
+                        )
+                    }
+                };
+                let outer = sys.map_create(&attr(spec).inner(template));
+                let _ = sys.close(template);
+                match outer {
+                    Ok(fd) => fd,
+                    Err(e) => return fail(sys, &fds, named(format!("creating it: {e}"))),
+                }
+            }
+            None => match sys.map_create(&attr(spec)) {
+                Ok(fd) => fd,
+                Err(e) => return fail(sys, &fds, named(format!("creating it: {e}"))),
+            },
+        };
+        fds.push(fd);
+        if let Some(data) = &spec.data {
+            if let Err(e) = sys.map_update_elem(fd, &0u32.to_ne_bytes(), &data.bytes, BPF_ANY) {
+                return fail(sys, &fds, named(format!("writing its initial value: {e}")));
+            }
+        }
+    }
+    for (i, spec) in object.maps.iter().enumerate() {
+        for (slot, name) in &spec.slots {
+            let Some(target) = object.map_index(name) else {
+                let e = ObjectError::new(format!("slot {slot} names `{name}`, which is no map"))
+                    .at_symbol(&spec.name);
+                return fail(sys, &fds, e);
+            };
+            let value = fds[target].to_ne_bytes();
+            if let Err(e) = sys.map_update_elem(fds[i], &slot.to_ne_bytes(), &value, BPF_ANY) {
+                let e = ObjectError::new(format!("filling slot {slot} with `{name}`: {e}"))
+                    .at_symbol(&spec.name);
+                return fail(sys, &fds, e);
+            }
+        }
+    }
+    Ok(LoadedMaps { fds })
+}
