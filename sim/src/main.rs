@@ -35,6 +35,8 @@ enum Command {
     KernelCheck(cmd::kernel_check::KernelCheckArgs),
     /// Probe this machine's kernel: which kernel profile it is, behaviour by behaviour.
     KernelProbe(cmd::kernel_probe::KernelProbeArgs),
+    /// Show what mimic's loader reads from a clang-built BPF object: maps, programs, relocations.
+    Inspect(cmd::inspect::InspectArgs),
     /// Verify a program (assembly) against map specs; print the verdict, log, xlated dump.
     Verify(cmd::verify::VerifyArgs),
     /// Replay a fuzz input (a crash file) readably: program, map set-up, verifier log, failure.
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Some(Command::KernelCheck(args)) => cmd::kernel_check::run(args),
         Some(Command::KernelProbe(args)) => cmd::kernel_probe::run(args),
         Some(Command::Verify(args)) => cmd::verify::run(args),
+        Some(Command::Inspect(args)) => cmd::inspect::run(args),
         Some(Command::FuzzReplay(args)) => cmd::fuzz_replay::run(args),
     }
 }

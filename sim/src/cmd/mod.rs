@@ -1,6 +1,7 @@
 //! Subcommand glue, one module per command.
 pub mod conformance;
 pub mod fuzz_replay;
+pub mod inspect;
 pub mod kernel_check;
 pub mod kernel_probe;
 pub mod mutants;

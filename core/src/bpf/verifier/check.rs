@@ -3,7 +3,10 @@
 
 use super::bounds::{self, AluError, Scalar};
 use super::state::{Reg, RegType, SlotByte, VState, MAX_STACK};
-use super::{calls, refuse, Env, Next, ProgType, Refuse, EINVAL, SYSCALL_CTX_MAX};
+use super::{
+    calls, refuse, Env, Next, ProgType, Refuse, EINVAL, RAW_TP_CTX_MAX, SYSCALL_CTX_MAX,
+    TRACEPOINT_CTX_MAX,
+};
 use crate::isa::{AluOp, AtomicOp, Cond, Ld64, Op, Operand, Size, Width, FP};
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 
@@ -499,6 +502,14 @@ pub(crate) fn mem_access(
                     !write && total >= 0 && total + bytes <= i64::from(env.opts.ctx_size)
                 }
                 ProgType::Syscall => syscall_ctx_access_ok(total, bytes),
+                ProgType::RawTracepoint => {
+                    !write && (0..i64::from(RAW_TP_CTX_MAX)).contains(&total) && total % bytes == 0
+                }
+                ProgType::Tracepoint => {
+                    !write
+                        && (8..i64::from(TRACEPOINT_CTX_MAX)).contains(&total)
+                        && total % bytes == 0
+                }
             };
             if !allowed {
                 return refuse(format!(

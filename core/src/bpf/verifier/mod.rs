@@ -187,11 +187,35 @@ pub enum ProgType {
     /// `syscall_prog_is_valid_access`); `ctx_size` is not used, the test run checks the buffer
     /// against [`Verified::max_ctx_offset`] instead.
     Syscall,
+    /// `BPF_PROG_TYPE_RAW_TRACEPOINT`: the context is the tracepoint's arguments as u64s,
+    /// read-only, at offsets below `12 * 8` that are a multiple of the access size
+    /// (`bpf_tracing_ctx_access`); a test run passes at most that many bytes.
+    RawTracepoint,
+    /// `BPF_PROG_TYPE_TRACEPOINT`: the context is the tracepoint's record, read-only, past its
+    /// first 8 bytes (`tp_prog_is_valid_access`: `8..PERF_MAX_TRACE_SIZE`, aligned to the access
+    /// size); the kernel has no test run for it.
+    Tracepoint,
 }
 
 /// `BPF_PROG_TYPE_SYSCALL` context offsets must stay below `U16_MAX`, and a test run's context
 /// may not be larger than it.
 pub const SYSCALL_CTX_MAX: u32 = u16::MAX as u32;
+
+/// A raw tracepoint's context: `MAX_BPF_FUNC_ARGS` u64 arguments.
+pub const RAW_TP_CTX_MAX: u32 = 12 * 8;
+
+/// A tracepoint record's size bound (`PERF_MAX_TRACE_SIZE`).
+pub const TRACEPOINT_CTX_MAX: u32 = 8192;
+
+impl ProgType {
+    /// The largest context a test run of this type takes.
+    pub fn max_test_ctx(self) -> u32 {
+        match self {
+            ProgType::RawTracepoint => RAW_TP_CTX_MAX,
+            _ => SYSCALL_CTX_MAX,
+        }
+    }
+}
 
 /// How to verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

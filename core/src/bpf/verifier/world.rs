@@ -107,6 +107,8 @@ pub struct LoadedProg {
     pub fixed: crate::bpf::fixup::Fixed,
     pub maps: Vec<crate::arena::Handle>,
     pub sleepable: bool,
+    /// The type it was verified as (its test run's context limit).
+    pub prog_type: super::ProgType,
 }
 
 /// Why a load failed.
@@ -160,6 +162,7 @@ pub fn prog_load<P: Platform>(
         fixed,
         maps,
         sleepable: opts.sleepable,
+        prog_type: opts.prog_type,
     })
 }
 
@@ -188,9 +191,10 @@ impl std::fmt::Display for TestRunError {
 impl std::error::Error for TestRunError {}
 
 impl LoadedProg {
-    /// `BPF_PROG_TEST_RUN` of a `BPF_PROG_TYPE_SYSCALL` program (the test run mimic models,
-    /// applied to every loaded program): `ctx` must reach the program's `max_ctx_offset` and
-    /// stay within `U16_MAX` bytes, else `EINVAL` before anything runs. The program runs on a
+    /// `BPF_PROG_TEST_RUN` of a `BPF_PROG_TYPE_SYSCALL` or raw tracepoint program (the test
+    /// runs mimic models; generic programs run as syscall ones): `ctx` must reach the program's
+    /// `max_ctx_offset` and stay within the type's bound (`U16_MAX` bytes, 12 u64 arguments),
+    /// else `EINVAL` before anything runs; a tracepoint program has no test run (`ENOTSUPP`). The program runs on a
     /// copy of `ctx` inside the read-side section of its flavour (tasks-trace when sleepable),
     /// and the copy is written back into `ctx` afterwards, as the kernel copies the context
     /// back to the caller's buffer.
@@ -202,7 +206,11 @@ impl LoadedProg {
         use crate::bpf::exec::{NoObserver, Program, Vm};
         use crate::rcu::Flavor;
         let len = ctx.len() as u64;
-        if len < u64::from(self.verified.max_ctx_offset) || len > u64::from(super::SYSCALL_CTX_MAX)
+        if self.prog_type == super::ProgType::Tracepoint {
+            return Err(TestRunError::Errno(crate::errno::Errno::ENOTSUPP));
+        }
+        if len < u64::from(self.verified.max_ctx_offset)
+            || len > u64::from(self.prog_type.max_test_ctx())
         {
             return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
         }

@@ -1,0 +1,44 @@
+/* The few definitions the example objects need, written for this project (no libbpf headers):
+ * libbpf's map-definition conventions (a struct in SEC(".maps") whose members encode the
+ * attributes as BTF), the helper calls by their numbers, and the map types and flags by
+ * their uapi values. Build: clang -O2 -g -target bpf -c NAME.bpf.c -o NAME.bpf.o
+ */
+#ifndef MIMIC_BPF_H
+#define MIMIC_BPF_H
+
+typedef unsigned char __u8;
+typedef unsigned int __u32;
+typedef int __s32;
+typedef unsigned long long __u64;
+
+#define SEC(name) __attribute__((section(name), used))
+#define __always_inline inline __attribute__((always_inline))
+#define __noinline __attribute__((noinline))
+
+/* A map attribute N: a pointer to an array of N ints (BTF keeps N). */
+#define __uint(name, val) int (*name)[val]
+/* A key or value type: a pointer to it (BTF keeps its size). */
+#define __type(name, val) typeof(val) *name
+/* A map-in-map's template and initial slots: an array of pointers to the inner definition. */
+#define __array(name, val) typeof(val) *name[]
+
+/* enum bpf_map_type */
+#define BPF_MAP_TYPE_HASH 1
+#define BPF_MAP_TYPE_ARRAY 2
+#define BPF_MAP_TYPE_ARRAY_OF_MAPS 12
+#define BPF_MAP_TYPE_HASH_OF_MAPS 13
+
+/* map_flags */
+#define BPF_F_NO_PREALLOC (1U << 0)
+#define BPF_F_INNER_MAP (1U << 12)
+
+/* update flags */
+#define BPF_ANY 0
+
+/* Helpers by their numbers in enum bpf_func_id. */
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value,
+                                   __u64 flags) = (void *)2;
+static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
+
+#endif
