@@ -22,6 +22,10 @@ pub struct KernelCheckArgs {
     /// found as `mimic conformance` finds it (the submodule, MIMIC_CONFORMANCE_DIR, ../shared).
     #[arg(long)]
     pub conformance: Option<std::path::PathBuf>,
+    /// A BPF object (`.bpf.o`) to load with mimic's loader into the kernel and the world and
+    /// compare program by program (repeatable).
+    #[arg(long)]
+    pub object: Vec<std::path::PathBuf>,
     #[command(flatten)]
     pub kernel: super::KernelArg,
 }
@@ -74,6 +78,27 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
         }
     }
     report.checks.push(check::run_map_programs(&mut kernel));
+    for path in &args.object {
+        let object = match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| mimic_core::bpf::object::Object::parse(&b).map_err(|e| e.to_string()))
+        {
+            Ok(object) => object,
+            Err(why) => {
+                eprintln!("mimic kernel-check: {}: {why}", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        report
+            .checks
+            .extend(mimic_sim::kernel::object::check_object(
+                &mut kernel,
+                &object,
+                &path.display().to_string(),
+                profile,
+                mimic_core::mutants::Mutants::NONE,
+            ));
+    }
     {
         use mimic_sim::kernel::verdicts;
         let mut sets = vec![

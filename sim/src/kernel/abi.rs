@@ -37,6 +37,7 @@ pub enum Cmd {
     MapGetFdById = 14,
     ObjGetInfoByFd = 15,
     MapLookupAndDeleteElem = 21,
+    MapFreeze = 22,
     MapLookupBatch = 24,
     MapLookupAndDeleteBatch = 25,
     MapUpdateBatch = 26,
@@ -58,6 +59,7 @@ impl Cmd {
             Cmd::MapGetFdById => "BPF_MAP_GET_FD_BY_ID",
             Cmd::ObjGetInfoByFd => "BPF_OBJ_GET_INFO_BY_FD",
             Cmd::MapLookupAndDeleteElem => "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
+            Cmd::MapFreeze => "BPF_MAP_FREEZE",
             Cmd::MapLookupBatch => "BPF_MAP_LOOKUP_BATCH",
             Cmd::MapLookupAndDeleteBatch => "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
             Cmd::MapUpdateBatch => "BPF_MAP_UPDATE_BATCH",
@@ -183,6 +185,15 @@ pub struct TestRunAttr {
     pub cpu: u32,
     pub batch_size: u32,
     pub _pad: u32,
+}
+
+/// `BPF_MAP_FREEZE`: the map's fd alone.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, IntoBytes, FromBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct FdAttr {
+    pub map_fd: u32,
 }
 
 /// `BPF_MAP_GET_NEXT_ID` (`start_id` in, `next_id` out) and `BPF_MAP_GET_FD_BY_ID` (`id`).

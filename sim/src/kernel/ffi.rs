@@ -20,7 +20,7 @@
 #![allow(unsafe_code)]
 
 use super::abi::{
-    Cmd, IdAttr, InfoAttr, MapBatchAttr, MapCreateAttr, MapElemAttr, MapInfoRaw, Plain,
+    Cmd, FdAttr, IdAttr, InfoAttr, MapBatchAttr, MapCreateAttr, MapElemAttr, MapInfoRaw, Plain,
     ProgInfoRaw, ProgLoadAttr, TestRunAttr,
 };
 use super::error::KernelError;
@@ -607,6 +607,22 @@ const EAGAIN: i32 = 11;
 fn log_text(log: &[u8]) -> String {
     let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
     String::from_utf8_lossy(&log[..end]).into_owned()
+}
+
+/// `BPF_MAP_FREEZE`: user space may no longer write the map (libbpf freezes `.rodata`).
+pub fn map_freeze(fd: RawFd) -> Result<(), KernelError> {
+    let mut attr = FdAttr { map_fd: fd as u32 };
+    // SAFETY: the attribute holds no pointers.
+    unsafe { sys_bpf(Cmd::MapFreeze, &mut attr) }.map(drop)
+}
+
+/// How many instructions the verifier processed for a loaded program (`verified_insns` of its
+/// info: the `processed N insns` of the log).
+pub fn prog_verified_insns(fd: RawFd) -> Result<u32, KernelError> {
+    let mut info = ProgInfoRaw::default();
+    // SAFETY: all array pointers and counts are zero: the kernel copies no arrays.
+    unsafe { obj_info(fd, &mut info) }?;
+    Ok(info.verified_insns)
 }
 
 /// The translated (xlated) program the kernel runs, via `BPF_OBJ_GET_INFO_BY_FD`. Needs the

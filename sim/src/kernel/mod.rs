@@ -24,6 +24,8 @@ pub mod check;
 pub mod differential;
 pub mod error;
 #[cfg(feature = "kernel")]
+pub mod object;
+#[cfg(feature = "kernel")]
 pub mod profile;
 pub mod seed004;
 #[cfg(feature = "kernel")]

@@ -283,6 +283,19 @@ impl KernelSys {
         }
     }
 
+    /// `BPF_MAP_FREEZE` of an owned map.
+    pub fn map_freeze(&self, fd: Fd) -> Result<(), KernelError> {
+        match self.map_fd(fd) {
+            Some(fd) => ffi::map_freeze(fd),
+            None => Err(KernelError::Errno(Errno::EBADF)),
+        }
+    }
+
+    /// The verifier's `processed N insns` for a loaded program.
+    pub fn verified_insns(&self, prog_fd: Fd) -> Result<u32, KernelError> {
+        ffi::prog_verified_insns(self.prog_fd(prog_fd)?)
+    }
+
     /// The kernel's translated program (after its fixups), one `Insn` per 8-byte slot.
     pub fn xlated(&self, prog_fd: Fd) -> Result<Vec<Insn>, KernelError> {
         ffi::prog_xlated(self.prog_fd(prog_fd)?)

@@ -244,7 +244,7 @@ pub fn compare_verdicts<T>(
 
 /// Compares mimic's fixed-up program with the kernel's xlated dump; `Err` names the first slot
 /// that differs.
-fn compare_fixups(
+pub(crate) fn compare_fixups(
     ours: &[Insn],
     ours_map_loads: &[(usize, u32)],
     theirs: &[Insn],

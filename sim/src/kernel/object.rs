@@ -1,0 +1,263 @@
+//! `mimic kernel-check --object FILE.o`: one BPF object loaded into the live kernel by mimic's
+//! own loader (`mimic_core::bpf::object::load`: maps with their templates, global data written,
+//! `.rodata` frozen, initial slots filled) and into a fresh world by the same loader, then each
+//! program compared: the verdict and first message, the processed-instruction count, the
+//! xlated program (map ids through the two sides' ids) and, for the types that have a test run
+//! (raw tracepoints, syscall programs), `r0` and every map's contents after the run.
+//!
+//! Programs run in object order on the same maps on both sides, so a program sees what the
+//! ones before it wrote, on both sides alike. Map contents are compared as sets of entries
+//! (hash order is each side's own); an outer map's values are ids, so only which slots are
+//! taken is compared.
+#![forbid(unsafe_code)]
+
+use super::check::{Check, SHOWN_PER_CHECK};
+use super::verdicts::{compare_fixups, compare_verdicts, side_by_side};
+use super::{KernelSys, BPF_F_SLEEPABLE};
+use mimic_core::bpf::object::load::{create_maps, LoadedMaps};
+use mimic_core::bpf::object::{Object, ProgKind};
+use mimic_core::bpf::verifier::world::prog_load;
+use mimic_core::bpf::verifier::{ProgType, VerifyOpts};
+use mimic_core::mutants::Mutants;
+use mimic_core::profile::KernelProfile;
+use mimic_core::sync::Std;
+use mimic_core::sys::Process;
+use mimic_core::uapi::{BpfSys, Fd, MapType};
+use mimic_core::world::WorldConfig;
+use std::collections::BTreeMap;
+
+/// The context a test run passes: the 12 u64 arguments of a raw tracepoint, distinct bytes.
+fn test_ctx() -> Vec<u8> {
+    (0..mimic_core::bpf::verifier::RAW_TP_CTX_MAX as u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(1))
+        .collect()
+}
+
+/// Every entry of a map, in key order (for an outer map, its keys with an empty value).
+fn entries(sys: &mut dyn BpfSys, fd: Fd) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    let outer = sys
+        .map_info(fd)
+        .ok()
+        .and_then(|i| MapType::from_u32(i.map_type))
+        .is_some_and(MapType::is_map_in_map);
+    let mut out = Vec::new();
+    let mut key: Option<Vec<u8>> = None;
+    // Bounded: the example objects' maps are small.
+    for _ in 0..4096 {
+        match sys.map_get_next_key(fd, key.as_deref()) {
+            Ok(next) => {
+                let value = match sys.map_lookup_elem(fd, &next) {
+                    Ok(_) if outer => Vec::new(),
+                    Ok(v) => v,
+                    // An empty slot of an array of maps.
+                    Err(_) => {
+                        key = Some(next);
+                        continue;
+                    }
+                };
+                out.push((next.clone(), value));
+                key = Some(next);
+            }
+            Err(_) => break,
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn new_check(name: String, compares: &str) -> Check {
+    Check {
+        name,
+        compares: compares.to_string(),
+        cases: 0,
+        agreed: 0,
+        disagreed: BTreeMap::new(),
+        examples: Vec::new(),
+        gating: true,
+    }
+}
+
+fn note(check: &mut Check, kind: &str, text: String) {
+    *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
+    if check.examples.len() < SHOWN_PER_CHECK {
+        check.examples.push(text);
+    }
+}
+
+/// The kernel's `prog_flags` for a kind.
+fn prog_flags(kind: ProgKind) -> u32 {
+    if kind.sleepable() {
+        BPF_F_SLEEPABLE
+    } else {
+        0
+    }
+}
+
+/// The object's lines of the agreement table, `label` naming it; `mutants` are switched on in
+/// mimic's world and verifier (the kernel is what it is), so a test can show a line fail.
+pub fn check_object(
+    kernel: &mut KernelSys,
+    object: &Object,
+    label: &str,
+    profile: KernelProfile,
+    mutants: Mutants,
+) -> Vec<Check> {
+    let mut verdicts = new_check(
+        format!("object/verdicts/{label}"),
+        "kernel verifier vs mimic verify",
+    );
+    let mut processed = new_check(
+        format!("object/processed/{label}"),
+        "kernel verified_insns vs mimic",
+    );
+    let mut xlated = new_check(
+        format!("object/xlated/{label}"),
+        "kernel xlated vs mimic fixup",
+    );
+    let mut runs = new_check(
+        format!("object/test-run/{label}"),
+        "kernel test-run vs mimic, maps after",
+    );
+    let mut world = Process::<Std>::create(mutants, WorldConfig::default());
+    let (kmaps, wmaps) = match (create_maps(kernel, object), create_maps(&mut world, object)) {
+        (Ok(k), Ok(w)) => (k, w),
+        (k, w) => {
+            let why = |r: &Result<LoadedMaps, _>| match r {
+                Ok(_) => "created".to_string(),
+                Err(e) => format!("{e}"),
+            };
+            note(
+                &mut verdicts,
+                "maps",
+                format!("{label}: kernel maps: {}; world maps: {}", why(&k), why(&w)),
+            );
+            if let Ok(k) = k {
+                k.close(kernel);
+            }
+            return vec![verdicts, processed, xlated, runs];
+        }
+    };
+    for i in LoadedMaps::to_freeze(object) {
+        if let Err(e) = kernel.map_freeze(kmaps.fds[i]) {
+            note(
+                &mut verdicts,
+                "maps",
+                format!("{label}: freezing {}: {e}", object.maps[i].name),
+            );
+        }
+    }
+    // mimic's map id -> the kernel's, for the xlated comparison.
+    let mut ids = BTreeMap::new();
+    for (k, w) in kmaps.fds.iter().zip(&wmaps.fds) {
+        if let (Ok(ki), Ok(wi)) = (kernel.map_info(*k), world.map_info(*w)) {
+            ids.insert(wi.id, ki.id);
+        }
+    }
+    let raw: Vec<i32> = kmaps
+        .fds
+        .iter()
+        .map(|fd| kernel.map_fd(*fd).unwrap_or(*fd))
+        .collect();
+    for program in &object.programs {
+        let name = format!("{label}: {}", program.name);
+        let base = VerifyOpts {
+            profile,
+            mutants,
+            ..VerifyOpts::default()
+        };
+        let Ok(opts) = program.kind.verify_opts(base) else {
+            // Not modelled: reported by `mimic verify`, not compared here.
+            continue;
+        };
+        let (Some(kinsns), Some(winsns)) = (program.with_fds(&raw), program.with_fds(&wmaps.fds))
+        else {
+            note(
+                &mut verdicts,
+                "maps",
+                format!("{name}: a map without an fd"),
+            );
+            continue;
+        };
+        verdicts.cases += 1;
+        let theirs = kernel.prog_load(
+            program.kind.prog_type(),
+            &kinsns,
+            0,
+            prog_flags(program.kind),
+        );
+        let ours = prog_load(world.world(), &winsns, opts);
+        let ours_verdict = ours.as_ref().map(|_| ()).map_err(|e| match e {
+            mimic_core::bpf::verifier::world::LoadError::Rejected(r) => r.clone(),
+            other => mimic_core::bpf::verifier::Rejection {
+                insn: 0,
+                message: other.to_string(),
+                log: String::new(),
+                errno: 22,
+            },
+        });
+        if let Err(d) = compare_verdicts(&theirs, &ours_verdict) {
+            note(&mut verdicts, d.kind, format!("{name}: {}", d.text));
+        } else {
+            verdicts.agreed += 1;
+        }
+        let (Ok((kprog, _)), Ok(loaded)) = (theirs, ours) else {
+            continue;
+        };
+        processed.cases += 1;
+        match kernel.verified_insns(kprog) {
+            Ok(n) if u64::from(n) == loaded.verified.stats.processed => processed.agreed += 1,
+            Ok(n) => note(
+                &mut processed,
+                "count differs",
+                format!(
+                    "{name}: kernel {n}, mimic {}",
+                    loaded.verified.stats.processed
+                ),
+            ),
+            Err(e) => note(&mut processed, "no count", format!("{name}: {e}")),
+        }
+        xlated.cases += 1;
+        match kernel.xlated(kprog) {
+            Ok(x) => match compare_fixups(&loaded.fixed.insns, &loaded.fixed.map_loads, &x, &ids) {
+                Ok(()) => xlated.agreed += 1,
+                Err(why) => note(
+                    &mut xlated,
+                    "slot differs",
+                    format!("{name}: {why}\n{}", side_by_side(&loaded.fixed, &x)),
+                ),
+            },
+            Err(e) => note(&mut xlated, "no xlated", format!("{name}: {e}")),
+        }
+        if matches!(opts.prog_type, ProgType::RawTracepoint | ProgType::Syscall) {
+            runs.cases += 1;
+            let mut ctx = test_ctx();
+            let k = kernel.test_run(kprog, &[], &ctx, 0).map(|r| r.retval);
+            let w = loaded.test_run(world.world(), &mut ctx).map(|r0| r0 as u32);
+            let mut same = match (&k, &w) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            };
+            let mut detail = format!("r0: kernel {k:?}, mimic {w:?}");
+            for (i, (kfd, wfd)) in kmaps.fds.iter().zip(&wmaps.fds).enumerate() {
+                let (a, b) = (entries(kernel, *kfd), entries(&mut world, *wfd));
+                if a != b {
+                    same = false;
+                    detail.push_str(&format!(
+                        "\n  map {}: kernel {a:?}, mimic {b:?}",
+                        object.maps[i].name
+                    ));
+                }
+            }
+            if same {
+                runs.agreed += 1;
+            } else {
+                note(&mut runs, "run differs", format!("{name}: {detail}"));
+            }
+        }
+        let _ = kernel.close(kprog);
+        let _ = loaded.unload(world.world());
+    }
+    kmaps.close(kernel);
+    wmaps.close(&mut world);
+    vec![verdicts, processed, xlated, runs]
+}
