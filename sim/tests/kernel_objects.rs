@@ -12,7 +12,7 @@ use mimic_sim::kernel::KernelSys;
 use std::path::{Path, PathBuf};
 
 /// Every built example object, by name.
-fn objects() -> Vec<(String, Object)> {
+fn objects() -> Vec<(PathBuf, Object)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bpf");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e} (run ci/build-objects)", dir.display()))
@@ -30,8 +30,7 @@ fn objects() -> Vec<(String, Object)> {
         .map(|p| {
             let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             let object = Object::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, object)
+            (p, object)
         })
         .collect()
 }
@@ -42,8 +41,9 @@ fn every_example_object_loads_verifies_fixes_up_and_runs_as_on_the_kernel() {
         return;
     };
     let profile = probed(&mut kernel);
-    for (name, object) in objects() {
-        let checks = check_object(&mut kernel, &object, &name, profile, Mutants::NONE);
+    for (path, object) in objects() {
+        let name = path.display().to_string();
+        let checks = check_object(&mut kernel, &object, &path, profile, Mutants::NONE);
         for c in &checks {
             assert!(
                 c.passed(),
@@ -71,12 +71,12 @@ fn inline_dynamic_inner_shows_in_the_seed_objects_xlated_program() {
         return;
     };
     let profile = probed(&mut kernel);
-    let (name, object) = objects()
+    let (path, object) = objects()
         .into_iter()
-        .find(|(n, _)| n == "seed004.bpf.o")
+        .find(|(p, _)| p.ends_with("seed004.bpf.o"))
         .expect("seed004.bpf.o is built");
     let mutants = Mutants::only(Mutant::InlineDynamicInner);
-    let checks = check_object(&mut kernel, &object, &name, profile, mutants);
+    let checks = check_object(&mut kernel, &object, &path, profile, mutants);
     let xlated = checks
         .iter()
         .find(|c| c.name.starts_with("object/xlated/"))

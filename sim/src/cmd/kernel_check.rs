@@ -94,7 +94,7 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
             .extend(mimic_sim::kernel::object::check_object(
                 &mut kernel,
                 &object,
-                &path.display().to_string(),
+                path,
                 profile,
                 mimic_core::mutants::Mutants::NONE,
             ));

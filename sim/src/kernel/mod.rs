@@ -19,6 +19,8 @@
 
 pub mod bijection;
 #[cfg(feature = "kernel")]
+pub mod bpftool;
+#[cfg(feature = "kernel")]
 pub mod check;
 #[cfg(feature = "kernel")]
 pub mod differential;

@@ -33,8 +33,11 @@ fn test_ctx() -> Vec<u8> {
         .collect()
 }
 
+/// A map's entries: (key, value) pairs.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Every entry of a map, in key order (for an outer map, its keys with an empty value).
-fn entries(sys: &mut dyn BpfSys, fd: Fd) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn entries(sys: &mut dyn BpfSys, fd: Fd) -> Entries {
     let outer = sys
         .map_info(fd)
         .ok()
@@ -62,7 +65,7 @@ fn entries(sys: &mut dyn BpfSys, fd: Fd) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Stri
         }
     }
     out.sort();
-    Ok(out)
+    out
 }
 
 fn new_check(name: String, compares: &str) -> Check {
@@ -93,15 +96,18 @@ fn prog_flags(kind: ProgKind) -> u32 {
     }
 }
 
-/// The object's lines of the agreement table, `label` naming it; `mutants` are switched on in
-/// mimic's world and verifier (the kernel is what it is), so a test can show a line fail.
+/// The object's lines of the agreement table (the object read from `path`, which names the
+/// lines), the last one the comparison of mimic's loader with bpftool's
+/// ([`super::bpftool`]); `mutants` are switched on in mimic's world and verifier (the kernel
+/// is what it is), so a test can show a line fail.
 pub fn check_object(
     kernel: &mut KernelSys,
     object: &Object,
-    label: &str,
+    path: &std::path::Path,
     profile: KernelProfile,
     mutants: Mutants,
 ) -> Vec<Check> {
+    let label = &path.display().to_string();
     let mut verdicts = new_check(
         format!("object/verdicts/{label}"),
         "kernel verifier vs mimic verify",
@@ -158,6 +164,7 @@ pub fn check_object(
         .iter()
         .map(|fd| kernel.map_fd(*fd).unwrap_or(*fd))
         .collect();
+    let mut kernel_xlated = BTreeMap::new();
     for program in &object.programs {
         let name = format!("{label}: {}", program.name);
         let base = VerifyOpts {
@@ -217,7 +224,11 @@ pub fn check_object(
             Err(e) => note(&mut processed, "no count", format!("{name}: {e}")),
         }
         xlated.cases += 1;
-        match kernel.xlated(kprog) {
+        let x = kernel.xlated(kprog);
+        if let Ok(x) = &x {
+            kernel_xlated.insert(program.name.clone(), x.clone());
+        }
+        match x {
             Ok(x) => match compare_fixups(&loaded.fixed.insns, &loaded.fixed.map_loads, &x, &ids) {
                 Ok(()) => xlated.agreed += 1,
                 Err(why) => note(
@@ -257,7 +268,8 @@ pub fn check_object(
         let _ = kernel.close(kprog);
         let _ = loaded.unload(world.world());
     }
+    let libbpf = super::bpftool::compare(kernel, path, object, &kmaps, &kernel_xlated, label);
     kmaps.close(kernel);
     wmaps.close(&mut world);
-    vec![verdicts, processed, xlated, runs]
+    vec![verdicts, processed, xlated, runs, libbpf]
 }
