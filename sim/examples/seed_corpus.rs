@@ -1,9 +1,10 @@
 //! Builds the seed corpora of every fuzz target from the conformance suite and the shipped
 //! examples, at run time (the corpus folders are not committed; the suite is not ours to copy).
 //!
-//! `cargo run --release --example seed_corpus -- [CONFORMANCE_DIR] [CORPUS_ROOT]` (defaults:
-//! the suite as `mimic_core::bpf::suite_dir` finds it, `corpus`). Writes
-//! `CORPUS_ROOT/<target>/<name>` files and prints how many per target.
+//! `cargo run --release -p mimic-sim --example seed_corpus -- [CONFORMANCE_DIR] [CORPUS_ROOT]`
+//! (defaults: the suite as `mimic_core::bpf::suite_dir` finds it, `fuzz/corpus`). Writes
+//! `CORPUS_ROOT/<target>/<name>` files and prints how many per target. It lives in the main
+//! workspace (not in `fuzz/`) so that the test build compiles it once with everything else.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,13 +37,14 @@ fn write(root: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    // The fuzz crate is a workspace of its own: the suite is looked up from the repository's.
     let given = args.next().filter(|a| !a.is_empty()).map(PathBuf::from);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Run from the repository's root (as cargo run and ci/fuzz-smoke do): the shipped files
+    // and the conformance lookup start there.
+    let repo = std::env::current_dir()?;
     let tests = mimic_core::bpf::suite_dir::find(given.as_deref(), &repo)
         .map_err(|e| e.to_string())?
         .join("tests");
-    let root = PathBuf::from(args.next().unwrap_or_else(|| "corpus".to_string()));
+    let root = PathBuf::from(args.next().unwrap_or_else(|| "fuzz/corpus".to_string()));
     let mut entries: Vec<PathBuf> = fs::read_dir(&tests)
         .map_err(|e| format!("reading {}: {e}", tests.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -74,7 +76,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // cli_inputs: every shipped file the command reads, behind the byte that picks its reader.
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let readers = mimic_sim::fuzz::cli_inputs::READERS;
     let mut shipped = 0;
     for (dir, ext, reader) in [
