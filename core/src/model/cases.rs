@@ -514,6 +514,20 @@ pub fn cases() -> Vec<Case> {
     );
     t.push(Case::new("ARRAY max_entries must be > 0", "§2").err(create(array(4, 0)), EINVAL));
     t.push(Case::new("ARRAY value_size must be > 0", "kernel").err(create(array(0, 1)), EINVAL));
+    // A per-CPU array template compares max_entries, as a plain one does (measured on 6.18).
+    t.push(
+        Case::new(
+            "a PERCPU_ARRAY template refuses an inner per-CPU array of another max_entries",
+            "kernel",
+        )
+        .ok(create(Create::new(MapType::PercpuArray, 4, 12, 3)))
+        .ok(create(hom(s(0), 2)))
+        .ok(create(Create::new(MapType::PercpuArray, 4, 12, 2)))
+        .ok(create(Create::new(MapType::PercpuArray, 4, 12, 3)))
+        .err(store(s(1), 0, s(2), BPF_ANY), EINVAL)
+        .ok(store(s(1), 0, s(3), BPF_ANY)),
+    );
+
     // Value sizes: an array is one vmalloc area, a hash element one kmalloc (measured on 6.18).
     t.push(
         Case::new(

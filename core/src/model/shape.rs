@@ -197,8 +197,9 @@ impl Meta {
 
     /// `meta_equal(meta, inner)` (semantics.md §3): type, key size, value size and flags equal
     /// exactly; an ARRAY template also compares `max_entries` unless it carries
-    /// `BPF_F_INNER_MAP`. The comparison is the template type's own (`meta->ops`), so only a
-    /// plain ARRAY template has the array override; PERCPU_ARRAY uses the generic one.
+    /// `BPF_F_INNER_MAP`. The comparison is the template type's own (`meta->ops`): the kernel
+    /// (6.18, measured) gives PERCPU_ARRAY the array override too, where semantics.md has the
+    /// generic rule (kernel-disagreements.md D17).
     pub fn accepts(&self, inner: &Shape) -> bool {
         let meta = &self.shape;
         let generic = meta.map_type == inner.map_type
@@ -206,7 +207,7 @@ impl Meta {
             && meta.value_size == inner.value_size
             && meta.map_flags == inner.map_flags;
         match meta.map_type {
-            MapType::Array => {
+            MapType::Array | MapType::PercpuArray => {
                 generic
                     && (meta.map_flags & BPF_F_INNER_MAP != 0
                         || meta.max_entries == inner.max_entries)
