@@ -176,5 +176,8 @@ pub trait BpfSys {
     fn map_delete_batch(&mut self, fd: Fd, keys: &[Vec<u8>]) -> Result<u32, (u32, Error)>;
     fn map_get_fd_by_id(&mut self, id: MapId) -> Result<Fd, Error>;
     fn map_info(&mut self, fd: Fd) -> Result<MapInfo, Error>;
+    /// `BPF_MAP_FREEZE`: from now on user space may only read the map (writes, and freezing
+    /// again, are `-EPERM`); programs write it unless it is `BPF_F_RDONLY_PROG`.
+    fn map_freeze(&mut self, fd: Fd) -> Result<(), Error>;
     fn close(&mut self, fd: Fd) -> Result<(), Error>;
 }

@@ -250,6 +250,9 @@ impl BpfSys for Buggy {
     fn map_info(&mut self, fd: Fd) -> Result<MapInfo, Error> {
         self.model.map_info(fd)
     }
+    fn map_freeze(&mut self, fd: Fd) -> Result<(), Error> {
+        self.model.map_freeze(fd)
+    }
     fn close(&mut self, fd: Fd) -> Result<(), Error> {
         self.model.close(fd)
     }

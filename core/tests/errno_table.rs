@@ -99,6 +99,7 @@ impl mimic_core::uapi::BpfSys for E2bigAsEinval {
         map_delete_batch(fd: i32, keys: &[Vec<u8>]) -> Result<u32, (u32, mimic_core::fault::Error)>;
         map_get_fd_by_id(id: u32) -> Result<i32, mimic_core::fault::Error>;
         map_info(fd: i32) -> Result<mimic_core::uapi::MapInfo, mimic_core::fault::Error>;
+        map_freeze(fd: i32) -> Result<(), mimic_core::fault::Error>;
         close(fd: i32) -> Result<(), mimic_core::fault::Error>;
     }
     fn map_update_elem(

@@ -156,6 +156,9 @@ impl BpfSys for LeakyClose {
     fn map_info(&mut self, fd: Fd) -> Result<MapInfo, Error> {
         self.0.map_info(fd)
     }
+    fn map_freeze(&mut self, fd: Fd) -> Result<(), Error> {
+        self.0.map_freeze(fd)
+    }
     fn close(&mut self, fd: Fd) -> Result<(), Error> {
         // Pretend to close: the fd (and its reference) stays.
         self.0.map_info(fd).map(|_| ())

@@ -211,6 +211,8 @@ pub struct Map<P: Platform> {
     /// Non-zero once freed: the free's event number + 1, the fast path of every access check.
     freed: P::Atomic,
     freed_at: P::Mutex<Option<Stamp>>,
+    /// Non-zero once `BPF_MAP_FREEZE` made it read-only to user space.
+    frozen: P::Atomic,
     /// The read-only header image (`struct bpf_map` / `bpf_array` fields).
     header: Vec<u8>,
     header_len: u32,
@@ -246,6 +248,7 @@ impl<P: Platform> Map<P> {
             free_after_mult_rcu_gp: P::atomic(0),
             freed: P::atomic(0),
             freed_at: P::mutex(None),
+            frozen: P::atomic(0),
             header,
             header_len,
             sys_value_len: match ops.percpu_copies() {
@@ -258,6 +261,13 @@ impl<P: Platform> Map<P> {
 
     pub fn id(&self) -> MapId {
         self.id.load(Ordering::Acquire) as MapId
+    }
+    /// `map->frozen`.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire) != 0
+    }
+    pub(crate) fn freeze(&self) {
+        self.frozen.store(1, Ordering::Release);
     }
     pub(crate) fn set_id(&self, id: MapId) {
         self.id.store(u64::from(id), Ordering::Release);

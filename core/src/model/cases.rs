@@ -528,6 +528,29 @@ pub fn cases() -> Vec<Case> {
         .ok(store(s(1), 0, s(3), BPF_ANY)),
     );
 
+    // BPF_MAP_FREEZE: user space may only read a frozen map.
+    t.push(
+        Case::new(
+            "a frozen map is read-only to user space: update and delete are EPERM, lookup works",
+            "kernel",
+        )
+        .ok(create(array(4, 2)))
+        .ok(update(s(0), k(1), v(7, 4), BPF_ANY))
+        .ok(Op::Freeze { fd: s(0) })
+        .err(update(s(0), k(1), v(8, 4), BPF_ANY), EPERM)
+        .ok(lookup(s(0), k(1))),
+    );
+    t.push(
+        Case::new(
+            "freezing twice is EPERM: the frozen map already refuses writers",
+            "kernel",
+        )
+        .ok(create(hash(2)))
+        .ok(Op::Freeze { fd: s(0) })
+        .err(Op::Freeze { fd: s(0) }, EPERM)
+        .err(delete(s(0), k(0)), EPERM),
+    );
+
     // Value sizes: an array is one vmalloc area, a hash element one kmalloc (measured on 6.18).
     t.push(
         Case::new(

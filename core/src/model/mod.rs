@@ -201,6 +201,8 @@ struct MapObj {
     /// fds holding it.
     uref: u32,
     store: Store,
+    /// Read-only to user space after `BPF_MAP_FREEZE`.
+    frozen: bool,
 }
 
 /// One live map as [`RefModel::audit`] reports it.
@@ -450,6 +452,10 @@ impl RefModel {
             .copied()
             .unwrap_or(FdAccess::READ_WRITE);
         if (read && !access.read) || (write && !access.write) {
+            return Err(errno(Errno::EPERM));
+        }
+        // A frozen map is read-only to user space, whatever the fd allows.
+        if write && self.objs.get(&no).is_some_and(|m| m.frozen) {
             return Err(errno(Errno::EPERM));
         }
         Ok(no)
@@ -933,6 +939,7 @@ impl BpfSys for RefModel {
                 refcnt: 1,
                 uref: 1,
                 store,
+                frozen: false,
             },
         );
         self.ids.insert(id, no);
@@ -947,6 +954,14 @@ impl BpfSys for RefModel {
     fn map_lookup_elem(&mut self, fd: Fd, key: &[u8]) -> Result<Vec<u8>, Error> {
         let no = self.map_for(fd, true, false)?;
         self.lookup_on(no, key)
+    }
+
+    fn map_freeze(&mut self, fd: Fd) -> Result<(), Error> {
+        let no = self.map_for(fd, false, true)?;
+        if let Some(map) = self.objs.get_mut(&no) {
+            map.frozen = true;
+        }
+        Ok(())
     }
 
     fn map_update_elem(

@@ -172,6 +172,9 @@ pub enum Op {
     Info {
         fd: FdRef,
     },
+    Freeze {
+        fd: FdRef,
+    },
     Close {
         fd: FdRef,
     },
@@ -597,6 +600,7 @@ pub fn apply(sys: &mut dyn BpfSys, op: &Op, fds: &mut FdMap) -> Outcome {
             })),
             Err(e) => Outcome::Info(Err(e)),
         },
+        Op::Freeze { fd } => Outcome::Done(sys.map_freeze(fds.resolve(*fd))),
         Op::Close { fd } => {
             let real = fds.resolve(*fd);
             let result = sys.close(real);
@@ -869,6 +873,7 @@ impl fmt::Display for Op {
                 id: IdRef::NeverUsed,
             } => write!(f, "get_fd_by_id(never used id)"),
             Op::Info { fd } => write!(f, "map_info {fd}"),
+            Op::Freeze { fd } => write!(f, "freeze {fd}"),
             Op::Close { fd } => write!(f, "close {fd}"),
         }
     }

@@ -79,6 +79,10 @@ impl<P: Platform> World<P> {
             }
             let handle = open.handle;
             let map = self.map(handle)?;
+            // `map_get_sys_perms`: a frozen map is read-only to user space.
+            if write && map.is_frozen() {
+                return Err(Errno::EPERM.into());
+            }
             map.refcnt.fetch_add(1, Ordering::AcqRel);
             Ok((handle, map))
         })
@@ -191,6 +195,15 @@ impl<P: Platform> World<P> {
             map.ops
                 .update(self, map, key, value, flags, Caller::Syscall)?;
             self.wait_after_write(map)
+        })
+    }
+
+    /// `BPF_MAP_FREEZE`: needs write access (so freezing twice is `-EPERM`, the frozen map
+    /// being read-only to user space).
+    pub fn map_freeze(&self, fd: Fd) -> Result<()> {
+        self.with_fd(fd, false, true, |map| {
+            map.freeze();
+            Ok(())
         })
     }
 
@@ -492,6 +505,9 @@ impl<P: Platform> BpfSys for Process<P> {
     }
     fn map_info(&mut self, fd: Fd) -> Result<MapInfo> {
         self.world.map_info(fd)
+    }
+    fn map_freeze(&mut self, fd: Fd) -> Result<()> {
+        self.world.map_freeze(fd)
     }
     fn close(&mut self, fd: Fd) -> Result<()> {
         self.world.close(fd)

@@ -143,15 +143,17 @@ pub fn check_object(
             return vec![verdicts, processed, xlated, runs];
         }
     };
-    for i in LoadedMaps::to_freeze(object) {
-        if let Err(e) = kernel.map_freeze(kmaps.fds[i]) {
-            note(
-                &mut verdicts,
-                "maps",
-                format!("{label}: freezing {}: {e}", object.maps[i].name),
-            );
-        }
-    }
+    // The global data as the loader wrote it, before programs run (for the libbpf line).
+    let initial: Vec<Option<Vec<u8>>> = object
+        .maps
+        .iter()
+        .zip(&kmaps.fds)
+        .map(|(spec, fd)| {
+            spec.data
+                .as_ref()
+                .and_then(|_| kernel.map_lookup_elem(*fd, &0u32.to_ne_bytes()).ok())
+        })
+        .collect();
     // mimic's map id -> the kernel's, for the xlated comparison.
     let mut ids = BTreeMap::new();
     for (k, w) in kmaps.fds.iter().zip(&wmaps.fds) {
@@ -229,7 +231,7 @@ pub fn check_object(
             kernel_xlated.insert(program.name.clone(), x.clone());
         }
         match x {
-            Ok(x) => match compare_fixups(&loaded.fixed.insns, &loaded.fixed.map_loads, &x, &ids) {
+            Ok(x) => match compare_fixups(&loaded.fixed, &x, &ids) {
                 Ok(()) => xlated.agreed += 1,
                 Err(why) => note(
                     &mut xlated,
@@ -268,7 +270,15 @@ pub fn check_object(
         let _ = kernel.close(kprog);
         let _ = loaded.unload(world.world());
     }
-    let libbpf = super::bpftool::compare(kernel, path, object, &kmaps, &kernel_xlated, label);
+    let libbpf = super::bpftool::compare(
+        kernel,
+        path,
+        object,
+        &kmaps,
+        &initial,
+        &kernel_xlated,
+        label,
+    );
     kmaps.close(kernel);
     wmaps.close(&mut world);
     vec![verdicts, processed, xlated, runs, libbpf]

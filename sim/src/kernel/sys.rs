@@ -283,14 +283,6 @@ impl KernelSys {
         }
     }
 
-    /// `BPF_MAP_FREEZE` of an owned map.
-    pub fn map_freeze(&self, fd: Fd) -> Result<(), KernelError> {
-        match self.map_fd(fd) {
-            Some(fd) => ffi::map_freeze(fd),
-            None => Err(KernelError::Errno(Errno::EBADF)),
-        }
-    }
-
     /// The verifier's `processed N insns` for a loaded program.
     pub fn verified_insns(&self, prog_fd: Fd) -> Result<u32, KernelError> {
         ffi::prog_verified_insns(self.prog_fd(prog_fd)?)
@@ -567,6 +559,11 @@ impl BpfSys for KernelSys {
             }) => Err(Error::Errno(Errno::EINVAL)),
             None => core(ffi::map_info(self.translate(fd))),
         }
+    }
+
+    fn map_freeze(&mut self, fd: Fd) -> Result<(), Error> {
+        let (fd, _, _) = core(self.target(fd, 0, 0))?;
+        core(ffi::map_freeze(fd))
     }
 
     fn close(&mut self, fd: Fd) -> Result<(), Error> {

@@ -3,10 +3,10 @@
 //!
 //! In map order: a map-in-map's template is created from its `values` definition, handed as
 //! `inner_map_fd` to the outer map and closed again; a global data map gets its section's
-//! bytes at key 0; once every map exists, each map-in-map's initial slots are filled with the
-//! fds of the maps they name (libbpf fills a map's slots right after creating it, which needs
-//! the inner maps defined first; filling at the end accepts either order and stores the same
-//! maps). Freezing `.rodata` is the caller's: [`LoadedMaps::to_freeze`] lists the maps.
+//! bytes at key 0, and `.rodata` is frozen after that (so the verifier may read it as
+//! constants); once every map exists, each map-in-map's initial slots are filled with the fds
+//! of the maps they name (libbpf fills a map's slots right after creating it, which needs the
+//! inner maps defined first; filling at the end accepts either order and stores the same maps).
 //!
 //! Invariant: on an error every fd created so far is closed, and the error names the map and
 //! the step.
@@ -21,17 +21,6 @@ pub struct LoadedMaps {
 }
 
 impl LoadedMaps {
-    /// The indices of the maps libbpf freezes after writing them (`.rodata`).
-    pub fn to_freeze(object: &Object) -> Vec<usize> {
-        object
-            .maps
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.data.as_ref().is_some_and(|d| d.frozen))
-            .map(|(i, _)| i)
-            .collect()
-    }
-
     /// Closes every map.
     pub fn close(self, sys: &mut dyn BpfSys) {
         for fd in self.fds {
@@ -90,6 +79,11 @@ pub fn create_maps(sys: &mut dyn BpfSys, object: &Object) -> Result<LoadedMaps, 
         if let Some(data) = &spec.data {
             if let Err(e) = sys.map_update_elem(fd, &0u32.to_ne_bytes(), &data.bytes, BPF_ANY) {
                 return fail(sys, &fds, named(format!("writing its initial value: {e}")));
+            }
+            if data.frozen {
+                if let Err(e) = sys.map_freeze(fd) {
+                    return fail(sys, &fds, named(format!("freezing it: {e}")));
+                }
             }
         }
     }
