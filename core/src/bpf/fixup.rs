@@ -25,19 +25,32 @@ use crate::bpf::print::{dump_xlated, Symbols};
 use crate::bpf::reloc::{self, Piece, Relocated};
 use crate::bpf::verifier::{AuxMap, MapDesc, Verified};
 use crate::errno::Errno;
-use crate::isa::{decode, CallTarget, DecodeError, Insn, Ld64, Op, BPF_PSEUDO_MAP_FD};
+use crate::isa::{
+    decode, CallTarget, DecodeError, Insn, Ld64, Op, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE,
+};
 use crate::maps::gen_lookup::{self, ArrayShape};
 use crate::maps::ARRAY_VALUE_OFFSET;
 use crate::mutants::{Mutant, Mutants};
 use crate::uapi::MapType;
 use std::fmt;
 
+/// An `lddw` the fixups turned into a pointer: where it is, which map, and for a value
+/// pointer (`BPF_PSEUDO_MAP_VALUE`) the offset into the value. The kernel's xlated dump shows
+/// these as the map's id (and offset) again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapLoad {
+    pub pc: usize,
+    pub id: u32,
+    /// `None`: the map pointer; `Some(off)`: a pointer `off` bytes into its (first) value.
+    pub value_off: Option<u32>,
+}
+
 /// The rewritten program.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fixed {
     pub insns: Vec<Insn>,
-    /// `(pc, map id)` of each `lddw` that loads a map pointer, for printing `map[id:N]`.
-    pub map_loads: Vec<(usize, u32)>,
+    /// Each `lddw` that loads a map or value pointer, for printing `map[id:N]`.
+    pub map_loads: Vec<MapLoad>,
     /// For each original instruction, where it starts in `insns` (an instruction the
     /// dead-code passes removed: where the next kept one starts); one more entry for the end.
     pub new_pc: Vec<usize>,
@@ -138,7 +151,7 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
     // Pass 1: the replacement of each instruction (and the map id of a map-pointer load, for
     // printing).
     let mut pieces: Vec<Piece> = Vec::new();
-    let mut map_ids: Vec<Option<u32>> = Vec::new();
+    let mut map_ids: Vec<Option<(u32, Option<u32>)>> = Vec::new();
     let mut pc = 0;
     while pc < insns.len() {
         let (op, len) = decode(insns, pc).map_err(derr)?;
@@ -153,7 +166,10 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
             } => {
                 let desc = aux_map
                     .ok_or_else(|| FixupError(format!("insn {pc}: map load never verified")))?;
-                (Insn::ld_imm64(dst, desc.ptr).to_vec(), Some(desc.id))
+                (
+                    Insn::ld_imm64(dst, desc.ptr).to_vec(),
+                    Some((desc.id, None)),
+                )
             }
             Op::Ld64 {
                 dst,
@@ -166,7 +182,10 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
                     .ptr
                     .wrapping_add(ARRAY_VALUE_OFFSET as u64)
                     .wrapping_add(u64::from(off));
-                (Insn::ld_imm64(dst, addr).to_vec(), None)
+                (
+                    Insn::ld_imm64(dst, addr).to_vec(),
+                    Some((desc.id, Some(off))),
+                )
             }
             Op::Call(CallTarget::Helper(imm)) => match (Callee::from_imm(imm), aux_map) {
                 (Some(Callee::Helper(id)), Some(desc)) => {
@@ -192,8 +211,12 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
         if let Some(slot) = origin.get_mut(here) {
             *slot = pruned.origin.get(pc).copied();
         }
-        if let Some(id) = map_id {
-            map_loads.push((here, id));
+        if let Some((id, value_off)) = map_id {
+            map_loads.push(MapLoad {
+                pc: here,
+                id,
+                value_off,
+            });
         }
     }
     // Original instruction → position: removed ones take the position of the next kept one.
@@ -212,12 +235,16 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
     })
 }
 
-/// Prints `map[id:N]` for the marked loads.
+/// Prints `map[id:N]` and `map[id:N][0]+off` for the marked loads, as bpftool does.
 struct XlatedSymbols;
 
 impl Symbols for XlatedSymbols {
-    fn ld_imm64(&self, src: u8, imm_lo: i32, _imm_hi: i32) -> Option<String> {
-        (src == BPF_PSEUDO_MAP_FD).then(|| format!("map[id:{imm_lo}]"))
+    fn ld_imm64(&self, src: u8, imm_lo: i32, imm_hi: i32) -> Option<String> {
+        match src {
+            BPF_PSEUDO_MAP_FD => Some(format!("map[id:{imm_lo}]")),
+            BPF_PSEUDO_MAP_VALUE => Some(format!("map[id:{imm_lo}][0]+{}", imm_hi as u32)),
+            _ => None,
+        }
     }
 }
 
@@ -229,14 +256,24 @@ impl Fixed {
         self.origin.clone()
     }
 
+    /// The program as the kernel's xlated dump has it: map and value pointers as the map's id
+    /// (and offset) again.
+    pub fn as_dumped(&self) -> Vec<Insn> {
+        let mut shown = self.insns.clone();
+        for load in &self.map_loads {
+            let (src, hi) = match load.value_off {
+                None => (BPF_PSEUDO_MAP_FD, 0),
+                Some(off) => (BPF_PSEUDO_MAP_VALUE, off as i32),
+            };
+            let [a, b] = Insn::ld_imm64_raw(shown[load.pc].dst, src, load.id as i32, hi);
+            shown[load.pc] = a;
+            shown[load.pc + 1] = b;
+        }
+        shown
+    }
+
     /// The program as `bpftool prog dump xlated` prints it (map loads as `map[id:N]`).
     pub fn dump_xlated(&self) -> Result<String, DecodeError> {
-        let mut shown = self.insns.clone();
-        for &(pc, id) in &self.map_loads {
-            let [a, b] = Insn::ld_imm64_raw(shown[pc].dst, BPF_PSEUDO_MAP_FD, id as i32, 0);
-            shown[pc] = a;
-            shown[pc + 1] = b;
-        }
-        dump_xlated(&shown, &XlatedSymbols)
+        dump_xlated(&self.as_dumped(), &XlatedSymbols)
     }
 }

@@ -85,12 +85,17 @@ impl Drop for Pins {
     }
 }
 
-/// The map a data section became under libbpf: pinned by bpftool under its section's name
-/// with the object's prefix (`seed004.rodata`), or by the section name itself.
+/// The pin of an object's map under bpftool's `pinmaps` directory: the map's name, with the
+/// dots the BPF filesystem refuses made underscores; a data section's map carries the
+/// object's name before it (`.rodata` is pinned as `globals_rodata`).
 fn pinned_map(maps_dir: &Path, name: &str) -> Option<PathBuf> {
-    let direct = maps_dir.join(name);
+    let pinned = name.replace('.', "_");
+    let direct = maps_dir.join(&pinned);
     if direct.exists() {
         return Some(direct);
+    }
+    if !name.starts_with('.') {
+        return None;
     }
     std::fs::read_dir(maps_dir)
         .ok()?
@@ -98,17 +103,19 @@ fn pinned_map(maps_dir: &Path, name: &str) -> Option<PathBuf> {
         .find(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| name.starts_with('.') && n.ends_with(name))
+                .is_some_and(|n| n.ends_with(&pinned))
         })
 }
 
 /// Compares libbpf's load of the object at `path` with mimic's loader's maps `ours` (already
-/// on `kernel`) and, per program, mimic's loader's kernel program `ours_progs[name]`.
+/// on `kernel`; `ours_data[i]`: map `i`'s value as the loader wrote it, before any program
+/// ran) and, per program, mimic's loader's kernel program `ours_progs[name]`.
 pub fn compare(
     kernel: &mut KernelSys,
     path: &Path,
     object: &Object,
     ours: &LoadedMaps,
+    ours_data: &[Option<Vec<u8>>],
     ours_progs: &BTreeMap<String, Vec<Insn>>,
     label: &str,
 ) -> Check {
@@ -276,9 +283,7 @@ pub fn compare(
                 .and_then(|e| e.get("value"))
                 .map(hex_bytes)
                 .unwrap_or_default();
-            let ours_value = kernel
-                .map_lookup_elem(ours.fds[i], &0u32.to_ne_bytes())
-                .unwrap_or_default();
+            let ours_value = ours_data.get(i).cloned().flatten().unwrap_or_default();
             if theirs != data.bytes || ours_value != data.bytes {
                 note(
                     &mut check,

@@ -25,7 +25,7 @@ use super::LoadFailure;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::corpus;
 use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, ProgType, Rejection, VerifyOpts};
-use mimic_core::isa::{Insn, BPF_CALL, BPF_JMP, BPF_PSEUDO_MAP_FD};
+use mimic_core::isa::{Insn, BPF_CALL, BPF_JMP, BPF_PSEUDO_CALL, BPF_PSEUDO_MAP_FD};
 use mimic_core::mutants::Mutants;
 use mimic_core::profile::KernelProfile;
 use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType};
@@ -243,13 +243,16 @@ pub fn compare_verdicts<T>(
 }
 
 /// Compares mimic's fixed-up program with the kernel's xlated dump; `Err` names the first slot
-/// that differs.
+/// that differs. Map and value loads are compared as the dump shows them (the map's id, through
+/// `ids`, and the offset); helper and kernel-function calls by a bijection of their immediates
+/// (kernel addresses against mimic's ids); a bpf-to-bpf call as the dump of a JIT-compiled
+/// program has it (`off`: the relative target, `imm`: the callee's subprogram number).
 pub(crate) fn compare_fixups(
-    ours: &[Insn],
-    ours_map_loads: &[(usize, u32)],
+    fixed: &mimic_core::bpf::fixup::Fixed,
     theirs: &[Insn],
     ids: &BTreeMap<u32, u32>,
 ) -> Result<(), String> {
+    let ours = fixed.as_dumped();
     if ours.len() != theirs.len() {
         return Err(format!(
             "length: mimic {} slots, kernel {}",
@@ -257,7 +260,16 @@ pub(crate) fn compare_fixups(
             theirs.len()
         ));
     }
-    let map_loads: BTreeMap<usize, u32> = ours_map_loads.iter().copied().collect();
+    let map_loads: BTreeMap<usize, u32> = fixed.map_loads.iter().map(|l| (l.pc, l.id)).collect();
+    // Subprogram starts (the main program is number 0), from mimic's bpf-to-bpf calls.
+    let mut starts = vec![0usize];
+    for (pc, insn) in ours.iter().enumerate() {
+        if insn.code == CALL && insn.src == BPF_PSEUDO_CALL {
+            starts.push((pc as i64 + i64::from(insn.imm) + 1) as usize);
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
     let mut calls = Bijection::new();
     let mut skip_next = false;
     for (pc, (a, b)) in ours.iter().zip(theirs).enumerate() {
@@ -270,11 +282,25 @@ pub(crate) fn compare_fixups(
             skip_next = true;
             // In an xlated dump the kernel puts the map's id where the loader put the fd.
             let same = b.is_lddw()
-                && b.dst == a.dst
-                && b.src == BPF_PSEUDO_MAP_FD
-                && ids.get(id).is_some_and(|k| *k as i32 == b.imm);
+                && (b.dst, b.src) == (a.dst, a.src)
+                && ids.get(id).is_some_and(|k| *k as i32 == b.imm)
+                && theirs.get(pc + 1).map(|n| n.imm) == ours.get(pc + 1).map(|n| n.imm);
             if !same {
                 return Err(format!("{} (map id {id})", differs()));
+            }
+            continue;
+        }
+        if a.code == CALL && a.src == BPF_PSEUDO_CALL {
+            let target = (pc as i64 + i64::from(a.imm) + 1) as usize;
+            let subprog = starts
+                .iter()
+                .position(|&s| s == target)
+                .unwrap_or(usize::MAX);
+            let same = (b.code, b.src, b.dst) == (a.code, a.src, a.dst)
+                && i32::from(b.off) == a.imm
+                && b.imm as usize == subprog;
+            if !same {
+                return Err(format!("{} (a call of subprogram {subprog})", differs()));
             }
             continue;
         }
@@ -398,7 +424,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet, profile: KernelProfile)
                 let xlated = kernel.xlated(prog);
                 let _ = kernel.close(prog);
                 match (xlated, fixup(&v, Mutants::NONE)) {
-                    (Ok(x), Ok(f)) => match compare_fixups(&f.insns, &f.map_loads, &x, &ids) {
+                    (Ok(x), Ok(f)) => match compare_fixups(&f, &x, &ids) {
                         Ok(()) => fixups.agreed += 1,
                         Err(why) => note(
                             &mut fixups,

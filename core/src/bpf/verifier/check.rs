@@ -491,8 +491,24 @@ pub(crate) fn mem_access(
                 if v.ty.is_pointer() && !env.opts.privileged {
                     return refuse(format!("R{r} leaks addr into map"));
                 }
+                return Ok(load_result(size));
             }
-            Ok(load_result(size))
+            // A read-only frozen value at a known offset is a known scalar (little-endian).
+            let known = ptr.var.const_value().and_then(|k| {
+                let value = desc
+                    .frozen_value
+                    .as_ref()
+                    .filter(|_| ptr.ty == RegType::MapValue)?;
+                let at = usize::try_from(base.checked_add(k as i64)?).ok()?;
+                let bytes = value.get(at..at + size.bytes() as usize)?;
+                Some(
+                    bytes
+                        .iter()
+                        .rev()
+                        .fold(0u64, |v, b| (v << 8) | u64::from(*b)),
+                )
+            });
+            Ok(known.map_or_else(|| load_result(size), Reg::konst))
         }
         RegType::Ctx => {
             ctx_ptr_unmodified(r, &ptr)?;

@@ -56,6 +56,10 @@ pub struct MapDesc {
     pub id: u32,
     /// The value a fixed-up `lddw` loads: the map pointer as the executor encodes it.
     pub ptr: u64,
+    /// The value of a frozen `BPF_F_RDONLY_PROG` single-entry array (libbpf's `.rodata`): the
+    /// kernel reads it at verification time (`bpf_map_is_rdonly`, `bpf_map_direct_read`), so
+    /// a load at a constant offset is a known scalar and the branches it decides are dead.
+    pub frozen_value: Option<Vec<u8>>,
 }
 
 impl MapDesc {
@@ -95,6 +99,7 @@ impl MapDesc {
             inner_meta: None,
             id: 0,
             ptr: 0,
+            frozen_value: None,
         }
     }
     /// [`MapDesc::new`] for a map `BPF_MAP_CREATE` would create: the kernel's errno for one it

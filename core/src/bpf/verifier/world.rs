@@ -37,6 +37,7 @@ fn from_meta(meta: &MapMeta) -> MapDesc {
         inner_meta: None,
         id: 0,
         ptr: 0,
+        frozen_value: None,
     }
 }
 
@@ -62,7 +63,24 @@ impl<P: Platform> MapResolver for World<P> {
             inner_meta: meta.as_ref().map(|m| Box::new(from_meta(m))),
             id: map.id(),
             ptr: map_ptr(handle),
+            frozen_value: self.frozen_value(&map),
         })
+    }
+}
+
+impl<P: Platform> World<P> {
+    /// The value the verifier may read as constants: that of a frozen single-entry array
+    /// programs may only read (the kernel's `bpf_map_is_rdonly` with an array's
+    /// `map_direct_value_addr`, which has one element).
+    fn frozen_value(&self, map: &crate::maps::Map<P>) -> Option<Vec<u8>> {
+        let def = map.def;
+        let rdonly = def.map_type == crate::uapi::MapType::Array
+            && def.max_entries == 1
+            && def.map_flags & crate::uapi::BPF_F_RDONLY_PROG != 0
+            && map.is_frozen();
+        rdonly
+            .then(|| self.sys_lookup_value(map, &0u32.to_ne_bytes()).ok())
+            .flatten()
     }
 }
 
