@@ -43,10 +43,9 @@ fn rule_for(map_type: MapType) -> Option<MetaEqual> {
         // The arrays override the rule (`array_map_meta_equal`); measured on 6.18, a per-CPU
         // array template compares `max_entries` too (it cannot carry BPF_F_INNER_MAP).
         MapType::Array | MapType::PercpuArray => Some(MetaEqual::Array),
-        MapType::Hash
-        | MapType::PercpuHash
-        | MapType::ArrayOfMaps
-        | MapType::HashOfMaps => Some(MetaEqual::Generic),
+        MapType::Hash | MapType::PercpuHash | MapType::ArrayOfMaps | MapType::HashOfMaps => {
+            Some(MetaEqual::Generic)
+        }
         // A prog array's owner program type is a run-time binding: no static comparison.
         MapType::ProgArray => None,
     }

@@ -22,8 +22,9 @@ use mimic_core::arena::Handle;
 use mimic_core::bpf::exec::{EnvResult, ExecErrorKind, MapEnv, NoObserver, Program, Vm};
 use mimic_core::bpf::fixup::Fixed;
 use mimic_core::bpf::helpers::DirectCall;
+use mimic_core::bpf::object::{load::create_maps, Object};
 use mimic_core::bpf::verifier::world::{prog_load, LoadError, LoadedProg};
-use mimic_core::bpf::verifier::VerifyOpts;
+use mimic_core::bpf::verifier::{ProgType, VerifyOpts, RAW_TP_CTX_MAX};
 use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::errno::Errno;
 use mimic_core::fault::{Error, Fault};
@@ -33,6 +34,7 @@ use mimic_core::profile::KernelProfile;
 use mimic_core::ptr::Ptr;
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::{Ordering, Platform, Shuttle};
+use mimic_core::sys::Process;
 use mimic_core::uapi::{Fd, MapAttr, MapId, MapType, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
 use mimic_core::world::{FaultPlan, World, WorldConfig};
 use serde::Serialize;
@@ -484,6 +486,10 @@ struct Loaded {
     name: String,
     program: Program,
     load: LoadedProg,
+    /// The context a run passes: its size, and where the key, run and random word start
+    /// (a tracepoint's record keeps its first 8 bytes from programs).
+    ctx_len: usize,
+    ctx_at: usize,
 }
 
 /// Runs one seed's scenario inside the current shuttle execution. Returns the verdict and the
@@ -656,8 +662,10 @@ fn setup(
     scenario: &Scenario,
     profile: KernelProfile,
 ) -> Result<Vec<Loaded>, SetupError> {
-    let world = ctx.world.clone();
     let mut fds: BTreeMap<String, Fd> = BTreeMap::new();
+    if let Some(loaded) = &scenario.loaded {
+        setup_object_maps(ctx, scenario, &loaded.object, &mut fds)?;
+    }
     // Templates named by shape get their own map, created before the maps that use them.
     for decl in &scenario.maps {
         if let Some(inner) = &decl.shape.inner {
@@ -682,25 +690,7 @@ fn setup(
         let fd = create(ctx, &attr, &decl.name)?;
         fds.insert(decl.name.clone(), fd);
         let map_type = MapType::from_u32(attr.map_type).unwrap_or(MapType::Array);
-        ctx.maps.insert(decl.name.clone(), (fd, map_type));
-        let keys: Vec<u32> = scenario
-            .checks
-            .always_present()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(m, _)| *m == decl.name)
-            .map(|(_, k)| k)
-            .collect();
-        if !keys.is_empty() {
-            if let Some(ident) = ctx.ident_of_fd(fd) {
-                ctx.present.insert(ident, (decl.name.clone(), keys));
-            }
-        }
-        if map_type.is_map_in_map() {
-            if let Some(ident) = ctx.ident_of_fd(fd) {
-                ctx.outers.insert(ident, (decl.name.clone(), map_type));
-            }
-        }
+        register(ctx, scenario, &decl.name, fd, map_type);
     }
     for entry in &scenario.entries {
         let value = match &entry.value {
@@ -721,13 +711,8 @@ fn setup(
     let mut loaded = Vec::new();
     for decl in &scenario.programs {
         let fd_of = |name: &str| fds.get(name).copied();
-        let bad = |what: String| {
-            SetupError::Bad(format!(
-                "scenario `{}`: program `{}`: {what}",
-                scenario.name, decl.name
-            ))
-        };
-        let insns = scenario::assemble(&decl.source, &fd_of).map_err(bad)?;
+        let insns = scenario::assemble(&decl.source, &fd_of)
+            .map_err(|e| bad_program(scenario, &decl.name, e))?;
         let opts = VerifyOpts {
             privileged: !decl.unprivileged,
             sleepable: decl.sleepable,
@@ -735,41 +720,153 @@ fn setup(
             profile,
             ..VerifyOpts::default()
         };
-        let load = match prog_load(&world, &insns, opts) {
-            Ok(load) => load,
-            Err(LoadError::Rejected(r)) => {
-                return Err(bad(format!(
-                    "refused by the verifier: {r}\nverifier log:\n{}",
-                    r.log
-                )))
+        loaded.push(load_program(ctx, scenario, &decl.name, &insns, opts)?);
+    }
+    if let Some(object) = &scenario.loaded {
+        // The programs tasks run, each as its section's type, over the object's maps.
+        let object_fds: Vec<Fd> = object
+            .object
+            .maps
+            .iter()
+            .map(|m| fds.get(&m.name).copied().unwrap_or(-1))
+            .collect();
+        for program in &object.object.programs {
+            let runs = scenario
+                .tasks
+                .iter()
+                .any(|t| t.program.as_deref() == Some(program.name.as_str()));
+            if !runs {
+                continue;
             }
-            Err(LoadError::Fixup(e)) => return Err(bad(format!("fixup failed: {e}"))),
-            Err(LoadError::World(e)) => {
-                return match ctx.check::<()>("prog_load", Err(e)) {
-                    Ok(Err(errno)) => Err(bad(format!("bpf_prog_load: {errno:?}"))),
-                    _ => Err(SetupError::Fault),
-                }
-            }
-        };
-        let program = Program::new(&load.fixed.insns)
-            .map_err(|e| bad(format!("fixed-up program does not decode: {e}")))?;
-        let fixups = fixup_summary(&insns, &load.fixed);
-        ctx.rec.line(0, 0, || {
-            format!(
-                "bpf_prog_load({}) used_maps={} sleepable={} privileged={} fixups: {fixups}",
-                decl.name,
-                load.maps.len(),
-                decl.sleepable,
-                !decl.unprivileged
-            )
-        });
-        loaded.push(Loaded {
-            name: decl.name.clone(),
-            program,
-            load,
-        });
+            let bad = |e: String| bad_program(scenario, &program.name, e);
+            let base = VerifyOpts {
+                ctx_size: PROG_CTX_BYTES as u32,
+                profile,
+                ..VerifyOpts::default()
+            };
+            let opts = program.kind.verify_opts(base).map_err(bad)?;
+            let insns = program
+                .with_fds(&object_fds)
+                .ok_or_else(|| bad("names a map the object has no fd for".into()))?;
+            let mut prog = load_program(ctx, scenario, &program.name, &insns, opts)?;
+            (prog.ctx_len, prog.ctx_at) = match opts.prog_type {
+                ProgType::RawTracepoint => (RAW_TP_CTX_MAX as usize, 0),
+                ProgType::Tracepoint => (TRACEPOINT_CTX_BYTES, 8),
+                _ => (PROG_CTX_BYTES, 0),
+            };
+            loaded.push(prog);
+        }
     }
     Ok(loaded)
+}
+
+/// A tracepoint program's context in a run: the 8 bytes it may not read, then the key, run and
+/// random word (the record can be 8192 bytes; a run passes what a scenario can fill).
+const TRACEPOINT_CTX_BYTES: usize = 8 + PROG_CTX_BYTES;
+
+fn bad_program(scenario: &Scenario, program: &str, what: String) -> SetupError {
+    SetupError::Bad(format!(
+        "scenario `{}`: program `{program}`: {what}",
+        scenario.name
+    ))
+}
+
+/// Notes a setup map by name (and, for checks, by identity).
+fn register(ctx: &mut Ctx, scenario: &Scenario, name: &str, fd: Fd, map_type: MapType) {
+    ctx.maps.insert(name.to_string(), (fd, map_type));
+    let keys: Vec<u32> = scenario
+        .checks
+        .always_present()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(m, _)| m == name)
+        .map(|(_, k)| k)
+        .collect();
+    if !keys.is_empty() {
+        if let Some(ident) = ctx.ident_of_fd(fd) {
+            ctx.present.insert(ident, (name.to_string(), keys));
+        }
+    }
+    if map_type.is_map_in_map() {
+        if let Some(ident) = ctx.ident_of_fd(fd) {
+            ctx.outers.insert(ident, (name.to_string(), map_type));
+        }
+    }
+}
+
+/// The object's maps created by its loader (`bpf::object::load`, the one that also puts the
+/// object into the kernel): templates, global data, initial slots.
+fn setup_object_maps(
+    ctx: &mut Ctx,
+    scenario: &Scenario,
+    object: &Object,
+    fds: &mut BTreeMap<String, Fd>,
+) -> Result<(), SetupError> {
+    let mut sys = Process::<P>::new(ctx.world.clone());
+    let maps = create_maps(&mut sys, object).map_err(|e| {
+        SetupError::Bad(format!(
+            "scenario `{}`: loading its object: {e}",
+            scenario.name
+        ))
+    })?;
+    for (spec, &fd) in object.maps.iter().zip(&maps.fds) {
+        ctx.learn_id(fd);
+        ctx.rec.line(0, 0, || {
+            format!(
+                "map_create({}: type {} max_entries {} flags {:#x}, from the object) = fd {fd}",
+                spec.name, spec.map_type, spec.max_entries, spec.map_flags
+            )
+        });
+        fds.insert(spec.name.clone(), fd);
+        let map_type = MapType::from_u32(spec.map_type).unwrap_or(MapType::Array);
+        register(ctx, scenario, &spec.name, fd, map_type);
+    }
+    Ok(())
+}
+
+/// Verifies and fixes up one program on the world.
+fn load_program(
+    ctx: &Ctx,
+    scenario: &Scenario,
+    name: &str,
+    insns: &[Insn],
+    opts: VerifyOpts,
+) -> Result<Loaded, SetupError> {
+    let bad = |what: String| bad_program(scenario, name, what);
+    let load = match prog_load(&ctx.world, insns, opts) {
+        Ok(load) => load,
+        Err(LoadError::Rejected(r)) => {
+            return Err(bad(format!(
+                "refused by the verifier: {r}\nverifier log:\n{}",
+                r.log
+            )))
+        }
+        Err(LoadError::Fixup(e)) => return Err(bad(format!("fixup failed: {e}"))),
+        Err(LoadError::World(e)) => {
+            return match ctx.check::<()>("prog_load", Err(e)) {
+                Ok(Err(errno)) => Err(bad(format!("bpf_prog_load: {errno:?}"))),
+                _ => Err(SetupError::Fault),
+            }
+        }
+    };
+    let program = Program::new(&load.fixed.insns)
+        .map_err(|e| bad(format!("fixed-up program does not decode: {e}")))?;
+    let fixups = fixup_summary(insns, &load.fixed);
+    ctx.rec.line(0, 0, || {
+        format!(
+            "bpf_prog_load({name}) used_maps={} sleepable={} privileged={} fixups: {fixups}",
+            load.maps.len(),
+            opts.sleepable,
+            opts.privileged
+        )
+    });
+    Ok(Loaded {
+        name: name.to_string(),
+        program,
+        load,
+        ctx_len: PROG_CTX_BYTES,
+        ctx_at: 0,
+    })
 }
 
 fn create(ctx: &Ctx, attr: &MapAttr, name: &str) -> Result<Fd, SetupError> {
@@ -1360,10 +1457,11 @@ fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize)
                 } else {
                     task.keys[P::choose(task.keys.len())]
                 };
-                let mut mem = [0u8; PROG_CTX_BYTES];
-                mem[..4].copy_from_slice(&key.to_le_bytes());
-                mem[4..8].copy_from_slice(&run.to_le_bytes());
-                mem[8..12].copy_from_slice(&(P::choose(1 << 16) as u32).to_le_bytes());
+                let mut mem = vec![0u8; prog.ctx_len];
+                let at = prog.ctx_at;
+                mem[at..at + 4].copy_from_slice(&key.to_le_bytes());
+                mem[at + 4..at + 8].copy_from_slice(&run.to_le_bytes());
+                mem[at + 8..at + 12].copy_from_slice(&(P::choose(1 << 16) as u32).to_le_bytes());
                 if ctx
                     .check("rcu_read_lock", ctx.world.rcu_read_lock(flavor))
                     .is_err()

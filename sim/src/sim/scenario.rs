@@ -44,13 +44,25 @@
 //! or `$VAR`. A mix (`mix = [...]`, `count = N`) draws `count` ops from its templates,
 //! replacing `{key}` by one of the task's `keys` and `{shape}` by one of its `shapes`.
 //!
+//! A scenario may bring a clang-built object instead of (or beside) assembly: `object =
+//! "target/bpf/NAME.bpf.o"` loads it as libbpf would ([`mimic_core::bpf::object`]: its maps
+//! with their templates, initial slots and global data), its maps are named by their BTF names
+//! in entries, ops and checks, tasks name its programs by function name, and an inner map of
+//! the object (an array or hash) is also a shape for `new:NAME`. A relative path is looked up
+//! from the scenario file's folder, then from each folder above it (so the repository's
+//! `target/bpf/` is found from `examples/objects/`), and for text without a file, from the
+//! current folder. Only the programs tasks name are loaded, each as its section's type.
+//!
 //! Errors name the scenario, the field and the line or op that is wrong.
 
+use mimic_core::bpf::object::{MapSpec, Object};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The scenarios compiled into the binary (the files of `sim/scenarios/`).
 pub const BUILTINS: &[(&str, &str)] = &[
@@ -277,6 +289,9 @@ pub struct Scenario {
     /// Which mutants this scenario is meant to catch (documentation and `mimic mutants`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// A BPF object whose maps and programs the scenario uses (see the module documentation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
     #[serde(default)]
     pub shapes: BTreeMap<String, Shape>,
     #[serde(default)]
@@ -294,6 +309,109 @@ pub struct Scenario {
     /// PCT's estimate of a run's length in scheduling steps.
     #[serde(default = "default_pct_steps")]
     pub pct_steps: usize,
+    /// The parsed `object`, read when the scenario is loaded (not part of the TOML).
+    #[serde(skip)]
+    pub loaded: Option<Arc<LoadedObject>>,
+}
+
+/// A scenario's object, read and parsed once: what the run loads and the names validation
+/// checks against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedObject {
+    /// Where it was found.
+    pub path: PathBuf,
+    pub object: Object,
+    /// The object's inner maps as shapes (`new:NAME`), by map name.
+    pub shapes: BTreeMap<String, Shape>,
+}
+
+/// Objects larger than this are refused before they are read (real ones are kilobytes).
+pub const MAX_OBJECT_BYTES: u64 = 16 << 20;
+
+impl LoadedObject {
+    /// Finds `given` (see the module documentation), reads and parses it.
+    pub fn read(given: &str, base: Option<&Path>) -> Result<LoadedObject, String> {
+        let path = find_object(given, base)?;
+        let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("{}: not a regular file", path.display()));
+        }
+        if meta.len() > MAX_OBJECT_BYTES {
+            return Err(format!(
+                "{}: {} bytes, more than the {MAX_OBJECT_BYTES} an object may have",
+                path.display(),
+                meta.len()
+            ));
+        }
+        let mut bytes = Vec::new();
+        use std::io::Read;
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(MAX_OBJECT_BYTES).read_to_end(&mut bytes))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let object = Object::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let shapes = object
+            .maps
+            .iter()
+            .filter_map(|m| Some((m.name.clone(), shape_of(m)?)))
+            .collect();
+        Ok(LoadedObject {
+            path,
+            object,
+            shapes,
+        })
+    }
+}
+
+/// `given` as is when absolute; else from `base` and each folder above it, else from the
+/// current folder.
+fn find_object(given: &str, base: Option<&Path>) -> Result<PathBuf, String> {
+    let path = Path::new(given);
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(base) = base {
+        for dir in base.ancestors() {
+            let candidate = dir.join(path);
+            if candidate.exists() {
+                return Ok(candidate);
+            }
+        }
+    }
+    if path.exists() {
+        return Ok(path.to_path_buf());
+    }
+    Err(format!(
+        "object `{given}` not found{} (the example objects are built by ci/build-objects into \
+         target/bpf/)",
+        base.map(|b| format!(" from {} or a folder above it", b.display()))
+            .unwrap_or_default()
+    ))
+}
+
+/// An object's map as a scenario shape, when it is one a scenario can create: a plain map (no
+/// template, no global data) of a type and flags the scenario language names.
+fn shape_of(spec: &MapSpec) -> Option<Shape> {
+    if spec.inner.is_some() || spec.data.is_some() {
+        return None;
+    }
+    let map_type = type_name(spec.kind()?)?;
+    let mut flags = Vec::new();
+    let mut rest = spec.map_flags;
+    for name in FLAG_NAMES {
+        let bit = map_flag(name).ok()?;
+        if rest & bit != 0 {
+            flags.push(name.to_string());
+            rest &= !bit;
+        }
+    }
+    (rest == 0).then(|| Shape {
+        map_type: map_type.to_string(),
+        key_size: spec.key_size,
+        value_size: spec.value_size,
+        max_entries: spec.max_entries,
+        flags,
+        inner: None,
+    })
 }
 
 /// Enough for the largest built-in (a few thousand steps) with a wide margin.
@@ -313,8 +431,23 @@ pub const MAX_TASKS: usize = 32;
 impl Scenario {
     /// Parses TOML text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario =
+        Scenario::parse_at(text, origin, None)
+    }
+
+    /// Parses TOML text read from a file in folder `base` (where a relative `object` path
+    /// starts).
+    pub fn parse_at(
+        text: &str,
+        origin: &str,
+        base: Option<&Path>,
+    ) -> Result<Scenario, ScenarioError> {
+        let mut scenario: Scenario =
             toml::from_str(text).map_err(|e| ScenarioError(format!("{origin}: {e}")))?;
+        if let Some(given) = &scenario.object {
+            let loaded = LoadedObject::read(given, base)
+                .map_err(|e| ScenarioError(format!("{origin}: object: {e}")))?;
+            scenario.loaded = Some(Arc::new(loaded));
+        }
         scenario
             .validate()
             .map_err(|e| ScenarioError(format!("{origin}: {e}")))?;
@@ -330,7 +463,14 @@ impl Scenario {
         if path.extension().is_some_and(|e| e == "toml") || path.exists() {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ScenarioError(format!("scenario file {name_or_path}: {e}")))?;
-            return Scenario::parse(&text, name_or_path);
+            let base = path.parent().map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            });
+            return Scenario::parse_at(&text, name_or_path, base);
         }
         err(format!(
             "unknown scenario `{name_or_path}` (built-ins: {}; or give a .toml file)",
@@ -352,15 +492,42 @@ impl Scenario {
             .collect()
     }
 
+    /// The scenario as TOML; its object named by the path it was found at (relative to the
+    /// current folder when it was found from there), so that a file written in the current
+    /// folder (`mimic shrink`) finds it again.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot serialise: {e}"))
+        let mut out = self.clone();
+        if let Some(loaded) = &self.loaded {
+            out.object = Some(loaded.path.display().to_string());
+        }
+        toml::to_string_pretty(&out).unwrap_or_else(|e| format!("# cannot serialise: {e}"))
     }
 
-    /// The shape a name stands for: a declared shape or a setup map's.
+    /// The shape a name stands for: a declared shape, a setup map's, or an object map's.
     pub fn shape(&self, name: &str) -> Option<&Shape> {
         self.shapes
             .get(name)
             .or_else(|| self.maps.iter().find(|m| m.name == name).map(|m| &m.shape))
+            .or_else(|| self.loaded.as_ref()?.shapes.get(name))
+    }
+
+    /// The object's maps (in its order), then the declared ones: every map a run creates at
+    /// setup, by name.
+    pub fn map_names(&self) -> Vec<&str> {
+        let object = self.loaded.iter().flat_map(|l| &l.object.maps);
+        object
+            .map(|m| m.name.as_str())
+            .chain(self.maps.iter().map(|m| m.name.as_str()))
+            .collect()
+    }
+
+    /// Whether `name` is a program a task may run: an assembly program or an object's.
+    pub fn has_program(&self, name: &str) -> bool {
+        self.programs.iter().any(|p| p.name == name)
+            || self
+                .loaded
+                .as_ref()
+                .is_some_and(|l| l.object.program(name).is_some())
     }
 
     /// Checks every cross reference, so a run never meets a dangling name.
@@ -374,7 +541,22 @@ impl Scenario {
         for (name, shape) in &self.shapes {
             check_shape(shape).map_err(|e| ScenarioError(format!("shape `{name}`: {e}")))?;
         }
-        let mut seen = Vec::new();
+        let mut seen: Vec<&str> = self
+            .loaded
+            .iter()
+            .flat_map(|l| &l.object.maps)
+            .map(|m| m.name.as_str())
+            .collect();
+        for program in &self.programs {
+            if let Some(l) = &self.loaded {
+                if l.object.program(&program.name).is_some() {
+                    return err(format!(
+                        "program `{}` is also a program of the object",
+                        program.name
+                    ));
+                }
+            }
+        }
         for map in &self.maps {
             check_shape(&map.shape)
                 .map_err(|e| ScenarioError(format!("map `{}`: {e}", map.name)))?;
@@ -387,7 +569,10 @@ impl Scenario {
                 }
             }
             if seen.contains(&map.name.as_str()) {
-                return err(format!("map `{}` declared twice", map.name));
+                return err(format!(
+                    "map `{}` declared twice (or also a map of the object)",
+                    map.name
+                ));
             }
             seen.push(&map.name);
         }
@@ -425,8 +610,13 @@ impl Scenario {
                     let Some(program) = &task.program else {
                         return Err(at("a program task needs `program`".into()));
                     };
-                    if !self.programs.iter().any(|p| &p.name == program) {
+                    if !self.has_program(program) {
                         return Err(at(format!("unknown program `{program}`")));
+                    }
+                    if let Some(p) = self.loaded.as_ref().and_then(|l| l.object.program(program)) {
+                        p.kind
+                            .verifier_type()
+                            .map_err(|e| at(format!("program `{program}`: {e}")))?;
                     }
                     if task.kind == TaskKind::Irq {
                         match task.on_cpu_of {
@@ -498,9 +688,8 @@ impl Scenario {
         if value.starts_with('$') || value.parse::<u64>().is_ok() {
             return Ok(());
         }
-        self.maps
-            .iter()
-            .any(|m| m.name == value)
+        self.map_names()
+            .contains(&value)
             .then_some(())
             .ok_or(format!(
                 "`{value}` is not a number, new:SHAPE, $VAR or a map"
@@ -511,7 +700,7 @@ impl Scenario {
         let words: Vec<&str> = op.split_whitespace().collect();
         let map = |w: Option<&&str>| -> Result<(), String> {
             let w = w.ok_or("missing map")?;
-            if w.starts_with('$') || self.maps.iter().any(|m| m.name == *w) {
+            if w.starts_with('$') || self.map_names().contains(w) {
                 Ok(())
             } else {
                 Err(format!("unknown map `{w}`"))
@@ -635,6 +824,23 @@ pub fn map_type(name: &str) -> Result<mimic_core::uapi::MapType, String> {
         }
     })
 }
+
+/// The scenario's name for a map type (the inverse of [`map_type`]).
+pub fn type_name(t: mimic_core::uapi::MapType) -> Option<&'static str> {
+    [
+        "array",
+        "hash",
+        "array_of_maps",
+        "hash_of_maps",
+        "percpu_array",
+        "percpu_hash",
+    ]
+    .into_iter()
+    .find(|name| map_type(name).ok() == Some(t))
+}
+
+/// The map flags a scenario names (see [`map_flag`]).
+pub const FLAG_NAMES: [&str; 4] = ["inner_map", "no_prealloc", "rdonly_prog", "wronly_prog"];
 
 pub fn map_flag(name: &str) -> Result<u32, String> {
     use mimic_core::uapi::*;
