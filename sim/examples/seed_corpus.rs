@@ -103,6 +103,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("cli_inputs: {shipped} shipped files");
 
+    // object_load: the example objects as ci/build-objects builds them (build outputs, so
+    // absent until it ran: then say so and go on).
+    let built = repo.join("target/bpf");
+    let mut objects: Vec<PathBuf> = fs::read_dir(&built)
+        .map(|dir| {
+            dir.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".bpf.o"))
+                .collect()
+        })
+        .unwrap_or_default();
+    objects.sort();
+    for object in &objects {
+        let name = object
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("object");
+        write(&root, "object_load", name, &fs::read(object)?)?;
+    }
+    if objects.is_empty() {
+        println!("object_load: no objects in target/bpf (run ci/build-objects for seeds)");
+    } else {
+        println!("object_load: {} example objects", objects.len());
+    }
+
     // The structured targets read their input as a stream of choices: pseudo-random byte strings
     // of a few lengths are enough to start from every region of their input space.
     for (target, count, len) in RANDOM_SEEDS {

@@ -8,6 +8,7 @@ pub mod asm_roundtrip;
 pub mod cli_inputs;
 pub mod interp_diff;
 pub mod map_ops;
+pub mod object_load;
 pub mod replay;
 pub mod sim_schedule;
 pub mod verify_exec;

@@ -13,7 +13,9 @@
 //! (`check_case`, `check_with`, `check`) on the same decoded input with the same mutants and
 //! catching its panic, so a replay can never disagree with the fuzz binary about a crash.
 
-use super::{asm_roundtrip, cli_inputs, interp_diff, map_ops, sim_schedule, verify_exec};
+use super::{
+    asm_roundtrip, cli_inputs, interp_diff, map_ops, object_load, sim_schedule, verify_exec,
+};
 use arbitrary::{Arbitrary, Unstructured};
 use mimic_core::bpf::asm::{assemble, disassemble};
 use mimic_core::bpf::exec::{Config, ExecErrorKind, NoObserver, Program, Vm};
@@ -145,11 +147,12 @@ fn brief(message: &str) -> String {
 }
 
 /// The targets by name.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "asm_roundtrip",
     "cli_inputs",
     "interp_diff",
     "map_ops",
+    "object_load",
     "sim_schedule",
     "verify_exec",
 ];
@@ -176,6 +179,7 @@ pub fn replay_as(
         "cli_inputs" => replay_cli_inputs(data, &mut report),
         "interp_diff" => replay_interp_diff(data, &mut report),
         "map_ops" => replay_map_ops(data, mutants, &mut report),
+        "object_load" => replay_object_load(data, &mut report),
         "sim_schedule" => replay_sim_schedule(data, mutants, &mut report),
         "verify_exec" => replay_verify_exec(data, mutants, profile, &mut report),
         other => {
@@ -197,6 +201,7 @@ pub fn crash_of(target: &str, data: &[u8], mutants: Mutants) -> Result<Option<St
         "cli_inputs" => Box::new(|| cli_inputs::check(data)),
         "interp_diff" => Box::new(|| interp_diff::check(data)),
         "map_ops" => Box::new(move || map_ops::check_with(data, mutants)),
+        "object_load" => Box::new(|| object_load::check(data)),
         "sim_schedule" => Box::new(move || sim_schedule::check_with(data, mutants)),
         // `verify_exec::check` with the mutants given: the same decoding, the same property.
         "verify_exec" => Box::new(move || {
@@ -694,6 +699,23 @@ fn replay_cli_inputs(data: &[u8], report: &mut Report) {
             );
             report.summary =
                 format!("the {reader} reader gave a result or an error naming the place");
+        }
+        Err(message) => report.crash = Some(message),
+    }
+}
+
+// ---- object_load ----------------------------------------------------------------------------
+
+fn replay_object_load(data: &[u8], report: &mut Report) {
+    report.section("object (first bytes)", hex(&data[..data.len().min(64)]));
+    match catch(|| object_load::load(data)) {
+        Ok(Ok(steps)) => {
+            report.section("loaded", steps);
+            report.summary = "parsed, maps created, programs verified, all closed".into();
+        }
+        Ok(Err(refusal)) => {
+            report.section("refused", refusal);
+            report.summary = "refused with an error naming what".into();
         }
         Err(message) => report.crash = Some(message),
     }
