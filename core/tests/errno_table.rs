@@ -39,12 +39,22 @@ fn every_case_names_its_source_and_checks_something() {
 
 #[test]
 fn the_spec_rows_alone_pass_too() {
-    let spec_only = run_table(RefModel::new, &cases(), |c| c.source.starts_with('§'));
-    assert!(spec_only.is_ok(), "{spec_only:?}");
+    // The rows semantics.md states (source `§N`), without the kernel-measured ones before them:
+    // each row must hold on its own. A subset that shrank to nothing would prove nothing.
+    let total = cases().len();
+    let spec_rows = cases().iter().filter(|c| c.source.starts_with('§')).count();
+    assert!(
+        spec_rows >= 50 && spec_rows < total,
+        "{spec_rows} spec rows of {total}"
+    );
+    match run_table(RefModel::new, &cases(), |c| c.source.starts_with('§')) {
+        Ok(ran) => assert_eq!(ran, spec_rows, "every spec row ran"),
+        Err(report) => panic!("{report}"),
+    }
 }
 
 #[test]
-fn the_table_covers_every_errno_semantics_md_names_for_section_2_to_4() {
+fn the_table_expects_every_errno_of_sections_2_to_4_that_needs_no_race_or_fault() {
     use mimic_core::errno::Errno;
     use mimic_core::model::cases::Expect;
     let expected: std::collections::BTreeSet<Errno> = cases()

@@ -21,21 +21,36 @@ fn every_core_mutant_is_detected_for_its_reason_within_the_budget() {
             Engine::Mimic(SchedulerKind::Swarm),
             Engine::Mimic(SchedulerKind::Pct),
         ];
-        let found = engines
+        let (scheduler, hunt) = engines
             .iter()
             .filter_map(|&e| {
-                hunt(
+                let Engine::Mimic(kind) = e else { return None };
+                let hunt = hunt(
                     mutant,
                     e,
                     0,
                     BUDGET,
                     *mimic_core::profile::KernelProfile::newest(),
-                )
+                )?;
+                Some((kind, hunt))
             })
-            .find(|h| h.found.is_some());
-        let hunt = found
+            .find(|(_, h)| h.found.is_some())
             .unwrap_or_else(|| panic!("{mutant}: not detected in {BUDGET} seeds by swarm or pct"));
-        assert!(!plan.kinds.is_empty());
+        // The hunt counts only the plan's kinds; the seed it names replays to one of them.
+        let (scenario, seed) = hunt.found.clone().expect("found");
+        let config = RunConfig {
+            scenario: Scenario::load(&scenario).expect("built-in"),
+            mutants: Mutants::only(mutant),
+            scheduler,
+            keep_trace: false,
+            profile: *mimic_core::profile::KernelProfile::newest(),
+        };
+        let replayed = run_one(&config, seed).verdict;
+        assert!(
+            replayed.kind().is_some_and(|k| plan.kinds.contains(&k)),
+            "{mutant}: {scenario} seed {seed} replays as {replayed:?}, not one of {:?}",
+            plan.kinds
+        );
         eprintln!(
             "{mutant}: {} after {} schedules ({:?})",
             hunt.engine, hunt.schedules, hunt.found
