@@ -2,7 +2,8 @@
 //! table shared by executor and verifier ([`helpers`]), the JIT-free executor ([`exec`]) and
 //! the map environment it runs against the world ([`world_env`]), the verifier ([`verifier`]),
 //! the kernel's rewrites after it ([`dead_code`], [`fixup`], both through [`reloc`]), the
-//! conformance-suite runner ([`conformance`]) and where that suite is found ([`suite_dir`]).
+//! conformance-suite runner ([`conformance`]) and where that suite is found ([`suite_dir`]),
+//! and clang-built objects read by libbpf's conventions ([`object`]).
 //!
 //! Instruction types live in [`crate::isa`] (a leaf); everything here builds on them.
 

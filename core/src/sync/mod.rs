@@ -15,7 +15,8 @@
 //!
 //! # Invariants
 //! * **Only this module imports `std::sync`, `std::thread`, `loom` or `shuttle`.** The test
-//!   `facade_is_the_only_door` in `core/tests/facade.rs` fails the build otherwise.
+//!   `facade_is_the_only_door` in `core/tests/facade.rs` (which reads the parsed `use` trees
+//!   and paths of every file) fails otherwise.
 //! * Every nondeterministic input the core consumes (fault injection, spurious failures, the CPU
 //!   a task runs on) flows through [`Platform::choose`], [`Platform::current_cpu`] and
 //!   [`Platform::current_task`]; the core never reads a clock or an OS random source.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct KernelCheckArgs {
-    /// Print one JSON object (`checks`, `pending`, `passed`) instead of the table.
+    /// Print one JSON object (`checks`, `passed`) instead of the table.
     #[arg(long)]
     pub json: bool,
     /// Differential seeds per map check (default: MIMIC_KERNEL_SEEDS, else 200).
@@ -63,7 +63,6 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
         };
     let mut report = Report {
         checks: vec![profile_check],
-        pending: check::pending(),
     };
     report
         .checks
@@ -129,14 +128,8 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
                 })
             })
             .collect();
-        let pending: Vec<_> = report
-            .pending
-            .iter()
-            .map(|p| serde_json::json!({ "name": p.name, "why": p.why }))
-            .collect();
         let out = serde_json::json!({
             "checks": checks,
-            "pending": pending,
             "passed": report.passed(),
         });
         println!("{out}");
@@ -169,9 +162,6 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
             for example in &c.examples {
                 println!("  {}: {}", c.name, example.replace('\n', "\n    "));
             }
-        }
-        for p in &report.pending {
-            println!("{:<32} pending: {}", p.name, p.why);
         }
         println!(
             "kernel-check: {}",

@@ -23,7 +23,8 @@
 //! fixups. `MIMIC_FUZZ_KERNEL=1` (built with `--features kernel`) also compares each input with
 //! the running kernel ([`kernel`]).
 //!
-//! Speed (issue 7 asks ≥ 20,000 exec/s for programs of up to 64 instructions): programs stop
+//! Speed (a campaign wants ≥ 20,000 exec/s for programs of up to 64 instructions, so that an
+//! hour explores tens of millions of programs): programs stop
 //! at [`MAX_INSNS`] slots; one world per input, restored between the runs from an image of its
 //! array values; snapshots read value memory directly; messages are formatted only on failure.
 //! Campaigns build this target without comparison tracing (`--no-trace-compares`), which is

@@ -496,7 +496,7 @@ struct Loaded {
 /// trace text.
 fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
     let scenario = config.scenario.instantiate(options.seed);
-    let rec = Recorder::new(config.keep_trace);
+    let rec = Recorder::new();
     // Task slots: 0 = setup/teardown, 1..=n = scenario tasks, n+1 = swarm irq, n+2 = gp worker.
     let n = scenario.tasks.len();
     let irq_extra =

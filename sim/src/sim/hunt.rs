@@ -93,7 +93,9 @@ pub fn hunt(
     let started = Instant::now();
     let mut schedules = 0;
     let mut other = Vec::new();
-    /// Seeds per batch: one runner per batch amortises shuttle's setup.
+    /// Seeds per batch: within a batch the plan's scenarios take the seeds in turn (a seed goes
+    /// to scenario `seed mod count`), so each scenario is tried early and every seed once; each
+    /// seed is its own run, so the count of schedules to the first failure is exact.
     const BATCH: u64 = 16;
     let mut next = first;
     while next < first + budget {

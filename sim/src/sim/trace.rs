@@ -99,14 +99,14 @@ struct Inner {
 }
 
 /// The shared recorder of one run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Recorder(Arc<Mutex<Inner>>);
 
 impl Recorder {
     /// A fresh recorder. The text is always kept: the trace hash is over the text, and
-    /// formatting a line is cheap next to a shuttle step. `_keep` is reserved for a hash-only
-    /// mode.
-    pub fn new(_keep: bool) -> Self {
+    /// formatting a line is cheap next to a shuttle step (whether an outcome keeps the text is
+    /// the caller's choice).
+    pub fn new() -> Self {
         Recorder(Arc::new(Mutex::new(Inner::default())))
     }
 
