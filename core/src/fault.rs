@@ -91,18 +91,24 @@ fn fmt_opt(stamp: &Option<Stamp>) -> String {
 impl Fault {
     /// A stable short name for reports and "failed for the right reason" assertions.
     pub fn kind(&self) -> &'static str {
+        self.finding().name()
+    }
+
+    /// The finding this fault is.
+    pub fn finding(&self) -> crate::finding::Finding {
+        use crate::finding::Finding;
         match self {
-            Fault::UseAfterFree { .. } => "use_after_free",
-            Fault::DoubleFree { .. } => "double_free",
-            Fault::DoublePut { .. } => "double_put",
-            Fault::Deadlock { .. } => "deadlock",
-            Fault::LockOrder { .. } => "lock_order",
-            Fault::OutOfBounds { .. } => "out_of_bounds",
-            Fault::Publication { .. } => "publication",
-            Fault::Leak { .. } => "leak",
-            Fault::Conservation { .. } => "conservation",
-            Fault::Liveness { .. } => "liveness",
-            Fault::Unmodelled { .. } => "unmodelled",
+            Fault::UseAfterFree { .. } => Finding::UseAfterFree,
+            Fault::DoubleFree { .. } => Finding::DoubleFree,
+            Fault::DoublePut { .. } => Finding::DoublePut,
+            Fault::Deadlock { .. } => Finding::Deadlock,
+            Fault::LockOrder { .. } => Finding::LockOrder,
+            Fault::OutOfBounds { .. } => Finding::OutOfBounds,
+            Fault::Publication { .. } => Finding::Publication,
+            Fault::Leak { .. } => Finding::Leak,
+            Fault::Conservation { .. } => Finding::Conservation,
+            Fault::Liveness { .. } => Finding::Liveness,
+            Fault::Unmodelled { .. } => Finding::Unmodelled,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod arena;
 pub mod bpf;
 pub mod errno;
 pub mod fault;
+pub mod finding;
 pub mod isa;
 pub mod lock;
 pub mod maps;

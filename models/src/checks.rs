@@ -46,12 +46,12 @@ pub fn assert_detects(engine: Engine, mutant: Mutant) {
         mutant_iterations(),
     );
     match (&outcome.failure, outcome.kind()) {
-        (Some(_), Some(kind)) if kind == case.kind => {}
+        (Some(_), Some(kind)) if kind == case.finding() => {}
         (Some(failure), _) => panic!(
             "{}: {mutant} made {} fail for another reason than {}: {failure}",
             engine.name(),
             case.scenario,
-            case.kind
+            case.finding()
         ),
         (None, _) => panic!(
             "{}: {mutant} not detected in {} after {} executions",

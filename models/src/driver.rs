@@ -6,11 +6,13 @@
 //! hash (§8.5), then the teardown (unload what is still loaded, close every fd still open) and
 //! [`World::audit_quiescent`] after the RCU barrier (§8.4, §8.3).
 //!
-//! A violation panics with a [`Finding`] message `"[kind] scenario/task: detail"`, where `kind`
-//! is the fault's [`Fault::kind`] (`use_after_free`, `leak`, `deadlock`, `lock_order`, ...) or
-//! one of the driver's own kinds: [`MISSING_KEY`], [`LOST_UPDATE`], [`UNEXPECTED_ERRNO`],
-//! [`BAD_BATCH`], [`HARNESS`]. Checkers see the panic; [`finding_kind`] reads the kind back so a
-//! mutant test can require "failed for the mutant's reason", not just "panicked".
+//! A violation panics with a [`Violation`] message `"[finding] scenario/task: detail"`, where
+//! the finding is one of the core's [`Finding`]s: the fault's own (`use_after_free`, `leak`,
+//! `deadlock`, `lock_order`, ...) or one the driver's checks name (`lost_key`, `lost_update`,
+//! `unexpected_errno`, `bad_batch`, and `setup` for a scenario that is itself wrong). Checkers
+//! see the panic; [`finding_kind`] reads the finding back so a mutant test can require "failed
+//! for the mutant's reason" ([`mimic_core::mutants::Mutant::expected_finding`]), not just
+//! "panicked".
 //!
 //! What §7 allows is never a finding: a reader getting an inner map that is no longer the
 //! key's current one, NULL for a slot a racing delete emptied, `-EBUSY` for a nested update.
@@ -21,6 +23,7 @@ use mimic_core::bpf::exec::{NoObserver, Program, Vm};
 use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::errno::Errno;
 use mimic_core::fault::{Error, Result};
+use mimic_core::finding::Finding;
 use mimic_core::isa::AtomicOp;
 use mimic_core::isa::{self, Insn};
 use mimic_core::maps::hashtab::hash_key;
@@ -29,17 +32,6 @@ use mimic_core::rcu::Flavor;
 use mimic_core::sync::{Atomic64, Ordering, Platform};
 use mimic_core::uapi::{Fd, MapAttr, MapType, BPF_ANY};
 use mimic_core::world::{Location, World};
-
-/// A key that is always present was reported missing (§7: "a present key reported missing").
-pub const MISSING_KEY: &str = "missing_key";
-/// A program's write landed in an inner map after user space drained it (no_wait_after_update).
-pub const LOST_UPDATE: &str = "lost_update";
-/// A syscall or helper returned an errno the scenario does not allow.
-pub const UNEXPECTED_ERRNO: &str = "unexpected_errno";
-/// A batch returned a key that was never stored or an id twice.
-pub const BAD_BATCH: &str = "bad_batch";
-/// The scenario itself is wrong (a set-up step failed, a role key could not be found).
-pub const HARNESS: &str = "harness";
 
 /// Bound of the key search for roles: with at most a few buckets, a same-bucket key with a
 /// different `hash & 7` shows up within the first few dozen integers.
@@ -83,13 +75,13 @@ pub fn reset_allowed() {
 
 /// A violation found by the driver. `Display` is the panic message checkers see.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub struct Violation {
     pub kind: String,
     pub place: String,
     pub detail: String,
 }
 
-impl std::fmt::Display for Finding {
+impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "[{}] {}: {}", self.kind, self.place, self.detail)
     }
@@ -101,11 +93,11 @@ pub fn finding_kind(message: &str) -> Option<&str> {
     Some(&rest[..rest.find(']')?])
 }
 
-fn fail(kind: &str, place: &str, detail: impl Into<String>) -> ! {
+fn fail(finding: Finding, place: &str, detail: impl Into<String>) -> ! {
     panic!(
         "{}",
-        Finding {
-            kind: kind.to_string(),
+        Violation {
+            kind: finding.name().to_string(),
             place: place.to_string(),
             detail: detail.into(),
         }
@@ -129,7 +121,7 @@ impl Keys {
         let find = |what: &str, pred: &dyn Fn(u32) -> bool| {
             (2..KEY_SEARCH_MAX)
                 .find(|&k| pred(k))
-                .unwrap_or_else(|| fail(HARNESS, "keys", format!("no key for role {what}")))
+                .unwrap_or_else(|| fail(Finding::Setup, "keys", format!("no key for role {what}")))
         };
         let b = find("B", &|k| {
             bucket(k) == bucket(a) && hash(k) & 7 != hash(a) & 7
@@ -179,12 +171,16 @@ pub fn run<P: Platform>(scenario: &'static Scenario, mutants: Mutants) {
         if let Some(template) = decl.template {
             attr = attr.inner(fds[template]);
         }
-        let fd = world
-            .map_create(&attr)
-            .unwrap_or_else(|e| fail(HARNESS, &setup_place, format!("create {}: {e}", decl.name)));
+        let fd = world.map_create(&attr).unwrap_or_else(|e| {
+            fail(
+                Finding::Setup,
+                &setup_place,
+                format!("create {}: {e}", decl.name),
+            )
+        });
         handles.push(world.map_handle(fd).unwrap_or_else(|e| {
             fail(
-                HARNESS,
+                Finding::Setup,
                 &setup_place,
                 format!("handle of {}: {e}", decl.name),
             )
@@ -297,7 +293,7 @@ fn teardown<P: Platform>(ctx: &Ctx<P>, place: &str) {
 fn check<T>(result: Result<T>, allow: Allow, place: &str, what: &str) -> Option<T> {
     match result {
         Ok(value) => Some(value),
-        Err(Error::Fault(fault)) => fail(fault.kind(), place, format!("{what}: {fault}")),
+        Err(Error::Fault(fault)) => fail(fault.finding(), place, format!("{what}: {fault}")),
         Err(Error::Errno(errno)) => {
             let allowed = match allow {
                 Allow::Ok => false,
@@ -306,7 +302,7 @@ fn check<T>(result: Result<T>, allow: Allow, place: &str, what: &str) -> Option<
                 Allow::OkOrEbadf => errno == Errno::EBADF,
             };
             if !allowed {
-                fail(UNEXPECTED_ERRNO, place, format!("{what}: {errno}"));
+                fail(Finding::UnexpectedErrno, place, format!("{what}: {errno}"));
             }
             note(Allowed::AllowedErrno);
             None
@@ -330,7 +326,13 @@ fn read_u32<P: Platform>(ctx: &Ctx<P>, place: &str, map: usize, key: Key) -> u32
     let word: [u8; 4] = bytes
         .get(..4)
         .and_then(|b| b.try_into().ok())
-        .unwrap_or_else(|| fail(HARNESS, place, format!("value of {} bytes", bytes.len())));
+        .unwrap_or_else(|| {
+            fail(
+                Finding::Setup,
+                place,
+                format!("value of {} bytes", bytes.len()),
+            )
+        });
     u32::from_le_bytes(word)
 }
 
@@ -340,7 +342,7 @@ fn exec<P: Platform>(ctx: &Ctx<P>, place: &str, op: &Op, loaded: &mut usize) {
     match *op {
         Op::LoadProg { sleepable, .. } => {
             let Some((maps, _)) = ctx.progs.get(*loaded) else {
-                fail(HARNESS, place, "programs are loaded in set-up only")
+                fail(Finding::Setup, place, "programs are loaded in set-up only")
             };
             check(w.prog_hold_maps(maps, sleepable), Allow::Ok, place, "load");
             *loaded += 1;
@@ -390,7 +392,7 @@ fn exec<P: Platform>(ctx: &Ctx<P>, place: &str, op: &Op, loaded: &mut usize) {
             let now = u64::from(read_u32(ctx, place, map, key));
             if now != drained {
                 fail(
-                    LOST_UPDATE,
+                    Finding::LostUpdate,
                     place,
                     format!(
                         "{} held {drained} when user space drained it after the swap, {now} later: a program wrote into it after the syscall returned",
@@ -426,7 +428,7 @@ fn exec<P: Platform>(ctx: &Ctx<P>, place: &str, op: &Op, loaded: &mut usize) {
             .flatten();
             if found.is_none() && must_find {
                 fail(
-                    MISSING_KEY,
+                    Finding::LostKey,
                     place,
                     format!(
                         "key {:?} ({}) is always present but the bucket walk did not find it",
@@ -493,7 +495,7 @@ fn prog_outer<P: Platform>(
     .flatten();
     match found {
         None if must_find => fail(
-            MISSING_KEY,
+            Finding::LostKey,
             place,
             format!(
                 "outer key {key:?} ({}) is always present but the lookup returned NULL",
@@ -520,7 +522,7 @@ fn prog_outer<P: Platform>(
             }
         }
         Some(other) => fail(
-            HARNESS,
+            Finding::Setup,
             place,
             format!("outer lookup gave {other:?}, not an inner map"),
         ),
@@ -559,8 +561,13 @@ fn outer_add_program(outer: Fd, index: u32) -> Vec<Insn> {
 
 fn bpf_outer_add<P: Platform>(ctx: &Ctx<P>, place: &str, outer: usize, index: u32) {
     let w = &ctx.world;
-    let program = Program::new(&outer_add_program(ctx.fds[outer], index))
-        .unwrap_or_else(|e| fail(HARNESS, place, format!("program does not decode: {e}")));
+    let program = Program::new(&outer_add_program(ctx.fds[outer], index)).unwrap_or_else(|e| {
+        fail(
+            Finding::Setup,
+            place,
+            format!("program does not decode: {e}"),
+        )
+    });
     check(w.rcu_read_lock(Flavor::Rcu), Allow::Ok, place, "read lock");
     let result = Vm::default().run(&program, &mut [], &mut WorldEnv::new(w), &mut NoObserver);
     check(
@@ -571,8 +578,8 @@ fn bpf_outer_add<P: Platform>(ctx: &Ctx<P>, place: &str, outer: usize, index: u3
     );
     if let Err(error) = result {
         match error.fault() {
-            Some(fault) => fail(fault.kind(), place, format!("bpf program: {error}")),
-            None => fail(HARNESS, place, format!("bpf program: {error}")),
+            Some(fault) => fail(fault.finding(), place, format!("bpf program: {error}")),
+            None => fail(Finding::Setup, place, format!("bpf program: {error}")),
         }
     }
 }
@@ -592,7 +599,11 @@ fn open_inner_by_id<P: Platform>(ctx: &Ctx<P>, place: &str, outer: usize, key: K
     };
     let id = match <[u8; 4]>::try_from(&id[..]) {
         Ok(bytes) => u32::from_le_bytes(bytes),
-        Err(_) => fail(HARNESS, place, format!("inner id of {} bytes", id.len())),
+        Err(_) => fail(
+            Finding::Setup,
+            place,
+            format!("inner id of {} bytes", id.len()),
+        ),
     };
     let Some(fd) = check(
         w.map_get_fd_by_id(id),
@@ -605,7 +616,7 @@ fn open_inner_by_id<P: Platform>(ctx: &Ctx<P>, place: &str, outer: usize, key: K
     let info = check(w.map_info(fd), Allow::Ok, place, "info of the opened map");
     if info.is_some_and(|info| info.id != id) {
         fail(
-            HARNESS,
+            Finding::Setup,
             place,
             format!("fd {fd} opened by id {id} names another map"),
         );
@@ -641,11 +652,15 @@ fn batch_drain<P: Platform>(ctx: &Ctx<P>, place: &str, map: usize, count: u32) {
                 };
                 for (key, value) in out.keys.iter().zip(&out.values) {
                     if !known.iter().any(|k| k[..] == key[..]) {
-                        fail(BAD_BATCH, place, format!("key {key:?} was never stored"));
+                        fail(
+                            Finding::BadBatch,
+                            place,
+                            format!("key {key:?} was never stored"),
+                        );
                     }
                     if ids.contains(value) {
                         fail(
-                            BAD_BATCH,
+                            Finding::BadBatch,
                             place,
                             format!("inner map id {value:?} came back twice"),
                         );
@@ -660,7 +675,7 @@ fn batch_drain<P: Platform>(ctx: &Ctx<P>, place: &str, map: usize, count: u32) {
         }
     }
     fail(
-        BAD_BATCH,
+        Finding::BadBatch,
         place,
         format!("no end after {BATCH_CALLS_MAX} calls"),
     );

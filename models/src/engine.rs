@@ -103,7 +103,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The failure's finding kind (`use_after_free`, `missing_key`, ...).
+    /// The failure's finding kind (`use_after_free`, `lost_key`, ...).
     pub fn kind(&self) -> Option<&str> {
         self.failure.as_deref().and_then(driver::finding_kind)
     }

@@ -1,5 +1,6 @@
-//! Which scenario exposes which mutant, and the finding it must fail with (mutants.md). A
-//! mutant counts as detected only when an engine fails with exactly that finding kind.
+//! Which scenario exposes which mutant (the finding it must fail with is the catalogue's,
+//! `Mutant::expected_finding`). A mutant counts as detected only when an engine fails with
+//! exactly that finding.
 
 use crate::scenario::Scenario;
 use mimic_core::mutants::Mutant;
@@ -10,11 +11,17 @@ pub struct MutantCase {
     pub mutant: Mutant,
     /// The scenario run with the mutant on.
     pub scenario: &'static str,
-    /// The finding kind the failure must have.
-    pub kind: &'static str,
 }
 
 impl MutantCase {
+    /// The finding the failure must have: the catalogue's, for every engine.
+    pub fn finding(&self) -> &'static str {
+        self.mutant
+            .expected_finding()
+            .unwrap_or_else(|| panic!("{} causes no run-time finding", self.mutant))
+            .name()
+    }
+
     pub fn scenario(&self) -> &'static Scenario {
         Scenario::named(self.scenario)
             .unwrap_or_else(|| panic!("mutant table names unknown scenario {}", self.scenario))
@@ -26,52 +33,42 @@ pub const CORE_MUTANTS: [MutantCase; 10] = [
     MutantCase {
         mutant: Mutant::FreeInnerWithoutGp,
         scenario: "aom_reader_vs_replace",
-        kind: "use_after_free",
     },
     MutantCase {
         mutant: Mutant::IgnoreSleepableGp,
         scenario: "sleepable_reader_vs_replace",
-        kind: "use_after_free",
     },
     MutantCase {
         mutant: Mutant::PutWithoutDefer,
         scenario: "aom_reader_vs_delete",
-        kind: "use_after_free",
     },
     MutantCase {
         mutant: Mutant::LeakOnReplace,
         scenario: "hom_prealloc_reader_vs_replace",
-        kind: "leak",
     },
     MutantCase {
         mutant: Mutant::ReplaceByReinsert,
         scenario: "hom_replace_vs_reader_behind_neighbour_always_finds_key",
-        kind: "missing_key",
     },
     MutantCase {
         mutant: Mutant::NoNullsRestart,
         scenario: "htab_walker_vs_reuse_into_other_bucket",
-        kind: "missing_key",
     },
     MutantCase {
         mutant: Mutant::FreelistAliasesNext,
         scenario: "htab_walker_vs_reuse_into_same_bucket",
-        kind: "missing_key",
     },
     MutantCase {
         mutant: Mutant::NoWaitAfterUpdate,
         scenario: "drain_old_inner_after_swap",
-        kind: "lost_update",
     },
     MutantCase {
         mutant: Mutant::LockSlotUnmasked,
         scenario: "nested_program_update_same_bucket_same_cpu",
-        kind: "deadlock",
     },
     MutantCase {
         mutant: Mutant::PutUnderBucketLock,
         scenario: "hom_prealloc_reader_vs_replace",
-        kind: "lock_order",
     },
 ];
 

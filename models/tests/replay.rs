@@ -29,7 +29,7 @@ fn shuttle_failing_schedule_file_replays_the_same_use_after_free() {
     let case = case(Mutant::FreeInnerWithoutGp);
     let mutants = Mutants::only(case.mutant);
     let found = explore(Engine::ShuttlePct, case.scenario(), mutants, 10_000);
-    assert_eq!(found.kind(), Some(case.kind), "{:?}", found.failure);
+    assert_eq!(found.kind(), Some(case.finding()), "{:?}", found.failure);
     let files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("schedule directory")
         .map(|e| e.unwrap().path())
@@ -43,13 +43,13 @@ fn shuttle_failing_schedule_file_replays_the_same_use_after_free() {
 }
 
 #[test]
-fn loom_checkpoint_file_replays_the_same_missing_key() {
+fn loom_checkpoint_file_replays_the_same_lost_key() {
     let dir = scratch("loom");
     let file = dir.join("checkpoint.json");
     let case = case(Mutant::NoNullsRestart);
     let mutants = Mutants::only(case.mutant);
     let found = loom_with_checkpoint(case.scenario(), mutants, &file);
-    assert_eq!(found.kind(), Some(case.kind), "{:?}", found.failure);
+    assert_eq!(found.kind(), Some(case.finding()), "{:?}", found.failure);
     assert!(
         found.executions > 1,
         "the failure is not the first execution"

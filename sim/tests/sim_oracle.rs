@@ -50,7 +50,7 @@ fn read(key: u32, seen: Option<u32>, inv: u64, resp: u64) -> HistEvent {
 fn check(outer: MapType, events: &[HistEvent]) -> Result<(), String> {
     let (a, t) = attrs(outer);
     let refs: Vec<&HistEvent> = events.iter().collect();
-    check_outer("outer", a, t, &refs).map_err(|v| v.kind.to_string())
+    check_outer("outer", a, t, &refs).map_err(|v| v.finding.name().to_string())
 }
 
 #[test]

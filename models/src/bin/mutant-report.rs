@@ -108,7 +108,7 @@ fn main() {
                     Mutants::only(case.mutant),
                     mutant_iterations,
                 );
-                cell(&outcome, Some(case.kind))
+                cell(&outcome, Some(case.finding()))
             })
             .collect();
         println!(

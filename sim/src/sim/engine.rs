@@ -28,6 +28,7 @@ use mimic_core::bpf::verifier::{ProgType, VerifyOpts, RAW_TP_CTX_MAX};
 use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::errno::Errno;
 use mimic_core::fault::{Error, Fault};
+use mimic_core::finding::Finding;
 use mimic_core::isa::{AtomicOp, Insn, BPF_CALL, BPF_JMP};
 use mimic_core::mutants::Mutants;
 use mimic_core::profile::KernelProfile;
@@ -135,13 +136,13 @@ type Drain = (Fd, u32, Vec<u8>, String);
 type SeedResult = (u64, Verdict, Vec<String>, String);
 
 impl Ctx {
-    fn fail(&self, kind: &str, detail: String) {
+    fn fail(&self, finding: Finding, detail: String) {
         let at = self.rec.stamp();
         let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(Failure {
                 at,
-                kind: kind.to_string(),
+                kind: finding.name().to_string(),
                 detail,
             });
         }
@@ -160,7 +161,7 @@ impl Ctx {
             Ok(v) => Ok(Ok(v)),
             Err(Error::Errno(e)) => Ok(Err(e)),
             Err(Error::Fault(f)) => {
-                self.fail(f.kind(), format!("{what}: {f}"));
+                self.fail(f.finding(), format!("{what}: {f}"));
                 Err(())
             }
         }
@@ -284,7 +285,7 @@ impl TracingEnv<'_> {
         if let (Ok(0), Some((name, keys))) = (result, self.ctx.present.get(&(map.index, map.gen))) {
             if keys.contains(&key32) {
                 self.ctx.fail(
-                    "lost_key",
+                    Finding::LostKey,
                     format!("program {}: bpf_map_lookup_elem({name}, {key32}) returned NULL, but key {key32} is always present", self.program),
                 );
             }
@@ -611,7 +612,7 @@ fn finish(ctx: &Ctx, history: Vec<HistEvent>) -> (Verdict, Vec<String>) {
         if let Err(violation) = oracle::check_outer(&name, *attr, *template, &events) {
             return (
                 Verdict::Fail {
-                    kind: violation.kind.to_string(),
+                    kind: violation.finding.name().to_string(),
                     detail: violation.detail,
                 },
                 ctx.rec.lines(),
@@ -1305,7 +1306,7 @@ fn user_op(
                 Err((n, e)) => (n, Some(e)),
             };
             if let Some(Error::Fault(f)) = &error {
-                ctx.fail(f.kind(), format!("map_update_batch: {f}"));
+                ctx.fail(f.finding(), format!("map_update_batch: {f}"));
                 return Err(());
             }
             rec.line(task, cpu, || format!("map_update_batch({map}, {keys:?}) [generic_map_update_batch] applied {applied}{}", error.as_ref().map_or(String::new(), |e| format!(", then {e}"))));
@@ -1344,7 +1345,7 @@ fn user_op(
             let key_bytes: Vec<Vec<u8>> = keys.iter().map(|k| k.to_le_bytes().to_vec()).collect();
             let result = world.map_delete_batch(fd, &key_bytes);
             if let Err((_, Error::Fault(f))) = &result {
-                ctx.fail(f.kind(), format!("map_delete_batch: {f}"));
+                ctx.fail(f.finding(), format!("map_delete_batch: {f}"));
                 return Err(());
             }
             // Which keys a partial batch deleted depends on the order it met them: the
@@ -1486,17 +1487,17 @@ fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize)
                     Err(e) => {
                         match e.kind {
                             ExecErrorKind::Fault(f) => ctx.fail(
-                                f.kind(),
+                                f.finding(),
                                 format!("program {} run {run}: insn {}: {f}", prog.name, e.pc),
                             ),
                             // The executor's own memory check: an access past the end of a
                             // map value (an inlined lookup sized for another array).
                             kind @ ExecErrorKind::OutOfBounds { .. } => ctx.fail(
-                                "out_of_bounds",
+                                Finding::OutOfBounds,
                                 format!("program {} run {run}: insn {}: {kind}", prog.name, e.pc),
                             ),
                             other => ctx.fail(
-                                "exec",
+                                Finding::Exec,
                                 format!("program {} run {run}: insn {}: {other}", prog.name, e.pc),
                             ),
                         }
@@ -1545,7 +1546,10 @@ fn check_values(ctx: &Ctx) -> Result<(), ()> {
     let world = &ctx.world;
     for check in &ctx.scenario.checks.values {
         let Some(&(fd, _)) = ctx.maps.get(&check.map) else {
-            ctx.fail("setup", format!("checks.values: no map `{}`", check.map));
+            ctx.fail(
+                Finding::Setup,
+                format!("checks.values: no map `{}`", check.map),
+            );
             return Err(());
         };
         let (fd, key, path, opened) = match check.inner_key {
@@ -1586,7 +1590,7 @@ fn check_values(ctx: &Ctx) -> Result<(), ()> {
         ctx.rec.line(0, 0, || format!("check: {path} = {value}"));
         if value != check.equals {
             ctx.fail(
-                "wrong_value",
+                Finding::WrongValue,
                 format!("{path} reads {value} from user space, expected {} (a program wrote to the wrong element)", check.equals),
             );
             return Err(());
@@ -1602,7 +1606,7 @@ fn teardown(ctx: &Ctx, loaded: &[Loaded]) {
     }
     if let Err(e) = world.check_conservation() {
         ctx.fail(
-            e.fault().map_or("conservation", Fault::kind),
+            e.fault().map_or(Finding::Conservation, Fault::finding),
             format!("check_conservation: {e}"),
         );
         return;
@@ -1614,7 +1618,7 @@ fn teardown(ctx: &Ctx, loaded: &[Loaded]) {
         ) {
             if now != drained {
                 ctx.fail(
-                    "lost_update",
+                    Finding::LostUpdate,
                     format!("${var}[{key}] was drained as {drained:?} after the swap, but a program wrote {now:?} into it later (the update returned while a program still used the old inner map)"),
                 );
                 return;
@@ -1645,7 +1649,7 @@ fn teardown(ctx: &Ctx, loaded: &[Loaded]) {
     });
     if let Err(e) = world.audit_quiescent() {
         ctx.fail(
-            e.fault().map_or("leak", Fault::kind),
+            e.fault().map_or(Finding::Leak, Fault::finding),
             format!("audit_quiescent: {e}"),
         );
     }

@@ -1,48 +1,49 @@
-//! Hunting mutants: for each mutant of the catalogue, which scenarios should expose it and
-//! which invariant must fail (semantics: "detected" means failing **for the reason the mutant
-//! introduces**, so a failure of another kind does not count), and a bounded search over seeds.
+//! Hunting mutants: for each mutant of the catalogue, which scenarios should expose it, and a
+//! bounded search over seeds. "Detected" means failing **for the reason the mutant
+//! introduces** ([`Mutant::expected_finding`]), so a failure of another kind does not count.
 
 use super::engine::{run_seeds, run_seeds_shuttle_random, RunConfig, Verdict};
 use super::scenario::Scenario;
 use super::scheduler::SchedulerKind;
+use mimic_core::finding::Finding;
 use mimic_core::mutants::{Mutant, Mutants};
 use mimic_core::profile::KernelProfile;
 use serde::Serialize;
 use std::time::Instant;
 
-/// Where a mutant is looked for, and the invariants its failure may break.
+/// Where a mutant is looked for; its failure must be [`Mutant::expected_finding`].
 pub struct Plan {
     pub scenarios: &'static [&'static str],
-    pub kinds: &'static [&'static str],
+    pub finding: Finding,
 }
 
 /// The plan for `mutant`, or `None` for mutants only the verifier's own tests can see (a
 /// changed state count, not a run-time harm).
 pub fn plan(mutant: Mutant) -> Option<Plan> {
     use Mutant::*;
-    let p = |scenarios, kinds| Some(Plan { scenarios, kinds });
-    match mutant {
-        FreeInnerWithoutGp | PutWithoutDefer => p(
-            &["reader_replace_array", "reader_replace_hash", "maglev"],
-            &["use_after_free"],
-        ),
-        IgnoreSleepableGp => p(&["sleepable"], &["use_after_free"]),
-        LeakOnReplace => p(&["seed000", "two_updaters"], &["leak"]),
-        ReplaceByReinsert => p(&["two_updaters", "nulls_restart"], &["lost_key"]),
-        NoNullsRestart | FreelistAliasesNext => {
-            p(&["nulls_restart_prog", "nulls_restart"], &["lost_key"])
+    let scenarios: &'static [&'static str] = match mutant {
+        FreeInnerWithoutGp | PutWithoutDefer => {
+            &["reader_replace_array", "reader_replace_hash", "maglev"]
         }
-        MetaIgnoresMaxEntries => p(&["fixed_inner_size"], &["linearizability"]),
+        IgnoreSleepableGp => &["sleepable"],
+        LeakOnReplace => &["seed000", "two_updaters"],
+        ReplaceByReinsert => &["two_updaters", "nulls_restart"],
+        NoNullsRestart | FreelistAliasesNext => &["nulls_restart_prog", "nulls_restart"],
+        MetaIgnoresMaxEntries => &["fixed_inner_size"],
         // The verifier's fixups: a dynamic inner array's lookup inlined against the template
         // (8 slots) reads past a smaller table; an inlined inner lookup scaled by an element
         // size of 0 bumps inner[0] instead of inner[3].
-        InlineDynamicInner => p(&["maglev"], &["out_of_bounds"]),
-        MetaElemSizeZero => p(&["inner_array_lookup"], &["wrong_value"]),
-        NoWaitAfterUpdate => p(&["drain_after_swap"], &["lost_update"]),
-        LockSlotUnmasked => p(&["nested_update"], &["deadlock"]),
-        PutUnderBucketLock => p(&["seed000", "reader_replace_hash"], &["lock_order"]),
-        InnerMapUidAlways => None,
-    }
+        InlineDynamicInner => &["maglev"],
+        MetaElemSizeZero => &["inner_array_lookup"],
+        NoWaitAfterUpdate => &["drain_after_swap"],
+        LockSlotUnmasked => &["nested_update"],
+        PutUnderBucketLock => &["seed000", "reader_replace_hash"],
+        InnerMapUidAlways => &[],
+    };
+    Some(Plan {
+        scenarios,
+        finding: mutant.expected_finding()?,
+    })
 }
 
 /// Which engine a hunt uses: one of mimic's schedulers, or plain shuttle random.
@@ -127,7 +128,7 @@ pub fn hunt(
                 }
                 schedules += 1;
                 if let Some(Verdict::Fail { kind, .. }) = outcome.map(|o| o.verdict) {
-                    if plan.kinds.contains(&kind.as_str()) {
+                    if kind == plan.finding.name() {
                         found = Some(seed);
                         break;
                     } else if other.len() < 5 {

@@ -19,6 +19,7 @@
 
 use super::trace::{HistEvent, HistOp, MapIdent};
 use mimic_core::errno::Errno;
+use mimic_core::finding::Finding;
 use mimic_core::model::RefModel;
 use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType};
 use serde::Serialize;
@@ -65,7 +66,7 @@ impl AttrKey {
 /// A failed check.
 #[derive(Debug, Clone)]
 pub struct Violation {
-    pub kind: &'static str,
+    pub finding: Finding,
     pub detail: String,
 }
 
@@ -122,7 +123,11 @@ pub fn check_outer(
                 let lost = matches!(search(&base, key, &without, exact_values), Search::Found);
                 let listing: Vec<String> = ops.iter().map(|e| describe(e)).collect();
                 return Err(Violation {
-                    kind: if lost { "lost_key" } else { "linearizability" },
+                    finding: if lost {
+                        Finding::LostKey
+                    } else {
+                        Finding::Linearizability
+                    },
                     detail: format!(
                         "{name}[{key}]: no order of these operations is allowed by the sequential model{}:\n  {}",
                         if lost { " (a read reported the key missing while it was present)" } else { "" },
