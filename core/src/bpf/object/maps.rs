@@ -87,7 +87,7 @@ pub fn read(elf: &Elf, btf: Option<&Btf>) -> Result<Vec<MapSpec>, ObjectError> {
         }
         placed.sort_by_key(|p| p.0);
         for (offset, size, name, type_id) in placed {
-            let mut spec = definition(btf, name, type_id)
+            let mut spec = definition(btf, name, type_id, false)
                 .map_err(|e| e.in_section(".maps").at_symbol(name))?;
             spec.slots = slots(elf, btf, section, offset, size, &spec, type_id)
                 .map_err(|e| e.in_section(".maps").at_symbol(name))?;
@@ -175,8 +175,10 @@ fn members(btf: &Btf, type_id: u32) -> Result<Vec<super::btf::Member>, ObjectErr
     }
 }
 
-/// One definition (a `.maps` variable, or the struct of a `values` template).
-fn definition(btf: &Btf, name: &str, type_id: u32) -> Result<MapSpec, ObjectError> {
+/// One definition (a `.maps` variable, or, `template` set, the struct of a `values` template).
+/// A template is read one level deep only: one that has `values` itself is refused before it
+/// is followed (a definition whose template is itself would otherwise recurse without end).
+fn definition(btf: &Btf, name: &str, type_id: u32, template: bool) -> Result<MapSpec, ObjectError> {
     let mut spec = MapSpec {
         name: name.to_string(),
         map_type: 0,
@@ -233,6 +235,9 @@ fn definition(btf: &Btf, name: &str, type_id: u32) -> Result<MapSpec, ObjectErro
         }
     }
     if let Some(values) = values_member {
+        if template {
+            return Err(ObjectError::new("a template that is itself a map-in-map"));
+        }
         let kind = spec.kind();
         if !kind.is_some_and(MapType::is_map_in_map) {
             return Err(ObjectError::new(format!(
@@ -262,11 +267,8 @@ fn definition(btf: &Btf, name: &str, type_id: u32) -> Result<MapSpec, ObjectErro
                 ))
             }
         };
-        let inner = definition(btf, &format!("{name}.inner"), inner_type)
+        let inner = definition(btf, &format!("{name}.inner"), inner_type, true)
             .map_err(|e| ObjectError::new(format!("its template: {}", e.what)))?;
-        if inner.inner.is_some() {
-            return Err(ObjectError::new("a template that is itself a map-in-map"));
-        }
         spec.inner = Some(Box::new(inner));
     } else if spec.kind().is_some_and(MapType::is_map_in_map) {
         return Err(ObjectError::new(
@@ -342,4 +344,31 @@ fn slots(
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::object::btf::tests::{info, section};
+
+    #[test]
+    fn a_definition_whose_template_is_itself_is_refused_not_followed() {
+        // struct S { int (*type)[13]; struct S *values[]; }: a hash of maps whose template is
+        // S again (what a mutated object can say). Followed, it recursed until the stack ran out.
+        let strings = b"\0int\0type\0values\0";
+        let btf = Btf::parse(&section(
+            &[
+                vec![1, info(1, 0), 4, 32],                 // [1] int
+                vec![0, info(3, 0), 0, 1, 1, 13],           // [2] int[13]
+                vec![0, info(2, 0), 2],                     // [3] int (*)[13]
+                vec![0, info(2, 0), 6],                     // [4] struct S *
+                vec![0, info(3, 0), 0, 4, 1, 0],            // [5] struct S *[]
+                vec![0, info(4, 2), 8, 5, 3, 0, 10, 5, 64], // [6] struct S
+            ],
+            strings,
+        ))
+        .expect("parses");
+        let e = definition(&btf, "m", 6, false).expect_err("refused");
+        assert!(e.what.contains("itself a map-in-map"), "{e}");
+    }
 }
