@@ -234,6 +234,30 @@ pub enum AtomicOp {
 }
 
 impl AtomicOp {
+    /// The value the op stores over `old` (`size` 4 or 8 bytes; `src` the source register,
+    /// `r0` the comparand of `cmpxchg`), or `None` for a `cmpxchg` that does not store.
+    pub fn result(self, size: u8, old: u64, src: u64, r0: u64) -> Option<u64> {
+        let mask = if size == 4 {
+            u64::from(u32::MAX)
+        } else {
+            u64::MAX
+        };
+        let value = match self {
+            AtomicOp::Add { .. } => old.wrapping_add(src),
+            AtomicOp::And { .. } => old & src,
+            AtomicOp::Or { .. } => old | src,
+            AtomicOp::Xor { .. } => old ^ src,
+            AtomicOp::Xchg => src,
+            AtomicOp::Cmpxchg => {
+                if old & mask != r0 & mask {
+                    return None;
+                }
+                src
+            }
+        };
+        Some(value & mask)
+    }
+
     pub const fn imm(self) -> i32 {
         const fn fetch_bit(fetch: bool) -> i32 {
             if fetch {

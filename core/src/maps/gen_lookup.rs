@@ -18,9 +18,9 @@
 //! inlined forms end in the per-CPU address move, which the model's ISA does not have (and its
 //! per-CPU maps keep values inline), so they keep their direct calls (docs/kernel-disagreements.md).
 
+use super::direct_call::{DirectCall, MapFn, MapImpl};
 use super::hashtab::HTAB_ELEM_HEADER_BYTES;
 use super::{round_up8, ARRAY_VALUE_OFFSET};
-use crate::bpf::helpers::{DirectCall, MapFn, MapImpl};
 use crate::errno::Errno;
 use crate::isa::{Insn, BPF_ADD, BPF_AND, BPF_DW, BPF_JEQ, BPF_JGE, BPF_LSH, BPF_MUL, BPF_W};
 use crate::uapi::BPF_F_INNER_MAP;

@@ -29,6 +29,7 @@
 
 pub mod array;
 pub mod array_of_maps;
+pub mod direct_call;
 pub mod freelist;
 pub mod gen_lookup;
 pub mod hash_of_maps;
@@ -422,8 +423,7 @@ impl<P: Platform> Map<P> {
             let old = truncate(current >> (shift * 8), size);
             // The executor's own arithmetic, so both memories compute the same value; `None` is
             // a `cmpxchg` whose comparand differs (nothing is stored). `size` is 4 or 8 here.
-            let Some(new) = crate::bpf::exec::atomic_result(op, size as u8, old, operand, r0)
-            else {
+            let Some(new) = op.result(size as u8, old, operand, r0) else {
                 return Ok(old);
             };
             let updated = (current & !mask) | (truncate(new, size) << (shift * 8));

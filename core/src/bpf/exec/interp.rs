@@ -4,8 +4,7 @@
 
 use super::compile::{Inst, Program, SlowOp};
 use super::{
-    atomic_result, ExecError, ExecErrorKind, KeyArg, MapEnv, Observer, StepView, Vm,
-    MAX_CALL_FRAMES, STACK_SIZE,
+    ExecError, ExecErrorKind, KeyArg, MapEnv, Observer, StepView, Vm, MAX_CALL_FRAMES, STACK_SIZE,
 };
 use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn};
 use crate::isa::{AluOp, AtomicOp, Endian, Operand};
@@ -164,7 +163,7 @@ impl<E: MapEnv> Mem<'_, E> {
             return self.env.atomic(ptr, size, op, src, r0);
         }
         let old = self.load_sized(size, addr)?;
-        if let Some(new) = atomic_result(op, size, old, src, r0) {
+        if let Some(new) = op.result(size, old, src, r0) {
             self.store_sized(size, addr, new)?;
         }
         Ok(old)

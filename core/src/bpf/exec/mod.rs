@@ -161,7 +161,7 @@ pub trait MapEnv {
     /// one simulated CPU at a time; a concurrent world overrides it.
     fn atomic(&mut self, ptr: Ptr, size: u8, op: AtomicOp, src: u64, r0: u64) -> EnvResult<u64> {
         let old = self.load(ptr, size)?;
-        if let Some(new) = atomic_result(op, size, old, src, r0) {
+        if let Some(new) = op.result(size, old, src, r0) {
             self.store(ptr, size, new)?;
         }
         Ok(old)
@@ -204,29 +204,6 @@ impl<'a> KeyArg<'a> {
     pub fn addr(&self) -> u64 {
         self.addr
     }
-}
-
-/// The value an atomic op stores (`None`: `cmpxchg` that does not store).
-pub fn atomic_result(op: AtomicOp, size: u8, old: u64, src: u64, r0: u64) -> Option<u64> {
-    let mask = if size == 4 {
-        u64::from(u32::MAX)
-    } else {
-        u64::MAX
-    };
-    let value = match op {
-        AtomicOp::Add { .. } => old.wrapping_add(src),
-        AtomicOp::And { .. } => old & src,
-        AtomicOp::Or { .. } => old | src,
-        AtomicOp::Xor { .. } => old ^ src,
-        AtomicOp::Xchg => src,
-        AtomicOp::Cmpxchg => {
-            if old & mask != r0 & mask {
-                return None;
-            }
-            src
-        }
-    };
-    Some(value & mask)
 }
 
 /// A world without maps: every map operation is refused.
