@@ -145,6 +145,27 @@ pub struct FreeRecord {
     pub at: Stamp,
 }
 
+/// Where [`World::teardown_audit`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeardownStep {
+    Conservation,
+    /// Releasing the maps of the program at this index of the list given.
+    Unload(usize),
+    Close(crate::uapi::Fd),
+    Quiescence,
+}
+
+impl std::fmt::Display for TeardownStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TeardownStep::Conservation => f.write_str("check_conservation"),
+            TeardownStep::Unload(i) => write!(f, "unload program {i}"),
+            TeardownStep::Close(fd) => write!(f, "close fd {fd}"),
+            TeardownStep::Quiescence => f.write_str("audit_quiescent"),
+        }
+    }
+}
+
 /// A live map as audits see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapState {
@@ -725,6 +746,31 @@ impl<P: Platform> World<P> {
             }
         }
         Ok(())
+    }
+
+    /// The end of a run, the same in every harness (semantics.md §8.5, §8.4): freelist
+    /// conservation on every live hash, then each program's maps released (`programs`: the used
+    /// maps and sleepability of every program still loaded), every fd still open closed, and the
+    /// quiescence audit after the RCU barrier. The first failure is returned with the step it
+    /// happened at; a harness checks its own invariants (drained values, pinned values) before,
+    /// and `closed` runs once everything is closed, before the audit (a harness's trace line).
+    pub fn teardown_audit<'a>(
+        &self,
+        programs: impl IntoIterator<Item = (&'a [Handle], bool)>,
+        closed: impl FnOnce(),
+    ) -> std::result::Result<(), (TeardownStep, Error)> {
+        self.check_conservation()
+            .map_err(|e| (TeardownStep::Conservation, e))?;
+        for (index, (maps, sleepable)) in programs.into_iter().enumerate() {
+            self.prog_release_maps(maps, sleepable)
+                .map_err(|e| (TeardownStep::Unload(index), e))?;
+        }
+        for fd in self.open_fds() {
+            self.close(fd).map_err(|e| (TeardownStep::Close(fd), e))?;
+        }
+        closed();
+        self.audit_quiescent()
+            .map_err(|e| (TeardownStep::Quiescence, e))
     }
 
     /// Bytes the kernel would charge for the map behind `handle`.

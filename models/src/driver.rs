@@ -245,16 +245,11 @@ pub fn run<P: Platform>(scenario: &'static Scenario, mutants: Mutants) {
     for op in scenario.finally {
         exec(&ctx, &place, op, &mut no_loads);
     }
-    check(
-        ctx.world.check_conservation(),
-        Allow::Ok,
-        &place,
-        "freelist conservation",
-    );
     teardown(&ctx, &place);
 }
 
-/// Unloads every program no op unloads, closes every fd no op closes, then audits quiescence.
+/// The core's teardown audit (conservation, programs unloaded, every fd closed, quiescence),
+/// with the programs no op unloaded.
 fn teardown<P: Platform>(ctx: &Ctx<P>, place: &str) {
     let s = ctx.scenario;
     let all_ops = || {
@@ -263,29 +258,16 @@ fn teardown<P: Platform>(ctx: &Ctx<P>, place: &str) {
             .chain(s.tasks.iter().flat_map(|t| t.ops.iter()))
             .chain(s.finally.iter())
     };
-    for (p, (maps, sleepable)) in ctx.progs.iter().enumerate() {
-        if !all_ops().any(|op| matches!(op, Op::UnloadProg { prog } if *prog == p)) {
-            let result = ctx.world.prog_release_maps(maps, *sleepable);
-            check(result, Allow::Ok, place, &format!("unload program {p}"));
-        }
+    let loaded = ctx
+        .progs
+        .iter()
+        .enumerate()
+        .filter(|(p, _)| !all_ops().any(|op| matches!(op, Op::UnloadProg { prog } if prog == p)))
+        .map(|(_, (maps, sleepable))| (maps.as_slice(), *sleepable));
+    let result = ctx.world.teardown_audit(loaded, || {});
+    if let Err((step, e)) = result {
+        check::<()>(Err(e), Allow::Ok, place, &step.to_string());
     }
-    for (slot, fd) in ctx.fds.iter().enumerate() {
-        if !all_ops().any(|op| matches!(op, Op::Close { map } if *map == slot)) {
-            let result = ctx.world.close(*fd);
-            check(
-                result,
-                Allow::Ok,
-                place,
-                &format!("close {}", s.maps[slot].name),
-            );
-        }
-    }
-    check(
-        ctx.world.audit_quiescent(),
-        Allow::Ok,
-        place,
-        "quiescence audit",
-    );
 }
 
 /// A result against what the scenario allows: faults are findings of their own kind, errnos

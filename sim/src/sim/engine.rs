@@ -37,7 +37,7 @@ use mimic_core::rcu::Flavor;
 use mimic_core::sync::{Ordering, Platform, Shuttle};
 use mimic_core::sys::Process;
 use mimic_core::uapi::{Fd, MapAttr, MapId, MapType, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
-use mimic_core::world::{FaultPlan, World, WorldConfig};
+use mimic_core::world::{FaultPlan, TeardownStep, World, WorldConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -1604,13 +1604,6 @@ fn teardown(ctx: &Ctx, loaded: &[Loaded]) {
     if ctx.failed() {
         return;
     }
-    if let Err(e) = world.check_conservation() {
-        ctx.fail(
-            e.fault().map_or(Finding::Conservation, Fault::finding),
-            format!("check_conservation: {e}"),
-        );
-        return;
-    }
     for (fd, key, drained, var) in ctx.drains.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         if let Ok(Ok(now)) = ctx.check(
             "map_lookup_elem",
@@ -1628,29 +1621,23 @@ fn teardown(ctx: &Ctx, loaded: &[Loaded]) {
     if check_values(ctx).is_err() {
         return;
     }
-    for prog in loaded {
-        if ctx
-            .check(
-                "prog_unload",
-                world.prog_release_maps(&prog.load.maps, prog.load.sleepable),
-            )
-            .is_err()
-        {
-            return;
-        }
-    }
-    for fd in world.open_fds() {
-        if ctx.check("close", world.close(fd)).is_err() {
-            return;
-        }
-    }
-    ctx.rec.line(0, 0, || {
-        "teardown: programs unloaded, all fds closed; rcu_barrier".into()
-    });
-    if let Err(e) = world.audit_quiescent() {
+    let programs = loaded
+        .iter()
+        .map(|p| (p.load.maps.as_slice(), p.load.sleepable));
+    let closed = || {
+        ctx.rec.line(0, 0, || {
+            "teardown: programs unloaded, all fds closed; rcu_barrier".into()
+        })
+    };
+    if let Err((step, e)) = world.teardown_audit(programs, closed) {
+        let otherwise = match step {
+            TeardownStep::Conservation => Finding::Conservation,
+            TeardownStep::Quiescence => Finding::Leak,
+            TeardownStep::Unload(_) | TeardownStep::Close(_) => Finding::UnexpectedErrno,
+        };
         ctx.fail(
-            e.fault().map_or(Finding::Leak, Fault::finding),
-            format!("audit_quiescent: {e}"),
+            e.fault().map_or(otherwise, Fault::finding),
+            format!("{step}: {e}"),
         );
     }
 }
