@@ -80,15 +80,7 @@ fn shape(desc: &MapDesc) -> ArrayShape {
 }
 
 fn map_impl(desc: &MapDesc) -> Option<MapImpl> {
-    Some(match desc.kind()? {
-        MapType::Array => MapImpl::Array,
-        MapType::PercpuArray => MapImpl::PercpuArray,
-        MapType::Hash => MapImpl::Htab,
-        MapType::PercpuHash => MapImpl::PercpuHtab,
-        MapType::ArrayOfMaps => MapImpl::ArrayOfMaps,
-        MapType::HashOfMaps => MapImpl::HtabOfMaps,
-        MapType::ProgArray => return None,
-    })
+    crate::maps::kind::kind(desc.kind()?).direct
 }
 
 /// The replacement of a helper call on `desc`.

@@ -70,15 +70,7 @@ fn helper_result(result: crate::fault::Result<()>) -> EnvResult<i64> {
 
 /// The map implementation whose ops serve a map type, for checking fixed-up direct calls.
 fn map_impl(map_type: MapType) -> Option<MapImpl> {
-    match map_type {
-        MapType::Array => Some(MapImpl::Array),
-        MapType::PercpuArray => Some(MapImpl::PercpuArray),
-        MapType::Hash => Some(MapImpl::Htab),
-        MapType::PercpuHash => Some(MapImpl::PercpuHtab),
-        MapType::ArrayOfMaps => Some(MapImpl::ArrayOfMaps),
-        MapType::HashOfMaps => Some(MapImpl::HtabOfMaps),
-        MapType::ProgArray => None,
-    }
+    crate::maps::kind::kind(map_type).direct
 }
 
 impl<P: Platform> MapEnv for WorldEnv<'_, P> {

@@ -11,8 +11,7 @@
 //! each).
 
 use super::{
-    array_index, round_up8, Caller, Found, Map, MapDef, MapOps, ARRAY_VALUE_OFFSET, MAX_MAP_WORDS,
-    WORD_BYTES,
+    array_index, Caller, Found, Map, MapDef, MapOps, ARRAY_VALUE_OFFSET, MAX_MAP_WORDS, WORD_BYTES,
 };
 use crate::errno::Errno;
 use crate::fault::{Error, Result};
@@ -40,7 +39,13 @@ pub fn access_flags_ok(flags: u32) -> bool {
 
 /// Bytes per array element.
 pub fn elem_size(def: &MapDef) -> u32 {
-    round_up8(def.value_size)
+    elem_size_of(def.value_size)
+}
+
+/// Bytes per element of an array of `value_size` values: rounded up to 8, in 64 bits so that
+/// any `u32` size rounds without overflow (saturating at `u32::MAX`).
+pub fn elem_size_of(value_size: u32) -> u32 {
+    u32::try_from(u64::from(value_size).div_ceil(8) * 8).unwrap_or(u32::MAX)
 }
 
 /// `2^ceil(log2(max_entries)) - 1`, computed in 64 bits as the kernel does (past 2^31 entries

@@ -34,6 +34,7 @@ pub mod freelist;
 pub mod gen_lookup;
 pub mod hash_of_maps;
 pub mod hashtab;
+pub mod kind;
 pub mod meta;
 
 use crate::arena::Handle;

@@ -30,6 +30,7 @@ use mimic_core::errno::Errno;
 use mimic_core::fault::{Error, Fault};
 use mimic_core::finding::Finding;
 use mimic_core::isa::{AtomicOp, Insn, BPF_CALL, BPF_JMP};
+use mimic_core::maps::kind::kind;
 use mimic_core::mutants::Mutants;
 use mimic_core::profile::KernelProfile;
 use mimic_core::ptr::Ptr;
@@ -212,29 +213,15 @@ fn attr_of(
     Ok(attr)
 }
 
-/// Kernel function names, for the trace.
+/// Kernel function names, for the trace (the map kind's row, `maps::kind`).
 fn kernel_lookup(t: MapType) -> &'static str {
-    match t {
-        MapType::Array | MapType::PercpuArray => "array_map_lookup_elem",
-        MapType::ArrayOfMaps => "array_of_map_lookup_elem",
-        MapType::HashOfMaps => "htab_of_map_lookup_elem",
-        _ => "htab_map_lookup_elem",
-    }
+    kind(t).syscall[0]
 }
 fn kernel_update(t: MapType) -> &'static str {
-    match t {
-        MapType::Array | MapType::PercpuArray => "array_map_update_elem",
-        MapType::ArrayOfMaps => "bpf_fd_array_map_update_elem",
-        MapType::HashOfMaps => "bpf_fd_htab_map_update_elem",
-        _ => "htab_map_update_elem",
-    }
+    kind(t).syscall[1]
 }
 fn kernel_delete(t: MapType) -> &'static str {
-    match t {
-        MapType::ArrayOfMaps => "fd_array_map_delete_elem",
-        MapType::Array | MapType::PercpuArray => "array_map_delete_elem",
-        _ => "htab_map_delete_elem",
-    }
+    kind(t).syscall[2]
 }
 
 fn errno_name(e: Errno) -> String {

@@ -71,23 +71,11 @@ impl MapDesc {
         max_entries: u32,
         map_flags: u32,
     ) -> MapDesc {
-        let array = matches!(
-            map_type,
-            MapType::Array | MapType::PercpuArray | MapType::ArrayOfMaps | MapType::ProgArray
-        );
-        let elem_size = match map_type {
-            // Slots of array-of-maps hold map pointers.
-            MapType::ArrayOfMaps | MapType::ProgArray => 8,
-            // In 64 bits: any u32 value size rounds up without overflowing (a spec's sizes are
-            // checked by `checked`, but this constructor never panics).
-            _ if array => u32::try_from(u64::from(value_size).div_ceil(8) * 8).unwrap_or(u32::MAX),
-            _ => 0,
-        };
-        let index_mask = if array {
-            crate::maps::array::index_mask(max_entries)
-        } else {
-            0
-        };
+        // The kind's own facts; any u32 sizes are accepted (a spec's sizes are checked by
+        // `checked`, but this constructor never panics).
+        let kind = crate::maps::kind::kind(map_type);
+        let elem_size = kind.elem_size(value_size);
+        let index_mask = kind.index_mask(max_entries);
         MapDesc {
             map_type: map_type as u32,
             key_size,

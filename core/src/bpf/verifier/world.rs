@@ -10,18 +10,10 @@ use crate::maps::meta::MapMeta;
 use crate::maps::{map_ptr, MapDef};
 use crate::ptr::{Ptr, RegionKind};
 use crate::sync::Platform;
-use crate::uapi::MapType;
 use crate::world::World;
 
-/// Bytes of an array-of-maps slot: one map pointer.
-const MAP_PTR_SLOT: u32 = 8;
-
 fn elem_size(def: &MapDef) -> u32 {
-    match def.map_type {
-        MapType::ArrayOfMaps | MapType::ProgArray => MAP_PTR_SLOT,
-        MapType::Array | MapType::PercpuArray => def.value_size.div_ceil(8) * 8,
-        _ => 0,
-    }
+    crate::maps::kind::kind(def.map_type).elem_size(def.value_size)
 }
 
 fn from_meta(meta: &MapMeta) -> MapDesc {
@@ -268,6 +260,7 @@ mod tests {
     use crate::mutants::Mutants;
     use crate::sync::Std;
     use crate::sys::Process;
+    use crate::uapi::MapType;
     use crate::uapi::{BpfSys, MapAttr, BPF_ANY};
     use crate::world::WorldConfig;
 

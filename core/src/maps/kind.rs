@@ -1,0 +1,177 @@
+//! One row per map kind: what the verifier, the fixups, the executor's world environment and
+//! the simulator's trace need to know about a map type, read from here rather than matched
+//! on in each of them. A new map kind is its own file under `maps/` and a row in [`KINDS`].
+//!
+//! The alternative, a `match` on the map type wherever a fact is needed, wrote the type →
+//! implementation mapping twice and the element size three times, and let a wildcard arm name
+//! the wrong kernel function for kinds it was not written for.
+//!
+//! Main type: [`Kind`]; [`kind`] finds a type's row. Invariant: every [`MapType`] has exactly
+//! one row (a test checks it).
+
+use super::array;
+use super::direct_call::MapImpl;
+use crate::uapi::MapType;
+
+/// How big an element of an array kind is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    /// Not an array: no fixed element stride.
+    None,
+    /// The value, rounded up to 8 bytes.
+    Value,
+    /// A map or program pointer (the fd arrays' slots).
+    Pointer,
+}
+
+/// The facts of one map kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    pub map_type: MapType,
+    /// The implementation a fixed-up helper call on it goes to directly (`None`: the call
+    /// stays a helper call).
+    pub direct: Option<MapImpl>,
+    /// Indexed by a `u32` key below `max_entries`, with the spectre index mask.
+    pub array: bool,
+    pub elem: Elem,
+    /// The kernel functions a user-space lookup, update and delete reach, as the simulator's
+    /// trace names them.
+    pub syscall: [&'static str; 3],
+}
+
+/// Bytes of a map pointer in an fd array's slot.
+pub const POINTER_BYTES: u32 = 8;
+
+/// Every kind, one row each.
+pub const KINDS: [Kind; 7] = [
+    Kind {
+        map_type: MapType::Hash,
+        direct: Some(MapImpl::Htab),
+        array: false,
+        elem: Elem::None,
+        syscall: [
+            "htab_map_lookup_elem",
+            "htab_map_update_elem",
+            "htab_map_delete_elem",
+        ],
+    },
+    Kind {
+        map_type: MapType::Array,
+        direct: Some(MapImpl::Array),
+        array: true,
+        elem: Elem::Value,
+        syscall: [
+            "array_map_lookup_elem",
+            "array_map_update_elem",
+            "array_map_delete_elem",
+        ],
+    },
+    Kind {
+        map_type: MapType::ProgArray,
+        direct: None,
+        array: true,
+        elem: Elem::Pointer,
+        syscall: [
+            "fd_array_map_lookup_elem",
+            "bpf_fd_array_map_update_elem",
+            "fd_array_map_delete_elem",
+        ],
+    },
+    Kind {
+        map_type: MapType::PercpuHash,
+        direct: Some(MapImpl::PercpuHtab),
+        array: false,
+        elem: Elem::None,
+        syscall: [
+            "htab_percpu_map_lookup_elem",
+            "htab_percpu_map_update_elem",
+            "htab_map_delete_elem",
+        ],
+    },
+    Kind {
+        map_type: MapType::PercpuArray,
+        direct: Some(MapImpl::PercpuArray),
+        array: true,
+        elem: Elem::Value,
+        syscall: [
+            "array_map_lookup_elem",
+            "array_map_update_elem",
+            "array_map_delete_elem",
+        ],
+    },
+    Kind {
+        map_type: MapType::ArrayOfMaps,
+        direct: Some(MapImpl::ArrayOfMaps),
+        array: true,
+        elem: Elem::Pointer,
+        syscall: [
+            "array_of_map_lookup_elem",
+            "bpf_fd_array_map_update_elem",
+            "fd_array_map_delete_elem",
+        ],
+    },
+    Kind {
+        map_type: MapType::HashOfMaps,
+        direct: Some(MapImpl::HtabOfMaps),
+        array: false,
+        elem: Elem::None,
+        syscall: [
+            "htab_of_map_lookup_elem",
+            "bpf_fd_htab_map_update_elem",
+            "htab_map_delete_elem",
+        ],
+    },
+];
+
+/// The row of `map_type`.
+pub fn kind(map_type: MapType) -> &'static Kind {
+    KINDS
+        .iter()
+        .find(|k| k.map_type == map_type)
+        .expect("every map type has a row in KINDS")
+}
+
+impl Kind {
+    /// Bytes per element (0 for a kind that is not an array). Computed without overflow for
+    /// any `u32` value size (saturating past `u32::MAX`).
+    pub fn elem_size(&self, value_size: u32) -> u32 {
+        match self.elem {
+            Elem::None => 0,
+            Elem::Value => array::elem_size_of(value_size),
+            Elem::Pointer => POINTER_BYTES,
+        }
+    }
+
+    /// The spectre index mask (0 for a kind that is not an array).
+    pub fn index_mask(&self, max_entries: u32) -> u32 {
+        if self.array {
+            array::index_mask(max_entries)
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_map_type_has_one_row() {
+        for t in MapType::ALL {
+            assert_eq!(KINDS.iter().filter(|k| k.map_type == t).count(), 1, "{t:?}");
+        }
+        assert_eq!(KINDS.len(), MapType::ALL.len());
+    }
+
+    #[test]
+    fn element_sizes_and_masks_follow_the_kind() {
+        assert_eq!(kind(MapType::Array).elem_size(12), 16);
+        assert_eq!(kind(MapType::Array).elem_size(u32::MAX), u32::MAX);
+        assert_eq!(kind(MapType::ArrayOfMaps).elem_size(4), 8);
+        assert_eq!(kind(MapType::Hash).elem_size(12), 0);
+        assert_eq!(kind(MapType::Array).index_mask(5), 7);
+        assert_eq!(kind(MapType::Array).index_mask(3_000_000_000), u32::MAX);
+        assert_eq!(kind(MapType::HashOfMaps).index_mask(5), 0);
+    }
+}
