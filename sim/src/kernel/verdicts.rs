@@ -262,10 +262,12 @@ pub(crate) fn compare_fixups(
     }
     let map_loads: BTreeMap<usize, u32> = fixed.map_loads.iter().map(|l| (l.pc, l.id)).collect();
     // Subprogram starts (the main program is number 0), from mimic's bpf-to-bpf calls.
+    // Where a bpf-to-bpf call at `pc` goes (its `imm` is relative to the next slot).
+    let target = |pc: usize, call: &Insn| (pc as i64 + i64::from(call.imm) + 1) as usize;
     let mut starts = vec![0usize];
     for (pc, insn) in ours.iter().enumerate() {
         if insn.code == CALL && insn.src == BPF_PSEUDO_CALL {
-            starts.push((pc as i64 + i64::from(insn.imm) + 1) as usize);
+            starts.push(target(pc, insn));
         }
     }
     starts.sort_unstable();
@@ -291,10 +293,9 @@ pub(crate) fn compare_fixups(
             continue;
         }
         if a.code == CALL && a.src == BPF_PSEUDO_CALL {
-            let target = (pc as i64 + i64::from(a.imm) + 1) as usize;
             let subprog = starts
                 .iter()
-                .position(|&s| s == target)
+                .position(|&s| s == target(pc, a))
                 .unwrap_or(usize::MAX);
             let same = (b.code, b.src, b.dst) == (a.code, a.src, a.dst)
                 && i32::from(b.off) == a.imm

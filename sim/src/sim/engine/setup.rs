@@ -14,9 +14,11 @@ pub(super) fn setup(
     profile: KernelProfile,
 ) -> Result<Vec<Loaded>, SetupError> {
     let mut fds: BTreeMap<String, Fd> = BTreeMap::new();
-    if let Some(loaded) = &scenario.loaded {
-        setup_object_maps(ctx, scenario, &loaded.object, &mut fds)?;
-    }
+    // The object's maps' fds, in the object's order (what its programs' relocations index).
+    let object_fds = match &scenario.loaded {
+        Some(loaded) => setup_object_maps(ctx, scenario, &loaded.object, &mut fds)?,
+        None => Vec::new(),
+    };
     // Templates named by shape get their own map, created before the maps that use them.
     for decl in &scenario.maps {
         if let Some(inner) = &decl.shape.inner {
@@ -75,12 +77,6 @@ pub(super) fn setup(
     }
     if let Some(object) = &scenario.loaded {
         // The programs tasks run, each as its section's type, over the object's maps.
-        let object_fds: Vec<Fd> = object
-            .object
-            .maps
-            .iter()
-            .map(|m| fds.get(&m.name).copied().unwrap_or(-1))
-            .collect();
         for program in &object.object.programs {
             let runs = scenario
                 .tasks
@@ -146,13 +142,14 @@ pub(super) fn register(ctx: &mut Ctx, scenario: &Scenario, name: &str, fd: Fd, m
 }
 
 /// The object's maps created by its loader (`bpf::object::load`, the one that also puts the
-/// object into the kernel): templates, global data, initial slots.
+/// object into the kernel): templates, global data, initial slots. Returns their fds in the
+/// object's order, and names each in `fds`.
 pub(super) fn setup_object_maps(
     ctx: &mut Ctx,
     scenario: &Scenario,
     object: &Object,
     fds: &mut BTreeMap<String, Fd>,
-) -> Result<(), SetupError> {
+) -> Result<Vec<Fd>, SetupError> {
     let mut sys = Process::<P>::new(ctx.world.clone());
     let maps = create_maps(&mut sys, object).map_err(|e| {
         SetupError::Bad(format!(
@@ -172,7 +169,7 @@ pub(super) fn setup_object_maps(
         let map_type = MapType::from_u32(spec.map_type).unwrap_or(MapType::Array);
         register(ctx, scenario, &spec.name, fd, map_type);
     }
-    Ok(())
+    Ok(maps.fds)
 }
 
 /// Verifies and fixes up one program on the world.

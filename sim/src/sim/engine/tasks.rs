@@ -52,6 +52,8 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                 Flavor::Rcu
             };
             let mut vm = Vm::default();
+            // One context buffer per task, refilled for each run.
+            let mut mem = vec![0u8; prog.ctx_len];
             for run in 0..task.runs {
                 if ctx.failed() {
                     break;
@@ -61,7 +63,7 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                 } else {
                     task.keys[P::choose(task.keys.len())]
                 };
-                let mut mem = vec![0u8; prog.ctx_len];
+                mem.fill(0);
                 let at = prog.ctx_at;
                 mem[at..at + 4].copy_from_slice(&key.to_le_bytes());
                 mem[at + 4..at + 8].copy_from_slice(&run.to_le_bytes());
