@@ -26,6 +26,10 @@ pub const BPF_F_WRONLY_PROG: u32 = 1 << 8;
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 pub const BPF_F_INNER_MAP: u32 = 1 << 12;
 
+/// Helper function ids (`enum bpf_func_id`) that map kinds restrict programs to.
+pub const BPF_FUNC_MAP_LOOKUP_ELEM: u32 = 1;
+pub const BPF_FUNC_TAIL_CALL: u32 = 12;
+
 /// Map types the model knows. Others are refused at creation with `-EINVAL`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MapType {

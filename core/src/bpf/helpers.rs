@@ -36,7 +36,7 @@ pub enum RetType {
 /// Helper ids the model implements (uapi `enum bpf_func_id` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HelperId {
-    MapLookupElem = 1,
+    MapLookupElem = crate::uapi::BPF_FUNC_MAP_LOOKUP_ELEM as isize,
     MapUpdateElem = 2,
     MapDeleteElem = 3,
     /// Id 5 as the BPF conformance suite's plugins define it: returns its first argument. In

@@ -11,7 +11,7 @@
 
 use super::array;
 use super::direct_call::MapImpl;
-use crate::uapi::MapType;
+use crate::uapi::{MapType, BPF_FUNC_MAP_LOOKUP_ELEM, BPF_FUNC_TAIL_CALL};
 
 /// How big an element of an array kind is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,16 @@ pub enum Elem {
     Value,
     /// A map or program pointer (the fd arrays' slots).
     Pointer,
+}
+
+/// The helpers a program may pass a map of this kind to (the kernel's
+/// `check_map_func_compatibility`, map side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Helpers {
+    /// Any helper that takes a map.
+    Any,
+    /// Only these helper ids (`enum bpf_func_id`).
+    Only(&'static [u32]),
 }
 
 /// The facts of one map kind.
@@ -37,6 +47,12 @@ pub struct Kind {
     /// The kernel functions a user-space lookup, update and delete reach, as the simulator's
     /// trace names them.
     pub syscall: [&'static str; 3],
+    /// A lookup with a constant key below `max_entries` cannot miss: the verifier returns a
+    /// non-null value pointer (unless the map may be swapped for a smaller one).
+    pub const_key_never_misses: bool,
+    pub helpers: Helpers,
+    /// The kernel's struct behind `struct bpf_map` (named in map-pointer access messages).
+    pub btf_struct: &'static str,
 }
 
 /// Bytes of a map pointer in an fd array's slot.
@@ -54,6 +70,9 @@ pub const KINDS: [Kind; 7] = [
             "htab_map_update_elem",
             "htab_map_delete_elem",
         ],
+        const_key_never_misses: false,
+        helpers: Helpers::Any,
+        btf_struct: "bpf_htab",
     },
     Kind {
         map_type: MapType::Array,
@@ -65,6 +84,9 @@ pub const KINDS: [Kind; 7] = [
             "array_map_update_elem",
             "array_map_delete_elem",
         ],
+        const_key_never_misses: true,
+        helpers: Helpers::Any,
+        btf_struct: "bpf_array",
     },
     Kind {
         map_type: MapType::ProgArray,
@@ -76,6 +98,9 @@ pub const KINDS: [Kind; 7] = [
             "bpf_fd_array_map_update_elem",
             "fd_array_map_delete_elem",
         ],
+        const_key_never_misses: false,
+        helpers: Helpers::Only(&[BPF_FUNC_TAIL_CALL]),
+        btf_struct: "bpf_array",
     },
     Kind {
         map_type: MapType::PercpuHash,
@@ -87,6 +112,9 @@ pub const KINDS: [Kind; 7] = [
             "htab_percpu_map_update_elem",
             "htab_map_delete_elem",
         ],
+        const_key_never_misses: false,
+        helpers: Helpers::Any,
+        btf_struct: "bpf_htab",
     },
     Kind {
         map_type: MapType::PercpuArray,
@@ -98,6 +126,9 @@ pub const KINDS: [Kind; 7] = [
             "array_map_update_elem",
             "array_map_delete_elem",
         ],
+        const_key_never_misses: true,
+        helpers: Helpers::Any,
+        btf_struct: "bpf_array",
     },
     Kind {
         map_type: MapType::ArrayOfMaps,
@@ -109,6 +140,9 @@ pub const KINDS: [Kind; 7] = [
             "bpf_fd_array_map_update_elem",
             "fd_array_map_delete_elem",
         ],
+        const_key_never_misses: false,
+        helpers: Helpers::Only(&[BPF_FUNC_MAP_LOOKUP_ELEM]),
+        btf_struct: "bpf_array",
     },
     Kind {
         map_type: MapType::HashOfMaps,
@@ -120,6 +154,9 @@ pub const KINDS: [Kind; 7] = [
             "bpf_fd_htab_map_update_elem",
             "htab_map_delete_elem",
         ],
+        const_key_never_misses: false,
+        helpers: Helpers::Only(&[BPF_FUNC_MAP_LOOKUP_ELEM]),
+        btf_struct: "bpf_htab",
     },
 ];
 
@@ -139,6 +176,14 @@ impl Kind {
             Elem::None => 0,
             Elem::Value => array::elem_size_of(value_size),
             Elem::Pointer => POINTER_BYTES,
+        }
+    }
+
+    /// Whether a program may pass a map of this kind to helper `func_id`.
+    pub fn allows_helper(&self, func_id: u32) -> bool {
+        match self.helpers {
+            Helpers::Any => true,
+            Helpers::Only(ids) => ids.contains(&func_id),
         }
     }
 
@@ -173,5 +218,21 @@ mod tests {
         assert_eq!(kind(MapType::Array).index_mask(5), 7);
         assert_eq!(kind(MapType::Array).index_mask(3_000_000_000), u32::MAX);
         assert_eq!(kind(MapType::HashOfMaps).index_mask(5), 0);
+    }
+
+    #[test]
+    fn outer_maps_reach_only_the_lookup_helper_and_prog_arrays_only_tail_calls() {
+        for t in MapType::ALL {
+            let k = kind(t);
+            let lookup = k.allows_helper(BPF_FUNC_MAP_LOOKUP_ELEM);
+            assert_eq!(lookup, t != MapType::ProgArray, "{t:?}");
+            let update = k.allows_helper(2);
+            assert_eq!(
+                update,
+                !t.is_map_in_map() && t != MapType::ProgArray,
+                "{t:?}"
+            );
+        }
+        assert!(kind(MapType::ProgArray).allows_helper(BPF_FUNC_TAIL_CALL));
     }
 }

@@ -5,9 +5,9 @@
 use super::check::{mem_access, read_reg, Access};
 use super::state::{Frame, Reg, RegType, SlotByte, VState, MAX_FRAMES, MAX_STACK};
 use super::{refuse, Env, Next, Refuse, EINVAL};
-use crate::bpf::helpers::{ArgType, Callee, HelperId, HelperProto, RetType};
+use crate::bpf::helpers::{ArgType, Callee, HelperProto, RetType};
 use crate::isa::{CallTarget, Size};
-use crate::uapi::MapType;
+use crate::maps::kind::kind;
 
 pub(crate) fn call(
     env: &mut Env<'_>,
@@ -98,10 +98,10 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
                 return refuse("kernel subsystem misconfigured verifier");
             };
             let desc = &env.maps[m as usize];
-            let array = matches!(desc.kind(), Some(MapType::Array | MapType::PercpuArray));
             // Arrays of a fixed size cannot miss a constant in-bounds key: no null check needed.
             // A BPF_F_INNER_MAP array may be replaced by a smaller one at run time: nullable.
-            let non_null = array
+            let never_misses = desc.kind().is_some_and(|t| kind(t).const_key_never_misses);
+            let non_null = never_misses
                 && !desc.is_dynamic_inner()
                 && const_key.is_some_and(|k| k < u64::from(desc.max_entries));
             if non_null {
@@ -124,11 +124,9 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
 /// The kernel's `check_map_func_compatibility`, for the maps the model has.
 fn check_map_func(env: &Env<'_>, map: u32, proto: &HelperProto) -> Result<(), Refuse> {
     let desc = &env.maps[map as usize];
-    let allowed = match desc.kind() {
-        Some(MapType::ArrayOfMaps | MapType::HashOfMaps) => proto.id == HelperId::MapLookupElem,
-        Some(MapType::ProgArray) => false,
-        _ => true,
-    };
+    let allowed = desc
+        .kind()
+        .is_none_or(|t| kind(t).allows_helper(proto.id as u32));
     if !allowed {
         return refuse(format!(
             "cannot pass map_type {} into func {}#{}",

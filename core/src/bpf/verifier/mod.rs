@@ -140,10 +140,8 @@ impl MapDesc {
     }
     /// The kernel's BTF struct name for map-pointer field access messages.
     pub fn struct_name(&self) -> &'static str {
-        match self.kind() {
-            Some(MapType::Hash | MapType::PercpuHash | MapType::HashOfMaps) => "bpf_htab",
-            _ => "bpf_array",
-        }
+        self.kind()
+            .map_or("bpf_array", |t| crate::maps::kind::kind(t).btf_struct)
     }
 }
 
