@@ -40,6 +40,35 @@ fn malformed_scenarios_are_refused_with_the_place_named() {
 }
 
 #[test]
+fn an_op_that_cannot_run_is_a_load_error_at_its_line() {
+    let text = "name = \"x\"\n[[maps]]\nname = \"m\"\ntype = \"array\"\nmax_entries = 2\n[[tasks]]\nkind = \"user\"\nops = [\"lookup m 0\",\n  \"lookup m one\"]\n";
+    let e = parse_err(text);
+    assert!(
+        e.contains("line 8") && e.contains("op `lookup m one`") && e.contains("key `one`"),
+        "{e}"
+    );
+    // Every op a mix can draw is checked, not only the first key's and shape's.
+    let mix = "name = \"x\"\n[shapes]\ninner = { type = \"array\", max_entries = 1 }\n[[maps]]\nname = \"outer\"\ntype = \"array_of_maps\"\nmax_entries = 2\ninner = \"inner\"\n[[tasks]]\nkind = \"user\"\nmix = [\"update outer 0 new:{shape}\"]\ncount = 4\nshapes = [\"inner\", \"missing\"]\n";
+    let e = parse_err(mix);
+    assert!(
+        e.contains("tasks[0]")
+            && e.contains("new:missing")
+            && e.contains("unknown shape `missing`"),
+        "{e}"
+    );
+    let ok = mix.replace("\"missing\"", "\"inner\"");
+    let scenario = Scenario::parse(&ok, "ok.toml").expect("both choices exist");
+    let drawn = scenario
+        .instantiate(7)
+        .expect("a validated mix instantiates");
+    assert_eq!(drawn.tasks[0].ops.len(), 4);
+    assert_eq!(
+        drawn.tasks[0].ops[0].to_string(),
+        "update outer 0 new:inner"
+    );
+}
+
+#[test]
 fn bad_seed_ranges_and_shards_are_refused() {
     for bad in ["", "5..5", "9..3", "a..b", "1..", "0..200000000"] {
         assert!(bad.parse::<SeedRange>().is_err(), "{bad:?} accepted");

@@ -3,7 +3,8 @@
 //! with the core on its `Shuttle` platform, every decision taken by one of mimic's schedulers
 //! from one seed.
 //!
-//! * [`scenario`]: scenarios as data (TOML), the built-ins, and their instantiation per seed.
+//! * [`scenario`]: scenarios as data (TOML), the built-ins, and their instantiation per seed;
+//!   [`op`]: the user-op language their tasks speak.
 //! * [`options`]: what a seed derives besides the schedule (swarm fault kinds and rates).
 //! * [`scheduler`]: random walk, PCT, swarm, bytes; the campaign wrapper.
 //! * [`engine`]: one seed → one execution → a [`engine::Verdict`] and a trace.
@@ -22,6 +23,7 @@ pub mod campaign;
 pub mod engine;
 pub mod footprint;
 pub mod hunt;
+pub mod op;
 pub mod options;
 pub mod oracle;
 pub mod scenario;

@@ -37,12 +37,10 @@
 //! ops = ["update services 1 new:backends exist", "delete services 1"]
 //! ```
 //!
-//! User ops (one string each, words separated by spaces): `update MAP KEY VALUE [any|noexist|
-//! exist]`, `delete MAP KEY`, `lookup MAP KEY`, `create $VAR SHAPE`, `close $VAR`, `drain $VAR
-//! KEY` (remember `VAR[KEY]`; at the end it must be unchanged), `batch_update MAP K,K.. VALUE`,
-//! `batch_delete MAP K,K..`, `batch_lookup MAP`, `yield N`. A VALUE is a number, `new:SHAPE`
-//! or `$VAR`. A mix (`mix = [...]`, `count = N`) draws `count` ops from its templates,
-//! replacing `{key}` by one of the task's `keys` and `{shape}` by one of its `shapes`.
+//! User ops are one string each in the language of [`super::op`] (`update MAP KEY VALUE`,
+//! `drain $VAR KEY`, `batch_lookup MAP`, ...), parsed as the file is read. A mix (`mix = [...]`,
+//! `count = N`) draws `count` ops from its templates, replacing `{key}` by one of the task's
+//! `keys` and `{shape}` by one of its `shapes`; every op it can draw is checked at load.
 //!
 //! A scenario may bring a clang-built object instead of (or beside) assembly: `object =
 //! "target/bpf/NAME.bpf.o"` loads it as libbpf would ([`mimic_core::bpf::object`]: its maps
@@ -55,6 +53,7 @@
 //!
 //! Errors name the scenario, the field and the line or op that is wrong.
 
+use super::op::{UserOp, Value};
 use mimic_core::bpf::object::{MapSpec, Object};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -178,6 +177,16 @@ pub enum EntryValue {
     Text(String),
 }
 
+impl EntryValue {
+    /// What the entry stores, in the ops' terms.
+    pub fn value(&self) -> Result<Value, String> {
+        match self {
+            EntryValue::Number(n) => Ok(Value::Number(*n)),
+            EntryValue::Text(text) => text.parse(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProgramDecl {
@@ -211,8 +220,11 @@ pub struct TaskDecl {
     pub keys: Vec<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_cpu_of: Option<usize>,
+    /// Parsed as the TOML is read: an op that does not parse is a load error at its line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ops: Vec<String>,
+    pub ops: Vec<UserOp>,
+    /// Op templates, parsed once `{key}` and `{shape}` are replaced (every choice is checked
+    /// at load).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mix: Vec<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -580,10 +592,11 @@ impl Scenario {
             if !seen.contains(&entry.map.as_str()) {
                 return err(format!("entries[{i}]: unknown map `{}`", entry.map));
             }
-            if let EntryValue::Text(text) = &entry.value {
-                self.check_value(text)
-                    .map_err(|e| ScenarioError(format!("entries[{i}]: {e}")))?;
-            }
+            entry
+                .value
+                .value()
+                .and_then(|v| self.check_value(&v))
+                .map_err(|e| ScenarioError(format!("entries[{i}]: {e}")))?;
         }
         for program in &self.programs {
             for name in map_refs(&program.source) {
@@ -634,26 +647,28 @@ impl Scenario {
                 }
                 TaskKind::User => {
                     for op in &task.ops {
-                        self.check_op(op, &[])
+                        self.check_op(op)
                             .map_err(|e| at(format!("op `{op}`: {e}")))?;
                     }
-                    if !task.mix.is_empty()
-                        && (task.keys.is_empty() && task.mix.iter().any(|m| m.contains("{key}")))
-                    {
+                    if task.mix.iter().any(|m| m.contains("{key}")) && task.keys.is_empty() {
                         return Err(at("a mix with {key} needs `keys`".into()));
                     }
                     if task.mix.iter().any(|m| m.contains("{shape}")) && task.shapes.is_empty() {
                         return Err(at("a mix with {shape} needs `shapes`".into()));
                     }
+                    if task.keys.len() > MAX_MIX_CHOICES || task.shapes.len() > MAX_MIX_CHOICES {
+                        return Err(at(format!(
+                            "more than {MAX_MIX_CHOICES} keys or shapes to draw from"
+                        )));
+                    }
+                    // Every op a seed can draw, so that instantiating never meets a bad one.
                     for template in &task.mix {
-                        let op = template
-                            .replace(
-                                "{key}",
-                                &task.keys.first().copied().unwrap_or(0).to_string(),
-                            )
-                            .replace("{shape}", task.shapes.first().map_or("", |s| s.as_str()));
-                        self.check_op(&op, &[])
-                            .map_err(|e| at(format!("mix `{template}`: {e}")))?;
+                        for (key, shape) in mix_choices(task, template) {
+                            let op = fill(template, key, shape)
+                                .map_err(|e| at(format!("mix `{template}`: {e}")))?;
+                            self.check_op(&op)
+                                .map_err(|e| at(format!("mix `{template}` as `{op}`: {e}")))?;
+                        }
                     }
                 }
             }
@@ -678,89 +693,48 @@ impl Scenario {
         Ok(())
     }
 
-    fn check_value(&self, value: &str) -> Result<(), String> {
-        if let Some(shape) = value.strip_prefix("new:") {
-            return self
-                .shape(shape)
-                .map(|_| ())
-                .ok_or(format!("unknown shape `{shape}`"));
+    fn check_map(&self, map: &str) -> Result<(), String> {
+        if map.starts_with('$') || self.map_names().contains(&map) {
+            Ok(())
+        } else {
+            Err(format!("unknown map `{map}`"))
         }
-        if value.starts_with('$') || value.parse::<u64>().is_ok() {
-            return Ok(());
-        }
-        self.map_names()
-            .contains(&value)
-            .then_some(())
-            .ok_or(format!(
-                "`{value}` is not a number, new:SHAPE, $VAR or a map"
-            ))
     }
 
-    fn check_op(&self, op: &str, _vars: &[String]) -> Result<(), String> {
-        let words: Vec<&str> = op.split_whitespace().collect();
-        let map = |w: Option<&&str>| -> Result<(), String> {
-            let w = w.ok_or("missing map")?;
-            if w.starts_with('$') || self.map_names().contains(w) {
-                Ok(())
-            } else {
-                Err(format!("unknown map `{w}`"))
-            }
-        };
-        let key = |w: Option<&&str>| -> Result<(), String> {
-            w.ok_or("missing key")?
-                .parse::<u32>()
+    fn check_value(&self, value: &Value) -> Result<(), String> {
+        match value {
+            Value::New(shape) => self
+                .shape(shape)
                 .map(|_| ())
-                .map_err(|_| "key is not a u32".into())
-        };
-        let keys = |w: Option<&&str>| -> Result<(), String> {
-            for k in w.ok_or("missing keys")?.split(',') {
-                k.parse::<u32>()
-                    .map_err(|_| format!("key `{k}` is not a u32"))?;
-            }
-            Ok(())
-        };
-        match words.first().copied() {
-            Some("update") => {
-                map(words.get(1))?;
-                key(words.get(2))?;
-                self.check_value(words.get(3).ok_or("missing value")?)?;
-                match words.get(4).copied() {
-                    None | Some("any" | "noexist" | "exist") if words.len() <= 5 => Ok(()),
-                    _ => Err("flags must be any, noexist or exist".into()),
-                }
-            }
-            Some("delete" | "lookup") if words.len() == 3 => {
-                map(words.get(1))?;
-                key(words.get(2))
-            }
-            Some("create") if words.len() == 3 && words[1].starts_with('$') => {
-                self.shape(words[2]).map(|_| ()).ok_or(format!("unknown shape `{}`", words[2]))
-            }
-            Some("close") if words.len() == 2 && words[1].starts_with('$') => Ok(()),
-            Some("drain") if words.len() == 3 && words[1].starts_with('$') => key(words.get(2)),
-            Some("batch_update") if words.len() == 4 => {
-                map(words.get(1))?;
-                keys(words.get(2))?;
-                self.check_value(words[3])
-            }
-            Some("batch_delete") if words.len() == 3 => {
-                map(words.get(1))?;
-                keys(words.get(2))
-            }
-            Some("batch_lookup") if words.len() == 2 => map(words.get(1)),
-            Some("yield") if words.len() == 2 => {
-                words[1].parse::<u32>().map(|_| ()).map_err(|_| "yield takes a count".into())
-            }
-            _ => Err("not an op (update, delete, lookup, create, close, drain, batch_update, batch_delete, batch_lookup, yield) with the right number of words".into()),
+                .ok_or(format!("unknown shape `{shape}`")),
+            Value::Map(map) => self
+                .check_map(map)
+                .map_err(|_| format!("`{map}` is not a number, new:SHAPE, $VAR or a map")),
+            Value::Number(_) | Value::Var(_) => Ok(()),
         }
+    }
+
+    /// The names an op uses (its syntax was checked when it was parsed).
+    fn check_op(&self, op: &UserOp) -> Result<(), String> {
+        if let Some(map) = op.map() {
+            self.check_map(map)?;
+        }
+        if let Some(value) = op.value() {
+            self.check_value(value)?;
+        }
+        if let UserOp::Create { shape, .. } = op {
+            self.shape(shape)
+                .ok_or(format!("unknown shape `{shape}`"))?;
+        }
+        Ok(())
     }
 
     /// The scenario with every mix replaced by the ops the seed draws: what a run executes,
-    /// and what `mimic shrink` reduces.
-    pub fn instantiate(&self, seed: u64) -> Scenario {
+    /// and what `mimic shrink` reduces. Fails only for a scenario that was not validated.
+    pub fn instantiate(&self, seed: u64) -> Result<Scenario, ScenarioError> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ WORKLOAD_STREAM);
         let mut out = self.clone();
-        for task in &mut out.tasks {
+        for (i, task) in out.tasks.iter_mut().enumerate() {
             if task.mix.is_empty() {
                 continue;
             }
@@ -775,12 +749,10 @@ impl Scenario {
                 let shape = task
                     .shapes
                     .get(pick(&mut rng, task.shapes.len().max(1)))
-                    .cloned()
-                    .unwrap_or_default();
+                    .map_or("", |s| s.as_str());
                 ops.push(
-                    template
-                        .replace("{key}", &key.to_string())
-                        .replace("{shape}", &shape),
+                    fill(template, key, shape)
+                        .map_err(|e| ScenarioError(format!("tasks[{i}]: mix `{template}`: {e}")))?,
                 );
             }
             task.ops = ops;
@@ -789,8 +761,38 @@ impl Scenario {
             task.shapes.clear();
             task.keys.clear();
         }
-        out
+        Ok(out)
     }
+}
+
+/// Keys and shapes a task's mix may draw from, at most (bounds the load-time check of every
+/// op a mix can produce).
+pub const MAX_MIX_CHOICES: usize = 256;
+
+/// A mix template with its placeholders replaced, parsed.
+fn fill(template: &str, key: u32, shape: &str) -> Result<UserOp, String> {
+    template
+        .replace("{key}", &key.to_string())
+        .replace("{shape}", shape)
+        .parse()
+}
+
+/// The (key, shape) pairs that give `template` a different text: only the placeholders it
+/// has vary.
+fn mix_choices<'t>(task: &'t TaskDecl, template: &str) -> Vec<(u32, &'t str)> {
+    let keys: Vec<u32> = if template.contains("{key}") {
+        task.keys.clone()
+    } else {
+        vec![0]
+    };
+    let shapes: Vec<&str> = if template.contains("{shape}") {
+        task.shapes.iter().map(|s| s.as_str()).collect()
+    } else {
+        vec![""]
+    };
+    keys.iter()
+        .flat_map(|&k| shapes.iter().map(move |&s| (k, s)))
+        .collect()
 }
 
 /// Separates the workload's random stream from the schedulers' (which start from the seed).

@@ -62,7 +62,17 @@ fn fails(config: &RunConfig, candidate: &Scenario, seed: u64, kind: &str) -> Opt
 
 /// Shrinks `config.scenario` (instantiated for `seed`), which fails with `kind` on `seed`.
 pub fn shrink(config: &RunConfig, seed: u64, kind: &str) -> Shrunk {
-    let mut best = config.scenario.instantiate(seed);
+    let Ok(mut best) = config.scenario.instantiate(seed) else {
+        // Nothing ran: a scenario whose mix cannot be drawn fails at setup, before any seed.
+        return Shrunk {
+            scenario: config.scenario.clone(),
+            seed,
+            kind: kind.to_string(),
+            attempts: 0,
+            ops_before: size(&config.scenario),
+            ops_after: size(&config.scenario),
+        };
+    };
     best.name = format!("{}-shrunk", config.scenario.name);
     let ops_before = size(&best);
     let mut best_seed = seed;

@@ -18,10 +18,11 @@
 //! environment of program runs, `tasks` the task bodies and the grace-period worker,
 //! `teardown` the end-of-run checks.
 
+use super::op::{UpdateFlags, UserOp};
 use super::options::Options;
 use super::oracle;
-use super::scenario::{self, EntryValue, Scenario, Shape, TaskKind};
-use super::scheduler::{Campaign, ExecState, Reseed, SchedulerKind};
+use super::scenario::{self, Scenario, Shape, TaskKind};
+use super::scheduler::{Campaign, ExecState, Reseed, SchedulerKind, ShuttleRandom};
 use super::trace::{Fnv, HistEvent, HistOp, MapIdent, Recorder};
 use mimic_core::arena::Handle;
 use mimic_core::bpf::exec::{EnvResult, ExecErrorKind, MapEnv, NoObserver, Program, Vm};
@@ -42,7 +43,7 @@ use mimic_core::ptr::Ptr;
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::{Ordering, Platform, Shuttle};
 use mimic_core::sys::Process;
-use mimic_core::uapi::{Fd, MapAttr, MapId, MapType, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
+use mimic_core::uapi::{Fd, MapAttr, MapId, MapType, BPF_ANY};
 use mimic_core::world::{FaultPlan, TeardownStep, World, WorldConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -348,8 +349,20 @@ struct Loaded {
 /// Runs one seed's scenario inside the current shuttle execution. Returns the verdict and the
 /// trace text.
 fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
-    let scenario = config.scenario.instantiate(options.seed);
     let rec = Recorder::new();
+    let scenario = match config.scenario.instantiate(options.seed) {
+        Ok(scenario) => scenario,
+        Err(e) => {
+            let detail = e.to_string();
+            return (
+                Verdict::Fail {
+                    kind: "setup".into(),
+                    detail,
+                },
+                rec.lines(),
+            );
+        }
+    };
     // Task slots: 0 = setup/teardown, 1..=n = scenario tasks, n+1 = swarm irq, n+2 = gp worker.
     let n = scenario.tasks.len();
     let irq_extra =
@@ -528,49 +541,6 @@ pub fn run_seeds_shuttle_random(
     while !rest.is_empty() {
         let done = run_batch(config, ShuttleRandom::new(), &rest, report);
         rest = rest[done..].to_vec();
-    }
-}
-
-/// shuttle's `RandomScheduler`, re-seeded per execution.
-pub struct ShuttleRandom(shuttle::scheduler::RandomScheduler);
-
-impl ShuttleRandom {
-    pub fn new() -> Self {
-        ShuttleRandom(shuttle::scheduler::RandomScheduler::new_from_seed(0, 1))
-    }
-}
-impl Default for ShuttleRandom {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl shuttle::scheduler::Scheduler for ShuttleRandom {
-    fn new_execution(&mut self) -> Option<shuttle::scheduler::Schedule> {
-        self.0.new_execution()
-    }
-    fn next_task(
-        &mut self,
-        r: &[&shuttle::scheduler::Task],
-        c: Option<shuttle::scheduler::TaskId>,
-        y: bool,
-    ) -> Option<shuttle::scheduler::TaskId> {
-        self.0.next_task(r, c, y)
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-}
-impl Reseed for ShuttleRandom {
-    fn reseed(&mut self, seed: u64) {
-        // Let the old scheduler see its run end first: it prints its seed as "failing" when
-        // dropped in the middle of an iteration.
-        for _ in 0..2 {
-            if shuttle::scheduler::Scheduler::new_execution(&mut self.0).is_none() {
-                break;
-            }
-        }
-        self.0 = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
     }
 }
 

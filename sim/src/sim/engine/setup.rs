@@ -46,16 +46,16 @@ pub(super) fn setup(
         register(ctx, scenario, &decl.name, fd, map_type);
     }
     for entry in &scenario.entries {
-        let value = match &entry.value {
-            EntryValue::Number(v) => Value::Number(*v),
-            EntryValue::Text(t) => parse_value(t),
-        };
+        let value = entry
+            .value
+            .value()
+            .map_err(|e| SetupError::Bad(format!("entry {}[{}]: {e}", entry.map, entry.key)))?;
         let mut vars = BTreeMap::new();
         let op = UserOp::Update {
             map: entry.map.clone(),
             key: entry.key,
             value,
-            flags: BPF_ANY,
+            flags: UpdateFlags::Any,
         };
         if user_op(ctx, &op, &mut vars, 0, 0).is_err() {
             return Err(SetupError::Fault);

@@ -14,8 +14,7 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                 if ctx.failed() {
                     break;
                 }
-                let Some(parsed) = parse_op(op) else { continue };
-                if user_op(ctx, &parsed, &mut vars, slot, cpu).is_err() {
+                if user_op(ctx, op, &mut vars, slot, cpu).is_err() {
                     break;
                 }
             }

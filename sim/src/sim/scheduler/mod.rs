@@ -5,6 +5,7 @@
 //! * [`Swarm`]: a random walk with per-task weights drawn from the seed (some tasks starved,
 //!   some favoured); the engine also draws the seed's fault kinds in swarm mode.
 //! * [`Bytes`]: every decision taken from a byte slice (the `sim_schedule` fuzz target).
+//! * [`ShuttleRandom`]: shuttle's own `RandomScheduler`, the peer the benchmarks compare with.
 //!
 //! Each scheduler runs **one execution per seed**: `new_execution` returns a schedule once after
 //! [`Reseed::reseed`], then `None`. [`Campaign`] wraps any of them to run a list of seeds in
@@ -15,14 +16,39 @@
 //!   (runnable task ids): no clock, no OS randomness, no `HashMap` order.
 //! * `next_u64` (which answers the core's `P::choose`) draws from the same seeded stream.
 
+/// `Scheduler` for a wrapper that hands every decision to the scheduler `$inner` names.
+macro_rules! delegate_scheduler {
+    ($t:ty, $self:ident => $inner:expr) => {
+        impl shuttle::scheduler::Scheduler for $t {
+            fn new_execution(&mut $self) -> Option<shuttle::scheduler::Schedule> {
+                $inner.new_execution()
+            }
+            fn next_task(
+                &mut $self,
+                runnable: &[&shuttle::scheduler::Task],
+                current: Option<shuttle::scheduler::TaskId>,
+                yielding: bool,
+            ) -> Option<shuttle::scheduler::TaskId> {
+                $inner.next_task(runnable, current, yielding)
+            }
+            fn next_u64(&mut $self) -> u64 {
+                $inner.next_u64()
+            }
+        }
+    };
+}
+use delegate_scheduler;
+
 mod bytes;
 mod pct;
 mod random;
+mod shuttle_random;
 mod swarm;
 
 pub use bytes::Bytes;
 pub use pct::Pct;
 pub use random::RandomWalk;
+pub use shuttle_random::ShuttleRandom;
 pub use swarm::Swarm;
 
 use super::trace::Fnv;
@@ -69,22 +95,7 @@ impl SchedulerKind {
     }
 }
 
-impl Scheduler for Box<dyn Reseed> {
-    fn new_execution(&mut self) -> Option<Schedule> {
-        self.as_mut().new_execution()
-    }
-    fn next_task(
-        &mut self,
-        runnable: &[&Task],
-        current: Option<TaskId>,
-        yielding: bool,
-    ) -> Option<TaskId> {
-        self.as_mut().next_task(runnable, current, yielding)
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.as_mut().next_u64()
-    }
-}
+delegate_scheduler!(Box<dyn Reseed>, self => self.as_mut());
 
 impl Reseed for Box<dyn Reseed> {
     fn reseed(&mut self, seed: u64) {
