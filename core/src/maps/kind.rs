@@ -6,11 +6,16 @@
 //! implementation mapping twice and the element size three times, and let a wildcard arm name
 //! the wrong kernel function for kinds it was not written for.
 //!
+//! The constructor (`maps::alloc`, the kernel's `bpf_map_types[]`) is the one other place a
+//! map type is matched on.
+//!
 //! Main type: [`Kind`]; [`kind`] finds a type's row. Invariant: every [`MapType`] has exactly
 //! one row (a test checks it).
 
-use super::array;
 use super::direct_call::MapImpl;
+use super::meta::MetaEqual;
+use super::{array, array_of_maps, hash_of_maps, hashtab, MapDef};
+use crate::fault::Result;
 use crate::uapi::{MapType, BPF_FUNC_MAP_LOOKUP_ELEM, BPF_FUNC_TAIL_CALL};
 
 /// How big an element of an array kind is.
@@ -34,8 +39,17 @@ pub enum Helpers {
     Only(&'static [u32]),
 }
 
-/// The facts of one map kind.
+/// How much a map of a kind may ask for (the size limits of its allocation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizing {
+    /// `array_map_alloc`: elements times the value's rounded size, the unprivileged 2^31 limit.
+    Array,
+    /// `htab_map_alloc`: buckets and preallocated elements.
+    Hash,
+}
+
+/// The facts of one map kind.
+#[derive(Debug, Clone, Copy)]
 pub struct Kind {
     pub map_type: MapType,
     /// The implementation a fixed-up helper call on it goes to directly (`None`: the call
@@ -53,6 +67,12 @@ pub struct Kind {
     pub helpers: Helpers,
     /// The kernel's struct behind `struct bpf_map` (named in map-pointer access messages).
     pub btf_struct: &'static str,
+    /// The kind's `map_alloc_check`: what `BPF_MAP_CREATE` refuses before allocating.
+    pub alloc_check: fn(&MapDef) -> Result<()>,
+    pub sizing: Sizing,
+    /// How an outer map compares a new inner map with its template (`None`: the kind cannot
+    /// be a template).
+    pub meta_equal: Option<MetaEqual>,
 }
 
 /// Bytes of a map pointer in an fd array's slot.
@@ -73,6 +93,9 @@ pub const KINDS: [Kind; 7] = [
         const_key_never_misses: false,
         helpers: Helpers::Any,
         btf_struct: "bpf_htab",
+        alloc_check: hashtab::alloc_check,
+        sizing: Sizing::Hash,
+        meta_equal: Some(MetaEqual::Generic),
     },
     Kind {
         map_type: MapType::Array,
@@ -87,6 +110,9 @@ pub const KINDS: [Kind; 7] = [
         const_key_never_misses: true,
         helpers: Helpers::Any,
         btf_struct: "bpf_array",
+        alloc_check: array::alloc_check,
+        sizing: Sizing::Array,
+        meta_equal: Some(MetaEqual::Array),
     },
     Kind {
         map_type: MapType::ProgArray,
@@ -101,6 +127,9 @@ pub const KINDS: [Kind; 7] = [
         const_key_never_misses: false,
         helpers: Helpers::Only(&[BPF_FUNC_TAIL_CALL]),
         btf_struct: "bpf_array",
+        alloc_check: array::alloc_check,
+        sizing: Sizing::Array,
+        meta_equal: None,
     },
     Kind {
         map_type: MapType::PercpuHash,
@@ -115,6 +144,9 @@ pub const KINDS: [Kind; 7] = [
         const_key_never_misses: false,
         helpers: Helpers::Any,
         btf_struct: "bpf_htab",
+        alloc_check: hashtab::alloc_check,
+        sizing: Sizing::Hash,
+        meta_equal: Some(MetaEqual::Generic),
     },
     Kind {
         map_type: MapType::PercpuArray,
@@ -129,6 +161,9 @@ pub const KINDS: [Kind; 7] = [
         const_key_never_misses: true,
         helpers: Helpers::Any,
         btf_struct: "bpf_array",
+        alloc_check: array::alloc_check,
+        sizing: Sizing::Array,
+        meta_equal: Some(MetaEqual::Array),
     },
     Kind {
         map_type: MapType::ArrayOfMaps,
@@ -143,6 +178,9 @@ pub const KINDS: [Kind; 7] = [
         const_key_never_misses: false,
         helpers: Helpers::Only(&[BPF_FUNC_MAP_LOOKUP_ELEM]),
         btf_struct: "bpf_array",
+        alloc_check: array_of_maps::alloc_check,
+        sizing: Sizing::Array,
+        meta_equal: Some(MetaEqual::Generic),
     },
     Kind {
         map_type: MapType::HashOfMaps,
@@ -157,6 +195,9 @@ pub const KINDS: [Kind; 7] = [
         const_key_never_misses: false,
         helpers: Helpers::Only(&[BPF_FUNC_MAP_LOOKUP_ELEM]),
         btf_struct: "bpf_htab",
+        alloc_check: hash_of_maps::alloc_check,
+        sizing: Sizing::Hash,
+        meta_equal: Some(MetaEqual::Generic),
     },
 ];
 
@@ -176,6 +217,15 @@ impl Kind {
             Elem::None => 0,
             Elem::Value => array::elem_size_of(value_size),
             Elem::Pointer => POINTER_BYTES,
+        }
+    }
+
+    /// The size limits a map of `def` meets (`privileged`: `bpf_bypass_spec_v1`, under which an
+    /// array is not rounded up to its index mask).
+    pub fn size_check(&self, def: &MapDef, privileged: bool) -> Result<()> {
+        match self.sizing {
+            Sizing::Array => array::size_check(def, 1, privileged),
+            Sizing::Hash => hashtab::size_check(def, def.value_size),
         }
     }
 

@@ -32,23 +32,19 @@ pub struct MapMeta {
 }
 
 /// The `map_meta_equal` rule a template type has, if any.
+/// How an inner map is compared with its template (a column of the map-kind table): the
+/// arrays override the generic rule (`array_map_meta_equal`; measured on 6.18, a per-CPU
+/// array template compares `max_entries` too, as it cannot carry BPF_F_INNER_MAP). A prog
+/// array's owner program type is a run-time binding: it has no static comparison and cannot
+/// be a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MetaEqual {
+pub enum MetaEqual {
     Generic,
     Array,
 }
 
 fn rule_for(map_type: MapType) -> Option<MetaEqual> {
-    match map_type {
-        // The arrays override the rule (`array_map_meta_equal`); measured on 6.18, a per-CPU
-        // array template compares `max_entries` too (it cannot carry BPF_F_INNER_MAP).
-        MapType::Array | MapType::PercpuArray => Some(MetaEqual::Array),
-        MapType::Hash | MapType::PercpuHash | MapType::ArrayOfMaps | MapType::HashOfMaps => {
-            Some(MetaEqual::Generic)
-        }
-        // A prog array's owner program type is a run-time binding: no static comparison.
-        MapType::ProgArray => None,
-    }
+    super::kind::kind(map_type).meta_equal
 }
 
 impl MapMeta {

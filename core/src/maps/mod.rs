@@ -576,62 +576,42 @@ pub(crate) fn value_fd(value: &[u8]) -> Result<i32> {
 /// `privileged` is `bpf_bypass_spec_v1` (an unprivileged array is rounded up to its index mask).
 /// The inner-map template of an outer map is not checked here: it is a map of its own.
 pub fn create_check(def: &MapDef, privileged: bool) -> Result<()> {
-    match def.map_type {
-        MapType::Array | MapType::PercpuArray | MapType::ProgArray => {
-            array::alloc_check(def)?;
-            array::size_check(def, 1, privileged)
-        }
-        MapType::ArrayOfMaps => {
-            array_of_maps::alloc_check(def)?;
-            array::size_check(def, 1, privileged)
-        }
-        MapType::Hash | MapType::PercpuHash => {
-            hashtab::alloc_check(def)?;
-            hashtab::size_check(def, def.value_size)
-        }
-        MapType::HashOfMaps => {
-            hash_of_maps::alloc_check(def)?;
-            hashtab::size_check(def, def.value_size)
-        }
-    }
+    let kind = kind::kind(def.map_type);
+    (kind.alloc_check)(def)?;
+    kind.size_check(def, privileged)
 }
 
-/// The per-type creation check (`map_alloc_check`) and allocation. This is the one place that
-/// turns a map type into its ops, like the kernel's `bpf_map_types[]` table.
+/// The per-type creation check (`map_alloc_check`, from the kind table) and allocation. This is
+/// the one place that turns a map type into its ops, like the kernel's `bpf_map_types[]`.
 pub(crate) fn alloc<P: Platform>(
     w: &World<P>,
     attr: &MapAttr,
 ) -> Result<(MapDef, Box<dyn MapOps<P>>, u32)> {
     let def = MapDef::from_attr(attr).ok_or(Errno::EINVAL)?;
+    (kind::kind(def.map_type).alloc_check)(&def)?;
     match def.map_type {
         MapType::Array => {
-            array::alloc_check(&def)?;
             let map = array::ArrayMap::<P>::new(&def)?;
             Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
         }
         MapType::PercpuArray => {
-            array::alloc_check(&def)?;
             let map = array::ArrayMap::<P>::new_percpu(&def, w.config().cpus.max(1) as u32)?;
             Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
         }
         MapType::ProgArray => {
-            array::alloc_check(&def)?;
             let map = array::ProgArray::<P>::new(&def)?;
             Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
         }
         MapType::Hash | MapType::PercpuHash => {
-            hashtab::alloc_check(&def)?;
             let map = hashtab::HashTab::<P>::new(w, &def, def.value_size)?;
             Ok((def, Box::new(map), hashtab::HTAB_HEADER_BYTES))
         }
         MapType::ArrayOfMaps => {
-            array_of_maps::alloc_check(&def)?;
             let meta = w.meta_from_fd(attr.inner_map_fd as i32)?;
             let map = array_of_maps::ArrayOfMaps::<P>::new(&def, meta)?;
             Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
         }
         MapType::HashOfMaps => {
-            hash_of_maps::alloc_check(&def)?;
             let meta = w.meta_from_fd(attr.inner_map_fd as i32)?;
             let map = hash_of_maps::HashOfMaps::<P>::new(w, &def, meta)?;
             Ok((def, Box::new(map), hashtab::HTAB_HEADER_BYTES))
