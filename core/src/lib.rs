@@ -56,6 +56,7 @@ pub mod bpf;
 pub mod errno;
 pub mod fault;
 pub mod finding;
+pub mod history;
 pub mod isa;
 pub mod lock;
 pub mod maps;

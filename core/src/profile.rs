@@ -159,6 +159,11 @@ impl KernelProfile {
         &PROFILES[PROFILES.len() - 1]
     }
 
+    /// The build that shows mainline's messages (what release profiles follow).
+    pub fn mainline() -> &'static KernelProfile {
+        &PROFILES[0]
+    }
+
     /// The profile called `name`, or an error listing the names there are.
     pub fn by_name(name: &str) -> Result<&'static KernelProfile, UnknownProfile> {
         PROFILES

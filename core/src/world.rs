@@ -113,6 +113,8 @@ pub struct WorldConfig {
     /// Tasks `0..max_tasks` may run in the world (RCU reader slots, lockdep records).
     pub max_tasks: usize,
     pub faults: FaultPlan,
+    /// Features the modelled release lacks (`history`): none for today's kernel.
+    pub lacks: crate::history::Lacks,
 }
 
 impl Default for WorldConfig {
@@ -123,6 +125,7 @@ impl Default for WorldConfig {
             cpus: 2,
             max_tasks: 8,
             faults: FaultPlan::default(),
+            lacks: crate::history::Lacks::NONE,
         }
     }
 }

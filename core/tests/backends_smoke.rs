@@ -18,6 +18,7 @@ const TINY: WorldConfig = WorldConfig {
     faults: FaultPlan {
         hash_alloc_fail_per_mille: 0,
     },
+    lacks: mimic_core::history::Lacks::NONE,
 };
 
 const READER_TASK: usize = 1;

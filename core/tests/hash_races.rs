@@ -19,6 +19,7 @@ const TINY: WorldConfig = WorldConfig {
     faults: FaultPlan {
         hash_alloc_fail_per_mille: 0,
     },
+    lacks: mimic_core::history::Lacks::NONE,
 };
 /// Schedules per test, and PCT's bug depth: the races need the writer to run a whole syscall
 /// between two steps of the reader's walk.

@@ -470,3 +470,29 @@ fn dead_branches_are_removed_and_the_pruned_program_returns_the_same() {
     assert_eq!(fixed.new_pc, vec![0, 1, 1, 2, 3, 3, 3]);
     run_inside_verified(&sys, &v, &fixed, 5, "the pruned program");
 }
+
+/// Before 6.14 (d2102f2f5d75) every array lookup result needed its null check: a release
+/// profile lacking the elision refuses what today's verifier accepts, with the kernel's words.
+#[test]
+fn before_6_14_a_constant_key_array_lookup_needs_its_null_check() {
+    use mimic_core::history::{Feature, Semantics};
+    let mut sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+    let map = array(&mut sys, 4, 0);
+    let mut insns = lookup_const_key(map, 1, -8);
+    insns.extend([Insn::ldx_mem(BPF_W, 0, 0, 0), Insn::exit()]);
+    verify(&insns, &**sys.world(), VerifyOpts::default()).expect("elided: no check needed");
+    let lacks = Semantics::of("6.12".parse().unwrap(), &[]).unwrap().lacks;
+    assert!(lacks.lacks(Feature::ConstKeyNonNull));
+    let opts = VerifyOpts {
+        lacks,
+        ..VerifyOpts::default()
+    };
+    let refused = verify(&insns, &**sys.world(), opts).expect_err("6.12 wants the null check");
+    assert!(
+        refused
+            .message
+            .contains("invalid mem access 'map_value_or_null'"),
+        "{}",
+        refused.message
+    );
+}

@@ -25,6 +25,7 @@ pub const TINY: WorldConfig = WorldConfig {
     faults: FaultPlan {
         hash_alloc_fail_per_mille: 0,
     },
+    lacks: mimic_core::history::Lacks::NONE,
 };
 
 /// One map of a scenario. `template` names the slot of the inner-map template (outer maps).

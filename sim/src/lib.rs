@@ -27,6 +27,7 @@
 //!     scheduler: SchedulerKind::Swarm,
 //!     keep_trace: false,
 //!     profile: *KernelProfile::newest(),
+//!     lacks: mimic_core::history::Lacks::NONE,
 //! };
 //! // The correct core passes, and a seed replays to the same trace.
 //! let run = run_one(&config(Mutants::NONE), 7);

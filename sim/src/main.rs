@@ -39,6 +39,11 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Verify a program (assembly) against map specs; print the verdict, log, xlated dump.
     Verify(cmd::verify::VerifyArgs),
+    /// Run a scenario under each kernel release's map-in-map semantics: pass, or the failure,
+    /// the fix that closed it and a replay line.
+    Matrix(cmd::matrix::MatrixArgs),
+    /// Print the kernel-history table: each upstream change, its release, what came before.
+    History,
     /// Replay a fuzz input (a crash file) readably: program, map set-up, verifier log, failure.
     FuzzReplay(cmd::fuzz_replay::FuzzReplayArgs),
 }
@@ -55,6 +60,8 @@ fn main() -> ExitCode {
         Some(Command::KernelCheck(args)) => cmd::kernel_check::run(args),
         Some(Command::KernelProbe(args)) => cmd::kernel_probe::run(args),
         Some(Command::Verify(args)) => cmd::verify::run(args),
+        Some(Command::Matrix(args)) => cmd::matrix::run(args),
+        Some(Command::History) => cmd::history::run(),
         Some(Command::Inspect(args)) => cmd::inspect::run(args),
         Some(Command::FuzzReplay(args)) => cmd::fuzz_replay::run(args),
     }

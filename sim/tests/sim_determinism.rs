@@ -14,6 +14,7 @@ fn config(name: &str, scheduler: SchedulerKind) -> RunConfig {
         scheduler,
         keep_trace: true,
         profile: *mimic_core::profile::KernelProfile::newest(),
+        lacks: mimic_core::history::Lacks::NONE,
     }
 }
 

@@ -130,6 +130,7 @@ fn run_setup(text: &str) -> Verdict {
         scheduler: SchedulerKind::Random,
         keep_trace: false,
         profile: *mimic_core::profile::KernelProfile::newest(),
+        lacks: mimic_core::history::Lacks::NONE,
     };
     run_one(&config, 0).verdict
 }

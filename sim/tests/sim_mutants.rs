@@ -44,6 +44,7 @@ fn every_core_mutant_is_detected_for_its_reason_within_the_budget() {
             scheduler,
             keep_trace: false,
             profile: *mimic_core::profile::KernelProfile::newest(),
+            lacks: mimic_core::history::Lacks::NONE,
         };
         let replayed = run_one(&config, seed).verdict;
         assert_eq!(
@@ -81,6 +82,7 @@ fn detected_kind(mutant: Mutant) -> (String, u64) {
         scheduler: SchedulerKind::Swarm,
         keep_trace: false,
         profile: *mimic_core::profile::KernelProfile::newest(),
+        lacks: mimic_core::history::Lacks::NONE,
     };
     let outcome = run_one(&config, seed);
     match outcome.verdict {
@@ -118,6 +120,7 @@ fn fixup_scenarios_pass_on_the_correct_core() {
             scheduler: SchedulerKind::Swarm,
             keep_trace: false,
             profile: *mimic_core::profile::KernelProfile::newest(),
+            lacks: mimic_core::history::Lacks::NONE,
         };
         for seed in 0..FIXUP_BUDGET {
             let outcome = run_one(&config, seed);

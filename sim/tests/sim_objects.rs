@@ -39,6 +39,7 @@ fn config(scenario: &Scenario, mutants: Mutants, scheduler: SchedulerKind) -> Ru
         scheduler,
         keep_trace: true,
         profile: *KernelProfile::newest(),
+        lacks: mimic_core::history::Lacks::NONE,
     }
 }
 

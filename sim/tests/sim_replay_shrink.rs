@@ -24,6 +24,7 @@ fn failing(mutant: Mutant) -> (RunConfig, u64, String) {
         scheduler: SchedulerKind::Swarm,
         keep_trace: true,
         profile: *mimic_core::profile::KernelProfile::newest(),
+        lacks: mimic_core::history::Lacks::NONE,
     };
     let kind = run_one(&config, seed)
         .verdict

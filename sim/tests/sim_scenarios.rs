@@ -26,6 +26,7 @@ fn every_builtin_passes_a_few_hundred_seeds_on_the_correct_core() {
                 scheduler,
                 keep_trace: false,
                 profile: *mimic_core::profile::KernelProfile::newest(),
+                lacks: mimic_core::history::Lacks::NONE,
             };
             let seeds: Vec<u64> = seeds(scheduler).collect();
             let mut cut = 0;

@@ -30,6 +30,7 @@
 
 use crate::errno::Errno;
 use crate::fault::{Error, Fault, Result};
+use crate::history::Feature;
 use crate::maps::{self, Caller, Map};
 use crate::mutants::Mutant;
 use crate::rcu::Flavor;
@@ -234,9 +235,18 @@ impl<P: Platform> World<P> {
         })
     }
 
+    /// Batch ops on outer maps arrived in 5.19 (`history`): before, `-ENOTSUPP`.
+    fn batch_ok(&self, map: &Map<P>) -> Result<()> {
+        if map.ops.holds_maps() && self.config().lacks.lacks(Feature::BatchOnMapInMap) {
+            return Err(Errno::ENOTSUPP.into());
+        }
+        Ok(())
+    }
+
     /// `BPF_MAP_LOOKUP_BATCH`.
     pub fn map_lookup_batch(&self, fd: Fd, in_batch: Option<u32>, count: u32) -> Result<BatchOut> {
         self.with_fd(fd, true, false, |map| {
+            self.batch_ok(map)?;
             map.ops.lookup_batch(self, map, in_batch, count, false)
         })
     }
@@ -249,6 +259,7 @@ impl<P: Platform> World<P> {
         count: u32,
     ) -> Result<BatchOut> {
         self.with_fd(fd, true, true, |map| {
+            self.batch_ok(map)?;
             let out = map.ops.lookup_batch(self, map, in_batch, count, true)?;
             self.wait_after_write(map)?;
             Ok(out)
@@ -281,6 +292,7 @@ impl<P: Platform> World<P> {
         if !map.ops.has_update_batch() {
             return Err((0, Errno::ENOTSUPP.into()));
         }
+        self.batch_ok(map).map_err(|e| (0, e))?;
         // `elem_flags` may only be `BPF_F_LOCK`, and no map here has a spin lock.
         if flags != 0 || keys.len() != values.len() {
             return Err((0, Errno::EINVAL.into()));
@@ -323,6 +335,7 @@ impl<P: Platform> World<P> {
         if !map.ops.has_delete_batch() {
             return Err((0, Errno::ENOTSUPP.into()));
         }
+        self.batch_ok(map).map_err(|e| (0, e))?;
         let mut applied = 0;
         let mut failure = None;
         for key in keys {

@@ -455,3 +455,44 @@ fn map_info_of_a_closed_fd_is_ebadfd() {
     assert_eq!(errno(w.map_info(fd)), EBADFD);
     assert_eq!(errno(w.map_lookup_elem(fd, &k(0))), EBADF);
 }
+
+/// Batch ops on outer maps arrived in 5.19 (9263dddc7b6f): a world modelling an earlier
+/// release refuses them with `-ENOTSUPP`, and still batches plain maps.
+#[test]
+fn before_5_19_batch_ops_on_outer_maps_are_not_supported() {
+    let lacks = crate::history::Lacks::NONE.with(Feature::BatchOnMapInMap);
+    let w = World::<Std>::new(
+        Mutants::NONE,
+        WorldConfig {
+            lacks,
+            ..WorldConfig::default()
+        },
+    );
+    let template = array(&w, 2, 0);
+    let outer = w
+        .map_create(&MapAttr::new(MapType::HashOfMaps, 4, 4, 4).inner(template))
+        .unwrap();
+    let inner = array(&w, 2, 0);
+    assert_eq!(errno(w.map_lookup_batch(outer, None, 4)), ENOTSUPP);
+    assert_eq!(
+        errno(w.map_lookup_and_delete_batch(outer, None, 4)),
+        ENOTSUPP
+    );
+    let value = inner.to_le_bytes().to_vec();
+    let (applied, e) = w.map_update_batch(outer, &[k(1)], &[value], 0).unwrap_err();
+    assert_eq!((applied, e), (0, Error::from(ENOTSUPP)));
+    let (applied, e) = w.map_delete_batch(outer, &[k(1)]).unwrap_err();
+    assert_eq!((applied, e), (0, Error::from(ENOTSUPP)));
+    let hash = w.map_create(&MapAttr::new(MapType::Hash, 4, 4, 4)).unwrap();
+    assert!(
+        w.map_lookup_batch(hash, None, 4).is_ok(),
+        "plain maps still batch"
+    );
+    // Today's world batches the outer map.
+    let today = world();
+    let template = array(&today, 2, 0);
+    let outer = today
+        .map_create(&MapAttr::new(MapType::HashOfMaps, 4, 4, 4).inner(template))
+        .unwrap();
+    assert!(today.map_lookup_batch(outer, None, 4).is_ok());
+}

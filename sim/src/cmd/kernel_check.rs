@@ -61,8 +61,12 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    let osrelease = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut report = Report {
-        checks: vec![profile_check],
+        checks: vec![
+            profile_check,
+            mimic_sim::kernel::profile::release_check(&osrelease),
+        ],
     };
     report
         .checks

@@ -1,9 +1,11 @@
 //! Subcommand glue, one module per command.
 pub mod conformance;
 pub mod fuzz_replay;
+pub mod history;
 pub mod inspect;
 pub mod kernel_check;
 pub mod kernel_probe;
+pub mod matrix;
 pub mod mutants;
 pub mod replay;
 pub mod run;
@@ -11,27 +13,81 @@ pub mod shrink;
 pub mod verify;
 
 use clap::Args;
+use mimic_core::history::{Release, Semantics, RELEASES};
+use mimic_core::mutants::{Mutant, Mutants};
 use mimic_core::profile::KernelProfile;
 
-/// `--kernel auto|NAME`: the kernel build whose behaviours (the verifier's messages, where
-/// builds differ) a command follows. Shared by every command that verifies or compares.
+/// `--kernel auto|BUILD|RELEASE [--with FIX,...]`: the kernel a command follows. A build
+/// profile fixes the verifier's messages where builds differ; a release profile
+/// (`mimic_core::history`) also puts that release's map-in-map semantics in force (its old
+/// behaviours as mutants, the features it lacks), with the verifier's mainline messages.
+/// Shared by every command that verifies, runs or compares.
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
 pub struct KernelArg {
     /// Kernel profile: `auto` probes this machine's kernel once (the newest profile where
-    /// bpf() is unavailable), or a profile's name (`mimic kernel-probe` lists them).
-    #[arg(long = "kernel", value_name = "auto|NAME", default_value = "auto")]
+    /// bpf() is unavailable), a build profile's name (`mimic kernel-probe` lists them), or a
+    /// mainline release (5.10, 5.15, 6.1, 6.6, 6.12, 6.18: its semantics as released,
+    /// `mimic history` shows them).
+    #[arg(
+        long = "kernel",
+        value_name = "auto|BUILD|RELEASE",
+        default_value = "auto"
+    )]
     pub kernel: String,
+    /// With a release: fixes its stable branch backported, by name (`mimic history`).
+    #[arg(long = "with", value_name = "FIX,...", value_delimiter = ',')]
+    pub with: Vec<String>,
 }
 
 impl Default for KernelArg {
     fn default() -> Self {
         KernelArg {
             kernel: "auto".to_string(),
+            with: Vec::new(),
         }
     }
 }
 
+/// What `--kernel`, `--with` and `--mutant` put in force for a command.
+pub struct Followed {
+    pub profile: KernelProfile,
+    pub semantics: Semantics,
+    /// The mutants named on the command line, and the release's old behaviours.
+    pub mutants: Mutants,
+    /// The flags a replay line needs besides the named mutants (`--kernel 6.1 --with ...`).
+    pub flags: String,
+}
+
 impl KernelArg {
+    /// The profile, the semantics and the mutants a command that runs the world follows.
+    pub fn follow(&self, command: &str, named: &[Mutant]) -> Result<Followed, String> {
+        let profile = self.profile(command)?;
+        let semantics = self.semantics(command)?;
+        let mutants = named.iter().copied().fold(semantics.mutants, Mutants::with);
+        let flags = semantics.flags();
+        Ok(Followed {
+            profile,
+            semantics,
+            mutants,
+            flags,
+        })
+    }
+
+    /// The semantics in force: a release's (with its named fixes), or today's for a build
+    /// profile or `auto`. `--with` without a release is an error.
+    pub fn semantics(&self, command: &str) -> Result<Semantics, String> {
+        let with: Vec<&str> = self.with.iter().map(String::as_str).collect();
+        match self.kernel.parse::<Release>() {
+            Ok(release) => Semantics::of(release, &with),
+            Err(_) if with.is_empty() => Ok(Semantics::current()),
+            Err(_) => Err(format!(
+                "--with names fixes of a release: give --kernel RELEASE ({})",
+                RELEASES.map(|r| r.to_string()).join(", ")
+            )),
+        }
+        .map_err(|e| format!("{command}: {e}"))
+    }
+
     /// The profile to follow. A name no profile has is an error. Under `auto`, a kernel that
     /// shows a behaviour no profile describes is one line on stderr and the newest profile
     /// (only `mimic kernel-check` and `mimic kernel-probe` fail on it: they compare with the
@@ -59,6 +115,9 @@ enum Unresolved {
 #[cfg(feature = "kernel")]
 fn resolve(spec: &str) -> Result<KernelProfile, Unresolved> {
     use mimic_sim::kernel::profile;
+    if let Some(mainline) = release_messages(spec) {
+        return Ok(mainline);
+    }
     if spec != "auto" {
         return profile::resolve(spec)
             .map(|r| r.profile)
@@ -69,8 +128,17 @@ fn resolve(spec: &str) -> Result<KernelProfile, Unresolved> {
         .map_err(Unresolved::Unknown)
 }
 
+/// A release that is not also a build's name follows mainline's messages.
+fn release_messages(spec: &str) -> Option<KernelProfile> {
+    let release = spec.parse::<Release>().is_ok();
+    (release && KernelProfile::by_name(spec).is_err()).then(|| *KernelProfile::mainline())
+}
+
 #[cfg(not(feature = "kernel"))]
 fn resolve(spec: &str) -> Result<KernelProfile, Unresolved> {
+    if let Some(mainline) = release_messages(spec) {
+        return Ok(mainline);
+    }
     if spec == "auto" {
         return Ok(*KernelProfile::newest());
     }

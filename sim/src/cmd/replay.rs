@@ -2,7 +2,7 @@
 //! the trace and schedule hashes.
 
 use clap::Args;
-use mimic_core::mutants::{Mutant, Mutants};
+use mimic_core::mutants::Mutant;
 use mimic_sim::sim::engine::{run_one, RunConfig, Verdict};
 use mimic_sim::sim::scenario::Scenario;
 use mimic_sim::sim::scheduler::SchedulerKind;
@@ -37,8 +37,8 @@ pub fn replay(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let profile = match args.kernel.profile("mimic replay") {
-        Ok(profile) => profile,
+    let followed = match args.kernel.follow("mimic replay", &args.mutants) {
+        Ok(followed) => followed,
         Err(why) => {
             eprintln!("error: {why}");
             return ExitCode::from(2);
@@ -46,10 +46,11 @@ pub fn replay(args: ReplayArgs) -> ExitCode {
     };
     let config = RunConfig {
         scenario,
-        mutants: args.mutants.iter().copied().collect::<Mutants>(),
+        mutants: followed.mutants,
         scheduler: args.scheduler,
         keep_trace: true,
-        profile,
+        profile: followed.profile,
+        lacks: followed.semantics.lacks,
     };
     let outcome = run_one(&config, args.seed);
     if args.json {

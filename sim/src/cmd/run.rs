@@ -54,17 +54,17 @@ pub fn mutant_flags(mutants: Mutants) -> String {
     mutants.iter().map(|m| format!(" --mutant {m}")).collect()
 }
 
+/// The command that replays one seed; `kernel` is the `--kernel`/`--with` flags it ran under
+/// (empty for the default kernel).
 pub fn replay_command(
     scenario: &str,
     scheduler: SchedulerKind,
     mutants: Mutants,
+    kernel: &str,
     seed: u64,
 ) -> String {
-    format!(
-        "cargo run --release -p mimic-sim -- replay --scenario {scenario} --scheduler {}{} --seed {seed} --trace",
-        scheduler.name(),
-        mutant_flags(mutants)
-    )
+    let flags = format!("{}{kernel}", mutant_flags(mutants));
+    mimic_sim::sim::campaign::replay_line(scenario, scheduler, &flags, seed)
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -90,13 +90,14 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         };
     }
-    let profile = match args.kernel.profile("mimic run") {
-        Ok(profile) => profile,
+    let followed = match args.kernel.follow("mimic run", &args.mutants) {
+        Ok(followed) => followed,
         Err(why) => {
             eprintln!("error: {why}");
             return ExitCode::from(2);
         }
     };
+    let profile = followed.profile;
     let names: Vec<String> = if args.scenario.is_empty() {
         BUILTINS.iter().map(|(n, _)| n.to_string()).collect()
     } else {
@@ -121,7 +122,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         Some(s) => vec![s],
         None => SchedulerKind::ALL.to_vec(),
     };
-    let mutants: Mutants = args.mutants.iter().copied().collect();
+    let named: Mutants = args.mutants.iter().copied().collect();
+    let mutants = followed.mutants;
     let total = (seeds.len() * scenarios.len() * schedulers.len()) as u64
         * if args.check_determinism { 2 } else { 1 };
     let bar = ProgressBar::new(total);
@@ -145,6 +147,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                 scheduler,
                 keep_trace: false,
                 profile,
+                lacks: followed.semantics.lacks,
             };
             let mut first: Vec<Outcome> = Vec::new();
             let mut this = Summary::default();
@@ -153,7 +156,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                 bar.inc(1);
                 summary.add(
                     name,
-                    |seed| replay_command(name, scheduler, mutants, seed),
+                    |seed| replay_command(name, scheduler, named, &followed.flags, seed),
                     &outcome,
                 );
                 this.add(name, |_| String::new(), &outcome);

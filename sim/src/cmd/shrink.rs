@@ -37,20 +37,21 @@ pub fn run(args: ShrinkArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let profile = match args.kernel.profile("mimic shrink") {
-        Ok(profile) => profile,
+    let followed = match args.kernel.follow("mimic shrink", &args.mutants) {
+        Ok(followed) => followed,
         Err(why) => {
             eprintln!("error: {why}");
             return ExitCode::from(2);
         }
     };
-    let mutants: Mutants = args.mutants.iter().copied().collect();
+    let named: Mutants = args.mutants.iter().copied().collect();
     let config = RunConfig {
         scenario: scenario.clone(),
-        mutants,
+        mutants: followed.mutants,
         scheduler: args.scheduler,
         keep_trace: false,
-        profile,
+        profile: followed.profile,
+        lacks: followed.semantics.lacks,
     };
     let outcome = run_one(&config, args.seed);
     let Verdict::Fail { kind, .. } = &outcome.verdict else {
@@ -80,7 +81,7 @@ pub fn run(args: ShrinkArgs) -> ExitCode {
         eprintln!("error: writing {out}: {e}");
         return ExitCode::from(2);
     }
-    let replay = replay_command(&out, args.scheduler, mutants, shrunk.seed);
+    let replay = replay_command(&out, args.scheduler, named, &followed.flags, shrunk.seed);
     if args.json {
         println!(
             "{}",

@@ -63,15 +63,16 @@ pub fn run(args: VerifyArgs) -> ExitCode {
 }
 
 fn verify_cmd(args: &VerifyArgs) -> Result<bool, String> {
-    let mutants: Mutants = args
+    let named: Vec<Mutant> = args
         .mutants
         .iter()
         .map(|m| m.parse::<Mutant>().map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
-    let profile = args.kernel.profile("mimic verify")?;
+    let followed = args.kernel.follow("mimic verify", &named)?;
+    let (mutants, profile, lacks) = (followed.mutants, followed.profile, followed.semantics.lacks);
     let bytes = std::fs::read(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
     if bytes.starts_with(b"\x7fELF") {
-        return verify_object(args, &bytes, mutants, profile);
+        return verify_object(args, &bytes, mutants, profile, lacks);
     }
     if args.program.is_some() {
         return Err("--program names a program of an object; FILE is assembly".to_string());
@@ -101,6 +102,7 @@ fn verify_cmd(args: &VerifyArgs) -> Result<bool, String> {
         },
         sleepable: args.syscall,
         profile,
+        lacks,
         ..VerifyOpts::default()
     };
     match verify(&insns, &table, opts) {
@@ -135,6 +137,7 @@ fn verify_object(
     bytes: &[u8],
     mutants: Mutants,
     profile: mimic_core::profile::KernelProfile,
+    lacks: mimic_core::history::Lacks,
 ) -> Result<bool, String> {
     use mimic_core::bpf::object::{load::create_maps, Object};
     use mimic_core::bpf::verifier::world::{prog_load, LoadError};
@@ -155,7 +158,11 @@ fn verify_object(
         })?],
         None => object.programs.iter().collect(),
     };
-    let mut sys = Process::<Std>::create(mutants, WorldConfig::default());
+    let config = WorldConfig {
+        lacks,
+        ..WorldConfig::default()
+    };
+    let mut sys = Process::<Std>::create(mutants, config);
     let maps = create_maps(&mut sys, &object).map_err(|e| format!("{file}: {e}"))?;
     let base = VerifyOpts {
         privileged: !args.unpriv,

@@ -99,6 +99,7 @@ fn run_small(scenario: Scenario) -> String {
         scheduler: SchedulerKind::Random,
         keep_trace: false,
         profile: *KernelProfile::newest(),
+        lacks: mimic_core::history::Lacks::NONE,
     };
     format!("seed 0: {:?}", run_one(&config, 0).verdict)
 }

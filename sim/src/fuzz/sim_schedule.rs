@@ -40,6 +40,7 @@ pub fn config(scenario: &Scenario, mutants: Mutants, keep_trace: bool) -> RunCon
         scheduler: SchedulerKind::Random,
         keep_trace,
         profile: *mimic_core::profile::KernelProfile::newest(),
+        lacks: mimic_core::history::Lacks::NONE,
     }
 }
 

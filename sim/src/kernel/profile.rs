@@ -185,6 +185,65 @@ pub fn check(kernel: &mut KernelSys, spec: &str) -> Result<(KernelProfile, Check
     Ok((followed, check))
 }
 
+/// The release profile of the running kernel (`uname -r`'s major.minor, read from
+/// `/proc/sys/kernel/osrelease`) against what kernel-check compares: its comparisons run
+/// today's semantics, so a release profile that claims to be this kernel must put no old
+/// behaviour in force and lack nothing. A kernel whose release has no profile is said, not
+/// failed.
+pub fn release_check(osrelease: &str) -> Check {
+    let mut check = Check {
+        name: "kernel/release".to_string(),
+        compares: format!(
+            "release profile of {} vs today's semantics",
+            osrelease.trim()
+        ),
+        cases: 1,
+        agreed: 0,
+        disagreed: Default::default(),
+        examples: Vec::new(),
+        gating: true,
+    };
+    let major_minor: String = osrelease
+        .trim()
+        .split('.')
+        .take(2)
+        .map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    let release = match major_minor.parse::<mimic_core::history::Release>() {
+        Ok(release) => release,
+        Err(why) => {
+            check.gating = false;
+            check.cases = 0;
+            check.examples.push(format!("skipped: {why}"));
+            return check;
+        }
+    };
+    match mimic_core::history::Semantics::of(release, &[]) {
+        Ok(s) if s.mutants.is_empty() && s.lacks == mimic_core::history::Lacks::NONE => {
+            check.agreed = 1;
+        }
+        Ok(s) => {
+            *check
+                .disagreed
+                .entry("release profile is not today's semantics".into())
+                .or_insert(0) += 1;
+            let fixes: Vec<&str> = s.in_force().iter().map(|c| c.fix).collect();
+            check.examples.push(format!(
+                "release profile {release} has old behaviours in force ({}): kernel-check \
+                 compares today's semantics with a kernel that may show them",
+                fixes.join(", ")
+            ));
+        }
+        Err(why) => check.examples.push(why),
+    }
+    check
+}
+
 /// How `--kernel` was resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
@@ -311,5 +370,19 @@ mod tests {
         assert_eq!(named.profile.name, "6.18");
         let err = resolve("6.19-rc1").unwrap_err();
         assert!(err.contains("6.19-rc1") && err.contains("auto"), "{err}");
+    }
+
+    #[test]
+    fn the_running_release_profile_must_be_todays_semantics() {
+        let current = release_check("6.18.44-fc-v1300\n");
+        assert!(current.passed() && current.agreed == 1, "{current:?}");
+        let old = release_check("6.1.100");
+        assert!(!old.passed() && old.gating, "{old:?}");
+        assert!(old.examples[0].contains("defer_inner_map_free"), "{old:?}");
+        let unknown = release_check("4.19.0");
+        assert!(
+            !unknown.gating && unknown.examples[0].starts_with("skipped"),
+            "{unknown:?}"
+        );
     }
 }

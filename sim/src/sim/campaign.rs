@@ -5,6 +5,7 @@
 //! shards `0/N` … `N-1/N` run every seed exactly once between them.
 
 use super::engine::{Outcome, Verdict};
+use super::scheduler::SchedulerKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -79,6 +80,15 @@ impl SeedRange {
             .filter(|s| shard.is_none_or(|sh| s % sh.count == sh.index))
             .collect()
     }
+}
+
+/// The command that replays one seed: `flags` are the mutant and kernel flags it ran under
+/// (` --mutant X --kernel 6.1`, empty for the correct core on the default kernel).
+pub fn replay_line(scenario: &str, scheduler: SchedulerKind, flags: &str, seed: u64) -> String {
+    format!(
+        "cargo run --release -p mimic-sim -- replay --scenario {scenario} --scheduler {}{flags} --seed {seed} --trace",
+        scheduler.name()
+    )
 }
 
 /// One failing seed, with its replay command.

@@ -116,6 +116,7 @@ pub fn hunt(
                 },
                 keep_trace: false,
                 profile,
+                lacks: mimic_core::history::Lacks::NONE,
             };
             let mut found: Option<u64> = None;
             for &seed in &seeds {

@@ -11,6 +11,7 @@
 //! * [`oracle`]: linearizability of outer-map histories against the sequential model.
 //! * [`trace`]: the trace recorder and its stable hash.
 //! * [`campaign`]: seed ranges, shards, summaries; [`shrink`]: scenario reduction.
+//! * [`matrix`]: one scenario under each kernel release's semantics.
 //!
 //! # Invariants
 //! * Same scenario, seed, scheduler and mutants → same schedule, trace and trace hash: every
@@ -23,6 +24,7 @@ pub mod campaign;
 pub mod engine;
 pub mod footprint;
 pub mod hunt;
+pub mod matrix;
 pub mod op;
 pub mod options;
 pub mod oracle;

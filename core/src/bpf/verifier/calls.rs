@@ -6,6 +6,7 @@ use super::check::{mem_access, read_reg, Access};
 use super::state::{Frame, Reg, RegType, SlotByte, VState, MAX_FRAMES, MAX_STACK};
 use super::{refuse, Env, Next, Refuse, EINVAL};
 use crate::bpf::helpers::{ArgType, Callee, HelperProto, RetType};
+use crate::history::Feature;
 use crate::isa::{CallTarget, Size};
 use crate::maps::kind::kind;
 
@@ -100,7 +101,9 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
             let desc = &env.maps[m as usize];
             // Arrays of a fixed size cannot miss a constant in-bounds key: no null check needed.
             // A BPF_F_INNER_MAP array may be replaced by a smaller one at run time: nullable.
-            let never_misses = desc.kind().is_some_and(|t| kind(t).const_key_never_misses);
+            // Before 6.14 (`history`), every lookup result needed its null check.
+            let never_misses = desc.kind().is_some_and(|t| kind(t).const_key_never_misses)
+                && !env.opts.lacks.lacks(Feature::ConstKeyNonNull);
             let non_null = never_misses
                 && !desc.is_dynamic_inner()
                 && const_key.is_some_and(|k| k < u64::from(desc.max_entries));

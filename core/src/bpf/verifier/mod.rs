@@ -227,6 +227,8 @@ pub struct VerifyOpts {
     pub collect_states: bool,
     /// The kernel build whose behaviours (messages, where builds differ) to follow.
     pub profile: KernelProfile,
+    /// Verifier features the modelled release lacks (`history`).
+    pub lacks: crate::history::Lacks,
 }
 
 impl Default for VerifyOpts {
@@ -241,6 +243,7 @@ impl Default for VerifyOpts {
             test_state_freq: false,
             collect_states: false,
             profile: *KernelProfile::newest(),
+            lacks: crate::history::Lacks::NONE,
         }
     }
 }

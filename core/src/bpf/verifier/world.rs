@@ -155,7 +155,13 @@ pub fn prog_load<P: Platform>(
         .mutants()
         .iter()
         .fold(opts.mutants, crate::mutants::Mutants::with);
-    let opts = super::VerifyOpts { mutants, ..opts };
+    // The world's release may lack verifier features too.
+    let lacks = opts.lacks.union(world.config().lacks);
+    let opts = super::VerifyOpts {
+        mutants,
+        lacks,
+        ..opts
+    };
     let verified = super::verify(insns, world, opts).map_err(LoadError::Rejected)?;
     let fixed = crate::bpf::fixup::fixup(&verified, mutants).map_err(LoadError::Fixup)?;
     let maps = verified

@@ -35,6 +35,7 @@ use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::errno::Errno;
 use mimic_core::fault::{Error, Fault};
 use mimic_core::finding::Finding;
+use mimic_core::history::Lacks;
 use mimic_core::isa::{AtomicOp, Insn, BPF_CALL, BPF_JMP};
 use mimic_core::maps::kind::kind;
 use mimic_core::mutants::Mutants;
@@ -109,6 +110,9 @@ pub struct RunConfig {
     pub keep_trace: bool,
     /// The kernel build whose verifier the scenario's programs are loaded under.
     pub profile: KernelProfile,
+    /// Features the modelled release lacks (`mimic_core::history`); its old behaviours are
+    /// in `mutants`.
+    pub lacks: Lacks,
 }
 
 mod env;
@@ -374,6 +378,7 @@ fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
         faults: FaultPlan {
             hash_alloc_fail_per_mille: options.faults.enomem_per_mille,
         },
+        lacks: config.lacks,
     };
     let world = P::arc(World::new(config.mutants, world_config));
     P::set_current_task(0);
