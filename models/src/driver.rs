@@ -24,6 +24,7 @@ use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::errno::Errno;
 use mimic_core::fault::{Error, Result};
 use mimic_core::finding::Finding;
+use mimic_core::history::Lacks;
 use mimic_core::isa::AtomicOp;
 use mimic_core::isa::{self, Insn};
 use mimic_core::maps::hashtab::hash_key;
@@ -31,7 +32,7 @@ use mimic_core::mutants::Mutants;
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::{Atomic64, Ordering, Platform};
 use mimic_core::uapi::{Fd, MapAttr, MapType, BPF_ANY};
-use mimic_core::world::{Location, World};
+use mimic_core::world::{Location, World, WorldConfig};
 
 /// Bound of the key search for roles: with at most a few buckets, a same-bucket key with a
 /// different `hash & 7` shows up within the first few dozen integers.
@@ -157,11 +158,16 @@ struct Ctx<P: Platform> {
 /// Registers for `Drain`/`ExpectDrained`: one is all the catalogue needs; two leave room.
 const REGS: usize = 2;
 
-/// Runs one execution of `scenario` with `mutants` on; panics with a [`Finding`] on a violation.
-pub fn run<P: Platform>(scenario: &'static Scenario, mutants: Mutants) {
+/// Runs one execution of `scenario` with `mutants` on, in a world without the features in
+/// `lacks`; panics with a [`Finding`] on a violation.
+pub fn run<P: Platform>(scenario: &'static Scenario, mutants: Mutants, lacks: Lacks) {
     P::set_current_task(0);
     P::set_current_cpu(0);
-    let world = World::<P>::new(mutants, scenario.config);
+    let config = WorldConfig {
+        lacks,
+        ..scenario.config
+    };
+    let world = World::<P>::new(mutants, config);
     let setup_place = format!("{}/setup", scenario.name);
     let mut fds = Vec::new();
     let mut handles = Vec::new();

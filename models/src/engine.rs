@@ -14,13 +14,14 @@
 
 use crate::driver;
 use crate::scenario::Scenario;
+use mimic_core::history::{Lacks, Release, Semantics};
 use mimic_core::mutants::Mutants;
 use mimic_core::sync::{Loom, Shuttle};
 use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Two preemptions: enough for "preempt the reader between its lookup and its access, let the
@@ -130,14 +131,41 @@ pub fn shuttle_config() -> shuttle::Config {
     config
 }
 
+/// The kernel release the models run as: `MIMIC_KERNEL=RELEASE` (with
+/// `MIMIC_KERNEL_WITH=FIX,...` for backported fixes) puts that release's old behaviours and
+/// missing features in force on top of the mutants a run names; unset, today's kernel.
+/// Read once per process.
+pub fn kernel() -> &'static Result<Semantics, String> {
+    static KERNEL: OnceLock<Result<Semantics, String>> = OnceLock::new();
+    KERNEL.get_or_init(|| {
+        let Ok(release) = std::env::var("MIMIC_KERNEL") else {
+            return Ok(Semantics::current());
+        };
+        let release: Release = release.parse().map_err(|e| format!("MIMIC_KERNEL: {e}"))?;
+        let with = std::env::var("MIMIC_KERNEL_WITH").unwrap_or_default();
+        let with: Vec<&str> = with.split(',').filter(|f| !f.is_empty()).collect();
+        Semantics::of(release, &with).map_err(|e| format!("MIMIC_KERNEL_WITH: {e}"))
+    })
+}
+
+/// `mutants` on top of [`kernel`]'s, and the features it lacks.
+fn under_kernel(mutants: Mutants) -> (Mutants, Lacks) {
+    match kernel() {
+        Ok(k) => (k.mutants.iter().fold(mutants, Mutants::with), k.lacks),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Explores `scenario` with `mutants` under `engine`: loom exhaustively up to the preemption
-/// bound, shuttle for `iterations` schedules. Stops at the first failure.
+/// bound, shuttle for `iterations` schedules. Stops at the first failure. Under a release
+/// ([`kernel`]), its old behaviours are on too.
 pub fn explore(
     engine: Engine,
     scenario: &'static Scenario,
     mutants: Mutants,
     iterations: usize,
 ) -> Outcome {
+    let (mutants, lacks) = under_kernel(mutants);
     let executions = Arc::new(AtomicUsize::new(0));
     let counter = executions.clone();
     let start = Instant::now();
@@ -149,19 +177,19 @@ pub fn explore(
             builder.check(move || {
                 counter.fetch_add(1, Ordering::Relaxed);
                 Loom::restart_choices();
-                driver::run::<Loom>(scenario, mutants);
+                driver::run::<Loom>(scenario, mutants, lacks);
             });
         }
         Engine::ShuttleRandom => run_shuttle(
             RandomScheduler::new_from_seed(shuttle_seed(), iterations),
             scenario,
-            mutants,
+            (mutants, lacks),
             counter,
         ),
         Engine::ShuttlePct => run_shuttle(
             PctScheduler::new_from_seed(shuttle_seed(), PCT_DEPTH, iterations),
             scenario,
-            mutants,
+            (mutants, lacks),
             counter,
         ),
     }));
@@ -176,13 +204,13 @@ pub fn explore(
 fn run_shuttle<S: Scheduler + 'static>(
     scheduler: S,
     scenario: &'static Scenario,
-    mutants: Mutants,
+    (mutants, lacks): (Mutants, Lacks),
     counter: Arc<AtomicUsize>,
 ) {
     let runner = shuttle::Runner::new(scheduler, shuttle_config());
     runner.run(move || {
         counter.fetch_add(1, Ordering::Relaxed);
-        driver::run::<Shuttle>(scenario, mutants);
+        driver::run::<Shuttle>(scenario, mutants, lacks);
     });
 }
 
@@ -192,10 +220,14 @@ pub fn replay_shuttle(
     mutants: Mutants,
     path: &std::path::Path,
 ) -> Outcome {
+    let (mutants, lacks) = under_kernel(mutants);
     let start = Instant::now();
     let path = path.to_path_buf();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        shuttle::replay_from_file(move || driver::run::<Shuttle>(scenario, mutants), &path)
+        shuttle::replay_from_file(
+            move || driver::run::<Shuttle>(scenario, mutants, lacks),
+            &path,
+        )
     }));
     Outcome {
         engine: Engine::ShuttleRandom,
@@ -213,6 +245,7 @@ pub fn loom_with_checkpoint(
     mutants: Mutants,
     file: &std::path::Path,
 ) -> Outcome {
+    let (mutants, lacks) = under_kernel(mutants);
     let executions = Arc::new(AtomicUsize::new(0));
     let counter = executions.clone();
     let start = Instant::now();
@@ -226,7 +259,7 @@ pub fn loom_with_checkpoint(
         builder.check(move || {
             counter.fetch_add(1, Ordering::Relaxed);
             Loom::restart_choices();
-            driver::run::<Loom>(scenario, mutants);
+            driver::run::<Loom>(scenario, mutants, lacks);
         });
     }));
     Outcome {

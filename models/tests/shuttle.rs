@@ -93,7 +93,14 @@ mod shuttle_random_allowed {
     /// Enough schedules for a two-task race to land both orders many times over.
     const SCHEDULES: usize = 500;
 
-    fn allowed_in(scenario: &str, allowed: Allowed) -> u64 {
+    /// `None`: skipped, under a release (the allowances are today's kernel's).
+    fn allowed_in(scenario: &str, allowed: Allowed) -> Option<u64> {
+        if let Ok(k) = mimic_models::engine::kernel() {
+            if let Some(release) = k.release {
+                eprintln!("skipped under MIMIC_KERNEL={release}: allowances are checked on today's kernel");
+                return None;
+            }
+        }
         reset_allowed();
         let outcome = explore(
             Engine::ShuttleRandom,
@@ -102,21 +109,21 @@ mod shuttle_random_allowed {
             SCHEDULES,
         );
         assert_eq!(outcome.failure, None, "{scenario} passes");
-        allowed_count(allowed)
+        Some(allowed_count(allowed))
     }
 
     #[test]
     fn reader_sees_null_after_racing_delete_and_is_not_flagged() {
-        assert!(allowed_in("aom_reader_vs_delete", Allowed::NullLookup) > 0);
+        let seen = allowed_in("aom_reader_vs_delete", Allowed::NullLookup);
+        assert!(seen.is_none_or(|n| n > 0));
     }
 
     #[test]
     fn nested_update_gets_ebusy_and_is_not_flagged() {
-        assert!(
-            allowed_in(
-                "nested_program_update_same_bucket_same_cpu",
-                Allowed::AllowedErrno
-            ) > 0
+        let seen = allowed_in(
+            "nested_program_update_same_bucket_same_cpu",
+            Allowed::AllowedErrno,
         );
+        assert!(seen.is_none_or(|n| n > 0));
     }
 }

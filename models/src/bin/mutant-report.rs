@@ -9,6 +9,8 @@
 //! [--mutant ID]`; it prints the failure the schedule reproduces.
 //! Budgets: `LOOM_MAX_PREEMPTIONS`, `MIMIC_SHUTTLE_ITERATIONS` (correct core),
 //! `MIMIC_MUTANT_ITERATIONS` (schedules allowed before a mutant counts as missed, default 10,000).
+//! `MIMIC_KERNEL=RELEASE` (and `MIMIC_KERNEL_WITH=FIX,...`) runs every engine as that release
+//! (`mimic history`): `--clean` then shows which scenarios the release fails.
 
 use mimic_core::mutants::{Mutant, Mutants};
 use mimic_models::engine::{explore, shuttle_iterations, Engine, Outcome};
