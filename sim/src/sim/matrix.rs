@@ -18,7 +18,7 @@ use super::campaign::replay_line;
 use super::engine::{run_one, RunConfig, Verdict as RunVerdict};
 use super::scenario::Scenario;
 use super::scheduler::SchedulerKind;
-use mimic_core::history::{Change, Release, Semantics};
+use mimic_core::history::{Before, Change, Release, Semantics};
 use mimic_core::profile::KernelProfile;
 use serde::Serialize;
 
@@ -63,14 +63,23 @@ pub struct Blame {
     pub fix: String,
     pub commit: String,
     pub release: String,
+    /// The old behaviour the fix removed: catalogue mutants, or the feature that was missing.
+    pub was: String,
 }
 
 impl From<&Change> for Blame {
     fn from(c: &Change) -> Blame {
+        let was = match c.before {
+            Before::Lacked(feature) => format!("lacked {feature:?}"),
+            Before::Bugs(bugs) | Before::NeverReleased(bugs) => {
+                bugs.iter().map(|m| m.id()).collect::<Vec<_>>().join(", ")
+            }
+        };
         Blame {
             fix: c.fix.to_string(),
             commit: c.commit.to_string(),
             release: c.release.to_string(),
+            was,
         }
     }
 }
@@ -238,7 +247,7 @@ pub fn render(scenario: &str, cells: &[Cell]) -> String {
                     let fixed_by: Vec<String> = f
                         .fixes
                         .iter()
-                        .map(|b| format!("{} ({}, {})", b.fix, b.commit, b.release))
+                        .map(|b| format!("{} ({}, {}; was {})", b.fix, b.commit, b.release, b.was))
                         .collect();
                     let fixed_by = if fixed_by.is_empty() {
                         vec![
