@@ -35,6 +35,24 @@ fn saved_inputs() -> Vec<(&'static str, PathBuf)> {
     out
 }
 
+/// A crash's message for a test failure: its non-empty lines (at most 12), indented, or a
+/// line saying the panic carried no text.
+fn reason(why: &str) -> String {
+    let lines: Vec<&str> = why
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(12)
+        .collect();
+    if lines.is_empty() {
+        return "    (the target panicked with an empty message)".to_string();
+    }
+    lines
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The mutant a file's name starts with (`<mutant id>-...`), if any.
 fn pinned_mutant(file: &Path) -> Option<Mutant> {
     let name = file.file_name()?.to_str()?;
@@ -52,12 +70,16 @@ fn every_saved_crash_input_passes_its_target_on_the_correct_core() {
         match crash_of(target, &data, Mutants::NONE) {
             Ok(None) => {}
             Ok(Some(why)) => failures.push(format!(
-                "{target}: {}: {}\n  (mimic fuzz-replay {target} {})",
+                "fuzz target {target}, input {}: crashes on the correct core:\n{}\n  \
+                 (mimic fuzz-replay {target} {})",
                 file.display(),
-                why.lines().next().unwrap_or(""),
+                reason(&why),
                 file.display()
             )),
-            Err(e) => failures.push(format!("{}: {e}", file.display())),
+            Err(e) => failures.push(format!(
+                "fuzz target {target}, input {}: {e}",
+                file.display()
+            )),
         }
     }
     assert!(
@@ -82,12 +104,16 @@ fn every_mutant_named_input_still_crashes_with_its_mutant() {
         match crash_of(target, &data, Mutants::only(mutant)) {
             Ok(Some(_)) => {}
             Ok(None) => failures.push(format!(
-                "{target}: {}: no longer caught with {mutant} on (did the target's input format \
-                 change? save a new crash file)\n  (mimic fuzz-replay {target} {} --mutants {mutant})",
+                "fuzz target {target}, input {}: no longer caught with {mutant} on (did the \
+                 target's input format change? save a new crash file)\n  (mimic fuzz-replay \
+                 {target} {} --mutants {mutant})",
                 file.display(),
                 file.display()
             )),
-            Err(e) => failures.push(format!("{}: {e}", file.display())),
+            Err(e) => failures.push(format!(
+                "fuzz target {target}, input {}: {e}",
+                file.display()
+            )),
         }
     }
     assert!(
