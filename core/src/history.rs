@@ -512,8 +512,11 @@ pub fn markdown() -> String {
     out.push_str(
         "\nNot modelled: `53040a81ae57` \"bpf: Keep dynamic inner array lookups nullable\" \
          (2026, after 6.18; its first release is not established here) stops the 6.14 \
-         elision for BPF_F_INNER_MAP arrays. mimic's verifier always keeps those lookups \
-         nullable, so the 6.14 to 6.18 profiles are stricter than those releases there.\n",
+         elision for BPF_F_INNER_MAP arrays, so 6.14 to 6.18 as released elided it there too. \
+         mimic's verifier always keeps those lookups nullable, as the 6.18.44 build this \
+         project's machines run does (kernel-check's case \"map in map dynamic inner array \
+         lookup at an in-range key is nullable\" agrees): the release profiles are stricter \
+         than those releases as released on that one point.\n",
     );
     out
 }

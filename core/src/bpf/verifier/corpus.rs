@@ -14,6 +14,8 @@ pub const FD_HASH_8B: i32 = 4;
 pub const FD_HASH_OF_MAPS: i32 = 5;
 pub const FD_MAP_IN_MAP_DYN: i32 = 6;
 pub const FD_ARRAY_5: i32 = 7;
+/// A hash of maps over a `BPF_F_INNER_MAP` array template of 4 entries.
+pub const FD_HASH_OF_MAPS_DYN: i32 = 8;
 
 /// The selftests' `map_in_map`: ARRAY_OF_MAPS[1] of ARRAY(int, int, 1), and friends.
 pub fn maps() -> MapTable {
@@ -45,6 +47,12 @@ pub fn maps() -> MapTable {
         (
             FD_ARRAY_5,
             MapDesc::new(MapType::Array, 4, 4, 5, 0).with_id(15, 0x3000_0f00_0000_0000),
+        ),
+        (
+            FD_HASH_OF_MAPS_DYN,
+            MapDesc::new(MapType::HashOfMaps, 4, 4, 2, 0)
+                .with_meta(MapDesc::new(MapType::Array, 4, 4, 4, BPF_F_INNER_MAP))
+                .with_id(16, 0x3000_1000_0000_0000),
         ),
     ])
 }
@@ -352,6 +360,26 @@ pub fn cases(profile: &KernelProfile) -> Vec<Case> {
             },
         ),
         priv_case(
+            // Key 0 is inside the template's one entry: only the BPF_F_INNER_MAP flag keeps the
+            // result nullable (a smaller inner array may be swapped in), not the bound.
+            "map in map dynamic inner array lookup at an in-range key is nullable",
+            outer_lookup_then(FD_MAP_IN_MAP_DYN)
+                .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 5))
+                .i(Insn::st_mem(BPF_W, 10, -8, 0))
+                .i(Insn::mov64_reg(2, 10))
+                .i(Insn::alu64_imm(BPF_ADD, 2, -8))
+                .i(Insn::mov64_reg(1, 0))
+                .lookup()
+                .i(Insn::ldx_mem(BPF_DW, 0, 0, 0))
+                .i(Insn::exit())
+                .0,
+            Expect::Reject {
+                insn: 13,
+                message: "R0 invalid mem access 'map_value_or_null'".to_string(),
+                processed: 13,
+            },
+        ),
+        priv_case(
             "inner lookup with a constant in-bounds key needs no null check",
             outer_lookup_then(FD_MAP_IN_MAP)
                 .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 8))
@@ -489,7 +517,16 @@ pub fn generated(seed: u64) -> Vec<Insn> {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let small = [0i32, 1, 2, 3, 4, 7, 8, -1, -4, -8, 255];
     let stack = [-8i16, -16, -4, -12, -24];
-    let fds = [FD_MAP_IN_MAP, FD_HASH_8B, FD_HASH_OF_MAPS, FD_ARRAY_5];
+    // Both outer kinds over fixed and BPF_F_INNER_MAP templates (1, 4 and 5 entries), so the
+    // constants above fall inside and outside each size.
+    let fds = [
+        FD_MAP_IN_MAP,
+        FD_HASH_8B,
+        FD_HASH_OF_MAPS,
+        FD_ARRAY_5,
+        FD_MAP_IN_MAP_DYN,
+        FD_HASH_OF_MAPS_DYN,
+    ];
     let mut p = vec![
         Insn::ldx_mem(BPF_W, 6, 1, 0),
         Insn::ldx_mem(BPF_W, 7, 1, 4),
