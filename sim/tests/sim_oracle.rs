@@ -1,6 +1,7 @@
 //! The linearizability oracle on hand-written histories: it must flag a present key read as
 //! missing and an impossible errno, and must accept §7's allowed observations (a read that
-//! overlaps the write, a hash-of-maps reader seeing another inner map).
+//! overlaps the write, a hash-of-maps reader seeing another inner map), and must flag an id that
+//! names no map on either kind.
 
 use mimic_core::uapi::{MapAttr, MapType, BPF_ANY, BPF_EXIST};
 use mimic_sim::sim::oracle::{check_outer, AttrKey};
@@ -95,4 +96,22 @@ fn a_hash_reader_may_see_another_inner_map_but_an_array_reader_may_not() {
         read(1, Some(10), 4, 5),
     ];
     assert_eq!(check(MapType::ArrayOfMaps, &h), Ok(()));
+}
+
+#[test]
+fn a_read_of_an_id_that_names_no_map_is_wrong_on_either_outer_kind() {
+    use mimic_sim::sim::trace::UNKNOWN_ID;
+    // User space read key 1 and got an id the run never created (a wrong id from the syscall).
+    let mut h = [
+        update(1, 10, BPF_ANY, Ok(()), 1, 2),
+        read(1, Some(10), 3, 4),
+    ];
+    h[1].result = Ok(Some(UNKNOWN_ID));
+    h[1].op = HistOp::Read {
+        key: 1,
+        program: false,
+    };
+    for outer in [MapType::HashOfMaps, MapType::ArrayOfMaps] {
+        assert_eq!(check(outer, &h), Err("linearizability".into()), "{outer:?}");
+    }
 }

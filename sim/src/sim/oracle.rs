@@ -17,7 +17,7 @@
 //! the state unchanged and are left out. The search is bounded ([`SEARCH_NODES_MAX`]); a key
 //! whose search runs out is not reported.
 
-use super::trace::{HistEvent, HistOp, MapIdent};
+use super::trace::{HistEvent, HistOp, MapIdent, UNKNOWN_ID};
 use mimic_core::errno::Errno;
 use mimic_core::finding::Finding;
 use mimic_core::model::RefModel;
@@ -228,8 +228,10 @@ fn step(state: &KeyModel, key: u32, e: &HistEvent, exact_values: bool) -> Option
             match (&e.result, got) {
                 (Ok(None), Err(err)) if err.errno() == Some(Errno::ENOENT) => Some(next),
                 (Ok(Some(seen)), Ok(bytes)) => {
+                    // §7 lets a hash of maps' reader see an inner map that is no longer the
+                    // key's (element reuse), but never an id that names no map at all.
                     if !exact_values {
-                        return Some(next);
+                        return (*seen != UNKNOWN_ID).then_some(next);
                     }
                     let id = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
                     (next.ident_of_id.get(&id) == Some(seen)).then_some(next)

@@ -43,6 +43,10 @@ impl Fnv {
 /// pointers carry it.
 pub type MapIdent = (u32, u8);
 
+/// What a user-space read of an outer map saw when the id it returned names no map the run
+/// created: never a correct answer, whatever the outer map's kind.
+pub const UNKNOWN_ID: MapIdent = (u32::MAX, 0);
+
 /// One operation on an outer map, for the linearizability oracle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum HistOp {

@@ -23,7 +23,7 @@ use super::options::Options;
 use super::oracle;
 use super::scenario::{self, Scenario, Shape, TaskKind};
 use super::scheduler::{Campaign, ExecState, Reseed, SchedulerKind, ShuttleRandom};
-use super::trace::{Fnv, HistEvent, HistOp, MapIdent, Recorder};
+use super::trace::{Fnv, HistEvent, HistOp, MapIdent, Recorder, UNKNOWN_ID};
 use mimic_core::arena::Handle;
 use mimic_core::bpf::exec::{EnvResult, ExecErrorKind, MapEnv, NoObserver, Program, Vm};
 use mimic_core::bpf::fixup::Fixed;

@@ -286,7 +286,7 @@ fn lookup(ctx: &Ctx, at: At, t: Target, key: u32) -> Result<(), ()> {
     let ids = || ctx.ids.lock().unwrap_or_else(|p| p.into_inner());
     let seen = match &result {
         Ok(bytes) if mim => Ok(Some(
-            ids().get(&key_u32(bytes)).copied().unwrap_or((u32::MAX, 0)),
+            ids().get(&key_u32(bytes)).copied().unwrap_or(UNKNOWN_ID),
         )),
         Ok(_) => Ok(None),
         Err(e) => Err(*e),
@@ -464,13 +464,18 @@ fn batch_delete(ctx: &Ctx, at: At, t: Target, keys: &[u32]) -> Result<(), ()> {
     Ok(())
 }
 
-/// `BPF_MAP_LOOKUP_BATCH` to the end, doubling the count on `ENOSPC`.
+/// `BPF_MAP_LOOKUP_BATCH` to the end, doubling the count on `ENOSPC`. On an outer map every
+/// entry it returns enters the history as a user-space read over the whole batch's interval:
+/// the key was present, holding the inner map that id names, at some point of it.
 fn batch_lookup(ctx: &Ctx, at: At, t: Target) -> Result<(), ()> {
     let (map, fd) = (t.name, t.fd);
     let At { task, cpu } = at;
+    let mim = t.map_type.is_map_in_map();
     let mut token = None;
     let mut count = 2;
+    let mut read: Vec<(u32, MapIdent)> = Vec::new();
     let mut total = 0;
+    let inv = if mim { ctx.rec.stamp() } else { 0 };
     for _ in 0..mimic_core::model::ops::BATCH_CALL_LIMIT {
         match ctx.check(
             "map_lookup_batch",
@@ -478,6 +483,13 @@ fn batch_lookup(ctx: &Ctx, at: At, t: Target) -> Result<(), ()> {
         )? {
             Ok(out) => {
                 total += out.keys.len();
+                if mim {
+                    let ids = ctx.ids.lock().unwrap_or_else(|p| p.into_inner());
+                    for (key, value) in out.keys.iter().zip(&out.values) {
+                        let seen = ids.get(&key_u32(value)).copied().unwrap_or(UNKNOWN_ID);
+                        read.push((key_u32(key), seen));
+                    }
+                }
                 token = Some(out.next);
                 if out.done {
                     break;
@@ -487,8 +499,16 @@ fn batch_lookup(ctx: &Ctx, at: At, t: Target) -> Result<(), ()> {
             Err(_) => break,
         }
     }
+    let resp = if mim { ctx.rec.stamp() } else { 0 };
     ctx.rec.line(task, cpu, || {
         format!("map_lookup_batch({map}) [generic_map_lookup_batch] = {total} entries")
     });
+    for (key, seen) in read {
+        let op = HistOp::Read {
+            key,
+            program: false,
+        };
+        history(ctx, at, map, op, Ok(Some(seen)), (inv, resp));
+    }
     Ok(())
 }
