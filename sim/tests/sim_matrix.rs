@@ -148,3 +148,27 @@ fn the_matrix_command_refuses_unknown_releases_and_fixes() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn commands_that_cannot_apply_a_release_refuse_it_instead_of_ignoring_it() {
+    for args in [
+        vec!["mutants", "--kernel", "6.1"],
+        vec!["kernel-check", "--kernel", "6.1"],
+        vec!["kernel-check", "--with", "defer_inner_map_free"],
+        vec![
+            "run",
+            "--scenario",
+            "seed000",
+            "--with",
+            "defer_inner_map_free",
+        ],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mimic"))
+            .args(&args)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("--kernel"), "{args:?}: {stderr}");
+    }
+}

@@ -63,7 +63,7 @@ fn replay_cmd(args: &FuzzReplayArgs) -> Result<bool, String> {
     }
     let mutants = mutants(args)?;
     let data = std::fs::read(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
-    let profile = args.kernel.profile("mimic fuzz-replay")?;
+    let profile = args.kernel.build_profile("mimic fuzz-replay")?;
     let report = replay::replay_as(&args.target, &data, mutants, profile)?;
     if args.json {
         let mut json = serde_json::to_value(&report).map_err(|e| e.to_string())?;

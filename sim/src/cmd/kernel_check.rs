@@ -49,6 +49,10 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(why) = args.kernel.refuse_release("mimic kernel-check") {
+        eprintln!("{why}");
+        return ExitCode::from(2);
+    }
     let mut kernel = match KernelSys::new() {
         Ok(kernel) => kernel,
         Err(unavailable) => return super::kernel_unavailable("mimic kernel-check", &unavailable),

@@ -73,6 +73,26 @@ impl KernelArg {
         })
     }
 
+    /// The build profile of a command that runs today's semantics only (`mutants`,
+    /// `fuzz-replay`): a release or `--with` is refused rather than ignored.
+    pub fn build_profile(&self, command: &str) -> Result<KernelProfile, String> {
+        self.refuse_release(command)?;
+        self.profile(command)
+    }
+
+    /// `Err` when a release or `--with` is given to a command that cannot apply them.
+    pub fn refuse_release(&self, command: &str) -> Result<(), String> {
+        let release =
+            self.kernel.parse::<Release>().is_ok() && KernelProfile::by_name(&self.kernel).is_err();
+        if release || !self.with.is_empty() {
+            return Err(format!(
+                "{command}: --kernel takes auto or a build profile here (a release's semantics \
+                 apply to run, replay, shrink, verify and matrix)"
+            ));
+        }
+        Ok(())
+    }
+
     /// The semantics in force: a release's (with its named fixes), or today's for a build
     /// profile or `auto`. `--with` without a release is an error.
     pub fn semantics(&self, command: &str) -> Result<Semantics, String> {

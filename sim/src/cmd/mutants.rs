@@ -49,7 +49,7 @@ fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> Option<T> {
 }
 
 pub fn run(args: MutantsArgs) -> ExitCode {
-    let profile = match args.kernel.profile("mimic mutants") {
+    let profile = match args.kernel.build_profile("mimic mutants") {
         Ok(profile) => profile,
         Err(why) => {
             eprintln!("error: {why}");
