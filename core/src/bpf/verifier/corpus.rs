@@ -343,41 +343,15 @@ pub fn cases(profile: &KernelProfile) -> Vec<Case> {
         ),
         priv_case(
             "map in map dynamic inner array lookup is nullable",
-            outer_lookup_then(FD_MAP_IN_MAP_DYN)
-                .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 5))
-                .i(Insn::st_mem(BPF_W, 10, -8, 4))
-                .i(Insn::mov64_reg(2, 10))
-                .i(Insn::alu64_imm(BPF_ADD, 2, -8))
-                .i(Insn::mov64_reg(1, 0))
-                .lookup()
-                .i(Insn::ldx_mem(BPF_DW, 0, 0, 0))
-                .i(Insn::exit())
-                .0,
-            Expect::Reject {
-                insn: 13,
-                message: "R0 invalid mem access 'map_value_or_null'".to_string(),
-                processed: 13,
-            },
+            dyn_inner_lookup_unchecked(4),
+            dyn_inner_nullable(),
         ),
         priv_case(
             // Key 0 is inside the template's one entry: only the BPF_F_INNER_MAP flag keeps the
             // result nullable (a smaller inner array may be swapped in), not the bound.
             "map in map dynamic inner array lookup at an in-range key is nullable",
-            outer_lookup_then(FD_MAP_IN_MAP_DYN)
-                .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 5))
-                .i(Insn::st_mem(BPF_W, 10, -8, 0))
-                .i(Insn::mov64_reg(2, 10))
-                .i(Insn::alu64_imm(BPF_ADD, 2, -8))
-                .i(Insn::mov64_reg(1, 0))
-                .lookup()
-                .i(Insn::ldx_mem(BPF_DW, 0, 0, 0))
-                .i(Insn::exit())
-                .0,
-            Expect::Reject {
-                insn: 13,
-                message: "R0 invalid mem access 'map_value_or_null'".to_string(),
-                processed: 13,
-            },
+            dyn_inner_lookup_unchecked(0),
+            dyn_inner_nullable(),
         ),
         priv_case(
             "inner lookup with a constant in-bounds key needs no null check",
@@ -394,6 +368,29 @@ pub fn cases(profile: &KernelProfile) -> Vec<Case> {
             Expect::Accept { processed: 17 },
         ),
     ]
+}
+
+/// `FD_MAP_IN_MAP_DYN[0]`, then its inner array at constant `key`, read without a null check.
+fn dyn_inner_lookup_unchecked(key: i32) -> Vec<Insn> {
+    outer_lookup_then(FD_MAP_IN_MAP_DYN)
+        .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 5))
+        .i(Insn::st_mem(BPF_W, 10, -8, key))
+        .i(Insn::mov64_reg(2, 10))
+        .i(Insn::alu64_imm(BPF_ADD, 2, -8))
+        .i(Insn::mov64_reg(1, 0))
+        .lookup()
+        .i(Insn::ldx_mem(BPF_DW, 0, 0, 0))
+        .i(Insn::exit())
+        .0
+}
+
+/// What the verifier says of [`dyn_inner_lookup_unchecked`] at any key: the result may be null.
+fn dyn_inner_nullable() -> Expect {
+    Expect::Reject {
+        insn: 13,
+        message: "R0 invalid mem access 'map_value_or_null'".to_string(),
+        processed: 13,
+    }
 }
 
 pub fn update_on(fd: i32) -> Vec<Insn> {
