@@ -32,6 +32,9 @@ pub enum RegionKind {
     Ctx = 2,
     /// A map object: header, then values or elements (`index`/`gen` = its arena handle).
     Map = 3,
+    /// A packet program's packet buffer (`index` 0; `offset` from the buffer's start, the
+    /// headroom included): only the bytes between `data_meta` and `data_end` may be touched.
+    Packet = 4,
 }
 
 /// A decoded pointer.
@@ -56,6 +59,14 @@ impl Ptr {
     pub fn ctx(offset: u32) -> Ptr {
         Ptr {
             kind: RegionKind::Ctx,
+            index: 0,
+            gen: 0,
+            offset,
+        }
+    }
+    pub fn packet(offset: u32) -> Ptr {
+        Ptr {
+            kind: RegionKind::Packet,
             index: 0,
             gen: 0,
             offset,
@@ -93,6 +104,7 @@ impl Ptr {
             1 => RegionKind::Stack,
             2 => RegionKind::Ctx,
             3 => RegionKind::Map,
+            4 => RegionKind::Packet,
             _ => return None,
         };
         Some(Ptr {
@@ -110,6 +122,7 @@ impl fmt::Display for Ptr {
             RegionKind::Stack => "stack",
             RegionKind::Ctx => "ctx",
             RegionKind::Map => "map",
+            RegionKind::Packet => "pkt",
         };
         write!(f, "{kind}[{}.{}]+{}", self.index, self.gen, self.offset)
     }
@@ -125,7 +138,12 @@ mod tests {
             index: 77,
             gen: 300,
         };
-        for ptr in [Ptr::stack(3, 512), Ptr::ctx(0), Ptr::map(handle, 272)] {
+        for ptr in [
+            Ptr::stack(3, 512),
+            Ptr::ctx(0),
+            Ptr::map(handle, 272),
+            Ptr::packet(256),
+        ] {
             assert_eq!(Ptr::decode(ptr.encode()), Some(ptr));
         }
         assert!(Ptr::map(handle, 0).is_map(handle));

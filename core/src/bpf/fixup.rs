@@ -16,6 +16,10 @@
 //! * Other map helpers become direct calls of the map type's own function
 //!   ([`crate::bpf::helpers::DirectCall`]). A call site that saw different maps on different
 //!   paths (poisoned) keeps the generic helper.
+//! * An unsigned division or modulo by a register is guarded against a zero divisor, as the
+//!   kernel guards it.
+//! * A packet program's context reads become loads from the context the executor runs it on
+//!   ([`crate::bpf::xdp::convert_ctx_access`], the kernel's `convert_ctx_accesses`).
 //! * Jump offsets (and bpf-to-bpf call offsets) are recomputed across the patches, in one
 //!   relocation ([`crate::bpf::reloc`], which the dead-code passes use too).
 
@@ -26,7 +30,8 @@ use crate::bpf::reloc::{self, Piece, Relocated};
 use crate::bpf::verifier::{AuxMap, MapDesc, Verified};
 use crate::errno::Errno;
 use crate::isa::{
-    decode, CallTarget, DecodeError, Insn, Ld64, Op, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE,
+    decode, AluOp, CallTarget, DecodeError, Insn, Ld64, Op, Operand, Width, BPF_JEQ, BPF_JNE,
+    BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, BPF_XOR,
 };
 use crate::maps::gen_lookup::{self, ArrayShape};
 use crate::maps::ARRAY_VALUE_OFFSET;
@@ -133,6 +138,34 @@ fn patch_call(
     })
 }
 
+/// An unsigned division or modulo by a register, guarded as the kernel guards it
+/// (`do_misc_fixups`): `x / 0` is 0 and `x % 0` is `x` (the 32-bit forms zero-extended) without
+/// the division ever running. The executor gives those results anyway; the guard is there so
+/// the program is the kernel's, slot for slot. (Signed division and modulo get a longer guard
+/// through the kernel's hidden register `AX`, which mimic's decoder does not have: they are
+/// left as they are.)
+fn guard_division(insn: Insn, width: Width, div: bool, dst: u8, divisor: u8) -> Vec<Insn> {
+    let jmp = |op: u8, off: i16| match width {
+        Width::W64 => Insn::jmp_imm(op, divisor, 0, off),
+        Width::W32 => Insn::jmp32_imm(op, divisor, 0, off),
+    };
+    match (div, width) {
+        (true, _) => vec![
+            jmp(BPF_JNE, 2),
+            Insn::alu32_reg(BPF_XOR, dst, dst),
+            Insn::ja(1),
+            insn,
+        ],
+        (false, Width::W64) => vec![jmp(BPF_JEQ, 1), insn],
+        (false, Width::W32) => vec![
+            jmp(BPF_JEQ, 2),
+            insn,
+            Insn::ja(1),
+            Insn::mov32_reg(dst, dst),
+        ],
+    }
+}
+
 /// Rewrites a verified program: the dead-code passes first ([`crate::bpf::dead_code`], as the
 /// kernel runs them before `do_misc_fixups`), then map loads, lookups and calls. `mutants`
 /// selects historical fixup bugs.
@@ -179,6 +212,24 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
                     Some((desc.id, Some(off))),
                 )
             }
+            Op::Load { dst, src, off, .. }
+                if pruned.aux.get(pc).and_then(|a| a.ctx_load) == Some(true) =>
+            {
+                let code = crate::bpf::xdp::convert_ctx_access(i64::from(off), dst, src)
+                    .ok_or_else(|| {
+                        FixupError(format!("insn {pc}: no context field at offset {off}"))
+                    })?;
+                (code, None)
+            }
+            Op::Alu {
+                width,
+                op: op @ (AluOp::Div | AluOp::Mod),
+                dst,
+                src: Operand::Reg(divisor),
+            } => (
+                guard_division(insns[pc], width, op == AluOp::Div, dst, divisor),
+                None,
+            ),
             Op::Call(CallTarget::Helper(imm)) => match (Callee::from_imm(imm), aux_map) {
                 (Some(Callee::Helper(id)), Some(desc)) => {
                     (patch_call(desc, id, v.privileged, mutants)?, None)
@@ -267,5 +318,62 @@ impl Fixed {
     /// The program as `bpftool prog dump xlated` prints it (map loads as `map[id:N]`).
     pub fn dump_xlated(&self) -> Result<String, DecodeError> {
         dump_xlated(&self.as_dumped(), &XlatedSymbols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::exec::run;
+    use crate::bpf::exec::Program;
+    use crate::bpf::verifier::{verify, MapTable, VerifyOpts};
+    use crate::isa::{BPF_DIV, BPF_MOD};
+
+    /// `r0 = 100; r1 = ctx[0]; r0 OP= r1` in the given width, fixed up and run with `r1` = 0
+    /// and 7: the guard is the kernel's (as this machine's 6.18 dumps it) and changes no result.
+    #[test]
+    fn division_by_a_register_is_guarded_as_the_kernel_guards_it() {
+        let cases: [(u8, bool, &[&str]); 4] = [
+            (BPF_DIV, true, &["jne", "xor32", "ja", "div"]),
+            (BPF_MOD, true, &["jeq", "mod"]),
+            (BPF_DIV, false, &["jne32", "xor32", "ja", "div32"]),
+            (BPF_MOD, false, &["jeq32", "mod32", "ja", "mov32"]),
+        ];
+        for (op, wide, shape) in cases {
+            let div = if wide {
+                Insn::alu64_reg(op, 0, 1)
+            } else {
+                Insn::alu32_reg(op, 0, 1)
+            };
+            let insns = [
+                Insn::mov64_imm(0, 100),
+                Insn::ldx_mem(crate::isa::BPF_B, 1, 1, 0),
+                div,
+                Insn::exit(),
+            ];
+            let opts = VerifyOpts {
+                privileged: true,
+                ctx_size: 1,
+                ..VerifyOpts::default()
+            };
+            let v = verify(&insns, &MapTable(vec![]), opts).expect("verifies");
+            let fixed = fixup(&v, Mutants::NONE).expect("fixes up");
+            let listing = crate::bpf::asm::disassemble(&fixed.insns).expect("decodes");
+            let ops: Vec<&str> = listing
+                .lines()
+                .skip(2)
+                .take(shape.len())
+                .map(|l| l.split_whitespace().next().unwrap_or(""))
+                .collect();
+            assert_eq!(ops, shape, "{listing}");
+            for divisor in [0u8, 7] {
+                let plain = run(&Program::new(&insns).expect("decodes"), &mut [divisor]);
+                let guarded = run(
+                    &Program::new(&fixed.insns).expect("decodes"),
+                    &mut [divisor],
+                );
+                assert_eq!(plain, guarded, "divisor {divisor}:\n{listing}");
+            }
+        }
     }
 }

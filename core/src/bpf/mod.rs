@@ -19,3 +19,4 @@ pub mod reloc;
 pub mod suite_dir;
 pub mod verifier;
 pub mod world_env;
+pub mod xdp;

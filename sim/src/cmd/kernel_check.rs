@@ -85,6 +85,9 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
         }
     }
     report.checks.push(check::run_map_programs(&mut kernel));
+    report
+        .checks
+        .extend(mimic_sim::kernel::packets::run(&mut kernel, profile));
     for path in &args.object {
         let object = match std::fs::read(path)
             .map_err(|e| e.to_string())

@@ -28,6 +28,8 @@ pub mod error;
 #[cfg(feature = "kernel")]
 pub mod object;
 #[cfg(feature = "kernel")]
+pub mod packets;
+#[cfg(feature = "kernel")]
 pub mod profile;
 pub mod seed004;
 #[cfg(feature = "kernel")]

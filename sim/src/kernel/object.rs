@@ -3,7 +3,9 @@
 //! `.rodata` frozen, initial slots filled) and into a fresh world by the same loader, then each
 //! program compared: the verdict and first message, the processed-instruction count, the
 //! xlated program (map ids through the two sides' ids) and, for the types that have a test run
-//! (raw tracepoints, syscall programs), `r0` and every map's contents after the run.
+//! (raw tracepoints, syscall programs), `r0` and every map's contents after the run; an XDP
+//! program runs on every packet of `packet_cases::packets`, compared by `r0` (or the errno
+//! that refuses the run) and the packet afterwards, then every map's contents.
 //!
 //! Programs run in object order on the same maps on both sides, so a program sees what the
 //! ones before it wrote, on both sides alike. Map contents are compared as sets of entries
@@ -13,10 +15,10 @@
 
 use super::check::{Check, SHOWN_PER_CHECK};
 use super::verdicts::{compare_fixups, compare_verdicts, side_by_side};
-use super::{KernelSys, BPF_F_SLEEPABLE};
+use super::{KernelError, KernelSys, BPF_F_SLEEPABLE};
 use mimic_core::bpf::object::load::{create_maps, LoadedMaps};
 use mimic_core::bpf::object::{Object, ProgKind};
-use mimic_core::bpf::verifier::world::prog_load;
+use mimic_core::bpf::verifier::world::{prog_load, TestRunError};
 use mimic_core::bpf::verifier::{ProgType, VerifyOpts};
 use mimic_core::mutants::Mutants;
 use mimic_core::profile::KernelProfile;
@@ -265,6 +267,47 @@ pub fn check_object(
                 runs.agreed += 1;
             } else {
                 note(&mut runs, "run differs", format!("{name}: {detail}"));
+            }
+        }
+        if opts.prog_type == ProgType::Xdp {
+            runs.cases += 1;
+            let mut differs = Vec::new();
+            for packet in mimic_core::bpf::verifier::packet_cases::packets() {
+                let k = kernel
+                    .test_run(kprog, &packet, &[], 1)
+                    .map(|r| (r.retval, r.data_out))
+                    .map_err(|e| e.to_string());
+                let w = loaded
+                    .test_run_packet(world.world(), &packet)
+                    .map(|(r0, out)| (r0 as u32, out))
+                    .map_err(|e| match e {
+                        TestRunError::Errno(errno) => KernelError::Errno(errno).to_string(),
+                        other => other.to_string(),
+                    });
+                if k != w {
+                    differs.push(format!(
+                        "{}-byte packet: kernel {k:02x?}, mimic {w:02x?}",
+                        packet.len()
+                    ));
+                }
+            }
+            for (i, (kfd, wfd)) in kmaps.fds.iter().zip(&wmaps.fds).enumerate() {
+                let (a, b) = (entries(kernel, *kfd), entries(&mut world, *wfd));
+                if a != b {
+                    differs.push(format!(
+                        "map {}: kernel {a:?}, mimic {b:?}",
+                        object.maps[i].name
+                    ));
+                }
+            }
+            if differs.is_empty() {
+                runs.agreed += 1;
+            } else {
+                note(
+                    &mut runs,
+                    "run differs",
+                    format!("{name}: {}", differs.join("\n  ")),
+                );
             }
         }
         let _ = kernel.close(kprog);

@@ -4,7 +4,8 @@
 
 use super::compile::{Inst, Program, SlowOp};
 use super::{
-    ExecError, ExecErrorKind, KeyArg, MapEnv, Observer, StepView, Vm, MAX_CALL_FRAMES, STACK_SIZE,
+    ExecError, ExecErrorKind, KeyArg, MapEnv, Observer, Packet, StepView, Vm, MAX_CALL_FRAMES,
+    STACK_SIZE,
 };
 use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn};
 use crate::isa::{AluOp, AtomicOp, Endian, Operand};
@@ -25,6 +26,8 @@ pub(super) enum Place {
     Stack(usize),
     /// Byte index into the input memory.
     Ctx(usize),
+    /// Byte index into the packet buffer.
+    Packet(usize),
     Map(Ptr),
 }
 
@@ -32,6 +35,7 @@ pub(super) enum Place {
 struct Mem<'a, E> {
     stack: &'a mut [u8],
     ctx: &'a mut [u8],
+    packet: &'a mut Packet,
     env: &'a mut E,
     /// Current call depth: frames above it are stale.
     depth: usize,
@@ -50,13 +54,15 @@ fn write_le<const N: usize>(bytes: &mut [u8], value: u64) {
 }
 
 /// Checks an access of `size` bytes at `addr` against the region it names (stack frames up to
-/// `depth`, input memory of `ctx_len` bytes; map regions are the map world's to check).
+/// `depth`, input memory of `ctx_len` bytes, the packet's window `[lo, hi)`; map regions are
+/// the map world's to check).
 #[inline(always)]
 pub(super) fn locate(
     addr: u64,
     size: usize,
     depth: usize,
     ctx_len: usize,
+    window: (usize, usize),
 ) -> Result<Place, ExecErrorKind> {
     let Some(ptr) = Ptr::decode(addr) else {
         return Err(if addr == 0 {
@@ -97,6 +103,17 @@ pub(super) fn locate(
             }
             Ok(Place::Ctx(off))
         }
+        RegionKind::Packet => {
+            let (lo, hi) = window;
+            if ptr.gen != 0 || ptr.index != 0 || off < lo || off + size > hi {
+                return Err(ExecErrorKind::OutsidePacket {
+                    ptr,
+                    size: size as u8,
+                    data: (lo, hi),
+                });
+            }
+            Ok(Place::Packet(off))
+        }
         RegionKind::Map => Ok(Place::Map(ptr)),
     }
 }
@@ -104,7 +121,7 @@ pub(super) fn locate(
 impl<E: MapEnv> Mem<'_, E> {
     #[inline(always)]
     fn locate(&self, addr: u64, size: usize) -> Result<Place, ExecErrorKind> {
-        locate(addr, size, self.depth, self.ctx.len())
+        locate(addr, size, self.depth, self.ctx.len(), self.packet.window())
     }
 
     #[inline(always)]
@@ -115,6 +132,7 @@ impl<E: MapEnv> Mem<'_, E> {
         match self.locate(addr, N)? {
             Place::Stack(at) => Ok(read_le::<N>(&self.stack[at..at + N])),
             Place::Ctx(at) => Ok(read_le::<N>(&self.ctx[at..at + N])),
+            Place::Packet(at) => Ok(read_le::<N>(&self.packet.buf[at..at + N])),
             Place::Map(ptr) => self.env.load(ptr, N as u8),
         }
     }
@@ -127,6 +145,7 @@ impl<E: MapEnv> Mem<'_, E> {
         match self.locate(addr, N)? {
             Place::Stack(at) => write_le::<N>(&mut self.stack[at..at + N], value),
             Place::Ctx(at) => write_le::<N>(&mut self.ctx[at..at + N], value),
+            Place::Packet(at) => write_le::<N>(&mut self.packet.buf[at..at + N], value),
             Place::Map(ptr) => self.env.store(ptr, N as u8, value)?,
         }
         Ok(())
@@ -180,6 +199,7 @@ impl<E: MapEnv> Mem<'_, E> {
         match self.locate(addr, len)? {
             Place::Stack(at) => out.extend_from_slice(&self.stack[at..at + len]),
             Place::Ctx(at) => out.extend_from_slice(&self.ctx[at..at + len]),
+            Place::Packet(at) => out.extend_from_slice(&self.packet.buf[at..at + len]),
             Place::Map(ptr) => {
                 for i in 0..len {
                     let offset =
@@ -227,6 +247,7 @@ impl<E: MapEnv> Mem<'_, E> {
             addr: key,
             stack: &*self.stack,
             ctx: &*self.ctx,
+            packet: &*self.packet,
             depth: self.depth,
         };
         self.env.map_lookup_at(map, elem, key)
@@ -409,6 +430,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
     vm: &mut Vm,
     program: &Program,
     ctx: &mut [u8],
+    packet: &mut Packet,
     env: &mut E,
     observer: &mut O,
 ) -> Result<u64, ExecError> {
@@ -419,6 +441,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
     let mut mem = Mem {
         stack: &mut vm.stack,
         ctx,
+        packet,
         env,
         depth: 0,
     };

@@ -56,6 +56,12 @@ pub enum ExecErrorKind {
     NotAPointer { addr: u64, size: u8 },
     #[error("out of bounds: {size}-byte access at {ptr} (region is {region_len} bytes)")]
     OutOfBounds { ptr: Ptr, size: u8, region_len: u64 },
+    #[error("outside the packet: {size}-byte access at {ptr} (data_meta..data_end is {}..{})", data.0, data.1)]
+    OutsidePacket {
+        ptr: Ptr,
+        size: u8,
+        data: (usize, usize),
+    },
     #[error("access to stale stack frame: {ptr}, current frame {depth}")]
     StaleFrame { ptr: Ptr, depth: usize },
     /// A model fault reported by the map world (use after free, ...), kept intact for checkers
@@ -182,6 +188,7 @@ pub struct KeyArg<'a> {
     addr: u64,
     stack: &'a [u8],
     ctx: &'a [u8],
+    packet: &'a Packet,
     /// The caller's call depth: deeper frames are stale.
     depth: usize,
 }
@@ -191,9 +198,11 @@ impl<'a> KeyArg<'a> {
     /// (NULL, scalar, out of bounds, stale frame).
     #[inline]
     pub fn read(&self, size: usize) -> EnvResult<&'a [u8]> {
-        match interp::locate(self.addr, size, self.depth, self.ctx.len())? {
+        let window = self.packet.window();
+        match interp::locate(self.addr, size, self.depth, self.ctx.len(), window)? {
             interp::Place::Stack(at) => Ok(&self.stack[at..at + size]),
             interp::Place::Ctx(at) => Ok(&self.ctx[at..at + size]),
+            interp::Place::Packet(at) => Ok(&self.packet.buf[at..at + size]),
             interp::Place::Map(ptr) => Err(ExecErrorKind::MapAccess(format!(
                 "key at {ptr}: a key in map memory is read through the map world"
             ))),
@@ -333,7 +342,52 @@ impl Vm {
         env: &mut E,
         observer: &mut O,
     ) -> Result<u64, ExecError> {
-        interp::run(self, program, ctx, env, observer)
+        interp::run(self, program, ctx, &mut Packet::default(), env, observer)
+    }
+
+    /// Runs a packet program: `ctx` is the context its fixed-up loads read (for XDP,
+    /// [`crate::bpf::xdp::XdpCtx`]), whose pointers name `packet`'s window.
+    pub fn run_packet<E: MapEnv, O: Observer>(
+        &mut self,
+        program: &Program,
+        ctx: &mut [u8],
+        packet: &mut Packet,
+        env: &mut E,
+        observer: &mut O,
+    ) -> Result<u64, ExecError> {
+        interp::run(self, program, ctx, packet, env, observer)
+    }
+}
+
+/// A packet buffer: headroom, optional metadata, the packet, and room after it. Only
+/// `buf[meta..end]` may be touched; `data` is where the packet proper starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Packet {
+    pub buf: Vec<u8>,
+    pub meta: usize,
+    pub data: usize,
+    pub end: usize,
+}
+
+impl Packet {
+    /// `bytes` after `headroom` bytes of headroom, with no metadata and no tailroom.
+    pub fn new(headroom: usize, bytes: &[u8]) -> Packet {
+        let mut buf = vec![0; headroom];
+        buf.extend_from_slice(bytes);
+        Packet {
+            meta: headroom,
+            data: headroom,
+            end: buf.len(),
+            buf,
+        }
+    }
+    /// The bytes a program may touch.
+    pub fn window(&self) -> (usize, usize) {
+        (self.meta, self.end)
+    }
+    /// The packet proper (`data..data_end`), as a test run returns it.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.data..self.end]
     }
 }
 

@@ -86,13 +86,14 @@ impl ProgKind {
         self == ProgKind::Syscall
     }
 
-    /// The verifier's program type, for the kinds whose context mimic models (socket filters,
-    /// XDP and tc programs read packet contexts it does not model yet: `Err` says so).
+    /// The verifier's program type, for the kinds whose context mimic models (socket filters
+    /// and tc programs read an `__sk_buff` it does not model yet: `Err` says so).
     pub fn verifier_type(self) -> Result<ProgType, String> {
         match self {
             ProgKind::RawTracepoint => Ok(ProgType::RawTracepoint),
             ProgKind::Tracepoint => Ok(ProgType::Tracepoint),
             ProgKind::Syscall => Ok(ProgType::Syscall),
+            ProgKind::Xdp => Ok(ProgType::Xdp),
             other => Err(format!(
                 "{} programs are not verified by mimic yet: their context (a packet) is not \
                  modelled",

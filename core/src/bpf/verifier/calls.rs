@@ -196,6 +196,11 @@ fn check_helper_mem(
             }
             Ok(known.then_some(value))
         }
+        RegType::Packet | RegType::PacketMeta => {
+            let off = i64::from(reg.off);
+            super::packet::access(r, &reg, off, i64::from(size), false)?;
+            Ok(None)
+        }
         RegType::MapValue | RegType::MapKey => {
             // Same bounds as a load of `size` bytes, checked byte range by byte range.
             let mut checked = 0u32;

@@ -4,8 +4,8 @@
 use super::bounds::{self, AluError, Scalar};
 use super::state::{Reg, RegType, SlotByte, VState, MAX_STACK};
 use super::{
-    calls, refuse, Env, Next, ProgType, Refuse, EINVAL, RAW_TP_CTX_MAX, SYSCALL_CTX_MAX,
-    TRACEPOINT_CTX_MAX,
+    calls, packet, refuse, xdp_md, Env, Next, ProgType, Refuse, EINVAL, RAW_TP_CTX_MAX,
+    SYSCALL_CTX_MAX, TRACEPOINT_CTX_MAX,
 };
 use crate::isa::{AluOp, AtomicOp, Cond, Ld64, Op, Operand, Size, Width, FP};
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
@@ -96,9 +96,21 @@ pub(crate) fn step(env: &mut Env<'_>, pc: usize, op: &Op, st: &mut VState) -> Re
             src,
             off,
         } => {
-            read_reg(st, src)?;
+            let through = read_reg(st, src)?.ty;
             writable(dst)?;
             let v = mem_access(env, st, src, off, size, Access::Read)?;
+            if env.opts.prog_type == ProgType::Xdp {
+                let ctx = through == RegType::Ctx;
+                match env.aux[pc].ctx_load {
+                    Some(seen) if seen != ctx => {
+                        return Err(Refuse {
+                            message: "same insn cannot be used with different pointers".into(),
+                            errno: EINVAL,
+                        })
+                    }
+                    _ => env.aux[pc].ctx_load = Some(ctx),
+                }
+            }
             let v = if signed && v.ty == RegType::Scalar {
                 Reg::scalar(bounds::movsx(Width::W64, size.bytes() * 8, &v.var))
             } else {
@@ -280,7 +292,7 @@ fn reg_of(src: Operand) -> u8 {
 
 /// `ptr op scalar` (the kernel's `adjust_ptr_min_max_vals`).
 fn ptr_arith(
-    env: &Env<'_>,
+    env: &mut Env<'_>,
     width: Width,
     op: AluOp,
     dst: u8,
@@ -303,8 +315,15 @@ fn ptr_arith(
                 env.type_str(&ptr)
             ))
         }
-        // `map_ptr += 0` is the one arithmetic allowed on a map pointer.
+        // `map_ptr += 0` is the one arithmetic allowed on a map pointer; `pkt_end` is only
+        // ever compared.
         RegType::ConstPtrToMap if !(op == AluOp::Add && off.var.const_value() == Some(0)) => {
+            return refuse(format!(
+                "R{dst} pointer arithmetic on {} prohibited",
+                ptr.ty.name()
+            ))
+        }
+        RegType::PacketEnd => {
             return refuse(format!(
                 "R{dst} pointer arithmetic on {} prohibited",
                 ptr.ty.name()
@@ -354,6 +373,12 @@ fn ptr_arith(
         Some(v) => r.off = v,
         None => {
             r.var = bounds::alu(Width::W64, op, &ptr.var, &off.var).unwrap_or(Scalar::UNKNOWN);
+            // Something unknown moved a packet pointer: its checked range no longer applies,
+            // and it no longer shares one with the pointer it came from.
+            if ptr.ty.is_packet() {
+                r.id = env.new_id();
+                r.range = 0;
+            }
         }
     }
     sane_offset(env, &r, ptr.ty, Checked::Result)?;
@@ -433,8 +458,13 @@ pub(crate) fn mem_access(
     let write = matches!(access, Access::Write(..));
     match ptr.ty {
         RegType::NotInit => refuse(format!("R{r} !read_ok")),
-        RegType::Scalar | RegType::MapValueOrNull => {
+        RegType::Scalar | RegType::MapValueOrNull | RegType::PacketEnd => {
             refuse(format!("R{r} invalid mem access '{}'", env.type_str(&ptr)))
+        }
+        RegType::Packet | RegType::PacketMeta => {
+            // Only packet program types ever hold one, and all of them may write the packet.
+            packet::access(r, &ptr, i64::from(ptr.off) + i64::from(off), bytes, false)?;
+            Ok(load_result(size))
         }
         RegType::ConstPtrToMap => {
             let desc = &env.maps[ptr.map as usize];
@@ -526,11 +556,25 @@ pub(crate) fn mem_access(
                         && (8..i64::from(TRACEPOINT_CTX_MAX)).contains(&total)
                         && total % bytes == 0
                 }
+                ProgType::Xdp => {
+                    !write
+                        && bytes == 4
+                        && (0..xdp_md::READABLE).contains(&total)
+                        && total % bytes == 0
+                }
             };
             if !allowed {
                 return refuse(format!(
                     "invalid bpf_context access off={total} size={bytes}"
                 ));
+            }
+            if env.opts.prog_type == ProgType::Xdp {
+                return Ok(match total {
+                    xdp_md::DATA => Reg::pointer(RegType::Packet, 0),
+                    xdp_md::DATA_END => Reg::pointer(RegType::PacketEnd, 0),
+                    xdp_md::DATA_META => Reg::pointer(RegType::PacketMeta, 0),
+                    _ => load_result(size),
+                });
             }
             // The test run refuses a context that does not reach every byte accessed.
             env.max_ctx_offset = env.max_ctx_offset.max((total + bytes) as u32);
@@ -793,6 +837,31 @@ fn cond_jmp(
             taken: t_ok.then_some(taken),
             fall: f_ok.then_some(fall),
         });
+    }
+    // Packet pointers against `pkt_end` (or `pkt_meta` against the packet's start): a pointer
+    // known to be past the end decides the branch, else each edge learns what it can.
+    if let (Width::W64, Operand::Reg(s)) = (width, src) {
+        if let Some(taken) = packet::branch_taken(cond, &a, &b) {
+            return Ok(decided(st, taken));
+        }
+        if let Some(learned) = packet::learn(cond, dst, &a, s, &b) {
+            let reg = if learned.reg == dst { a } else { b };
+            let mut taken = st.clone();
+            let mut fall = take(st);
+            let edge = |e: packet::Edge| e == packet::Edge::Taken;
+            let (inside, outside) = if edge(learned.inside) {
+                (&mut taken, &mut fall)
+            } else {
+                (&mut fall, &mut taken)
+            };
+            packet::mark_inside(inside, &reg, learned.strict);
+            packet::mark_outside(outside, learned.reg, learned.past);
+            return Ok(Next::Branch {
+                target,
+                taken: Some(taken),
+                fall: Some(fall),
+            });
+        }
     }
     // A pointer against zero: a null check.
     let (ptr, ptr_reg, other) = if a.ty.is_pointer() {

@@ -228,6 +228,10 @@ pub enum Concrete {
         off: Option<i64>,
         shape: Option<(u32, u32, u32)>,
     },
+    /// A pointer into the packet buffer, `off` bytes from its start (headroom included).
+    Packet {
+        off: i64,
+    },
 }
 
 /// A concrete value outside the verifier's state.
@@ -527,6 +531,12 @@ impl JoinedReg {
             (RegType::ConstPtrToMap, Concrete::MapPtr { shape }) => {
                 same_shape(maps.get(j.map as usize), shape)
             }
+            // Where in the packet is checked by the executor at every access (against
+            // `data_end` exactly), so a range the verifier got wrong faults the run there.
+            (
+                RegType::Packet | RegType::PacketMeta | RegType::PacketEnd,
+                Concrete::Packet { .. },
+            ) => true,
             _ => false,
         }
     }
@@ -577,6 +587,9 @@ pub fn concrete_of(value: u64, classify_map: &dyn Fn(Ptr) -> Option<Concrete>) -
                 off: i64::from(p.offset) - STACK_SIZE as i64,
             },
             RegionKind::Ctx => Concrete::Ctx {
+                off: i64::from(p.offset),
+            },
+            RegionKind::Packet => Concrete::Packet {
                 off: i64::from(p.offset),
             },
             RegionKind::Map => classify_map(p).unwrap_or(if p.offset == 0 {

@@ -33,6 +33,14 @@ pub enum RegType {
     MapValueOrNull,
     /// `PTR_TO_MAP_KEY`.
     MapKey,
+    /// `PTR_TO_PACKET`: into the packet, from its start (`xdp_md.data`); accesses must stay
+    /// below [`Reg::range`], learned from comparisons with `pkt_end`.
+    Packet,
+    /// `PTR_TO_PACKET_META`: into the metadata before the packet (`xdp_md.data_meta`).
+    PacketMeta,
+    /// `PTR_TO_PACKET_END`: one past the packet's last byte; only compared, never moved or
+    /// dereferenced.
+    PacketEnd,
 }
 
 impl RegType {
@@ -47,10 +55,17 @@ impl RegType {
             RegType::MapValue => "map_value",
             RegType::MapValueOrNull => "map_value_or_null",
             RegType::MapKey => "map_key",
+            RegType::Packet => "pkt",
+            RegType::PacketMeta => "pkt_meta",
+            RegType::PacketEnd => "pkt_end",
         }
     }
     pub fn is_pointer(self) -> bool {
         !matches!(self, RegType::NotInit | RegType::Scalar)
+    }
+    /// A pointer into the packet or its metadata (the kernel's `reg_is_pkt_pointer`).
+    pub fn is_packet(self) -> bool {
+        matches!(self, RegType::Packet | RegType::PacketMeta)
     }
     pub fn has_map(self) -> bool {
         matches!(
@@ -76,7 +91,18 @@ pub struct Reg {
     pub map_uid: u32,
     /// Frame a `Stack` pointer points into.
     pub frame: u8,
+    /// A packet pointer's checked range: bytes `[ptr - off, ptr - off + range)` are inside the
+    /// packet, shared by every register with the same `id`; or [`BEYOND_PKT_END`] /
+    /// [`AT_PKT_END`] after a comparison that put it past the end. 0 for other types.
+    pub range: i32,
 }
+
+/// A packet pointer known to point past `pkt_end` (the kernel's `BEYOND_PKT_END`).
+pub const BEYOND_PKT_END: i32 = -1;
+/// A packet pointer known to equal `pkt_end` or lie past it (`AT_PKT_END`).
+pub const AT_PKT_END: i32 = -2;
+/// The largest packet offset a range may be learned for (`MAX_PACKET_OFF`).
+pub const MAX_PACKET_OFF: u64 = 0xffff;
 
 impl Reg {
     pub const NOT_INIT: Reg = Reg {
@@ -87,6 +113,7 @@ impl Reg {
         id: 0,
         map_uid: 0,
         frame: 0,
+        range: 0,
     };
 
     pub fn scalar(var: Scalar) -> Reg {
@@ -277,6 +304,8 @@ pub fn regsafe(old: &Reg, cur: &Reg, ids: &mut IdMap) -> bool {
                 && old.off == cur.off
                 && old.frame == cur.frame
                 && old.map_uid == cur.map_uid
+                // Every access that was safe with the old range is safe with the new.
+                && old.range <= cur.range
                 && old.var.includes(&cur.var)
                 && ids.check(old.id, cur.id)
         }

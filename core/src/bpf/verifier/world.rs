@@ -222,8 +222,13 @@ impl LoadedProg {
         use crate::bpf::exec::{NoObserver, Program, Vm};
         use crate::rcu::Flavor;
         let len = ctx.len() as u64;
-        if self.prog_type == super::ProgType::Tracepoint {
-            return Err(TestRunError::Errno(crate::errno::Errno::ENOTSUPP));
+        match self.prog_type {
+            super::ProgType::Tracepoint => {
+                return Err(TestRunError::Errno(crate::errno::Errno::ENOTSUPP))
+            }
+            // A packet program's run needs a packet ([`LoadedProg::test_run_packet`]).
+            super::ProgType::Xdp => return Err(TestRunError::Errno(crate::errno::Errno::EINVAL)),
+            _ => {}
         }
         if len < u64::from(self.verified.max_ctx_offset)
             || len > u64::from(self.prog_type.max_test_ctx())
@@ -250,6 +255,46 @@ impl LoadedProg {
         let r0 = run.map_err(TestRunError::Exec)?;
         ctx.copy_from_slice(&copy);
         Ok(r0)
+    }
+
+    /// `BPF_PROG_TEST_RUN` of an XDP program on the packet `data_in`: the packet goes after
+    /// [`crate::bpf::xdp::HEADROOM`] bytes of zeroed headroom, the context says the loopback
+    /// device's queue 0, and the run returns `r0` and the packet as it is afterwards
+    /// (`data..data_end`). A packet shorter than an Ethernet header, or longer than a page
+    /// leaves after the headroom and the kernel's tailroom, is `EINVAL`.
+    pub fn test_run_packet<P: Platform>(
+        &self,
+        world: &World<P>,
+        data_in: &[u8],
+    ) -> Result<(u64, Vec<u8>), TestRunError> {
+        use crate::bpf::exec::{NoObserver, Packet, Program, Vm};
+        use crate::bpf::xdp::{RxInfo, XdpCtx, HEADROOM, MAX_PACKET};
+        if self.prog_type != super::ProgType::Xdp {
+            return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
+        }
+        if data_in.len() < super::XDP_MIN_PACKET || data_in.len() > MAX_PACKET {
+            return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
+        }
+        let program = Program::new(&self.fixed.insns)
+            .map_err(|e| TestRunError::Setup(format!("fixed-up program: {e}")))?;
+        let mut packet = Packet::new(HEADROOM, data_in);
+        let mut ctx = XdpCtx::new(&packet, RxInfo::default());
+        let section = |e: crate::fault::Error| TestRunError::Setup(format!("read side: {e}"));
+        world
+            .rcu_read_lock(crate::rcu::Flavor::Rcu)
+            .map_err(section)?;
+        let run = Vm::default().run_packet(
+            &program,
+            &mut ctx.bytes,
+            &mut packet,
+            &mut crate::bpf::world_env::WorldEnv::new(world),
+            &mut NoObserver,
+        );
+        world
+            .rcu_read_unlock(crate::rcu::Flavor::Rcu)
+            .map_err(section)?;
+        let r0 = run.map_err(TestRunError::Exec)?;
+        Ok((r0, packet.data().to_vec()))
     }
 
     /// Program unload: drop the references `prog_load` took.

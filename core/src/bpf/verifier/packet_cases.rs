@@ -1,0 +1,354 @@
+//! The packet-program corpus shared by the verifier's tests and `mimic kernel-check`: XDP
+//! programs (in mimic's assembly) that check packet bounds right, off by one or not at all,
+//! in every comparison form, each with the verdict and first message Linux 6.18 gives, and the
+//! packets every accepted one is test-run on. kernel-check loads them on the running kernel as
+//! `BPF_PROG_TYPE_XDP` and compares verdicts, then `r0` and the packet after each run.
+
+use crate::bpf::asm::{assemble, AsmError};
+use crate::isa::Insn;
+
+/// What the kernel does with a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    /// Refused with this message among the log's last lines.
+    Refuse(&'static str),
+}
+
+/// One program.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketCase {
+    pub name: &'static str,
+    pub source: &'static str,
+    pub verdict: Verdict,
+}
+
+impl PacketCase {
+    pub fn insns(&self) -> Result<Vec<Insn>, AsmError> {
+        assemble(self.source)
+    }
+}
+
+/// `r2` = data, `r3` = data_end, `r4` = data + 14 (an Ethernet header).
+macro_rules! eth {
+    ($($rest:literal)*) => {
+        concat!(
+            "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 14\n",
+            $($rest, "\n",)*
+        )
+    };
+}
+
+/// Every case.
+pub fn cases() -> Vec<PacketCase> {
+    use Verdict::*;
+    vec![
+        PacketCase {
+            name: "ethertype after `data + 14 > data_end`",
+            source: eth!("jgt %r4, %r3, short" "ldxh %r0, [%r2+12]" "exit"
+                "short:" "mov %r0, 1" "exit"),
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "one byte past a `>` check",
+            source: eth!("jgt %r4, %r3, short" "ldxb %r0, [%r2+14]" "exit"
+                "short:" "mov %r0, 1" "exit"),
+            verdict: Refuse("invalid access to packet, off=14 size=1, R2(id=0,off=14,r=14)"),
+        },
+        PacketCase {
+            name: "no bounds check",
+            source: "ldxw %r2, [%r1+0]\nldxw %r0, [%r2+0]\nexit\n",
+            verdict: Refuse("invalid access to packet, off=0 size=4, R2(id=0,off=0,r=0)"),
+        },
+        PacketCase {
+            name: "`<` is strict: its taken edge may read the byte at the offset",
+            source: eth!("jlt %r4, %r3, long" "mov %r0, 1" "exit"
+                "long:" "ldxb %r0, [%r2+14]" "exit"),
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "`>=` falls through strictly below the end",
+            source: eth!("jge %r4, %r3, short" "ldxb %r0, [%r2+14]" "exit"
+                "short:" "mov %r0, 1" "exit"),
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "`<=` is not strict: one byte past refused",
+            source: eth!("jle %r4, %r3, long" "mov %r0, 1" "exit"
+                "long:" "ldxb %r0, [%r2+14]" "exit"),
+            verdict: Refuse("invalid access to packet, off=14 size=1, R2(id=0,off=14,r=14)"),
+        },
+        PacketCase {
+            name: "`data_end > data + 14`, end on the left",
+            source: eth!("jgt %r3, %r4, long" "mov %r0, 1" "exit"
+                "long:" "ldxb %r0, [%r2+14]" "exit"),
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "a 32-bit comparison teaches nothing",
+            source: eth!("jgt32 %r4, %r3, short" "ldxb %r0, [%r2+0]" "exit"
+                "short:" "mov %r0, 1" "exit"),
+            verdict: Refuse("invalid access to packet, off=0 size=1, R2(id=0,off=0,r=0)"),
+        },
+        PacketCase {
+            name: "arithmetic on data_end",
+            source: "ldxw %r3, [%r1+4]\nadd %r3, -1\nmov %r0, 0\nexit\n",
+            verdict: Refuse("R3 pointer arithmetic on pkt_end prohibited"),
+        },
+        PacketCase {
+            name: "a load through data_end",
+            source: "ldxw %r3, [%r1+4]\nldxb %r0, [%r3+0]\nexit\n",
+            verdict: Refuse("R3 invalid mem access 'pkt_end'"),
+        },
+        PacketCase {
+            name: "a write into the context",
+            source: "stw [%r1+0], 5\nmov %r0, 2\nexit\n",
+            verdict: Refuse("invalid bpf_context access off=0 size=4"),
+        },
+        PacketCase {
+            name: "an 8-byte context read",
+            source: "ldxdw %r2, [%r1+0]\nmov %r0, 2\nexit\n",
+            verdict: Refuse("invalid bpf_context access off=0 size=8"),
+        },
+        PacketCase {
+            name: "egress_ifindex outside a devmap program",
+            source: "ldxw %r0, [%r1+20]\nexit\n",
+            verdict: Refuse("invalid bpf_context access off=20 size=4"),
+        },
+        PacketCase {
+            name: "a checked write into the packet",
+            source: eth!("jgt %r4, %r3, short" "stb [%r2+0], 5" "ldxw %r5, [%r2+6]"
+                "stxw [%r2+2], %r5" "mov %r0, 2" "exit" "short:" "mov %r0, 1" "exit"),
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "an unknown offset loses the range",
+            source: eth!("jgt %r4, %r3, short" "ldxb %r5, [%r2+0]" "and %r5, 7"
+                "add %r2, %r5" "ldxb %r0, [%r2+0]" "exit" "short:" "mov %r0, 1" "exit"),
+            verdict: Refuse("invalid access to packet, off=0 size=1, R2(id=1,off=0,r=0)"),
+        },
+        PacketCase {
+            name: "an unknown offset checked again",
+            source: eth!("jgt %r4, %r3, short" "ldxb %r5, [%r2+0]" "and %r5, 7"
+                "add %r2, %r5" "mov %r4, %r2" "add %r4, 2" "jgt %r4, %r3, short"
+                "ldxh %r0, [%r2+0]" "exit" "short:" "mov %r0, 1" "exit"),
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "a copy made before the check shares its range",
+            source: "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r5, %r2\nmov %r4, %r2\n\
+                     add %r4, 8\njgt %r4, %r3, short\nldxb %r0, [%r5+7]\nexit\n\
+                     short:\nmov %r0, 1\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "metadata checked against data",
+            source: "ldxw %r2, [%r1+8]\nldxw %r3, [%r1+0]\nmov %r4, %r2\nadd %r4, 4\n\
+                     jgt %r4, %r3, none\nldxw %r0, [%r2+0]\nexit\nnone:\nmov %r0, 2\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "ingress_ifindex and rx_queue_index",
+            source: "ldxw %r2, [%r1+12]\nldxw %r3, [%r1+16]\nlsh %r2, 4\nor %r2, %r3\n\
+                     mov %r0, %r2\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "a pointer past the end decides its next comparison",
+            source: "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 8\n\
+                     jgt %r4, %r3, out\nmov %r0, 0\nexit\nout:\njle %r4, %r3, dead\n\
+                     mov %r0, 1\nexit\ndead:\nldxb %r0, [%r2+100]\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "the range of a pointer moved back by a constant",
+            source: eth!("jgt %r4, %r3, short" "add %r4, -2" "ldxh %r0, [%r4+0]" "exit"
+                "short:" "mov %r0, 1" "exit"),
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "a negative offset from the start",
+            source: eth!("jgt %r4, %r3, short" "ldxb %r0, [%r2-1]" "exit"
+                "short:" "mov %r0, 1" "exit"),
+            verdict: Refuse("invalid access to packet, off=-1 size=1, R2(id=0,off=-1,r=14)"),
+        },
+    ]
+}
+
+/// An Ethernet + IPv4 + TCP/UDP frame, in network order, with a correct IPv4 checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub saddr: [u8; 4],
+    pub daddr: [u8; 4],
+    /// `IPPROTO_TCP` (6) or `IPPROTO_UDP` (17); any other number gives a header-only frame.
+    pub protocol: u8,
+    pub sport: u16,
+    pub dport: u16,
+    /// 32-bit words of IPv4 options (IHL = 5 + this).
+    pub option_words: u8,
+}
+
+impl Frame {
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        let ihl = 5 + self.option_words;
+        let l4 = match self.protocol {
+            6 => 20,
+            17 => 8,
+            _ => 0,
+        };
+        let total = u16::from(ihl) * 4 + l4;
+        let mut ip = vec![0x40 | ihl, 0];
+        ip.extend_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&[0, 1, 0, 0, 64, self.protocol, 0, 0]);
+        ip.extend_from_slice(&self.saddr);
+        ip.extend_from_slice(&self.daddr);
+        ip.resize(usize::from(ihl) * 4, 1);
+        let sum = ip
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        out.extend_from_slice(&ip);
+        if l4 > 0 {
+            let mut hdr = vec![0; usize::from(l4)];
+            hdr[0..2].copy_from_slice(&self.sport.to_be_bytes());
+            hdr[2..4].copy_from_slice(&self.dport.to_be_bytes());
+            out.extend_from_slice(&hdr);
+        }
+        out
+    }
+}
+
+/// The packets every accepted case and every example XDP program runs on: too short for a
+/// test run (13 bytes), exactly an Ethernet header, 64 patterned bytes, and IPv4 frames to and
+/// around the Maglev example's services (examples/objects/maglev.bpf.c: 10.0.0.1 TCP 80 and
+/// UDP 53, 10.0.0.2 TCP 443), with options, truncated, and not IP at all.
+pub fn packets() -> Vec<Vec<u8>> {
+    let tcp = |sport, daddr, dport| Frame {
+        saddr: [192, 168, 7, 9],
+        daddr,
+        protocol: 6,
+        sport,
+        dport,
+        option_words: 0,
+    };
+    let vip = [10, 0, 0, 1];
+    let web = tcp(40000, vip, 80);
+    let dns = Frame {
+        protocol: 17,
+        dport: 53,
+        ..web
+    };
+    let mut arp = web.bytes();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    let mut truncated = web.bytes();
+    truncated.truncate(14 + 20 + 2);
+    let mut bad_ihl = web.bytes();
+    bad_ihl[14] = 0x44;
+    vec![
+        vec![0xaa; 13],
+        (0u8..14).collect(),
+        (0u8..64).map(|b| b.wrapping_mul(37)).collect(),
+        web.bytes(),
+        tcp(40001, vip, 80).bytes(),
+        tcp(51234, vip, 80).bytes(),
+        dns.bytes(),
+        Frame { sport: 5353, ..dns }.bytes(),
+        tcp(40000, [10, 0, 0, 2], 443).bytes(),
+        tcp(40000, [10, 0, 0, 9], 80).bytes(),
+        Frame {
+            option_words: 2,
+            ..web
+        }
+        .bytes(),
+        truncated,
+        bad_ihl,
+        arp,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::verifier::world::{prog_load, TestRunError};
+    use crate::bpf::verifier::{verify, MapTable, ProgType, VerifyOpts};
+    use crate::errno::Errno;
+    use crate::mutants::Mutants;
+    use crate::sync::Std;
+    use crate::sys::Process;
+    use crate::world::WorldConfig;
+
+    fn opts() -> VerifyOpts {
+        VerifyOpts {
+            prog_type: ProgType::Xdp,
+            privileged: true,
+            ..VerifyOpts::default()
+        }
+    }
+
+    fn case(prefix: &str) -> PacketCase {
+        cases()
+            .into_iter()
+            .find(|c| c.name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no case `{prefix}`"))
+    }
+
+    #[test]
+    fn every_case_gets_the_kernels_verdict_and_message() {
+        for case in cases() {
+            let insns = case
+                .insns()
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let got = verify(&insns, &MapTable(vec![]), opts());
+            match (case.verdict, &got) {
+                (Verdict::Accept, Ok(_)) => {}
+                (Verdict::Refuse(message), Err(r)) => {
+                    assert_eq!(r.message, message, "{}", case.name)
+                }
+                (want, got) => panic!(
+                    "{}: the kernel's verdict is {want:?}, mimic's {:?}",
+                    case.name,
+                    got.as_ref().map(|_| ())
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn accepted_cases_run_on_packets_with_the_checks_they_wrote() {
+        let sys = Process::<Std>::create(Mutants::NONE, WorldConfig::default());
+        let world = sys.world();
+        let run = |prefix: &str, packet: &[u8]| {
+            let insns = case(prefix).insns().expect("assembles");
+            let loaded = prog_load(world, &insns, opts()).expect("loads");
+            let out = loaded.test_run_packet(world, packet);
+            loaded.unload(world).expect("unloads");
+            out
+        };
+        let packets = packets();
+        let (short, eth, udp) = (&packets[0], &packets[1], &packets[6]);
+        assert!(matches!(
+            run("ethertype", short),
+            Err(TestRunError::Errno(Errno::EINVAL))
+        ));
+        assert_eq!(udp.len(), 14 + 20 + 8);
+        // The ethertype as a little-endian load of `08 00`, and the packet unchanged.
+        assert_eq!(run("ethertype", udp).expect("runs"), (0x0008, udp.clone()));
+        assert_eq!(run("ethertype", eth).expect("runs").0, 0x0d0c);
+        let (r0, out) = run("a checked write", udp).expect("runs");
+        assert_eq!(r0, 2);
+        assert_eq!(out[0], 5);
+        assert_eq!(out[2..6], udp[6..10]);
+        assert_eq!(run("ingress_ifindex", eth).expect("runs").0, 0x10);
+        // No metadata in a test run: the check fails.
+        assert_eq!(run("metadata", eth).expect("runs").0, 2);
+        // Byte 0 is 0: the unknown offset is 0 and bytes 0 and 1 are read.
+        assert_eq!(
+            run("an unknown offset checked", eth).expect("runs").0,
+            0x0100
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! The XDP context as the executor sees it, and the rewrite of a program's `struct xdp_md`
+//! reads into loads from it (the kernel's `xdp_convert_ctx_access`).
+//!
+//! A program reads `xdp_md` (`u32` fields); the kernel runs it against `struct xdp_buff`,
+//! whose fields are pointers, and rewrites every context read when it loads the program. mimic
+//! does the same, so the program the executor runs is the one the kernel runs and the xlated
+//! dumps compare: `data`, `data_end` and `data_meta` become 8-byte loads at the kernel's
+//! offsets; `rx_queue_index` a load through `rxq`, `ingress_ifindex` a load through
+//! `rxq->dev` (the device's layout is mimic's own: the kernel's `net_device` offsets differ by
+//! build). The alternative, an executor that knows about `xdp_md`, would run a program the
+//! kernel never runs.
+//!
+//! [`XdpCtx`] lays the context out over a [`Packet`]: pointer fields in the [`crate::ptr`]
+//! encoding, `rxq` and `dev` pointing back into the context itself. Invariant: the pointers
+//! always name the packet's current `meta`, `data` and `end` ([`XdpCtx::sync`] after a helper
+//! moves them).
+
+use crate::bpf::exec::Packet;
+use crate::bpf::verifier::xdp_md;
+use crate::isa::{Insn, BPF_DW, BPF_W};
+use crate::ptr::Ptr;
+
+/// `XDP_PACKET_HEADROOM`: bytes before the packet a test run leaves for `bpf_xdp_adjust_head`.
+pub const HEADROOM: usize = 256;
+/// The longest packet a test run takes: a page less the headroom and the room the kernel keeps
+/// after the packet for `struct skb_shared_info` (320 bytes on x86-64).
+pub const MAX_PACKET: usize = 4096 - HEADROOM - 320;
+
+/// Offsets of mimic's `xdp_buff` (the first six are the kernel's).
+pub mod buff {
+    pub const DATA: i16 = 0;
+    pub const DATA_END: i16 = 8;
+    pub const DATA_META: i16 = 16;
+    pub const DATA_HARD_START: i16 = 24;
+    pub const RXQ: i16 = 32;
+    /// `struct xdp_rxq_info` inside the context: `dev` then `queue_index`, as the kernel's.
+    pub const RXQ_INFO: i16 = 48;
+    pub const RXQ_DEV: i16 = 0;
+    pub const RXQ_QUEUE_INDEX: i16 = 8;
+    /// The device: only its `ifindex`, at offset 0 here.
+    pub const DEV: i16 = 64;
+    pub const DEV_IFINDEX: i16 = 0;
+    /// Bytes of the context.
+    pub const LEN: usize = 72;
+}
+
+/// The receiving device and queue of a run (a test run's: the loopback device, queue 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxInfo {
+    pub ifindex: u32,
+    pub queue_index: u32,
+}
+
+impl Default for RxInfo {
+    fn default() -> Self {
+        RxInfo {
+            ifindex: 1,
+            queue_index: 0,
+        }
+    }
+}
+
+/// The replacement of a verified read of `xdp_md` field `field` into `dst` through `src`, or
+/// `None` for an offset that is no field (the verifier refused it).
+pub fn convert_ctx_access(field: i64, dst: u8, src: u8) -> Option<Vec<Insn>> {
+    Some(match field {
+        xdp_md::DATA => vec![Insn::ldx_mem(BPF_DW, dst, src, buff::DATA)],
+        xdp_md::DATA_END => vec![Insn::ldx_mem(BPF_DW, dst, src, buff::DATA_END)],
+        xdp_md::DATA_META => vec![Insn::ldx_mem(BPF_DW, dst, src, buff::DATA_META)],
+        xdp_md::RX_QUEUE_INDEX => vec![
+            Insn::ldx_mem(BPF_DW, dst, src, buff::RXQ),
+            Insn::ldx_mem(BPF_W, dst, dst, buff::RXQ_QUEUE_INDEX),
+        ],
+        xdp_md::INGRESS_IFINDEX => vec![
+            Insn::ldx_mem(BPF_DW, dst, src, buff::RXQ),
+            Insn::ldx_mem(BPF_DW, dst, dst, buff::RXQ_DEV),
+            Insn::ldx_mem(BPF_W, dst, dst, buff::DEV_IFINDEX),
+        ],
+        _ => return None,
+    })
+}
+
+/// A context over a packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpCtx {
+    pub bytes: [u8; buff::LEN],
+}
+
+impl XdpCtx {
+    pub fn new(packet: &Packet, rx: RxInfo) -> XdpCtx {
+        let mut ctx = XdpCtx {
+            bytes: [0; buff::LEN],
+        };
+        ctx.put(buff::RXQ, Ptr::ctx(buff::RXQ_INFO as u32).encode());
+        ctx.put(
+            buff::RXQ_INFO + buff::RXQ_DEV,
+            Ptr::ctx(buff::DEV as u32).encode(),
+        );
+        ctx.put32(buff::RXQ_INFO + buff::RXQ_QUEUE_INDEX, rx.queue_index);
+        ctx.put32(buff::DEV + buff::DEV_IFINDEX, rx.ifindex);
+        ctx.sync(packet);
+        ctx
+    }
+
+    /// Points the pointer fields at the packet's current window.
+    pub fn sync(&mut self, packet: &Packet) {
+        let at = |i: usize| Ptr::packet(i as u32).encode();
+        self.put(buff::DATA, at(packet.data));
+        self.put(buff::DATA_END, at(packet.end));
+        self.put(buff::DATA_META, at(packet.meta));
+        self.put(buff::DATA_HARD_START, at(0));
+    }
+
+    fn put(&mut self, at: i16, value: u64) {
+        let at = at as usize;
+        self.bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    }
+    fn put32(&mut self, at: i16, value: u32) {
+        let at = at as usize;
+        self.bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::exec::{run, NoMaps, NoObserver, Program, Vm};
+
+    /// The converted reads of every field, run against a context over a 20-byte packet.
+    #[test]
+    fn converted_reads_give_the_packet_window_and_the_rx_info() {
+        let mut packet = Packet::new(HEADROOM, &[7; 20]);
+        let rx = RxInfo {
+            ifindex: 3,
+            queue_index: 5,
+        };
+        let read = |field: i64, packet: &mut Packet| {
+            let mut insns = convert_ctx_access(field, 0, 1).expect("a field");
+            insns.push(Insn::exit());
+            let program = Program::new(&insns).expect("decodes");
+            let mut ctx = XdpCtx::new(packet, rx);
+            Vm::default()
+                .run_packet(
+                    &program,
+                    &mut ctx.bytes,
+                    packet,
+                    &mut NoMaps,
+                    &mut NoObserver,
+                )
+                .expect("runs")
+        };
+        assert_eq!(
+            read(xdp_md::DATA, &mut packet),
+            Ptr::packet(HEADROOM as u32).encode()
+        );
+        assert_eq!(
+            read(xdp_md::DATA_END, &mut packet),
+            Ptr::packet(HEADROOM as u32 + 20).encode()
+        );
+        assert_eq!(
+            read(xdp_md::DATA_META, &mut packet),
+            Ptr::packet(HEADROOM as u32).encode()
+        );
+        assert_eq!(read(xdp_md::INGRESS_IFINDEX, &mut packet), 3);
+        assert_eq!(read(xdp_md::RX_QUEUE_INDEX, &mut packet), 5);
+        assert!(convert_ctx_access(20, 0, 1).is_none());
+        // Without a packet, a packet pointer touches nothing.
+        let insns = [
+            Insn::ldx_mem(BPF_DW, 2, 1, buff::DATA),
+            Insn::ldx_mem(BPF_W, 0, 2, 0),
+            Insn::exit(),
+        ];
+        let program = Program::new(&insns).expect("decodes");
+        let mut ctx = XdpCtx::new(&packet, rx);
+        assert!(run(&program, &mut ctx.bytes).is_err());
+    }
+}
