@@ -134,6 +134,7 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
                     "cases": c.cases,
                     "agreed": c.agreed,
                     "disagreed": c.disagreed,
+                    "known": c.known,
                     "examples": c.examples,
                     "gating": c.gating,
                 })
@@ -154,6 +155,7 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
                 .disagreed
                 .iter()
                 .map(|(k, n)| format!("{k}: {n}"))
+                .chain(c.known.iter().map(|(k, n)| format!("known, {k}: {n}")))
                 .collect();
             println!(
                 "{:<32} {:<30} {:>6} {:>7}  {}{}",

@@ -125,6 +125,7 @@ pub fn compare(
         cases: 0,
         agreed: 0,
         disagreed: BTreeMap::new(),
+        known: Default::default(),
         examples: Vec::new(),
         gating: true,
     };

@@ -45,6 +45,7 @@ fn new(name: &str, compares: &str, gating: bool) -> Check {
         cases: 0,
         agreed: 0,
         disagreed: BTreeMap::new(),
+        known: Default::default(),
         examples: Vec::new(),
         gating,
     }

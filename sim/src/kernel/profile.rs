@@ -150,6 +150,7 @@ pub fn check(kernel: &mut KernelSys, spec: &str) -> Result<(KernelProfile, Check
         cases: report.findings.len() as u64,
         agreed: 0,
         disagreed: Default::default(),
+        known: Default::default(),
         examples: Vec::new(),
         gating: true,
     };
@@ -200,6 +201,7 @@ pub fn release_check(osrelease: &str) -> Check {
         cases: 1,
         agreed: 0,
         disagreed: Default::default(),
+        known: Default::default(),
         examples: Vec::new(),
         gating: true,
     };

@@ -370,6 +370,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet, profile: KernelProfile)
         cases: 0,
         agreed: 0,
         disagreed: BTreeMap::new(),
+        known: Default::default(),
         examples: Vec::new(),
         gating,
     };

@@ -222,52 +222,78 @@ impl Frame {
     }
 }
 
-/// The packets every accepted case and every example XDP program runs on: too short for a
-/// test run (13 bytes), exactly an Ethernet header, 64 patterned bytes, and IPv4 frames to and
-/// around the Maglev example's services (examples/objects/maglev.bpf.c: 10.0.0.1 TCP 80 and
-/// UDP 53, 10.0.0.2 TCP 443), with options, truncated, and not IP at all.
-pub fn packets() -> Vec<Vec<u8>> {
-    let tcp = |sport, daddr, dport| Frame {
+/// The frames a simulated XDP run draws from, by kind (a scenario task's keys): IPv4 to and
+/// around the Maglev example's services (examples/objects/maglev.bpf.c: 10.0.0.1 TCP 80 and UDP
+/// 53, 10.0.0.2 TCP 443 which has no backend table), with options, truncated, with a bad header
+/// length, not IP at all, and a bare Ethernet header. `sport` varies the flow.
+pub fn frame(kind: u32, sport: u16) -> Vec<u8> {
+    let vip = [10, 0, 0, 1];
+    let web = Frame {
         saddr: [192, 168, 7, 9],
-        daddr,
+        daddr: vip,
         protocol: 6,
         sport,
-        dport,
+        dport: 80,
         option_words: 0,
     };
-    let vip = [10, 0, 0, 1];
-    let web = tcp(40000, vip, 80);
-    let dns = Frame {
-        protocol: 17,
-        dport: 53,
-        ..web
-    };
-    let mut arp = web.bytes();
-    arp[12..14].copy_from_slice(&[0x08, 0x06]);
-    let mut truncated = web.bytes();
-    truncated.truncate(14 + 20 + 2);
-    let mut bad_ihl = web.bytes();
-    bad_ihl[14] = 0x44;
-    vec![
-        vec![0xaa; 13],
-        (0u8..14).collect(),
-        (0u8..64).map(|b| b.wrapping_mul(37)).collect(),
-        web.bytes(),
-        tcp(40001, vip, 80).bytes(),
-        tcp(51234, vip, 80).bytes(),
-        dns.bytes(),
-        Frame { sport: 5353, ..dns }.bytes(),
-        tcp(40000, [10, 0, 0, 2], 443).bytes(),
-        tcp(40000, [10, 0, 0, 9], 80).bytes(),
-        Frame {
+    match kind % FRAME_KINDS {
+        0 => web.bytes(),
+        1 => Frame {
+            protocol: 17,
+            dport: 53,
+            ..web
+        }
+        .bytes(),
+        2 => Frame {
+            daddr: [10, 0, 0, 2],
+            dport: 443,
+            ..web
+        }
+        .bytes(),
+        3 => Frame {
+            daddr: [10, 0, 0, 9],
+            ..web
+        }
+        .bytes(),
+        4 => Frame {
             option_words: 2,
             ..web
         }
         .bytes(),
-        truncated,
-        bad_ihl,
-        arp,
-    ]
+        5 => {
+            let mut truncated = web.bytes();
+            truncated.truncate(14 + 20 + 2);
+            truncated
+        }
+        6 => {
+            let mut bad_ihl = web.bytes();
+            bad_ihl[14] = 0x44;
+            bad_ihl
+        }
+        7 => {
+            let mut arp = web.bytes();
+            arp[12..14].copy_from_slice(&[0x08, 0x06]);
+            arp
+        }
+        _ => web.bytes()[..14].to_vec(),
+    }
+}
+
+/// Kinds of [`frame`].
+pub const FRAME_KINDS: u32 = 9;
+
+/// The packets every accepted case and every example XDP program's test run gets: too short
+/// for a test run (13 bytes), 64 patterned bytes, and each kind of [`frame`] (the first three
+/// kinds with a second and third flow).
+pub fn packets() -> Vec<Vec<u8>> {
+    let mut out = vec![
+        vec![0xaa; 13],
+        (0u8..64).map(|b| b.wrapping_mul(37)).collect(),
+    ];
+    out.extend((0..FRAME_KINDS).map(|kind| frame(kind, 40000)));
+    out.extend((0..3).map(|kind| frame(kind, 40001)));
+    out.extend((0..3).map(|kind| frame(kind, 51234)));
+    out
 }
 
 #[cfg(test)]
@@ -329,7 +355,7 @@ mod tests {
             out
         };
         let packets = packets();
-        let (short, eth, udp) = (&packets[0], &packets[1], &packets[6]);
+        let (short, eth, udp) = (&packets[0], &frame(8, 0), &frame(1, 40000));
         assert!(matches!(
             run("ethertype", short),
             Err(TestRunError::Errno(Errno::EINVAL))
@@ -337,7 +363,8 @@ mod tests {
         assert_eq!(udp.len(), 14 + 20 + 8);
         // The ethertype as a little-endian load of `08 00`, and the packet unchanged.
         assert_eq!(run("ethertype", udp).expect("runs"), (0x0008, udp.clone()));
-        assert_eq!(run("ethertype", eth).expect("runs").0, 0x0d0c);
+        // Too short for the IPv4 header, not for the Ethernet one.
+        assert_eq!(run("ethertype", eth).expect("runs").0, 0x0008);
         let (r0, out) = run("a checked write", udp).expect("runs");
         assert_eq!(r0, 2);
         assert_eq!(out[0], 5);
@@ -345,10 +372,7 @@ mod tests {
         assert_eq!(run("ingress_ifindex", eth).expect("runs").0, 0x10);
         // No metadata in a test run: the check fails.
         assert_eq!(run("metadata", eth).expect("runs").0, 2);
-        // Byte 0 is 0: the unknown offset is 0 and bytes 0 and 1 are read.
-        assert_eq!(
-            run("an unknown offset checked", eth).expect("runs").0,
-            0x0100
-        );
+        // Byte 0 is 0x02: the unknown offset is 2 and bytes 2 and 3 (zero) are read.
+        assert_eq!(run("an unknown offset checked", eth).expect("runs").0, 0);
     }
 }

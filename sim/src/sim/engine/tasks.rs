@@ -2,6 +2,9 @@
 //! worker that polls the deferred frees.
 
 use super::*;
+use mimic_core::bpf::exec::Packet;
+use mimic_core::bpf::verifier::packet_cases;
+use mimic_core::bpf::xdp;
 
 pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize) {
     P::set_current_task(slot);
@@ -82,7 +85,26 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                     direct: None,
                     pending: None,
                 };
-                let result = vm.run(&prog.program, &mut mem, &mut env, &mut NoObserver);
+                let result = if prog.load.prog_type == ProgType::Xdp {
+                    // A packet program gets a frame of the task's key's kind, a flow of the
+                    // seed's choosing, on this CPU's receive queue.
+                    let frame = packet_cases::frame(key, P::choose(1 << 16) as u16);
+                    let mut packet = Packet::new(xdp::HEADROOM, &frame);
+                    let rx = xdp::RxInfo {
+                        ifindex: 1,
+                        queue_index: cpu as u32,
+                    };
+                    let mut xdp_ctx = xdp::XdpCtx::new(&packet, rx);
+                    vm.run_packet(
+                        &prog.program,
+                        &mut xdp_ctx.bytes,
+                        &mut packet,
+                        &mut env,
+                        &mut NoObserver,
+                    )
+                } else {
+                    vm.run(&prog.program, &mut mem, &mut env, &mut NoObserver)
+                };
                 let unlocked = ctx.check("rcu_read_unlock", ctx.world.rcu_read_unlock(flavor));
                 match result {
                     Ok(r0) => ctx.rec.line(slot, cpu, || {
@@ -95,8 +117,10 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                                 format!("program {} run {run}: insn {}: {f}", prog.name, e.pc),
                             ),
                             // The executor's own memory check: an access past the end of a
-                            // map value (an inlined lookup sized for another array).
-                            kind @ ExecErrorKind::OutOfBounds { .. } => ctx.fail(
+                            // map value (an inlined lookup sized for another array), or outside
+                            // the packet.
+                            kind @ (ExecErrorKind::OutOfBounds { .. }
+                            | ExecErrorKind::OutsidePacket { .. }) => ctx.fail(
                                 Finding::OutOfBounds,
                                 format!("program {} run {run}: insn {}: {kind}", prog.name, e.pc),
                             ),

@@ -1,0 +1,196 @@
+/* A Maglev load balancer in XDP, written the way a load-balancer team writes one (seed 004's
+ * use case):
+ *
+ * - services is a hash of maps from a service id to that service's backend table, a
+ *   BPF_F_INNER_MAP array whose size is the service's own (3 and 5 here; the control plane
+ *   swaps in tables of other sizes with BPF_MAP_UPDATE_ELEM on the outer map);
+ * - table_size[] says how many slots of a service's table are in use;
+ * - vips[] (read-only configuration) maps a virtual IP, port and protocol to a service id.
+ *
+ * A frame is parsed (Ethernet, IPv4 with options, TCP or UDP), each header bounds-checked
+ * against data_end before it is read. Traffic to no service passes; a service without a table,
+ * an empty table or a missing slot drops; otherwise the 5-tuple's hash picks a slot, the
+ * destination address becomes the backend's (10.1.0.<id>, checksum updated incrementally)
+ * and the frame goes back out (XDP_TX).
+ */
+#include "mimic_bpf.h"
+
+typedef unsigned short __u16;
+
+#define XDP_DROP 1
+#define XDP_PASS 2
+#define XDP_TX 3
+
+#define ETH_P_IP 0x0800
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define MAX_SERVICES 4
+#define NUM_VIPS 3
+
+struct xdp_md {
+	__u32 data;
+	__u32 data_end;
+	__u32 data_meta;
+	__u32 ingress_ifindex;
+	__u32 rx_queue_index;
+	__u32 egress_ifindex;
+};
+
+struct ethhdr {
+	__u8 h_dest[6];
+	__u8 h_source[6];
+	__u16 h_proto;
+};
+
+struct iphdr {
+	__u8 ihl_version;
+	__u8 tos;
+	__u16 tot_len;
+	__u16 id;
+	__u16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__u16 check;
+	__u32 saddr;
+	__u32 daddr;
+};
+
+/* The ports of TCP and UDP headers. */
+struct ports {
+	__u16 source;
+	__u16 dest;
+};
+
+struct vip {
+	__u32 addr; /* network order */
+	__u16 port; /* network order */
+	__u8 protocol;
+	__u8 service;
+};
+
+#define BE16(x) ((__u16)((((x) & 0xff) << 8) | (((x) >> 8) & 0xff)))
+#define BE32(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
+
+const volatile struct vip vips[NUM_VIPS] = {
+	{ BE32(10, 0, 0, 1), BE16(80), IPPROTO_TCP, 1 },
+	{ BE32(10, 0, 0, 1), BE16(53), IPPROTO_UDP, 2 },
+	{ BE32(10, 0, 0, 2), BE16(443), IPPROTO_TCP, 3 },
+};
+
+__u32 table_size[MAX_SERVICES] = { 0, 5, 3, 0 };
+
+struct backend_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 5);
+	__type(key, __u32);
+	__type(value, __u32);
+} backends_web SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, __u32);
+} backends_dns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__array(values, struct backend_table);
+} services SEC(".maps") = {
+	.values = { [1] = (void *)&backends_web, [2] = (void *)&backends_dns },
+};
+
+/* A 5-tuple hash (mixing as in a multiply-xorshift finaliser). */
+static __always_inline __u32 flow_hash(__u32 saddr, __u32 daddr, __u32 ports, __u32 proto)
+{
+	__u64 h = (__u64)saddr * 0x9e3779b1u;
+
+	h ^= (h >> 29) ^ daddr;
+	h *= 0xbf58476du;
+	h ^= (h >> 31) ^ ports;
+	h *= 0x94d049bbu;
+	h ^= (h >> 27) ^ proto;
+	return (__u32)(h ^ (h >> 32));
+}
+
+/* One's-complement update of the IPv4 checksum for a changed 32-bit field (RFC 1624). */
+static __always_inline __u16 csum_replace4(__u16 check, __u32 from, __u32 to)
+{
+	__u32 sum = (__u16)~check;
+
+	sum += (__u16)~from + (__u16)~(from >> 16);
+	sum += (__u16)to + (__u16)(to >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+SEC("xdp")
+int maglev(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	struct ports *ports;
+	__u32 service = 0, slot, size, ihl, to, *backend;
+	void *table;
+	int i;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_PASS;
+	if (eth->h_proto != BE16(ETH_P_IP))
+		return XDP_PASS;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return XDP_PASS;
+	ihl = ip->ihl_version & 0xf;
+	if (ihl < 5)
+		return XDP_PASS;
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return XDP_PASS;
+	ports = (void *)ip + ihl * 4;
+	if ((void *)(ports + 1) > data_end)
+		return XDP_PASS;
+
+	for (i = 0; i < NUM_VIPS; i++) {
+		if (vips[i].addr == ip->daddr && vips[i].port == ports->dest &&
+		    vips[i].protocol == ip->protocol) {
+			service = vips[i].service;
+			break;
+		}
+	}
+	if (!service)
+		return XDP_PASS;
+
+	table = bpf_map_lookup_elem(&services, &service);
+	if (!table)
+		return XDP_DROP;
+	size = table_size[service & (MAX_SERVICES - 1)];
+	if (!size)
+		return XDP_DROP;
+	slot = flow_hash(ip->saddr, ip->daddr, *(__u32 *)ports, ip->protocol) % size;
+	backend = bpf_map_lookup_elem(table, &slot);
+	if (!backend)
+		return XDP_DROP;
+
+	to = BE32(10, 1, 0, 0) | (*backend & 0xff) << 24;
+	ip->check = csum_replace4(ip->check, ip->daddr, to);
+	ip->daddr = to;
+	return XDP_TX;
+}
+
+char _license[] SEC("license") = "GPL";
