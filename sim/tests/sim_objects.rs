@@ -87,18 +87,27 @@ fn every_example_object_has_a_scenario_that_runs_clean_on_the_correct_core() {
 
 /// The first seed in `0..budget` on which `mutant` makes the backend_tables scenario fail.
 fn first_failure(mutant: Mutant, budget: u64) -> Outcome {
-    let scenario = scenario("backend_tables");
+    first_failure_of("backend_tables", mutant, budget)
+}
+
+/// The first seed in `0..budget` on which `mutant` makes the example `name` fail.
+fn first_failure_of(name: &str, mutant: Mutant, budget: u64) -> Outcome {
+    let scenario = scenario(name);
     let config = config(&scenario, Mutants::only(mutant), SchedulerKind::Swarm);
     (0..budget)
         .map(|seed| run_one(&config, seed))
         .find(|o| matches!(o.verdict, Verdict::Fail { .. }))
-        .unwrap_or_else(|| panic!("{mutant}: backend_tables passes {budget} seeds"))
+        .unwrap_or_else(|| panic!("{mutant}: {name} passes {budget} seeds"))
 }
 
 /// The failure replays: the same seed gives the same verdict and trace; the correct core
 /// passes that seed.
 fn replays(mutant: Mutant, found: &Outcome) {
-    let scenario = scenario("backend_tables");
+    replays_in("backend_tables", mutant, found)
+}
+
+fn replays_in(name: &str, mutant: Mutant, found: &Outcome) {
+    let scenario = scenario(name);
     let again = run_one(
         &config(&scenario, Mutants::only(mutant), SchedulerKind::Swarm),
         found.seed,
@@ -176,4 +185,47 @@ fn an_object_scenario_names_what_is_wrong() {
         "{object}[[maps]]\nname = \"inner_map1\"\ntype = \"array\"\nmax_entries = 1\n[[tasks]]\nkind = \"user\"\n"
     ));
     assert!(twice.contains("inner_map1"), "{twice}");
+}
+
+/// The Maglev XDP example: the load balancer's verdicts on the frames it gets (XDP_TX for a
+/// service with a backend, XDP_PASS for other traffic, XDP_DROP for a service without a
+/// table), and `inline_dynamic_inner` found as a read past a table smaller than the template.
+#[test]
+fn maglev_balances_passes_and_drops_and_inline_dynamic_inner_reads_past_a_smaller_table() {
+    let scenario = scenario("maglev");
+    let config = config(&scenario, Mutants::NONE, SchedulerKind::Swarm);
+    let mut verdicts = std::collections::BTreeSet::new();
+    for seed in 0..20 {
+        let outcome = run_one(&config, seed);
+        assert!(
+            !matches!(outcome.verdict, Verdict::Fail { .. }),
+            "seed {seed}: {:?}",
+            outcome.verdict
+        );
+        for line in &outcome.trace {
+            if let Some((_, r0)) = line
+                .split_once("prog maglev run ")
+                .and_then(|(_, l)| l.rsplit_once(" = "))
+            {
+                verdicts.insert(r0.to_string());
+            }
+        }
+    }
+    for (r0, action) in [("1", "XDP_DROP"), ("2", "XDP_PASS"), ("3", "XDP_TX")] {
+        assert!(
+            verdicts.contains(r0),
+            "no {action} in 20 seeds: {verdicts:?}"
+        );
+    }
+    let found = first_failure_of("maglev", Mutant::InlineDynamicInner, 64);
+    let Verdict::Fail { kind, detail } = &found.verdict else {
+        unreachable!()
+    };
+    assert_eq!(kind, "out_of_bounds", "seed {}: {detail}", found.seed);
+    assert!(
+        detail.contains("program maglev"),
+        "seed {}: {detail}",
+        found.seed
+    );
+    replays_in("maglev", Mutant::InlineDynamicInner, &found);
 }
