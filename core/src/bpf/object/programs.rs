@@ -428,7 +428,8 @@ fn call(
         .iter()
         .flatten()
         .filter(|s| s.section == Some(text.index) && s.is_function)
-        .find(|s| (s.value / 8..(s.value + s.size) / 8).contains(&target))
+        // A symbol's value and size are the file's word: their sum may not fit.
+        .find(|s| (s.value / 8..s.value.saturating_add(s.size) / 8).contains(&target))
         .ok_or_else(|| {
             ObjectError::new(format!(
                 "instruction {pc} calls .text instruction {target}, which is in no function"
