@@ -148,7 +148,7 @@ proptest! {
         let world = sys.world();
         world.rcu_read_lock(Flavor::Rcu).unwrap();
         let mut ctx = ctx;
-        let result = Vm::new(Config { budget: 100_000 }).run(&program, &mut ctx, &mut WorldEnv::new(world), &mut obs);
+        let result = Vm::new(Config { budget: 100_000, ..Config::default() }).run(&program, &mut ctx, &mut WorldEnv::new(world), &mut obs);
         world.rcu_read_unlock(Flavor::Rcu).unwrap();
         prop_assert!(obs.escapes.is_empty(), "unsound: {}\n{text}", obs.escapes[0]);
         if let Err(e) = result {

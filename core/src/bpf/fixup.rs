@@ -128,7 +128,12 @@ fn patch_call(
         HelperId::MapLookupElem => MapFn::Lookup,
         HelperId::MapUpdateElem => MapFn::Update,
         HelperId::MapDeleteElem => MapFn::Delete,
-        HelperId::ConformanceIdentity => return Ok(vec![Insn::call_helper(id as i32)]),
+        // Helpers that take no map keep their call.
+        HelperId::ConformanceIdentity
+        | HelperId::GetPrandomU32
+        | HelperId::GetSmpProcessorId
+        | HelperId::Redirect
+        | HelperId::XdpAdjustHead => return Ok(vec![Insn::call_helper(id as i32)]),
     };
     Ok(match map_impl(desc) {
         Some(map) => vec![Insn::call_helper(

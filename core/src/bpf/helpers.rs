@@ -21,6 +21,8 @@ pub enum ArgType {
     PtrToMapValue,
     /// `ARG_ANYTHING`: any initialised scalar or pointer.
     Anything,
+    /// `ARG_PTR_TO_CTX`: the context pointer, unmoved.
+    PtrToCtx,
 }
 
 /// Types of helper return values (the kernel's `enum bpf_return_type`, the subset used).
@@ -43,6 +45,15 @@ pub enum HelperId {
     /// the kernel id 5 is `bpf_ktime_get_ns`; only the conformance runner may call it
     /// ([`HelperProto::conformance_only`]).
     ConformanceIdentity = 5,
+    /// `bpf_get_prandom_u32`: a pseudo-random word, from the run's seed.
+    GetPrandomU32 = 7,
+    /// `bpf_get_smp_processor_id`: the (simulated) CPU the program runs on.
+    GetSmpProcessorId = 8,
+    /// `bpf_redirect(ifindex, flags)`: `XDP_REDIRECT`, or `XDP_ABORTED` for unknown flags.
+    Redirect = 23,
+    /// `bpf_xdp_adjust_head(ctx, delta)`: moves the packet's start; every packet pointer the
+    /// program held is invalid afterwards.
+    XdpAdjustHead = 44,
 }
 
 /// A helper's prototype.
@@ -55,6 +66,11 @@ pub struct HelperProto {
     pub ret: RetType,
     /// Not a kernel helper: refused by the verifier, allowed by the conformance runner.
     pub conformance_only: bool,
+    /// Only packet programs (XDP here) may call it: other types are refused.
+    pub packet_only: bool,
+    /// It may move or resize the packet (the kernel's `bpf_helper_changes_pkt_data`): the
+    /// verifier forgets every packet pointer after the call.
+    pub changes_pkt_data: bool,
 }
 
 /// Every helper the model knows, sorted by id.
@@ -64,7 +80,7 @@ pub const HELPERS: &[HelperProto] = &[
         name: "bpf_map_lookup_elem",
         args: &[ArgType::ConstMapPtr, ArgType::PtrToMapKey],
         ret: RetType::PtrToMapValueOrNull,
-        conformance_only: false,
+        ..PLAIN
     },
     HelperProto {
         id: HelperId::MapUpdateElem,
@@ -76,14 +92,14 @@ pub const HELPERS: &[HelperProto] = &[
             ArgType::Anything,
         ],
         ret: RetType::Integer,
-        conformance_only: false,
+        ..PLAIN
     },
     HelperProto {
         id: HelperId::MapDeleteElem,
         name: "bpf_map_delete_elem",
         args: &[ArgType::ConstMapPtr, ArgType::PtrToMapKey],
         ret: RetType::Integer,
-        conformance_only: false,
+        ..PLAIN
     },
     HelperProto {
         id: HelperId::ConformanceIdentity,
@@ -91,8 +107,47 @@ pub const HELPERS: &[HelperProto] = &[
         args: &[ArgType::Anything],
         ret: RetType::Integer,
         conformance_only: true,
+        ..PLAIN
+    },
+    HelperProto {
+        id: HelperId::GetPrandomU32,
+        name: "bpf_get_prandom_u32",
+        args: &[],
+        ..PLAIN
+    },
+    HelperProto {
+        id: HelperId::GetSmpProcessorId,
+        name: "bpf_get_smp_processor_id",
+        args: &[],
+        ..PLAIN
+    },
+    HelperProto {
+        id: HelperId::Redirect,
+        name: "bpf_redirect",
+        args: &[ArgType::Anything, ArgType::Anything],
+        packet_only: true,
+        ..PLAIN
+    },
+    HelperProto {
+        id: HelperId::XdpAdjustHead,
+        name: "bpf_xdp_adjust_head",
+        args: &[ArgType::PtrToCtx, ArgType::Anything],
+        packet_only: true,
+        changes_pkt_data: true,
+        ..PLAIN
     },
 ];
+
+/// The defaults of a row: returns an integer, any program type, leaves the packet alone.
+const PLAIN: HelperProto = HelperProto {
+    id: HelperId::MapDeleteElem,
+    name: "",
+    args: &[],
+    ret: RetType::Integer,
+    conformance_only: false,
+    packet_only: false,
+    changes_pkt_data: false,
+};
 
 impl HelperId {
     pub fn from_imm(imm: i32) -> Option<HelperId> {
@@ -189,6 +244,7 @@ mod tests {
             }
         }
         assert_eq!(Callee::from_imm(4), None, "unimplemented helper");
+        assert_eq!(Callee::from_imm(6), None, "unimplemented helper");
         assert_eq!(
             Callee::from_imm(DIRECT_CALL_BASE + 3),
             None,

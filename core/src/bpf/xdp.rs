@@ -104,21 +104,34 @@ impl XdpCtx {
 
     /// Points the pointer fields at the packet's current window.
     pub fn sync(&mut self, packet: &Packet) {
-        let at = |i: usize| Ptr::packet(i as u32).encode();
-        self.put(buff::DATA, at(packet.data));
-        self.put(buff::DATA_END, at(packet.end));
-        self.put(buff::DATA_META, at(packet.meta));
-        self.put(buff::DATA_HARD_START, at(0));
+        sync_ctx(&mut self.bytes, packet);
     }
 
     fn put(&mut self, at: i16, value: u64) {
-        let at = at as usize;
-        self.bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        put(&mut self.bytes, at, value);
     }
     fn put32(&mut self, at: i16, value: u32) {
         let at = at as usize;
         self.bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
     }
+}
+
+/// Points an XDP context's pointer fields (`bytes`, laid out as [`buff`]) at the packet's
+/// current window: after a helper moved it, as the kernel's helpers update `xdp_buff`.
+pub fn sync_ctx(bytes: &mut [u8], packet: &Packet) {
+    if bytes.len() < buff::LEN {
+        return;
+    }
+    let at = |i: usize| Ptr::packet(i as u32).encode();
+    put(bytes, buff::DATA, at(packet.data));
+    put(bytes, buff::DATA_END, at(packet.end));
+    put(bytes, buff::DATA_META, at(packet.meta));
+    put(bytes, buff::DATA_HARD_START, at(0));
+}
+
+fn put(bytes: &mut [u8], at: i16, value: u64) {
+    let at = at as usize;
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }
 
 #[cfg(test)]

@@ -353,6 +353,7 @@ fn describe_run(
     let mut ctx_after = *ctx;
     let mut vm = Vm::new(Config {
         budget: verify_exec::RUN_BUDGET,
+        ..Config::default()
     });
     if let Err(e) = world.rcu_read_lock(Flavor::Rcu) {
         return format!("rcu_read_lock: {e}");

@@ -699,7 +699,10 @@ fn run_in<O: Observer>(
         Program::new(insns).map_err(|e| RunFailure::Error(format!("program refused: {e}")))?;
     let world = built.sys.world();
     let mut ctx = *ctx;
-    let mut vm = Vm::new(Config { budget: RUN_BUDGET });
+    let mut vm = Vm::new(Config {
+        budget: RUN_BUDGET,
+        ..Config::default()
+    });
     world
         .rcu_read_lock(Flavor::Rcu)
         .map_err(|e| RunFailure::Error(format!("rcu_read_lock: {e}")))?;

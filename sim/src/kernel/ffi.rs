@@ -658,11 +658,14 @@ pub struct TestRun {
     pub retval: u32,
     /// Mean nanoseconds per run over `repeat` runs, measured by the kernel.
     pub duration_ns: u32,
-    /// The packet after the run (for packet program types), `data_in.len()` bytes at most.
+    /// The packet after the run (for packet program types), which may have grown.
     pub data_out: Vec<u8>,
     /// The context after the run: `BPF_PROG_TYPE_SYSCALL` programs write it back in place.
     pub ctx_after: Vec<u8>,
 }
+
+/// Bytes past the input a test run's output may use: a page, more than any headroom.
+const DATA_OUT_SLACK: usize = 4096;
 
 /// `BPF_PROG_TEST_RUN` with an input packet and/or context (empty = not passed).
 pub fn prog_test_run(
@@ -676,7 +679,9 @@ pub fn prog_test_run(
     // never land in memory the caller only lent us read-only.
     let mut data = data_in.to_vec();
     let mut ctx = ctx_in.to_vec();
-    let mut data_out = vec![0u8; data_in.len()];
+    // Room for a packet the program grew (an XDP program may move its start into the
+    // headroom): with less, the kernel copies what fits and fails the run with ENOSPC.
+    let mut data_out = vec![0u8; data_in.len() + DATA_OUT_SLACK];
     let mut attr = TestRunAttr {
         prog_fd: fd as u32,
         repeat,
@@ -696,7 +701,7 @@ pub fn prog_test_run(
     // write the context back into `ctx`); `data_out` has room for `data_size_out` bytes (the
     // kernel copies at most that and reports the full size); all live across the call.
     unsafe { sys_bpf(Cmd::ProgTestRun, &mut attr) }?;
-    data_out.truncate((attr.data_size_out as usize).min(data_in.len()));
+    data_out.truncate((attr.data_size_out as usize).min(data_out.len()));
     Ok(TestRun {
         retval: attr.retval,
         duration_ns: attr.duration,

@@ -39,6 +39,10 @@ struct Mem<'a, E> {
     env: &'a mut E,
     /// Current call depth: frames above it are stale.
     depth: usize,
+    /// `bpf_get_smp_processor_id`'s answer.
+    cpu: u32,
+    /// `bpf_get_prandom_u32`'s state (xorshift64*).
+    prandom: u64,
 }
 
 #[inline(always)]
@@ -265,8 +269,29 @@ impl<E: MapEnv> Mem<'_, E> {
             Callee::Helper(id) => (id, None),
             Callee::Direct(call) => (call.helper(), Some(call)),
         };
-        if id == HelperId::ConformanceIdentity {
-            return Ok(regs[1]);
+        match id {
+            HelperId::ConformanceIdentity => return Ok(regs[1]),
+            HelperId::GetPrandomU32 => {
+                self.prandom ^= self.prandom >> 12;
+                self.prandom ^= self.prandom << 25;
+                self.prandom ^= self.prandom >> 27;
+                return Ok(self.prandom.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32);
+            }
+            HelperId::GetSmpProcessorId => return Ok(u64::from(self.cpu)),
+            // `XDP_REDIRECT`, or `XDP_ABORTED` for flags the helper does not know.
+            HelperId::Redirect => return Ok(if regs[2] == 0 { 4 } else { 0 }),
+            HelperId::XdpAdjustHead => {
+                if regs[1] != Ptr::ctx(0).encode() || self.packet.buf.is_empty() {
+                    return Err(ExecErrorKind::BadArgument {
+                        arg: 1,
+                        what: "not the context of a packet program".into(),
+                    });
+                }
+                let ret = self.packet.adjust_head(regs[2] as i32);
+                crate::bpf::xdp::sync_ctx(self.ctx, self.packet);
+                return Ok(ret as u64);
+            }
+            _ => {}
         }
         // `__htab_map_lookup_elem`: the element, not the value (an inlined hash lookup).
         let elem = matches!(
@@ -297,7 +322,11 @@ impl<E: MapEnv> Mem<'_, E> {
                     .map_update(map, scratch, &value, regs[4])
                     .map(|ret| ret as u64)
             }
-            HelperId::ConformanceIdentity => Ok(regs[1]),
+            HelperId::ConformanceIdentity
+            | HelperId::GetPrandomU32
+            | HelperId::GetSmpProcessorId
+            | HelperId::Redirect
+            | HelperId::XdpAdjustHead => unreachable!("answered above"),
         }
     }
 }
@@ -444,6 +473,8 @@ pub(super) fn run<E: MapEnv, O: Observer>(
         packet,
         env,
         depth: 0,
+        cpu: vm.config.cpu,
+        prandom: vm.config.prandom_seed | 1,
     };
     let mut scratch = std::mem::take(&mut vm.scratch);
     let mut regs = [0u64; 16];

@@ -298,12 +298,19 @@ impl Observer for NoObserver {
 pub struct Config {
     /// Instructions one run may execute.
     pub budget: u64,
+    /// What `bpf_get_smp_processor_id` returns: the CPU the run is on.
+    pub cpu: u32,
+    /// Where `bpf_get_prandom_u32`'s sequence starts (the same seed, the same words: a
+    /// simulator derives it from its own seed).
+    pub prandom_seed: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             budget: DEFAULT_INSN_BUDGET,
+            cpu: 0,
+            prandom_seed: 0x2545_f491_4f6c_dd1d,
         }
     }
 }
@@ -389,7 +396,31 @@ impl Packet {
     pub fn data(&self) -> &[u8] {
         &self.buf[self.data..self.end]
     }
+
+    /// `bpf_xdp_adjust_head`: moves the packet's start by `delta` bytes (negative: grows the
+    /// head into the headroom), the metadata with it. The new start must leave room for the
+    /// kernel's `struct xdp_frame` (and the metadata) at the buffer's start and an Ethernet
+    /// header before the end; otherwise nothing moves and the result is `-EINVAL`.
+    pub fn adjust_head(&mut self, delta: i32) -> i64 {
+        let meta_len = self.data - self.meta;
+        let data = self.data as i64 + i64::from(delta);
+        let lowest = (XDP_FRAME_SIZE + meta_len) as i64;
+        let highest = self.end as i64 - ETH_HLEN as i64;
+        if data < lowest || data > highest {
+            return -i64::from(crate::errno::Errno::EINVAL.value());
+        }
+        let data = data as usize;
+        let meta = data - meta_len;
+        self.buf.copy_within(self.meta..self.data, meta);
+        (self.meta, self.data) = (meta, data);
+        0
+    }
 }
+
+/// `sizeof(struct xdp_frame)` on 64-bit kernels: the headroom a packet's start may not enter.
+pub const XDP_FRAME_SIZE: usize = 40;
+/// An Ethernet header: the least a packet keeps.
+pub const ETH_HLEN: usize = 14;
 
 /// Runs `program` once on `ctx` without maps or observer.
 pub fn run(program: &Program, ctx: &mut [u8]) -> Result<u64, ExecError> {

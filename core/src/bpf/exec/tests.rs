@@ -93,7 +93,10 @@ fn recursion_stops_at_the_frame_limit() {
 
 #[test]
 fn an_endless_loop_exhausts_the_budget() {
-    let mut vm = Vm::new(Config { budget: 1000 });
+    let mut vm = Vm::new(Config {
+        budget: 1000,
+        ..Config::default()
+    });
     let err = vm
         .run(
             &program("l:\nja l\nexit"),
@@ -357,7 +360,7 @@ mod never_panics {
             env.add_array(8, 2);
             if let Ok(program) = Program::new(&insns) {
                 let mut mem = mem;
-                let mut vm = Vm::new(Config { budget: 10_000 });
+                let mut vm = Vm::new(Config { budget: 10_000, ..Config::default() });
                 let _ = vm.run(&program, &mut mem, &mut env, &mut NoObserver);
                 let _ = crate::bpf::print::dump_xlated(&insns, &crate::bpf::print::DefaultSymbols);
                 let text = crate::bpf::asm::disassemble(&insns).expect("decoded programs disassemble");

@@ -2,9 +2,9 @@
 //! compatibility (outer maps allow only lookup), the constant-key null-check elision for arrays,
 //! bpf-to-bpf calls, and `exit`.
 
-use super::check::{mem_access, read_reg, Access};
+use super::check::{ctx_ptr_unmodified, mem_access, read_reg, Access};
 use super::state::{Frame, Reg, RegType, SlotByte, VState, MAX_FRAMES, MAX_STACK};
-use super::{refuse, Env, Next, Refuse, EINVAL};
+use super::{refuse, Env, Next, ProgType, Refuse, EINVAL};
 use crate::bpf::helpers::{ArgType, Callee, HelperProto, RetType};
 use crate::history::Feature;
 use crate::isa::{CallTarget, Size};
@@ -51,6 +51,15 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
             })
         }
     };
+    if proto.packet_only && env.opts.prog_type != ProgType::Xdp {
+        return Err(Refuse {
+            message: format!(
+                "program of this type cannot use helper {}#{}",
+                proto.name, proto.id as i32
+            ),
+            errno: EINVAL,
+        });
+    }
     let mut map: Option<u32> = None;
     let mut const_key: Option<u64> = None;
     for (i, arg) in proto.args.iter().enumerate() {
@@ -87,6 +96,12 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
                 }
             }
             ArgType::Anything => {}
+            ArgType::PtrToCtx => {
+                if reg.ty != RegType::Ctx {
+                    return refuse(format!("R{r} type={} expected=ctx", env.type_str(&reg)));
+                }
+                ctx_ptr_unmodified(r, &reg)?;
+            }
         }
     }
     if let Some(m) = map {
@@ -121,6 +136,24 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
         frame.regs[r] = Reg::NOT_INIT;
     }
     frame.regs[0] = ret;
+    if proto.changes_pkt_data {
+        // The packet may have moved: no pointer into it (or to its end) is valid any more
+        // (the kernel's `clear_all_pkt_pointers`; with pointer leaks allowed they are plain
+        // unknown scalars, otherwise unreadable).
+        let privileged = env.opts.privileged;
+        st.for_each_reg(|reg| {
+            if matches!(
+                reg.ty,
+                RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
+            ) {
+                *reg = if privileged {
+                    Reg::unknown()
+                } else {
+                    Reg::NOT_INIT
+                };
+            }
+        });
+    }
     Ok(())
 }
 

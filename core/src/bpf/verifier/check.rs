@@ -586,7 +586,7 @@ pub(crate) fn mem_access(
 
 /// A context pointer is dereferenced only as `r1` came in: no fixed or variable offset (the
 /// kernel's `check_ptr_off_reg`, in its order: negative, modified, variable).
-fn ctx_ptr_unmodified(r: u8, ptr: &Reg) -> Result<(), Refuse> {
+pub(crate) fn ctx_ptr_unmodified(r: u8, ptr: &Reg) -> Result<(), Refuse> {
     if ptr.off < 0 {
         return refuse(format!(
             "negative offset ctx ptr R{r} off={} disallowed",

@@ -167,6 +167,44 @@ pub fn cases() -> Vec<PacketCase> {
             verdict: Accept,
         },
         PacketCase {
+            name: "bpf_xdp_adjust_head grows the head by 4, then writes there",
+            source: "mov %r6, %r1\nmov %r2, -4\ncall 44\njne %r0, 0, fail\n\
+                     ldxw %r2, [%r6+0]\nldxw %r3, [%r6+4]\nmov %r4, %r2\nadd %r4, 4\n\
+                     jgt %r4, %r3, fail\nstw [%r2+0], -1\nmov %r0, 2\nexit\n\
+                     fail:\nmov %r0, 1\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "a packet pointer kept across bpf_xdp_adjust_head",
+            source: "ldxw %r7, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r7\nadd %r4, 1\n\
+                     jgt %r4, %r3, out\nmov %r2, 0\ncall 44\nldxb %r0, [%r7+0]\nexit\n\
+                     out:\nmov %r0, 1\nexit\n",
+            verdict: Refuse("R7 invalid mem access 'scalar'"),
+        },
+        PacketCase {
+            name: "bpf_xdp_adjust_head into the frame's own room, then to its edge",
+            source: "mov %r6, %r1\nmov %r2, -217\ncall 44\nmov %r7, %r0\nand %r7, 255\n\
+                     lsh %r7, 8\nmov %r1, %r6\nmov %r2, -216\ncall 44\nand %r0, 255\n\
+                     or %r0, %r7\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_xdp_adjust_head with a moved context",
+            source: "add %r1, 8\nmov %r2, 0\ncall 44\nexit\n",
+            verdict: Refuse("dereference of modified ctx ptr R1 off=8 disallowed"),
+        },
+        PacketCase {
+            name: "bpf_redirect with and without flags",
+            source: "mov %r1, 1\nmov %r2, 1\ncall 23\nmov %r6, %r0\nlsh %r6, 8\n\
+                     mov %r1, 1\nmov %r2, 0\ncall 23\nor %r0, %r6\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_get_prandom_u32 and bpf_get_smp_processor_id",
+            source: "call 7\nmov %r6, %r0\ncall 8\nmov %r0, 2\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
             name: "a negative offset from the start",
             source: eth!("jgt %r4, %r3, short" "ldxb %r0, [%r2-1]" "exit"
                 "short:" "mov %r0, 1" "exit"),
@@ -372,7 +410,31 @@ mod tests {
         assert_eq!(run("ingress_ifindex", eth).expect("runs").0, 0x10);
         // No metadata in a test run: the check fails.
         assert_eq!(run("metadata", eth).expect("runs").0, 2);
+        // The head grows into the headroom: four bytes written there, then the frame.
+        let (r0, out) = run("bpf_xdp_adjust_head grows", udp).expect("runs");
+        assert_eq!((r0, &out[..4], &out[4..]), (2, &[0xff; 4][..], &udp[..]));
+        // 217 bytes would enter the kernel's xdp_frame (EINVAL); 216 is its edge (0).
+        let (r0, out) = run("bpf_xdp_adjust_head into", eth).expect("runs");
+        assert_eq!((r0, out.len()), (0xea00, 216 + eth.len()));
+        assert_eq!(run("bpf_redirect", eth).expect("runs").0, 0x0004);
         // Byte 0 is 0x02: the unknown offset is 2 and bytes 2 and 3 (zero) are read.
         assert_eq!(run("an unknown offset checked", eth).expect("runs").0, 0);
+    }
+
+    #[test]
+    fn packet_helpers_are_refused_outside_packet_programs() {
+        let insns = assemble("mov %r2, 0\ncall 44\nexit\n").expect("assembles");
+        let syscall = VerifyOpts {
+            prog_type: ProgType::Syscall,
+            ..opts()
+        };
+        let refused = verify(&insns, &MapTable(vec![]), syscall).expect_err("refused");
+        assert_eq!(
+            refused.message,
+            "program of this type cannot use helper bpf_xdp_adjust_head#44"
+        );
+        // The same call from XDP passes the context check and is accepted.
+        let insns = assemble("mov %r2, 0\ncall 44\nmov %r0, 2\nexit\n").expect("assembles");
+        assert!(verify(&insns, &MapTable(vec![]), opts()).is_ok());
     }
 }

@@ -54,6 +54,9 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                 Flavor::Rcu
             };
             let mut vm = Vm::default();
+            // The CPU `bpf_get_smp_processor_id` reports; `bpf_get_prandom_u32` draws from the
+            // seed, the task and the run (no extra scheduling choice, so traces stay the same).
+            vm.config.cpu = cpu as u32;
             // One context buffer per task, refilled for each run.
             let mut mem = vec![0u8; prog.ctx_len];
             for run in 0..task.runs {
@@ -65,6 +68,9 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                 } else {
                     task.keys[P::choose(task.keys.len())]
                 };
+                vm.config.prandom_seed = ctx.options.seed
+                    ^ (slot as u64).rotate_left(40)
+                    ^ u64::from(run).wrapping_mul(0x9e37_79b9_7f4a_7c15);
                 mem.fill(0);
                 let at = prog.ctx_at;
                 mem[at..at + 4].copy_from_slice(&key.to_le_bytes());
