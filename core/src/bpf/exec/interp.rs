@@ -39,9 +39,14 @@ struct Mem<'a, E> {
     env: &'a mut E,
     /// Current call depth: frames above it are stale.
     depth: usize,
-    /// `bpf_get_smp_processor_id`'s answer.
+}
+
+/// What only helper calls use, kept out of [`Mem`] (which the hot loop holds in registers):
+/// a buffer for keys and values, the CPU `bpf_get_smp_processor_id` answers and the state of
+/// `bpf_get_prandom_u32`'s xorshift64*.
+struct CallState {
+    scratch: Vec<u8>,
     cpu: u32,
-    /// `bpf_get_prandom_u32`'s state (xorshift64*).
     prandom: u64,
 }
 
@@ -58,15 +63,16 @@ fn write_le<const N: usize>(bytes: &mut [u8], value: u64) {
 }
 
 /// Checks an access of `size` bytes at `addr` against the region it names (stack frames up to
-/// `depth`, input memory of `ctx_len` bytes, the packet's window `[lo, hi)`; map regions are
-/// the map world's to check).
+/// `depth`, input memory of `ctx_len` bytes, the packet's window; map regions are the map
+/// world's to check). The packet is only looked at for a packet pointer, so stack and input
+/// accesses pay nothing for it.
 #[inline(always)]
 pub(super) fn locate(
     addr: u64,
     size: usize,
     depth: usize,
     ctx_len: usize,
-    window: (usize, usize),
+    packet: &Packet,
 ) -> Result<Place, ExecErrorKind> {
     let Some(ptr) = Ptr::decode(addr) else {
         return Err(if addr == 0 {
@@ -107,25 +113,32 @@ pub(super) fn locate(
             }
             Ok(Place::Ctx(off))
         }
-        RegionKind::Packet => {
-            let (lo, hi) = window;
-            if ptr.gen != 0 || ptr.index != 0 || off < lo || off + size > hi {
-                return Err(ExecErrorKind::OutsidePacket {
-                    ptr,
-                    size: size as u8,
-                    data: (lo, hi),
-                });
-            }
-            Ok(Place::Packet(off))
-        }
+        RegionKind::Packet => packet_place(ptr, size, packet),
         RegionKind::Map => Ok(Place::Map(ptr)),
     }
+}
+
+/// A packet pointer's access, checked against the window (out of line: only packet programs
+/// take it, and the stack and input accesses of every program stay short).
+#[cold]
+#[inline(never)]
+fn packet_place(ptr: Ptr, size: usize, packet: &Packet) -> Result<Place, ExecErrorKind> {
+    let (lo, hi) = packet.window();
+    let off = ptr.offset as usize;
+    if ptr.gen != 0 || ptr.index != 0 || off < lo || off + size > hi {
+        return Err(ExecErrorKind::OutsidePacket {
+            ptr,
+            size: size as u8,
+            data: (lo, hi),
+        });
+    }
+    Ok(Place::Packet(off))
 }
 
 impl<E: MapEnv> Mem<'_, E> {
     #[inline(always)]
     fn locate(&self, addr: u64, size: usize) -> Result<Place, ExecErrorKind> {
-        locate(addr, size, self.depth, self.ctx.len(), self.packet.window())
+        locate(addr, size, self.depth, self.ctx.len(), self.packet)
     }
 
     #[inline(always)]
@@ -263,7 +276,7 @@ impl<E: MapEnv> Mem<'_, E> {
         &mut self,
         callee: Callee,
         regs: &[u64; 16],
-        scratch: &mut Vec<u8>,
+        calls: &mut CallState,
     ) -> Result<u64, ExecErrorKind> {
         let (id, direct) = match callee {
             Callee::Helper(id) => (id, None),
@@ -272,12 +285,13 @@ impl<E: MapEnv> Mem<'_, E> {
         match id {
             HelperId::ConformanceIdentity => return Ok(regs[1]),
             HelperId::GetPrandomU32 => {
-                self.prandom ^= self.prandom >> 12;
-                self.prandom ^= self.prandom << 25;
-                self.prandom ^= self.prandom >> 27;
-                return Ok(self.prandom.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32);
+                let x = &mut calls.prandom;
+                *x ^= *x >> 12;
+                *x ^= *x << 25;
+                *x ^= *x >> 27;
+                return Ok(x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32);
             }
-            HelperId::GetSmpProcessorId => return Ok(u64::from(self.cpu)),
+            HelperId::GetSmpProcessorId => return Ok(u64::from(calls.cpu)),
             // `XDP_REDIRECT`, or `XDP_ABORTED` for flags the helper does not know.
             HelperId::Redirect => return Ok(if regs[2] == 0 { 4 } else { 0 }),
             HelperId::XdpAdjustHead => {
@@ -308,6 +322,7 @@ impl<E: MapEnv> Mem<'_, E> {
         if let Some(call) = direct {
             self.env.check_direct_call(call, map)?;
         }
+        let scratch = &mut calls.scratch;
         let key_size = self.env.map_key_size(map)? as usize;
         self.read_bytes(regs[2], key_size, scratch)?;
         match id {
@@ -473,10 +488,12 @@ pub(super) fn run<E: MapEnv, O: Observer>(
         packet,
         env,
         depth: 0,
+    };
+    let mut calls = CallState {
+        scratch: std::mem::take(&mut vm.scratch),
         cpu: vm.config.cpu,
         prandom: vm.config.prandom_seed | 1,
     };
-    let mut scratch = std::mem::take(&mut vm.scratch);
     let mut regs = [0u64; 16];
     regs[1] = Ptr::ctx(0).encode();
     regs[2] = ctx_len;
@@ -926,7 +943,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                     jump_rel!(off);
                 }
             }
-            Call { callee } => regs[0] = tri!(mem.call(callee, &regs, &mut scratch)),
+            Call { callee } => regs[0] = tri!(mem.call(callee, &regs, &mut calls)),
             Callx { r } => {
                 let target = r!(r);
                 let callee = i32::try_from(target).ok().and_then(Callee::from_imm);
@@ -936,7 +953,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                         kind: ExecErrorKind::BadCallx(target),
                     });
                 };
-                regs[0] = tri!(mem.call(callee, &regs, &mut scratch));
+                regs[0] = tri!(mem.call(callee, &regs, &mut calls));
             }
             CallLocal { t } => {
                 budget!();
@@ -1044,6 +1061,6 @@ pub(super) fn run<E: MapEnv, O: Observer>(
         }
     };
     vm.executed = (i64::try_from(budget).unwrap_or(i64::MAX) - remaining) as u64;
-    vm.scratch = scratch;
+    vm.scratch = calls.scratch;
     result
 }

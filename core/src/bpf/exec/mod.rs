@@ -198,8 +198,7 @@ impl<'a> KeyArg<'a> {
     /// (NULL, scalar, out of bounds, stale frame).
     #[inline]
     pub fn read(&self, size: usize) -> EnvResult<&'a [u8]> {
-        let window = self.packet.window();
-        match interp::locate(self.addr, size, self.depth, self.ctx.len(), window)? {
+        match interp::locate(self.addr, size, self.depth, self.ctx.len(), self.packet)? {
             interp::Place::Stack(at) => Ok(&self.stack[at..at + size]),
             interp::Place::Ctx(at) => Ok(&self.ctx[at..at + size]),
             interp::Place::Packet(at) => Ok(&self.packet.buf[at..at + size]),
