@@ -1,5 +1,8 @@
-//! The XDP context as the executor sees it, and the rewrite of a program's `struct xdp_md`
-//! reads into loads from it (the kernel's `xdp_convert_ctx_access`).
+//! XDP's data: `struct xdp_md` as programs read it, the packet buffer the executor's packet
+//! region names, the context the executor runs a program on, and the rewrite of a program's
+//! `xdp_md` reads into loads from that context (the kernel's `xdp_convert_ctx_access`). It
+//! stands below the executor and the verifier (it needs only `isa` and `ptr`), which both read
+//! it.
 //!
 //! A program reads `xdp_md` (`u32` fields); the kernel runs it against `struct xdp_buff`,
 //! whose fields are pointers, and rewrites every context read when it loads the program. mimic
@@ -10,15 +13,82 @@
 //! build). The alternative, an executor that knows about `xdp_md`, would run a program the
 //! kernel never runs.
 //!
-//! [`XdpCtx`] lays the context out over a [`Packet`]: pointer fields in the [`crate::ptr`]
+//! [`Packet`] is the buffer the executor's packet region names; [`XdpCtx`] lays the context
+//! out over it: pointer fields in the [`crate::ptr`]
 //! encoding, `rxq` and `dev` pointing back into the context itself. Invariant: the pointers
 //! always name the packet's current `meta`, `data` and `end` ([`XdpCtx::sync`] after a helper
 //! moves them).
 
-use crate::bpf::exec::Packet;
-use crate::bpf::verifier::xdp_md;
 use crate::isa::{Insn, BPF_DW, BPF_W};
 use crate::ptr::Ptr;
+
+/// `struct xdp_md`'s fields a plain XDP program may read (`egress_ifindex`, the sixth, is for
+/// devmap programs only).
+pub mod xdp_md {
+    pub const DATA: i64 = 0;
+    pub const DATA_END: i64 = 4;
+    pub const DATA_META: i64 = 8;
+    pub const INGRESS_IFINDEX: i64 = 12;
+    pub const RX_QUEUE_INDEX: i64 = 16;
+    /// Bytes of the readable fields.
+    pub const READABLE: i64 = 20;
+}
+
+/// A packet buffer: headroom, optional metadata, the packet, and room after it. Only
+/// `buf[meta..end]` may be touched; `data` is where the packet proper starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Packet {
+    pub buf: Vec<u8>,
+    pub meta: usize,
+    pub data: usize,
+    pub end: usize,
+}
+
+impl Packet {
+    /// `bytes` after `headroom` bytes of headroom, with no metadata and no tailroom.
+    pub fn new(headroom: usize, bytes: &[u8]) -> Packet {
+        let mut buf = vec![0; headroom];
+        buf.extend_from_slice(bytes);
+        Packet {
+            meta: headroom,
+            data: headroom,
+            end: buf.len(),
+            buf,
+        }
+    }
+    /// The bytes a program may touch.
+    pub fn window(&self) -> (usize, usize) {
+        (self.meta, self.end)
+    }
+    /// The packet proper (`data..data_end`), as a test run returns it.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.data..self.end]
+    }
+
+    /// `bpf_xdp_adjust_head`: moves the packet's start by `delta` bytes (negative: grows the
+    /// head into the headroom), the metadata with it. The new start must leave room for the
+    /// kernel's `struct xdp_frame` (and the metadata) at the buffer's start and an Ethernet
+    /// header before the end; otherwise nothing moves and the result is `-EINVAL`.
+    pub fn adjust_head(&mut self, delta: i32) -> i64 {
+        let meta_len = self.data - self.meta;
+        let data = self.data as i64 + i64::from(delta);
+        let lowest = (XDP_FRAME_SIZE + meta_len) as i64;
+        let highest = self.end as i64 - ETH_HLEN as i64;
+        if data < lowest || data > highest {
+            return -i64::from(crate::errno::Errno::EINVAL.value());
+        }
+        let data = data as usize;
+        let meta = data - meta_len;
+        self.buf.copy_within(self.meta..self.data, meta);
+        (self.meta, self.data) = (meta, data);
+        0
+    }
+}
+
+/// `sizeof(struct xdp_frame)` on 64-bit kernels: the headroom a packet's start may not enter.
+pub const XDP_FRAME_SIZE: usize = 40;
+/// An Ethernet header: the least a packet keeps.
+pub const ETH_HLEN: usize = 14;
 
 /// `XDP_PACKET_HEADROOM`: bytes before the packet a test run leaves for `bpf_xdp_adjust_head`.
 pub const HEADROOM: usize = 256;

@@ -31,6 +31,7 @@ mod interp;
 pub use compile::Program;
 
 use super::helpers::DirectCall;
+pub use crate::bpf::xdp::Packet;
 use crate::fault::Fault;
 use crate::isa::{AtomicOp, DecodeError};
 use crate::ptr::Ptr;
@@ -364,62 +365,6 @@ impl Vm {
         interp::run(self, program, ctx, packet, env, observer)
     }
 }
-
-/// A packet buffer: headroom, optional metadata, the packet, and room after it. Only
-/// `buf[meta..end]` may be touched; `data` is where the packet proper starts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Packet {
-    pub buf: Vec<u8>,
-    pub meta: usize,
-    pub data: usize,
-    pub end: usize,
-}
-
-impl Packet {
-    /// `bytes` after `headroom` bytes of headroom, with no metadata and no tailroom.
-    pub fn new(headroom: usize, bytes: &[u8]) -> Packet {
-        let mut buf = vec![0; headroom];
-        buf.extend_from_slice(bytes);
-        Packet {
-            meta: headroom,
-            data: headroom,
-            end: buf.len(),
-            buf,
-        }
-    }
-    /// The bytes a program may touch.
-    pub fn window(&self) -> (usize, usize) {
-        (self.meta, self.end)
-    }
-    /// The packet proper (`data..data_end`), as a test run returns it.
-    pub fn data(&self) -> &[u8] {
-        &self.buf[self.data..self.end]
-    }
-
-    /// `bpf_xdp_adjust_head`: moves the packet's start by `delta` bytes (negative: grows the
-    /// head into the headroom), the metadata with it. The new start must leave room for the
-    /// kernel's `struct xdp_frame` (and the metadata) at the buffer's start and an Ethernet
-    /// header before the end; otherwise nothing moves and the result is `-EINVAL`.
-    pub fn adjust_head(&mut self, delta: i32) -> i64 {
-        let meta_len = self.data - self.meta;
-        let data = self.data as i64 + i64::from(delta);
-        let lowest = (XDP_FRAME_SIZE + meta_len) as i64;
-        let highest = self.end as i64 - ETH_HLEN as i64;
-        if data < lowest || data > highest {
-            return -i64::from(crate::errno::Errno::EINVAL.value());
-        }
-        let data = data as usize;
-        let meta = data - meta_len;
-        self.buf.copy_within(self.meta..self.data, meta);
-        (self.meta, self.data) = (meta, data);
-        0
-    }
-}
-
-/// `sizeof(struct xdp_frame)` on 64-bit kernels: the headroom a packet's start may not enter.
-pub const XDP_FRAME_SIZE: usize = 40;
-/// An Ethernet header: the least a packet keeps.
-pub const ETH_HLEN: usize = 14;
 
 /// Runs `program` once on `ctx` without maps or observer.
 pub fn run(program: &Program, ctx: &mut [u8]) -> Result<u64, ExecError> {

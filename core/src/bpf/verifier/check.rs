@@ -4,9 +4,10 @@
 use super::bounds::{self, AluError, Scalar};
 use super::state::{Reg, RegType, SlotByte, VState, MAX_STACK};
 use super::{
-    calls, packet, refuse, xdp_md, Env, Next, ProgType, Refuse, EINVAL, RAW_TP_CTX_MAX,
-    SYSCALL_CTX_MAX, TRACEPOINT_CTX_MAX,
+    calls, packet, refuse, Env, Next, ProgType, Refuse, EINVAL, RAW_TP_CTX_MAX, SYSCALL_CTX_MAX,
+    TRACEPOINT_CTX_MAX,
 };
+use crate::bpf::xdp::xdp_md;
 use crate::isa::{AluOp, AtomicOp, Cond, Ld64, Op, Operand, Size, Width, FP};
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 

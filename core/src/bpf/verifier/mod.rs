@@ -191,24 +191,9 @@ pub enum ProgType {
     /// `BPF_PROG_TYPE_XDP`: the context is `struct xdp_md`, read-only, 4-byte reads of its
     /// first five fields (`xdp_is_valid_access`); `data`, `data_end` and `data_meta` give packet
     /// pointers, which may read and write the packet inside a range learned from comparisons.
-    /// A test run takes a packet of at least [`XDP_MIN_PACKET`] bytes.
+    /// A test run takes a packet of at least [`crate::bpf::xdp::ETH_HLEN`] bytes.
     Xdp,
 }
-
-/// `struct xdp_md`'s fields a plain XDP program may read (`egress_ifindex`, the sixth, is for
-/// devmap programs only).
-pub mod xdp_md {
-    pub const DATA: i64 = 0;
-    pub const DATA_END: i64 = 4;
-    pub const DATA_META: i64 = 8;
-    pub const INGRESS_IFINDEX: i64 = 12;
-    pub const RX_QUEUE_INDEX: i64 = 16;
-    /// Bytes of the readable fields.
-    pub const READABLE: i64 = 20;
-}
-
-/// The shortest packet an XDP test run takes (an Ethernet header, `ETH_HLEN`).
-pub const XDP_MIN_PACKET: usize = 14;
 
 /// `BPF_PROG_TYPE_SYSCALL` context offsets must stay below `U16_MAX`, and a test run's context
 /// may not be larger than it.

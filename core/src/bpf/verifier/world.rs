@@ -268,11 +268,11 @@ impl LoadedProg {
         data_in: &[u8],
     ) -> Result<(u64, Vec<u8>), TestRunError> {
         use crate::bpf::exec::{NoObserver, Packet, Program, Vm};
-        use crate::bpf::xdp::{RxInfo, XdpCtx, HEADROOM, MAX_PACKET};
+        use crate::bpf::xdp::{RxInfo, XdpCtx, ETH_HLEN, HEADROOM, MAX_PACKET};
         if self.prog_type != super::ProgType::Xdp {
             return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
         }
-        if data_in.len() < super::XDP_MIN_PACKET || data_in.len() > MAX_PACKET {
+        if data_in.len() < ETH_HLEN || data_in.len() > MAX_PACKET {
             return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
         }
         let program = Program::new(&self.fixed.insns)
