@@ -1,4 +1,4 @@
-//! `mimic verify FILE [--maps SPEC] [--unpriv] [--syscall] [--log] [--xlated] [--mutants LIST]
+//! `mimic verify FILE [--maps SPEC] [--unpriv] [--syscall | --xdp] [--log] [--xlated] [--mutants LIST]
 //! [--kernel auto|NAME]`: verify a
 //! program written in assembly, print the verdict, optionally the verifier log and the fixed-up
 //! program in bpftool's xlated style.
@@ -39,6 +39,10 @@ pub struct VerifyArgs {
     /// prints the highest context byte reached (`max_ctx_offset`).
     #[arg(long)]
     pub syscall: bool,
+    /// Verify as a `BPF_PROG_TYPE_XDP` program: `r1` is `struct xdp_md`, packet pointers
+    /// come from its `data`, `data_end` and `data_meta` (as an object's `xdp` section).
+    #[arg(long, conflicts_with = "syscall")]
+    pub xdp: bool,
     /// Print the verifier log.
     #[arg(long)]
     pub log: bool,
@@ -97,6 +101,8 @@ fn verify_cmd(args: &VerifyArgs) -> Result<bool, String> {
         log_level: u8::from(args.log),
         prog_type: if args.syscall {
             ProgType::Syscall
+        } else if args.xdp {
+            ProgType::Xdp
         } else {
             ProgType::Generic
         },
@@ -145,9 +151,9 @@ fn verify_object(
     use mimic_core::sys::Process;
     use mimic_core::world::WorldConfig;
     let file = args.file.display();
-    if args.maps.is_some() || args.syscall {
+    if args.maps.is_some() || args.syscall || args.xdp {
         return Err(format!(
-            "{file}: an object brings its maps and program types (no --maps, --syscall)"
+            "{file}: an object brings its maps and program types (no --maps, --syscall, --xdp)"
         ));
     }
     let object = Object::parse(bytes).map_err(|e| format!("{file}: {e}"))?;
