@@ -12,6 +12,11 @@
  * an empty table or a missing slot drops; otherwise the 5-tuple's hash picks a slot, the
  * destination address becomes the backend's (10.1.0.<id>, checksum updated incrementally)
  * and the frame goes back out (XDP_TX).
+ *
+ * maglev_fixed is the same balancer as teams wrote it before dynamic inner arrays (kernel 5.10):
+ * services_fixed's template is a plain array of FIXED_SLOTS, so every table has exactly that
+ * many slots, the verifier inlines the lookup in the table with that bound, and the kernel
+ * refuses (-EINVAL) a table of any other size. Every service pays for the largest table.
  */
 #include "mimic_bpf.h"
 
@@ -26,6 +31,7 @@ typedef unsigned short __u16;
 #define IPPROTO_UDP 17
 #define MAX_SERVICES 4
 #define NUM_VIPS 3
+#define FIXED_SLOTS 8
 
 struct xdp_md {
 	__u32 data;
@@ -113,6 +119,30 @@ struct {
 	.values = { [1] = (void *)&backends_web, [2] = (void *)&backends_dns },
 };
 
+struct fixed_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FIXED_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FIXED_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} fixed_web SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__array(values, struct fixed_table);
+} services_fixed SEC(".maps") = {
+	.values = { [1] = (void *)&fixed_web },
+};
+
 /* A 5-tuple hash (mixing as in a multiply-xorshift finaliser). */
 static __always_inline __u32 flow_hash(__u32 saddr, __u32 daddr, __u32 ports, __u32 proto)
 {
@@ -138,59 +168,99 @@ static __always_inline __u16 csum_replace4(__u16 check, __u32 from, __u32 to)
 	return (__u16)~sum;
 }
 
-SEC("xdp")
-int maglev(struct xdp_md *ctx)
+/* The IPv4 header of a TCP or UDP frame to a service, with the service and the flow's hash;
+ * NULL for anything else (which passes). */
+static __always_inline struct iphdr *classify(struct xdp_md *ctx, __u32 *service, __u32 *hash)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
 	struct ports *ports;
-	__u32 service = 0, slot, size, ihl, to, *backend;
-	void *table;
+	__u32 ihl;
 	int i;
 
 	if ((void *)(eth + 1) > data_end)
-		return XDP_PASS;
+		return 0;
 	if (eth->h_proto != BE16(ETH_P_IP))
-		return XDP_PASS;
+		return 0;
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
-		return XDP_PASS;
+		return 0;
 	ihl = ip->ihl_version & 0xf;
 	if (ihl < 5)
-		return XDP_PASS;
+		return 0;
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
-		return XDP_PASS;
+		return 0;
 	ports = (void *)ip + ihl * 4;
 	if ((void *)(ports + 1) > data_end)
-		return XDP_PASS;
+		return 0;
 
+	*service = 0;
 	for (i = 0; i < NUM_VIPS; i++) {
 		if (vips[i].addr == ip->daddr && vips[i].port == ports->dest &&
 		    vips[i].protocol == ip->protocol) {
-			service = vips[i].service;
+			*service = vips[i].service;
 			break;
 		}
 	}
-	if (!service)
-		return XDP_PASS;
+	if (!*service)
+		return 0;
+	*hash = flow_hash(ip->saddr, ip->daddr, *(__u32 *)ports, ip->protocol);
+	return ip;
+}
 
+/* Sends the frame to backend 10.1.0.<id> (checksum updated incrementally). */
+static __always_inline int steer(struct iphdr *ip, __u32 backend)
+{
+	__u32 to = BE32(10, 1, 0, 0) | (backend & 0xff) << 24;
+
+	ip->check = csum_replace4(ip->check, ip->daddr, to);
+	ip->daddr = to;
+	return XDP_TX;
+}
+
+SEC("xdp")
+int maglev(struct xdp_md *ctx)
+{
+	__u32 service, hash, slot, size, *backend;
+	struct iphdr *ip;
+	void *table;
+
+	ip = classify(ctx, &service, &hash);
+	if (!ip)
+		return XDP_PASS;
 	table = bpf_map_lookup_elem(&services, &service);
 	if (!table)
 		return XDP_DROP;
 	size = table_size[service & (MAX_SERVICES - 1)];
 	if (!size)
 		return XDP_DROP;
-	slot = flow_hash(ip->saddr, ip->daddr, *(__u32 *)ports, ip->protocol) % size;
+	slot = hash % size;
 	backend = bpf_map_lookup_elem(table, &slot);
 	if (!backend)
 		return XDP_DROP;
+	return steer(ip, *backend);
+}
 
-	to = BE32(10, 1, 0, 0) | (*backend & 0xff) << 24;
-	ip->check = csum_replace4(ip->check, ip->daddr, to);
-	ip->daddr = to;
-	return XDP_TX;
+SEC("xdp")
+int maglev_fixed(struct xdp_md *ctx)
+{
+	__u32 service, hash, slot, *backend;
+	struct iphdr *ip;
+	void *table;
+
+	ip = classify(ctx, &service, &hash);
+	if (!ip)
+		return XDP_PASS;
+	table = bpf_map_lookup_elem(&services_fixed, &service);
+	if (!table)
+		return XDP_DROP;
+	slot = hash % FIXED_SLOTS;
+	backend = bpf_map_lookup_elem(table, &slot);
+	if (!backend)
+		return XDP_DROP;
+	return steer(ip, *backend);
 }
 
 char _license[] SEC("license") = "GPL";
