@@ -90,6 +90,32 @@ pub const XDP_FRAME_SIZE: usize = 40;
 /// An Ethernet header: the least a packet keeps.
 pub const ETH_HLEN: usize = 14;
 
+/// The actions an XDP program returns (`enum xdp_action`), by name.
+pub const ACTIONS: [(&str, u64); 5] = [
+    ("XDP_ABORTED", 0),
+    ("XDP_DROP", 1),
+    ("XDP_PASS", 2),
+    ("XDP_TX", 3),
+    ("XDP_REDIRECT", 4),
+];
+
+/// The value of an action's name (`XDP_TX`), or of a number written in decimal.
+pub fn action(name: &str) -> Option<u64> {
+    ACTIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .or_else(|| name.parse().ok())
+}
+
+/// The name of an action, or the number for one outside `enum xdp_action`.
+pub fn action_name(value: u64) -> String {
+    ACTIONS
+        .iter()
+        .find(|(_, v)| *v == value)
+        .map_or(value.to_string(), |(n, _)| n.to_string())
+}
+
 /// `XDP_PACKET_HEADROOM`: bytes before the packet a test run leaves for `bpf_xdp_adjust_head`.
 pub const HEADROOM: usize = 256;
 /// The longest packet a test run takes: a page less the headroom and the room the kernel keeps

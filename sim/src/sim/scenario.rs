@@ -55,6 +55,8 @@
 
 use super::op::{UserOp, Value};
 use mimic_core::bpf::object::{MapSpec, Object};
+use mimic_core::bpf::verifier::{packet_cases, ProgType};
+use mimic_core::bpf::xdp;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -231,6 +233,11 @@ pub struct TaskDecl {
     pub count: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shapes: Vec<String>,
+    /// For an XDP program: the frames its runs draw from, by name (the scenario's `[frames]`
+    /// or a generated kind, [`packet_cases::FRAME_NAMES`]); without it a run's key picks the
+    /// generated kind by number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -258,6 +265,71 @@ pub struct Checks {
     /// `wrong_value` failure (a program wrote where it did not mean to).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<ValueCheck>,
+    /// What a program's runs may return on a class of frames: a run that returns something
+    /// else, or leaves a packet whose value is from no table of its service, is a
+    /// `wrong_result` failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<ResultCheck>,
+}
+
+/// `[[checks.results]]`: every run of `program` on one of `frames` (all frames when empty)
+/// returns one of `returns` (XDP action names or numbers), and, with `packet_value`, leaves a
+/// packet whose bytes at `offset` hold a value user space wrote into a map that was stored
+/// under `from` (`OUTER:KEY`) at some point of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultCheck {
+    pub program: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<String>,
+    pub returns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet_value: Option<PacketValue>,
+}
+
+/// Bytes `offset..offset + size` of the packet after the run (little-endian; compared with the
+/// low `size` bytes of each value written).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacketValue {
+    pub offset: usize,
+    pub size: usize,
+    pub from: String,
+}
+
+impl ResultCheck {
+    /// The allowed return values.
+    pub fn returns(&self) -> Result<Vec<u64>, String> {
+        self.returns
+            .iter()
+            .map(|r| {
+                xdp::action(r).ok_or(format!(
+                    "return `{r}` is no XDP action (XDP_DROP, XDP_PASS, XDP_TX, \
+                     ...) or number"
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether a run on frame `frame` is one this check covers.
+    pub fn covers(&self, program: &str, frame: &str) -> bool {
+        self.program == program
+            && (self.frames.is_empty() || self.frames.iter().any(|f| f == frame))
+    }
+}
+
+impl PacketValue {
+    /// `from` as (outer map, key).
+    pub fn from(&self) -> Result<(String, u32), String> {
+        let (map, key) = self
+            .from
+            .split_once(':')
+            .ok_or(format!("packet_value.from `{}` is not MAP:KEY", self.from))?;
+        let key = key
+            .parse::<u32>()
+            .map_err(|_| format!("packet_value.from `{}`: the key is not a u32", self.from))?;
+        Ok((map.to_string(), key))
+    }
 }
 
 /// `map[key]` (or, through an outer map, `map[key][inner_key]`) must read as `equals` (the
@@ -313,6 +385,10 @@ pub struct Scenario {
     #[serde(default)]
     pub programs: Vec<ProgramDecl>,
     pub tasks: Vec<TaskDecl>,
+    /// Frames listed by the scenario, by name: the bytes in hex (whitespace ignored), given to
+    /// XDP runs as they are.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub frames: BTreeMap<String, String>,
     #[serde(default)]
     pub checks: Checks,
     /// Steps after which a run is cut (a liveness bound, not a failure).
@@ -516,6 +592,39 @@ impl Scenario {
     }
 
     /// The shape a name stands for: a declared shape, a setup map's, or an object map's.
+    /// The bytes of frame `name`: a listed frame as written, a generated one with source port
+    /// `sport`.
+    pub fn frame(&self, name: &str, sport: u16) -> Result<Vec<u8>, String> {
+        if let Some(hex) = self.frames.get(name) {
+            let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            if digits.len() % 2 != 0 {
+                return Err(format!("frames.{name}: an odd number of hex digits"));
+            }
+            return digits
+                .chunks(2)
+                .enumerate()
+                .map(|(i, pair)| {
+                    std::str::from_utf8(pair)
+                        .ok()
+                        .and_then(|p| u8::from_str_radix(p, 16).ok())
+                        .ok_or(format!("frames.{name}: byte {i} is not two hex digits"))
+                })
+                .collect();
+        }
+        packet_cases::frame_named(name, sport).ok_or(format!(
+            "unknown frame `{name}` (not in [frames], nor one of {})",
+            packet_cases::FRAME_NAMES.join(", ")
+        ))
+    }
+
+    /// Whether `program` is an object program of type XDP (the programs that take frames).
+    fn is_xdp(&self, program: &str) -> bool {
+        self.loaded
+            .as_ref()
+            .and_then(|l| l.object.program(program))
+            .is_some_and(|p| p.kind.verifier_type() == Ok(ProgType::Xdp))
+    }
+
     pub fn shape(&self, name: &str) -> Option<&Shape> {
         self.shapes
             .get(name)
@@ -631,6 +740,14 @@ impl Scenario {
                             .verifier_type()
                             .map_err(|e| at(format!("program `{program}`: {e}")))?;
                     }
+                    if !task.frames.is_empty() && !self.is_xdp(program) {
+                        return Err(at(format!(
+                            "`frames` given, but program `{program}` is not an XDP program"
+                        )));
+                    }
+                    for frame in &task.frames {
+                        self.frame(frame, 0).map_err(at)?;
+                    }
                     if task.kind == TaskKind::Irq {
                         match task.on_cpu_of {
                             Some(j)
@@ -682,6 +799,39 @@ impl Scenario {
             if !seen.contains(&check.map.as_str()) {
                 return err(format!("checks.values: unknown map `{}`", check.map));
             }
+        }
+        for (i, check) in self.checks.results.iter().enumerate() {
+            let at = |e: String| ScenarioError(format!("checks.results[{i}]: {e}"));
+            if !self.is_xdp(&check.program) {
+                return Err(at(format!(
+                    "`{}` is not an XDP program of the object",
+                    check.program
+                )));
+            }
+            check.returns().map_err(at)?;
+            if check.returns.is_empty() {
+                return Err(at("`returns` is empty: no run could pass".into()));
+            }
+            for frame in &check.frames {
+                self.frame(frame, 0).map_err(at)?;
+            }
+            if let Some(value) = &check.packet_value {
+                let (map, _) = value.from().map_err(at)?;
+                if !seen.contains(&map.as_str()) {
+                    return Err(at(format!("packet_value.from: unknown map `{map}`")));
+                }
+                if !(1..=8).contains(&value.size) || value.offset > xdp::MAX_PACKET {
+                    return Err(at(format!(
+                        "packet_value: size {} (1 to 8) or offset {} (at most {}) out of range",
+                        value.size,
+                        value.offset,
+                        xdp::MAX_PACKET
+                    )));
+                }
+            }
+        }
+        for (name, _) in &self.frames {
+            self.frame(name, 0).map_err(ScenarioError)?;
         }
         if let Some(names) = &self.checks.linearizable {
             for name in names {

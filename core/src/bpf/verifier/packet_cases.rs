@@ -320,6 +320,25 @@ pub fn frame(kind: u32, sport: u16) -> Vec<u8> {
 /// Kinds of [`frame`].
 pub const FRAME_KINDS: u32 = 9;
 
+/// The names of [`frame`]'s kinds, in order: what scenarios call them.
+pub const FRAME_NAMES: [&str; FRAME_KINDS as usize] = [
+    "web",
+    "dns",
+    "no_table",
+    "other",
+    "web_options",
+    "truncated",
+    "bad_ihl",
+    "arp",
+    "ethernet_only",
+];
+
+/// The frame of the kind named `name` ([`FRAME_NAMES`]), or `None` for an unknown name.
+pub fn frame_named(name: &str, sport: u16) -> Option<Vec<u8>> {
+    let kind = FRAME_NAMES.iter().position(|n| *n == name)?;
+    Some(frame(kind as u32, sport))
+}
+
 /// The packets every accepted case and every example XDP program's test run gets: too short
 /// for a test run (13 bytes), 64 patterned bytes, and each kind of [`frame`] (the first three
 /// kinds with a second and third flow).

@@ -116,6 +116,7 @@ pub struct RunConfig {
 }
 
 mod env;
+mod results;
 mod runner;
 mod setup;
 mod tasks;
@@ -152,6 +153,8 @@ struct Ctx {
     present: BTreeMap<MapIdent, (String, Vec<u32>)>,
     failure: Mutex<Option<Failure>>,
     drains: Mutex<Vec<Drain>>,
+    /// What the results oracle compares packets with.
+    stored: Mutex<results::Stored>,
 }
 
 /// A drained value: the fd, the key, the bytes read after the swap, and the variable's name.
@@ -401,6 +404,7 @@ fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
         present: BTreeMap::new(),
         failure: Mutex::new(None),
         drains: Mutex::new(Vec::new()),
+        stored: Mutex::default(),
     };
     let setup = setup(&mut ctx, &scenario, config.profile);
     let loaded = match setup {

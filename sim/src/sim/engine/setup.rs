@@ -169,6 +169,15 @@ pub(super) fn setup_object_maps(
         let map_type = MapType::from_u32(spec.map_type).unwrap_or(MapType::Array);
         register(ctx, scenario, &spec.name, fd, map_type);
     }
+    // The object's initial slots (`.values = { [1] = &table }`), for the results oracle.
+    for spec in &object.maps {
+        for (slot, name) in &spec.slots {
+            let inner = object.map_index(name).and_then(|i| maps.fds.get(i));
+            if let Some(ident) = inner.and_then(|&fd| ctx.ident_of_fd(fd)) {
+                ctx.note_held(&spec.name, *slot, ident);
+            }
+        }
+    }
     Ok(maps.fds)
 }
 

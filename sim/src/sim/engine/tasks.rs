@@ -91,20 +91,33 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                     direct: None,
                     pending: None,
                 };
-                let result = if prog.load.prog_type == ProgType::Xdp {
-                    // A packet program gets a frame of the task's key's kind, a flow of the
-                    // seed's choosing, on this CPU's receive queue.
-                    let frame = packet_cases::frame(key, P::choose(1 << 16) as u16);
-                    let mut packet = Packet::new(xdp::HEADROOM, &frame);
+                // A packet program's frame: one of the task's frames, or the generated kind its
+                // key names; a flow of the seed's choosing, on this CPU's receive queue.
+                let mut frame_name = "";
+                let mut packet = None;
+                if prog.load.prog_type == ProgType::Xdp {
+                    frame_name = match task.frames.len() {
+                        0 => packet_cases::FRAME_NAMES[(key % packet_cases::FRAME_KINDS) as usize],
+                        n => &task.frames[P::choose(n)],
+                    };
+                    match ctx.scenario.frame(frame_name, P::choose(1 << 16) as u16) {
+                        Ok(bytes) => packet = Some(Packet::new(xdp::HEADROOM, &bytes)),
+                        Err(e) => {
+                            ctx.fail(Finding::Setup, format!("program {}: {e}", prog.name));
+                            break;
+                        }
+                    }
+                }
+                let result = if let Some(packet) = packet.as_mut() {
                     let rx = xdp::RxInfo {
                         ifindex: 1,
                         queue_index: cpu as u32,
                     };
-                    let mut xdp_ctx = xdp::XdpCtx::new(&packet, rx);
+                    let mut xdp_ctx = xdp::XdpCtx::new(packet, rx);
                     vm.run_packet(
                         &prog.program,
                         &mut xdp_ctx.bytes,
-                        &mut packet,
+                        packet,
                         &mut env,
                         &mut NoObserver,
                     )
@@ -113,9 +126,21 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                 };
                 let unlocked = ctx.check("rcu_read_unlock", ctx.world.rcu_read_unlock(flavor));
                 match result {
-                    Ok(r0) => ctx.rec.line(slot, cpu, || {
-                        format!("prog {} run {run} (key {key}) = {}", prog.name, r0 as i64)
-                    }),
+                    Ok(r0) => match &packet {
+                        Some(packet) => {
+                            ctx.rec.line(slot, cpu, || {
+                                format!(
+                                    "prog {} run {run} (frame {frame_name}) = {}",
+                                    prog.name,
+                                    xdp::action_name(r0)
+                                )
+                            });
+                            ctx.check_result(&prog.name, run, frame_name, r0, packet.data());
+                        }
+                        None => ctx.rec.line(slot, cpu, || {
+                            format!("prog {} run {run} (key {key}) = {}", prog.name, r0 as i64)
+                        }),
+                    },
                     Err(e) => {
                         match e.kind {
                             ExecErrorKind::Fault(f) => ctx.fail(

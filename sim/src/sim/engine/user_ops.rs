@@ -221,6 +221,16 @@ fn update(
         return Ok(());
     };
     let inner_attr = prepared.inner.and_then(|(_, fd, _)| inner_attr_of(ctx, fd));
+    // The results oracle hears of a store before any program can see it.
+    match (&prepared.inner, value) {
+        (Some((inner, _, _)), _) if map_type.is_map_in_map() => ctx.note_held(map, key, *inner),
+        (_, Value::Number(n)) => {
+            if let Some(target) = ctx.ident_of_fd(fd) {
+                ctx.note_written(target, *n);
+            }
+        }
+        _ => {}
+    }
     let (result, inv, resp) = timed(ctx, "map_update_elem", || {
         world.map_update_elem(fd, &key.to_le_bytes(), &prepared.bytes, flags)
     })?;

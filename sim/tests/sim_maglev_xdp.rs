@@ -1,0 +1,287 @@
+//! `sim/scenarios/maglev_xdp.toml`: the clang-built Maglev balancer (dynamic and fixed-size
+//! tables) under control planes that grow and shrink its services' tables, judged by the
+//! results oracle (`[[checks.results]]`) besides the others. Clean on the correct core; the
+//! oracle fails runs for what they returned or carried; the two fixup mutants of dynamic inner
+//! arrays are found through it for their reasons, at seeds that replay.
+
+use mimic_core::finding::Finding;
+use mimic_core::mutants::{Mutant, Mutants};
+use mimic_core::profile::KernelProfile;
+use mimic_sim::sim::engine::{run_one, Outcome, RunConfig, Verdict};
+use mimic_sim::sim::scenario::Scenario;
+use mimic_sim::sim::scheduler::SchedulerKind;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn text() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/maglev_xdp.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The scenario from `text`, found where the file is (its object under `target/bpf/`).
+fn parse(text: &str) -> Scenario {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    Scenario::parse_at(text, "maglev_xdp.toml", Some(&base)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn config(scenario: &Scenario, mutants: Mutants, scheduler: SchedulerKind) -> RunConfig {
+    RunConfig {
+        scenario: scenario.clone(),
+        mutants,
+        scheduler,
+        keep_trace: true,
+        profile: *KernelProfile::newest(),
+        lacks: mimic_core::history::Lacks::NONE,
+    }
+}
+
+fn fail(outcome: &Outcome) -> (&str, &str) {
+    match &outcome.verdict {
+        Verdict::Fail { kind, detail } => (kind, detail),
+        other => panic!("seed {} did not fail: {other:?}", outcome.seed),
+    }
+}
+
+/// The first seed in `0..budget` where `scenario` under `mutants` fails with `finding`.
+fn first(scenario: &Scenario, mutants: Mutants, finding: Finding, budget: u64) -> Outcome {
+    let config = config(scenario, mutants, SchedulerKind::Swarm);
+    (0..budget)
+        .map(|seed| run_one(&config, seed))
+        .find(|o| o.verdict.kind() == Some(finding.name()))
+        .unwrap_or_else(|| panic!("no {finding} failure in {budget} seeds"))
+}
+
+/// The seed replays (same verdict, same trace hash) and the correct core passes it.
+fn replays(scenario: &Scenario, mutant: Mutant, found: &Outcome) {
+    let config_of = |m| config(scenario, m, SchedulerKind::Swarm);
+    let again = run_one(&config_of(Mutants::only(mutant)), found.seed);
+    assert_eq!(again.verdict, found.verdict);
+    assert_eq!(again.trace_hash, found.trace_hash);
+    let correct = run_one(&config_of(Mutants::NONE), found.seed);
+    assert!(
+        !matches!(correct.verdict, Verdict::Fail { .. }),
+        "the correct core fails seed {} too: {:?}",
+        found.seed,
+        correct.verdict
+    );
+}
+
+#[test]
+fn maglev_xdp_runs_clean_and_every_results_check_sees_its_frames() {
+    let scenario = parse(&text());
+    let mut seen = BTreeSet::new();
+    for scheduler in [
+        SchedulerKind::Random,
+        SchedulerKind::Pct,
+        SchedulerKind::Swarm,
+    ] {
+        let config = config(&scenario, Mutants::NONE, scheduler);
+        for seed in 0..60 {
+            let outcome = run_one(&config, seed);
+            assert_eq!(
+                outcome.verdict,
+                Verdict::Pass,
+                "seed {seed} ({}):\n{}",
+                scheduler.name(),
+                outcome.trace.join("\n")
+            );
+            for line in &outcome.trace {
+                if let Some((_, run)) = line.split_once(" prog ") {
+                    if let (Some((program, _)), Some((_, rest))) =
+                        (run.split_once(" run "), run.split_once("(frame "))
+                    {
+                        if let Some((frame, r0)) = rest.split_once(") = ") {
+                            seen.insert(format!("{program} {frame} {r0}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // What the checks promise, each seen at least once: services with tables balance,
+    // service 1's 3-slot table misses, a service without a table drops, the rest passes; the
+    // fixed-table balancer always balances web frames.
+    for want in [
+        "maglev dns XDP_TX",
+        "maglev web XDP_TX",
+        "maglev web XDP_DROP",
+        "maglev no_table XDP_DROP",
+        "maglev other XDP_PASS",
+        "maglev truncated XDP_PASS",
+        "maglev ethernet_only XDP_PASS",
+        "maglev_fixed web XDP_TX",
+        "maglev_fixed dns XDP_DROP",
+    ] {
+        assert!(seen.contains(want), "never seen: {want}; seen: {seen:?}");
+    }
+}
+
+#[test]
+fn the_results_oracle_fails_a_run_for_what_it_returned_and_for_the_backend_it_carried() {
+    let text = text();
+    // Service 2's frames are said to drop: every run that sends one out is wrong.
+    let dropped = text.replacen(
+        "frames = [\"dns\"]\nreturns = [\"XDP_TX\"]",
+        "frames = [\"dns\"]\nreturns = [\"XDP_DROP\"]",
+        1,
+    );
+    assert_ne!(dropped, text);
+    let scenario = parse(&dropped);
+    let found = first(&scenario, Mutants::NONE, Finding::WrongResult, 20);
+    let (_, detail) = fail(&found);
+    assert!(
+        detail.contains("on frame dns: returned XDP_TX, where only XDP_DROP may be returned"),
+        "{detail}"
+    );
+    // Service 2's backends checked against service 1's tables: none of them is there.
+    let other = text.replacen("from = \"services:2\"", "from = \"services:1\"", 1);
+    assert_ne!(other, text);
+    let scenario = parse(&other);
+    let found = first(&scenario, Mutants::NONE, Finding::WrongResult, 20);
+    let (_, detail) = fail(&found);
+    assert!(
+        detail.contains("on frame dns: packet bytes 33..34 hold 2")
+            && detail.contains("written into no map services[1] held"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn inline_dynamic_inner_reads_past_service_1s_three_slot_table() {
+    let scenario = parse(&text());
+    let mutant = Mutant::InlineDynamicInner;
+    let found = first(&scenario, Mutants::only(mutant), Finding::OutOfBounds, 64);
+    let (_, detail) = fail(&found);
+    assert!(
+        detail.contains("program maglev run"),
+        "seed {}: {detail}",
+        found.seed
+    );
+    assert!(mutant.detected_by(Finding::OutOfBounds));
+    replays(&scenario, mutant, &found);
+}
+
+#[test]
+fn meta_ignores_max_entries_lets_a_five_slot_table_under_the_fixed_template_and_maglev_fixed_reads_past_it(
+) {
+    let scenario = parse(&text());
+    let mutant = Mutant::MetaIgnoresMaxEntries;
+    let found = first(&scenario, Mutants::only(mutant), Finding::OutOfBounds, 400);
+    let (_, detail) = fail(&found);
+    assert!(
+        detail.contains("program maglev_fixed run"),
+        "seed {}: {detail}",
+        found.seed
+    );
+    assert!(mutant.detected_by(Finding::OutOfBounds));
+    // The update the kernel refuses went through.
+    assert!(
+        found
+            .trace
+            .iter()
+            .any(|l| l.contains("map_update_elem(services_fixed, 1,")
+                && l.ends_with("= 0")
+                && found.trace.iter().any(|c| c.contains("max_entries 5"))),
+        "seed {}: no accepted 5-slot table in the trace",
+        found.seed
+    );
+    replays(&scenario, mutant, &found);
+    // On the correct core that update is -EINVAL.
+    let correct = run_one(
+        &config(&scenario, Mutants::NONE, SchedulerKind::Swarm),
+        found.seed,
+    );
+    assert!(
+        correct
+            .trace
+            .iter()
+            .any(|l| l.contains("map_update_elem(services_fixed, 1,") && l.contains("EINVAL")),
+        "seed {}: the correct core did not refuse the 5-slot table",
+        found.seed
+    );
+}
+
+#[test]
+fn a_bad_results_check_or_frame_is_named_at_load() {
+    let text = text();
+    let bad = |from: &str, to: &str, want: &str| {
+        let changed = text.replacen(from, to, 1);
+        assert_ne!(changed, text, "{from}");
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let e = Scenario::parse_at(&changed, "maglev_xdp.toml", Some(&base))
+            .expect_err(to)
+            .to_string();
+        assert!(e.contains(want), "{to}: {e}");
+    };
+    bad(
+        "returns = [\"XDP_PASS\"]",
+        "returns = [\"XDP_PAS\"]",
+        "checks.results[3]: return `XDP_PAS`",
+    );
+    bad(
+        "returns = [\"XDP_PASS\"]",
+        "returns = []",
+        "checks.results[3]: `returns` is empty",
+    );
+    bad(
+        "frames = [\"no_table\"]",
+        "frames = [\"no_tabel\"]",
+        "unknown frame `no_tabel`",
+    );
+    bad(
+        "from = \"services:2\"",
+        "from = \"servics:2\"",
+        "unknown map `servics`",
+    );
+    bad(
+        "from = \"services:2\"",
+        "from = \"services\"",
+        "is not MAP:KEY",
+    );
+    bad(
+        "offset = 33, size = 1",
+        "offset = 33, size = 9",
+        "size 9 (1 to 8)",
+    );
+    bad(
+        "frames = [\"web\", \"dns\", \"web_options\"]",
+        "frames = [\"web\", \"dnss\", \"web_options\"]",
+        "tasks[1]: unknown frame `dnss`",
+    );
+    bad(
+        "[[tasks]]",
+        "[frames]\nodd = \"abc\"\n\n[[tasks]]",
+        "frames.odd: an odd number of hex digits",
+    );
+    bad(
+        "[[tasks]]",
+        "[frames]\nx = \"zz\"\n\n[[tasks]]",
+        "frames.x: byte 0 is not two hex digits",
+    );
+}
+
+#[test]
+fn a_listed_frame_is_given_to_runs_as_written() {
+    // A frame listed in hex: an ARP header (passes), the only frame one task gets.
+    let text = text().replacen(
+        "[[tasks]]",
+        "[frames]\nlisted = \"ffffffffffff 020000000002 0806 0001\"\n\n[[tasks]]",
+        1,
+    );
+    let text = text.replacen(
+        "frames = [\"web\", \"dns\", \"web_options\"]",
+        "frames = [\"listed\"]",
+        1,
+    );
+    let scenario = parse(&text);
+    let outcome = run_one(&config(&scenario, Mutants::NONE, SchedulerKind::Random), 1);
+    assert_eq!(outcome.verdict, Verdict::Pass);
+    assert!(
+        outcome
+            .trace
+            .iter()
+            .any(|l| l.contains("(frame listed) = XDP_PASS")),
+        "{}",
+        outcome.trace.join("\n")
+    );
+}
