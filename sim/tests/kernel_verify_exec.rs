@@ -103,3 +103,39 @@ fn seeded_inputs_agree_with_the_kernel_and_leak_no_fd() {
         cases.len()
     );
 }
+
+/// `verify_exec`'s packet programs on the kernel: seeded inputs (the mode byte's cases), each
+/// loaded as XDP there and verified by mimic for the live kernel's profile; verdicts agree,
+/// and programs both accept run to the same r0 and packet on the case's packets.
+#[test]
+fn seeded_packet_programs_get_the_kernels_verdict_and_test_runs() {
+    use mimic_sim::fuzz::verify_exec::packet::{compare_packet_on_kernel, decode};
+    let _turn = take_turn();
+    if !bpf_usable("kernel_verify_exec packet programs") {
+        return;
+    }
+    let mut state = 0x7061_636b_u64;
+    let before = open_fds();
+    let (mut ran, mut refused) = (0, 0);
+    for n in 0..SEEDED {
+        let data = pseudo_random(&mut state, 4 + n % 28);
+        let Some(case) = decode(&data) else {
+            continue;
+        };
+        match compare_packet_on_kernel(&case, Mutants::NONE) {
+            Ok(true) => ran += 1,
+            Ok(false) => refused += 1,
+            Err(finding) => panic!("packet input {n}: {finding}"),
+        }
+    }
+    println!("{ran} packet programs ran on both, {refused} refused by both");
+    assert!(
+        ran > SEEDED / 10 && refused > SEEDED / 20,
+        "ran {ran}, refused {refused}"
+    );
+    assert_eq!(
+        open_fds(),
+        before,
+        "kernel fds left open by packet programs"
+    );
+}

@@ -204,11 +204,7 @@ pub fn crash_of(target: &str, data: &[u8], mutants: Mutants) -> Result<Option<St
         "object_load" => Box::new(|| object_load::check(data)),
         "sim_schedule" => Box::new(move || sim_schedule::check_with(data, mutants)),
         // `verify_exec::check` with the mutants given: the same decoding, the same property.
-        "verify_exec" => Box::new(move || {
-            if let Ok(case) = verify_exec::Case::arbitrary_take_rest(Unstructured::new(data)) {
-                verify_exec::check_case(&case, mutants);
-            }
-        }),
+        "verify_exec" => Box::new(move || verify_exec::check_with(data, mutants)),
         other => {
             return Err(format!(
                 "unknown fuzz target `{other}` (known: {})",
@@ -397,6 +393,9 @@ fn describe_run(
 }
 
 fn replay_verify_exec(data: &[u8], mutants: Mutants, profile: KernelProfile, report: &mut Report) {
+    if let Some((&verify_exec::packet::MODE, rest)) = data.split_first() {
+        return replay_packet(rest, mutants, report);
+    }
     let case = match verify_exec::Case::arbitrary_take_rest(Unstructured::new(data)) {
         Ok(case) => case,
         Err(e) => {
@@ -783,4 +782,30 @@ fn replay_sim_schedule(data: &[u8], mutants: Mutants, report: &mut Report) {
             scenario.name
         ),
     );
+}
+
+/// A packet-program input of `verify_exec`: the pieces, the program, and the property's verdict.
+fn replay_packet(rest: &[u8], mutants: Mutants, report: &mut Report) {
+    use verify_exec::packet;
+    let Some(case) = packet::decode(rest) else {
+        report.summary = "the input does not decode as a packet case; the target ignores it".into();
+        return;
+    };
+    let pieces: String = case
+        .pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{i:2}: {p:?}\n"))
+        .collect();
+    report.section(format!("packet pieces ({})", case.pieces.len()), pieces);
+    report.section("program (XDP)", packet::source(&case));
+    let result = catch(|| packet::check_packet(&case, mutants));
+    let what_ran = match &result {
+        Ok(packet::Verdict::Refused) => "the verifier refuses the program".to_string(),
+        Ok(packet::Verdict::Ran(n)) => {
+            format!("accepted; {n} of 3 packet runs ended, every access inside the packet")
+        }
+        Err(_) => String::new(),
+    };
+    verdict(report, result.map(|_| ()), what_ran);
 }

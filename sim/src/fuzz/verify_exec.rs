@@ -722,12 +722,26 @@ fn run_in<O: Observer>(
     })
 }
 
+pub mod packet;
+
 /// One input: panics when an accepted program fails a check or its two runs disagree.
 pub fn check(data: &[u8]) {
+    check_with(data, mutants_from_env());
+}
+
+/// [`check`] with the mutants given: a packet program when the input starts with
+/// [`packet::MODE`], otherwise a map-in-map program and its set-up.
+pub fn check_with(data: &[u8], mutants: Mutants) {
+    if let Some((&packet::MODE, rest)) = data.split_first() {
+        if let Some(case) = packet::decode(rest) {
+            packet::check_packet(&case, mutants);
+        }
+        return;
+    }
     let Ok(case) = Case::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
-    check_case(&case, mutants_from_env());
+    check_case(&case, mutants);
 }
 
 /// The property on a decoded case (also used by the replay command).

@@ -14,7 +14,7 @@ use super::KernelSys;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::helpers::HelperId;
 use mimic_core::bpf::verifier::packet_cases::{cases, packets};
-use mimic_core::bpf::verifier::world::{prog_load, TestRunError};
+use mimic_core::bpf::verifier::world::{prog_load, LoadedProg, TestRunError};
 use mimic_core::bpf::verifier::{verify, MapTable, ProgType, VerifyOpts};
 use mimic_core::bpf::xdp::buff;
 use mimic_core::isa::{Insn, BPF_ALU64, BPF_DW, BPF_K, BPF_LDX, BPF_MEM, BPF_MOV, BPF_W, BPF_X};
@@ -22,8 +22,8 @@ use mimic_core::mutants::Mutants;
 use mimic_core::profile::KernelProfile;
 use mimic_core::sync::Std;
 use mimic_core::sys::Process;
-use mimic_core::uapi::BpfSys;
-use mimic_core::world::WorldConfig;
+use mimic_core::uapi::{BpfSys, Fd};
+use mimic_core::world::{World, WorldConfig};
 use std::collections::BTreeMap;
 
 /// `BPF_PROG_TYPE_XDP`.
@@ -132,35 +132,12 @@ pub fn run(kernel: &mut KernelSys, profile: KernelProfile) -> Vec<Check> {
         };
         for packet in packets() {
             exec.cases += 1;
-            let krun = kernel
-                .test_run(prog, &packet, &[], 1)
-                .map(|r| (r.retval, r.data_out))
-                .map_err(|e| e.errno().map(|e| e as i32));
-            let wrun = loaded
-                .test_run_packet(world, &packet)
-                .map(|(r0, out)| (r0 as u32, out));
-            let at = format!("{name}, {}-byte packet", packet.len());
-            match (krun, wrun) {
-                (Ok(k), Ok(w)) if k == w => exec.agreed += 1,
-                (Err(Some(k)), Err(TestRunError::Errno(w))) if k == w as i32 => exec.agreed += 1,
-                (Ok(k), Ok(w)) if k.0 != w.0 => note(
+            match compare_test_run(kernel, prog, &loaded, world, &packet) {
+                Ok(()) => exec.agreed += 1,
+                Err((kind, text)) => note(
                     &mut exec,
-                    "r0 differs",
-                    format!("{at}: kernel {:#x}, mimic {:#x}", k.0, w.0),
-                ),
-                (Ok(k), Ok(w)) => note(
-                    &mut exec,
-                    "packet differs",
-                    format!("{at}: kernel {:02x?}, mimic {:02x?}", k.1, w.1),
-                ),
-                (k, w) => note(
-                    &mut exec,
-                    "run differs",
-                    format!(
-                        "{at}: kernel {:?}, mimic {:?}",
-                        k.map(|r| r.0),
-                        w.map(|r| r.0).map_err(|e| e.to_string())
-                    ),
+                    kind,
+                    format!("{name}, {}-byte packet: {text}", packet.len()),
                 ),
             }
         }
@@ -179,6 +156,43 @@ pub fn run(kernel: &mut KernelSys, profile: KernelProfile) -> Vec<Check> {
         );
     }
     vec![verdicts, fixups, exec]
+}
+
+/// One packet through the kernel's test run of `prog` and mimic's of `loaded`: `Err((kind,
+/// text))` says how they differ (r0, the packet afterwards, or one side's error).
+pub fn compare_test_run(
+    kernel: &mut KernelSys,
+    prog: Fd,
+    loaded: &LoadedProg,
+    world: &World<Std>,
+    packet: &[u8],
+) -> Result<(), (&'static str, String)> {
+    let krun = kernel
+        .test_run(prog, packet, &[], 1)
+        .map(|r| (r.retval, r.data_out))
+        .map_err(|e| e.errno().map(|e| e as i32));
+    let wrun = loaded
+        .test_run_packet(world, packet)
+        .map(|(r0, out)| (r0 as u32, out));
+    match (krun, wrun) {
+        (Ok(k), Ok(w)) if k == w => Ok(()),
+        (Err(Some(k)), Err(TestRunError::Errno(w))) if k == w as i32 => Ok(()),
+        (Ok(k), Ok(w)) if k.0 != w.0 => {
+            Err(("r0 differs", format!("kernel {:#x}, mimic {:#x}", k.0, w.0)))
+        }
+        (Ok(k), Ok(w)) => Err((
+            "packet differs",
+            format!("kernel {:02x?}, mimic {:02x?}", k.1, w.1),
+        )),
+        (k, w) => Err((
+            "run differs",
+            format!(
+                "kernel {:?}, mimic {:?}",
+                k.map(|r| r.0),
+                w.map(|r| r.0).map_err(|e| e.to_string())
+            ),
+        )),
+    }
 }
 
 /// The known difference of an xlated program that reads the CPU (docs/kernel-disagreements.md).
