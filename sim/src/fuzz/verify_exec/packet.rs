@@ -302,12 +302,13 @@ pub fn decode(rest: &[u8]) -> Option<PacketCase> {
 /// into the kernel as XDP, as root, and verified by mimic for the running kernel's profile; the
 /// verdicts compared by kernel-check's classifier (any difference is a finding: kernel-check's
 /// packet cases agree on every one); a program both accept test-run on both with the case's
-/// packets, r0 and the packet afterwards compared.
+/// packets, r0 and the packet afterwards compared. The one difference allowed is G4 (a refusal
+/// whose message differs only in a register's id).
 #[cfg(feature = "kernel")]
 pub mod kernel {
     use super::*;
     use crate::kernel::packets::{compare_test_run, xdp_opts, BPF_PROG_TYPE_XDP};
-    use crate::kernel::verdicts::{compare_verdicts, kernel_message};
+    use crate::kernel::verdicts::{compare_verdicts, kernel_message, names_but_ids};
     use crate::kernel::KernelSys;
     use mimic_core::bpf::verifier::world::prog_load;
     use mimic_core::uapi::BpfSys;
@@ -332,6 +333,12 @@ pub mod kernel {
         let theirs = kernel.prog_load(BPF_PROG_TYPE_XDP, &insns, 0, 0);
         let ours = verify(&insns, &MapTable(vec![]), opts);
         if let Err(d) = compare_verdicts(&theirs, &ours) {
+            // G4 (docs/kernel-disagreements.md): the same refusal with another register id.
+            if let (Err(failure), Err(r)) = (&theirs, &ours) {
+                if names_but_ids(&failure.log, &r.message) {
+                    return Ok(false);
+                }
+            }
             let log = theirs.as_ref().err().map(|f| kernel_message(&f.log));
             return Err(format!(
                 "{}: {} (kernel: {:?})\nprogram:\n{text}",
