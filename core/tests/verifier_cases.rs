@@ -220,8 +220,12 @@ fn control_flow_errors_name_the_instruction() {
             "frame pointer is read only",
         ),
         (
-            vec![Insn::call_helper(5), Insn::exit()],
-            "invalid func unknown#5",
+            vec![Insn::call_helper(300), Insn::exit()],
+            "invalid func unknown#300",
+        ),
+        (
+            vec![Insn::call_helper(12), Insn::exit()],
+            "program of this type cannot use helper bpf_tail_call#12",
         ),
     ];
     for (prog, message) in table {

@@ -129,7 +129,7 @@ fn patch_call(
         HelperId::MapUpdateElem => MapFn::Update,
         HelperId::MapDeleteElem => MapFn::Delete,
         // Helpers that take no map keep their call.
-        HelperId::ConformanceIdentity
+        HelperId::KtimeGetNs
         | HelperId::GetPrandomU32
         | HelperId::GetSmpProcessorId
         | HelperId::Redirect

@@ -41,10 +41,10 @@ pub enum HelperId {
     MapLookupElem = crate::uapi::BPF_FUNC_MAP_LOOKUP_ELEM as isize,
     MapUpdateElem = 2,
     MapDeleteElem = 3,
-    /// Id 5 as the BPF conformance suite's plugins define it: returns its first argument. In
-    /// the kernel id 5 is `bpf_ktime_get_ns`; only the conformance runner may call it
-    /// ([`HelperProto::conformance_only`]).
-    ConformanceIdentity = 5,
+    /// `bpf_ktime_get_ns`: the simulated clock ([`crate::bpf::exec::Config::clock_ns`]). The
+    /// conformance suite's plugins give id 5 another meaning (it returns its first argument),
+    /// which the executor follows only in its conformance mode.
+    KtimeGetNs = 5,
     /// `bpf_get_prandom_u32`: a pseudo-random word, from the run's seed.
     GetPrandomU32 = 7,
     /// `bpf_get_smp_processor_id`: the (simulated) CPU the program runs on.
@@ -64,8 +64,6 @@ pub struct HelperProto {
     pub name: &'static str,
     pub args: &'static [ArgType],
     pub ret: RetType,
-    /// Not a kernel helper: refused by the verifier, allowed by the conformance runner.
-    pub conformance_only: bool,
     /// Only packet programs (XDP here) may call it: other types are refused.
     pub packet_only: bool,
     /// It may move or resize the packet (the kernel's `bpf_helper_changes_pkt_data`): the
@@ -102,11 +100,9 @@ pub const HELPERS: &[HelperProto] = &[
         ..PLAIN
     },
     HelperProto {
-        id: HelperId::ConformanceIdentity,
-        name: "conformance_identity",
-        args: &[ArgType::Anything],
-        ret: RetType::Integer,
-        conformance_only: true,
+        id: HelperId::KtimeGetNs,
+        name: "bpf_ktime_get_ns",
+        args: &[],
         ..PLAIN
     },
     HelperProto {
@@ -144,7 +140,6 @@ const PLAIN: HelperProto = HelperProto {
     name: "",
     args: &[],
     ret: RetType::Integer,
-    conformance_only: false,
     packet_only: false,
     changes_pkt_data: false,
 };

@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod dead_code;
 pub mod exec;
 pub mod fixup;
+pub mod helper_names;
 pub mod helpers;
 pub mod object;
 pub mod print;

@@ -42,12 +42,15 @@ struct Mem<'a, E> {
 }
 
 /// What only helper calls use, kept out of [`Mem`] (which the hot loop holds in registers):
-/// a buffer for keys and values, the CPU `bpf_get_smp_processor_id` answers and the state of
-/// `bpf_get_prandom_u32`'s xorshift64*.
+/// a buffer for keys and values, the CPU `bpf_get_smp_processor_id` answers, the state of
+/// `bpf_get_prandom_u32`'s xorshift64*, the clock `bpf_ktime_get_ns` reads, and whether id 5
+/// is the conformance suite's identity instead.
 struct CallState {
     scratch: Vec<u8>,
     cpu: u32,
     prandom: u64,
+    clock_ns: u64,
+    conformance: bool,
 }
 
 #[inline(always)]
@@ -283,7 +286,13 @@ impl<E: MapEnv> Mem<'_, E> {
             Callee::Direct(call) => (call.helper(), Some(call)),
         };
         match id {
-            HelperId::ConformanceIdentity => return Ok(regs[1]),
+            HelperId::KtimeGetNs if calls.conformance => return Ok(regs[1]),
+            // The clock moves on by a nanosecond at each read: monotonic, and the same on
+            // every replay of a run.
+            HelperId::KtimeGetNs => {
+                calls.clock_ns += 1;
+                return Ok(calls.clock_ns);
+            }
             HelperId::GetPrandomU32 => {
                 let x = &mut calls.prandom;
                 *x ^= *x >> 12;
@@ -337,7 +346,7 @@ impl<E: MapEnv> Mem<'_, E> {
                     .map_update(map, scratch, &value, regs[4])
                     .map(|ret| ret as u64)
             }
-            HelperId::ConformanceIdentity
+            HelperId::KtimeGetNs
             | HelperId::GetPrandomU32
             | HelperId::GetSmpProcessorId
             | HelperId::Redirect
@@ -493,6 +502,8 @@ pub(super) fn run<E: MapEnv, O: Observer>(
         scratch: std::mem::take(&mut vm.scratch),
         cpu: vm.config.cpu,
         prandom: vm.config.prandom_seed | 1,
+        clock_ns: vm.config.clock_ns,
+        conformance: vm.config.conformance,
     };
     let mut regs = [0u64; 16];
     regs[1] = Ptr::ctx(0).encode();

@@ -303,6 +303,12 @@ pub struct Config {
     /// Where `bpf_get_prandom_u32`'s sequence starts (the same seed, the same words: a
     /// simulator derives it from its own seed).
     pub prandom_seed: u64,
+    /// The simulated clock when the run starts, in nanoseconds: `bpf_ktime_get_ns` returns it
+    /// plus the number of reads so far (a simulator derives it from its logical time).
+    pub clock_ns: u64,
+    /// The BPF conformance suite's helper convention: id 5 returns its first argument (the
+    /// suite's plugins define it so) instead of reading the clock.
+    pub conformance: bool,
 }
 
 impl Default for Config {
@@ -311,6 +317,8 @@ impl Default for Config {
             budget: DEFAULT_INSN_BUDGET,
             cpu: 0,
             prandom_seed: 0x2545_f491_4f6c_dd1d,
+            clock_ns: 0,
+            conformance: false,
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::check::{ctx_ptr_unmodified, mem_access, read_reg, Access};
 use super::state::{Frame, Reg, RegType, SlotByte, VState, MAX_FRAMES, MAX_STACK};
 use super::{refuse, Env, Next, ProgType, Refuse, EINVAL};
+use crate::bpf::helper_names;
 use crate::bpf::helpers::{ArgType, Callee, HelperProto, RetType};
 use crate::history::Feature;
 use crate::isa::{CallTarget, Size};
@@ -43,7 +44,18 @@ pub(crate) fn call(
 
 fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Result<(), Refuse> {
     let proto: &HelperProto = match Callee::from_imm(imm) {
-        Some(Callee::Helper(id)) if !id.proto().conformance_only => id.proto(),
+        Some(Callee::Helper(id)) => id.proto(),
+        // A helper the kernel numbers but mimic does not model is refused as the kernel refuses
+        // one a program type lacks; an id it does not number as the kernel refuses that.
+        _ if helper_names::known(imm) => {
+            return Err(Refuse {
+                message: format!(
+                    "program of this type cannot use helper {}#{imm}",
+                    helper_names::name(imm)
+                ),
+                errno: EINVAL,
+            })
+        }
         _ => {
             return Err(Refuse {
                 message: format!("invalid func unknown#{imm}"),

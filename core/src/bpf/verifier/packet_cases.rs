@@ -205,6 +205,12 @@ pub fn cases() -> Vec<PacketCase> {
             verdict: Accept,
         },
         PacketCase {
+            name: "bpf_ktime_get_ns never goes back",
+            source: "call 5\nmov %r6, %r0\ncall 5\nmov %r7, %r0\nmov %r0, 2\n\
+                     jge %r7, %r6, +1\nmov %r0, 1\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
             name: "a negative offset from the start",
             source: eth!("jgt %r4, %r3, short" "ldxb %r0, [%r2-1]" "exit"
                 "short:" "mov %r0, 1" "exit"),
