@@ -11,7 +11,7 @@
 //! slots both loaders could fill and the verifier's inlining in the xlated programs.
 #![forbid(unsafe_code)]
 
-use super::check::{Check, SHOWN_PER_CHECK};
+use super::check::Check;
 use super::KernelSys;
 use mimic_core::bpf::object::load::LoadedMaps;
 use mimic_core::bpf::object::Object;
@@ -119,22 +119,11 @@ pub fn compare(
     ours_progs: &BTreeMap<String, Vec<Insn>>,
     label: &str,
 ) -> Check {
-    let mut check = Check {
-        name: format!("object/libbpf/{label}"),
-        compares: "bpftool's load vs mimic's loader".to_string(),
-        cases: 0,
-        agreed: 0,
-        disagreed: BTreeMap::new(),
-        known: Default::default(),
-        examples: Vec::new(),
-        gating: true,
-    };
-    let note = |check: &mut Check, kind: &str, text: String| {
-        *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
-        if check.examples.len() < SHOWN_PER_CHECK {
-            check.examples.push(text);
-        }
-    };
+    let mut check = Check::new(
+        format!("object/libbpf/{label}"),
+        "bpftool's load vs mimic's loader",
+        true,
+    );
     // The BPF filesystem refuses names with dots.
     let safe: String = label
         .chars()
@@ -143,8 +132,7 @@ pub fn compare(
     let dir = PathBuf::from(BPFFS).join(format!("mimic-{}-{safe}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(e) = std::fs::create_dir_all(&dir) {
-        note(
-            &mut check,
+        check.note(
             "setup",
             format!(
                 "{}: {e} (is the BPF filesystem mounted at {BPFFS}?)",
@@ -164,7 +152,7 @@ pub fn compare(
         &maps_dir.to_string_lossy(),
     ]);
     if let Err(e) = loaded {
-        note(&mut check, "bpftool refused the object", e);
+        check.note("bpftool refused the object", e);
         return check;
     }
     // libbpf's map id -> mimic's loader's map id, learned by name.
@@ -187,26 +175,18 @@ pub fn compare(
         check.cases += 1;
         let what = format!("map {}", spec.name);
         let Some(pinned) = pinned_map(&maps_dir, &spec.name) else {
-            note(
-                &mut check,
-                "map missing",
-                format!("{what}: bpftool pinned no such map"),
-            );
+            check.note("map missing", format!("{what}: bpftool pinned no such map"));
             continue;
         };
         let theirs = match json(&["-j", "map", "show", "pinned", &pinned.to_string_lossy()]) {
             Ok(v) => v,
             Err(e) => {
-                note(&mut check, "bpftool", e);
+                check.note("bpftool", e);
                 continue;
             }
         };
         let Ok(info) = kernel.map_info(ours.fds[i]) else {
-            note(
-                &mut check,
-                "map missing",
-                format!("{what}: mimic's map has no info"),
-            );
+            check.note("map missing", format!("{what}: mimic's map has no info"));
             continue;
         };
         let ours_shape: Shape = (
@@ -223,8 +203,7 @@ pub fn compare(
             ids.insert(id, info.id);
         }
         if ours_shape != theirs_shape {
-            note(
-                &mut check,
+            check.note(
                 "map differs",
                 format!("{what}: libbpf {theirs_shape:?}, mimic {ours_shape:?}"),
             );
@@ -234,7 +213,7 @@ pub fn compare(
         let dump = match json(&["-j", "map", "dump", "pinned", &pinned.to_string_lossy()]) {
             Ok(v) => v,
             Err(e) => {
-                note(&mut check, "bpftool", e);
+                check.note("bpftool", e);
                 continue;
             }
         };
@@ -267,8 +246,7 @@ pub fn compare(
                 })
                 .collect();
             if theirs != expected || ours_slots != expected {
-                note(
-                    &mut check,
+                check.note(
                     "slots differ",
                     format!(
                         "{what}: libbpf {theirs:?}, mimic {ours_slots:?}, the object {expected:?}"
@@ -286,8 +264,7 @@ pub fn compare(
                 .unwrap_or_default();
             let ours_value = ours_data.get(i).cloned().flatten().unwrap_or_default();
             if theirs != data.bytes || ours_value != data.bytes {
-                note(
-                    &mut check,
+                check.note(
                     "data differs",
                     format!("{what}: libbpf {theirs:?}, mimic {ours_value:?}"),
                 );
@@ -330,17 +307,11 @@ pub fn compare(
         match theirs {
             Ok(theirs) => match same_xlated(&theirs, ours_x, &ids) {
                 Ok(()) => check.agreed += 1,
-                Err(why) => note(
-                    &mut check,
-                    "xlated differs",
-                    format!("program {}: {why}", program.name),
-                ),
+                Err(why) => {
+                    check.note("xlated differs", format!("program {}: {why}", program.name))
+                }
             },
-            Err(e) => note(
-                &mut check,
-                "bpftool",
-                format!("program {}: {e}", program.name),
-            ),
+            Err(e) => check.note("bpftool", format!("program {}: {e}", program.name)),
         }
     }
     check

@@ -48,6 +48,29 @@ pub struct Check {
 }
 
 impl Check {
+    /// A line with nothing compared yet.
+    pub fn new(name: impl Into<String>, compares: impl Into<String>, gating: bool) -> Check {
+        Check {
+            name: name.into(),
+            compares: compares.into(),
+            cases: 0,
+            agreed: 0,
+            disagreed: BTreeMap::new(),
+            known: BTreeMap::new(),
+            examples: Vec::new(),
+            gating,
+        }
+    }
+
+    /// Counts one disagreement of `kind` and keeps its text among the first few shown; one
+    /// where mimic is the more lenient side (a kind starting with `mimic`) is always shown.
+    pub fn note(&mut self, kind: &str, text: String) {
+        *self.disagreed.entry(kind.to_string()).or_insert(0) += 1;
+        if self.examples.len() < SHOWN_PER_CHECK || kind.starts_with("mimic") {
+            self.examples.push(text);
+        }
+    }
+
     pub fn disagreements(&self) -> u64 {
         self.disagreed.values().sum()
     }
@@ -266,16 +289,7 @@ const PACKET_LEN: usize = 64;
 /// expects to fail, is not compared: counted in `skipped` of the examples line.
 pub fn run_programs(kernel: &mut KernelSys, dir: &std::path::Path) -> Vec<Check> {
     use mimic_core::bpf::conformance::{data_files, execute, parse, program, Parsed};
-    let mut check = Check {
-        name: "exec/conformance".to_string(),
-        compares: "kernel test-run vs executor".to_string(),
-        cases: 0,
-        agreed: 0,
-        disagreed: BTreeMap::new(),
-        known: Default::default(),
-        examples: Vec::new(),
-        gating: true,
-    };
+    let mut check = Check::new("exec/conformance", "kernel test-run vs executor", true);
     let files = match data_files(dir) {
         Ok(files) => files,
         Err(e) => {
@@ -289,12 +303,6 @@ pub fn run_programs(kernel: &mut KernelSys, dir: &std::path::Path) -> Vec<Check>
     let mut refused = 0u64;
     let mut refused_names = Vec::new();
     let mut not_runnable = 0u64;
-    let note = |check: &mut Check, kind: &str, text: String| {
-        *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
-        if check.examples.len() < SHOWN_PER_CHECK {
-            check.examples.push(text);
-        }
-    };
     for path in files {
         let name = path
             .file_name()
@@ -338,21 +346,15 @@ pub fn run_programs(kernel: &mut KernelSys, dir: &std::path::Path) -> Vec<Check>
         let ours = execute(&case);
         match (run, ours) {
             (Ok(run), Ok(r0)) if run.retval == r0 as u32 => check.agreed += 1,
-            (Ok(run), Ok(r0)) => note(
-                &mut check,
+            (Ok(run), Ok(r0)) => check.note(
                 "r0 differs",
                 format!("{name}: kernel r0 {:#x}, mimic {r0:#x}", run.retval),
             ),
-            (Ok(run), Err(e)) => note(
-                &mut check,
+            (Ok(run), Err(e)) => check.note(
                 "mimic fails",
                 format!("{name}: kernel r0 {:#x}, mimic error {e}", run.retval),
             ),
-            (Err(e), _) => note(
-                &mut check,
-                "test-run error",
-                format!("{name}: BPF_PROG_TEST_RUN: {e}"),
-            ),
+            (Err(e), _) => check.note("test-run error", format!("{name}: BPF_PROG_TEST_RUN: {e}")),
         }
     }
     check.examples.insert(
@@ -445,22 +447,11 @@ pub fn run_map_programs(kernel: &mut KernelSys) -> Check {
     use mimic_core::bpf::exec::{NoObserver, Program, Vm};
     use mimic_core::bpf::world_env::WorldEnv;
     use mimic_core::rcu::Flavor;
-    let mut check = Check {
-        name: "exec/seed004-maps".to_string(),
-        compares: "kernel test-run vs executor+world".to_string(),
-        cases: 0,
-        agreed: 0,
-        disagreed: BTreeMap::new(),
-        known: Default::default(),
-        examples: Vec::new(),
-        gating: true,
-    };
-    let fail = |check: &mut Check, kind: &str, text: String| {
-        *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
-        if check.examples.len() < SHOWN_PER_CHECK {
-            check.examples.push(text);
-        }
-    };
+    let mut check = Check::new(
+        "exec/seed004-maps",
+        "kernel test-run vs executor+world",
+        true,
+    );
     let mut w = world();
     let result = (|| -> Result<(), String> {
         let mut k = side(kernel)?;
@@ -524,22 +515,19 @@ pub fn run_map_programs(kernel: &mut KernelSys) -> Check {
             let (kc, wc) = (k.contents(), ws.contents());
             match (theirs, ours) {
                 (Ok(a), Ok(b)) if a == b as u32 && kc == wc => check.agreed += 1,
-                (Ok(a), Ok(b)) if a == b as u32 => fail(
-                    &mut check,
+                (Ok(a), Ok(b)) if a == b as u32 => check.note(
                     "map contents differ",
                     format!("{what}: kernel maps {kc:?}, world maps {wc:?}"),
                 ),
-                (Ok(a), Ok(b)) => fail(
-                    &mut check,
+                (Ok(a), Ok(b)) => check.note(
                     "r0 differs",
                     format!("{what}: kernel r0 {a:#x}, mimic {b:#x}"),
                 ),
-                (Ok(a), Err(e)) => fail(
-                    &mut check,
+                (Ok(a), Err(e)) => check.note(
                     "mimic fails",
                     format!("{what}: kernel r0 {a:#x}, mimic error {e}"),
                 ),
-                (Err(e), _) => fail(&mut check, "test-run error", format!("{what}: {e}")),
+                (Err(e), _) => check.note("test-run error", format!("{what}: {e}")),
             }
         }
         let _ = k.sys.close(prog);
@@ -548,7 +536,7 @@ pub fn run_map_programs(kernel: &mut KernelSys) -> Check {
         outcome
     })();
     if let Err(why) = result {
-        fail(&mut check, "setup failed", why);
+        check.note("setup failed", why);
     }
     check
 }

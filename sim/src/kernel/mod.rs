@@ -34,6 +34,8 @@ pub mod profile;
 pub mod seed004;
 #[cfg(feature = "kernel")]
 pub mod verdicts;
+#[cfg(feature = "kernel")]
+pub mod xlated;
 
 #[cfg(feature = "kernel")]
 mod abi;

@@ -18,14 +18,14 @@
 //! difference shows both listings side by side. These lines gate the command.
 #![forbid(unsafe_code)]
 
-use super::bijection::Bijection;
-use super::check::{Check, SHOWN_PER_CHECK};
+use super::check::Check;
+use super::xlated::{compare_xlated, side_by_side, CPU_INLINED};
 use super::KernelSys;
 use super::LoadFailure;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::corpus;
 use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, ProgType, Rejection, VerifyOpts};
-use mimic_core::isa::{Insn, BPF_CALL, BPF_JMP, BPF_PSEUDO_CALL, BPF_PSEUDO_MAP_FD};
+use mimic_core::isa::{Insn, BPF_PSEUDO_MAP_FD};
 use mimic_core::mutants::Mutants;
 use mimic_core::profile::KernelProfile;
 use mimic_core::uapi::{BpfSys, Fd, MapAttr, MapType};
@@ -45,8 +45,6 @@ pub const FIXUPS_GATE: bool = true;
 pub const DEFAULT_GENERATED: u64 = 300;
 /// `BPF_F_TEST_STATE_FREQ` (a checkpoint at every prune point), as the §9 pruning case asks.
 const BPF_F_TEST_STATE_FREQ: u32 = 1 << 3;
-/// `call` (helper, kfunc or bpf-to-bpf by `src`).
-const CALL: u8 = BPF_JMP | BPF_CALL;
 
 /// One program: name, instructions (map fds as in its [`MapTable`]), whether it needs
 /// `BPF_F_TEST_STATE_FREQ`.
@@ -259,119 +257,6 @@ pub fn compare_verdicts<T>(
     }
 }
 
-/// Compares mimic's fixed-up program with the kernel's xlated dump; `Err` names the first slot
-/// that differs. Map and value loads are compared as the dump shows them (the map's id, through
-/// `ids`, and the offset); helper and kernel-function calls by a bijection of their immediates
-/// (kernel addresses against mimic's ids); a bpf-to-bpf call as the dump of a JIT-compiled
-/// program has it (`off`: the relative target, `imm`: the callee's subprogram number).
-pub(crate) fn compare_fixups(
-    fixed: &mimic_core::bpf::fixup::Fixed,
-    theirs: &[Insn],
-    ids: &BTreeMap<u32, u32>,
-) -> Result<(), String> {
-    let ours = fixed.as_dumped();
-    if ours.len() != theirs.len() {
-        return Err(format!(
-            "length: mimic {} slots, kernel {}",
-            ours.len(),
-            theirs.len()
-        ));
-    }
-    let map_loads: BTreeMap<usize, u32> = fixed.map_loads.iter().map(|l| (l.pc, l.id)).collect();
-    // Subprogram starts (the main program is number 0), from mimic's bpf-to-bpf calls.
-    // Where a bpf-to-bpf call at `pc` goes (its `imm` is relative to the next slot).
-    let target = |pc: usize, call: &Insn| (pc as i64 + i64::from(call.imm) + 1) as usize;
-    let mut starts = vec![0usize];
-    for (pc, insn) in ours.iter().enumerate() {
-        if insn.code == CALL && insn.src == BPF_PSEUDO_CALL {
-            starts.push(target(pc, insn));
-        }
-    }
-    starts.sort_unstable();
-    starts.dedup();
-    let mut calls = Bijection::new();
-    let mut skip_next = false;
-    for (pc, (a, b)) in ours.iter().zip(theirs).enumerate() {
-        if skip_next {
-            skip_next = false;
-            continue;
-        }
-        let differs = || format!("slot {pc}: mimic {a:?}, kernel {b:?}");
-        if let Some(id) = map_loads.get(&pc) {
-            skip_next = true;
-            // In an xlated dump the kernel puts the map's id where the loader put the fd.
-            let same = b.is_lddw()
-                && (b.dst, b.src) == (a.dst, a.src)
-                && ids.get(id).is_some_and(|k| *k as i32 == b.imm)
-                && theirs.get(pc + 1).map(|n| n.imm) == ours.get(pc + 1).map(|n| n.imm);
-            if !same {
-                return Err(format!("{} (map id {id})", differs()));
-            }
-            continue;
-        }
-        if a.code == CALL && a.src == BPF_PSEUDO_CALL {
-            let subprog = starts
-                .iter()
-                .position(|&s| s == target(pc, a))
-                .unwrap_or(usize::MAX);
-            let same = (b.code, b.src, b.dst) == (a.code, a.src, a.dst)
-                && i32::from(b.off) == a.imm
-                && b.imm as usize == subprog;
-            if !same {
-                return Err(format!("{} (a call of subprogram {subprog})", differs()));
-            }
-            continue;
-        }
-        if a.code == CALL && b.code == CALL {
-            if a.src != b.src || a.dst != b.dst || a.off != b.off {
-                return Err(differs());
-            }
-            calls
-                .relate(a.imm as u32, b.imm as u32)
-                .map_err(|e| format!("{}: call targets: {e}", differs()))?;
-            continue;
-        }
-        if a.is_lddw() {
-            skip_next = true;
-        }
-        if (a.code, a.dst, a.src, a.off, a.imm) != (b.code, b.dst, b.src, b.off, b.imm) {
-            return Err(differs());
-        }
-    }
-    Ok(())
-}
-
-/// mimic's fixed-up program and the kernel's xlated one, one instruction a line, side by side
-/// (map ids are each side's own; a `*` marks lines whose text differs).
-pub fn side_by_side(ours: &mimic_core::bpf::fixup::Fixed, theirs: &[Insn]) -> String {
-    /// Width of mimic's column.
-    const COLUMN: usize = 44;
-    let ours = ours
-        .dump_xlated()
-        .unwrap_or_else(|e| format!("(mimic's program does not print: {e})"));
-    let theirs = super::dump(theirs);
-    let (a, b): (Vec<&str>, Vec<&str>) = (ours.lines().collect(), theirs.lines().collect());
-    let mut out = format!("{:<COLUMN$}   {}", "mimic", "kernel");
-    for k in 0..a.len().max(b.len()) {
-        let (l, r) = (
-            a.get(k).copied().unwrap_or(""),
-            b.get(k).copied().unwrap_or(""),
-        );
-        // Compare without the numbers the sides may differ in legitimately (map ids, call
-        // addresses), roughly: only the opcode and the first word after it.
-        let key = |line: &str| {
-            line.split_whitespace()
-                .skip(1)
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let mark = if key(l) == key(r) { ' ' } else { '*' };
-        out.push_str(&format!("\n{l:<COLUMN$} {mark} {r}"));
-    }
-    out
-}
-
 /// The verdict and fixup lines of each set.
 pub fn run(kernel: &mut KernelSys, sets: &[ProgramSet], profile: KernelProfile) -> Vec<Check> {
     sets.iter()
@@ -381,43 +266,26 @@ pub fn run(kernel: &mut KernelSys, sets: &[ProgramSet], profile: KernelProfile) 
 
 /// The verdict and fixup lines of one set, mimic verifying under `profile` (the kernel's).
 pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet, profile: KernelProfile) -> Vec<Check> {
-    let new = |name: &str, compares: &str, gating: bool| Check {
-        name: name.to_string(),
-        compares: compares.to_string(),
-        cases: 0,
-        agreed: 0,
-        disagreed: BTreeMap::new(),
-        known: Default::default(),
-        examples: Vec::new(),
-        gating,
-    };
-    let mut verdicts = new(
+    let mut verdicts = Check::new(
         &format!("verifier/verdicts/{}", set.label),
         "kernel verifier vs mimic verify",
         VERDICTS_GATE,
     );
-    let mut fixups = new(
+    let mut fixups = Check::new(
         &format!("fixups/xlated/{}", set.label),
         "kernel xlated vs mimic fixup",
         FIXUPS_GATE,
     );
-    let mut exec = new(
+    let mut exec = Check::new(
         &format!("exec/test-run/{}", set.label),
         "kernel test-run vs prog_load+executor",
         EXEC_GATE,
     );
     let mut accepted = Vec::new();
-    let note = |check: &mut Check, kind: &str, text: String| {
-        *check.disagreed.entry(kind.to_string()).or_insert(0) += 1;
-        // Every unsound verdict is shown in full; the rest up to the usual few.
-        if check.examples.len() < SHOWN_PER_CHECK || kind.starts_with("mimic") {
-            check.examples.push(text);
-        }
-    };
     let (fds, extra) = match kernel_maps(kernel, &set.maps) {
         Ok(made) => made,
         Err(why) => {
-            note(&mut verdicts, "setup failed", why);
+            verdicts.note("setup failed", why);
             return vec![verdicts, fixups, exec];
         }
     };
@@ -443,16 +311,16 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet, profile: KernelProfile)
                 let xlated = kernel.xlated(prog);
                 let _ = kernel.close(prog);
                 match (xlated, fixup(&v, Mutants::NONE)) {
-                    (Ok(x), Ok(f)) => match compare_fixups(&f, &x, &ids) {
-                        Ok(()) => fixups.agreed += 1,
-                        Err(why) => note(
-                            &mut fixups,
+                    (Ok(x), Ok(f)) => match compare_xlated(&f, &x, &ids) {
+                        Ok(n) if n.cpu_inlined == 0 => fixups.agreed += 1,
+                        Ok(_) => *fixups.known.entry(CPU_INLINED.to_string()).or_insert(0) += 1,
+                        Err(why) => fixups.note(
                             "slot differs",
                             format!("{name}: {why}\n{}", side_by_side(&f, &x)),
                         ),
                     },
-                    (Err(e), _) => note(&mut fixups, "no xlated", format!("{name}: {e}")),
-                    (_, Err(e)) => note(&mut fixups, "mimic fixup fails", format!("{name}: {e}")),
+                    (Err(e), _) => fixups.note("no xlated", format!("{name}: {e}")),
+                    (_, Err(e)) => fixups.note("mimic fixup fails", format!("{name}: {e}")),
                 }
             }
             (theirs, _, verdict) => {
@@ -461,12 +329,11 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet, profile: KernelProfile)
                 }
                 match verdict {
                     Ok(()) => verdicts.agreed += 1,
-                    Err(d) if d.kind == UNSOUND => note(
-                        &mut verdicts,
+                    Err(d) if d.kind == UNSOUND => verdicts.note(
                         d.kind,
                         format!("{name}: {}\n{}", d.text, super::dump(&kinsns)),
                     ),
-                    Err(d) => note(&mut verdicts, d.kind, format!("{name}: {}", d.text)),
+                    Err(d) => verdicts.note(d.kind, format!("{name}: {}", d.text)),
                 }
             }
         }
@@ -487,7 +354,7 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet, profile: KernelProfile)
         exec.cases += 1;
         match exec_one(kernel, &set.maps, item, profile) {
             Ok(()) => exec.agreed += 1,
-            Err((kind, text)) => note(&mut exec, &kind, text),
+            Err((kind, text)) => exec.note(&kind, text),
         }
     }
     vec![verdicts, fixups, exec]
@@ -717,28 +584,5 @@ mod tests {
             log,
             "invalid access to packet, off=28 size=1, R5(id=1,off=28,r=1)"
         ));
-    }
-
-    #[test]
-    fn side_by_side_marks_only_the_lines_that_differ() {
-        let maps = corpus::maps();
-        let v = verify(&corpus::map_in_map_access(), &maps, VerifyOpts::default())
-            .unwrap_or_else(|r| panic!("refused: {r}"));
-        let fixed = fixup(&v, Mutants::NONE).expect("fixups");
-        let mut theirs: Vec<Insn> = fixed.insns.clone();
-        let marked = |text: &str| {
-            text.lines()
-                .skip(1)
-                .filter(|l| l.len() > 44 && l[44..].starts_with(" * "))
-                .count()
-        };
-        let same = side_by_side(&fixed, &theirs);
-        assert_eq!(marked(&same), 0, "one program against itself:\n{same}");
-        // `r0 = 0` before the exit becomes `w0 = 0`: another opcode on that line only.
-        let at = theirs.len() - 2;
-        theirs[at] = Insn::mov32_imm(0, 0);
-        let differs = side_by_side(&fixed, &theirs);
-        assert_eq!(marked(&differs), 1, "{differs}");
-        assert!(differs.lines().count() > fixed.insns.len() / 2, "{differs}");
     }
 }
