@@ -133,6 +133,7 @@ fn patch_call(
         | HelperId::GetPrandomU32
         | HelperId::GetSmpProcessorId
         | HelperId::Redirect
+        | HelperId::CsumDiff
         | HelperId::XdpAdjustHead => return Ok(vec![Insn::call_helper(id as i32)]),
     };
     Ok(match map_impl(desc) {

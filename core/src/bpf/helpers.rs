@@ -23,6 +23,12 @@ pub enum ArgType {
     Anything,
     /// `ARG_PTR_TO_CTX`: the context pointer, unmoved.
     PtrToCtx,
+    /// `ARG_PTR_TO_MEM | PTR_MAYBE_NULL | MEM_RDONLY`: readable memory (stack, packet, map
+    /// value) of as many bytes as the next argument says, or NULL with a size of 0.
+    PtrToMemOrNull,
+    /// `ARG_CONST_SIZE_OR_ZERO`: the byte count of the memory argument before it, a scalar
+    /// whose bounds are known (0 allowed).
+    ConstSizeOrZero,
 }
 
 /// Types of helper return values (the kernel's `enum bpf_return_type`, the subset used).
@@ -51,6 +57,9 @@ pub enum HelperId {
     GetSmpProcessorId = 8,
     /// `bpf_redirect(ifindex, flags)`: `XDP_REDIRECT`, or `XDP_ABORTED` for unknown flags.
     Redirect = 23,
+    /// `bpf_csum_diff(from, from_size, to, to_size, seed)`: the one's-complement checksum of
+    /// `to` less `from`, from `seed`, folded to 16 bits (as 6.18 returns it on every arch).
+    CsumDiff = 28,
     /// `bpf_xdp_adjust_head(ctx, delta)`: moves the packet's start; every packet pointer the
     /// program held is invalid afterwards.
     XdpAdjustHead = 44,
@@ -121,6 +130,19 @@ pub const HELPERS: &[HelperProto] = &[
         id: HelperId::Redirect,
         name: "bpf_redirect",
         args: &[ArgType::Anything, ArgType::Anything],
+        packet_only: true,
+        ..PLAIN
+    },
+    HelperProto {
+        id: HelperId::CsumDiff,
+        name: "bpf_csum_diff",
+        args: &[
+            ArgType::PtrToMemOrNull,
+            ArgType::ConstSizeOrZero,
+            ArgType::PtrToMemOrNull,
+            ArgType::ConstSizeOrZero,
+            ArgType::Anything,
+        ],
         packet_only: true,
         ..PLAIN
     },

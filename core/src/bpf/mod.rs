@@ -9,6 +9,7 @@
 
 pub mod asm;
 pub mod conformance;
+pub mod csum;
 pub mod dead_code;
 pub mod exec;
 pub mod fixup;

@@ -7,6 +7,7 @@ use super::{
     ExecError, ExecErrorKind, KeyArg, MapEnv, Observer, Packet, StepView, Vm, MAX_CALL_FRAMES,
     STACK_SIZE,
 };
+use crate::bpf::csum;
 use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn};
 use crate::isa::{AluOp, AtomicOp, Endian, Operand};
 use crate::ptr::{Ptr, RegionKind};
@@ -303,6 +304,18 @@ impl<E: MapEnv> Mem<'_, E> {
             HelperId::GetSmpProcessorId => return Ok(u64::from(calls.cpu)),
             // `XDP_REDIRECT`, or `XDP_ABORTED` for flags the helper does not know.
             HelperId::Redirect => return Ok(if regs[2] == 0 { 4 } else { 0 }),
+            HelperId::CsumDiff => {
+                let mut from = Vec::new();
+                if regs[2] > 0 {
+                    self.read_bytes(regs[1], regs[2] as usize, &mut from)?;
+                }
+                let scratch = &mut calls.scratch;
+                scratch.clear();
+                if regs[4] > 0 {
+                    self.read_bytes(regs[3], regs[4] as usize, scratch)?;
+                }
+                return Ok(u64::from(csum::diff(&from, scratch, regs[5] as u32)));
+            }
             HelperId::XdpAdjustHead => {
                 if regs[1] != Ptr::ctx(0).encode() || self.packet.buf.is_empty() {
                     return Err(ExecErrorKind::BadArgument {
@@ -350,6 +363,7 @@ impl<E: MapEnv> Mem<'_, E> {
             | HelperId::GetPrandomU32
             | HelperId::GetSmpProcessorId
             | HelperId::Redirect
+            | HelperId::CsumDiff
             | HelperId::XdpAdjustHead => unreachable!("answered above"),
         }
     }

@@ -74,6 +74,8 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
     }
     let mut map: Option<u32> = None;
     let mut const_key: Option<u64> = None;
+    // A memory argument waits for the size argument after it.
+    let mut mem: Option<(u8, Reg)> = None;
     for (i, arg) in proto.args.iter().enumerate() {
         let r = (i + 1) as u8;
         let reg = read_reg(st, r)?;
@@ -108,6 +110,18 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
                 }
             }
             ArgType::Anything => {}
+            ArgType::PtrToMemOrNull => {
+                if !is_null(&reg) && !is_mem(&reg) {
+                    return refuse(mem_expected(env, r, &reg));
+                }
+                mem = Some((r, reg));
+            }
+            ArgType::ConstSizeOrZero => {
+                let Some((m, ptr)) = mem.take() else {
+                    return refuse("kernel subsystem misconfigured verifier");
+                };
+                check_mem_size(env, st, r, reg, m, ptr)?;
+            }
             ArgType::PtrToCtx => {
                 if reg.ty != RegType::Ctx {
                     return refuse(format!("R{r} type={} expected=ctx", env.type_str(&reg)));
@@ -182,6 +196,92 @@ fn check_map_func(env: &Env<'_>, map: u32, proto: &HelperProto) -> Result<(), Re
         ));
     }
     Ok(())
+}
+
+fn is_null(reg: &Reg) -> bool {
+    reg.ty == RegType::Scalar && reg.var.const_value() == Some(0)
+}
+
+/// The pointer types a helper's memory argument may be.
+fn is_mem(reg: &Reg) -> bool {
+    matches!(
+        reg.ty,
+        RegType::Stack
+            | RegType::Packet
+            | RegType::PacketMeta
+            | RegType::MapValue
+            | RegType::MapKey
+    )
+}
+
+fn mem_expected(env: &Env<'_>, r: u8, reg: &Reg) -> String {
+    format!(
+        "R{r} type={} expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
+        env.type_str(reg)
+    )
+}
+
+/// The kernel's `check_mem_size_reg`: register `r` holds the size of the memory argument `m`
+/// (`ptr`), a non-negative scalar of bounded value; the memory is checked for its largest value
+/// (NULL, or any memory, for a size that is only ever 0).
+fn check_mem_size(
+    env: &mut Env<'_>,
+    st: &mut VState,
+    r: u8,
+    size: Reg,
+    m: u8,
+    ptr: Reg,
+) -> Result<(), Refuse> {
+    if size.ty != RegType::Scalar {
+        return refuse(format!("R{r} type={} expected=scalar", env.type_str(&size)));
+    }
+    if size.var.smin < 0 {
+        return refuse(format!(
+            "R{r} min value is negative, either use unsigned or 'var &= const'"
+        ));
+    }
+    if size.var.umax >= 1 << 29 {
+        return refuse(format!(
+            "R{r} unbounded memory access, use 'var &= const' or 'if (var < const)'"
+        ));
+    }
+    let bytes = size.var.umax as u32;
+    if bytes == 0 {
+        // Nothing is read, but a pointer must still be where it may point (the kernel checks
+        // the access with a size of 0).
+        return match ptr.ty {
+            RegType::Packet | RegType::PacketMeta => {
+                super::packet::access(m, &ptr, i64::from(ptr.off), 0, true)
+            }
+            RegType::Stack => match ptr.var.const_value() {
+                Some(var) => {
+                    let off = i64::from(ptr.off).saturating_add(var as i64);
+                    if off < -i64::from(MAX_STACK) || off > 0 {
+                        return refuse(format!("invalid read from stack R{m} off={off} size=0"));
+                    }
+                    Ok(())
+                }
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        };
+    }
+    if is_null(&ptr) {
+        // Only zero bytes may be read through NULL.
+        return refuse(format!("R{m} type={} expected=fp", env.type_str(&ptr)));
+    }
+    if ptr.ty == RegType::Stack {
+        // A read-only memory argument is checked as a read (a map key as a helper access).
+        if let Some(var) = ptr.var.const_value() {
+            let off = i64::from(ptr.off).saturating_add(var as i64);
+            if off < -i64::from(MAX_STACK) || off + i64::from(bytes) > 0 {
+                return refuse(format!(
+                    "invalid read from stack R{m} off={off} size={bytes}"
+                ));
+            }
+        }
+    }
+    check_helper_mem(env, st, m, ptr, bytes).map(|_| ())
 }
 
 /// A pointer to `size` readable bytes (key or value) passed to a helper. Returns the key's

@@ -211,6 +211,76 @@ pub fn cases() -> Vec<PacketCase> {
             verdict: Accept,
         },
         PacketCase {
+            name: "bpf_csum_diff of two stack words",
+            source: "lddw %r1, 0x0102030405060708\nstxdw [%r10-8], %r1\n\
+                     lddw %r1, 0x1112131415161718\nstxdw [%r10-16], %r1\n\
+                     mov %r1, %r10\nadd %r1, -8\nmov %r2, 8\nmov %r3, %r10\nadd %r3, -16\n\
+                     mov %r4, 6\nmov %r5, 7\ncall 28\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_csum_diff over the IPv4 header, nothing removed",
+            source: "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 34\n\
+                     jgt %r4, %r3, short\nmov %r1, 0\nmov %r3, %r2\nadd %r3, 14\n\
+                     mov %r2, 0\nmov %r4, 20\nmov %r5, 0\ncall 28\nexit\n\
+                     short:\nmov %r0, 1\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_csum_diff over the packet's first bytes, a size from the packet",
+            source: "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 16\n\
+                     jgt %r4, %r3, short\nldxb %r4, [%r2+0]\nand %r4, 15\nmov %r1, 0\n\
+                     mov %r3, %r2\nmov %r2, 0\nmov %r5, 0\ncall 28\nexit\n\
+                     short:\nmov %r0, 1\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_csum_diff one byte past the checked packet",
+            source: "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 16\n\
+                     jgt %r4, %r3, short\nmov %r1, %r2\nmov %r2, 17\nmov %r3, 0\n\
+                     mov %r4, 0\nmov %r5, 0\ncall 28\nexit\n\
+                     short:\nmov %r0, 1\nexit\n",
+            verdict: Refuse("invalid access to packet, off=0 size=17, R1(id=0,off=0,r=16)"),
+        },
+        PacketCase {
+            name: "bpf_csum_diff with NULL and a size",
+            source: "mov %r1, 0\nmov %r2, 4\nmov %r3, 0\nmov %r4, 0\nmov %r5, 0\n\
+                     call 28\nexit\n",
+            verdict: Refuse("R1 type=scalar expected=fp"),
+        },
+        PacketCase {
+            name: "bpf_csum_diff with NULL and no size",
+            source: "mov %r1, 0\nmov %r2, 0\nmov %r3, 0\nmov %r4, 0\nmov %r5, 9\n\
+                     call 28\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_csum_diff with an unbounded size",
+            source: "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 16\n\
+                     jgt %r4, %r3, short\nldxw %r4, [%r2+0]\nmov %r1, 0\nmov %r2, 0\n\
+                     mov %r3, %r10\nadd %r3, -8\nstdw [%r10-8], 0\nmov %r5, 0\ncall 28\nexit\n\
+                     short:\nmov %r0, 1\nexit\n",
+            verdict: Refuse("R4 unbounded memory access, use 'var &= const' or 'if (var < const)'"),
+        },
+        PacketCase {
+            name: "bpf_csum_diff with a negative size",
+            source: "stdw [%r10-8], 0\nmov %r1, %r10\nadd %r1, -8\nmov %r2, -1\nmov %r3, 0\n\
+                     mov %r4, 0\nmov %r5, 0\ncall 28\nexit\n",
+            verdict: Refuse("R2 min value is negative, either use unsigned or 'var &= const'"),
+        },
+        PacketCase {
+            name: "bpf_csum_diff with a size past the stack",
+            source: "stdw [%r10-8], 0\nmov %r1, %r10\nadd %r1, -8\nmov %r2, 9\nmov %r3, 0\n\
+                     mov %r4, 0\nmov %r5, 0\ncall 28\nexit\n",
+            verdict: Refuse("invalid read from stack R1 off=-8 size=9"),
+        },
+        PacketCase {
+            name: "bpf_csum_diff with no bytes of the stack",
+            source: "mov %r1, %r10\nadd %r1, -8\nmov %r2, 0\nmov %r3, 0\nmov %r4, 0\n\
+                     mov %r5, 3\ncall 28\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
             name: "a negative offset from the start",
             source: eth!("jgt %r4, %r3, short" "ldxb %r0, [%r2-1]" "exit"
                 "short:" "mov %r0, 1" "exit"),

@@ -3,7 +3,8 @@
 //! by one, on the wrong edge or missing, in every unsigned comparison form and both operand
 //! orders (sometimes 32-bit, which learns nothing); accesses of every size at offsets around
 //! the checked range; unknown offsets added to a second pointer; `bpf_xdp_adjust_head` moving
-//! the packet under held pointers, which are then read again or not.
+//! the packet under held pointers, which are then read again or not; `bpf_csum_diff` over bytes
+//! of the packet.
 //!
 //! An accepted program is fixed up (its `xdp_md` reads become `xdp_buff` loads) and runs on
 //! packets of the case's lengths under the state-embedding oracle ([`OracleObserver`], through
@@ -108,6 +109,9 @@ pub enum PacketPiece {
     MoveUnknown { mask: u8 },
     /// `bpf_xdp_adjust_head(ctx, delta)`; `data`, `data_end` (and `r5`) read again or not.
     AdjustHead { delta: i8, reload: bool },
+    /// `bpf_csum_diff` over `len` bytes at `base + off` (nothing removed), summed into `r7`;
+    /// `data`, `data_end` and `r5` read again after the call.
+    CsumDiff { base: Base, off: u8, len: u8 },
 }
 
 /// A packet-program input: the pieces and the lengths of the packets it runs on.
@@ -191,6 +195,17 @@ pub fn source(case: &PacketCase) -> String {
                 let _ = writeln!(
                     s,
                     "mov %r6, %r7\nand %r6, {mask}\nmov %r5, %r2\nadd %r5, %r6"
+                );
+            }
+            PacketPiece::CsumDiff { base, off, len } => {
+                let _ = writeln!(
+                    s,
+                    "mov %r1, %r{}\nadd %r1, {}\nmov %r2, {}\nmov %r3, 0\nmov %r4, 0\n\
+                     mov %r5, 0\ncall 28\nadd %r7, %r0\n\
+                     ldxw %r2, [%r9+0]\nldxw %r3, [%r9+4]\nmov %r5, %r2",
+                    base.reg(),
+                    off % REACH,
+                    len % 40
                 );
             }
             PacketPiece::AdjustHead { delta, reload } => {
