@@ -57,3 +57,64 @@ fn builtins_round_trip_through_toml() {
         assert_eq!(back, scenario, "{} changes through TOML", scenario.name);
     }
 }
+
+/// `bpf_trace_printk` from a scenario's program: each line lands in the trace, formatted as the
+/// kernel formats it, and `bpf_ktime_get_ns` reads the run's logical time, which only grows.
+#[test]
+fn trace_printk_lines_and_the_simulated_clock_land_in_the_trace() {
+    let text = r#"
+name = "printk"
+[[programs]]
+name = "say"
+source = """
+    mov %r6, %r1
+    lddw %r1, 0x742075253d79656b
+    stxdw [%r10-16], %r1
+    lddw %r1, 0xa756c6c253d
+    stxdw [%r10-8], %r1
+    call 5                     # bpf_ktime_get_ns: the run's logical time
+    mov %r4, %r0
+    ldxw %r3, [%r6+0]          # the key
+    mov %r1, %r10
+    add %r1, -16
+    mov %r2, 15
+    mov %r5, 0
+    call 6                     # bpf_trace_printk
+    exit
+"""
+[[tasks]]
+kind = "program"
+program = "say"
+runs = 3
+keys = [7]
+"#;
+    let scenario = Scenario::parse(text, "printk").unwrap_or_else(|e| panic!("{e}"));
+    let config = RunConfig {
+        scenario,
+        mutants: Mutants::NONE,
+        scheduler: SchedulerKind::Random,
+        keep_trace: true,
+        profile: *mimic_core::profile::KernelProfile::newest(),
+        lacks: mimic_core::history::Lacks::NONE,
+    };
+    let outcome = mimic_sim::sim::engine::run_one(&config, 3);
+    assert_eq!(outcome.verdict, Verdict::Pass);
+    let times: Vec<u64> = outcome
+        .trace
+        .iter()
+        .filter_map(|l| {
+            l.split_once("prog say: bpf_trace_printk: key=7 t=")?
+                .1
+                .strip_suffix("\\n")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(times.len(), 3, "{}", outcome.trace.join("\n"));
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    // Each run prints the line's length back: 14 characters and the time's digits.
+    assert!(outcome
+        .trace
+        .iter()
+        .any(|l| l.contains("prog say run 0 (key 7) = ")));
+}

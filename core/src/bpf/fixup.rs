@@ -130,6 +130,7 @@ fn patch_call(
         HelperId::MapDeleteElem => MapFn::Delete,
         // Helpers that take no map keep their call.
         HelperId::KtimeGetNs
+        | HelperId::TracePrintk
         | HelperId::GetPrandomU32
         | HelperId::GetSmpProcessorId
         | HelperId::Redirect

@@ -29,6 +29,10 @@ pub enum ArgType {
     /// `ARG_CONST_SIZE_OR_ZERO`: the byte count of the memory argument before it, a scalar
     /// whose bounds are known (0 allowed).
     ConstSizeOrZero,
+    /// `ARG_PTR_TO_MEM | MEM_RDONLY`: as [`ArgType::PtrToMemOrNull`], never NULL.
+    PtrToMem,
+    /// `ARG_CONST_SIZE`: as [`ArgType::ConstSizeOrZero`], at least 1.
+    ConstSize,
 }
 
 /// Types of helper return values (the kernel's `enum bpf_return_type`, the subset used).
@@ -51,6 +55,9 @@ pub enum HelperId {
     /// conformance suite's plugins give id 5 another meaning (it returns its first argument),
     /// which the executor follows only in its conformance mode.
     KtimeGetNs = 5,
+    /// `bpf_trace_printk(fmt, fmt_size, arg1, arg2, arg3)`: the formatted line goes to the
+    /// map environment (the simulator's trace); returns its length or `-EINVAL`.
+    TracePrintk = 6,
     /// `bpf_get_prandom_u32`: a pseudo-random word, from the run's seed.
     GetPrandomU32 = 7,
     /// `bpf_get_smp_processor_id`: the (simulated) CPU the program runs on.
@@ -112,6 +119,18 @@ pub const HELPERS: &[HelperProto] = &[
         id: HelperId::KtimeGetNs,
         name: "bpf_ktime_get_ns",
         args: &[],
+        ..PLAIN
+    },
+    HelperProto {
+        id: HelperId::TracePrintk,
+        name: "bpf_trace_printk",
+        args: &[
+            ArgType::PtrToMem,
+            ArgType::ConstSize,
+            ArgType::Anything,
+            ArgType::Anything,
+            ArgType::Anything,
+        ],
         ..PLAIN
     },
     HelperProto {

@@ -17,6 +17,7 @@ pub mod helper_names;
 pub mod helpers;
 pub mod object;
 pub mod print;
+pub mod printk;
 pub mod reloc;
 pub mod suite_dir;
 pub mod verifier;

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::bpf::csum;
 use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn};
+use crate::bpf::printk::{self, PrintkError};
 use crate::isa::{AluOp, AtomicOp, Endian, Operand};
 use crate::ptr::{Ptr, RegionKind};
 
@@ -304,6 +305,22 @@ impl<E: MapEnv> Mem<'_, E> {
             HelperId::GetSmpProcessorId => return Ok(u64::from(calls.cpu)),
             // `XDP_REDIRECT`, or `XDP_ABORTED` for flags the helper does not know.
             HelperId::Redirect => return Ok(if regs[2] == 0 { 4 } else { 0 }),
+            HelperId::TracePrintk => {
+                let mut fmt = Vec::new();
+                self.read_bytes(regs[1], regs[2] as usize, &mut fmt)?;
+                return match printk::format(&fmt, [regs[3], regs[4], regs[5]]) {
+                    Ok(line) => {
+                        let len = line.len() as u64;
+                        self.env.trace_printk(&line);
+                        Ok(len)
+                    }
+                    Err(PrintkError::Invalid) => Ok(-22i64 as u64),
+                    Err(PrintkError::Unmodelled(c)) => Err(ExecErrorKind::BadArgument {
+                        arg: 1,
+                        what: format!("bpf_trace_printk's %{c} is not modelled"),
+                    }),
+                };
+            }
             HelperId::CsumDiff => {
                 let mut from = Vec::new();
                 if regs[2] > 0 {
@@ -362,6 +379,7 @@ impl<E: MapEnv> Mem<'_, E> {
             HelperId::KtimeGetNs
             | HelperId::GetPrandomU32
             | HelperId::GetSmpProcessorId
+            | HelperId::TracePrintk
             | HelperId::Redirect
             | HelperId::CsumDiff
             | HelperId::XdpAdjustHead => unreachable!("answered above"),

@@ -160,6 +160,9 @@ pub trait MapEnv {
     fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64>;
     /// `bpf_map_delete_elem`: 0 or a negative errno.
     fn map_delete(&mut self, map: Ptr, key: &[u8]) -> EnvResult<i64>;
+    /// A line `bpf_trace_printk` printed (the kernel's trace pipe); dropped unless the
+    /// environment keeps a trace.
+    fn trace_printk(&mut self, _line: &str) {}
     /// Loads `size` (1, 2, 4, 8) bytes, little endian.
     fn load(&mut self, ptr: Ptr, size: u8) -> EnvResult<u64>;
     fn store(&mut self, ptr: Ptr, size: u8, value: u64) -> EnvResult<()>;

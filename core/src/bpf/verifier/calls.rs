@@ -116,11 +116,18 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
                 }
                 mem = Some((r, reg));
             }
-            ArgType::ConstSizeOrZero => {
+            ArgType::PtrToMem => {
+                if !is_mem(&reg) {
+                    return refuse(mem_expected(env, r, &reg));
+                }
+                mem = Some((r, reg));
+            }
+            ArgType::ConstSizeOrZero | ArgType::ConstSize => {
                 let Some((m, ptr)) = mem.take() else {
                     return refuse("kernel subsystem misconfigured verifier");
                 };
-                check_mem_size(env, st, r, reg, m, ptr)?;
+                let zero_ok = *arg == ArgType::ConstSizeOrZero;
+                check_mem_size(env, st, r, reg, m, ptr, zero_ok)?;
             }
             ArgType::PtrToCtx => {
                 if reg.ty != RegType::Ctx {
@@ -231,6 +238,7 @@ fn check_mem_size(
     size: Reg,
     m: u8,
     ptr: Reg,
+    zero_ok: bool,
 ) -> Result<(), Refuse> {
     if size.ty != RegType::Scalar {
         return refuse(format!("R{r} type={} expected=scalar", env.type_str(&size)));
@@ -238,6 +246,12 @@ fn check_mem_size(
     if size.var.smin < 0 {
         return refuse(format!(
             "R{r} min value is negative, either use unsigned or 'var &= const'"
+        ));
+    }
+    if size.var.umin == 0 && !zero_ok {
+        return refuse(format!(
+            "R{r} invalid zero-sized read: u64=[{},{}]",
+            size.var.umin, size.var.umax
         ));
     }
     if size.var.umax >= 1 << 29 {

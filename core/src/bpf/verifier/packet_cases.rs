@@ -281,6 +281,41 @@ pub fn cases() -> Vec<PacketCase> {
             verdict: Accept,
         },
         PacketCase {
+            name: "bpf_trace_printk of three numbers",
+            source: "lddw %r1, 0x253d792064253d78\nstxdw [%r10-24], %r1\nlddw %r1, 0xa786c253d7a2075\nstxdw [%r10-16], %r1\nlddw %r1, 0x0\nstxdw [%r10-8], %r1\nmov %r1, %r10\nadd %r1, -24\nmov %r2, 17\nlddw %r3, 0xffffffff\nmov %r4, 7\nlddw %r5, 0x123456789\ncall 6\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_trace_printk with widths and flags",
+            source: "lddw %r1, 0x342d257c6435255b\nstxdw [%r10-16], %r1\nlddw %r1, 0x5d783430257c75\nstxdw [%r10-8], %r1\nmov %r1, %r10\nadd %r1, -16\nmov %r2, 16\nmov %r3, 42\nmov %r4, 7\nmov %r5, 10\ncall 6\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_trace_printk of a character and a percent sign",
+            source: "lddw %r1, 0x6325202525303031\nstxdw [%r10-16], %r1\nlddw %r1, 0x646c6c2520\nstxdw [%r10-8], %r1\nmov %r1, %r10\nadd %r1, -16\nmov %r2, 14\nmov %r3, 65\nlddw %r4, 0xffffffffffffffff\nmov %r5, 0\ncall 6\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_trace_printk with four conversions (-EINVAL)",
+            source: "lddw %r1, 0x6425642564256425\nstxdw [%r10-16], %r1\nlddw %r1, 0x0\nstxdw [%r10-8], %r1\nmov %r1, %r10\nadd %r1, -16\nmov %r2, 9\nmov %r3, 1\nmov %r4, 2\nmov %r5, 3\ncall 6\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_trace_printk with an unknown conversion (-EINVAL)",
+            source: "lddw %r1, 0x7125\nstxdw [%r10-8], %r1\nmov %r1, %r10\nadd %r1, -8\nmov %r2, 3\nmov %r3, 1\nmov %r4, 2\nmov %r5, 3\ncall 6\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_trace_printk without the NUL inside its size (-EINVAL)",
+            source: "lddw %r1, 0x6867666564636261\nstxdw [%r10-16], %r1\nlddw %r1, 0x0\nstxdw [%r10-8], %r1\nmov %r1, %r10\nadd %r1, -16\nmov %r2, 4\nmov %r3, 0\nmov %r4, 0\nmov %r5, 0\ncall 6\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "bpf_trace_printk of zero bytes",
+            source: "stdw [%r10-8], 0\nmov %r1, %r10\nadd %r1, -8\nmov %r2, 0\ncall 6\nexit\n",
+            verdict: Refuse("R2 invalid zero-sized read: u64=[0,0]"),
+        },
+        PacketCase {
             name: "a negative offset from the start",
             source: eth!("jgt %r4, %r3, short" "ldxb %r0, [%r2-1]" "exit"
                 "short:" "mov %r0, 1" "exit"),

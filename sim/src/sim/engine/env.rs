@@ -115,6 +115,12 @@ impl MapEnv for TracingEnv<'_> {
         self.direct = None;
         self.inner.map_delete(map, key)
     }
+    fn trace_printk(&mut self, line: &str) {
+        let (task, cpu, program) = (self.task, self.cpu, self.program);
+        self.ctx.rec.line(task, cpu, || {
+            format!("prog {program}: bpf_trace_printk: {}", line.escape_debug())
+        });
+    }
     fn map_lookup_elem(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
         let direct = self.direct.take();
         let inv = self.ctx.rec.stamp();
