@@ -280,7 +280,7 @@ mod tests {
             }
         }
         assert_eq!(Callee::from_imm(4), None, "unimplemented helper");
-        assert_eq!(Callee::from_imm(6), None, "unimplemented helper");
+        assert_eq!(Callee::from_imm(12), None, "unimplemented helper");
         assert_eq!(
             Callee::from_imm(DIRECT_CALL_BASE + 3),
             None,
