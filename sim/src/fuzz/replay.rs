@@ -242,6 +242,15 @@ fn verdict(report: &mut Report, result: Result<(), String>, what_ran: String) {
     }
 }
 
+/// One line per item, numbered from 0.
+fn numbered<T: std::fmt::Debug>(items: &[T]) -> String {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{i:2}: {p:?}\n"))
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -404,13 +413,10 @@ fn replay_verify_exec(data: &[u8], mutants: Mutants, profile: KernelProfile, rep
             return;
         }
     };
-    let pieces: String = case
-        .pieces
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{i:2}: {p:?}\n"))
-        .collect();
-    report.section(format!("pieces ({})", case.pieces.len()), pieces);
+    report.section(
+        format!("pieces ({})", case.pieces.len()),
+        numbered(&case.pieces),
+    );
     let Some(setup) = describe_setup(&case, mutants) else {
         report.section("map set-up", format!("{:?}", case.setup));
         report.summary =
@@ -791,13 +797,10 @@ fn replay_packet(rest: &[u8], mutants: Mutants, report: &mut Report) {
         report.summary = "the input does not decode as a packet case; the target ignores it".into();
         return;
     };
-    let pieces: String = case
-        .pieces
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{i:2}: {p:?}\n"))
-        .collect();
-    report.section(format!("packet pieces ({})", case.pieces.len()), pieces);
+    report.section(
+        format!("packet pieces ({})", case.pieces.len()),
+        numbered(&case.pieces),
+    );
     report.section("program (XDP)", packet::source(&case));
     let result = catch(|| packet::check_packet(&case, mutants));
     let what_ran = match &result {
