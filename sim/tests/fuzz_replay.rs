@@ -304,3 +304,24 @@ fn sim_schedule_crash_file_for_meta_ignores_max_entries_replays_the_oracle_failu
     let (code, out, _) = fuzz_replay("sim_schedule", &file, "", &[]);
     assert_eq!(code, 0, "correct core:\n{out}");
 }
+
+/// A `verify_exec` input that starts with the packet mode's byte replays as a packet program:
+/// its pieces, the XDP program and the property's verdict (no crash on the correct core).
+#[test]
+fn a_verify_exec_packet_input_replays_as_an_xdp_program() {
+    let file = scratch("packet").join("input");
+    let mut data = vec![mimic_sim::fuzz::verify_exec::packet::MODE];
+    data.extend_from_slice(&[0, 14, 0, 0, 0, 1, 1, 20, 2, 0, 0, 9, 9, 9]);
+    std::fs::write(&file, &data).expect("write input");
+    let (code, out, err) = fuzz_replay("verify_exec", &file, "", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("packet pieces ("), "{out}");
+    assert!(
+        out.contains("program (XDP)") && out.contains("ldxw %r3, [%r9+4]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the verifier refuses the program") || out.contains("accepted;"),
+        "{out}"
+    );
+}
