@@ -110,14 +110,9 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
                 }
             }
             ArgType::Anything => {}
-            ArgType::PtrToMemOrNull => {
-                if !is_null(&reg) && !is_mem(&reg) {
-                    return refuse(mem_expected(env, r, &reg));
-                }
-                mem = Some((r, reg));
-            }
-            ArgType::PtrToMem => {
-                if !is_mem(&reg) {
+            ArgType::PtrToMemOrNull | ArgType::PtrToMem => {
+                let null_ok = *arg == ArgType::PtrToMemOrNull;
+                if !is_mem(&reg) && !(null_ok && is_null(&reg)) {
                     return refuse(mem_expected(env, r, &reg));
                 }
                 mem = Some((r, reg));
@@ -310,11 +305,16 @@ fn check_helper_mem(
     match reg.ty {
         RegType::Stack => {
             let Some(var) = reg.var.const_value() else {
-                return refuse(format!("R{r} variable stack access prohibited: var_off={}", reg.var.var));
+                return refuse(format!(
+                    "R{r} variable stack access prohibited: var_off={}",
+                    reg.var.var
+                ));
             };
             let off = i64::from(reg.off).saturating_add(var as i64);
             if off < -i64::from(MAX_STACK) || off + i64::from(size) > 0 || size == 0 {
-                return refuse(format!("invalid indirect access to stack R{r} off={off} size={size}"));
+                return refuse(format!(
+                    "invalid indirect access to stack R{r} off={off} size={size}"
+                ));
             }
             let frame = &st.frames[reg.frame as usize];
             let off = off as i32;
@@ -332,7 +332,9 @@ fn check_helper_mem(
                     if slot.bytes[k.rem_euclid(8) as usize] == SlotByte::Invalid
                         && !env.opts.privileged
                     {
-                        return refuse(format!("invalid indirect read from stack R{r} off {off}+{i} size {size}"));
+                        return refuse(format!(
+                            "invalid indirect read from stack R{r} off {off}+{i} size {size}"
+                        ));
                     }
                 }
                 return Ok(value);
@@ -345,7 +347,9 @@ fn check_helper_mem(
                 let bi = k.rem_euclid(8) as usize;
                 // Privileged programs may read uninitialised stack (`allow_uninit_stack`).
                 if slot.bytes[bi] == SlotByte::Invalid && !env.opts.privileged {
-                    return refuse(format!("invalid indirect read from stack R{r} off {off}+{i} size {size}"));
+                    return refuse(format!(
+                        "invalid indirect read from stack R{r} off {off}+{i} size {size}"
+                    ));
                 }
                 let byte = slot.bytes[bi].known(&slot.spill, bi);
                 match byte {
@@ -376,10 +380,7 @@ fn check_helper_mem(
             }
             Ok(None)
         }
-        _ => refuse(format!(
-            "R{r} type={} expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
-            env.type_str(&reg)
-        )),
+        _ => refuse(mem_expected(env, r, &reg)),
     }
 }
 
