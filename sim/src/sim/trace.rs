@@ -126,6 +126,11 @@ impl Recorder {
         })
     }
 
+    /// The last stamp given, read without taking a new one.
+    pub fn now(&self) -> u64 {
+        self.with(|i| i.clock)
+    }
+
     /// Appends a trace line `[stamp] task/cpu: text`.
     pub fn line(&self, task: usize, cpu: usize, text: impl FnOnce() -> String) {
         self.with(|i| {

@@ -68,8 +68,9 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                 } else {
                     task.keys[P::choose(task.keys.len())]
                 };
-                // `bpf_ktime_get_ns` reads the run's logical time (a microsecond per event).
-                vm.config.clock_ns = ctx.rec.stamp().saturating_mul(1_000);
+                // `bpf_ktime_get_ns` reads the run's logical time (a microsecond per event);
+                // reading it takes no stamp of its own.
+                vm.config.clock_ns = ctx.rec.now().saturating_mul(1_000);
                 vm.config.prandom_seed = ctx.options.seed
                     ^ (slot as u64).rotate_left(40)
                     ^ u64::from(run).wrapping_mul(0x9e37_79b9_7f4a_7c15);
