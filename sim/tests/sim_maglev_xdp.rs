@@ -2,11 +2,16 @@
 //! tables) under control planes that grow and shrink its services' tables, judged by the
 //! results oracle (`[[checks.results]]`) besides the others. Clean on the correct core; the
 //! oracle fails runs for what they returned or carried; the two fixup mutants of dynamic inner
-//! arrays are found through it for their reasons, at seeds that replay.
+//! arrays are found through it for their reasons, at seeds that replay. The footprint report
+//! follows each outer map's tables, and the object's outer maps are checked for
+//! linearizability like a scenario's.
 
 use mimic_core::finding::Finding;
 use mimic_core::mutants::{Mutant, Mutants};
 use mimic_core::profile::KernelProfile;
+use mimic_core::sync::Std;
+use mimic_core::uapi::{MapAttr, MapType, BPF_F_INNER_MAP};
+use mimic_core::world::{World, WorldConfig};
 use mimic_sim::sim::engine::{run_one, Outcome, RunConfig, Verdict};
 use mimic_sim::sim::scenario::Scenario;
 use mimic_sim::sim::scheduler::SchedulerKind;
@@ -284,4 +289,93 @@ fn a_listed_frame_is_given_to_runs_as_written() {
         "{}",
         outcome.trace.join("\n")
     );
+}
+
+/// The bytes the core charges for one map, created on a world of its own.
+fn charged(attr: &MapAttr) -> u64 {
+    let w = World::<Std>::new(Mutants::NONE, WorldConfig::default());
+    let mut attr = *attr;
+    if MapType::from_u32(attr.map_type).is_some_and(MapType::is_map_in_map) {
+        let template = w
+            .map_create(&MapAttr::new(MapType::Array, 4, 4, 1))
+            .unwrap();
+        attr = attr.inner(template);
+    }
+    let fd = w.map_create(&attr).unwrap();
+    w.footprint(w.map_handle(fd).unwrap()).unwrap()
+}
+
+#[test]
+fn the_footprint_report_follows_each_outer_maps_tables_to_the_end_of_the_run() {
+    let scenario = parse(&text());
+    let object = &scenario
+        .loaded
+        .as_ref()
+        .expect("the scenario's object")
+        .object;
+    let spec = |name: &str| {
+        let i = object
+            .map_index(name)
+            .unwrap_or_else(|| panic!("no map {name}"));
+        object.maps[i].attr()
+    };
+    let table =
+        |entries| charged(&MapAttr::new(MapType::Array, 4, 4, entries).flags(BPF_F_INNER_MAP));
+    let fixed8 = charged(&MapAttr::new(MapType::Array, 4, 4, 8));
+    let outcome = run_one(&config(&scenario, Mutants::NONE, SchedulerKind::Random), 0);
+    assert_eq!(outcome.verdict, Verdict::Pass);
+    let report = |outer: &str| {
+        outcome
+            .tables
+            .iter()
+            .find(|t| t.outer == outer)
+            .unwrap_or_else(|| panic!("no {outer} in {:?}", outcome.tables))
+            .clone()
+    };
+    // The dynamic balancer ends with service 1's 5-slot and service 2's 3-slot table; fixed-size
+    // tables would be two of the largest it held (8 slots).
+    let services = report("services");
+    let outer = charged(&spec("services"));
+    assert!(services.dynamic);
+    assert_eq!((services.most_tables, services.largest_entries), (2, 8));
+    assert_eq!(services.end_bytes, outer + table(5) + table(3));
+    assert_eq!(services.end_fixed_bytes, outer + 2 * table(8));
+    assert!(
+        services.peak_bytes >= services.end_bytes && services.peak_bytes <= services.fixed_bytes
+    );
+    // The fixed balancer's one table is always 8 slots (the 5-slot one is refused).
+    let fixed = report("services_fixed");
+    let outer = charged(&spec("services_fixed"));
+    assert!(!fixed.dynamic);
+    assert_eq!((fixed.most_tables, fixed.largest_entries), (1, 8));
+    assert_eq!(fixed.end_bytes, outer + fixed8);
+    assert_eq!(
+        (fixed.peak_bytes, fixed.end_fixed_bytes),
+        (fixed.end_bytes, fixed.end_bytes)
+    );
+}
+
+#[test]
+fn the_object_s_outer_maps_are_checked_for_linearizability_without_always_present() {
+    // Without `always_present`, only the history of `services` (an object's map, its initial
+    // state from the loader) can say a key went missing during a replace.
+    let text: String = text()
+        .lines()
+        .filter(|l| !l.starts_with("always_present"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let scenario = parse(&text);
+    let found = first(
+        &scenario,
+        Mutants::only(Mutant::ReplaceByReinsert),
+        Finding::LostKey,
+        600,
+    );
+    let (_, detail) = fail(&found);
+    assert!(
+        detail.contains("no order of these operations is allowed by the sequential model")
+            && detail.contains("a read reported the key missing while it was present"),
+        "{detail}"
+    );
+    replays(&scenario, Mutant::ReplaceByReinsert, &found);
 }

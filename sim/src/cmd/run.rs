@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mimic_core::mutants::{Mutant, Mutants};
 use mimic_sim::sim::campaign::{SeedRange, Shard, Summary};
 use mimic_sim::sim::engine::{run_seeds, Outcome, RunConfig};
+use mimic_sim::sim::footprint::TablesPeak;
 use mimic_sim::sim::scenario::{Scenario, BUILTINS};
 use mimic_sim::sim::scheduler::SchedulerKind;
 use std::io::IsTerminal;
@@ -43,7 +44,9 @@ pub struct RunArgs {
     /// `RandomScheduler`, what `shuttle::check_random` uses) and print a throughput table.
     #[arg(long)]
     pub baseline: bool,
-    /// Print the Maglev footprint with dynamic versus fixed-size inner arrays, and exit.
+    /// Report memory: with `--scenario`, each outer map's tables at their largest over the
+    /// campaign against fixed-size tables; alone, a synthetic 64-service Maglev balancer's
+    /// bytes with dynamic versus fixed-size inner arrays.
     #[arg(long)]
     pub footprint: bool,
     #[command(flatten)]
@@ -68,7 +71,7 @@ pub fn replay_command(
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
-    if args.footprint {
+    if args.footprint && args.scenario.is_empty() {
         return match mimic_sim::sim::footprint::measure() {
             Ok(f) => {
                 if args.json {
@@ -138,6 +141,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     let mut summary = Summary::default();
     let mut nondeterministic = Vec::new();
     let mut per_engine: Vec<(String, Summary)> = Vec::new();
+    let mut tables: Vec<(String, TablesPeak)> = Vec::new();
     for (name, scenario) in &scenarios {
         for &scheduler in &schedulers {
             bar.set_message(format!("{name} / {}", scheduler.name()));
@@ -160,6 +164,9 @@ pub fn run(args: RunArgs) -> ExitCode {
                     &outcome,
                 );
                 this.add(name, |_| String::new(), &outcome);
+                if args.footprint {
+                    merge_tables(&mut tables, &scenario.name, &outcome.tables);
+                }
                 if args.check_determinism {
                     first.push(outcome);
                 }
@@ -200,10 +207,17 @@ pub fn run(args: RunArgs) -> ExitCode {
     summary.finish(started.elapsed().as_secs_f64());
     let failed = summary.failed > 0 || !nondeterministic.is_empty();
     if args.json {
+        let footprint: Vec<_> = tables
+            .iter()
+            .map(|(scenario, t)| serde_json::json!({"scenario": scenario, "tables": t}))
+            .collect();
+        let engines: Vec<_> = per_engine.iter().map(|(n, s)| serde_json::json!({"engine": n, "seeds": s.seeds_run, "seconds": s.elapsed_s, "schedules_per_s": rate(s.seeds_run, s.elapsed_s), "steps_per_s": rate(s.steps, s.elapsed_s), "failed": s.failed})).collect();
         let json = serde_json::json!({
             "summary": summary,
             "determinism_checked": args.check_determinism,
             "nondeterministic": nondeterministic,
+            "engines": engines,
+            "footprint": footprint,
         });
         println!(
             "{}",
@@ -224,6 +238,9 @@ pub fn run(args: RunArgs) -> ExitCode {
             mutants
         );
         print!("{summary}");
+        if args.footprint {
+            print_tables(&tables);
+        }
         if args.check_determinism {
             if nondeterministic.is_empty() {
                 println!("determinism: every seed ran twice with identical verdict, trace hash and schedule");
@@ -234,14 +251,8 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
-    if args.baseline || schedulers.len() > 1 {
-        if args.json {
-            let table: Vec<_> = per_engine.iter().map(|(n, s)| serde_json::json!({"engine": n, "seeds": s.seeds_run, "seconds": s.elapsed_s, "schedules_per_s": rate(s.seeds_run, s.elapsed_s), "steps_per_s": rate(s.steps, s.elapsed_s), "failed": s.failed})).collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&table).unwrap_or_default()
-            );
-        } else {
+    if !args.json && (args.baseline || schedulers.len() > 1) {
+        {
             println!(
                 "{:<16} {:>8} {:>9} {:>12} {:>12} {:>7}",
                 "engine", "seeds", "seconds", "schedules/s", "steps/s", "failed"
@@ -263,6 +274,56 @@ pub fn run(args: RunArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Folds one run's footprint report into the campaign's: each outer map at its largest.
+fn merge_tables(all: &mut Vec<(String, TablesPeak)>, scenario: &str, run: &[TablesPeak]) {
+    for t in run {
+        match all
+            .iter_mut()
+            .find(|(s, held)| s == scenario && held.outer == t.outer)
+        {
+            Some((_, held)) => held.merge(t),
+            None => all.push((scenario.to_string(), t.clone())),
+        }
+    }
+}
+
+fn print_tables(tables: &[(String, TablesPeak)]) {
+    println!("footprint: bytes of each outer map and the tables it holds, at their largest at once and at the end of a run (most over the seeds), against as many tables of the largest size it held (fixed-size tables)");
+    println!(
+        "{:<14} {:<16} {:<16} {:>6} {:>7} {:>10} {:>10} {:>10} {:>10} {:>5}",
+        "scenario",
+        "outer",
+        "template",
+        "tables",
+        "largest",
+        "peak",
+        "fixed",
+        "end",
+        "fixed",
+        "ratio"
+    );
+    for (scenario, t) in tables {
+        let template = if t.dynamic {
+            "BPF_F_INNER_MAP"
+        } else {
+            "fixed size"
+        };
+        println!(
+            "{:<14} {:<16} {:<16} {:>6} {:>7} {:>10} {:>10} {:>10} {:>10} {:>5.2}",
+            scenario,
+            t.outer,
+            template,
+            t.most_tables,
+            t.largest_entries,
+            t.peak_bytes,
+            t.fixed_bytes,
+            t.end_bytes,
+            t.end_fixed_bytes,
+            t.end_fixed_bytes as f64 / t.end_bytes.max(1) as f64
+        );
     }
 }
 

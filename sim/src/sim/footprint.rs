@@ -1,15 +1,22 @@
-//! The memory footprint of the Maglev scenario with dynamic (`BPF_F_INNER_MAP`) versus
-//! fixed-size inner arrays, as the core charges it ([`World::footprint`]).
+//! The memory footprint of Maglev tables with dynamic (`BPF_F_INNER_MAP`) versus fixed-size
+//! inner arrays, as the core charges it ([`World::footprint`]): for a synthetic balancer
+//! ([`measure`]), and for a scenario's runs ([`TablesPeak`], noted by the engine).
 //!
 //! Cilium's Maglev tables are prime-sized; a service's table only needs to be large relative to
 //! its backend count. With fixed-size inner arrays every service pays for the largest table;
 //! with dynamic inner arrays each pays for its own.
+//!
+//! A shape's bytes are measured once per process on a scratch world ([`bytes_of`]): the core's
+//! charge is the one definition of a map's size, so nothing here restates it.
 
+use super::oracle::AttrKey;
 use mimic_core::mutants::Mutants;
 use mimic_core::sync::Std;
 use mimic_core::uapi::{MapAttr, MapType, BPF_ANY, BPF_F_INNER_MAP};
 use mimic_core::world::{World, WorldConfig};
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 
 /// Maglev table sizes (primes, as Cilium uses): small, medium and large services.
 pub const TABLE_SIZES: [u32; 4] = [251, 1021, 4093, 16381];
@@ -71,4 +78,69 @@ pub fn measure() -> Result<Footprint, String> {
         fixed_bytes: build(false)?,
         dynamic_bytes: build(true)?,
     })
+}
+
+/// The bytes the core charges for a map of shape `attr`, measured on a scratch world once per
+/// shape (a map-in-map gets a one-slot array template: an outer map's charge does not depend on
+/// it). A shape the scratch world refuses counts 0 bytes; a run only notes shapes it created.
+pub fn bytes_of(attr: &AttrKey) -> u64 {
+    static BYTES: OnceLock<Mutex<BTreeMap<AttrKey, u64>>> = OnceLock::new();
+    let cache = BYTES.get_or_init(Mutex::default);
+    if let Some(&bytes) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(attr) {
+        return bytes;
+    }
+    let bytes = measure_shape(attr).unwrap_or(0);
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(*attr, bytes);
+    bytes
+}
+
+fn measure_shape(attr: &AttrKey) -> Option<u64> {
+    let w = World::<Std>::new(Mutants::NONE, WorldConfig::default());
+    let kind = MapType::from_u32(attr.map_type)?;
+    let mut create =
+        MapAttr::new(kind, attr.key_size, attr.value_size, attr.max_entries).flags(attr.map_flags);
+    if kind.is_map_in_map() {
+        let template = w.map_create(&MapAttr::new(MapType::Array, 4, 4, 1)).ok()?;
+        create = create.inner(template);
+    }
+    let fd = w.map_create(&create).ok()?;
+    w.footprint(w.map_handle(fd).ok()?).ok()
+}
+
+/// One outer map's tables over a scenario's runs: the most bytes they took at once, against the
+/// bytes had every table been as large as the largest it held (the fixed-size design).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TablesPeak {
+    pub outer: String,
+    /// Its template has `BPF_F_INNER_MAP`: its tables may each be of their own size.
+    pub dynamic: bool,
+    /// The outer map's own bytes.
+    pub outer_bytes: u64,
+    /// The outer map and the tables it held, at their largest at once.
+    pub peak_bytes: u64,
+    /// The most tables it held at once.
+    pub most_tables: u32,
+    /// Entries of the largest table it held.
+    pub largest_entries: u32,
+    /// The outer map and `most_tables` tables of the largest size.
+    pub fixed_bytes: u64,
+    /// At the end of the run (the control planes done): the outer map and its tables, and the
+    /// same number of tables of the largest size.
+    pub end_bytes: u64,
+    pub end_fixed_bytes: u64,
+}
+
+impl TablesPeak {
+    /// The larger of two runs' figures, each on its own (one outer map over many seeds).
+    pub fn merge(&mut self, other: &TablesPeak) {
+        self.peak_bytes = self.peak_bytes.max(other.peak_bytes);
+        self.most_tables = self.most_tables.max(other.most_tables);
+        self.largest_entries = self.largest_entries.max(other.largest_entries);
+        self.fixed_bytes = self.fixed_bytes.max(other.fixed_bytes);
+        self.end_bytes = self.end_bytes.max(other.end_bytes);
+        self.end_fixed_bytes = self.end_fixed_bytes.max(other.end_fixed_bytes);
+    }
 }

@@ -12,7 +12,7 @@
 //! the step.
 
 use super::{Object, ObjectError};
-use crate::uapi::{BpfSys, Fd, MapAttr, BPF_ANY};
+use crate::uapi::{BpfSys, Fd, BPF_ANY};
 
 /// The maps of an object once created: an fd per map, in the object's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,17 +29,6 @@ impl LoadedMaps {
     }
 }
 
-fn attr(spec: &super::MapSpec) -> MapAttr {
-    MapAttr {
-        map_type: spec.map_type,
-        key_size: spec.key_size,
-        value_size: spec.value_size,
-        max_entries: spec.max_entries,
-        map_flags: spec.map_flags,
-        inner_map_fd: 0,
-    }
-}
-
 /// Creates every map of `object` on `sys`, fills global data and initial slots.
 pub fn create_maps(sys: &mut dyn BpfSys, object: &Object) -> Result<LoadedMaps, ObjectError> {
     let mut fds: Vec<Fd> = Vec::new();
@@ -53,7 +42,7 @@ pub fn create_maps(sys: &mut dyn BpfSys, object: &Object) -> Result<LoadedMaps, 
         let named = |what: String| ObjectError::new(what).at_symbol(&spec.name);
         let fd = match &spec.inner {
             Some(inner) => {
-                let template = match sys.map_create(&attr(inner)) {
+                let template = match sys.map_create(&inner.attr()) {
                     Ok(fd) => fd,
                     Err(e) => {
                         return fail(
@@ -63,14 +52,14 @@ pub fn create_maps(sys: &mut dyn BpfSys, object: &Object) -> Result<LoadedMaps, 
                         )
                     }
                 };
-                let outer = sys.map_create(&attr(spec).inner(template));
+                let outer = sys.map_create(&spec.attr().inner(template));
                 let _ = sys.close(template);
                 match outer {
                     Ok(fd) => fd,
                     Err(e) => return fail(sys, &fds, named(format!("creating it: {e}"))),
                 }
             }
-            None => match sys.map_create(&attr(spec)) {
+            None => match sys.map_create(&spec.attr()) {
                 Ok(fd) => fd,
                 Err(e) => return fail(sys, &fds, named(format!("creating it: {e}"))),
             },

@@ -14,7 +14,7 @@
 
 use super::btf::{Btf, Type};
 use super::{Elf, ObjectError};
-use crate::uapi::{MapType, BPF_F_MMAPABLE, BPF_F_RDONLY_PROG};
+use crate::uapi::{MapAttr, MapType, BPF_F_MMAPABLE, BPF_F_RDONLY_PROG};
 
 /// The contents of a global data map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,19 @@ pub struct MapSpec {
 impl MapSpec {
     pub fn kind(&self) -> Option<MapType> {
         MapType::from_u32(self.map_type)
+    }
+
+    /// The `BPF_MAP_CREATE` attributes it asks for (a map-in-map's template fd is the
+    /// loader's to add).
+    pub fn attr(&self) -> MapAttr {
+        MapAttr {
+            map_type: self.map_type,
+            key_size: self.key_size,
+            value_size: self.value_size,
+            max_entries: self.max_entries,
+            map_flags: self.map_flags,
+            inner_map_fd: 0,
+        }
     }
 }
 

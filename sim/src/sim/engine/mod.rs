@@ -98,6 +98,9 @@ pub struct Outcome {
     pub schedule_hash: u64,
     #[serde(skip)]
     pub trace: Vec<String>,
+    /// Each outer map's tables at their largest (`--footprint`).
+    #[serde(skip)]
+    pub tables: Vec<super::footprint::TablesPeak>,
 }
 
 /// What a campaign or a replay runs.
@@ -119,6 +122,7 @@ mod env;
 mod results;
 mod runner;
 mod setup;
+mod tables;
 mod tasks;
 mod teardown;
 mod user_ops;
@@ -155,13 +159,22 @@ struct Ctx {
     drains: Mutex<Vec<Drain>>,
     /// What the results oracle compares packets with.
     stored: Mutex<results::Stored>,
+    /// The tables each outer map holds (the footprint report).
+    tables: Mutex<tables::Tables>,
 }
 
 /// A drained value: the fd, the key, the bytes read after the swap, and the variable's name.
 type Drain = (Fd, u32, Vec<u8>, String);
 
-/// What the closure hands back for one seed: the verdict, the trace and the options line.
-type SeedResult = (u64, Verdict, Vec<String>, String);
+/// What the closure hands back for one seed: the verdict, the trace, the options line and the
+/// footprint report.
+type SeedResult = (
+    u64,
+    Verdict,
+    Vec<String>,
+    String,
+    Vec<super::footprint::TablesPeak>,
+);
 
 impl Ctx {
     fn fail(&self, finding: Finding, detail: String) {
@@ -356,9 +369,11 @@ struct Loaded {
     ctx_at: usize,
 }
 
-/// Runs one seed's scenario inside the current shuttle execution. Returns the verdict and the
-/// trace text.
-fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
+/// What one seed's execution hands back: the verdict, the trace text and the footprint report.
+type Executed = (Verdict, Vec<String>, Vec<super::footprint::TablesPeak>);
+
+/// Runs one seed's scenario inside the current shuttle execution.
+fn execute(config: &RunConfig, options: Options) -> Executed {
     let rec = Recorder::new();
     let scenario = match config.scenario.instantiate(options.seed) {
         Ok(scenario) => scenario,
@@ -370,6 +385,7 @@ fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
                     detail,
                 },
                 rec.lines(),
+                Vec::new(),
             );
         }
     };
@@ -405,11 +421,15 @@ fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
         failure: Mutex::new(None),
         drains: Mutex::new(Vec::new()),
         stored: Mutex::default(),
+        tables: Mutex::default(),
     };
     let setup = setup(&mut ctx, &scenario, config.profile);
     let loaded = match setup {
         Ok(loaded) => loaded,
-        Err(SetupError::Fault) => return finish(&ctx, Vec::new()),
+        Err(SetupError::Fault) => {
+            let (verdict, trace) = finish(&ctx, Vec::new());
+            return (verdict, trace, Vec::new());
+        }
         Err(SetupError::Bad(message)) => {
             return (
                 Verdict::Fail {
@@ -417,6 +437,7 @@ fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
                     detail: message,
                 },
                 rec.lines(),
+                Vec::new(),
             )
         }
     };
@@ -458,7 +479,13 @@ fn execute(config: &RunConfig, options: Options) -> (Verdict, Vec<String>) {
     P::set_current_cpu(0);
     teardown(&ctx, &loaded);
     let history = rec.history();
-    finish(&ctx, history)
+    let (verdict, trace) = finish(&ctx, history);
+    let tables = ctx
+        .tables
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .report(&outer_shapes(&ctx));
+    (verdict, trace, tables)
 }
 
 fn finish(ctx: &Ctx, history: Vec<HistEvent>) -> (Verdict, Vec<String>) {
@@ -526,6 +553,13 @@ fn outer_shapes(ctx: &Ctx) -> BTreeMap<String, (MapAttr, MapAttr)> {
             continue;
         };
         out.insert(decl.name.clone(), (attr, tattr));
+    }
+    // The object's map-in-map definitions, with the template their `values` declare.
+    let object = ctx.scenario.loaded.as_ref().map(|l| &l.object);
+    for spec in object.map_or(&[][..], |o| &o.maps[..]) {
+        if let Some(template) = &spec.inner {
+            out.insert(spec.name.clone(), (spec.attr(), template.attr()));
+        }
     }
     out
 }

@@ -64,12 +64,13 @@ fn run_batch<S: Reseed + 'static>(
         move || {
             let seed = state.lock().unwrap_or_else(|p| p.into_inner()).seed;
             let options = Options::derive(seed, config.scheduler);
-            let (verdict, trace) = execute(&config, options);
+            let (verdict, trace, tables) = execute(&config, options);
             results.lock().unwrap_or_else(|p| p.into_inner()).push((
                 seed,
                 verdict,
                 trace,
                 options.to_string(),
+                tables,
             ));
         }
     };
@@ -100,21 +101,23 @@ fn run_batch<S: Reseed + 'static>(
             },
             Vec::new(),
             Options::derive(current.seed, config.scheduler).to_string(),
+            Vec::new(),
         ));
         finished.push(current);
         consumed += 1;
     }
     for state in finished {
         let found = results.iter().position(|r| r.0 == state.seed);
-        let (verdict, trace, options) = match found {
+        let (verdict, trace, options, tables) = match found {
             Some(i) => {
                 let r = results.swap_remove(i);
-                (if state.cut { Verdict::Cut } else { r.1 }, r.2, r.3)
+                (if state.cut { Verdict::Cut } else { r.1 }, r.2, r.3, r.4)
             }
             None => (
                 Verdict::Cut,
                 Vec::new(),
                 Options::derive(state.seed, config.scheduler).to_string(),
+                Vec::new(),
             ),
         };
         let mut hash = Fnv::default();
@@ -131,6 +134,7 @@ fn run_batch<S: Reseed + 'static>(
             trace_hash: hash.0,
             schedule_hash: state.schedule_hash.0,
             trace: if config.keep_trace { trace } else { Vec::new() },
+            tables,
         });
     }
     consumed.max(1)

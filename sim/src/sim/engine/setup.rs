@@ -170,11 +170,25 @@ pub(super) fn setup_object_maps(
         register(ctx, scenario, &spec.name, fd, map_type);
     }
     // The object's initial slots (`.values = { [1] = &table }`), for the results oracle.
+    // They enter the outer map's history as the loader's stores, at setup.
     for spec in &object.maps {
         for (slot, name) in &spec.slots {
-            let inner = object.map_index(name).and_then(|i| maps.fds.get(i));
-            if let Some(ident) = inner.and_then(|&fd| ctx.ident_of_fd(fd)) {
+            let index = object.map_index(name);
+            let inner = index.and_then(|i| maps.fds.get(i));
+            let inner_spec = index.and_then(|i| object.maps.get(i));
+            if let (Some(ident), Some(inner_spec)) =
+                (inner.and_then(|&fd| ctx.ident_of_fd(fd)), inner_spec)
+            {
                 ctx.note_held(&spec.name, *slot, ident);
+                let op = HistOp::Update {
+                    key: *slot,
+                    inner: ident,
+                    flags: BPF_ANY,
+                    attr: oracle::AttrKey::of(&inner_spec.attr()),
+                };
+                let now = ctx.rec.now();
+                let at = At { task: 0, cpu: 0 };
+                history(ctx, at, &spec.name, op, Ok(None), (now, now));
             }
         }
     }

@@ -142,8 +142,9 @@ struct Target<'a> {
     map_type: MapType,
 }
 
-/// An outer-map op enters the history.
-fn history(
+/// An outer-map op enters the history; a store or delete that succeeded changes the tables the
+/// footprint report follows.
+pub(super) fn history(
     ctx: &Ctx,
     at: At,
     map: &str,
@@ -151,6 +152,11 @@ fn history(
     result: Result<Option<MapIdent>, String>,
     (inv, resp): (u64, u64),
 ) {
+    match (&op, &result) {
+        (HistOp::Update { key, attr, .. }, Ok(_)) => ctx.note_table(map, *key, Some(*attr)),
+        (HistOp::Delete { key }, Ok(_)) => ctx.note_table(map, *key, None),
+        _ => {}
+    }
     let outer = map.to_string();
     ctx.rec.event(HistEvent {
         task: at.task,
@@ -165,8 +171,8 @@ fn history(
 /// Who runs an op: the task's slot and its CPU.
 #[derive(Clone, Copy)]
 pub(super) struct At {
-    task: usize,
-    cpu: usize,
+    pub(super) task: usize,
+    pub(super) cpu: usize,
 }
 
 /// A syscall between two stamps of the history's clock: its result (faults are recorded and
@@ -469,6 +475,10 @@ fn batch_delete(ctx: &Ctx, at: At, t: Target, keys: &[u32]) -> Result<(), ()> {
         )
     });
     for key in keys {
+        // A whole batch deleted every key it found; a partial one, keys nobody knows.
+        if result.is_ok() && t.map_type.is_map_in_map() {
+            ctx.note_table(map, *key, None);
+        }
         history(ctx, at, map, HistOp::Opaque { key: *key }, Ok(None), (0, 0));
     }
     Ok(())
