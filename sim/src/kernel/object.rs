@@ -16,10 +16,10 @@
 use super::check::Check;
 use super::verdicts::compare_verdicts;
 use super::xlated::{compare_xlated, side_by_side, CPU_INLINED};
-use super::{KernelError, KernelSys, BPF_F_SLEEPABLE};
+use super::{KernelSys, BPF_F_SLEEPABLE};
 use mimic_core::bpf::object::load::{create_maps, LoadedMaps};
 use mimic_core::bpf::object::{Object, ProgKind};
-use mimic_core::bpf::verifier::world::{prog_load, TestRunError};
+use mimic_core::bpf::verifier::world::prog_load;
 use mimic_core::bpf::verifier::{ProgType, VerifyOpts};
 use mimic_core::mutants::Mutants;
 use mimic_core::profile::KernelProfile;
@@ -267,22 +267,15 @@ pub fn check_object(
             runs.cases += 1;
             let mut differs = Vec::new();
             for packet in mimic_core::bpf::verifier::packet_cases::packets() {
-                let k = kernel
-                    .test_run(kprog, &packet, &[], 1)
-                    .map(|r| (r.retval, r.data_out))
-                    .map_err(|e| e.to_string());
-                let w = loaded
-                    .test_run_packet(world.world(), &packet)
-                    .map(|(r0, out)| (r0 as u32, out))
-                    .map_err(|e| match e {
-                        TestRunError::Errno(errno) => KernelError::Errno(errno).to_string(),
-                        other => other.to_string(),
-                    });
-                if k != w {
-                    differs.push(format!(
-                        "{}-byte packet: kernel {k:02x?}, mimic {w:02x?}",
-                        packet.len()
-                    ));
+                let ran = super::packets::compare_test_run(
+                    kernel,
+                    kprog,
+                    &loaded,
+                    world.world(),
+                    &packet,
+                );
+                if let Err((kind, detail)) = ran {
+                    differs.push(format!("{}-byte packet: {kind}: {detail}", packet.len()));
                 }
             }
             for (i, (kfd, wfd)) in kmaps.fds.iter().zip(&wmaps.fds).enumerate() {
