@@ -503,6 +503,19 @@ impl<P: Platform> World<P> {
         }))
     }
 
+    /// `bpf_map_lookup_percpu_elem`: CPU `cpu`'s copy of the value (an encoded map pointer), or
+    /// `None` for NULL.
+    pub fn prog_lookup_percpu(&self, handle: Handle, key: &[u8], cpu: u32) -> Result<Option<u64>> {
+        let map = self.map(handle)?;
+        self.check_key(&map, key)?;
+        let found = map.ops.lookup_percpu(self, key, cpu)?;
+        map.check_live(handle, || self.stamp())?;
+        Ok(found.map(|found| match found {
+            Found::Value { offset } => Ptr::map(handle, offset).encode(),
+            Found::MapPtr(ptr) => ptr,
+        }))
+    }
+
     /// `__htab_map_lookup_elem` from an inlined hash lookup: the element's address (a map
     /// pointer into the element pool), or `None` for NULL.
     pub fn prog_lookup_elem(&self, handle: Handle, key: &[u8]) -> Result<Option<u64>> {

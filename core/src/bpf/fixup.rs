@@ -128,6 +128,7 @@ fn patch_call(
         HelperId::MapLookupElem => MapFn::Lookup,
         HelperId::MapUpdateElem => MapFn::Update,
         HelperId::MapDeleteElem => MapFn::Delete,
+        HelperId::MapLookupPercpuElem => MapFn::LookupPercpu,
         // Helpers that take no map keep their call.
         HelperId::KtimeGetNs
         | HelperId::TracePrintk

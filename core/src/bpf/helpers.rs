@@ -70,6 +70,9 @@ pub enum HelperId {
     /// `bpf_xdp_adjust_head(ctx, delta)`: moves the packet's start; every packet pointer the
     /// program held is invalid afterwards.
     XdpAdjustHead = 44,
+    /// `bpf_map_lookup_percpu_elem(map, key, cpu)`: CPU `cpu`'s copy of a per-CPU map's value,
+    /// or NULL (a miss, or a CPU the machine does not have).
+    MapLookupPercpuElem = 195,
 }
 
 /// A helper's prototype.
@@ -173,6 +176,17 @@ pub const HELPERS: &[HelperProto] = &[
         changes_pkt_data: true,
         ..PLAIN
     },
+    HelperProto {
+        id: HelperId::MapLookupPercpuElem,
+        name: "bpf_map_lookup_percpu_elem",
+        args: &[
+            ArgType::ConstMapPtr,
+            ArgType::PtrToMapKey,
+            ArgType::Anything,
+        ],
+        ret: RetType::PtrToMapValueOrNull,
+        ..PLAIN
+    },
 ];
 
 /// The defaults of a row: returns an integer, any program type, leaves the packet alone.
@@ -211,6 +225,7 @@ impl DirectCall {
     pub const fn helper(self) -> HelperId {
         match self.func {
             MapFn::Lookup | MapFn::LookupElem => HelperId::MapLookupElem,
+            MapFn::LookupPercpu => HelperId::MapLookupPercpuElem,
             MapFn::Update => HelperId::MapUpdateElem,
             MapFn::Delete => HelperId::MapDeleteElem,
         }

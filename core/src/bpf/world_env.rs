@@ -115,6 +115,15 @@ impl<P: Platform> MapEnv for WorldEnv<'_, P> {
         Ok(found.unwrap_or(0))
     }
 
+    fn map_lookup_percpu(&mut self, map: Ptr, key: &[u8], cpu: u32) -> EnvResult<u64> {
+        let handle = self.map_arg(map)?;
+        let found = self
+            .world
+            .prog_lookup_percpu(handle, key, cpu)
+            .map_err(into_exec)?;
+        Ok(found.unwrap_or(0))
+    }
+
     fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64> {
         let handle = self.map_arg(map)?;
         helper_result(self.world.prog_update(handle, key, value, flags))
@@ -152,7 +161,9 @@ impl<P: Platform> MapEnv for WorldEnv<'_, P> {
         // Hash-of-maps' inlined lookup calls the hash's `__htab_map_lookup_elem` too.
         let serves = match call.func {
             MapFn::LookupElem => matches!(map_type, MapType::Hash | MapType::HashOfMaps),
-            _ => map_impl(map_type) == Some(call.map),
+            MapFn::Lookup | MapFn::Update | MapFn::Delete | MapFn::LookupPercpu => {
+                map_impl(map_type) == Some(call.map)
+            }
         };
         if serves {
             Ok(())

@@ -241,6 +241,18 @@ impl<P: Platform> MapOps<P> for ArrayMap<P> {
         }))
     }
 
+    fn lookup_percpu(&self, _w: &World<P>, key: &[u8], cpu: u32) -> Result<Option<Found>> {
+        let Some(cpus) = self.percpu else {
+            return Err(Errno::EOPNOTSUPP.into());
+        };
+        let index = array_index(key)?;
+        Ok(
+            (index < self.def.max_entries && cpu < cpus).then(|| Found::Value {
+                offset: ARRAY_VALUE_OFFSET + (index * cpus + cpu) * self.elem_size,
+            }),
+        )
+    }
+
     fn update(
         &self,
         _w: &World<P>,

@@ -31,6 +31,10 @@ pub enum MapFn {
     /// and add the key's offset themselves. Only [`MapImpl::Htab`] has it (hash-of-maps calls
     /// the same function), so the executor accepts it on a hash and on a hash-of-maps.
     LookupElem = 3,
+    /// `map_lookup_percpu_elem` (`bpf_map_lookup_percpu_elem`): another CPU's copy. Only the
+    /// per-CPU implementations have it, so it shares the fourth slot with
+    /// [`MapFn::LookupElem`], which only [`MapImpl::Htab`] has.
+    LookupPercpu = 4,
 }
 
 /// A kernel-internal function called directly (`ops->map_lookup_elem` etc.): the same
@@ -60,7 +64,11 @@ pub const MAP_IMPLS: [MapImpl; 7] = [
 
 impl DirectCall {
     pub const fn imm(self) -> i32 {
-        DIRECT_CALL_BASE + self.map as i32 * DIRECT_CALL_STRIDE + self.func as i32
+        let slot = match self.func {
+            MapFn::LookupPercpu => MapFn::LookupElem as i32,
+            func => func as i32,
+        };
+        DIRECT_CALL_BASE + self.map as i32 * DIRECT_CALL_STRIDE + slot
     }
     pub fn from_imm(imm: i32) -> Option<DirectCall> {
         let rel = imm.checked_sub(DIRECT_CALL_BASE)?;
@@ -73,6 +81,7 @@ impl DirectCall {
             1 => MapFn::Update,
             2 => MapFn::Delete,
             3 if map == MapImpl::Htab => MapFn::LookupElem,
+            3 if matches!(map, MapImpl::PercpuArray | MapImpl::PercpuHtab) => MapFn::LookupPercpu,
             _ => return None,
         };
         Some(DirectCall { map, func })
@@ -84,6 +93,7 @@ impl DirectCall {
         }
         let op = match self.func {
             MapFn::Lookup | MapFn::LookupElem => "lookup",
+            MapFn::LookupPercpu => "lookup_percpu",
             MapFn::Update => "update",
             MapFn::Delete => "delete",
         };

@@ -813,6 +813,19 @@ impl<P: Platform> MapOps<P> for HashTab<P> {
         }))
     }
 
+    fn lookup_percpu(&self, w: &World<P>, key: &[u8], cpu: u32) -> Result<Option<Found>> {
+        let Some(cpus) = self.percpu else {
+            return Err(Errno::EOPNOTSUPP.into());
+        };
+        // The kernel answers NULL for a CPU it does not have before it looks the key up.
+        if cpu >= cpus {
+            return Ok(None);
+        }
+        Ok(self.lookup_elem(w, key)?.map(|elem| Found::Value {
+            offset: self.value_offset(elem) + cpu * self.unit_words * WORD_BYTES,
+        }))
+    }
+
     fn lookup_elem_offset(&self, w: &World<P>, key: &[u8]) -> Result<Option<u32>> {
         if self.percpu.is_some() {
             // The per-CPU value is one unit per CPU: no single value follows the key.

@@ -129,6 +129,12 @@ pub trait MapOps<P: Platform>: Send + Sync + 'static {
     fn lookup_and_delete(&self, _w: &World<P>, _map: &Map<P>, _key: &[u8]) -> Result<Vec<u8>> {
         Err(Errno::ENOTSUPP.into())
     }
+    /// `map_lookup_percpu_elem`: CPU `cpu`'s copy of the value under `key` (`None` for a miss
+    /// or a CPU the map has no copy for, as the kernel answers `cpu >= nr_cpu_ids`). Only
+    /// per-CPU maps have it; the verifier lets no other map reach it.
+    fn lookup_percpu(&self, _w: &World<P>, _key: &[u8], _cpu: u32) -> Result<Option<Found>> {
+        Err(Errno::EOPNOTSUPP.into())
+    }
     /// `__htab_map_lookup_elem` (what an inlined hash lookup calls): the region offset of the
     /// element holding `key`, whose value starts `offsetof(htab_elem, key) + round_up(key_size,
     /// 8)` further. Only hashes whose value the inlined code reaches that way have it.

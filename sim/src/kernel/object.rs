@@ -115,7 +115,13 @@ pub fn check_object(
         "kernel test-run vs mimic, maps after",
         true,
     );
-    let mut world = Process::<Std>::create(mutants, WorldConfig::default());
+    // The world has the machine's possible CPUs: per-CPU values have one size on both sides,
+    // and `bpf_map_lookup_percpu_elem` answers NULL from the same CPU on.
+    let config = WorldConfig {
+        cpus: super::differential::kernel_cpus(kernel) as usize,
+        ..WorldConfig::default()
+    };
+    let mut world = Process::<Std>::create(mutants, config);
     let (kmaps, wmaps) = match (create_maps(kernel, object), create_maps(&mut world, object)) {
         (Ok(k), Ok(w)) => (k, w),
         (k, w) => {

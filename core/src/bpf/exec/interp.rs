@@ -368,6 +368,10 @@ impl<E: MapEnv> Mem<'_, E> {
             HelperId::MapLookupElem if elem => self.env.map_lookup_elem(map, scratch),
             HelperId::MapLookupElem => self.env.map_lookup(map, scratch),
             HelperId::MapDeleteElem => self.env.map_delete(map, scratch).map(|ret| ret as u64),
+            // The CPU is a `u32` argument: the upper half of the register is not read.
+            HelperId::MapLookupPercpuElem => {
+                self.env.map_lookup_percpu(map, scratch, regs[3] as u32)
+            }
             HelperId::MapUpdateElem => {
                 let value_size = self.env.map_value_size(map)? as usize;
                 let mut value = Vec::with_capacity(value_size);

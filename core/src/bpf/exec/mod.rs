@@ -156,6 +156,13 @@ pub trait MapEnv {
             self.map_lookup(map, key)
         }
     }
+    /// `bpf_map_lookup_percpu_elem`: an encoded pointer to CPU `cpu`'s copy of the value, or
+    /// 0. Only a world with per-CPU maps has it.
+    fn map_lookup_percpu(&mut self, _map: Ptr, _key: &[u8], _cpu: u32) -> EnvResult<u64> {
+        Err(ExecErrorKind::MapAccess(
+            "bpf_map_lookup_percpu_elem: no per-CPU maps in this environment".to_string(),
+        ))
+    }
     /// `bpf_map_update_elem`: 0 or a negative errno.
     fn map_update(&mut self, map: Ptr, key: &[u8], value: &[u8], flags: u64) -> EnvResult<i64>;
     /// `bpf_map_delete_elem`: 0 or a negative errno.

@@ -121,6 +121,22 @@ impl MapEnv for TracingEnv<'_> {
             format!("prog {program}: bpf_trace_printk: {}", line.escape_debug())
         });
     }
+    fn map_lookup_percpu(&mut self, map: Ptr, key: &[u8], cpu: u32) -> EnvResult<u64> {
+        let direct = self.direct.take();
+        let result = self.inner.map_lookup_percpu(map, key, cpu);
+        if let Ok(value) = &result {
+            let (program, k) = (self.program, key_u32(key));
+            let kernel = direct.map_or_else(|| "helper".into(), DirectCall::name);
+            let seen = if *value == 0 { "NULL" } else { "value" };
+            self.ctx.rec.line(self.task, self.cpu, || {
+                format!(
+                    "prog {program}: bpf_map_lookup_percpu_elem(map#{}, {k}, cpu {cpu}) [{kernel}] = {seen}",
+                    map.index
+                )
+            });
+        }
+        result
+    }
     fn map_lookup_elem(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
         let direct = self.direct.take();
         let inv = self.ctx.rec.stamp();
