@@ -197,6 +197,9 @@ macro_rules! impl_std_shaped {
 }
 pub(crate) use impl_std_shaped;
 
+/// Stack of every task a platform spawns.
+pub const TASK_STACK_BYTES: usize = 1 << 20;
+
 /// Implements the thread, atomic and per-task parts of [`Platform`] for a backend whose crate
 /// mirrors std's module tree (`$root::thread::spawn`, `$root::hint::spin_loop`,
 /// `$root::sync::atomic::{AtomicU64, fence}`) and whose module declares `CPU` and `TASK` thread
@@ -211,7 +214,12 @@ macro_rules! impl_std_tree {
             <$($root)::+::sync::atomic::AtomicU64>::new(value)
         }
         fn spawn<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Self::JoinHandle<R> {
-            $($root)::+::thread::spawn(f)
+            // The executor and the syscall paths nest deeply in unoptimised builds, where the
+            // backends' default task stacks (loom's generators) overflow.
+            $($root)::+::thread::Builder::new()
+                .stack_size($crate::sync::TASK_STACK_BYTES)
+                .spawn(f)
+                .unwrap_or_else(|e| panic!("spawning a task: {e}"))
         }
         fn join<R: Send + 'static>(handle: Self::JoinHandle<R>) -> R {
             handle
