@@ -249,6 +249,27 @@ mod tests {
     }
 
     #[test]
+    fn a_freed_slot_waits_behind_quarantine_slots_others_before_reuse() {
+        let arena: Arena<Std, usize> = Arena::new("elem");
+        let first = arena.insert(0);
+        arena.free(first, at(1)).unwrap();
+        // `first` and QUARANTINE_SLOTS - 1 more wait: QUARANTINE_SLOTS in all, none reused yet.
+        for v in 1..QUARANTINE_SLOTS {
+            let h = arena.insert(v);
+            assert_ne!(h.index, first.index, "insert {v} reused a quarantined slot");
+            arena.free(h, at(2)).unwrap();
+        }
+        let fresh = arena.insert(100);
+        assert_eq!(
+            fresh.index as usize, QUARANTINE_SLOTS,
+            "with QUARANTINE_SLOTS slots waiting, a new slot is taken"
+        );
+        arena.free(fresh, at(3)).unwrap();
+        // One more than QUARANTINE_SLOTS wait: the oldest comes back.
+        assert_eq!(arena.insert(101).index, first.index);
+    }
+
+    #[test]
     fn reused_slots_get_a_new_generation_and_old_handles_stay_dead() {
         let arena: Arena<Std, usize> = Arena::new("elem");
         let first = arena.insert(0);
