@@ -248,6 +248,48 @@ mod tests {
         assert!(arena.live().is_empty());
     }
 
+    /// `QUARANTINE_SLOTS` other objects come and go, then one more arrives: it takes the
+    /// oldest quarantined slot.
+    fn after_a_quarantine(arena: &Arena<Std, usize>, value: usize) -> Handle {
+        for v in 0..QUARANTINE_SLOTS {
+            let other = arena.insert(1000 + v);
+            arena.free(other, at(9)).unwrap();
+        }
+        arena.insert(value)
+    }
+
+    #[test]
+    fn a_stale_handle_never_reaches_a_later_generation_of_its_slot() {
+        let arena: Arena<Std, usize> = Arena::new("elem");
+        let g0 = arena.insert(10);
+        arena.free(g0, at(1)).unwrap();
+        let g1 = after_a_quarantine(&arena, 11);
+        assert_eq!((g1.index, g1.gen), (g0.index, 1));
+        // Freeing through the stale handle is refused, and the later object stays.
+        assert!(matches!(
+            arena.free(g0, at(2)),
+            Err(Fault::UseAfterFree { freed_at: None, .. })
+        ));
+        assert_eq!(*arena.get(g1, at(2)).unwrap(), 11);
+        arena.free(g1, at(3)).unwrap();
+        // Each handle's fault names its own generation's free: g1's is known, g0's is not.
+        assert!(matches!(
+            arena.check(g1, at(4)),
+            Err(Fault::UseAfterFree { freed_at: Some(s), .. }) if s == at(3)
+        ));
+        assert!(matches!(
+            arena.check(g0, at(4)),
+            Err(Fault::UseAfterFree { freed_at: None, .. })
+        ));
+        // A third generation, freed: no older handle reads as live.
+        let g2 = after_a_quarantine(&arena, 12);
+        assert_eq!((g2.index, g2.gen), (g0.index, 2));
+        arena.free(g2, at(5)).unwrap();
+        for stale in [g0, g1, g2] {
+            assert!(arena.check(stale, at(6)).is_err(), "{stale} reads as live");
+        }
+    }
+
     #[test]
     fn a_freed_slot_waits_behind_quarantine_slots_others_before_reuse() {
         let arena: Arena<Std, usize> = Arena::new("elem");
