@@ -424,9 +424,11 @@ mod tests {
         rcu.synchronize(Flavor::Rcu, at())
             .expect("no readers: returns at once");
         rcu.read_lock(Flavor::Rcu, at()).unwrap();
+        // The report names the flavour in the kernel's words.
         assert!(matches!(
             rcu.synchronize(Flavor::Rcu, at()),
-            Err(Fault::Liveness { .. })
+            Err(Fault::Liveness { detail })
+                if detail.starts_with("synchronize_rcu called inside a rcu read-side section")
         ));
         rcu.synchronize(Flavor::TasksTrace, at())
             .expect("other flavour does not wait for us");
@@ -434,6 +436,10 @@ mod tests {
         assert!(matches!(
             rcu.read_unlock(Flavor::Rcu, at()),
             Err(Fault::OutOfBounds { .. })
+        ));
+        assert!(matches!(
+            rcu.read_unlock(Flavor::TasksTrace, at()),
+            Err(Fault::OutOfBounds { what, .. }) if what.contains("leaves a rcu_tasks_trace section")
         ));
     }
 
