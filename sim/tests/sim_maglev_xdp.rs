@@ -221,7 +221,7 @@ fn a_bad_results_check_or_frame_is_named_at_load() {
     bad(
         "returns = [\"XDP_PASS\"]",
         "returns = [\"XDP_PAS\"]",
-        "checks.results[3]: return `XDP_PAS`",
+        "return `XDP_PAS` is no XDP action",
     );
     bad(
         "returns = [\"XDP_PASS\"]",
@@ -256,12 +256,12 @@ fn a_bad_results_check_or_frame_is_named_at_load() {
     bad(
         "[[tasks]]",
         "[frames]\nodd = \"abc\"\n\n[[tasks]]",
-        "frames.odd: an odd number of hex digits",
+        "a frame with an odd number of hex digits",
     );
     bad(
         "[[tasks]]",
         "[frames]\nx = \"zz\"\n\n[[tasks]]",
-        "frames.x: byte 0 is not two hex digits",
+        "a frame whose byte 0 is not two hex digits",
     );
 }
 

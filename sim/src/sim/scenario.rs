@@ -282,7 +282,7 @@ pub struct ResultCheck {
     pub program: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frames: Vec<String>,
-    pub returns: Vec<String>,
+    pub returns: Vec<XdpAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packet_value: Option<PacketValue>,
 }
@@ -294,41 +294,96 @@ pub struct ResultCheck {
 pub struct PacketValue {
     pub offset: usize,
     pub size: usize,
-    pub from: String,
+    pub from: OuterKey,
+}
+
+/// An XDP action as a scenario writes it (`XDP_TX`, or a number), read when the file loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct XdpAction(pub u64);
+
+impl TryFrom<String> for XdpAction {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        xdp::action(&text).map(XdpAction).ok_or(format!(
+            "return `{text}` is no XDP action (XDP_DROP, XDP_PASS, XDP_TX, ...) or number"
+        ))
+    }
+}
+
+impl From<XdpAction> for String {
+    fn from(action: XdpAction) -> String {
+        xdp::action_name(action.0)
+    }
+}
+
+/// `OUTER:KEY`: a key of an outer map, read when the file loads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OuterKey {
+    pub outer: String,
+    pub key: u32,
+}
+
+impl TryFrom<String> for OuterKey {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let (outer, key) = text
+            .split_once(':')
+            .ok_or(format!("packet_value.from `{text}` is not MAP:KEY"))?;
+        let key = key
+            .parse::<u32>()
+            .map_err(|_| format!("packet_value.from `{text}`: the key is not a u32"))?;
+        Ok(OuterKey {
+            outer: outer.to_string(),
+            key,
+        })
+    }
+}
+
+impl From<OuterKey> for String {
+    fn from(k: OuterKey) -> String {
+        format!("{}:{}", k.outer, k.key)
+    }
+}
+
+/// A frame listed in hex (whitespace ignored), read when the file loads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HexFrame(pub Vec<u8>);
+
+impl TryFrom<String> for HexFrame {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if digits.len() % 2 != 0 {
+            return Err("a frame with an odd number of hex digits".into());
+        }
+        digits
+            .chunks(2)
+            .enumerate()
+            .map(|(i, pair)| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|p| u8::from_str_radix(p, 16).ok())
+                    .ok_or(format!("a frame whose byte {i} is not two hex digits"))
+            })
+            .collect::<Result<Vec<u8>, String>>()
+            .map(HexFrame)
+    }
+}
+
+impl From<HexFrame> for String {
+    fn from(frame: HexFrame) -> String {
+        frame.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 impl ResultCheck {
-    /// The allowed return values.
-    pub fn returns(&self) -> Result<Vec<u64>, String> {
-        self.returns
-            .iter()
-            .map(|r| {
-                xdp::action(r).ok_or(format!(
-                    "return `{r}` is no XDP action (XDP_DROP, XDP_PASS, XDP_TX, \
-                     ...) or number"
-                ))
-            })
-            .collect()
-    }
-
     /// Whether a run on frame `frame` is one this check covers.
     pub fn covers(&self, program: &str, frame: &str) -> bool {
         self.program == program
             && (self.frames.is_empty() || self.frames.iter().any(|f| f == frame))
-    }
-}
-
-impl PacketValue {
-    /// `from` as (outer map, key).
-    pub fn from(&self) -> Result<(String, u32), String> {
-        let (map, key) = self
-            .from
-            .split_once(':')
-            .ok_or(format!("packet_value.from `{}` is not MAP:KEY", self.from))?;
-        let key = key
-            .parse::<u32>()
-            .map_err(|_| format!("packet_value.from `{}`: the key is not a u32", self.from))?;
-        Ok((map.to_string(), key))
     }
 }
 
@@ -388,7 +443,7 @@ pub struct Scenario {
     /// Frames listed by the scenario, by name: the bytes in hex (whitespace ignored), given to
     /// XDP runs as they are.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub frames: BTreeMap<String, String>,
+    pub frames: BTreeMap<String, HexFrame>,
     #[serde(default)]
     pub checks: Checks,
     /// Steps after which a run is cut (a liveness bound, not a failure).
@@ -595,21 +650,8 @@ impl Scenario {
     /// The bytes of frame `name`: a listed frame as written, a generated one with source port
     /// `sport`.
     pub fn frame(&self, name: &str, sport: u16) -> Result<Vec<u8>, String> {
-        if let Some(hex) = self.frames.get(name) {
-            let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-            if digits.len() % 2 != 0 {
-                return Err(format!("frames.{name}: an odd number of hex digits"));
-            }
-            return digits
-                .chunks(2)
-                .enumerate()
-                .map(|(i, pair)| {
-                    std::str::from_utf8(pair)
-                        .ok()
-                        .and_then(|p| u8::from_str_radix(p, 16).ok())
-                        .ok_or(format!("frames.{name}: byte {i} is not two hex digits"))
-                })
-                .collect();
+        if let Some(frame) = self.frames.get(name) {
+            return Ok(frame.0.clone());
         }
         packet_cases::frame_named(name, sport).ok_or(format!(
             "unknown frame `{name}` (not in [frames], nor one of {})",
@@ -808,7 +850,6 @@ impl Scenario {
                     check.program
                 )));
             }
-            check.returns().map_err(at)?;
             if check.returns.is_empty() {
                 return Err(at("`returns` is empty: no run could pass".into()));
             }
@@ -816,7 +857,7 @@ impl Scenario {
                 self.frame(frame, 0).map_err(at)?;
             }
             if let Some(value) = &check.packet_value {
-                let (map, _) = value.from().map_err(at)?;
+                let map = &value.from.outer;
                 if !seen.contains(&map.as_str()) {
                     return Err(at(format!("packet_value.from: unknown map `{map}`")));
                 }
@@ -829,9 +870,6 @@ impl Scenario {
                     )));
                 }
             }
-        }
-        for (name, _) in &self.frames {
-            self.frame(name, 0).map_err(ScenarioError)?;
         }
         if let Some(names) = &self.checks.linearizable {
             for name in names {

@@ -77,10 +77,8 @@ impl Ctx {
     }
 
     fn judge(&self, check: &ResultCheck, r0: u64, packet: &[u8]) -> Result<(), String> {
-        // Validation parsed these already.
-        let returns = check.returns()?;
-        if !returns.contains(&r0) {
-            let allowed: Vec<String> = returns.iter().map(|&r| xdp::action_name(r)).collect();
+        if !check.returns.iter().any(|a| a.0 == r0) {
+            let allowed: Vec<String> = check.returns.iter().map(|&a| String::from(a)).collect();
             return Err(format!(
                 "returned {}, where only {} may be returned",
                 xdp::action_name(r0),
@@ -90,7 +88,7 @@ impl Ctx {
         let Some(value) = &check.packet_value else {
             return Ok(());
         };
-        let (outer, key) = value.from()?;
+        let (outer, key) = (&value.from.outer, value.from.key);
         let Some(bytes) = packet.get(value.offset..value.offset + value.size) else {
             return Err(format!(
                 "the packet ({} bytes) has no bytes {}..{}",
