@@ -390,6 +390,32 @@ mod tests {
     }
 
     #[test]
+    fn a_grace_period_does_not_wait_for_the_next_section_of_a_reader_it_waited_for() {
+        let rcu = Rcu::<Std>::new(2);
+        Std::set_current_task(1);
+        // Some sections first: every section, the hundredth as the first, is told apart.
+        for _ in 0..100 {
+            rcu.read_lock(Flavor::Rcu, at()).unwrap();
+            rcu.read_unlock(Flavor::Rcu, at()).unwrap();
+        }
+        rcu.read_lock(Flavor::Rcu, at()).unwrap();
+        Std::set_current_task(0);
+        rcu.call(Policy::RcuGp, h(5), at());
+        Std::set_current_task(1);
+        rcu.read_unlock(Flavor::Rcu, at()).unwrap();
+        rcu.read_lock(Flavor::Rcu, at()).unwrap();
+        Std::set_current_task(0);
+        assert_eq!(
+            rcu.poll(),
+            vec![h(5)],
+            "the section the callback waited for ended; the reader's next one began after it"
+        );
+        Std::set_current_task(1);
+        rcu.read_unlock(Flavor::Rcu, at()).unwrap();
+        Std::set_current_task(0);
+    }
+
+    #[test]
     fn two_stage_callback_waits_for_the_sleepable_reader_then_for_rcu_readers() {
         let rcu = Rcu::<Std>::new(3);
         Std::set_current_task(1);
