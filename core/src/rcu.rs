@@ -304,11 +304,6 @@ impl<P: Platform> Rcu<P> {
         P::lock(&self.queue, |queue| queue.len())
     }
 
-    /// When the oldest pending callback was queued, for reports.
-    pub fn oldest_pending(&self) -> Option<Stamp> {
-        P::lock(&self.queue, |queue| queue.front().map(|c| c.queued_at))
-    }
-
     /// Grace periods completed so far.
     pub fn completed(&self) -> u64 {
         self.completed.load(Ordering::Relaxed)
@@ -336,10 +331,12 @@ impl<P: Platform> Rcu<P> {
             }
             yields += 1;
             if yields > GP_WAIT_YIELDS_MAX {
+                let oldest = P::lock(&self.queue, |queue| queue.front().map(|c| c.queued_at));
                 return Err(Fault::Liveness {
                     detail: format!(
-                        "rcu_barrier started at {at}: {} callbacks still pending after {GP_WAIT_YIELDS_MAX} yields",
-                        self.pending()
+                        "rcu_barrier started at {at}: {} callbacks still pending after {GP_WAIT_YIELDS_MAX} yields, the oldest queued at {}",
+                        self.pending(),
+                        oldest.map_or("?".to_string(), |s| s.to_string())
                     ),
                 }
                 .into());
@@ -467,6 +464,38 @@ mod tests {
             rcu.read_unlock(Flavor::TasksTrace, at()),
             Err(Fault::OutOfBounds { what, .. }) if what.contains("leaves a rcu_tasks_trace section")
         ));
+    }
+
+    #[test]
+    fn synchronize_reports_a_reader_that_never_leaves_instead_of_hanging() {
+        let rcu = Rcu::<Std>::new(2);
+        Std::set_current_task(1);
+        rcu.read_lock(Flavor::Rcu, at()).unwrap();
+        Std::set_current_task(0);
+        assert!(matches!(
+            rcu.synchronize(Flavor::Rcu, at()),
+            Err(Fault::Liveness { detail }) if detail.contains("still waits for readers [1]")
+        ));
+        Std::set_current_task(1);
+        rcu.read_unlock(Flavor::Rcu, at()).unwrap();
+        Std::set_current_task(0);
+    }
+
+    #[test]
+    fn barrier_hands_every_queued_callback_to_free() {
+        let rcu = Rcu::<Std>::new(2);
+        Std::set_current_task(0);
+        rcu.call(Policy::RcuGp, h(1), at());
+        rcu.call(Policy::TasksTraceThenRcuGp, h(2), at());
+        let mut freed = Vec::new();
+        rcu.barrier(at(), |batch| {
+            freed.extend(batch);
+            Ok::<(), Fault>(())
+        })
+        .unwrap();
+        freed.sort_by_key(|h| h.index);
+        assert_eq!(freed, vec![h(1), h(2)]);
+        assert_eq!(rcu.pending(), 0);
     }
 
     #[test]
