@@ -499,6 +499,43 @@ mod tests {
     }
 
     #[test]
+    fn barrier_waits_for_a_reader_on_another_thread() {
+        let rcu = Std::arc(Rcu::<Std>::new(2));
+        let (started, left) = (Std::arc(Std::atomic(0)), Std::arc(Std::atomic(0)));
+        Std::set_current_task(1);
+        rcu.read_lock(Flavor::Rcu, at()).unwrap();
+        rcu.call(Policy::RcuGp, h(6), at());
+        let waiter = {
+            let (rcu, started, left) = (rcu.clone(), started.clone(), left.clone());
+            Std::spawn(move || {
+                Std::set_current_task(0);
+                started.store(1, Ordering::SeqCst);
+                let mut freed = Vec::new();
+                let result = rcu.barrier(at(), |batch| {
+                    freed.extend(batch);
+                    Ok::<(), Fault>(())
+                });
+                (result, freed, left.load(Ordering::SeqCst))
+            })
+        };
+        while started.load(Ordering::SeqCst) == 0 {
+            Std::yield_now();
+        }
+        // Let the barrier find the callback held back before the reader leaves.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        left.store(1, Ordering::SeqCst);
+        rcu.read_unlock(Flavor::Rcu, at()).unwrap();
+        let (result, freed, left_before) = Std::join(waiter);
+        assert_eq!(result, Ok(()));
+        assert_eq!(freed, vec![h(6)]);
+        assert_eq!(
+            left_before, 1,
+            "the barrier returned before the reader left"
+        );
+        Std::set_current_task(0);
+    }
+
+    #[test]
     fn synchronize_waits_for_a_reader_on_another_thread() {
         let rcu = Std::arc(Rcu::<Std>::new(2));
         let left = Std::arc(Std::atomic(0));
