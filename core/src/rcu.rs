@@ -314,6 +314,19 @@ impl<P: Platform> Rcu<P> {
     pub fn barrier<E>(
         &self,
         at: Stamp,
+        free: impl FnMut(Vec<Handle>) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<Fault>,
+    {
+        self.barrier_within(at, GP_WAIT_YIELDS_MAX, free)
+    }
+
+    /// [`Rcu::barrier`], giving up (a [`Fault::Liveness`]) after `max_yields` yields.
+    fn barrier_within<E>(
+        &self,
+        at: Stamp,
+        max_yields: u64,
         mut free: impl FnMut(Vec<Handle>) -> Result<(), E>,
     ) -> Result<(), E>
     where
@@ -330,11 +343,11 @@ impl<P: Platform> Rcu<P> {
                 return Ok(());
             }
             yields += 1;
-            if yields > GP_WAIT_YIELDS_MAX {
+            if yields > max_yields {
                 let oldest = P::lock(&self.queue, |queue| queue.front().map(|c| c.queued_at));
                 return Err(Fault::Liveness {
                     detail: format!(
-                        "rcu_barrier started at {at}: {} callbacks still pending after {GP_WAIT_YIELDS_MAX} yields, the oldest queued at {}",
+                        "rcu_barrier started at {at}: {} callbacks still pending after {max_yields} yields, the oldest queued at {}",
                         self.pending(),
                         oldest.map_or("?".to_string(), |s| s.to_string())
                     ),
@@ -496,6 +509,25 @@ mod tests {
         freed.sort_by_key(|h| h.index);
         assert_eq!(freed, vec![h(1), h(2)]);
         assert_eq!(rcu.pending(), 0);
+    }
+
+    #[test]
+    fn barrier_reports_the_callback_a_reader_that_never_leaves_holds_back() {
+        let rcu = Rcu::<Std>::new(2);
+        Std::set_current_task(1);
+        rcu.read_lock(Flavor::Rcu, at()).unwrap();
+        Std::set_current_task(0);
+        let queued = Stamp { seq: 42, ..at() };
+        rcu.call(Policy::RcuGp, h(3), queued);
+        let report = rcu.barrier_within(at(), 1000, |_| Ok::<(), Fault>(()));
+        assert!(matches!(
+            report,
+            Err(Fault::Liveness { detail })
+                if detail.contains("1 callbacks still pending after 1000 yields, the oldest queued at event 42")
+        ));
+        Std::set_current_task(1);
+        rcu.read_unlock(Flavor::Rcu, at()).unwrap();
+        Std::set_current_task(0);
     }
 
     #[test]
