@@ -553,8 +553,11 @@ mod tests {
         while started.load(Ordering::SeqCst) == 0 {
             Std::yield_now();
         }
-        // Let the barrier find the callback held back before the reader leaves.
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Let the barrier find the callback held back before the reader leaves (it waits far
+        // longer than this: the correct barrier passes however the threads are scheduled).
+        for _ in 0..20_000 {
+            Std::yield_now();
+        }
         left.store(1, Ordering::SeqCst);
         rcu.read_unlock(Flavor::Rcu, at()).unwrap();
         let (result, freed, left_before) = Std::join(waiter);
