@@ -8,6 +8,7 @@
 //! ([`DIRECT_CALL_BASE`]); the kernel stores a relative function address there instead, which
 //! is why `bpftool` prints `call array_map_lookup_elem#149280`.
 
+use crate::uapi::MapType;
 use std::fmt;
 
 /// Types of helper arguments (the kernel's `enum bpf_arg_type`, the subset the model uses).
@@ -88,6 +89,10 @@ pub struct HelperProto {
     /// It may move or resize the packet (the kernel's `bpf_helper_changes_pkt_data`): the
     /// verifier forgets every packet pointer after the call.
     pub changes_pkt_data: bool,
+    /// The map kinds its map argument may be (empty: any the kind itself allows). The
+    /// helper's side of `check_map_func_compatibility`; the kind's side is
+    /// `maps::kind::Kind::helpers`.
+    pub map_types: &'static [MapType],
 }
 
 /// Every helper the model knows, sorted by id.
@@ -185,6 +190,7 @@ pub const HELPERS: &[HelperProto] = &[
             ArgType::Anything,
         ],
         ret: RetType::PtrToMapValueOrNull,
+        map_types: &[MapType::PercpuArray, MapType::PercpuHash],
         ..PLAIN
     },
 ];
@@ -197,6 +203,7 @@ const PLAIN: HelperProto = HelperProto {
     ret: RetType::Integer,
     packet_only: false,
     changes_pkt_data: false,
+    map_types: &[],
 };
 
 impl HelperId {

@@ -6,11 +6,10 @@ use super::check::{ctx_ptr_unmodified, mem_access, read_reg, Access};
 use super::state::{Frame, Reg, RegType, SlotByte, VState, MAX_FRAMES, MAX_STACK};
 use super::{refuse, Env, Next, ProgType, Refuse, EINVAL};
 use crate::bpf::helper_names;
-use crate::bpf::helpers::{ArgType, Callee, HelperId, HelperProto, RetType};
+use crate::bpf::helpers::{ArgType, Callee, HelperProto, RetType};
 use crate::history::Feature;
 use crate::isa::{CallTarget, Size};
 use crate::maps::kind::kind;
-use crate::uapi::MapType;
 
 pub(crate) fn call(
     env: &mut Env<'_>,
@@ -189,12 +188,11 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
 /// The kernel's `check_map_func_compatibility`, for the maps the model has.
 fn check_map_func(env: &Env<'_>, map: u32, proto: &HelperProto) -> Result<(), Refuse> {
     let desc = &env.maps[map as usize];
-    // Both directions: the map kind limits the helpers (map-in-map: lookups only), and some
-    // helpers limit the kinds (another CPU's copy needs a per-CPU map).
+    // Both directions: the map kind limits the helpers (map-in-map: lookups only), and the
+    // helper may limit the kinds (another CPU's copy needs a per-CPU map).
     let allowed = desc.kind().is_none_or(|t| {
         kind(t).allows_helper(proto.id as u32)
-            && (proto.id != HelperId::MapLookupPercpuElem
-                || matches!(t, MapType::PercpuArray | MapType::PercpuHash))
+            && (proto.map_types.is_empty() || proto.map_types.contains(&t))
     });
     if !allowed {
         return refuse(format!(
