@@ -493,22 +493,26 @@ impl<P: Platform> World<P> {
     /// `bpf_map_lookup_elem` from a program: the value pointer, or for an outer map the inner
     /// map pointer, encoded for a register (`None` is NULL).
     pub fn prog_lookup(&self, handle: Handle, key: &[u8]) -> Result<Option<u64>> {
-        let map = self.map(handle)?;
-        self.check_key(&map, key)?;
-        let found = map.ops.lookup(self, key)?;
-        map.check_live(handle, || self.stamp())?;
-        Ok(found.map(|found| match found {
-            Found::Value { offset } => Ptr::map(handle, offset).encode(),
-            Found::MapPtr(ptr) => ptr,
-        }))
+        self.prog_found(handle, key, |map| map.ops.lookup(self, key))
     }
 
     /// `bpf_map_lookup_percpu_elem`: CPU `cpu`'s copy of the value (an encoded map pointer), or
     /// `None` for NULL.
     pub fn prog_lookup_percpu(&self, handle: Handle, key: &[u8], cpu: u32) -> Result<Option<u64>> {
+        self.prog_found(handle, key, |map| map.ops.lookup_percpu(self, key, cpu))
+    }
+
+    /// A program's lookup by `lookup` (one of the map's lookup ops): the key checked first, the
+    /// map's liveness after, and what it found encoded for a register (`None` is NULL).
+    fn prog_found(
+        &self,
+        handle: Handle,
+        key: &[u8],
+        lookup: impl FnOnce(&Map<P>) -> Result<Option<Found>>,
+    ) -> Result<Option<u64>> {
         let map = self.map(handle)?;
         self.check_key(&map, key)?;
-        let found = map.ops.lookup_percpu(self, key, cpu)?;
+        let found = lookup(&map)?;
         map.check_live(handle, || self.stamp())?;
         Ok(found.map(|found| match found {
             Found::Value { offset } => Ptr::map(handle, offset).encode(),
@@ -519,11 +523,10 @@ impl<P: Platform> World<P> {
     /// `__htab_map_lookup_elem` from an inlined hash lookup: the element's address (a map
     /// pointer into the element pool), or `None` for NULL.
     pub fn prog_lookup_elem(&self, handle: Handle, key: &[u8]) -> Result<Option<u64>> {
-        let map = self.map(handle)?;
-        self.check_key(&map, key)?;
-        let found = map.ops.lookup_elem_offset(self, key)?;
-        map.check_live(handle, || self.stamp())?;
-        Ok(found.map(|offset| Ptr::map(handle, offset).encode()))
+        self.prog_found(handle, key, |map| {
+            let elem = map.ops.lookup_elem_offset(self, key)?;
+            Ok(elem.map(|offset| Found::Value { offset }))
+        })
     }
 
     /// [`World::prog_lookup`], decoded: the value's map and offset, or the inner map's handle.
