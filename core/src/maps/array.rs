@@ -146,6 +146,11 @@ impl<P: Platform> ArrayMap<P> {
     /// Region offset of the calling CPU's copy of element `index` (no bounds check).
     fn offset_here(&self, index: u32) -> u32 {
         let cpu = self.percpu.map_or(0, |cpus| P::current_cpu() as u32 % cpus);
+        self.offset_on(index, cpu)
+    }
+
+    /// Region offset of CPU `cpu`'s copy of element `index` (no bounds check).
+    fn offset_on(&self, index: u32, cpu: u32) -> u32 {
         ARRAY_VALUE_OFFSET + (index * self.copies() + cpu) * self.elem_size
     }
 
@@ -248,7 +253,7 @@ impl<P: Platform> MapOps<P> for ArrayMap<P> {
         let index = array_index(key)?;
         Ok(
             (index < self.def.max_entries && cpu < cpus).then(|| Found::Value {
-                offset: ARRAY_VALUE_OFFSET + (index * cpus + cpu) * self.elem_size,
+                offset: self.offset_on(index, cpu),
             }),
         )
     }

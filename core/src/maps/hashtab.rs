@@ -524,7 +524,12 @@ impl<P: Platform> HashTab<P> {
 
     /// The calling CPU's copy of a per-CPU value (word index of its first word).
     fn this_cpu_unit(&self) -> u32 {
-        self.percpu.map_or(0, |cpus| P::current_cpu() as u32 % cpus) * self.unit_words
+        self.cpu_unit(self.percpu.map_or(0, |cpus| P::current_cpu() as u32 % cpus))
+    }
+
+    /// Word offset of CPU `cpu`'s copy within a value.
+    fn cpu_unit(&self, cpu: u32) -> u32 {
+        cpu * self.unit_words
     }
 
     /// `htab_map_update_elem`, its per-CPU variant (in place, one CPU's copy from a program,
@@ -822,7 +827,7 @@ impl<P: Platform> MapOps<P> for HashTab<P> {
             return Ok(None);
         }
         Ok(self.lookup_elem(w, key)?.map(|elem| Found::Value {
-            offset: self.value_offset(elem) + cpu * self.unit_words * WORD_BYTES,
+            offset: self.value_offset(elem) + self.cpu_unit(cpu) * WORD_BYTES,
         }))
     }
 
