@@ -60,9 +60,6 @@ const GP_POLLS_MAX: u32 = 100_000;
 /// (8..12), and 4 spare bytes. The verifier checks context reads against this size.
 const PROG_CTX_BYTES: usize = 16;
 
-/// Stack of each shuttle task (continuations are pooled, so this is paid once per task slot).
-const TASK_STACK_BYTES: usize = 1 << 20;
-
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "lowercase")]

@@ -56,8 +56,9 @@ fn run_batch<S: Reseed + 'static>(
     shuttle_config.max_steps = shuttle::MaxSteps::None;
     shuttle_config.silence_warnings = true;
     // The executor and the syscall paths nest deeply in debug builds: shuttle's default 60 KiB
-    // task stacks overflow there.
-    shuttle_config.stack_size = TASK_STACK_BYTES;
+    // task stacks overflow there. The run's main task gets the stack the core gives the tasks
+    // it spawns (continuations are pooled, so this is paid once per task slot).
+    shuttle_config.stack_size = mimic_core::sync::TASK_STACK_BYTES;
     let runner = shuttle::Runner::new(campaign, shuttle_config);
     let body = {
         let (config, state, results) = (config.clone(), state.clone(), results.clone());
