@@ -6,13 +6,13 @@
 //! its backend count. With fixed-size inner arrays every service pays for the largest table;
 //! with dynamic inner arrays each pays for its own.
 //!
-//! A shape's bytes are measured once per process on a scratch world ([`bytes_of`]): the core's
-//! charge is the one definition of a map's size, so nothing here restates it.
+//! A shape's bytes are measured once per process on a scratch world ([`shape_bytes`]): the
+//! core's charge is the one definition of a map's size, so nothing here restates it.
 
 use super::oracle::AttrKey;
 use mimic_core::mutants::Mutants;
 use mimic_core::sync::Std;
-use mimic_core::uapi::{MapAttr, MapType, BPF_ANY, BPF_F_INNER_MAP};
+use mimic_core::uapi::{MapAttr, MapType, BPF_F_INNER_MAP};
 use mimic_core::world::{World, WorldConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -41,33 +41,26 @@ pub fn table_size(i: u32) -> u32 {
     }
 }
 
+/// The outer HASH_OF_MAPS and its 64 tables: each its service's size (`dynamic`), or every one
+/// the largest.
 fn build(dynamic: bool) -> Result<u64, String> {
-    let w = World::<Std>::new(Mutants::NONE, WorldConfig::default());
-    let e = |e: mimic_core::fault::Error| e.to_string();
     let largest = TABLE_SIZES[TABLE_SIZES.len() - 1];
     let flags = if dynamic { BPF_F_INNER_MAP } else { 0 };
-    let template = w
-        .map_create(
-            &MapAttr::new(MapType::Array, 4, 4, if dynamic { 1 } else { largest }).flags(flags),
-        )
-        .map_err(e)?;
-    let outer = w
-        .map_create(&MapAttr::new(MapType::HashOfMaps, 4, 4, SERVICES).inner(template))
-        .map_err(e)?;
-    let mut total = w.footprint(w.map_handle(outer).map_err(e)?).map_err(e)?;
+    let mut total = shape_bytes(&AttrKey::of(&MapAttr::new(
+        MapType::HashOfMaps,
+        4,
+        4,
+        SERVICES,
+    )))?;
     for service in 0..SERVICES {
         let entries = if dynamic {
             table_size(service)
         } else {
             largest
         };
-        let inner = w
-            .map_create(&MapAttr::new(MapType::Array, 4, 4, entries).flags(flags))
-            .map_err(e)?;
-        total += w.footprint(w.map_handle(inner).map_err(e)?).map_err(e)?;
-        w.map_update_elem(outer, &service.to_le_bytes(), &inner.to_le_bytes(), BPF_ANY)
-            .map_err(e)?;
-        w.close(inner).map_err(e)?;
+        total += shape_bytes(&AttrKey::of(
+            &MapAttr::new(MapType::Array, 4, 4, entries).flags(flags),
+        ))?;
     }
     Ok(total)
 }
@@ -82,32 +75,41 @@ pub fn measure() -> Result<Footprint, String> {
 
 /// The bytes the core charges for a map of shape `attr`, measured on a scratch world once per
 /// shape (a map-in-map gets a one-slot array template: an outer map's charge does not depend on
-/// it). A shape the scratch world refuses counts 0 bytes; a run only notes shapes it created.
-pub fn bytes_of(attr: &AttrKey) -> u64 {
+/// it), or why the scratch world refused the shape.
+pub fn shape_bytes(attr: &AttrKey) -> Result<u64, String> {
     static BYTES: OnceLock<Mutex<BTreeMap<AttrKey, u64>>> = OnceLock::new();
     let cache = BYTES.get_or_init(Mutex::default);
     if let Some(&bytes) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(attr) {
-        return bytes;
+        return Ok(bytes);
     }
-    let bytes = measure_shape(attr).unwrap_or(0);
+    let bytes = measure_shape(attr)?;
     cache
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(*attr, bytes);
-    bytes
+    Ok(bytes)
 }
 
-fn measure_shape(attr: &AttrKey) -> Option<u64> {
+/// [`shape_bytes`] of a shape a run created, so the scratch world creates it too (0 if not).
+pub fn bytes_of(attr: &AttrKey) -> u64 {
+    shape_bytes(attr).unwrap_or(0)
+}
+
+fn measure_shape(attr: &AttrKey) -> Result<u64, String> {
+    let e = |e: mimic_core::fault::Error| e.to_string();
     let w = World::<Std>::new(Mutants::NONE, WorldConfig::default());
-    let kind = MapType::from_u32(attr.map_type)?;
+    let kind = MapType::from_u32(attr.map_type)
+        .ok_or(format!("map type {} is not modelled", attr.map_type))?;
     let mut create =
         MapAttr::new(kind, attr.key_size, attr.value_size, attr.max_entries).flags(attr.map_flags);
     if kind.is_map_in_map() {
-        let template = w.map_create(&MapAttr::new(MapType::Array, 4, 4, 1)).ok()?;
+        let template = w
+            .map_create(&MapAttr::new(MapType::Array, 4, 4, 1))
+            .map_err(e)?;
         create = create.inner(template);
     }
-    let fd = w.map_create(&create).ok()?;
-    w.footprint(w.map_handle(fd).ok()?).ok()
+    let fd = w.map_create(&create).map_err(e)?;
+    w.footprint(w.map_handle(fd).map_err(e)?).map_err(e)
 }
 
 /// One outer map's tables over a scenario's runs: the most bytes they took at once, against the
