@@ -256,12 +256,12 @@ fn a_bad_results_check_or_frame_is_named_at_load() {
     bad(
         "[[tasks]]",
         "[frames]\nodd = \"abc\"\n\n[[tasks]]",
-        "a frame with an odd number of hex digits",
+        "a frame in hex: odd number of hex digits in 'abc'",
     );
     bad(
         "[[tasks]]",
         "[frames]\nx = \"zz\"\n\n[[tasks]]",
-        "a frame whose byte 0 is not two hex digits",
+        "a frame in hex: bad hex byte 'zz'",
     );
 }
 

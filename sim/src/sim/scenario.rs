@@ -54,6 +54,7 @@
 //! Errors name the scenario, the field and the line or op that is wrong.
 
 use super::op::{UserOp, Value};
+use mimic_core::bpf::conformance;
 use mimic_core::bpf::object::{MapSpec, Object};
 use mimic_core::bpf::verifier::{packet_cases, ProgType};
 use mimic_core::bpf::xdp;
@@ -355,21 +356,10 @@ pub struct HexFrame(pub Vec<u8>);
 impl TryFrom<String> for HexFrame {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if digits.len() % 2 != 0 {
-            return Err("a frame with an odd number of hex digits".into());
-        }
-        digits
-            .chunks(2)
-            .enumerate()
-            .map(|(i, pair)| {
-                std::str::from_utf8(pair)
-                    .ok()
-                    .and_then(|p| u8::from_str_radix(p, 16).ok())
-                    .ok_or(format!("a frame whose byte {i} is not two hex digits"))
-            })
-            .collect::<Result<Vec<u8>, String>>()
+        let digits: String = text.split_whitespace().collect();
+        conformance::parse_hex_bytes(&digits)
             .map(HexFrame)
+            .map_err(|e| format!("a frame in hex: {e}"))
     }
 }
 
