@@ -37,14 +37,13 @@ use mimic_core::sync::Std;
 use mimic_core::sys::Process;
 use mimic_core::uapi::{BpfSys, BPF_ANY};
 use mimic_core::world::WorldConfig;
+use mimic_sim::kernel::packets::BPF_PROG_TYPE_XDP;
 use mimic_sim::kernel::KernelSys;
 use std::path::Path;
 use std::time::Instant;
 
 /// Runs per round, on each side.
 const RUNS: u32 = 10_000;
-/// `BPF_PROG_TYPE_XDP`.
-const BPF_PROG_TYPE_XDP: u32 = 6;
 /// Alternating rounds; each side keeps its fastest.
 const ROUNDS: u32 = 9;
 

@@ -252,22 +252,20 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     }
     if !args.json && (args.baseline || schedulers.len() > 1) {
-        {
+        println!(
+            "{:<16} {:>8} {:>9} {:>12} {:>12} {:>7}",
+            "engine", "seeds", "seconds", "schedules/s", "steps/s", "failed"
+        );
+        for (n, s) in &per_engine {
             println!(
-                "{:<16} {:>8} {:>9} {:>12} {:>12} {:>7}",
-                "engine", "seeds", "seconds", "schedules/s", "steps/s", "failed"
+                "{:<16} {:>8} {:>9.2} {:>12.0} {:>12.0} {:>7}",
+                n,
+                s.seeds_run,
+                s.elapsed_s,
+                rate(s.seeds_run, s.elapsed_s),
+                rate(s.steps, s.elapsed_s),
+                s.failed
             );
-            for (n, s) in &per_engine {
-                println!(
-                    "{:<16} {:>8} {:>9.2} {:>12.0} {:>12.0} {:>7}",
-                    n,
-                    s.seeds_run,
-                    s.elapsed_s,
-                    rate(s.seeds_run, s.elapsed_s),
-                    rate(s.steps, s.elapsed_s),
-                    s.failed
-                );
-            }
         }
     }
     if failed {
