@@ -18,8 +18,10 @@
 //!   paths (poisoned) keeps the generic helper.
 //! * An unsigned division or modulo by a register is guarded against a zero divisor, as the
 //!   kernel guards it.
-//! * A packet program's context reads become loads from the context the executor runs it on
-//!   ([`crate::bpf::xdp::convert_ctx_access`], the kernel's `convert_ctx_accesses`).
+//! * A packet program's context accesses become loads and stores of the context the executor
+//!   runs it on ([`crate::bpf::xdp::convert_ctx_access`], [`crate::bpf::skb::convert_ctx_access`],
+//!   the kernel's `convert_ctx_accesses`); a tc program that writes its packet starts with the
+//!   kernel's prologue ([`crate::bpf::skb::unclone_prologue`]).
 //! * Jump offsets (and bpf-to-bpf call offsets) are recomputed across the patches, in one
 //!   relocation ([`crate::bpf::reloc`], which the dead-code passes use too).
 
@@ -27,10 +29,11 @@ use crate::bpf::dead_code;
 use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn, MapImpl};
 use crate::bpf::print::{dump_xlated, Symbols};
 use crate::bpf::reloc::{self, Piece, Relocated};
-use crate::bpf::verifier::{AuxMap, MapDesc, Verified};
+use crate::bpf::skb;
+use crate::bpf::verifier::{AuxMap, MapDesc, ProgType, Verified};
 use crate::errno::Errno;
 use crate::isa::{
-    decode, AluOp, CallTarget, DecodeError, Insn, Ld64, Op, Operand, Width, BPF_JEQ, BPF_JNE,
+    decode, AluOp, CallTarget, DecodeError, Insn, Ld64, Op, Operand, Size, Width, BPF_JEQ, BPF_JNE,
     BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, BPF_XOR,
 };
 use crate::maps::gen_lookup::{self, ArrayShape};
@@ -62,6 +65,13 @@ pub struct Fixed {
     /// For each instruction of `insns`, the original instruction it starts (`None` inside
     /// patched code and for an `lddw`'s second slot).
     pub origin: Vec<Option<usize>>,
+    /// Slots whose offset (or, for a bit field's mask or a jump's constant, immediate) is
+    /// mimic's own context layout where the kernel's code has its build's `struct sk_buff`
+    /// ([`crate::bpf::skb`]).
+    pub layout_slots: Vec<usize>,
+    /// A tc context access reaches a field mimic keeps plain ([`crate::bpf::skb::kept_plain`]):
+    /// the program's code differs from the kernel's there.
+    pub plain_fields: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +145,7 @@ fn patch_call(
         | HelperId::GetPrandomU32
         | HelperId::GetSmpProcessorId
         | HelperId::Redirect
+        | HelperId::SkbPullData
         | HelperId::CsumDiff
         | HelperId::XdpAdjustHead => return Ok(vec![Insn::call_helper(id as i32)]),
     };
@@ -144,6 +155,17 @@ fn patch_call(
         )],
         None => vec![Insn::call_helper(id as i32)],
     })
+}
+
+/// The rewrite of a tc program's context access at `pc`, and its layout slots.
+fn tc_ctx(
+    pc: usize,
+    off: i16,
+    size: Size,
+    access: skb::Access,
+) -> Result<(Vec<Insn>, Vec<usize>), FixupError> {
+    skb::convert_ctx_access(i64::from(off), i64::from(size.bytes()), access)
+        .ok_or_else(|| FixupError(format!("insn {pc}: no context field at offset {off}")))
 }
 
 /// An unsigned division or modulo by a register, guarded as the kernel guards it
@@ -185,6 +207,10 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
     // printing).
     let mut pieces: Vec<Piece> = Vec::new();
     let mut map_ids: Vec<Option<(u32, Option<u32>)>> = Vec::new();
+    // Pieces whose code carries mimic's context layout, and which of their slots.
+    let mut layout: Vec<(usize, Vec<usize>)> = Vec::new();
+    let ctx_access = |pc: usize| pruned.aux.get(pc).and_then(|a| a.ctx_access) == Some(true);
+    let mut plain_fields = false;
     let mut pc = 0;
     while pc < insns.len() {
         let (op, len) = decode(insns, pc).map_err(derr)?;
@@ -220,13 +246,38 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
                     Some((desc.id, Some(off))),
                 )
             }
-            Op::Load { dst, src, off, .. }
-                if pruned.aux.get(pc).and_then(|a| a.ctx_load) == Some(true) =>
-            {
+            Op::Load { dst, src, off, .. } if ctx_access(pc) && v.prog_type == ProgType::Xdp => {
                 let code = crate::bpf::xdp::convert_ctx_access(i64::from(off), dst, src)
                     .ok_or_else(|| {
                         FixupError(format!("insn {pc}: no context field at offset {off}"))
                     })?;
+                (code, None)
+            }
+            Op::Load {
+                dst,
+                src,
+                off,
+                size,
+                ..
+            } if ctx_access(pc) && v.prog_type == ProgType::SchedCls => {
+                let (code, slots) = tc_ctx(pc, off, size, skb::Access::Load { dst, src })?;
+                plain_fields |= skb::kept_plain(i64::from(off));
+                layout.push((pieces.len(), slots));
+                (code, None)
+            }
+            Op::Store {
+                dst,
+                off,
+                size,
+                src,
+            } if ctx_access(pc) && v.prog_type == ProgType::SchedCls => {
+                let access = match src {
+                    Operand::Reg(src) => skb::Access::StoreReg { dst, src },
+                    Operand::Imm(imm) => skb::Access::StoreImm { dst, imm },
+                };
+                let (code, slots) = tc_ctx(pc, off, size, access)?;
+                plain_fields |= skb::kept_plain(i64::from(off));
+                layout.push((pieces.len(), slots));
                 (code, None)
             }
             Op::Alu {
@@ -249,6 +300,21 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
         pieces.push(Piece::replace(pc, len, code));
         map_ids.push(map_id);
         pc += len;
+    }
+    // A tc program that writes the packet starts with the kernel's unclone prologue.
+    if v.prog_type == ProgType::SchedCls && v.direct_write {
+        if let Some(first) = pieces.first_mut() {
+            let (mut code, slots) = skb::unclone_prologue();
+            let shift = code.len();
+            code.append(&mut first.code);
+            first.code = code;
+            for (piece, slots) in &mut layout {
+                if *piece == 0 {
+                    slots.iter_mut().for_each(|s| *s += shift);
+                }
+            }
+            layout.push((0, slots));
+        }
     }
     // Pass 2: lay the pieces out and move the jumps across them.
     let starts: Vec<usize> = pieces.iter().map(|p| p.pc).collect();
@@ -278,11 +344,18 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
             None => orig_new_pc[orig + 1],
         };
     }
+    let mut layout_slots: Vec<usize> = layout
+        .iter()
+        .flat_map(|(piece, slots)| slots.iter().map(|s| new_pc[starts[*piece]] + s))
+        .collect();
+    layout_slots.sort_unstable();
     Ok(Fixed {
         insns: out,
         map_loads,
         new_pc: orig_new_pc,
         origin,
+        layout_slots,
+        plain_fields,
     })
 }
 

@@ -63,8 +63,13 @@ pub enum HelperId {
     GetPrandomU32 = 7,
     /// `bpf_get_smp_processor_id`: the (simulated) CPU the program runs on.
     GetSmpProcessorId = 8,
-    /// `bpf_redirect(ifindex, flags)`: `XDP_REDIRECT`, or `XDP_ABORTED` for unknown flags.
+    /// `bpf_redirect(ifindex, flags)`: from XDP, `XDP_REDIRECT`, or `XDP_ABORTED` for any flag;
+    /// from tc, `TC_ACT_REDIRECT`, or `TC_ACT_SHOT` for a flag other than `BPF_F_INGRESS`.
     Redirect = 23,
+    /// `bpf_skb_pull_data(skb, len)`: makes the first `len` bytes (0: the linear part) of a
+    /// tc program's packet direct and private; `-ENOMEM` past the packet's end. Every packet
+    /// pointer the program held is invalid afterwards.
+    SkbPullData = 39,
     /// `bpf_csum_diff(from, from_size, to, to_size, seed)`: the one's-complement checksum of
     /// `to` less `from`, from `seed`, folded to 16 bits (as 6.18 returns it on every arch).
     CsumDiff = 28,
@@ -76,6 +81,17 @@ pub enum HelperId {
     MapLookupPercpuElem = 195,
 }
 
+/// Which program types may call a helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Programs {
+    Any,
+    /// XDP and tc.
+    Packet,
+    Xdp,
+    /// tc (`sched_cls`).
+    Tc,
+}
+
 /// A helper's prototype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HelperProto {
@@ -84,8 +100,8 @@ pub struct HelperProto {
     pub name: &'static str,
     pub args: &'static [ArgType],
     pub ret: RetType,
-    /// Only packet programs (XDP here) may call it: other types are refused.
-    pub packet_only: bool,
+    /// The program types that may call it: others are refused.
+    pub programs: Programs,
     /// It may move or resize the packet (the kernel's `bpf_helper_changes_pkt_data`): the
     /// verifier forgets every packet pointer after the call.
     pub changes_pkt_data: bool,
@@ -157,7 +173,7 @@ pub const HELPERS: &[HelperProto] = &[
         id: HelperId::Redirect,
         name: "bpf_redirect",
         args: &[ArgType::Anything, ArgType::Anything],
-        packet_only: true,
+        programs: Programs::Packet,
         ..PLAIN
     },
     HelperProto {
@@ -170,14 +186,22 @@ pub const HELPERS: &[HelperProto] = &[
             ArgType::ConstSizeOrZero,
             ArgType::Anything,
         ],
-        packet_only: true,
+        programs: Programs::Packet,
+        ..PLAIN
+    },
+    HelperProto {
+        id: HelperId::SkbPullData,
+        name: "bpf_skb_pull_data",
+        args: &[ArgType::PtrToCtx, ArgType::Anything],
+        programs: Programs::Tc,
+        changes_pkt_data: true,
         ..PLAIN
     },
     HelperProto {
         id: HelperId::XdpAdjustHead,
         name: "bpf_xdp_adjust_head",
         args: &[ArgType::PtrToCtx, ArgType::Anything],
-        packet_only: true,
+        programs: Programs::Xdp,
         changes_pkt_data: true,
         ..PLAIN
     },
@@ -201,7 +225,7 @@ const PLAIN: HelperProto = HelperProto {
     name: "",
     args: &[],
     ret: RetType::Integer,
-    packet_only: false,
+    programs: Programs::Any,
     changes_pkt_data: false,
     map_types: &[],
 };

@@ -19,6 +19,7 @@ pub mod object;
 pub mod print;
 pub mod printk;
 pub mod reloc;
+pub mod skb;
 pub mod suite_dir;
 pub mod verifier;
 pub mod world_env;

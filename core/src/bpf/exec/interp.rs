@@ -53,6 +53,7 @@ struct CallState {
     prandom: u64,
     clock_ns: u64,
     conformance: bool,
+    tc: bool,
 }
 
 #[inline(always)]
@@ -304,7 +305,32 @@ impl<E: MapEnv> Mem<'_, E> {
             }
             HelperId::GetSmpProcessorId => return Ok(u64::from(calls.cpu)),
             // `XDP_REDIRECT`, or `XDP_ABORTED` for flags the helper does not know.
+            // `TC_ACT_REDIRECT`, or `TC_ACT_SHOT` for a flag other than `BPF_F_INGRESS`.
+            HelperId::Redirect if calls.tc => {
+                return Ok(if regs[2] & !1 == 0 {
+                    crate::bpf::skb::TC_ACT_REDIRECT
+                } else {
+                    crate::bpf::skb::TC_ACT_SHOT as u64
+                })
+            }
             HelperId::Redirect => return Ok(if regs[2] == 0 { 4 } else { 0 }),
+            // mimic's packet is always linear and private: nothing moves, and only a length
+            // past the packet's end fails.
+            HelperId::SkbPullData => {
+                if regs[1] != Ptr::ctx(0).encode() || self.packet.buf.is_empty() {
+                    return Err(ExecErrorKind::BadArgument {
+                        arg: 1,
+                        what: "not the context of a packet program".into(),
+                    });
+                }
+                let len = regs[2] as u32 as usize;
+                let enomem = -i64::from(crate::errno::Errno::ENOMEM.value());
+                return Ok(if len > self.packet.end - self.packet.data {
+                    enomem as u64
+                } else {
+                    0
+                });
+            }
             HelperId::TracePrintk => {
                 let mut fmt = Vec::new();
                 self.read_bytes(regs[1], regs[2] as usize, &mut fmt)?;
@@ -385,6 +411,7 @@ impl<E: MapEnv> Mem<'_, E> {
             | HelperId::GetSmpProcessorId
             | HelperId::TracePrintk
             | HelperId::Redirect
+            | HelperId::SkbPullData
             | HelperId::CsumDiff
             | HelperId::XdpAdjustHead => unreachable!("answered above"),
         }
@@ -540,6 +567,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
         prandom: vm.config.prandom_seed | 1,
         clock_ns: vm.config.clock_ns,
         conformance: vm.config.conformance,
+        tc: vm.config.tc,
     };
     let mut regs = [0u64; 16];
     regs[1] = Ptr::ctx(0).encode();

@@ -319,6 +319,8 @@ pub struct Config {
     /// The BPF conformance suite's helper convention: id 5 returns its first argument (the
     /// suite's plugins define it so) instead of reading the clock.
     pub conformance: bool,
+    /// The program is a tc one: `bpf_redirect` answers with tc's actions (`TC_ACT_*`).
+    pub tc: bool,
 }
 
 impl Default for Config {
@@ -329,6 +331,7 @@ impl Default for Config {
             prandom_seed: 0x2545_f491_4f6c_dd1d,
             clock_ns: 0,
             conformance: false,
+            tc: false,
         }
     }
 }

@@ -87,15 +87,16 @@ impl ProgKind {
     }
 
     /// The verifier's program type, for the kinds whose context mimic models (socket filters
-    /// and tc programs read an `__sk_buff` it does not model yet: `Err` says so).
+    /// read an `__sk_buff` by rules mimic does not model yet: `Err` says so).
     pub fn verifier_type(self) -> Result<ProgType, String> {
         match self {
             ProgKind::RawTracepoint => Ok(ProgType::RawTracepoint),
             ProgKind::Tracepoint => Ok(ProgType::Tracepoint),
             ProgKind::Syscall => Ok(ProgType::Syscall),
             ProgKind::Xdp => Ok(ProgType::Xdp),
+            ProgKind::SchedCls => Ok(ProgType::SchedCls),
             other => Err(format!(
-                "{} programs are not verified by mimic yet: their context (a packet) is not \
+                "{} programs are not verified by mimic yet: their context's rules are not \
                  modelled",
                 other.name()
             )),

@@ -6,7 +6,7 @@ use super::check::{ctx_ptr_unmodified, mem_access, read_reg, Access};
 use super::state::{Frame, Reg, RegType, SlotByte, VState, MAX_FRAMES, MAX_STACK};
 use super::{refuse, Env, Next, ProgType, Refuse, EINVAL};
 use crate::bpf::helper_names;
-use crate::bpf::helpers::{ArgType, Callee, HelperProto, RetType};
+use crate::bpf::helpers::{ArgType, Callee, HelperProto, Programs, RetType};
 use crate::history::Feature;
 use crate::isa::{CallTarget, Size};
 use crate::maps::kind::kind;
@@ -63,7 +63,13 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
             })
         }
     };
-    if proto.packet_only && env.opts.prog_type != ProgType::Xdp {
+    let allowed = match proto.programs {
+        Programs::Any => true,
+        Programs::Packet => env.opts.prog_type.is_packet(),
+        Programs::Xdp => env.opts.prog_type == ProgType::Xdp,
+        Programs::Tc => env.opts.prog_type == ProgType::SchedCls,
+    };
+    if !allowed {
         return Err(Refuse {
             message: format!(
                 "program of this type cannot use helper {}#{}",

@@ -7,6 +7,7 @@ use super::{
     calls, packet, refuse, Env, Next, ProgType, Refuse, EINVAL, RAW_TP_CTX_MAX, SYSCALL_CTX_MAX,
     TRACEPOINT_CTX_MAX,
 };
+use crate::bpf::skb::{self, CtxField};
 use crate::bpf::xdp::xdp_md;
 use crate::isa::{AluOp, AtomicOp, Cond, Ld64, Op, Operand, Size, Width, FP};
 use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
@@ -87,6 +88,10 @@ pub(crate) fn step(env: &mut Env<'_>, pc: usize, op: &Op, st: &mut VState) -> Re
             st.cur_mut().regs[dst as usize] = reg;
             Ok(Next::Goto(pc + 2))
         }
+        // tc programs may use them in the kernel; mimic does not model their implicit exit.
+        Op::LdAbs { .. } | Op::LdInd { .. } if env.opts.prog_type == ProgType::SchedCls => {
+            refuse(LD_ABS_UNMODELLED)
+        }
         Op::LdAbs { .. } | Op::LdInd { .. } => {
             refuse("BPF_LD_[ABS|IND] instructions not allowed for this program type")
         }
@@ -100,18 +105,7 @@ pub(crate) fn step(env: &mut Env<'_>, pc: usize, op: &Op, st: &mut VState) -> Re
             let through = read_reg(st, src)?.ty;
             writable(dst)?;
             let v = mem_access(env, st, src, off, size, Access::Read)?;
-            if env.opts.prog_type == ProgType::Xdp {
-                let ctx = through == RegType::Ctx;
-                match env.aux[pc].ctx_load {
-                    Some(seen) if seen != ctx => {
-                        return Err(Refuse {
-                            message: "same insn cannot be used with different pointers".into(),
-                            errno: EINVAL,
-                        })
-                    }
-                    _ => env.aux[pc].ctx_load = Some(ctx),
-                }
-            }
+            note_ctx_access(env, pc, through)?;
             let v = if signed && v.ty == RegType::Scalar {
                 Reg::scalar(bounds::movsx(Width::W64, size.bytes() * 8, &v.var))
             } else {
@@ -126,7 +120,7 @@ pub(crate) fn step(env: &mut Env<'_>, pc: usize, op: &Op, st: &mut VState) -> Re
             off,
             src,
         } => {
-            read_reg(st, dst)?;
+            let through = read_reg(st, dst)?.ty;
             let value = match src {
                 Operand::Reg(r) => read_reg(st, r)?,
                 Operand::Imm(imm) => Reg::konst(imm as i64 as u64),
@@ -139,6 +133,7 @@ pub(crate) fn step(env: &mut Env<'_>, pc: usize, op: &Op, st: &mut VState) -> Re
                 size,
                 Access::Write(value, matches!(src, Operand::Reg(_))),
             )?;
+            note_ctx_access(env, pc, through)?;
             Ok(Next::Goto(next))
         }
         Op::Atomic {
@@ -165,6 +160,31 @@ pub(crate) fn step(env: &mut Env<'_>, pc: usize, op: &Op, st: &mut VState) -> Re
             errno: EINVAL,
         }),
         Op::Exit => calls::exit(env, st),
+    }
+}
+
+/// mimic's refusal of `BPF_LD_[ABS|IND]` where the kernel would take it.
+pub const LD_ABS_UNMODELLED: &str = "BPF_LD_[ABS|IND] instructions are not modelled by mimic";
+
+/// mimic's refusal of a read of `__sk_buff->sk`, which the kernel takes.
+pub const SK_UNMODELLED: &str = "__sk_buff->sk (a socket pointer) is not modelled by mimic";
+
+/// Records, for a packet program, whether the access at `pc` went through the context (the
+/// fixups rewrite it); one instruction may not do both on different paths.
+fn note_ctx_access(env: &mut Env<'_>, pc: usize, through: RegType) -> Result<(), Refuse> {
+    if !env.opts.prog_type.is_packet() {
+        return Ok(());
+    }
+    let ctx = through == RegType::Ctx;
+    match env.aux[pc].ctx_access {
+        Some(seen) if seen != ctx => Err(Refuse {
+            message: "same insn cannot be used with different pointers".into(),
+            errno: EINVAL,
+        }),
+        _ => {
+            env.aux[pc].ctx_access = Some(ctx);
+            Ok(())
+        }
     }
 }
 
@@ -465,6 +485,7 @@ pub(crate) fn mem_access(
         RegType::Packet | RegType::PacketMeta => {
             // Only packet program types ever hold one, and all of them may write the packet.
             packet::access(r, &ptr, i64::from(ptr.off) + i64::from(off), bytes, false)?;
+            env.direct_write |= write;
             Ok(load_result(size))
         }
         RegType::ConstPtrToMap => {
@@ -562,6 +583,18 @@ pub(crate) fn mem_access(
                         && bytes == 4
                         && (0..xdp_md::READABLE).contains(&total)
                         && total % bytes == 0
+                }
+                ProgType::SchedCls => {
+                    return match skb::tc_access(total, bytes, write) {
+                        None => refuse(format!(
+                            "invalid bpf_context access off={total} size={bytes}"
+                        )),
+                        Some(CtxField::Sock) => refuse(SK_UNMODELLED),
+                        Some(CtxField::Packet) => Ok(Reg::pointer(RegType::Packet, 0)),
+                        Some(CtxField::PacketEnd) => Ok(Reg::pointer(RegType::PacketEnd, 0)),
+                        Some(CtxField::PacketMeta) => Ok(Reg::pointer(RegType::PacketMeta, 0)),
+                        Some(CtxField::Scalar) => Ok(load_result(size)),
+                    };
                 }
             };
             if !allowed {

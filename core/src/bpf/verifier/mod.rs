@@ -31,6 +31,8 @@ pub mod state;
 pub mod tnum;
 pub mod world;
 
+pub use check::{LD_ABS_UNMODELLED, SK_UNMODELLED};
+
 use crate::isa::{decode, Insn, Op};
 use crate::mutants::{Mutant, Mutants};
 use crate::profile::KernelProfile;
@@ -193,6 +195,11 @@ pub enum ProgType {
     /// pointers, which may read and write the packet inside a range learned from comparisons.
     /// A test run takes a packet of at least [`crate::bpf::xdp::ETH_HLEN`] bytes.
     Xdp,
+    /// `BPF_PROG_TYPE_SCHED_CLS` (tc): the context is `struct __sk_buff`, whose fields a
+    /// program reads, and some of which (`mark`, `priority`, `cb`...) it writes, by the rule of
+    /// [`crate::bpf::skb::tc_access`]; `data`, `data_end` and `data_meta` give packet pointers
+    /// as XDP's do. A test run takes a frame of at least [`crate::bpf::xdp::ETH_HLEN`] bytes.
+    SchedCls,
 }
 
 /// `BPF_PROG_TYPE_SYSCALL` context offsets must stay below `U16_MAX`, and a test run's context
@@ -206,6 +213,12 @@ pub const RAW_TP_CTX_MAX: u32 = 12 * 8;
 pub const TRACEPOINT_CTX_MAX: u32 = 8192;
 
 impl ProgType {
+    /// A packet program: its context gives packet pointers and the fixups rewrite its context
+    /// accesses.
+    pub fn is_packet(self) -> bool {
+        matches!(self, ProgType::Xdp | ProgType::SchedCls)
+    }
+
     /// The largest context a test run of this type takes.
     pub fn max_test_ctx(self) -> u32 {
         match self {
@@ -274,10 +287,11 @@ pub struct InsnAux {
     /// The map of a helper call's `r1`, or of an `lddw` pseudo map load (index into
     /// [`Verified::maps`]).
     pub map: AuxMap,
-    /// A load of a packet program: through the context (`Some(true)`: the fixups rewrite it,
-    /// [`crate::bpf::xdp::convert_ctx_access`]) or through another pointer (`Some(false)`). One
-    /// instruction may not be both (the kernel's `save_aux_ptr_type`).
-    pub ctx_load: Option<bool>,
+    /// A load or store of a packet program: through the context (`Some(true)`: the fixups
+    /// rewrite it, [`crate::bpf::xdp::convert_ctx_access`], [`crate::bpf::skb::convert_ctx_access`])
+    /// or through another pointer (`Some(false)`). One instruction may not be both (the
+    /// kernel's `save_aux_ptr_type`).
+    pub ctx_access: Option<bool>,
 }
 
 /// An accepted program.
@@ -297,6 +311,11 @@ pub struct Verified {
     /// One past the highest context byte any access reaches (the kernel's `max_ctx_offset`):
     /// a test run refuses a context shorter than this.
     pub max_ctx_offset: u32,
+    /// The program writes the packet directly (the kernel's `seen_direct_write`): a tc
+    /// program's fixups put [`crate::bpf::skb::unclone_prologue`] before it.
+    pub direct_write: bool,
+    /// The type it was verified as (the fixups rewrite context accesses by it).
+    pub prog_type: ProgType,
     /// Present when [`VerifyOpts::collect_states`] was set.
     pub oracle: Option<StateOracle>,
 }
@@ -373,6 +392,8 @@ pub(crate) struct Env<'a> {
     pub live_before: Vec<u16>,
     /// See [`Verified::max_ctx_offset`].
     pub max_ctx_offset: u32,
+    /// See [`Verified::direct_write`].
+    pub direct_write: bool,
 }
 
 impl Env<'_> {
@@ -477,6 +498,7 @@ pub fn verify(
         jmps_processed: 0,
         live_before: Vec::new(),
         max_ctx_offset: 0,
+        direct_write: false,
     };
     let result = cfg::check_cfg(&mut env)
         .and_then(|()| resolve_pseudo_ldimm64(&mut env))
@@ -496,6 +518,8 @@ pub fn verify(
                 log: env.log.text,
                 privileged: opts.privileged,
                 max_ctx_offset: env.max_ctx_offset,
+                direct_write: env.direct_write,
+                prog_type: opts.prog_type,
                 oracle: env.oracle,
             })
         }

@@ -227,7 +227,9 @@ impl LoadedProg {
                 return Err(TestRunError::Errno(crate::errno::Errno::ENOTSUPP))
             }
             // A packet program's run needs a packet ([`LoadedProg::test_run_packet`]).
-            super::ProgType::Xdp => return Err(TestRunError::Errno(crate::errno::Errno::EINVAL)),
+            super::ProgType::Xdp | super::ProgType::SchedCls => {
+                return Err(TestRunError::Errno(crate::errno::Errno::EINVAL))
+            }
             _ => {}
         }
         if len < u64::from(self.verified.max_ctx_offset)
@@ -257,35 +259,57 @@ impl LoadedProg {
         Ok(r0)
     }
 
-    /// `BPF_PROG_TEST_RUN` of an XDP program on the packet `data_in`: the packet goes after
-    /// [`crate::bpf::xdp::HEADROOM`] bytes of zeroed headroom, the context says the loopback
-    /// device's queue 0, and the run returns `r0` and the packet as it is afterwards
-    /// (`data..data_end`). A packet shorter than an Ethernet header, or longer than a page
-    /// leaves after the headroom and the kernel's tailroom, is `EINVAL`.
+    /// `BPF_PROG_TEST_RUN` of a packet program on the frame `data_in`, returning `r0` and the
+    /// packet as it is afterwards (`data..data_end`). An XDP program's packet goes after
+    /// [`crate::bpf::xdp::HEADROOM`] bytes of zeroed headroom and its context says the loopback
+    /// device's queue 0; a tc program's `sk_buff` ([`crate::bpf::skb::SkbCtx`]) is the loopback
+    /// device's, with the frame classified as `eth_type_trans` does. A frame shorter than an
+    /// Ethernet header, or longer than a page leaves after the headroom and the kernel's
+    /// tailroom, is `EINVAL`, and so is a tc frame of only an Ethernet header.
     pub fn test_run_packet<P: Platform>(
         &self,
         world: &World<P>,
         data_in: &[u8],
     ) -> Result<(u64, Vec<u8>), TestRunError> {
-        use crate::bpf::exec::{NoObserver, Packet, Program, Vm};
-        use crate::bpf::xdp::{RxInfo, XdpCtx, ETH_HLEN, HEADROOM, MAX_PACKET};
-        if self.prog_type != super::ProgType::Xdp {
+        use crate::bpf::exec::{Config, NoObserver, Packet, Program, Vm};
+        use crate::bpf::skb::{self, SkbCtx, SkbInfo};
+        use crate::bpf::xdp::{self, RxInfo, XdpCtx, ETH_HLEN};
+        let tc = match self.prog_type {
+            super::ProgType::Xdp => false,
+            super::ProgType::SchedCls => true,
+            _ => return Err(TestRunError::Errno(crate::errno::Errno::EINVAL)),
+        };
+        let (headroom, max) = if tc {
+            (skb::HEADROOM, skb::MAX_PACKET)
+        } else {
+            (xdp::HEADROOM, xdp::MAX_PACKET)
+        };
+        if data_in.len() < ETH_HLEN || data_in.len() > max {
             return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
         }
-        if data_in.len() < ETH_HLEN || data_in.len() > MAX_PACKET {
+        // An sk_buff left empty once its Ethernet header is pulled is not run.
+        if tc && data_in.len() == ETH_HLEN {
             return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
         }
         let program = Program::new(&self.fixed.insns)
             .map_err(|e| TestRunError::Setup(format!("fixed-up program: {e}")))?;
-        let mut packet = Packet::new(HEADROOM, data_in);
-        let mut ctx = XdpCtx::new(&packet, RxInfo::default());
+        let mut packet = Packet::new(headroom, data_in);
+        let mut ctx = if tc {
+            SkbCtx::new(&packet, SkbInfo::default()).bytes.to_vec()
+        } else {
+            XdpCtx::new(&packet, RxInfo::default()).bytes.to_vec()
+        };
         let section = |e: crate::fault::Error| TestRunError::Setup(format!("read side: {e}"));
         world
             .rcu_read_lock(crate::rcu::Flavor::Rcu)
             .map_err(section)?;
-        let run = Vm::default().run_packet(
+        let run = Vm::new(Config {
+            tc,
+            ..Config::default()
+        })
+        .run_packet(
             &program,
-            &mut ctx.bytes,
+            &mut ctx,
             &mut packet,
             &mut crate::bpf::world_env::WorldEnv::new(world),
             &mut NoObserver,
