@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 use super::check::Check;
+use super::packets::PLAIN_FIELDS;
 use super::verdicts::compare_verdicts;
 use super::xlated::{compare_xlated, side_by_side, CPU_INLINED};
 use super::{KernelSys, BPF_F_SLEEPABLE};
@@ -236,6 +237,9 @@ pub fn check_object(
             Ok(x) => match compare_xlated(&loaded.fixed, &x, &ids) {
                 Ok(n) if n.cpu_inlined == 0 => xlated.agreed += 1,
                 Ok(_) => *xlated.known.entry(CPU_INLINED.to_string()).or_insert(0) += 1,
+                Err(_) if loaded.fixed.plain_fields => {
+                    *xlated.known.entry(PLAIN_FIELDS.to_string()).or_insert(0) += 1
+                }
                 Err(why) => xlated.note(
                     "slot differs",
                     format!("{name}: {why}\n{}", side_by_side(&loaded.fixed, &x)),
@@ -269,7 +273,7 @@ pub fn check_object(
                 runs.note("run differs", format!("{name}: {detail}"));
             }
         }
-        if opts.prog_type == ProgType::Xdp {
+        if opts.prog_type.is_packet() {
             runs.cases += 1;
             let mut differs = Vec::new();
             for packet in mimic_core::bpf::verifier::packet_cases::packets() {

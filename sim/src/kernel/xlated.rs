@@ -13,8 +13,8 @@ use mimic_core::bpf::fixup::Fixed;
 use mimic_core::bpf::helpers::HelperId;
 use mimic_core::bpf::xdp::buff;
 use mimic_core::isa::{
-    Insn, BPF_ALU64, BPF_CALL, BPF_DW, BPF_JMP, BPF_K, BPF_LDX, BPF_MEM, BPF_MOV, BPF_PSEUDO_CALL,
-    BPF_W, BPF_X,
+    Insn, BPF_ALU, BPF_ALU64, BPF_CALL, BPF_DW, BPF_JMP, BPF_K, BPF_LDX, BPF_MEM, BPF_MOV,
+    BPF_PSEUDO_CALL, BPF_W, BPF_X,
 };
 use std::collections::BTreeMap;
 
@@ -27,6 +27,9 @@ pub struct Normalised {
     pub cpu_inlined: usize,
     /// The kernel's offset of `net_device.ifindex`, where an `ingress_ifindex` read was seen.
     pub ifindex_offset: Option<i16>,
+    /// Slots that address the build's `struct sk_buff`, compared without their offset (or a
+    /// bit field's mask): mimic's `sk_buff` is its own.
+    pub layout_slots: usize,
 }
 
 /// Compares mimic's fixed-up program with the kernel's xlated dump after undoing the build's
@@ -39,11 +42,36 @@ pub fn compare_xlated(
     let mut theirs = theirs.to_vec();
     let ifindex_offset = own_ifindex_offset(&fixed.insns, &mut theirs);
     let cpu_inlined = calls_for_inlined_cpu_reads(&mut theirs);
+    let layout_slots = own_skb_layout(fixed, &mut theirs);
     compare_fixups(fixed, &theirs, ids)?;
     Ok(Normalised {
         cpu_inlined,
         ifindex_offset,
+        layout_slots,
     })
+}
+
+/// Takes mimic's offset (for an ALU slot, its mask; for a jump, the constant it compares with)
+/// into each of the kernel's slots that
+/// [`Fixed::layout_slots`] names, where the two slots are the same instruction otherwise;
+/// returns how many. Run after the CPU reads are folded back, so the slots line up.
+fn own_skb_layout(fixed: &Fixed, theirs: &mut [Insn]) -> usize {
+    let mut taken = 0;
+    for &slot in &fixed.layout_slots {
+        let (Some(ours), Some(kernel)) = (fixed.insns.get(slot), theirs.get_mut(slot)) else {
+            continue;
+        };
+        if (ours.code, ours.dst, ours.src) != (kernel.code, kernel.dst, kernel.src) {
+            continue;
+        }
+        if matches!(ours.code & 7, BPF_ALU | BPF_ALU64 | BPF_JMP) {
+            kernel.imm = ours.imm;
+        } else {
+            kernel.off = ours.off;
+        }
+        taken += 1;
+    }
+    taken
 }
 
 /// Compares mimic's fixed-up program with the kernel's xlated dump; `Err` names the first slot
