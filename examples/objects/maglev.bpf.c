@@ -17,6 +17,8 @@
  * services_fixed's template is a plain array of FIXED_SLOTS, so every table has exactly that
  * many slots, the verifier inlines the lookup in the table with that bound, and the kernel
  * refuses (-EINVAL) a table of any other size. Every service pays for the largest table.
+ *
+ * maglev_tc is the dynamic balancer as a tc (sched_cls) program, reading struct __sk_buff.
  */
 #include "mimic_bpf.h"
 
@@ -41,6 +43,30 @@ struct xdp_md {
 	__u32 rx_queue_index;
 	__u32 egress_ifindex;
 };
+
+/* The fields of struct __sk_buff (uapi) up to data_end, which is all maglev_tc reads. */
+struct __sk_buff {
+	__u32 len;
+	__u32 pkt_type;
+	__u32 mark;
+	__u32 queue_mapping;
+	__u32 protocol;
+	__u32 vlan_present;
+	__u32 vlan_tci;
+	__u32 vlan_proto;
+	__u32 priority;
+	__u32 ingress_ifindex;
+	__u32 ifindex;
+	__u32 tc_index;
+	__u32 cb[5];
+	__u32 hash;
+	__u32 tc_classid;
+	__u32 data;
+	__u32 data_end;
+};
+
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
 
 struct ethhdr {
 	__u8 h_dest[6];
@@ -170,10 +196,9 @@ static __always_inline __u16 csum_replace4(__u16 check, __u32 from, __u32 to)
 
 /* The IPv4 header of a TCP or UDP frame to a service, with the service and the flow's hash;
  * NULL for anything else (which passes). */
-static __always_inline struct iphdr *classify(struct xdp_md *ctx, __u32 *service, __u32 *hash)
+static __always_inline struct iphdr *classify(void *data, void *data_end, __u32 *service,
+					     __u32 *hash)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
 	struct ports *ports;
@@ -210,14 +235,13 @@ static __always_inline struct iphdr *classify(struct xdp_md *ctx, __u32 *service
 	return ip;
 }
 
-/* Sends the frame to backend 10.1.0.<id> (checksum updated incrementally). */
-static __always_inline int steer(struct iphdr *ip, __u32 backend)
+/* Rewrites the destination to backend 10.1.0.<id> (checksum updated incrementally). */
+static __always_inline void steer(struct iphdr *ip, __u32 backend)
 {
 	__u32 to = BE32(10, 1, 0, 0) | (backend & 0xff) << 24;
 
 	ip->check = csum_replace4(ip->check, ip->daddr, to);
 	ip->daddr = to;
-	return XDP_TX;
 }
 
 SEC("xdp")
@@ -227,7 +251,7 @@ int maglev(struct xdp_md *ctx)
 	struct iphdr *ip;
 	void *table;
 
-	ip = classify(ctx, &service, &hash);
+	ip = classify((void *)(long)ctx->data, (void *)(long)ctx->data_end, &service, &hash);
 	if (!ip)
 		return XDP_PASS;
 	table = bpf_map_lookup_elem(&services, &service);
@@ -240,7 +264,8 @@ int maglev(struct xdp_md *ctx)
 	backend = bpf_map_lookup_elem(table, &slot);
 	if (!backend)
 		return XDP_DROP;
-	return steer(ip, *backend);
+	steer(ip, *backend);
+	return XDP_TX;
 }
 
 SEC("xdp")
@@ -250,7 +275,7 @@ int maglev_fixed(struct xdp_md *ctx)
 	struct iphdr *ip;
 	void *table;
 
-	ip = classify(ctx, &service, &hash);
+	ip = classify((void *)(long)ctx->data, (void *)(long)ctx->data_end, &service, &hash);
 	if (!ip)
 		return XDP_PASS;
 	table = bpf_map_lookup_elem(&services_fixed, &service);
@@ -260,7 +285,37 @@ int maglev_fixed(struct xdp_md *ctx)
 	backend = bpf_map_lookup_elem(table, &slot);
 	if (!backend)
 		return XDP_DROP;
-	return steer(ip, *backend);
+	steer(ip, *backend);
+	return XDP_TX;
+}
+
+/* The same balancer at tc ingress (sched_cls), for hosts that steer after the stack has built
+ * the sk_buff: the frame comes through struct __sk_buff, and a steered frame leaves through
+ * the device it came in on (bpf_redirect gives TC_ACT_REDIRECT). Writing the packet makes the
+ * kernel put its unclone prologue before the program. */
+SEC("tc")
+int maglev_tc(struct __sk_buff *skb)
+{
+	__u32 service, hash, slot, size, *backend;
+	struct iphdr *ip;
+	void *table;
+
+	ip = classify((void *)(long)skb->data, (void *)(long)skb->data_end, &service, &hash);
+	if (!ip)
+		return TC_ACT_OK;
+	table = bpf_map_lookup_elem(&services, &service);
+	if (!table)
+		return TC_ACT_SHOT;
+	size = table_size[service & (MAX_SERVICES - 1)];
+	if (!size)
+		return TC_ACT_SHOT;
+	slot = hash % size;
+	backend = bpf_map_lookup_elem(table, &slot);
+	if (!backend)
+		return TC_ACT_SHOT;
+	steer(ip, *backend);
+	skb->mark = *backend;
+	return bpf_redirect(skb->ifindex, 0);
 }
 
 char _license[] SEC("license") = "GPL";
