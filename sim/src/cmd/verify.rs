@@ -1,4 +1,4 @@
-//! `mimic verify FILE [--maps SPEC] [--unpriv] [--syscall | --xdp] [--log] [--xlated] [--mutants LIST]
+//! `mimic verify FILE [--maps SPEC] [--unpriv] [--syscall | --xdp | --tc] [--log] [--xlated] [--mutants LIST]
 //! [--kernel auto|NAME]`: verify a
 //! program written in assembly, print the verdict, optionally the verifier log and the fixed-up
 //! program in bpftool's xlated style.
@@ -43,6 +43,10 @@ pub struct VerifyArgs {
     /// come from its `data`, `data_end` and `data_meta` (as an object's `xdp` section).
     #[arg(long, conflicts_with = "syscall")]
     pub xdp: bool,
+    /// Verify as a `BPF_PROG_TYPE_SCHED_CLS` (tc) program: `r1` is `struct __sk_buff`, packet
+    /// pointers come from its `data`, `data_end` and `data_meta` (as an object's `tc` section).
+    #[arg(long, conflicts_with_all = ["syscall", "xdp"])]
+    pub tc: bool,
     /// Print the verifier log.
     #[arg(long)]
     pub log: bool,
@@ -103,6 +107,8 @@ fn verify_cmd(args: &VerifyArgs) -> Result<bool, String> {
             ProgType::Syscall
         } else if args.xdp {
             ProgType::Xdp
+        } else if args.tc {
+            ProgType::SchedCls
         } else {
             ProgType::Generic
         },
@@ -151,9 +157,9 @@ fn verify_object(
     use mimic_core::sys::Process;
     use mimic_core::world::WorldConfig;
     let file = args.file.display();
-    if args.maps.is_some() || args.syscall || args.xdp {
+    if args.maps.is_some() || args.syscall || args.xdp || args.tc {
         return Err(format!(
-            "{file}: an object brings its maps and program types (no --maps, --syscall, --xdp)"
+            "{file}: an object brings its maps and program types (no --maps, --syscall, --xdp, --tc)"
         ));
     }
     let object = Object::parse(bytes).map_err(|e| format!("{file}: {e}"))?;

@@ -57,7 +57,7 @@ use super::op::{UserOp, Value};
 use mimic_core::bpf::conformance;
 use mimic_core::bpf::object::{MapSpec, Object};
 use mimic_core::bpf::verifier::{packet_cases, ProgType};
-use mimic_core::bpf::xdp;
+use mimic_core::bpf::{skb, xdp};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -283,7 +283,7 @@ pub struct ResultCheck {
     pub program: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frames: Vec<String>,
-    pub returns: Vec<XdpAction>,
+    pub returns: Vec<Action>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packet_value: Option<PacketValue>,
 }
@@ -298,23 +298,36 @@ pub struct PacketValue {
     pub from: OuterKey,
 }
 
-/// An XDP action as a scenario writes it (`XDP_TX`, or a number), read when the file loads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A packet program's verdict as a scenario writes it: an XDP action (`XDP_TX`), a tc one
+/// (`TC_ACT_SHOT`), or a number; read when the file loads, and kept as written for messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct XdpAction(pub u64);
+pub struct Action {
+    pub value: u64,
+    pub written: String,
+}
 
-impl TryFrom<String> for XdpAction {
+impl TryFrom<String> for Action {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        xdp::action(&text).map(XdpAction).ok_or(format!(
-            "return `{text}` is no XDP action (XDP_DROP, XDP_PASS, XDP_TX, ...) or number"
-        ))
+        let tc = skb::ACTIONS
+            .iter()
+            .find(|(n, _)| *n == text)
+            .map(|(_, v)| *v);
+        let value = xdp::action(&text).or(tc).ok_or(format!(
+            "return `{text}` is no XDP action (XDP_DROP, XDP_PASS, XDP_TX, ...), tc action \
+             (TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT, ...) or number"
+        ))?;
+        Ok(Action {
+            value,
+            written: text,
+        })
     }
 }
 
-impl From<XdpAction> for String {
-    fn from(action: XdpAction) -> String {
-        xdp::action_name(action.0)
+impl From<Action> for String {
+    fn from(action: Action) -> String {
+        action.written
     }
 }
 
@@ -649,12 +662,13 @@ impl Scenario {
         ))
     }
 
-    /// Whether `program` is an object program of type XDP (the programs that take frames).
-    fn is_xdp(&self, program: &str) -> bool {
+    /// Whether `program` is an object program of a packet type, XDP or tc (the programs that
+    /// take frames).
+    fn is_packet(&self, program: &str) -> bool {
         self.loaded
             .as_ref()
             .and_then(|l| l.object.program(program))
-            .is_some_and(|p| p.kind.verifier_type() == Ok(ProgType::Xdp))
+            .is_some_and(|p| p.kind.verifier_type().is_ok_and(ProgType::is_packet))
     }
 
     pub fn shape(&self, name: &str) -> Option<&Shape> {
@@ -772,9 +786,9 @@ impl Scenario {
                             .verifier_type()
                             .map_err(|e| at(format!("program `{program}`: {e}")))?;
                     }
-                    if !task.frames.is_empty() && !self.is_xdp(program) {
+                    if !task.frames.is_empty() && !self.is_packet(program) {
                         return Err(at(format!(
-                            "`frames` given, but program `{program}` is not an XDP program"
+                            "`frames` given, but program `{program}` is not an XDP or tc program"
                         )));
                     }
                     for frame in &task.frames {
@@ -834,9 +848,9 @@ impl Scenario {
         }
         for (i, check) in self.checks.results.iter().enumerate() {
             let at = |e: String| ScenarioError(format!("checks.results[{i}]: {e}"));
-            if !self.is_xdp(&check.program) {
+            if !self.is_packet(&check.program) {
                 return Err(at(format!(
-                    "`{}` is not an XDP program of the object",
+                    "`{}` is not an XDP or tc program of the object",
                     check.program
                 )));
             }

@@ -15,7 +15,8 @@
 
 use super::*;
 use crate::sim::scenario::ResultCheck;
-use mimic_core::bpf::xdp;
+use mimic_core::bpf::verifier::ProgType;
+use mimic_core::bpf::{skb, xdp};
 use std::collections::BTreeSet;
 
 /// What user space stored, as the results oracle needs it.
@@ -57,6 +58,7 @@ impl Ctx {
     pub(super) fn check_result(
         &self,
         program: &str,
+        prog_type: ProgType,
         run: u32,
         frame: &str,
         r0: u64,
@@ -66,7 +68,7 @@ impl Ctx {
             if !check.covers(program, frame) {
                 continue;
             }
-            if let Err(why) = self.judge(check, r0, packet) {
+            if let Err(why) = self.judge(check, prog_type, r0, packet) {
                 self.fail(
                     Finding::WrongResult,
                     format!("program {program} run {run} on frame {frame}: {why}"),
@@ -76,12 +78,23 @@ impl Ctx {
         }
     }
 
-    fn judge(&self, check: &ResultCheck, r0: u64, packet: &[u8]) -> Result<(), String> {
-        if !check.returns.iter().any(|a| a.0 == r0) {
-            let allowed: Vec<String> = check.returns.iter().map(|&a| String::from(a)).collect();
+    fn judge(
+        &self,
+        check: &ResultCheck,
+        prog_type: ProgType,
+        r0: u64,
+        packet: &[u8],
+    ) -> Result<(), String> {
+        // The kernel reads a packet program's verdict as a u32.
+        if !check
+            .returns
+            .iter()
+            .any(|a| a.value == r0 & u64::from(u32::MAX))
+        {
+            let allowed: Vec<&str> = check.returns.iter().map(|a| a.written.as_str()).collect();
             return Err(format!(
                 "returned {}, where only {} may be returned",
-                xdp::action_name(r0),
+                action_name(prog_type, r0),
                 allowed.join(" or ")
             ));
         }
@@ -125,5 +138,14 @@ impl Ctx {
             value.offset + value.size,
             held.map_or(0, BTreeSet::len)
         ))
+    }
+}
+
+/// A packet program's verdict by its type's names (`XDP_TX`, `TC_ACT_SHOT`), or the number.
+pub(crate) fn action_name(prog_type: ProgType, r0: u64) -> String {
+    if prog_type == ProgType::SchedCls {
+        skb::action_name(r0)
+    } else {
+        xdp::action_name(r0)
     }
 }

@@ -4,7 +4,7 @@
 use super::*;
 use mimic_core::bpf::exec::Packet;
 use mimic_core::bpf::verifier::packet_cases;
-use mimic_core::bpf::xdp;
+use mimic_core::bpf::{skb, xdp};
 
 pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, cpu: usize) {
     P::set_current_task(slot);
@@ -57,6 +57,8 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
             // The CPU `bpf_get_smp_processor_id` reports; `bpf_get_prandom_u32` draws from the
             // seed, the task and the run (no extra scheduling choice, so traces stay the same).
             vm.config.cpu = cpu as u32;
+            let prog_type = prog.load.prog_type;
+            vm.config.tc = prog_type == ProgType::SchedCls;
             // One context buffer per task, refilled for each run.
             let mut mem = vec![0u8; prog.ctx_len];
             for run in 0..task.runs {
@@ -98,12 +100,15 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                 // key names; a flow of the seed's choosing, on this CPU's receive queue.
                 let mut frame_name = "";
                 let mut packet = None;
-                if prog.load.prog_type == ProgType::Xdp {
+                if prog_type.is_packet() {
                     frame_name = match task.frames.len() {
                         0 => packet_cases::FRAME_NAMES[(key % packet_cases::FRAME_KINDS) as usize],
                         n => &task.frames[P::choose(n)],
                     };
                     match ctx.scenario.frame(frame_name, P::choose(1 << 16) as u16) {
+                        Ok(bytes) if prog_type == ProgType::SchedCls => {
+                            packet = Some(Packet::new(skb::HEADROOM, &bytes))
+                        }
                         Ok(bytes) => packet = Some(Packet::new(xdp::HEADROOM, &bytes)),
                         Err(e) => {
                             ctx.fail(Finding::Setup, format!("program {}: {e}", prog.name));
@@ -112,18 +117,20 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                     }
                 }
                 let result = if let Some(packet) = packet.as_mut() {
-                    let rx = xdp::RxInfo {
-                        ifindex: 1,
-                        queue_index: cpu as u32,
+                    // The context over the frame: XDP's receive queue is this CPU's; a tc
+                    // program's sk_buff is the loopback device's, as in a test run.
+                    let mut pctx = if prog_type == ProgType::SchedCls {
+                        skb::SkbCtx::new(packet, skb::SkbInfo::default())
+                            .bytes
+                            .to_vec()
+                    } else {
+                        let rx = xdp::RxInfo {
+                            ifindex: 1,
+                            queue_index: cpu as u32,
+                        };
+                        xdp::XdpCtx::new(packet, rx).bytes.to_vec()
                     };
-                    let mut xdp_ctx = xdp::XdpCtx::new(packet, rx);
-                    vm.run_packet(
-                        &prog.program,
-                        &mut xdp_ctx.bytes,
-                        packet,
-                        &mut env,
-                        &mut NoObserver,
-                    )
+                    vm.run_packet(&prog.program, &mut pctx, packet, &mut env, &mut NoObserver)
                 } else {
                     vm.run(&prog.program, &mut mem, &mut env, &mut NoObserver)
                 };
@@ -135,10 +142,17 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                                 format!(
                                     "prog {} run {run} (frame {frame_name}) = {}",
                                     prog.name,
-                                    xdp::action_name(r0)
+                                    results::action_name(prog_type, r0)
                                 )
                             });
-                            ctx.check_result(&prog.name, run, frame_name, r0, packet.data());
+                            ctx.check_result(
+                                &prog.name,
+                                prog_type,
+                                run,
+                                frame_name,
+                                r0,
+                                packet.data(),
+                            );
                         }
                         None => ctx.rec.line(slot, cpu, || {
                             format!("prog {} run {run} (key {key}) = {}", prog.name, r0 as i64)
