@@ -775,7 +775,7 @@ mod tests {
             out
         };
         let (eth, udp) = (&frame(8, 0), &frame(1, 40000));
-        // An Ethernet header alone leaves the sk_buff empty: not run.
+        // An IPv4 frame without its IPv4 header is refused before the run.
         assert!(matches!(
             run("tc: ethertype", eth),
             Err(TestRunError::Errno(Errno::EINVAL))

@@ -265,7 +265,7 @@ impl LoadedProg {
     /// device's queue 0; a tc program's `sk_buff` ([`crate::bpf::skb::SkbCtx`]) is the loopback
     /// device's, with the frame classified as `eth_type_trans` does. A frame shorter than an
     /// Ethernet header, or longer than a page leaves after the headroom and the kernel's
-    /// tailroom, is `EINVAL`, and so is a tc frame of only an Ethernet header.
+    /// tailroom, is `EINVAL`, and so is a tc frame whose IPv4 or IPv6 header is cut short.
     pub fn test_run_packet<P: Platform>(
         &self,
         world: &World<P>,
@@ -287,8 +287,7 @@ impl LoadedProg {
         if data_in.len() < ETH_HLEN || data_in.len() > max {
             return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
         }
-        // An sk_buff left empty once its Ethernet header is pulled is not run.
-        if tc && data_in.len() == ETH_HLEN {
+        if tc && !skb::network_header_whole(data_in) {
             return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
         }
         let program = Program::new(&self.fixed.insns)
