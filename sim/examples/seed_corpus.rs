@@ -137,15 +137,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("{target}: {count} pseudo-random seeds of {len} bytes");
     }
-    // verify_exec's packet programs: the mode byte, then a short choice stream.
-    let mode = mimic_sim::fuzz::verify_exec::packet::MODE;
-    let mut state = 0x7061_636b_6574_7321;
-    for index in 0..32 {
-        let mut bytes = vec![mode];
-        bytes.extend((0..8 + index % 24).map(|_| xorshift(&mut state) as u8));
-        write(&root, "verify_exec", &format!("packet-{index:03}"), &bytes)?;
+    // verify_exec's packet programs: the mode byte (XDP, then tc), then a short choice stream.
+    use mimic_sim::fuzz::verify_exec::packet::{MODE, MODE_TC};
+    for (mode, name) in [(MODE, "packet"), (MODE_TC, "packet-tc")] {
+        let mut state = 0x7061_636b_6574_7321;
+        for index in 0..32 {
+            let mut bytes = vec![mode];
+            bytes.extend((0..8 + index % 24).map(|_| xorshift(&mut state) as u8));
+            write(&root, "verify_exec", &format!("{name}-{index:03}"), &bytes)?;
+        }
     }
-    println!("verify_exec: 32 packet-program seeds");
+    println!("verify_exec: 32 XDP and 32 tc packet-program seeds");
     Ok(())
 }
 

@@ -324,4 +324,13 @@ fn a_verify_exec_packet_input_replays_as_an_xdp_program() {
         out.contains("the verifier refuses the program") || out.contains("accepted;"),
         "{out}"
     );
+    // The same pieces after tc's mode byte replay as a tc program, through `__sk_buff`.
+    data[0] = mimic_sim::fuzz::verify_exec::packet::MODE_TC;
+    std::fs::write(&file, &data).expect("write input");
+    let (code, out, err) = fuzz_replay("verify_exec", &file, "", &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("program (tc)") && out.contains("ldxw %r3, [%r9+80]"),
+        "{out}"
+    );
 }

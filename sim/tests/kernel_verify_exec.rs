@@ -104,12 +104,12 @@ fn seeded_inputs_agree_with_the_kernel_and_leak_no_fd() {
 }
 
 /// `verify_exec`'s packet programs on the kernel: seeded inputs (the mode byte's cases), each
-/// loaded as XDP there and verified by mimic for the live kernel's profile; verdicts agree,
+/// loaded as XDP or tc (alternately) there and verified by mimic for the live kernel's profile; verdicts agree,
 /// and programs both accept run to the same r0 and packet on the case's packets (G4, a refusal
 /// whose message differs only in a register's id, is the one difference allowed).
 #[test]
 fn seeded_packet_programs_get_the_kernels_verdict_and_test_runs() {
-    use mimic_sim::fuzz::verify_exec::packet::{compare_packet_on_kernel, decode};
+    use mimic_sim::fuzz::verify_exec::packet::{compare_packet_on_kernel, decode, Hook};
     let _turn = take_turn();
     if !bpf_usable("kernel_verify_exec packet programs") {
         return;
@@ -127,10 +127,12 @@ fn seeded_packet_programs_get_the_kernels_verdict_and_test_runs() {
         let Some(case) = decode(&data) else {
             continue;
         };
-        match compare_packet_on_kernel(&case, Mutants::NONE) {
+        // Every other input as a tc program.
+        let hook = if n % 2 == 0 { Hook::Xdp } else { Hook::Tc };
+        match compare_packet_on_kernel(&case, hook, Mutants::NONE) {
             Ok(true) => ran += 1,
             Ok(false) => refused += 1,
-            Err(finding) => panic!("packet input {n}: {finding}"),
+            Err(finding) => panic!("packet input {n} ({}): {finding}", hook.name()),
         }
     }
     println!("{ran} packet programs ran on both, {refused} refused by both");

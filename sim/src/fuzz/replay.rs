@@ -402,8 +402,10 @@ fn describe_run(
 }
 
 fn replay_verify_exec(data: &[u8], mutants: Mutants, profile: KernelProfile, report: &mut Report) {
-    if let Some((&verify_exec::packet::MODE, rest)) = data.split_first() {
-        return replay_packet(rest, mutants, report);
+    if let Some((&mode, rest)) = data.split_first() {
+        if let Some(hook) = verify_exec::packet::Hook::from_mode(mode) {
+            return replay_packet(rest, hook, mutants, report);
+        }
     }
     let case = match verify_exec::Case::arbitrary_take_rest(Unstructured::new(data)) {
         Ok(case) => case,
@@ -791,7 +793,12 @@ fn replay_sim_schedule(data: &[u8], mutants: Mutants, report: &mut Report) {
 }
 
 /// A packet-program input of `verify_exec`: the pieces, the program, and the property's verdict.
-fn replay_packet(rest: &[u8], mutants: Mutants, report: &mut Report) {
+fn replay_packet(
+    rest: &[u8],
+    hook: verify_exec::packet::Hook,
+    mutants: Mutants,
+    report: &mut Report,
+) {
     use verify_exec::packet;
     let Some(case) = packet::decode(rest) else {
         report.summary = "the input does not decode as a packet case; the target ignores it".into();
@@ -801,8 +808,11 @@ fn replay_packet(rest: &[u8], mutants: Mutants, report: &mut Report) {
         format!("packet pieces ({})", case.pieces.len()),
         numbered(&case.pieces),
     );
-    report.section("program (XDP)", packet::source(&case));
-    let result = catch(|| packet::check_packet(&case, mutants));
+    report.section(
+        format!("program ({})", hook.name()),
+        packet::source(&case, hook),
+    );
+    let result = catch(|| packet::check_packet(&case, hook, mutants));
     let what_ran = match &result {
         Ok(packet::Verdict::Refused) => "the verifier refuses the program".to_string(),
         Ok(packet::Verdict::Ran(n)) => {

@@ -730,13 +730,16 @@ pub fn check(data: &[u8]) {
 }
 
 /// [`check`] with the mutants given: a packet program when the input starts with
-/// [`packet::MODE`], otherwise a map-in-map program and its set-up.
+/// [`packet::MODE`] (XDP) or [`packet::MODE_TC`] (tc), otherwise a map-in-map program and its
+/// set-up.
 pub fn check_with(data: &[u8], mutants: Mutants) {
-    if let Some((&packet::MODE, rest)) = data.split_first() {
-        if let Some(case) = packet::decode(rest) {
-            packet::check_packet(&case, mutants);
+    if let Some((&mode, rest)) = data.split_first() {
+        if let Some(hook) = packet::Hook::from_mode(mode) {
+            if let Some(case) = packet::decode(rest) {
+                packet::check_packet(&case, hook, mutants);
+            }
+            return;
         }
-        return;
     }
     let Ok(case) = Case::arbitrary_take_rest(Unstructured::new(data)) else {
         return;

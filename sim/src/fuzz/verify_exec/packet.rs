@@ -1,12 +1,14 @@
-//! `verify_exec`'s packet programs: XDP programs with direct packet access, from an input whose
-//! first byte is [`MODE`] (the rest decoded as a [`PacketCase`]). Bounds checks come right, off
+//! `verify_exec`'s packet programs: XDP or tc programs with direct packet access, from an input
+//! whose first byte is [`MODE`] (XDP) or [`MODE_TC`] (tc, through `__sk_buff`; the rest decoded
+//! as a [`PacketCase`]). Bounds checks come right, off
 //! by one, on the wrong edge or missing, in every unsigned comparison form and both operand
 //! orders (sometimes 32-bit, which learns nothing); accesses of every size at offsets around
 //! the checked range; unknown offsets added to a second pointer; `bpf_xdp_adjust_head` moving
-//! the packet under held pointers, which are then read again or not; `bpf_csum_diff` over bytes
-//! of the packet.
+//! the packet under held pointers (from tc, `bpf_skb_pull_data`), which are then read again or
+//! not; `bpf_csum_diff` over bytes of the packet.
 //!
-//! An accepted program is fixed up (its `xdp_md` reads become `xdp_buff` loads) and runs on
+//! An accepted program is fixed up (its context reads become `xdp_buff` or `sk_buff` loads) and
+//! runs on
 //! packets of the case's lengths under the state-embedding oracle ([`OracleObserver`], through
 //! the fixups' pc map): every register and stack byte must lie inside the state the verifier
 //! accepted at that instruction, and every packet access is checked by the executor against
@@ -23,10 +25,11 @@ use arbitrary::{Arbitrary, Unstructured};
 use mimic_core::bpf::asm::assemble;
 use mimic_core::bpf::exec::{Config, ExecErrorKind, Packet, Program, Vm};
 use mimic_core::bpf::fixup::fixup;
+use mimic_core::bpf::skb::{self, sk_buff_md, SkbCtx, SkbInfo};
 use mimic_core::bpf::verifier::oracle::OracleObserver;
 use mimic_core::bpf::verifier::{verify, MapTable, ProgType, VerifyOpts};
 use mimic_core::bpf::world_env::WorldEnv;
-use mimic_core::bpf::xdp::{RxInfo, XdpCtx, ETH_HLEN, HEADROOM};
+use mimic_core::bpf::xdp::{self, xdp_md, RxInfo, XdpCtx, ETH_HLEN};
 use mimic_core::mutants::Mutants;
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::Std;
@@ -45,8 +48,59 @@ fn packets(case: &PacketCase) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The first byte of a packet-program input.
+/// The first byte of an XDP packet-program input.
 pub const MODE: u8 = b'P';
+/// The first byte of a tc packet-program input (the same pieces, through `__sk_buff`).
+pub const MODE_TC: u8 = b'T';
+
+/// Where a packet program is attached: its type, its context's packet fields and the helper
+/// that moves its packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Xdp,
+    Tc,
+}
+
+impl Hook {
+    /// The hook an input's mode byte names.
+    pub fn from_mode(byte: u8) -> Option<Hook> {
+        match byte {
+            MODE => Some(Hook::Xdp),
+            MODE_TC => Some(Hook::Tc),
+            _ => None,
+        }
+    }
+    pub fn mode(self) -> u8 {
+        match self {
+            Hook::Xdp => MODE,
+            Hook::Tc => MODE_TC,
+        }
+    }
+    pub fn prog_type(self) -> ProgType {
+        match self {
+            Hook::Xdp => ProgType::Xdp,
+            Hook::Tc => ProgType::SchedCls,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Xdp => "XDP",
+            Hook::Tc => "tc",
+        }
+    }
+    /// The context offsets of `data` and `data_end`.
+    fn bounds(self) -> (i64, i64) {
+        match self {
+            Hook::Xdp => (xdp_md::DATA, xdp_md::DATA_END),
+            Hook::Tc => (sk_buff_md::DATA, sk_buff_md::DATA_END),
+        }
+    }
+    /// `r2` = data, `r3` = data_end, `r5` = data, read through the context in `r9`.
+    fn reload(self) -> String {
+        let (data, end) = self.bounds();
+        format!("ldxw %r2, [%r9+{data}]\nldxw %r3, [%r9+{end}]\nmov %r5, %r2\n")
+    }
+}
 /// Pieces per program at most.
 const MAX_PIECES: usize = 8;
 /// Bytes around the start of the packet an offset or a check reaches (a full TCP/IPv4 header
@@ -107,7 +161,8 @@ pub enum PacketPiece {
     },
     /// `r5 = data + (r7 & mask)`: an unknown offset.
     MoveUnknown { mask: u8 },
-    /// `bpf_xdp_adjust_head(ctx, delta)`; `data`, `data_end` (and `r5`) read again or not.
+    /// `bpf_xdp_adjust_head(ctx, delta)` (from tc: `bpf_skb_pull_data(ctx, |delta|)`); `data`,
+    /// `data_end` (and `r5`) read again or not.
     AdjustHead { delta: i8, reload: bool },
     /// `bpf_csum_diff` over `len` bytes at `base + off` (nothing removed), summed into `r7`;
     /// `data`, `data_end` and `r5` read again after the call.
@@ -132,10 +187,8 @@ pub enum Verdict {
 
 /// The program in mimic's assembly: `r9` keeps the context, `r2`/`r3` are data/data_end, `r5`
 /// a second packet pointer, `r7` the sum of the bytes read; every early exit goes to `out`.
-pub fn source(case: &PacketCase) -> String {
-    let mut s = String::from(
-        "mov %r9, %r1\nldxw %r2, [%r9+0]\nldxw %r3, [%r9+4]\nmov %r5, %r2\nmov %r7, 0\n",
-    );
+pub fn source(case: &PacketCase, hook: Hook) -> String {
+    let mut s = format!("mov %r9, %r1\n{}mov %r7, 0\n", hook.reload());
     // The exit block `out` is written only when a check jumps there (unreachable code is
     // refused).
     let mut out = false;
@@ -201,18 +254,22 @@ pub fn source(case: &PacketCase) -> String {
                 let _ = writeln!(
                     s,
                     "mov %r1, %r{}\nadd %r1, {}\nmov %r2, {}\nmov %r3, 0\nmov %r4, 0\n\
-                     mov %r5, 0\ncall 28\nadd %r7, %r0\n\
-                     ldxw %r2, [%r9+0]\nldxw %r3, [%r9+4]\nmov %r5, %r2",
+                     mov %r5, 0\ncall 28\nadd %r7, %r0\n{}",
                     base.reg(),
                     off % REACH,
-                    len % 40
+                    len % 40,
+                    hook.reload()
                 );
             }
             PacketPiece::AdjustHead { delta, reload } => {
                 let delta = i32::from(delta) % 25;
-                let _ = writeln!(s, "mov %r1, %r9\nmov %r2, {delta}\ncall 44");
+                let call = match hook {
+                    Hook::Xdp => format!("mov %r2, {delta}\ncall 44"),
+                    Hook::Tc => format!("mov %r2, {}\ncall 39", delta.abs() * 3),
+                };
+                let _ = writeln!(s, "mov %r1, %r9\n{call}");
                 if reload {
-                    s += "ldxw %r2, [%r9+0]\nldxw %r3, [%r9+4]\nmov %r5, %r2\n";
+                    s += &hook.reload();
                 }
             }
         }
@@ -226,18 +283,18 @@ pub fn source(case: &PacketCase) -> String {
 
 /// The property on a decoded case: panics when an accepted program fails a check (or, in the
 /// kernel mode, when the kernel and mimic disagree on it).
-pub fn check_packet(case: &PacketCase, mutants: Mutants) -> Verdict {
+pub fn check_packet(case: &PacketCase, hook: Hook, mutants: Mutants) -> Verdict {
     #[cfg(feature = "kernel")]
     if super::kernel::enabled() {
-        if let Err(finding) = kernel::compare_packet(case, mutants) {
+        if let Err(finding) = kernel::compare_packet(case, hook, mutants) {
             panic!("{finding}");
         }
     }
-    let text = source(case);
+    let text = source(case, hook);
     let insns = assemble(&text)
         .unwrap_or_else(|e| panic!("the packet generator wrote a bad program: {e}\n{text}"));
     let opts = VerifyOpts {
-        prog_type: ProgType::Xdp,
+        prog_type: hook.prog_type(),
         privileged: true,
         mutants,
         collect_states: true,
@@ -258,17 +315,30 @@ pub fn check_packet(case: &PacketCase, mutants: Mutants) -> Verdict {
     let mut ran = 0;
     for bytes in packets(case) {
         let len = bytes.len();
-        let mut packet = Packet::new(HEADROOM, &bytes);
-        let mut ctx = XdpCtx::new(&packet, RxInfo::default());
+        let (mut packet, mut ctx) = match hook {
+            Hook::Xdp => {
+                let packet = Packet::new(xdp::HEADROOM, &bytes);
+                let ctx = XdpCtx::new(&packet, RxInfo::default()).bytes.to_vec();
+                (packet, ctx)
+            }
+            Hook::Tc => {
+                let packet = Packet::new(skb::HEADROOM, &bytes);
+                let ctx = SkbCtx::new(&packet, SkbInfo::default()).bytes.to_vec();
+                (packet, ctx)
+            }
+        };
         let mut observer = OracleObserver::new(oracle, &verified.maps);
         observer.pc_map = Some(fixed.origin.clone());
-        let mut vm = Vm::new(Config::default());
+        let mut vm = Vm::new(Config {
+            tc: hook == Hook::Tc,
+            ..Config::default()
+        });
         world
             .rcu_read_lock(Flavor::Rcu)
             .unwrap_or_else(|e| panic!("rcu_read_lock: {e}"));
         let run = vm.run_packet(
             &program,
-            &mut ctx.bytes,
+            &mut ctx,
             &mut packet,
             &mut WorldEnv::new(world),
             &mut observer,
@@ -314,7 +384,7 @@ pub fn decode(rest: &[u8]) -> Option<PacketCase> {
 }
 
 /// The kernel mode (`MIMIC_FUZZ_KERNEL=1`, built with `--features kernel`): the program loaded
-/// into the kernel as XDP, as root, and verified by mimic for the running kernel's profile; the
+/// into the kernel as XDP or tc, as root, and verified by mimic for the running kernel's profile; the
 /// verdicts compared by kernel-check's classifier (any difference is a finding: kernel-check's
 /// packet cases agree on every one); a program both accept test-run on both with the case's
 /// packets, r0 and the packet afterwards compared. The one difference allowed is G4 (a refusal
@@ -322,7 +392,9 @@ pub fn decode(rest: &[u8]) -> Option<PacketCase> {
 #[cfg(feature = "kernel")]
 pub mod kernel {
     use super::*;
-    use crate::kernel::packets::{compare_test_run, xdp_opts, BPF_PROG_TYPE_XDP};
+    use crate::kernel::packets::{
+        compare_test_run, tc_opts, xdp_opts, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP,
+    };
     use crate::kernel::verdicts::{compare_verdicts, kernel_message, names_but_ids};
     use crate::kernel::KernelSys;
     use mimic_core::bpf::verifier::world::prog_load;
@@ -330,8 +402,8 @@ pub mod kernel {
 
     /// One case on the kernel and on mimic: `Ok(true)` when both accepted it and its runs
     /// agree, `Ok(false)` when both refused it; `Err` is the finding, with the program.
-    pub fn compare_packet(case: &PacketCase, mutants: Mutants) -> Result<bool, String> {
-        let text = source(case);
+    pub fn compare_packet(case: &PacketCase, hook: Hook, mutants: Mutants) -> Result<bool, String> {
+        let text = source(case, hook);
         let insns = assemble(&text).map_err(|e| format!("{e}\n{text}"))?;
         let profile = match crate::kernel::profile::live() {
             Ok(Ok(profile)) => **profile,
@@ -340,12 +412,13 @@ pub mod kernel {
             }
             Err(report) => return Err(report.clone()),
         };
-        let opts = VerifyOpts {
-            mutants,
-            ..xdp_opts(profile)
+        let (kind, base) = match hook {
+            Hook::Xdp => (BPF_PROG_TYPE_XDP, xdp_opts(profile)),
+            Hook::Tc => (BPF_PROG_TYPE_SCHED_CLS, tc_opts(profile)),
         };
+        let opts = VerifyOpts { mutants, ..base };
         let mut kernel = KernelSys::default();
-        let theirs = kernel.prog_load(BPF_PROG_TYPE_XDP, &insns, 0, 0);
+        let theirs = kernel.prog_load(kind, &insns, 0, 0);
         let ours = verify(&insns, &MapTable(vec![]), opts);
         if let Err(d) = compare_verdicts(&theirs, &ours) {
             // G4 (docs/kernel-disagreements.md): the same refusal with another register id.
