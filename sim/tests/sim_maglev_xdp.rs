@@ -4,7 +4,8 @@
 //! oracle fails runs for what they returned or carried; the two fixup mutants of dynamic inner
 //! arrays are found through it for their reasons, at seeds that replay. The footprint report
 //! follows each outer map's tables, and the object's outer maps are checked for
-//! linearizability like a scenario's.
+//! linearizability like a scenario's. `maglev_tc.toml` runs the balancer's tc program (reading
+//! `struct __sk_buff`) the same way.
 
 use mimic_core::finding::Finding;
 use mimic_core::mutants::{Mutant, Mutants};
@@ -18,15 +19,70 @@ use mimic_sim::sim::scheduler::SchedulerKind;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-fn text() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/maglev_xdp.toml");
+/// A scenario file of `sim/scenarios/`.
+fn read(file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The scenario from `text`, found where the file is (its object under `target/bpf/`).
-fn parse(text: &str) -> Scenario {
+/// The scenario from `text` as file `file`, found where the file is (its object under
+/// `target/bpf/`).
+fn parse_as(text: &str, file: &str) -> Scenario {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    Scenario::parse_at(text, "maglev_xdp.toml", Some(&base)).unwrap_or_else(|e| panic!("{e}"))
+    Scenario::parse_at(text, file, Some(&base)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn text() -> String {
+    read("maglev_xdp.toml")
+}
+
+fn parse(text: &str) -> Scenario {
+    parse_as(text, "maglev_xdp.toml")
+}
+
+/// Seeds 0..60 under each scheduler pass on the correct core; returns `program frame verdict`
+/// of every packet run they made.
+fn clean_runs(scenario: &Scenario) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for scheduler in [
+        SchedulerKind::Random,
+        SchedulerKind::Pct,
+        SchedulerKind::Swarm,
+    ] {
+        let config = config(scenario, Mutants::NONE, scheduler);
+        for seed in 0..60 {
+            let outcome = run_one(&config, seed);
+            assert_eq!(
+                outcome.verdict,
+                Verdict::Pass,
+                "seed {seed} ({}):\n{}",
+                scheduler.name(),
+                outcome.trace.join("\n")
+            );
+            seen.extend(runs(&outcome));
+        }
+    }
+    seen
+}
+
+/// `program frame verdict` of every packet run in a trace.
+fn runs(outcome: &Outcome) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in &outcome.trace {
+        let Some((_, run)) = line.split_once(" prog ") else {
+            continue;
+        };
+        if let (Some((program, _)), Some((_, rest))) =
+            (run.split_once(" run "), run.split_once("(frame "))
+        {
+            if let Some((frame, r0)) = rest.split_once(") = ") {
+                out.push(format!("{program} {frame} {r0}"));
+            }
+        }
+    }
+    out
 }
 
 fn config(scenario: &Scenario, mutants: Mutants, scheduler: SchedulerKind) -> RunConfig {
@@ -74,35 +130,7 @@ fn replays(scenario: &Scenario, mutant: Mutant, found: &Outcome) {
 #[test]
 fn maglev_xdp_runs_clean_and_every_results_check_sees_its_frames() {
     let scenario = parse(&text());
-    let mut seen = BTreeSet::new();
-    for scheduler in [
-        SchedulerKind::Random,
-        SchedulerKind::Pct,
-        SchedulerKind::Swarm,
-    ] {
-        let config = config(&scenario, Mutants::NONE, scheduler);
-        for seed in 0..60 {
-            let outcome = run_one(&config, seed);
-            assert_eq!(
-                outcome.verdict,
-                Verdict::Pass,
-                "seed {seed} ({}):\n{}",
-                scheduler.name(),
-                outcome.trace.join("\n")
-            );
-            for line in &outcome.trace {
-                if let Some((_, run)) = line.split_once(" prog ") {
-                    if let (Some((program, _)), Some((_, rest))) =
-                        (run.split_once(" run "), run.split_once("(frame "))
-                    {
-                        if let Some((frame, r0)) = rest.split_once(") = ") {
-                            seen.insert(format!("{program} {frame} {r0}"));
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let seen = clean_runs(&scenario);
     // What the checks promise, each seen at least once: services with tables balance,
     // service 1's 3-slot table misses, a service without a table drops, the rest passes; the
     // fixed-table balancer always balances web frames.
@@ -378,4 +406,66 @@ fn the_object_s_outer_maps_are_checked_for_linearizability_without_always_presen
         "{detail}"
     );
     replays(&scenario, Mutant::ReplaceByReinsert, &found);
+}
+
+// The same balancer as a tc program (`sim/scenarios/maglev_tc.toml`): clean, tc's verdicts
+// named as tc names them, and `inline_dynamic_inner` found through it.
+
+#[test]
+fn maglev_tc_runs_clean_and_every_results_check_sees_its_frames() {
+    let scenario = parse_as(&read("maglev_tc.toml"), "maglev_tc.toml");
+    let seen = clean_runs(&scenario);
+    for want in [
+        "maglev_tc dns TC_ACT_REDIRECT",
+        "maglev_tc web TC_ACT_REDIRECT",
+        "maglev_tc web TC_ACT_SHOT",
+        "maglev_tc no_table TC_ACT_SHOT",
+        "maglev_tc other TC_ACT_OK",
+        "maglev_tc arp TC_ACT_OK",
+    ] {
+        assert!(seen.contains(want), "never seen: {want}; seen: {seen:?}");
+    }
+}
+
+#[test]
+fn the_results_oracle_names_a_tc_verdict_by_tc_names() {
+    let text = read("maglev_tc.toml");
+    let changed = text.replacen(
+        "frames = [\"no_table\"]\nreturns = [\"TC_ACT_SHOT\"]",
+        "frames = [\"no_table\"]\nreturns = [\"TC_ACT_OK\"]",
+        1,
+    );
+    assert_ne!(changed, text);
+    let scenario = parse_as(&changed, "maglev_tc.toml");
+    let found = first(&scenario, Mutants::NONE, Finding::WrongResult, 20);
+    let (_, detail) = fail(&found);
+    assert!(
+        detail.contains("on frame no_table: returned TC_ACT_SHOT, where only TC_ACT_OK may be"),
+        "{detail}"
+    );
+    let bad = text.replacen(
+        "returns = [\"TC_ACT_OK\"]",
+        "returns = [\"TC_ACT_OKAY\"]",
+        1,
+    );
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let e = Scenario::parse_at(&bad, "maglev_tc.toml", Some(&base))
+        .expect_err("an unknown verdict")
+        .to_string();
+    assert!(e.contains("return `TC_ACT_OKAY` is no XDP action"), "{e}");
+}
+
+#[test]
+fn inline_dynamic_inner_reads_past_a_three_slot_table_from_tc() {
+    let scenario = parse_as(&read("maglev_tc.toml"), "maglev_tc.toml");
+    let mutant = Mutant::InlineDynamicInner;
+    let found = first(&scenario, Mutants::only(mutant), Finding::OutOfBounds, 64);
+    let (_, detail) = fail(&found);
+    assert!(
+        detail.contains("program maglev_tc run"),
+        "seed {}: {detail}",
+        found.seed
+    );
+    assert!(mutant.detected_by(Finding::OutOfBounds));
+    replays(&scenario, mutant, &found);
 }

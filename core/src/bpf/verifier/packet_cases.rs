@@ -32,13 +32,22 @@ impl PacketCase {
     }
 }
 
-/// `r2` = data, `r3` = data_end, `r4` = data + 14 (an Ethernet header).
-macro_rules! eth {
-    ($($rest:literal)*) => {
+/// `r2` = data, `r3` = data_end (read at the context offsets given), `r4` = data + 14 (an
+/// Ethernet header), then the lines given.
+macro_rules! bounds {
+    ($data:literal, $end:literal; $($rest:literal)*) => {
         concat!(
-            "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 14\n",
+            "ldxw %r2, [%r1+", $data, "]\nldxw %r3, [%r1+", $end,
+            "]\nmov %r4, %r2\nadd %r4, 14\n",
             $($rest, "\n",)*
         )
+    };
+}
+
+/// [`bounds!`] through `xdp_md`.
+macro_rules! eth {
+    ($($rest:literal)*) => {
+        bounds!(0, 4; $($rest)*)
     };
 }
 
@@ -327,13 +336,10 @@ pub fn cases() -> Vec<PacketCase> {
     ]
 }
 
-/// `r2` = data, `r3` = data_end, `r4` = data + 14, from a tc program's `__sk_buff`.
+/// [`bounds!`] through a tc program's `__sk_buff`.
 macro_rules! tc_eth {
     ($($rest:literal)*) => {
-        concat!(
-            "ldxw %r2, [%r1+76]\nldxw %r3, [%r1+80]\nmov %r4, %r2\nadd %r4, 14\n",
-            $($rest, "\n",)*
-        )
+        bounds!(76, 80; $($rest)*)
     };
 }
 
