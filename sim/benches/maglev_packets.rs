@@ -1,5 +1,5 @@
-//! Packets per second of the clang-built Maglev balancer (`examples/objects/maglev.bpf.c`, both
-//! programs) on mimic's executor against the kernel's `BPF_PROG_TEST_RUN` with `repeat`, side
+//! Packets per second of the clang-built Maglev balancer (`examples/objects/maglev.bpf.c`, its
+//! XDP programs and its tc one) on mimic's executor against the kernel's `BPF_PROG_TEST_RUN` with `repeat`, side
 //! by side in one process: the same object loaded into both (mimic's loader and the kernel), the
 //! same backends written into both, the same frames.
 //!
@@ -23,13 +23,14 @@
 //!
 //! Run with `ci/build-objects && cargo bench -p mimic-sim --bench maglev_packets`; skips with one
 //! line when the object is missing or bpf() is refused.
-use mimic_core::bpf::exec::{NoObserver, Packet, Program, Vm};
+use mimic_core::bpf::exec::{Config, NoObserver, Packet, Program, Vm};
 use mimic_core::bpf::object::{load::create_maps, Object};
+use mimic_core::bpf::skb::{self, SkbCtx, SkbInfo};
 use mimic_core::bpf::verifier::packet_cases::frame_named;
 use mimic_core::bpf::verifier::world::prog_load;
-use mimic_core::bpf::verifier::VerifyOpts;
+use mimic_core::bpf::verifier::{ProgType, VerifyOpts};
 use mimic_core::bpf::world_env::WorldEnv;
-use mimic_core::bpf::xdp::{self, RxInfo, XdpCtx, HEADROOM};
+use mimic_core::bpf::xdp::{self, RxInfo, XdpCtx};
 use mimic_core::isa::Insn;
 use mimic_core::mutants::Mutants;
 use mimic_core::rcu::Flavor;
@@ -164,10 +165,11 @@ fn main() {
             println!("{}: the fixed-up program does not decode", program.name);
             continue;
         };
-        loaded_progs.push((program.name.clone(), kprog, decoded, Some(loaded)));
+        let tc = opts.prog_type == ProgType::SchedCls;
+        loaded_progs.push((program.name.clone(), kprog, decoded, tc, Some(loaded)));
     }
-    loaded_progs.insert(0, ("empty".to_string(), empty.0, empty.1, None));
-    for (name, kprog, decoded, loaded) in loaded_progs {
+    loaded_progs.insert(0, ("empty".to_string(), empty.0, empty.1, false, None));
+    for (name, kprog, decoded, tc, loaded) in loaded_progs {
         for frame in ["web", "dns", "no_table", "other"] {
             let Some(data) = frame_named(frame, 40000) else {
                 continue;
@@ -186,7 +188,7 @@ fn main() {
                             break;
                         }
                     }
-                    let (ns, r) = mimic_side(&world, &decoded, &data, mode);
+                    let (ns, r) = mimic_side(&world, &decoded, &data, mode, tc);
                     mimic_ns = mimic_ns.min(ns);
                     r0.1 = Some(r);
                 }
@@ -204,7 +206,11 @@ fn main() {
                     name,
                     frame,
                     mode.name(),
-                    xdp::action_name(u64::from(k)),
+                    if tc {
+                        skb::action_name(u64::from(k))
+                    } else {
+                        xdp::action_name(u64::from(k))
+                    },
                     kernel_ns,
                     mimic_ns,
                     mimic_ns / kernel_ns.max(0.1),
@@ -265,33 +271,41 @@ fn kernel_side(
     }
 }
 
-/// mimic's ns per run of `program` on `data`, and the last run's `r0`.
+/// mimic's ns per run of `program` on `data` (a tc program's `sk_buff` when `tc`, else an XDP
+/// context), and the last run's `r0`.
 fn mimic_side(
     world: &Process<Std>,
     program: &Program,
     data: &[u8],
     mode: Mode,
+    tc: bool,
 ) -> (f64, Result<u32, String>) {
     let world = world.world();
     let mut env = WorldEnv::new(world);
-    let mut vm = Vm::default();
-    let mut packet = Packet::new(HEADROOM, data);
-    let mut ctx = XdpCtx::new(&packet, RxInfo::default());
+    let mut vm = Vm::new(Config {
+        tc,
+        ..Config::default()
+    });
+    let fresh = || {
+        if tc {
+            let packet = Packet::new(skb::HEADROOM, data);
+            let ctx = SkbCtx::new(&packet, SkbInfo::default()).bytes.to_vec();
+            (packet, ctx)
+        } else {
+            let packet = Packet::new(xdp::HEADROOM, data);
+            let ctx = XdpCtx::new(&packet, RxInfo::default()).bytes.to_vec();
+            (packet, ctx)
+        }
+    };
+    let (mut packet, mut ctx) = fresh();
     let _ = world.rcu_read_lock(Flavor::Rcu);
     let start = Instant::now();
     let mut r0 = Ok(0);
     for _ in 0..RUNS {
         if let Mode::Fresh = mode {
-            packet = Packet::new(HEADROOM, data);
-            ctx = XdpCtx::new(&packet, RxInfo::default());
+            (packet, ctx) = fresh();
         }
-        r0 = vm.run_packet(
-            program,
-            &mut ctx.bytes,
-            &mut packet,
-            &mut env,
-            &mut NoObserver,
-        );
+        r0 = vm.run_packet(program, &mut ctx, &mut packet, &mut env, &mut NoObserver);
     }
     let ns = start.elapsed().as_nanos() as f64 / f64::from(RUNS);
     let _ = world.rcu_read_unlock(Flavor::Rcu);
