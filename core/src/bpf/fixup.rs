@@ -157,6 +157,14 @@ fn patch_call(
     })
 }
 
+/// A sign-extending context load is the field's load, then `movsx` of the program's size (the
+/// kernel's `convert_ctx_accesses` appends it to the converted code).
+fn sign_extend(code: &mut Vec<Insn>, signed: bool, dst: u8, size: Size) {
+    if signed {
+        code.push(Insn::movsx64(dst, dst, (size.bytes() * 8) as i16));
+    }
+}
+
 /// The rewrite of a tc program's context access at `pc`, and its layout slots.
 fn tc_ctx(
     pc: usize,
@@ -246,11 +254,18 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
                     Some((desc.id, Some(off))),
                 )
             }
-            Op::Load { dst, src, off, .. } if ctx_access(pc) && v.prog_type == ProgType::Xdp => {
-                let code = crate::bpf::xdp::convert_ctx_access(i64::from(off), dst, src)
+            Op::Load {
+                dst,
+                src,
+                off,
+                size,
+                signed,
+            } if ctx_access(pc) && v.prog_type == ProgType::Xdp => {
+                let mut code = crate::bpf::xdp::convert_ctx_access(i64::from(off), dst, src)
                     .ok_or_else(|| {
                         FixupError(format!("insn {pc}: no context field at offset {off}"))
                     })?;
+                sign_extend(&mut code, signed, dst, size);
                 (code, None)
             }
             Op::Load {
@@ -258,9 +273,10 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
                 src,
                 off,
                 size,
-                ..
+                signed,
             } if ctx_access(pc) && v.prog_type == ProgType::SchedCls => {
-                let (code, slots) = tc_ctx(pc, off, size, skb::Access::Load { dst, src })?;
+                let (mut code, slots) = tc_ctx(pc, off, size, skb::Access::Load { dst, src })?;
+                sign_extend(&mut code, signed, dst, size);
                 plain_fields |= skb::kept_plain(i64::from(off));
                 layout.push((pieces.len(), slots));
                 (code, None)

@@ -105,6 +105,13 @@ pub(crate) fn step(env: &mut Env<'_>, pc: usize, op: &Op, st: &mut VState) -> Re
             let through = read_reg(st, src)?.ty;
             writable(dst)?;
             let v = mem_access(env, st, src, off, size, Access::Read)?;
+            // A context field that gives a pointer cannot be loaded sign-extended.
+            if signed && through == RegType::Ctx && v.ty != RegType::Scalar {
+                return refuse(format!(
+                    "invalid bpf_context access off={off} size={}",
+                    size.bytes()
+                ));
+            }
             note_ctx_access(env, pc, through)?;
             let v = if signed && v.ty == RegType::Scalar {
                 Reg::scalar(bounds::movsx(Width::W64, size.bytes() * 8, &v.var))

@@ -118,6 +118,16 @@ pub fn cases() -> Vec<PacketCase> {
             verdict: Refuse("invalid bpf_context access off=0 size=4"),
         },
         PacketCase {
+            name: "a sign-extended read of ingress_ifindex",
+            source: "ldxsw %r0, [%r1+12]\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "a sign-extended read of data",
+            source: "ldxsw %r2, [%r1+0]\nmov %r0, 2\nexit\n",
+            verdict: Refuse("invalid bpf_context access off=0 size=4"),
+        },
+        PacketCase {
             name: "an 8-byte context read",
             source: "ldxdw %r2, [%r1+0]\nmov %r0, 2\nexit\n",
             verdict: Refuse("invalid bpf_context access off=0 size=8"),
@@ -389,6 +399,17 @@ pub fn tc_cases() -> Vec<PacketCase> {
             source: "lddw %r2, 0x0102030405060708\nstxdw [%r1+48], %r2\nldxb %r0, [%r1+53]\n\
                      ldxb %r3, [%r1+48]\nlsh %r3, 8\nor %r0, %r3\nexit\n",
             verdict: Accept,
+        },
+        PacketCase {
+            name: "tc: mark and pkt_type read sign-extended",
+            source: "mov %r2, -2\nstxw [%r1+8], %r2\nldxsb %r0, [%r1+8]\nldxsh %r3, [%r1+4]\n\
+                     add %r0, %r3\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "tc: data read sign-extended",
+            source: "ldxsw %r2, [%r1+76]\nmov %r0, 0\nexit\n",
+            verdict: Refuse("invalid bpf_context access off=76 size=4"),
         },
         PacketCase {
             name: "tc: len is read-only",
