@@ -267,17 +267,17 @@ pub fn run(kernel: &mut KernelSys, sets: &[ProgramSet], profile: KernelProfile) 
 /// The verdict and fixup lines of one set, mimic verifying under `profile` (the kernel's).
 pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet, profile: KernelProfile) -> Vec<Check> {
     let mut verdicts = Check::new(
-        &format!("verifier/verdicts/{}", set.label),
+        format!("verifier/verdicts/{}", set.label),
         "kernel verifier vs mimic verify",
         VERDICTS_GATE,
     );
     let mut fixups = Check::new(
-        &format!("fixups/xlated/{}", set.label),
+        format!("fixups/xlated/{}", set.label),
         "kernel xlated vs mimic fixup",
         FIXUPS_GATE,
     );
     let mut exec = Check::new(
-        &format!("exec/test-run/{}", set.label),
+        format!("exec/test-run/{}", set.label),
         "kernel test-run vs prog_load+executor",
         EXEC_GATE,
     );

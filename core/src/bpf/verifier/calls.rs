@@ -118,7 +118,8 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
             ArgType::Anything => {}
             ArgType::PtrToMemOrNull | ArgType::PtrToMem => {
                 let null_ok = *arg == ArgType::PtrToMemOrNull;
-                if !is_mem(&reg) && !(null_ok && is_null(&reg)) {
+                let ok = is_mem(&reg) || (null_ok && is_null(&reg));
+                if !ok {
                     return refuse(mem_expected(env, r, &reg));
                 }
                 mem = Some((r, reg));
