@@ -1,4 +1,5 @@
-//! The Internet checksum as `bpf_csum_diff` computes it: one's-complement sums of 16-bit words
+//! The Internet checksum as `bpf_csum_diff` computes it and `bpf_l3_csum_replace` /
+//! `bpf_l4_csum_replace` update it: one's-complement sums of 16-bit words
 //! (RFC 1071), little-endian as the CPU loads them, a last odd byte taken as the low byte of a
 //! word. `csum_partial` returns a 32-bit partial sum; the helper's result is folded to 16 bits.
 //!
@@ -52,6 +53,30 @@ pub fn diff(from: &[u8], to: &[u8], seed: u32) -> u16 {
     fold16(sum)
 }
 
+/// A 16-bit checksum (as the CPU loads it from the packet) updated for a 32-bit field changed
+/// from `from` to `to` (`csum_replace4`: take `from` out, put `to` in, one's-complement
+/// arithmetic on the complemented checksum).
+pub fn replace4(check: u16, from: u32, to: u32) -> u16 {
+    let taken = add(!u32::from(check), !from);
+    !fold16(add(taken, to))
+}
+
+/// A 16-bit checksum updated for a 16-bit field changed from `from` to `to` (`csum_replace2`:
+/// one's-complement arithmetic on 16 bits).
+pub fn replace2(check: u16, from: u16, to: u16) -> u16 {
+    let add16 = |a: u16, b: u16| {
+        let (sum, carry) = a.overflowing_add(b);
+        sum + u16::from(carry)
+    };
+    !add16(add16(!check, !from), to)
+}
+
+/// A 16-bit checksum updated by a 32-bit checksum difference `diff` (`csum_replace_by_diff`,
+/// as `bpf_csum_diff` returns one).
+pub fn replace_by_diff(check: u16, diff: u32) -> u16 {
+    !fold16(add(diff, !u32::from(check)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +120,37 @@ mod tests {
                 "from {from:#x}/{fs} to {to:#x}/{ts} seed {seed:#x}"
             );
         }
+    }
+
+    /// An IPv4 header's checksum computed whole, against the same after an incremental update
+    /// for a changed address (4 bytes), by the difference of that change (a 32-bit partial
+    /// sum) and for a changed TTL-and-protocol word (2 bytes).
+    #[test]
+    fn an_incremental_update_matches_the_checksum_computed_again() {
+        let mut ip: Vec<u8> = vec![
+            0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 192, 168, 7, 9, 10, 0, 0, 1,
+        ];
+        let whole = |ip: &[u8]| {
+            let mut zeroed = ip.to_vec();
+            zeroed[10..12].fill(0);
+            !fold16(partial(&zeroed, 0))
+        };
+        let word =
+            |ip: &[u8], at: usize| u32::from_le_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
+        let check = whole(&ip);
+        let old = word(&ip, 16);
+        ip[16..20].copy_from_slice(&[10, 1, 0, 5]);
+        let new = word(&ip, 16);
+        assert_eq!(replace4(check, old, new), whole(&ip));
+        let sum = add(
+            !partial(&old.to_le_bytes(), 0),
+            partial(&new.to_le_bytes(), 0),
+        );
+        assert_eq!(replace_by_diff(check, sum), whole(&ip));
+        let check = whole(&ip);
+        let old16 = u16::from_le_bytes([ip[8], ip[9]]);
+        ip[8] = 63;
+        let new16 = u16::from_le_bytes([ip[8], ip[9]]);
+        assert_eq!(replace2(check, old16, new16), whole(&ip));
     }
 }

@@ -145,6 +145,9 @@ fn patch_call(
         | HelperId::GetPrandomU32
         | HelperId::GetSmpProcessorId
         | HelperId::Redirect
+        | HelperId::SkbStoreBytes
+        | HelperId::L3CsumReplace
+        | HelperId::L4CsumReplace
         | HelperId::SkbPullData
         | HelperId::CsumDiff
         | HelperId::XdpAdjustHead => return Ok(vec![Insn::call_helper(id as i32)]),

@@ -63,6 +63,17 @@ pub enum HelperId {
     GetPrandomU32 = 7,
     /// `bpf_get_smp_processor_id`: the (simulated) CPU the program runs on.
     GetSmpProcessorId = 8,
+    /// `bpf_skb_store_bytes(skb, offset, from, len, flags)`: copies `len` bytes into a tc
+    /// program's packet at `offset` (`-EFAULT` past its end, `-EINVAL` for a flag other than
+    /// `BPF_F_RECOMPUTE_CSUM` and `BPF_F_INVALIDATE_HASH`).
+    SkbStoreBytes = 9,
+    /// `bpf_l3_csum_replace(skb, offset, from, to, flags)`: the 16-bit checksum at `offset`
+    /// updated for a field changed from `from` to `to` (2 or 4 bytes, the size in `flags`; 0:
+    /// `to` is a checksum difference).
+    L3CsumReplace = 10,
+    /// `bpf_l4_csum_replace(skb, offset, from, to, flags)`: as the L3 form, with
+    /// `BPF_F_MARK_MANGLED_0` (a zero checksum stays zero, a result of zero is written 0xffff).
+    L4CsumReplace = 11,
     /// `bpf_redirect(ifindex, flags)`: from XDP, `XDP_REDIRECT`, or `XDP_ABORTED` for any flag;
     /// from tc, `TC_ACT_REDIRECT`, or `TC_ACT_SHOT` for a flag other than `BPF_F_INGRESS`.
     Redirect = 23,
@@ -170,6 +181,36 @@ pub const HELPERS: &[HelperProto] = &[
         ..PLAIN
     },
     HelperProto {
+        id: HelperId::SkbStoreBytes,
+        name: "bpf_skb_store_bytes",
+        args: &[
+            ArgType::PtrToCtx,
+            ArgType::Anything,
+            ArgType::PtrToMem,
+            ArgType::ConstSize,
+            ArgType::Anything,
+        ],
+        programs: Programs::Tc,
+        changes_pkt_data: true,
+        ..PLAIN
+    },
+    HelperProto {
+        id: HelperId::L3CsumReplace,
+        name: "bpf_l3_csum_replace",
+        args: CSUM_REPLACE,
+        programs: Programs::Tc,
+        changes_pkt_data: true,
+        ..PLAIN
+    },
+    HelperProto {
+        id: HelperId::L4CsumReplace,
+        name: "bpf_l4_csum_replace",
+        args: CSUM_REPLACE,
+        programs: Programs::Tc,
+        changes_pkt_data: true,
+        ..PLAIN
+    },
+    HelperProto {
         id: HelperId::Redirect,
         name: "bpf_redirect",
         args: &[ArgType::Anything, ArgType::Anything],
@@ -217,6 +258,15 @@ pub const HELPERS: &[HelperProto] = &[
         map_types: &[MapType::PercpuArray, MapType::PercpuHash],
         ..PLAIN
     },
+];
+
+/// `bpf_l3_csum_replace` and `bpf_l4_csum_replace`: the context, then four numbers.
+const CSUM_REPLACE: &[ArgType] = &[
+    ArgType::PtrToCtx,
+    ArgType::Anything,
+    ArgType::Anything,
+    ArgType::Anything,
+    ArgType::Anything,
 ];
 
 /// The defaults of a row: returns an integer, any program type, leaves the packet alone.

@@ -10,6 +10,7 @@ use super::{
 use crate::bpf::csum;
 use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn};
 use crate::bpf::printk::{self, PrintkError};
+use crate::errno::Errno;
 use crate::isa::{AluOp, AtomicOp, Endian, Operand};
 use crate::ptr::{Ptr, RegionKind};
 
@@ -54,6 +55,25 @@ struct CallState {
     clock_ns: u64,
     conformance: bool,
     tc: bool,
+}
+
+/// Flags of `bpf_skb_store_bytes`.
+const BPF_F_RECOMPUTE_CSUM: u64 = 1;
+const BPF_F_INVALIDATE_HASH: u64 = 2;
+/// Flags of `bpf_l3_csum_replace` and `bpf_l4_csum_replace`: the field's size, then L4's own.
+const BPF_F_HDR_FIELD_MASK: u64 = 0xf;
+const BPF_F_PSEUDO_HDR: u64 = 1 << 4;
+const BPF_F_MARK_MANGLED_0: u64 = 1 << 5;
+const BPF_F_MARK_ENFORCE: u64 = 1 << 6;
+const BPF_F_IPV6: u64 = 1 << 7;
+/// What a UDP checksum of zero is written as (`CSUM_MANGLED_0`).
+const CSUM_MANGLED_0: u16 = 0xffff;
+/// `-EFAULT`, as a helper returns it.
+const EFAULT: u64 = -14i64 as u64;
+
+/// A helper's `-errno` return.
+fn errno(e: Errno) -> u64 {
+    -i64::from(e.value()) as u64
 }
 
 #[inline(always)]
@@ -240,6 +260,68 @@ impl<E: MapEnv> Mem<'_, E> {
         Ok(())
     }
 
+    /// A tc helper's first argument: the context of a program that runs on a packet.
+    fn tc_packet_arg(&self, ctx: u64) -> Result<(), ExecErrorKind> {
+        if ctx != Ptr::ctx(0).encode() || self.packet.buf.is_empty() {
+            return Err(ExecErrorKind::BadArgument {
+                arg: 1,
+                what: "not the context of a packet program".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Where in the buffer `len` bytes at `offset` from the packet's start begin, when the
+    /// packet has them (`bpf_try_make_writable`: mimic's packet is linear and private, so only
+    /// its length can fail the helper).
+    fn writable_packet(&self, offset: u32, len: u32) -> Option<usize> {
+        let end = u64::from(offset) + u64::from(len);
+        (offset <= i32::MAX as u32 && end <= (self.packet.end - self.packet.data) as u64)
+            .then_some(self.packet.data + offset as usize)
+    }
+
+    /// `bpf_l3_csum_replace` / `bpf_l4_csum_replace` on the 16-bit checksum at `offset`. A test
+    /// run's packet carries no checksum state (`CHECKSUM_NONE`), so the pseudo-header flag
+    /// changes nothing in the packet.
+    fn csum_replace(&mut self, l4: bool, offset: u32, from: u64, to: u64, flags: u64) -> u64 {
+        let allowed = if l4 {
+            BPF_F_HDR_FIELD_MASK
+                | BPF_F_PSEUDO_HDR
+                | BPF_F_MARK_MANGLED_0
+                | BPF_F_MARK_ENFORCE
+                | BPF_F_IPV6
+        } else {
+            BPF_F_HDR_FIELD_MASK
+        };
+        if flags & !allowed != 0 {
+            return errno(Errno::EINVAL);
+        }
+        if offset > 0xffff || offset & 1 != 0 {
+            return EFAULT;
+        }
+        let Some(at) = self.writable_packet(offset, 2) else {
+            return EFAULT;
+        };
+        let check = u16::from_le_bytes([self.packet.buf[at], self.packet.buf[at + 1]]);
+        let mangled_zero = l4 && flags & BPF_F_MARK_MANGLED_0 != 0;
+        if mangled_zero && flags & BPF_F_MARK_ENFORCE == 0 && check == 0 {
+            return 0;
+        }
+        let mut new = match flags & BPF_F_HDR_FIELD_MASK {
+            0 if from != 0 => return errno(Errno::EINVAL),
+            0 => csum::replace_by_diff(check, to as u32),
+            2 if l4 => csum::replace4(check, u32::from(from as u16), u32::from(to as u16)),
+            2 => csum::replace2(check, from as u16, to as u16),
+            4 => csum::replace4(check, from as u32, to as u32),
+            _ => return errno(Errno::EINVAL),
+        };
+        if mangled_zero && new == 0 {
+            new = CSUM_MANGLED_0;
+        }
+        self.packet.buf[at..at + 2].copy_from_slice(&new.to_le_bytes());
+        0
+    }
+
     /// A map pointer argument of a helper.
     fn map_arg(value: u64, arg: u8) -> Result<Ptr, ExecErrorKind> {
         match Ptr::decode(value) {
@@ -314,19 +396,32 @@ impl<E: MapEnv> Mem<'_, E> {
                 })
             }
             HelperId::Redirect => return Ok(if regs[2] == 0 { 4 } else { 0 }),
+            HelperId::SkbStoreBytes => {
+                self.tc_packet_arg(regs[1])?;
+                let (offset, len) = (regs[2] as u32, regs[4] as u32);
+                if regs[5] & !(BPF_F_RECOMPUTE_CSUM | BPF_F_INVALIDATE_HASH) != 0 {
+                    return Ok(errno(Errno::EINVAL));
+                }
+                let Some(at) = self.writable_packet(offset, len) else {
+                    return Ok(EFAULT);
+                };
+                let scratch = &mut calls.scratch;
+                self.read_bytes(regs[3], len as usize, scratch)?;
+                self.packet.buf[at..at + len as usize].copy_from_slice(scratch);
+                return Ok(0);
+            }
+            HelperId::L3CsumReplace | HelperId::L4CsumReplace => {
+                self.tc_packet_arg(regs[1])?;
+                let l4 = id == HelperId::L4CsumReplace;
+                return Ok(self.csum_replace(l4, regs[2] as u32, regs[3], regs[4], regs[5]));
+            }
             // mimic's packet is always linear and private: nothing moves, and only a length
             // past the packet's end fails.
             HelperId::SkbPullData => {
-                if regs[1] != Ptr::ctx(0).encode() || self.packet.buf.is_empty() {
-                    return Err(ExecErrorKind::BadArgument {
-                        arg: 1,
-                        what: "not the context of a packet program".into(),
-                    });
-                }
+                self.tc_packet_arg(regs[1])?;
                 let len = regs[2] as u32 as usize;
-                let enomem = -i64::from(crate::errno::Errno::ENOMEM.value());
                 return Ok(if len > self.packet.end - self.packet.data {
-                    enomem as u64
+                    errno(Errno::ENOMEM)
                 } else {
                     0
                 });
@@ -411,6 +506,9 @@ impl<E: MapEnv> Mem<'_, E> {
             | HelperId::GetSmpProcessorId
             | HelperId::TracePrintk
             | HelperId::Redirect
+            | HelperId::SkbStoreBytes
+            | HelperId::L3CsumReplace
+            | HelperId::L4CsumReplace
             | HelperId::SkbPullData
             | HelperId::CsumDiff
             | HelperId::XdpAdjustHead => unreachable!("answered above"),

@@ -462,6 +462,71 @@ pub fn tc_cases() -> Vec<PacketCase> {
             verdict: Refuse("R6 invalid mem access 'scalar'"),
         },
         PacketCase {
+            name: "tc: bpf_skb_store_bytes writes the destination address",
+            source: "mov %r6, %r1\nstw [%r10-4], 0x0500010a\nmov %r2, 30\nmov %r3, %r10\n\
+                     add %r3, -4\nmov %r4, 4\nmov %r5, 0\ncall 9\nmov %r7, %r0\n\
+                     ldxw %r2, [%r6+76]\nldxw %r3, [%r6+80]\nmov %r4, %r2\nadd %r4, 34\n\
+                     jgt %r4, %r3, short\nldxw %r0, [%r2+30]\nadd %r0, %r7\nexit\n\
+                     short:\nmov %r0, %r7\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "tc: bpf_skb_store_bytes past the end and with an unknown flag",
+            source: "mov %r6, %r1\nstw [%r10-4], 0\nmov %r2, 40\nmov %r3, %r10\nadd %r3, -4\n\
+                     mov %r4, 4\nmov %r5, 0\ncall 9\nmov %r7, %r0\nmov %r1, %r6\nmov %r2, 0\n\
+                     mov %r3, %r10\nadd %r3, -4\nmov %r4, 4\nmov %r5, 4\ncall 9\n\
+                     and %r0, 0xff\nand %r7, 0xff\nlsh %r7, 8\nor %r0, %r7\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "tc: bpf_l3_csum_replace for a new destination, then the address stored",
+            source: "mov %r6, %r1\nldxw %r2, [%r6+76]\nldxw %r3, [%r6+80]\nmov %r4, %r2\n\
+                     add %r4, 34\njgt %r4, %r3, short\nldxw %r7, [%r2+30]\n\
+                     stw [%r10-4], 0x0500010a\nmov %r1, %r6\nmov %r2, 24\nmov %r3, %r7\n\
+                     ldxw %r4, [%r10-4]\nmov %r5, 4\ncall 10\nmov %r8, %r0\nmov %r1, %r6\n\
+                     mov %r2, 30\nmov %r3, %r10\nadd %r3, -4\nmov %r4, 4\nmov %r5, 0\n\
+                     call 9\nldxw %r2, [%r6+76]\nldxw %r3, [%r6+80]\nmov %r4, %r2\n\
+                     add %r4, 34\njgt %r4, %r3, short\nldxh %r0, [%r2+24]\nor %r0, %r8\n\
+                     exit\nshort:\nmov %r0, 1\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "tc: bpf_l4_csum_replace of a 2-byte field, a zero checksum kept or enforced",
+            source: "mov %r6, %r1\nmov %r2, 40\nmov %r3, 0x1234\nmov %r4, 0x4321\n\
+                     mov %r5, 0x22\ncall 11\nmov %r7, %r0\nmov %r1, %r6\nmov %r2, 40\n\
+                     mov %r3, 0x1234\nmov %r4, 0x4321\nmov %r5, 0x72\ncall 11\nmov %r8, %r0\n\
+                     ldxw %r2, [%r6+76]\nldxw %r3, [%r6+80]\nmov %r4, %r2\nadd %r4, 42\n\
+                     jgt %r4, %r3, short\nldxh %r0, [%r2+40]\nand %r7, 0xff\nlsh %r7, 16\n\
+                     or %r0, %r7\nand %r8, 0xff\nlsh %r8, 24\nor %r0, %r8\nexit\n\
+                     short:\nmov %r0, 1\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "tc: checksum replacement errors and a replacement by difference",
+            source: "mov %r6, %r1\nmov %r2, 25\nmov %r3, 0\nmov %r4, 0\nmov %r5, 2\ncall 10\n\
+                     mov %r7, %r0\nmov %r1, %r6\nmov %r2, 24\nmov %r3, 1\nmov %r4, 5\n\
+                     mov %r5, 0\ncall 10\nmov %r8, %r0\nmov %r1, %r6\nmov %r2, 24\n\
+                     mov %r3, 0\nmov %r4, 0x1234\nmov %r5, 0\ncall 10\nmov %r9, %r0\n\
+                     mov %r1, %r6\nmov %r2, 24\nmov %r3, 0\nmov %r4, 0\nmov %r5, 0x13\n\
+                     call 10\nand %r0, 0xff\nand %r7, 0xff\nlsh %r7, 8\nor %r0, %r7\n\
+                     and %r8, 0xff\nlsh %r8, 16\nor %r0, %r8\nand %r9, 0xff\nlsh %r9, 24\n\
+                     or %r0, %r9\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "tc: a packet pointer kept across bpf_l3_csum_replace",
+            source: tc_eth!("jgt %r4, %r3, short" "mov %r7, %r2" "mov %r6, %r1" "mov %r2, 24"
+                "mov %r3, 0" "mov %r4, 0" "mov %r5, 0" "call 10" "ldxb %r0, [%r7+0]" "exit"
+                "short:" "mov %r0, 1" "exit"),
+            verdict: Refuse("R7 invalid mem access 'scalar'"),
+        },
+        PacketCase {
+            name: "xdp: bpf_skb_store_bytes is tc's",
+            source: "stw [%r10-4], 0\nmov %r2, 0\nmov %r3, %r10\nadd %r3, -4\nmov %r4, 4\n\
+                     mov %r5, 0\ncall 9\nmov %r0, 2\nexit\n",
+            verdict: Refuse("program of this type cannot use helper bpf_skb_store_bytes#9"),
+        },
+        PacketCase {
             name: "tc: bpf_xdp_adjust_head is XDP's",
             source: "mov %r2, 0\ncall 44\nmov %r0, 0\nexit\n",
             verdict: Refuse("program of this type cannot use helper bpf_xdp_adjust_head#44"),
@@ -674,6 +739,7 @@ pub fn packets() -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bpf::csum;
     use crate::bpf::verifier::world::{prog_load, TestRunError};
     use crate::bpf::verifier::{verify, MapTable, ProgType, VerifyOpts};
     use crate::errno::Errno;
@@ -833,6 +899,27 @@ mod tests {
         assert_eq!(
             run("tc: bpf_skb_pull_data, then", udp).expect("runs").0,
             0xf400_0008
+        );
+        // 10.1.0.5 stored as the destination, read back as a little-endian word.
+        let (r0, out) = run("tc: bpf_skb_store_bytes writes", udp).expect("runs");
+        assert_eq!((r0, &out[30..34]), (0x0500_010a, &[10, 1, 0, 5][..]));
+        // 4 bytes at 40 of a 42-byte frame: -EFAULT (0xf2); flag 4: -EINVAL (0xea).
+        assert_eq!(run("tc: bpf_skb_store_bytes past", udp).expect("runs").0, 0xf2ea);
+        // The checksum updated for the new destination is the header's checksum computed again.
+        let (r0, out) = run("tc: bpf_l3_csum_replace", udp).expect("runs");
+        let mut header = out[14..34].to_vec();
+        let updated = u16::from_le_bytes([header[10], header[11]]);
+        header[10..12].fill(0);
+        assert_eq!(r0, u64::from(updated));
+        assert_eq!(updated, !csum::fold16(csum::partial(&header, 0)));
+        // The UDP checksum is 0: kept by BPF_F_MARK_MANGLED_0, replaced under MARK_ENFORCE.
+        let (r0, _) = run("tc: bpf_l4_csum_replace", udp).expect("runs");
+        assert_eq!(r0, u64::from(csum::replace4(0, 0x1234, 0x4321)));
+        // Odd offset -EFAULT, `from` with a size of 0 -EINVAL, an L4 flag on L3 -EINVAL, and
+        // the replacement by a difference returns 0.
+        assert_eq!(
+            run("tc: checksum replacement errors", udp).expect("runs").0,
+            0x00ea_f2ea
         );
     }
 
