@@ -18,7 +18,8 @@
  * many slots, the verifier inlines the lookup in the table with that bound, and the kernel
  * refuses (-EINVAL) a table of any other size. Every service pays for the largest table.
  *
- * maglev_tc is the dynamic balancer as a tc (sched_cls) program, reading struct __sk_buff.
+ * maglev_tc is the dynamic balancer as a tc (sched_cls) program, reading struct __sk_buff;
+ * maglev_tc_nat the same rewriting through the checksum and store helpers instead.
  */
 #include "mimic_bpf.h"
 
@@ -67,6 +68,14 @@ struct __sk_buff {
 
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
+
+/* Offsets in a frame: the IPv4 header's checksum and destination, and the checksum in a TCP
+ * or UDP header. */
+#define ETH_HLEN 14
+#define IP_CHECK (ETH_HLEN + 10)
+#define IP_DADDR (ETH_HLEN + 16)
+#define TCP_CHECK 16
+#define UDP_CHECK 6
 
 struct ethhdr {
 	__u8 h_dest[6];
@@ -315,6 +324,53 @@ int maglev_tc(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	steer(ip, *backend);
 	skb->mark = *backend;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* The tc balancer rewriting through helpers, as a NAT datapath does: the TCP or UDP checksum
+ * (it covers the destination through the pseudo-header) with bpf_l4_csum_replace, the IPv4
+ * checksum with bpf_l3_csum_replace, then the address with bpf_skb_store_bytes. It writes no
+ * packet byte directly, so the kernel puts no unclone prologue before it. */
+SEC("tc")
+int maglev_tc_nat(struct __sk_buff *skb)
+{
+	__u32 service, hash, slot, size, *backend, from, to, l4_check, flags, id;
+	struct iphdr *ip;
+	void *table;
+	__u8 proto;
+
+	ip = classify((void *)(long)skb->data, (void *)(long)skb->data_end, &service, &hash);
+	if (!ip)
+		return TC_ACT_OK;
+	from = ip->daddr;
+	proto = ip->protocol;
+	l4_check = ETH_HLEN + (ip->ihl_version & 0xf) * 4;
+	table = bpf_map_lookup_elem(&services, &service);
+	if (!table)
+		return TC_ACT_SHOT;
+	size = table_size[service & (MAX_SERVICES - 1)];
+	if (!size)
+		return TC_ACT_SHOT;
+	slot = hash % size;
+	backend = bpf_map_lookup_elem(table, &slot);
+	if (!backend)
+		return TC_ACT_SHOT;
+	id = *backend;
+	to = BE32(10, 1, 0, 0) | (id & 0xff) << 24;
+	if (proto == IPPROTO_TCP) {
+		l4_check += TCP_CHECK;
+		flags = BPF_F_PSEUDO_HDR | sizeof(to);
+	} else {
+		l4_check += UDP_CHECK;
+		flags = BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | sizeof(to);
+	}
+	if (bpf_l4_csum_replace(skb, l4_check, from, to, flags))
+		return TC_ACT_SHOT;
+	if (bpf_l3_csum_replace(skb, IP_CHECK, from, to, sizeof(to)))
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, IP_DADDR, &to, sizeof(to), 0))
+		return TC_ACT_SHOT;
+	skb->mark = id;
 	return bpf_redirect(skb->ifindex, 0);
 }
 

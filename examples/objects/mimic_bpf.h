@@ -33,6 +33,10 @@ typedef unsigned long long __u64;
 #define BPF_F_NO_PREALLOC (1U << 0)
 #define BPF_F_INNER_MAP (1U << 12)
 
+/* bpf_l4_csum_replace flags (the low 4 bits: the field's size) */
+#define BPF_F_PSEUDO_HDR (1ULL << 4)
+#define BPF_F_MARK_MANGLED_0 (1ULL << 5)
+
 /* update flags */
 #define BPF_ANY 0
 
@@ -41,6 +45,12 @@ static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value,
                                    __u64 flags) = (void *)2;
 static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
+static long (*bpf_skb_store_bytes)(void *skb, __u32 offset, const void *from, __u32 len,
+                                   __u64 flags) = (void *)9;
+static long (*bpf_l3_csum_replace)(void *skb, __u32 offset, __u64 from, __u64 to,
+                                   __u64 flags) = (void *)10;
+static long (*bpf_l4_csum_replace)(void *skb, __u32 offset, __u64 from, __u64 to,
+                                   __u64 flags) = (void *)11;
 static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)23;
 static void *(*bpf_map_lookup_percpu_elem)(void *map, const void *key, __u32 cpu) = (void *)195;
 

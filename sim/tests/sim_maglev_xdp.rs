@@ -422,6 +422,9 @@ fn maglev_tc_runs_clean_and_every_results_check_sees_its_frames() {
         "maglev_tc no_table TC_ACT_SHOT",
         "maglev_tc other TC_ACT_OK",
         "maglev_tc arp TC_ACT_OK",
+        "maglev_tc_nat dns TC_ACT_REDIRECT",
+        "maglev_tc_nat no_table TC_ACT_SHOT",
+        "maglev_tc_nat other TC_ACT_OK",
     ] {
         assert!(seen.contains(want), "never seen: {want}; seen: {seen:?}");
     }
