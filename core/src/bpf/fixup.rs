@@ -146,6 +146,7 @@ fn patch_call(
         | HelperId::GetSmpProcessorId
         | HelperId::Redirect
         | HelperId::SkbStoreBytes
+        | HelperId::SkbLoadBytes
         | HelperId::L3CsumReplace
         | HelperId::L4CsumReplace
         | HelperId::SkbPullData

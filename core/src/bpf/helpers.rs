@@ -34,6 +34,9 @@ pub enum ArgType {
     PtrToMem,
     /// `ARG_CONST_SIZE`: as [`ArgType::ConstSizeOrZero`], at least 1.
     ConstSize,
+    /// `ARG_PTR_TO_UNINIT_MEM`: memory (stack, map value) of as many bytes as the next argument
+    /// says, which the helper fills: it need not be initialised, and is written afterwards.
+    PtrToUninitMem,
 }
 
 /// Types of helper return values (the kernel's `enum bpf_return_type`, the subset used).
@@ -74,6 +77,9 @@ pub enum HelperId {
     /// `bpf_l4_csum_replace(skb, offset, from, to, flags)`: as the L3 form, with
     /// `BPF_F_MARK_MANGLED_0` (a zero checksum stays zero, a result of zero is written 0xffff).
     L4CsumReplace = 11,
+    /// `bpf_skb_load_bytes(skb, offset, to, len)`: copies `len` bytes of a tc program's packet
+    /// from `offset` into `to` (`-EFAULT`, and `to` zeroed, past the packet's end).
+    SkbLoadBytes = 26,
     /// `bpf_redirect(ifindex, flags)`: from XDP, `XDP_REDIRECT`, or `XDP_ABORTED` for any flag;
     /// from tc, `TC_ACT_REDIRECT`, or `TC_ACT_SHOT` for a flag other than `BPF_F_INGRESS`.
     Redirect = 23,
@@ -116,6 +122,9 @@ pub struct HelperProto {
     /// It may move or resize the packet (the kernel's `bpf_helper_changes_pkt_data`): the
     /// verifier forgets every packet pointer after the call.
     pub changes_pkt_data: bool,
+    /// Its memory arguments may point into the packet (the kernel's `pkt_access`); for other
+    /// helpers a packet pointer is refused.
+    pub pkt_access: bool,
     /// The map kinds its map argument may be (empty: any the kind itself allows). The
     /// helper's side of `check_map_func_compatibility`; the kind's side is
     /// `maps::kind::Kind::helpers`.
@@ -129,6 +138,7 @@ pub const HELPERS: &[HelperProto] = &[
         name: "bpf_map_lookup_elem",
         args: &[ArgType::ConstMapPtr, ArgType::PtrToMapKey],
         ret: RetType::PtrToMapValueOrNull,
+        pkt_access: true,
         ..PLAIN
     },
     HelperProto {
@@ -141,6 +151,7 @@ pub const HELPERS: &[HelperProto] = &[
             ArgType::Anything,
         ],
         ret: RetType::Integer,
+        pkt_access: true,
         ..PLAIN
     },
     HelperProto {
@@ -148,6 +159,7 @@ pub const HELPERS: &[HelperProto] = &[
         name: "bpf_map_delete_elem",
         args: &[ArgType::ConstMapPtr, ArgType::PtrToMapKey],
         ret: RetType::Integer,
+        pkt_access: true,
         ..PLAIN
     },
     HelperProto {
@@ -218,6 +230,18 @@ pub const HELPERS: &[HelperProto] = &[
         ..PLAIN
     },
     HelperProto {
+        id: HelperId::SkbLoadBytes,
+        name: "bpf_skb_load_bytes",
+        args: &[
+            ArgType::PtrToCtx,
+            ArgType::Anything,
+            ArgType::PtrToUninitMem,
+            ArgType::ConstSize,
+        ],
+        programs: Programs::Tc,
+        ..PLAIN
+    },
+    HelperProto {
         id: HelperId::CsumDiff,
         name: "bpf_csum_diff",
         args: &[
@@ -228,6 +252,7 @@ pub const HELPERS: &[HelperProto] = &[
             ArgType::Anything,
         ],
         programs: Programs::Packet,
+        pkt_access: true,
         ..PLAIN
     },
     HelperProto {
@@ -256,6 +281,7 @@ pub const HELPERS: &[HelperProto] = &[
         ],
         ret: RetType::PtrToMapValueOrNull,
         map_types: &[MapType::PercpuArray, MapType::PercpuHash],
+        pkt_access: true,
         ..PLAIN
     },
 ];
@@ -277,6 +303,7 @@ const PLAIN: HelperProto = HelperProto {
     ret: RetType::Integer,
     programs: Programs::Any,
     changes_pkt_data: false,
+    pkt_access: false,
     map_types: &[],
 };
 

@@ -272,8 +272,8 @@ impl<E: MapEnv> Mem<'_, E> {
     }
 
     /// Where in the buffer `len` bytes at `offset` from the packet's start begin, when the
-    /// packet has them (`bpf_try_make_writable`: mimic's packet is linear and private, so only
-    /// its length can fail the helper).
+    /// packet has them (`bpf_try_make_writable`, `skb_header_pointer`: mimic's packet is linear
+    /// and private, so only its length can fail the helper).
     fn writable_packet(&self, offset: u32, len: u32) -> Option<usize> {
         let end = u64::from(offset) + u64::from(len);
         (offset <= i32::MAX as u32 && end <= (self.packet.end - self.packet.data) as u64)
@@ -410,6 +410,16 @@ impl<E: MapEnv> Mem<'_, E> {
                 self.packet.buf[at..at + len as usize].copy_from_slice(scratch);
                 return Ok(0);
             }
+            HelperId::SkbLoadBytes => {
+                self.tc_packet_arg(regs[1])?;
+                let (offset, to, len) = (regs[2] as u32, regs[3], regs[4] as u32);
+                let at = self.writable_packet(offset, len);
+                for i in 0..u64::from(len) {
+                    let byte = at.map_or(0, |at| self.packet.buf[at + i as usize]);
+                    self.store_sized(1, to.wrapping_add(i), u64::from(byte))?;
+                }
+                return Ok(if at.is_some() { 0 } else { EFAULT });
+            }
             HelperId::L3CsumReplace | HelperId::L4CsumReplace => {
                 self.tc_packet_arg(regs[1])?;
                 let l4 = id == HelperId::L4CsumReplace;
@@ -507,6 +517,7 @@ impl<E: MapEnv> Mem<'_, E> {
             | HelperId::TracePrintk
             | HelperId::Redirect
             | HelperId::SkbStoreBytes
+            | HelperId::SkbLoadBytes
             | HelperId::L3CsumReplace
             | HelperId::L4CsumReplace
             | HelperId::SkbPullData

@@ -10,6 +10,7 @@ use crate::bpf::helpers::{ArgType, Callee, HelperProto, Programs, RetType};
 use crate::history::Feature;
 use crate::isa::{CallTarget, Size};
 use crate::maps::kind::kind;
+use crate::uapi::BPF_F_RDONLY_PROG;
 
 pub(crate) fn call(
     env: &mut Env<'_>,
@@ -80,11 +81,27 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
     }
     let mut map: Option<u32> = None;
     let mut const_key: Option<u64> = None;
-    // A memory argument waits for the size argument after it.
+    // A memory argument waits for the size argument after it; memory the helper fills is
+    // written (unknown bytes) once the arguments are checked.
     let mut mem: Option<(u8, Reg)> = None;
+    let mut filled: Option<(u8, u32)> = None;
     for (i, arg) in proto.args.iter().enumerate() {
         let r = (i + 1) as u8;
         let reg = read_reg(st, r)?;
+        let memory = matches!(
+            arg,
+            ArgType::PtrToMapKey
+                | ArgType::PtrToMapValue
+                | ArgType::PtrToMem
+                | ArgType::PtrToMemOrNull
+                | ArgType::PtrToUninitMem
+        );
+        if memory && matches!(reg.ty, RegType::Packet | RegType::PacketMeta) && !proto.pkt_access {
+            return Err(Refuse {
+                message: "helper access to the packet is not allowed".into(),
+                errno: super::EACCES,
+            });
+        }
         match arg {
             ArgType::ConstMapPtr => {
                 if reg.ty != RegType::ConstPtrToMap {
@@ -124,12 +141,24 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
                 }
                 mem = Some((r, reg));
             }
+            ArgType::PtrToUninitMem => {
+                if !matches!(reg.ty, RegType::Stack | RegType::MapValue) {
+                    return refuse(mem_expected(env, r, &reg));
+                }
+                filled = Some((r, 0));
+                mem = Some((r, reg));
+            }
             ArgType::ConstSizeOrZero | ArgType::ConstSize => {
                 let Some((m, ptr)) = mem.take() else {
                     return refuse("kernel subsystem misconfigured verifier");
                 };
                 let zero_ok = *arg == ArgType::ConstSizeOrZero;
-                check_mem_size(env, st, r, reg, m, ptr, zero_ok)?;
+                match &mut filled {
+                    Some((f, bytes)) if *f == m => {
+                        *bytes = check_filled_size(env, r, reg, m, ptr)?;
+                    }
+                    _ => check_mem_size(env, st, r, reg, m, ptr, zero_ok)?,
+                }
             }
             ArgType::PtrToCtx => {
                 if reg.ty != RegType::Ctx {
@@ -141,6 +170,20 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
     }
     if let Some(m) = map {
         env.record_map(pc, m);
+    }
+    // The helper wrote every byte it was given (the kernel's byte writes of an unknown value
+    // after a raw-mode argument).
+    if let Some((m, bytes)) = filled {
+        for i in 0..bytes {
+            mem_access(
+                env,
+                st,
+                m,
+                i as i16,
+                Size::B,
+                Access::Write(Reg::unknown(), true),
+            )?;
+        }
     }
     let ret = match proto.ret {
         RetType::Integer => Reg::unknown(),
@@ -233,20 +276,70 @@ fn mem_expected(env: &Env<'_>, r: u8, reg: &Reg) -> String {
     )
 }
 
-/// The kernel's `check_mem_size_reg`: register `r` holds the size of the memory argument `m`
-/// (`ptr`), a non-negative scalar of bounded value; the memory is checked for its largest value
-/// (NULL, or any memory, for a size that is only ever 0).
-fn check_mem_size(
-    env: &mut Env<'_>,
-    st: &mut VState,
-    r: u8,
-    size: Reg,
-    m: u8,
-    ptr: Reg,
-    zero_ok: bool,
-) -> Result<(), Refuse> {
+/// The size of memory a helper fills (`ARG_PTR_TO_UNINIT_MEM`): the size checks of
+/// [`check_mem_size`] (never zero), then the memory checked for a write of the size's largest
+/// value as one range, its bytes needing no initialisation. Returns that size.
+fn check_filled_size(env: &Env<'_>, r: u8, size: Reg, m: u8, ptr: Reg) -> Result<u32, Refuse> {
+    check_size_reg(env, r, &size, false)?;
+    let bytes = size.var.umax as u32;
+    match ptr.ty {
+        RegType::Stack => {
+            let Some(var) = ptr.var.const_value() else {
+                return refuse(format!(
+                    "R{m} variable stack access prohibited: var_off={}",
+                    ptr.var.var
+                ));
+            };
+            let off = i64::from(ptr.off).saturating_add(var as i64);
+            if off < -i64::from(MAX_STACK) || off + i64::from(bytes) > 0 {
+                return refuse(format!(
+                    "invalid write to stack R{m} off={off} size={bytes}"
+                ));
+            }
+        }
+        _ => {
+            // A map value, as the kernel checks a helper's write of the whole range: the map
+            // must be writable by programs, then the range's lowest and highest start.
+            let desc = &env.maps[ptr.map as usize];
+            let limit = i64::from(desc.value_size);
+            let off = i64::from(ptr.off);
+            if desc.map_flags & BPF_F_RDONLY_PROG != 0 {
+                return refuse(format!(
+                    "write into map forbidden, value_size={limit} off={off} size={bytes}"
+                ));
+            }
+            let lo = off.saturating_add(ptr.var.smin);
+            if ptr.var.smin < 0 && lo < 0 {
+                return refuse(format!(
+                    "R{m} min value is negative, either use unsigned index or do a if (index >=0) check."
+                ));
+            }
+            let outside = |at: i64| at < 0 || at + i64::from(bytes) > limit;
+            if outside(lo) {
+                return refuse(format!(
+                    "invalid access to map value, value_size={limit} off={lo} size={bytes}"
+                ));
+            }
+            if ptr.var.umax >= 1 << 29 {
+                return refuse(format!(
+                    "R{m} unbounded memory access, make sure to bounds check any such access"
+                ));
+            }
+            let hi = off + ptr.var.umax as i64;
+            if outside(hi) {
+                return refuse(format!(
+                    "invalid access to map value, value_size={limit} off={hi} size={bytes}"
+                ));
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+/// The scalar checks of a size argument (the first half of the kernel's `check_mem_size_reg`).
+fn check_size_reg(env: &Env<'_>, r: u8, size: &Reg, zero_ok: bool) -> Result<(), Refuse> {
     if size.ty != RegType::Scalar {
-        return refuse(format!("R{r} type={} expected=scalar", env.type_str(&size)));
+        return refuse(format!("R{r} type={} expected=scalar", env.type_str(size)));
     }
     if size.var.smin < 0 {
         return refuse(format!(
@@ -264,6 +357,22 @@ fn check_mem_size(
             "R{r} unbounded memory access, use 'var &= const' or 'if (var < const)'"
         ));
     }
+    Ok(())
+}
+
+/// The kernel's `check_mem_size_reg`: register `r` holds the size of the memory argument `m`
+/// (`ptr`), a non-negative scalar of bounded value; the memory is checked for its largest value
+/// (NULL, or any memory, for a size that is only ever 0).
+fn check_mem_size(
+    env: &mut Env<'_>,
+    st: &mut VState,
+    r: u8,
+    size: Reg,
+    m: u8,
+    ptr: Reg,
+    zero_ok: bool,
+) -> Result<(), Refuse> {
+    check_size_reg(env, r, &size, zero_ok)?;
     let bytes = size.var.umax as u32;
     if bytes == 0 {
         // Nothing is read, but a pointer must still be where it may point (the kernel checks

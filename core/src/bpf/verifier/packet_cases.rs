@@ -521,6 +521,48 @@ pub fn tc_cases() -> Vec<PacketCase> {
             verdict: Refuse("R7 invalid mem access 'scalar'"),
         },
         PacketCase {
+            name: "tc: bpf_skb_load_bytes of the ethertype onto the stack",
+            source: "mov %r6, %r1\nmov %r2, 12\nmov %r3, %r10\nadd %r3, -8\nmov %r4, 2\n\
+                     call 26\nmov %r7, %r0\nldxh %r0, [%r10-8]\nand %r7, 0xff\nlsh %r7, 16\n\
+                     or %r0, %r7\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "tc: bpf_skb_load_bytes past the end zeroes its buffer",
+            source: "stdw [%r10-8], -1\nmov %r2, 40\nmov %r3, %r10\nadd %r3, -8\nmov %r4, 8\n\
+                     call 26\nmov %r7, %r0\nldxw %r0, [%r10-4]\nand %r7, 0xff\nlsh %r7, 24\n\
+                     or %r0, %r7\nexit\n",
+            verdict: Accept,
+        },
+        PacketCase {
+            name: "tc: bpf_skb_load_bytes into the packet",
+            source: tc_eth!("jgt %r4, %r3, short" "mov %r3, %r2" "mov %r2, 0" "mov %r4, 4"
+                "call 26" "mov %r0, 0" "exit" "short:" "mov %r0, 1" "exit"),
+            verdict: Refuse("helper access to the packet is not allowed"),
+        },
+        PacketCase {
+            name: "tc: bpf_skb_load_bytes of no bytes",
+            source: "mov %r2, 0\nmov %r3, %r10\nadd %r3, -8\nmov %r4, 0\ncall 26\nexit\n",
+            verdict: Refuse("R4 invalid zero-sized read: u64=[0,0]"),
+        },
+        PacketCase {
+            name: "tc: bpf_skb_load_bytes past the stack",
+            source: "mov %r2, 0\nmov %r3, %r10\nadd %r3, -4\nmov %r4, 8\ncall 26\nexit\n",
+            verdict: Refuse("invalid write to stack R3 off=-4 size=8"),
+        },
+        PacketCase {
+            name: "tc: bpf_skb_load_bytes over a spilled context pointer",
+            source: "stxdw [%r10-8], %r1\nmov %r2, 12\nmov %r3, %r10\nadd %r3, -8\nmov %r4, 2\n\
+                     call 26\nldxdw %r1, [%r10-8]\nldxw %r0, [%r1+0]\nexit\n",
+            verdict: Refuse("R1 invalid mem access 'scalar'"),
+        },
+        PacketCase {
+            name: "tc: bpf_skb_store_bytes from the packet",
+            source: tc_eth!("jgt %r4, %r3, short" "mov %r3, %r2" "mov %r2, 0" "mov %r4, 4"
+                "mov %r5, 0" "call 9" "mov %r0, 0" "exit" "short:" "mov %r0, 1" "exit"),
+            verdict: Refuse("helper access to the packet is not allowed"),
+        },
+        PacketCase {
             name: "xdp: bpf_skb_store_bytes is tc's",
             source: "stw [%r10-4], 0\nmov %r2, 0\nmov %r3, %r10\nadd %r3, -4\nmov %r4, 4\n\
                      mov %r5, 0\ncall 9\nmov %r0, 2\nexit\n",
@@ -904,7 +946,10 @@ mod tests {
         let (r0, out) = run("tc: bpf_skb_store_bytes writes", udp).expect("runs");
         assert_eq!((r0, &out[30..34]), (0x0500_010a, &[10, 1, 0, 5][..]));
         // 4 bytes at 40 of a 42-byte frame: -EFAULT (0xf2); flag 4: -EINVAL (0xea).
-        assert_eq!(run("tc: bpf_skb_store_bytes past", udp).expect("runs").0, 0xf2ea);
+        assert_eq!(
+            run("tc: bpf_skb_store_bytes past", udp).expect("runs").0,
+            0xf2ea
+        );
         // The checksum updated for the new destination is the header's checksum computed again.
         let (r0, out) = run("tc: bpf_l3_csum_replace", udp).expect("runs");
         let mut header = out[14..34].to_vec();
@@ -915,11 +960,55 @@ mod tests {
         // The UDP checksum is 0: kept by BPF_F_MARK_MANGLED_0, replaced under MARK_ENFORCE.
         let (r0, _) = run("tc: bpf_l4_csum_replace", udp).expect("runs");
         assert_eq!(r0, u64::from(csum::replace4(0, 0x1234, 0x4321)));
+        // The ethertype copied onto the stack; 8 bytes from 40 of 42: -EFAULT, the buffer zeroed.
+        assert_eq!(
+            run("tc: bpf_skb_load_bytes of the", udp).expect("runs").0,
+            0x0008
+        );
+        assert_eq!(
+            run("tc: bpf_skb_load_bytes past", udp).expect("runs").0,
+            0xf200_0000
+        );
         // Odd offset -EFAULT, `from` with a size of 0 -EINVAL, an L4 flag on L3 -EINVAL, and
         // the replacement by a difference returns 0.
         assert_eq!(
             run("tc: checksum replacement errors", udp).expect("runs").0,
             0x00ea_f2ea
+        );
+    }
+
+    /// `bpf_skb_load_bytes` into a map value: within the value it is accepted; past its end,
+    /// or into a map programs may only read, refused with the kernel's words for a helper's
+    /// write of the whole range (`check_map_access_type`, `check_mem_region_access`).
+    #[test]
+    fn bpf_skb_load_bytes_fills_a_writable_map_value_only() {
+        use crate::bpf::verifier::asm_maps::assemble_with_maps;
+        use crate::bpf::verifier::MapDesc;
+        use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
+        let program = |len: u32| {
+            format!(
+                "stw [%r10-4], 0\nmov %r6, %r1\nmov %r2, %r10\nadd %r2, -4\n\
+                 lddw %r1, map:values\ncall 1\njeq %r0, 0, out\nmov %r1, %r6\nmov %r2, 0\n\
+                 mov %r3, %r0\nmov %r4, {len}\ncall 26\nout:\nmov %r0, 0\nexit\n"
+            )
+        };
+        let verdict = |flags: u32, len: u32| {
+            let insns =
+                assemble_with_maps(&program(len), &|name: &str| (name == "values").then_some(7))
+                    .expect("assembles");
+            let maps = MapTable(vec![(7, MapDesc::new(MapType::Array, 4, 8, 1, flags))]);
+            verify(&insns, &maps, tc())
+                .map(|_| ())
+                .map_err(|r| r.message)
+        };
+        assert_eq!(verdict(0, 8), Ok(()));
+        assert_eq!(
+            verdict(0, 12),
+            Err("invalid access to map value, value_size=8 off=0 size=12".to_string())
+        );
+        assert_eq!(
+            verdict(BPF_F_RDONLY_PROG, 8),
+            Err("write into map forbidden, value_size=8 off=0 size=8".to_string())
         );
     }
 
