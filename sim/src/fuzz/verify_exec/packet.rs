@@ -5,7 +5,8 @@
 //! orders (sometimes 32-bit, which learns nothing); accesses of every size at offsets around
 //! the checked range; unknown offsets added to a second pointer; `bpf_xdp_adjust_head` moving
 //! the packet under held pointers (from tc, `bpf_skb_pull_data`), which are then read again or
-//! not; `bpf_csum_diff` over bytes of the packet.
+//! not; `bpf_csum_diff` over bytes of the packet; from tc, `bpf_skb_load_bytes` onto the
+//! stack, `bpf_skb_store_bytes` and the checksum replacements.
 //!
 //! An accepted program is fixed up (its context reads become `xdp_buff` or `sk_buff` loads) and
 //! runs on
@@ -167,6 +168,17 @@ pub enum PacketPiece {
     /// `bpf_csum_diff` over `len` bytes at `base + off` (nothing removed), summed into `r7`;
     /// `data`, `data_end` and `r5` read again after the call.
     CsumDiff { base: Base, off: u8, len: u8 },
+    /// tc only (nothing from XDP): `bpf_skb_load_bytes` of `len` bytes at `off` onto the stack
+    /// at `r10 - 16`, then 8 bytes there summed into `r7`; `bpf_skb_store_bytes` of `len` stack
+    /// bytes to `off`; or `bpf_l3_csum_replace` / `bpf_l4_csum_replace` at `off` with flags from
+    /// `len`. After a call that may move the packet, `data`, `data_end` and `r5` are read again
+    /// or not (`reload`).
+    SkbHelper {
+        which: u8,
+        off: u8,
+        len: u8,
+        reload: bool,
+    },
 }
 
 /// A packet-program input: the pieces and the lengths of the packets it runs on.
@@ -189,6 +201,11 @@ pub enum Verdict {
 /// a second packet pointer, `r7` the sum of the bytes read; every early exit goes to `out`.
 pub fn source(case: &PacketCase, hook: Hook) -> String {
     let mut s = format!("mov %r9, %r1\n{}mov %r7, 0\n", hook.reload());
+    // The tc helpers' stack buffer starts zeroed: a privileged program may read stack bytes no
+    // helper wrote, and the kernel's are whatever an earlier call left there.
+    if hook == Hook::Tc {
+        s += "stdw [%r10-16], 0\nstdw [%r10-8], 0\n";
+    }
     // The exit block `out` is written only when a check jumps there (unreachable code is
     // refused).
     let mut out = false;
@@ -260,6 +277,52 @@ pub fn source(case: &PacketCase, hook: Hook) -> String {
                     len % 40,
                     hook.reload()
                 );
+            }
+            PacketPiece::SkbHelper {
+                which,
+                off,
+                len,
+                reload,
+            } => {
+                if hook == Hook::Xdp {
+                    continue;
+                }
+                let off = off % (REACH + 8);
+                let moves = match which % 4 {
+                    0 => {
+                        let _ = writeln!(
+                            s,
+                            "mov %r1, %r9\nmov %r2, {off}\nmov %r3, %r10\nadd %r3, -16\n\
+                             mov %r4, {}\ncall 26\nldxdw %r6, [%r10-16]\nadd %r7, %r6",
+                            1 + len % 16
+                        );
+                        false
+                    }
+                    1 => {
+                        let _ = writeln!(
+                            s,
+                            "mov %r1, %r9\nmov %r2, {off}\nmov %r3, %r10\nadd %r3, -16\n\
+                             mov %r4, {}\nmov %r5, 0\ncall 9\nadd %r7, %r0",
+                            1 + len % 16
+                        );
+                        true
+                    }
+                    w => {
+                        // L3 (w == 2) or L4 (w == 3); the size in the low bits, L4's flags above.
+                        let size = [0, 2, 4, 3][usize::from(len % 4)];
+                        let flags = if w == 3 { size | (len & 0x70) } else { size };
+                        let _ = writeln!(
+                            s,
+                            "mov %r1, %r9\nmov %r2, {off}\nmov %r3, %r7\nmov %r4, %r7\n\
+                             add %r4, 1\nmov %r5, {flags}\ncall {}\nadd %r7, %r0",
+                            8 + w
+                        );
+                        true
+                    }
+                };
+                if moves && reload {
+                    s += &hook.reload();
+                }
             }
             PacketPiece::AdjustHead { delta, reload } => {
                 let delta = i32::from(delta) % 25;
