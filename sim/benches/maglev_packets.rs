@@ -23,14 +23,14 @@
 //!
 //! Run with `ci/build-objects && cargo bench -p mimic-sim --bench maglev_packets`; skips with one
 //! line when the object is missing or bpf() is refused.
-use mimic_core::bpf::exec::{Config, NoObserver, Packet, Program, Vm};
+use mimic_core::bpf::exec::{Config, NoObserver, Program, Vm};
 use mimic_core::bpf::object::{load::create_maps, Object};
-use mimic_core::bpf::skb::{self, SkbCtx, SkbInfo};
+use mimic_core::bpf::skb;
 use mimic_core::bpf::verifier::packet_cases::frame_named;
 use mimic_core::bpf::verifier::world::prog_load;
 use mimic_core::bpf::verifier::{ProgType, VerifyOpts};
 use mimic_core::bpf::world_env::WorldEnv;
-use mimic_core::bpf::xdp::{self, RxInfo, XdpCtx};
+use mimic_core::bpf::xdp::{self, RxInfo};
 use mimic_core::isa::Insn;
 use mimic_core::mutants::Mutants;
 use mimic_core::rcu::Flavor;
@@ -286,17 +286,7 @@ fn mimic_side(
         tc,
         ..Config::default()
     });
-    let fresh = || {
-        if tc {
-            let packet = Packet::new(skb::HEADROOM, data);
-            let ctx = SkbCtx::new(&packet, SkbInfo::default()).bytes.to_vec();
-            (packet, ctx)
-        } else {
-            let packet = Packet::new(xdp::HEADROOM, data);
-            let ctx = XdpCtx::new(&packet, RxInfo::default()).bytes.to_vec();
-            (packet, ctx)
-        }
-    };
+    let fresh = || skb::on_frame(tc, data, RxInfo::default());
     let (mut packet, mut ctx) = fresh();
     let _ = world.rcu_read_lock(Flavor::Rcu);
     let start = Instant::now();

@@ -169,15 +169,31 @@ fn sign_extend(code: &mut Vec<Insn>, signed: bool, dst: u8, size: Size) {
     }
 }
 
-/// The rewrite of a tc program's context access at `pc`, and its layout slots.
-fn tc_ctx(
-    pc: usize,
-    off: i16,
-    size: Size,
-    access: skb::Access,
-) -> Result<(Vec<Insn>, Vec<usize>), FixupError> {
-    skb::convert_ctx_access(i64::from(off), i64::from(size.bytes()), access)
-        .ok_or_else(|| FixupError(format!("insn {pc}: no context field at offset {off}")))
+/// What a tc program's context rewrites leave for [`Fixed`]: the pieces whose code carries
+/// mimic's context layout (and which of their slots), and whether a field kept plain was met.
+#[derive(Default)]
+struct TcCtx {
+    layout: Vec<(usize, Vec<usize>)>,
+    plain_fields: bool,
+}
+
+impl TcCtx {
+    /// The rewrite of the context access at `pc`, which becomes piece `piece`.
+    fn convert(
+        &mut self,
+        piece: usize,
+        pc: usize,
+        off: i16,
+        size: Size,
+        access: skb::Access,
+    ) -> Result<Vec<Insn>, FixupError> {
+        let off = i64::from(off);
+        let (code, slots) = skb::convert_ctx_access(off, i64::from(size.bytes()), access)
+            .ok_or_else(|| FixupError(format!("insn {pc}: no context field at offset {off}")))?;
+        self.layout.push((piece, slots));
+        self.plain_fields |= skb::kept_plain(off);
+        Ok(code)
+    }
 }
 
 /// An unsigned division or modulo by a register, guarded as the kernel guards it
@@ -219,10 +235,8 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
     // printing).
     let mut pieces: Vec<Piece> = Vec::new();
     let mut map_ids: Vec<Option<(u32, Option<u32>)>> = Vec::new();
-    // Pieces whose code carries mimic's context layout, and which of their slots.
-    let mut layout: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut tc = TcCtx::default();
     let ctx_access = |pc: usize| pruned.aux.get(pc).and_then(|a| a.ctx_access) == Some(true);
-    let mut plain_fields = false;
     let mut pc = 0;
     while pc < insns.len() {
         let (op, len) = decode(insns, pc).map_err(derr)?;
@@ -279,10 +293,9 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
                 size,
                 signed,
             } if ctx_access(pc) && v.prog_type == ProgType::SchedCls => {
-                let (mut code, slots) = tc_ctx(pc, off, size, skb::Access::Load { dst, src })?;
+                let at = pieces.len();
+                let mut code = tc.convert(at, pc, off, size, skb::Access::Load { dst, src })?;
                 sign_extend(&mut code, signed, dst, size);
-                plain_fields |= skb::kept_plain(i64::from(off));
-                layout.push((pieces.len(), slots));
                 (code, None)
             }
             Op::Store {
@@ -295,10 +308,7 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
                     Operand::Reg(src) => skb::Access::StoreReg { dst, src },
                     Operand::Imm(imm) => skb::Access::StoreImm { dst, imm },
                 };
-                let (code, slots) = tc_ctx(pc, off, size, access)?;
-                plain_fields |= skb::kept_plain(i64::from(off));
-                layout.push((pieces.len(), slots));
-                (code, None)
+                (tc.convert(pieces.len(), pc, off, size, access)?, None)
             }
             Op::Alu {
                 width,
@@ -328,12 +338,12 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
             let shift = code.len();
             code.append(&mut first.code);
             first.code = code;
-            for (piece, slots) in &mut layout {
+            for (piece, slots) in &mut tc.layout {
                 if *piece == 0 {
                     slots.iter_mut().for_each(|s| *s += shift);
                 }
             }
-            layout.push((0, slots));
+            tc.layout.push((0, slots));
         }
     }
     // Pass 2: lay the pieces out and move the jumps across them.
@@ -364,7 +374,8 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
             None => orig_new_pc[orig + 1],
         };
     }
-    let mut layout_slots: Vec<usize> = layout
+    let mut layout_slots: Vec<usize> = tc
+        .layout
         .iter()
         .flat_map(|(piece, slots)| slots.iter().map(|s| new_pc[starts[*piece]] + s))
         .collect();
@@ -375,7 +386,7 @@ pub fn fixup(v: &Verified, mutants: Mutants) -> Result<Fixed, FixupError> {
         new_pc: orig_new_pc,
         origin,
         layout_slots,
-        plain_fields,
+        plain_fields: tc.plain_fields,
     })
 }
 

@@ -23,7 +23,7 @@
 //! [`Packet`], as a test run builds it). Invariant: [`SkbCtx`]'s pointers name the packet's
 //! current window ([`sync_ctx`] after a helper moves it).
 
-use crate::bpf::xdp::{Packet, ETH_HLEN};
+use crate::bpf::xdp::{self, Packet, RxInfo, XdpCtx, ETH_HLEN};
 use crate::isa::{
     Insn, BPF_AND, BPF_B, BPF_DW, BPF_H, BPF_JEQ, BPF_JGE, BPF_MOV, BPF_RSH, BPF_W, BPF_XOR,
 };
@@ -561,6 +561,22 @@ pub fn sync_ctx(bytes: &mut [u8], packet: &Packet) {
 fn put(bytes: &mut [u8], at: i16, value: &[u8]) {
     let at = at as usize;
     bytes[at..at + value.len()].copy_from_slice(value);
+}
+
+/// A packet program's buffer and context for `frame`: a tc program's (`tc`) `sk_buff`, the
+/// loopback device's as a test run builds it, after [`HEADROOM`]; an XDP program's `xdp_buff`,
+/// received on `rx`, after [`crate::bpf::xdp::HEADROOM`]. Test runs, the simulator, the fuzz
+/// target and the bench all run packet programs on what this gives.
+pub fn on_frame(tc: bool, frame: &[u8], rx: RxInfo) -> (Packet, Vec<u8>) {
+    if tc {
+        let packet = Packet::new(HEADROOM, frame);
+        let ctx = SkbCtx::new(&packet, SkbInfo::default()).bytes.to_vec();
+        (packet, ctx)
+    } else {
+        let packet = Packet::new(xdp::HEADROOM, frame);
+        let ctx = XdpCtx::new(&packet, rx).bytes.to_vec();
+        (packet, ctx)
+    }
 }
 
 /// A test run's headroom before an `sk_buff`'s frame (`NET_SKB_PAD + NET_IP_ALIGN` on x86-64).

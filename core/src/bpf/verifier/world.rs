@@ -271,19 +271,15 @@ impl LoadedProg {
         world: &World<P>,
         data_in: &[u8],
     ) -> Result<(u64, Vec<u8>), TestRunError> {
-        use crate::bpf::exec::{Config, NoObserver, Packet, Program, Vm};
-        use crate::bpf::skb::{self, SkbCtx, SkbInfo};
-        use crate::bpf::xdp::{self, RxInfo, XdpCtx, ETH_HLEN};
+        use crate::bpf::exec::{Config, NoObserver, Program, Vm};
+        use crate::bpf::skb;
+        use crate::bpf::xdp::{self, RxInfo, ETH_HLEN};
         let tc = match self.prog_type {
             super::ProgType::Xdp => false,
             super::ProgType::SchedCls => true,
             _ => return Err(TestRunError::Errno(crate::errno::Errno::EINVAL)),
         };
-        let (headroom, max) = if tc {
-            (skb::HEADROOM, skb::MAX_PACKET)
-        } else {
-            (xdp::HEADROOM, xdp::MAX_PACKET)
-        };
+        let max = if tc { skb::MAX_PACKET } else { xdp::MAX_PACKET };
         if data_in.len() < ETH_HLEN || data_in.len() > max {
             return Err(TestRunError::Errno(crate::errno::Errno::EINVAL));
         }
@@ -292,12 +288,7 @@ impl LoadedProg {
         }
         let program = Program::new(&self.fixed.insns)
             .map_err(|e| TestRunError::Setup(format!("fixed-up program: {e}")))?;
-        let mut packet = Packet::new(headroom, data_in);
-        let mut ctx = if tc {
-            SkbCtx::new(&packet, SkbInfo::default()).bytes.to_vec()
-        } else {
-            XdpCtx::new(&packet, RxInfo::default()).bytes.to_vec()
-        };
+        let (mut packet, mut ctx) = skb::on_frame(tc, data_in, RxInfo::default());
         let section = |e: crate::fault::Error| TestRunError::Setup(format!("read side: {e}"));
         world
             .rcu_read_lock(crate::rcu::Flavor::Rcu)

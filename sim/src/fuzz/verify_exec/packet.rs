@@ -24,13 +24,13 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use mimic_core::bpf::asm::assemble;
-use mimic_core::bpf::exec::{Config, ExecErrorKind, Packet, Program, Vm};
+use mimic_core::bpf::exec::{Config, ExecErrorKind, Program, Vm};
 use mimic_core::bpf::fixup::fixup;
-use mimic_core::bpf::skb::{self, sk_buff_md, SkbCtx, SkbInfo};
+use mimic_core::bpf::skb::{self, sk_buff_md};
 use mimic_core::bpf::verifier::oracle::OracleObserver;
 use mimic_core::bpf::verifier::{verify, MapTable, ProgType, VerifyOpts};
 use mimic_core::bpf::world_env::WorldEnv;
-use mimic_core::bpf::xdp::{self, xdp_md, RxInfo, XdpCtx, ETH_HLEN};
+use mimic_core::bpf::xdp::{xdp_md, RxInfo, ETH_HLEN};
 use mimic_core::mutants::Mutants;
 use mimic_core::rcu::Flavor;
 use mimic_core::sync::Std;
@@ -378,18 +378,7 @@ pub fn check_packet(case: &PacketCase, hook: Hook, mutants: Mutants) -> Verdict 
     let mut ran = 0;
     for bytes in packets(case) {
         let len = bytes.len();
-        let (mut packet, mut ctx) = match hook {
-            Hook::Xdp => {
-                let packet = Packet::new(xdp::HEADROOM, &bytes);
-                let ctx = XdpCtx::new(&packet, RxInfo::default()).bytes.to_vec();
-                (packet, ctx)
-            }
-            Hook::Tc => {
-                let packet = Packet::new(skb::HEADROOM, &bytes);
-                let ctx = SkbCtx::new(&packet, SkbInfo::default()).bytes.to_vec();
-                (packet, ctx)
-            }
-        };
+        let (mut packet, mut ctx) = skb::on_frame(hook == Hook::Tc, &bytes, RxInfo::default());
         let mut observer = OracleObserver::new(oracle, &verified.maps);
         observer.pc_map = Some(fixed.origin.clone());
         let mut vm = Vm::new(Config {

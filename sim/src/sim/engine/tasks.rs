@@ -2,7 +2,6 @@
 //! worker that polls the deferred frees.
 
 use super::*;
-use mimic_core::bpf::exec::Packet;
 use mimic_core::bpf::verifier::packet_cases;
 use mimic_core::bpf::{skb, xdp};
 
@@ -99,45 +98,38 @@ pub(super) fn run_task(ctx: &Ctx, loaded: &[Loaded], index: usize, slot: usize, 
                 // A packet program's frame: one of the task's frames, or the generated kind its
                 // key names; a flow of the seed's choosing, on this CPU's receive queue.
                 let mut frame_name = "";
-                let mut packet = None;
+                let mut framed = None;
                 if prog_type.is_packet() {
                     frame_name = match task.frames.len() {
                         0 => packet_cases::FRAME_NAMES[(key % packet_cases::FRAME_KINDS) as usize],
                         n => &task.frames[P::choose(n)],
                     };
+                    // XDP's receive queue is this CPU's; a tc program's sk_buff is the loopback
+                    // device's, as in a test run.
+                    let rx = xdp::RxInfo {
+                        ifindex: 1,
+                        queue_index: cpu as u32,
+                    };
                     match ctx.scenario.frame(frame_name, P::choose(1 << 16) as u16) {
-                        Ok(bytes) if prog_type == ProgType::SchedCls => {
-                            packet = Some(Packet::new(skb::HEADROOM, &bytes))
+                        Ok(bytes) => {
+                            framed =
+                                Some(skb::on_frame(prog_type == ProgType::SchedCls, &bytes, rx))
                         }
-                        Ok(bytes) => packet = Some(Packet::new(xdp::HEADROOM, &bytes)),
                         Err(e) => {
                             ctx.fail(Finding::Setup, format!("program {}: {e}", prog.name));
                             break;
                         }
                     }
                 }
-                let result = if let Some(packet) = packet.as_mut() {
-                    // The context over the frame: XDP's receive queue is this CPU's; a tc
-                    // program's sk_buff is the loopback device's, as in a test run.
-                    let mut pctx = if prog_type == ProgType::SchedCls {
-                        skb::SkbCtx::new(packet, skb::SkbInfo::default())
-                            .bytes
-                            .to_vec()
-                    } else {
-                        let rx = xdp::RxInfo {
-                            ifindex: 1,
-                            queue_index: cpu as u32,
-                        };
-                        xdp::XdpCtx::new(packet, rx).bytes.to_vec()
-                    };
-                    vm.run_packet(&prog.program, &mut pctx, packet, &mut env, &mut NoObserver)
+                let result = if let Some((packet, pctx)) = framed.as_mut() {
+                    vm.run_packet(&prog.program, pctx, packet, &mut env, &mut NoObserver)
                 } else {
                     vm.run(&prog.program, &mut mem, &mut env, &mut NoObserver)
                 };
                 let unlocked = ctx.check("rcu_read_unlock", ctx.world.rcu_read_unlock(flavor));
                 match result {
-                    Ok(r0) => match &packet {
-                        Some(packet) => {
+                    Ok(r0) => match &framed {
+                        Some((packet, _)) => {
                             ctx.rec.line(slot, cpu, || {
                                 format!(
                                     "prog {} run {run} (frame {frame_name}) = {}",
