@@ -63,6 +63,7 @@ pub mod maps;
 pub mod model;
 pub mod mutants;
 pub mod profile;
+pub mod progs;
 pub mod ptr;
 pub mod rcu;
 pub mod sync;

@@ -85,11 +85,19 @@ struct ReaderSlot<P: Platform> {
     word: [P::Atomic; 2],
 }
 
+/// What a deferred free frees: a map (the kernel's `bpf_map_free_rcu_gp`) or a program
+/// (`__bpf_prog_put_rcu`, which also drops the program's references on its maps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Object {
+    Map(Handle),
+    Prog(Handle),
+}
+
 /// Which readers a grace period waits for: `(slot, counter seen)` of each reader that was inside.
 type Snapshot = Vec<(usize, u64)>;
 
 struct Callback {
-    object: Handle,
+    object: Object,
     queued_at: Stamp,
     /// `Some(TasksTrace)` while the first stage of a two-stage callback runs.
     stage: Flavor,
@@ -257,7 +265,7 @@ impl<P: Platform> Rcu<P> {
     }
 
     /// Queues `object` to be handed back by [`Rcu::poll`] once its grace period(s) are over.
-    pub fn call(&self, policy: Policy, object: Handle, at: Stamp) {
+    pub fn call(&self, policy: Policy, object: Object, at: Stamp) {
         let stage = match policy {
             Policy::RcuGp => Flavor::Rcu,
             Policy::TasksTraceThenRcuGp => Flavor::TasksTrace,
@@ -274,7 +282,7 @@ impl<P: Platform> Rcu<P> {
 
     /// Advances queued callbacks and returns the objects whose grace periods are over, in queue
     /// order. The caller frees them (outside any lock of ours).
-    pub fn poll(&self) -> Vec<Handle> {
+    pub fn poll(&self) -> Vec<Object> {
         P::lock(&self.queue, |queue| {
             let mut ready = Vec::new();
             let mut waiting = VecDeque::with_capacity(queue.len());
@@ -314,7 +322,7 @@ impl<P: Platform> Rcu<P> {
     pub fn barrier<E>(
         &self,
         at: Stamp,
-        free: impl FnMut(Vec<Handle>) -> Result<(), E>,
+        free: impl FnMut(Vec<Object>) -> Result<(), E>,
     ) -> Result<(), E>
     where
         E: From<Fault>,
@@ -327,7 +335,7 @@ impl<P: Platform> Rcu<P> {
         &self,
         at: Stamp,
         max_yields: u64,
-        mut free: impl FnMut(Vec<Handle>) -> Result<(), E>,
+        mut free: impl FnMut(Vec<Object>) -> Result<(), E>,
     ) -> Result<(), E>
     where
         E: From<Fault>,
@@ -364,8 +372,8 @@ mod tests {
     use super::*;
     use crate::sync::Std;
 
-    fn h(index: u32) -> Handle {
-        Handle { index, gen: 0 }
+    fn h(index: u32) -> Object {
+        Object::Map(Handle { index, gen: 0 })
     }
     fn at() -> Stamp {
         Stamp::default()
@@ -506,7 +514,7 @@ mod tests {
             Ok::<(), Fault>(())
         })
         .unwrap();
-        freed.sort_by_key(|h| h.index);
+        freed.sort();
         assert_eq!(freed, vec![h(1), h(2)]);
         assert_eq!(rcu.pending(), 0);
     }

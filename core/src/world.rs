@@ -41,7 +41,7 @@ use crate::lock::{Lockdep, SpinLock, ID_LOCK};
 use crate::maps::{self, Caller, Found, Map, MapDef, MapMeta};
 use crate::mutants::{Mutant, Mutants};
 use crate::ptr::{Ptr, RegionKind};
-use crate::rcu::{Flavor, Policy, Rcu};
+use crate::rcu::{Flavor, Object, Policy, Rcu};
 use crate::sync::{Atomic64, Ordering, Platform};
 use crate::uapi::{Fd, MapId, MapType};
 use std::collections::BTreeMap;
@@ -194,6 +194,8 @@ pub struct World<P: Platform> {
     gens: P::Mutex<Vec<u32>>,
     pub(crate) ids: SpinLock<P, IdTable>,
     pub(crate) fds: P::Mutex<BTreeMap<Fd, OpenFd>>,
+    /// Loaded programs ([`crate::progs`]).
+    pub(crate) progs: crate::progs::ProgTable<P>,
     rcu: Rcu<P>,
     lockdep: Lockdep<P>,
     frees: P::Mutex<Vec<FreeRecord>>,
@@ -222,6 +224,7 @@ impl<P: Platform> World<P> {
                 },
             ),
             fds: P::mutex(BTreeMap::new()),
+            progs: crate::progs::ProgTable::new(),
             rcu: Rcu::new(config.max_tasks),
             lockdep: Lockdep::new(config.max_tasks),
             frees: P::mutex(Vec::new()),
@@ -329,9 +332,19 @@ impl<P: Platform> World<P> {
         if (0..FIRST_MAP_FD).contains(&fd) {
             return Err(Errno::EINVAL.into());
         }
-        let handle =
-            P::lock(&self.fds, |fds| fds.get(&fd).map(|open| open.handle)).ok_or(Errno::EBADF)?;
+        let handle = P::lock(&self.fds, |fds| fds.get(&fd).map(|open| open.handle))
+            .ok_or_else(|| self.not_a_map_fd(fd))?;
         Ok((handle, self.map(handle)?))
+    }
+
+    /// Why an fd missing from the map fds is refused: a program fd is `-EINVAL` (the file is
+    /// not a map's), anything else `-EBADF`.
+    pub(crate) fn not_a_map_fd(&self, fd: Fd) -> Errno {
+        if self.is_prog_fd(fd) {
+            Errno::EINVAL
+        } else {
+            Errno::EBADF
+        }
     }
 
     /// The handle behind a map fd (programs name their `used_maps` this way).
@@ -354,7 +367,7 @@ impl<P: Platform> World<P> {
         }
         let (handle, map) = P::lock(&self.fds, |fds| -> Result<_> {
             // The stored fd's access mode is not checked (`bpf_map_get` in `fd_get_ptr`).
-            let handle = fds.get(&fd).ok_or(Errno::EBADF)?.handle;
+            let handle = fds.get(&fd).ok_or_else(|| self.not_a_map_fd(fd))?.handle;
             let map = self.map(handle)?;
             if !meta.accepts(&map.def, self.mutants) {
                 return Err(Errno::EINVAL.into());
@@ -406,10 +419,11 @@ impl<P: Platform> World<P> {
             return self.free_map(handle);
         }
         if map.free_after_mult_rcu_gp.load(Ordering::Acquire) != 0 {
-            self.rcu.call(Policy::TasksTraceThenRcuGp, handle, at);
+            self.rcu
+                .call(Policy::TasksTraceThenRcuGp, Object::Map(handle), at);
             Ok(())
         } else if map.free_after_rcu_gp.load(Ordering::Acquire) != 0 {
-            self.rcu.call(Policy::RcuGp, handle, at);
+            self.rcu.call(Policy::RcuGp, Object::Map(handle), at);
             Ok(())
         } else {
             self.free_map(handle)
@@ -432,10 +446,18 @@ impl<P: Platform> World<P> {
         map.ops.free(self, &map)
     }
 
+    /// Runs one deferred free.
+    fn free_object(&self, object: Object) -> Result<()> {
+        match object {
+            Object::Map(handle) => self.free_map(handle),
+            Object::Prog(handle) => self.free_prog(handle),
+        }
+    }
+
     /// Runs the deferred frees whose grace periods are over.
     pub fn poll(&self) -> Result<()> {
-        for handle in self.rcu.poll() {
-            self.free_map(handle)?;
+        for object in self.rcu.poll() {
+            self.free_object(object)?;
         }
         Ok(())
     }
@@ -449,8 +471,8 @@ impl<P: Platform> World<P> {
     /// `rcu_barrier()`: waits for every queued deferred free and runs it.
     pub fn barrier(&self) -> Result<()> {
         self.rcu.barrier(self.stamp(), |ready| {
-            for handle in ready {
-                self.free_map(handle)?;
+            for object in ready {
+                self.free_object(object)?;
             }
             Ok::<(), Error>(())
         })

@@ -224,8 +224,8 @@ fn control_flow_errors_name_the_instruction() {
             "invalid func unknown#300",
         ),
         (
-            vec![Insn::call_helper(12), Insn::exit()],
-            "program of this type cannot use helper bpf_tail_call#12",
+            vec![Insn::call_helper(13), Insn::exit()],
+            "program of this type cannot use helper bpf_clone_redirect#13",
         ),
     ];
     for (prog, message) in table {

@@ -309,6 +309,9 @@ fn prog_load_holds_the_outer_map_only_and_unload_releases_it() {
         42
     );
     loaded.unload(&world).expect("unload");
+    // The program (sleepable) is freed after a tasks-trace and an RCU grace period, and its
+    // free drops the map reference.
+    world.barrier().expect("grace periods");
     assert_eq!(refcnt(outer), outer_before);
     let refused = prog_load(&world, &[Insn::exit()], VerifyOpts::default()).expect_err("R0 unset");
     assert!(refused.to_string().contains("R0 !read_ok"), "{refused}");

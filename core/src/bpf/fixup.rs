@@ -139,6 +139,11 @@ fn patch_call(
         HelperId::MapUpdateElem => MapFn::Update,
         HelperId::MapDeleteElem => MapFn::Delete,
         HelperId::MapLookupPercpuElem => MapFn::LookupPercpu,
+        // A tail call keeps its call too: the kernel turns it into `BPF_TAIL_CALL` (with a
+        // bounds check and an index mask first only for a map created without
+        // `CAP_PERFMON`, which mimic does not model), and its dump shows `call
+        // bpf_tail_call#12` again; mimic's executor runs that call as the tail call.
+        HelperId::TailCall => return Ok(vec![Insn::call_helper(id as i32)]),
         // Helpers that take no map keep their call.
         HelperId::KtimeGetNs
         | HelperId::TracePrintk

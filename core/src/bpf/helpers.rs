@@ -44,6 +44,8 @@ pub enum ArgType {
 pub enum RetType {
     /// `RET_INTEGER`.
     Integer,
+    /// `RET_VOID`: `r0` is not readable afterwards.
+    Void,
     /// `RET_PTR_TO_MAP_VALUE_OR_NULL`: a pointer into the map's value (or, for a map-in-map
     /// outer map, to the inner map) that must be checked against NULL before use.
     PtrToMapValueOrNull,
@@ -80,6 +82,10 @@ pub enum HelperId {
     /// `bpf_skb_load_bytes(skb, offset, to, len)`: copies `len` bytes of a tc program's packet
     /// from `offset` into `to` (`-EFAULT`, and `to` zeroed, past the packet's end).
     SkbLoadBytes = 26,
+    /// `bpf_tail_call(ctx, prog_array, index)`: continues in the program at slot `index` (its
+    /// low 32 bits) of the `PROG_ARRAY`, with the same context, and never returns; falls
+    /// through when the slot is empty, past the end, or 33 tail calls were made already.
+    TailCall = crate::uapi::BPF_FUNC_TAIL_CALL as isize,
     /// `bpf_redirect(ifindex, flags)`: from XDP, `XDP_REDIRECT`, or `XDP_ABORTED` for any flag;
     /// from tc, `TC_ACT_REDIRECT`, or `TC_ACT_SHOT` for a flag other than `BPF_F_INGRESS`.
     Redirect = 23,
@@ -220,6 +226,13 @@ pub const HELPERS: &[HelperProto] = &[
         args: CSUM_REPLACE,
         programs: Programs::Tc,
         changes_pkt_data: true,
+        ..PLAIN
+    },
+    HelperProto {
+        id: HelperId::TailCall,
+        name: "bpf_tail_call",
+        args: &[ArgType::PtrToCtx, ArgType::ConstMapPtr, ArgType::Anything],
+        ret: RetType::Void,
         ..PLAIN
     },
     HelperProto {
@@ -403,7 +416,7 @@ mod tests {
             }
         }
         assert_eq!(Callee::from_imm(4), None, "unimplemented helper");
-        assert_eq!(Callee::from_imm(12), None, "unimplemented helper");
+        assert_eq!(Callee::from_imm(13), None, "unimplemented helper");
         assert_eq!(
             Callee::from_imm(DIRECT_CALL_BASE + 3),
             None,

@@ -10,11 +10,12 @@
 //! The program runner (read-side section around the run, used maps held) is the caller's
 //! business: this type only translates calls.
 
-use super::exec::{EnvResult, ExecErrorKind, MapEnv};
+use super::exec::{EnvResult, ExecErrorKind, MapEnv, TailTarget};
 use super::helpers::{DirectCall, MapFn, MapImpl};
 use crate::arena::Handle;
 use crate::fault::{Error, Fault};
 use crate::isa::AtomicOp;
+use crate::maps::prog_array::TailSlot;
 use crate::maps::ARRAY_VALUE_OFFSET;
 use crate::ptr::{Ptr, RegionKind};
 use crate::sync::Platform;
@@ -153,6 +154,20 @@ impl<P: Platform> MapEnv for WorldEnv<'_, P> {
         self.world
             .atomic(handle, ptr.offset, u32::from(size), op, src, r0)
             .map_err(into_exec)
+    }
+
+    fn tail_call(&mut self, map: Ptr, index: u32) -> EnvResult<TailTarget> {
+        let handle = self.map_arg(map)?;
+        let map = self.world.map(handle).map_err(into_exec)?;
+        Ok(match map.ops.tail_call_slot(index).map_err(into_exec)? {
+            TailSlot::OutOfRange => TailTarget::OutOfRange,
+            TailSlot::Empty => TailTarget::Empty,
+            // The slot held a reference when it was read; the program is freed only after a
+            // grace period, so one that left the slot since is still readable here.
+            TailSlot::Prog(prog) => {
+                TailTarget::Prog(self.world.prog(prog).map_err(into_exec)?.insns.clone())
+            }
+        })
     }
 
     fn check_direct_call(&mut self, call: DirectCall, map: Ptr) -> EnvResult<()> {

@@ -1,5 +1,5 @@
-//! `BPF_MAP_TYPE_ARRAY`, `PERCPU_ARRAY` (and the bare `PROG_ARRAY` the model needs as a
-//! template that has no `map_meta_equal`): a flat run of `max_entries` values of `elem_size = round_up(value_size, 8)`
+//! `BPF_MAP_TYPE_ARRAY`, `PERCPU_ARRAY` (and the creation rules `PROG_ARRAY` shares with them,
+//! its slots being in [`super::prog_array`]): a flat run of `max_entries` values of `elem_size = round_up(value_size, 8)`
 //! bytes after a [`ARRAY_VALUE_OFFSET`]-byte header, the layout inlined lookups compute with.
 //!
 //! Every element always exists: update with `BPF_NOEXIST` is `-EEXIST`, delete is `-EINVAL`.
@@ -352,62 +352,6 @@ impl<P: Platform> MapOps<P> for ArrayMap<P> {
 
     fn index_mask(&self) -> Option<u32> {
         Some(self.index_mask)
-    }
-}
-
-/// A `PROG_ARRAY` without programs: the model has no program fds, so every slot stays empty.
-/// It exists so that creating an outer map from it gives `-ENOTSUPP`, as in the kernel.
-pub struct ProgArray<P: Platform> {
-    array: ArrayMap<P>,
-}
-
-impl<P: Platform> ProgArray<P> {
-    pub fn new(def: &MapDef) -> Result<Self> {
-        Ok(ProgArray {
-            array: ArrayMap::new(def)?,
-        })
-    }
-}
-
-impl<P: Platform> MapOps<P> for ProgArray<P> {
-    fn lookup(&self, _w: &World<P>, key: &[u8]) -> Result<Option<Found>> {
-        array_index(key)?;
-        Ok(None)
-    }
-    fn update(
-        &self,
-        w: &World<P>,
-        _map: &Map<P>,
-        key: &[u8],
-        value: &[u8],
-        flags: u64,
-        _caller: Caller,
-    ) -> Result<()> {
-        if flags != BPF_ANY {
-            return Err(Errno::EINVAL.into());
-        }
-        if array_index(key)? >= self.array.def.max_entries {
-            return Err(Errno::E2BIG.into());
-        }
-        // The fd must name a program; in the model an open fd is a map (or 0..2): -EINVAL.
-        w.fd_to_map(super::value_fd(value)?)?;
-        Err(Errno::EINVAL.into())
-    }
-    fn delete(&self, _w: &World<P>, _map: &Map<P>, key: &[u8]) -> Result<()> {
-        if array_index(key)? >= self.array.def.max_entries {
-            return Err(Errno::E2BIG.into());
-        }
-        Err(Errno::ENOENT.into())
-    }
-    fn get_next_key(&self, _w: &World<P>, key: Option<&[u8]>) -> Result<Vec<u8>> {
-        self.array.next_key(key)
-    }
-    fn footprint(&self) -> u64 {
-        self.array.footprint()
-    }
-    fn word(&self, _offset: u32) -> Option<&P::Atomic> {
-        // Program pointers are not value memory a program may read.
-        None
     }
 }
 

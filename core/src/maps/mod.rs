@@ -36,6 +36,7 @@ pub mod hash_of_maps;
 pub mod hashtab;
 pub mod kind;
 pub mod meta;
+pub mod prog_array;
 
 use crate::arena::Handle;
 use crate::errno::Errno;
@@ -181,6 +182,25 @@ pub trait MapOps<P: Platform>: Send + Sync + 'static {
     /// pointers into their slots). The soundness oracle measures value pointers from it.
     fn value_base(&self, _offset: u32) -> Option<u32> {
         None
+    }
+    /// `map_fd_sys_lookup_elem`: a user-space lookup answered by the kind itself (`PROG_ARRAY`:
+    /// the stored program's id); `None` for kinds whose lookup goes through [`MapOps::lookup`].
+    fn fd_sys_lookup_elem(&self, _w: &World<P>, _key: &[u8]) -> Option<Result<Vec<u8>>> {
+        None
+    }
+    /// `map_release_uref`: the last user reference went (`PROG_ARRAY`: empty every slot).
+    fn release_uref(&self, _w: &World<P>) -> Result<()> {
+        Ok(())
+    }
+    /// `bpf_prog_map_compatible`: may a program of this type share the map with the programs
+    /// already tied to it (`PROG_ARRAY`: its owner, fixed by the first one asking)? Every other
+    /// kind takes any program.
+    fn owner_compatible(&self, _prog_type: u32, _sleepable: bool) -> bool {
+        true
+    }
+    /// What a tail call through this map at `index` finds (`PROG_ARRAY` only).
+    fn tail_call_slot(&self, _index: u32) -> Result<prog_array::TailSlot> {
+        Err(Errno::EOPNOTSUPP.into())
     }
     /// The inner map meta (outer maps only).
     fn meta(&self) -> Option<&MapMeta> {
@@ -605,7 +625,7 @@ pub(crate) fn alloc<P: Platform>(
             Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
         }
         MapType::ProgArray => {
-            let map = array::ProgArray::<P>::new(&def)?;
+            let map = prog_array::ProgArray::<P>::new(&def)?;
             Ok((def, Box::new(map), ARRAY_VALUE_OFFSET))
         }
         MapType::Hash | MapType::PercpuHash => {

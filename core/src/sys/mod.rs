@@ -74,7 +74,7 @@ impl<P: Platform> World<P> {
             return Err(Errno::EINVAL.into());
         }
         P::lock(&self.fds, |fds| {
-            let open = *fds.get(&fd).ok_or(Errno::EBADF)?;
+            let open = *fds.get(&fd).ok_or_else(|| self.not_a_map_fd(fd))?;
             if !open.access.allows(read, write) {
                 return Err(Errno::EPERM.into());
             }
@@ -112,7 +112,7 @@ impl<P: Platform> World<P> {
     fn install_fd(&self, handle: crate::arena::Handle, access: FdAccess) -> Fd {
         P::lock(&self.fds, |fds| {
             let mut fd = FIRST_MAP_FD;
-            while fds.contains_key(&fd) {
+            while fds.contains_key(&fd) || self.is_prog_fd(fd) {
                 fd += 1;
             }
             fds.insert(fd, OpenFd { handle, access });
@@ -168,6 +168,9 @@ impl<P: Platform> World<P> {
     /// A user-space lookup inside an RCU read-side section (the inner map of an outer map
     /// cannot be freed while its id is read).
     pub(crate) fn sys_lookup_value(&self, map: &Map<P>, key: &[u8]) -> Result<Vec<u8>> {
+        if let Some(value) = map.ops.fd_sys_lookup_elem(self, key) {
+            return value;
+        }
         self.read_section(Flavor::Rcu, || match map.ops.lookup(self, key)? {
             Some(found) => map.ops.value_to_user(self, map, found),
             None => Err(Errno::ENOENT.into()),
@@ -419,11 +422,16 @@ impl<P: Platform> World<P> {
         if (0..FIRST_MAP_FD).contains(&fd) {
             return Err(Errno::EINVAL.into());
         }
+        if let Some(closed) = self.prog_close(fd) {
+            closed?;
+            return self.poll();
+        }
         let handle = P::lock(&self.fds, |fds| fds.remove(&fd))
             .ok_or(Errno::EBADF)?
             .handle;
         let map = self.map(handle)?;
-        if map.uref.fetch_sub(1, Ordering::AcqRel) == 0 {
+        let urefs = map.uref.fetch_sub(1, Ordering::AcqRel);
+        if urefs == 0 {
             map.uref.fetch_add(1, Ordering::AcqRel);
             return Err(Fault::DoublePut {
                 object: format!("map {handle} (id {})", map.id()),
@@ -431,6 +439,9 @@ impl<P: Platform> World<P> {
                 at: self.stamp(),
             }
             .into());
+        }
+        if urefs == 1 {
+            map.ops.release_uref(self)?;
         }
         self.map_put(handle, &map)?;
         self.poll()

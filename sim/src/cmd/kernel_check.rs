@@ -88,6 +88,9 @@ pub fn run(args: KernelCheckArgs) -> ExitCode {
     report
         .checks
         .extend(mimic_sim::kernel::packets::run(&mut kernel, profile));
+    report
+        .checks
+        .extend(mimic_sim::kernel::tail_calls::run(&mut kernel, profile));
     for path in &args.object {
         let object = match std::fs::read(path)
             .map_err(|e| e.to_string())

@@ -129,7 +129,9 @@ pub fn load(data: &[u8]) -> Result<String, String> {
             }
             // An accepted program its fixups cannot rewrite is a verifier/fixup mismatch.
             Err(LoadError::Fixup(e)) => panic!("{}: accepted but not fixed up: {e}", program.name),
-            Err(LoadError::World(e)) => lines.push(format!("{}: load failed: {e}", program.name)),
+            Err(e @ (LoadError::World(_) | LoadError::Incompatible { .. })) => {
+                lines.push(format!("{}: load failed: {e}", program.name))
+            }
         }
     }
     maps.close(&mut sys);

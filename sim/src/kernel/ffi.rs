@@ -619,10 +619,20 @@ pub fn map_freeze(fd: RawFd) -> Result<(), KernelError> {
 /// How many instructions the verifier processed for a loaded program (`verified_insns` of its
 /// info: the `processed N insns` of the log).
 pub fn prog_verified_insns(fd: RawFd) -> Result<u32, KernelError> {
+    Ok(prog_info(fd)?.verified_insns)
+}
+
+/// A loaded program's id.
+pub fn prog_id(fd: RawFd) -> Result<u32, KernelError> {
+    Ok(prog_info(fd)?.id)
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` of a program, without its arrays.
+fn prog_info(fd: RawFd) -> Result<ProgInfoRaw, KernelError> {
     let mut info = ProgInfoRaw::default();
     // SAFETY: all array pointers and counts are zero: the kernel copies no arrays.
     unsafe { obj_info(fd, &mut info) }?;
-    Ok(info.verified_insns)
+    Ok(info)
 }
 
 /// The translated (xlated) program the kernel runs, via `BPF_OBJ_GET_INFO_BY_FD`. Needs the

@@ -32,6 +32,7 @@ pub mod packets;
 #[cfg(feature = "kernel")]
 pub mod profile;
 pub mod seed004;
+pub mod tail_calls;
 #[cfg(feature = "kernel")]
 pub mod verdicts;
 #[cfg(feature = "kernel")]

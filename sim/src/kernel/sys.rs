@@ -247,11 +247,12 @@ impl KernelSys {
         Ok(batch_out(raw, shape))
     }
 
-    /// Outer maps take inner map fds as values: translate them like any other caller fd.
+    /// Outer maps take inner map fds as values, `PROG_ARRAY`s program fds: translate them like
+    /// any other caller fd.
     fn translate_value(&self, map_type: Option<u32>, value: &[u8]) -> Vec<u8> {
         let is_outer = map_type
             .and_then(MapType::from_u32)
-            .is_some_and(MapType::is_map_in_map);
+            .is_some_and(|t| t.is_map_in_map() || t == MapType::ProgArray);
         if !is_outer || value.len() != OUTER_VALUE_SIZE {
             return value.to_vec();
         }
@@ -286,6 +287,11 @@ impl KernelSys {
     /// The verifier's `processed N insns` for a loaded program.
     pub fn verified_insns(&self, prog_fd: Fd) -> Result<u32, KernelError> {
         ffi::prog_verified_insns(self.prog_fd(prog_fd)?)
+    }
+
+    /// A loaded program's id.
+    pub fn prog_id(&self, prog_fd: Fd) -> Result<u32, KernelError> {
+        ffi::prog_id(self.prog_fd(prog_fd)?)
     }
 
     /// The kernel's translated program (after its fixups), one `Insn` per 8-byte slot.

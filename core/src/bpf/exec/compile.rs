@@ -5,7 +5,7 @@
 //! (division, `movsx`, atomics, map loads, unsupported instructions) sit in a side table behind
 //! [`Inst::Slow`], and `lddw` constants in another, which keeps every [`Inst`] at 8 bytes.
 
-use super::super::helpers::Callee;
+use super::super::helpers::{Callee, HelperId};
 use crate::isa::{
     decode_program, AluOp, AtomicOp, CallTarget, Cond, DecodeError, Endian, Insn, Ld64, Op,
     Operand, Size, Width,
@@ -496,6 +496,9 @@ pub(crate) enum Inst {
     CallLocal {
         t: u32,
     },
+    /// `bpf_tail_call(ctx, r2, r3)`: continues in the program at slot `r3` of the
+    /// `PROG_ARRAY` `r2`, or falls through.
+    TailCall,
     Callx {
         r: u8,
     },
@@ -746,6 +749,7 @@ impl Program {
                 src,
                 off,
             } => lower_jmp(width, cond, d, src, off),
+            Op::Call(CallTarget::Helper(imm)) if imm == HelperId::TailCall as i32 => TailCall,
             Op::Call(CallTarget::Helper(imm)) => match Callee::from_imm(imm) {
                 Some(callee) => Call { callee },
                 None => self.slow(SlowOp::CallUnknown { imm }),

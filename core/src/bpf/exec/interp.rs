@@ -4,8 +4,8 @@
 
 use super::compile::{Inst, Program, SlowOp};
 use super::{
-    ExecError, ExecErrorKind, KeyArg, MapEnv, Observer, Packet, StepView, Vm, MAX_CALL_FRAMES,
-    STACK_SIZE,
+    ExecError, ExecErrorKind, KeyArg, MapEnv, Observer, Packet, StepView, TailTarget, Vm,
+    MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT, STACK_SIZE,
 };
 use crate::bpf::csum;
 use crate::bpf::helpers::{Callee, DirectCall, HelperId, MapFn};
@@ -464,6 +464,13 @@ impl<E: MapEnv> Mem<'_, E> {
                 }
                 return Ok(u64::from(csum::diff(&from, scratch, regs[5] as u32)));
             }
+            // A tail call changes the program: it compiles to its own instruction, and only a
+            // `callx` of helper 12 arrives here.
+            HelperId::TailCall => {
+                return Err(ExecErrorKind::Unsupported(
+                    "bpf_tail_call through callx".to_string(),
+                ))
+            }
             HelperId::XdpAdjustHead => {
                 if regs[1] != Ptr::ctx(0).encode() || self.packet.buf.is_empty() {
                     return Err(ExecErrorKind::BadArgument {
@@ -522,6 +529,7 @@ impl<E: MapEnv> Mem<'_, E> {
             | HelperId::L4CsumReplace
             | HelperId::SkbPullData
             | HelperId::CsumDiff
+            | HelperId::TailCall
             | HelperId::XdpAdjustHead => unreachable!("answered above"),
         }
     }
@@ -683,565 +691,613 @@ pub(super) fn run<E: MapEnv, O: Observer>(
     regs[2] = ctx_len;
     regs[10] = frame_pointer(0);
     let mut frames = [Frame::default(); MAX_CALL_FRAMES];
-    // Fused superinstructions skip a slot, which an observer must see: it gets plain code.
-    let code = if O::ACTIVE {
-        &program.code[..]
-    } else {
-        &program.fused[..]
-    };
-    let consts = &program.consts[..];
-    let slow_ops = &program.slow[..];
-    let mut pc = 0usize;
-
-    let result = 'run: loop {
-        let cur = pc;
-        macro_rules! tri {
-            ($e:expr) => {
-                match $e {
-                    Ok(value) => value,
-                    Err(kind) => break 'run Err(ExecError { pc: cur, kind }),
-                }
-            };
-        }
-        // The budget is checked at backward jumps, calls and exits only: every loop passes
-        // one, so a run stops at most one straight-line stretch (shorter than the program)
-        // past the budget, and straight-line code pays no branch for it.
-        macro_rules! budget {
-            () => {
-                if remaining < 0 {
-                    break 'run Err(ExecError {
-                        pc: cur,
-                        kind: ExecErrorKind::Budget(budget),
-                    });
-                }
-            };
-        }
-        macro_rules! jump {
-            ($t:expr) => {{
-                let target = $t as usize;
-                if target <= cur {
-                    budget!();
-                }
-                pc = target;
-            }};
-        }
-        macro_rules! jump_rel {
-            ($off:expr) => {{
-                if $off < 0 {
-                    budget!();
-                }
-                pc = pc.wrapping_add($off as isize as usize);
-            }};
-        }
-        macro_rules! r {
-            ($i:expr) => {
-                regs[usize::from($i & 15)]
-            };
-        }
-        let Some(&inst) = code.get(pc) else {
-            break Err(ExecError {
-                pc,
-                kind: ExecErrorKind::FellOffEnd,
-            });
+    // The program a tail call continues in, and how many were made (`tail_call_cnt`).
+    let mut tail_program: Option<Program> = None;
+    let mut tail_calls = 0u32;
+    let result = 'prog: loop {
+        let program = tail_program.as_ref().unwrap_or(program);
+        // Fused superinstructions skip a slot, which an observer must see: it gets plain code.
+        let code = if O::ACTIVE {
+            &program.code[..]
+        } else {
+            &program.fused[..]
         };
-        // Counted on every instruction, checked where control can go back (see `budget!`).
-        remaining -= 1;
-        if O::ACTIVE {
-            observer.before(&StepView {
-                pc,
-                regs: &regs[..11],
-                depth: mem.depth,
-                stack: mem.stack,
-            });
-        }
-        pc += 1;
-        use Inst::*;
-        match inst {
-            Add64I { d, imm } => r!(d) = r!(d).wrapping_add(imm as i64 as u64),
-            Add64R { d, s } => r!(d) = r!(d).wrapping_add(r!(s)),
-            Sub64I { d, imm } => r!(d) = r!(d).wrapping_sub(imm as i64 as u64),
-            Sub64R { d, s } => r!(d) = r!(d).wrapping_sub(r!(s)),
-            Mul64I { d, imm } => r!(d) = r!(d).wrapping_mul(imm as i64 as u64),
-            Mul64R { d, s } => r!(d) = r!(d).wrapping_mul(r!(s)),
-            Or64I { d, imm } => r!(d) |= imm as i64 as u64,
-            Or64R { d, s } => r!(d) |= r!(s),
-            And64I { d, imm } => r!(d) &= imm as i64 as u64,
-            And64R { d, s } => r!(d) &= r!(s),
-            Lsh64I { d, imm } => r!(d) = r!(d).wrapping_shl(imm as u32),
-            Lsh64R { d, s } => r!(d) = r!(d).wrapping_shl(r!(s) as u32),
-            Rsh64I { d, imm } => r!(d) = r!(d).wrapping_shr(imm as u32),
-            Rsh64R { d, s } => r!(d) = r!(d).wrapping_shr(r!(s) as u32),
-            Xor64I { d, imm } => r!(d) ^= imm as i64 as u64,
-            Xor64R { d, s } => r!(d) ^= r!(s),
-            Mov64I { d, imm } => r!(d) = imm as i64 as u64,
-            Mov64R { d, s } => r!(d) = r!(s),
-            Arsh64I { d, imm } => r!(d) = (r!(d) as i64).wrapping_shr(imm as u32) as u64,
-            Arsh64R { d, s } => r!(d) = (r!(d) as i64).wrapping_shr(r!(s) as u32) as u64,
-            Add32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_add(imm as u32)),
-            Add32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_add(r!(s) as u32)),
-            Sub32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_sub(imm as u32)),
-            Sub32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_sub(r!(s) as u32)),
-            Mul32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_mul(imm as u32)),
-            Mul32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_mul(r!(s) as u32)),
-            Or32I { d, imm } => r!(d) = u64::from(r!(d) as u32 | imm as u32),
-            Or32R { d, s } => r!(d) = u64::from(r!(d) as u32 | r!(s) as u32),
-            And32I { d, imm } => r!(d) = u64::from(r!(d) as u32 & imm as u32),
-            And32R { d, s } => r!(d) = u64::from(r!(d) as u32 & r!(s) as u32),
-            Lsh32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_shl(imm as u32)),
-            Lsh32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_shl(r!(s) as u32)),
-            Rsh32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_shr(imm as u32)),
-            Rsh32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_shr(r!(s) as u32)),
-            Xor32I { d, imm } => r!(d) = u64::from(r!(d) as u32 ^ imm as u32),
-            Xor32R { d, s } => r!(d) = u64::from(r!(d) as u32 ^ r!(s) as u32),
-            Mov32I { d, imm } => r!(d) = u64::from(imm as u32),
-            Mov32R { d, s } => r!(d) = u64::from(r!(s) as u32),
-            Arsh32I { d, imm } => {
-                r!(d) = u64::from((r!(d) as u32 as i32).wrapping_shr(imm as u32) as u32)
-            }
-            Arsh32R { d, s } => {
-                r!(d) = u64::from((r!(d) as u32 as i32).wrapping_shr(r!(s) as u32) as u32)
-            }
-            Neg64 { d } => r!(d) = r!(d).wrapping_neg(),
-            Neg32 { d } => r!(d) = u64::from((r!(d) as u32).wrapping_neg()),
-            End { kind, bits, d } => r!(d) = byte_order(kind, bits, r!(d)),
-            LdImm { d, idx } => {
-                let Some(&value) = consts.get(idx as usize) else {
-                    break Err(ExecError {
-                        pc: cur,
-                        kind: ExecErrorKind::Unsupported("lddw constant missing".into()),
-                    });
+        let consts = &program.consts[..];
+        let slow_ops = &program.slow[..];
+        let mut pc = 0usize;
+        let mut next: Option<Program> = None;
+
+        let result = 'run: loop {
+            let cur = pc;
+            macro_rules! tri {
+                ($e:expr) => {
+                    match $e {
+                        Ok(value) => value,
+                        Err(kind) => break 'run Err(ExecError { pc: cur, kind }),
+                    }
                 };
-                r!(d) = value;
-                pc += 1;
             }
-            LdxB { d, s, off } => {
-                r!(d) = tri!(mem.load::<1>(r!(s).wrapping_add(off as i64 as u64)))
-            }
-            LdxH { d, s, off } => {
-                r!(d) = tri!(mem.load::<2>(r!(s).wrapping_add(off as i64 as u64)))
-            }
-            LdxW { d, s, off } => {
-                r!(d) = tri!(mem.load::<4>(r!(s).wrapping_add(off as i64 as u64)))
-            }
-            LdxDW { d, s, off } => {
-                r!(d) = tri!(mem.load::<8>(r!(s).wrapping_add(off as i64 as u64)))
-            }
-            LdxSB { d, s, off } => {
-                r!(d) =
-                    tri!(mem.load::<1>(r!(s).wrapping_add(off as i64 as u64))) as i8 as i64 as u64
-            }
-            LdxSH { d, s, off } => {
-                r!(d) =
-                    tri!(mem.load::<2>(r!(s).wrapping_add(off as i64 as u64))) as i16 as i64 as u64
-            }
-            LdxSW { d, s, off } => {
-                r!(d) =
-                    tri!(mem.load::<4>(r!(s).wrapping_add(off as i64 as u64))) as i32 as i64 as u64
-            }
-            StxB { d, s, off } => {
-                tri!(mem.store::<1>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
-            }
-            StxH { d, s, off } => {
-                tri!(mem.store::<2>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
-            }
-            StxW { d, s, off } => {
-                tri!(mem.store::<4>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
-            }
-            StxDW { d, s, off } => {
-                tri!(mem.store::<8>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
-            }
-            StB { d, off, imm } => {
-                tri!(mem.store::<1>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
-            }
-            StH { d, off, imm } => {
-                tri!(mem.store::<2>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
-            }
-            StW { d, off, imm } => {
-                tri!(mem.store::<4>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
-            }
-            StDW { d, off, imm } => {
-                tri!(mem.store::<8>(r!(d).wrapping_add(off as i64 as u64), imm as i64 as u64))
-            }
-            Ja { t } => jump!(t),
-            Jeq64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if a == b {
-                    jump_rel!(off);
-                }
-            }
-            Jeq64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if a == b {
-                    jump_rel!(off);
-                }
-            }
-            Jeq32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if a == b {
-                    jump_rel!(off);
-                }
-            }
-            Jeq32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if a == b {
-                    jump_rel!(off);
-                }
-            }
-            Jne64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if a != b {
-                    jump_rel!(off);
-                }
-            }
-            Jne64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if a != b {
-                    jump_rel!(off);
-                }
-            }
-            Jne32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if a != b {
-                    jump_rel!(off);
-                }
-            }
-            Jne32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if a != b {
-                    jump_rel!(off);
-                }
-            }
-            Jgt64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if a > b {
-                    jump_rel!(off);
-                }
-            }
-            Jgt64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if a > b {
-                    jump_rel!(off);
-                }
-            }
-            Jgt32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if a > b {
-                    jump_rel!(off);
-                }
-            }
-            Jgt32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if a > b {
-                    jump_rel!(off);
-                }
-            }
-            Jge64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if a >= b {
-                    jump_rel!(off);
-                }
-            }
-            Jge64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if a >= b {
-                    jump_rel!(off);
-                }
-            }
-            Jge32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if a >= b {
-                    jump_rel!(off);
-                }
-            }
-            Jge32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if a >= b {
-                    jump_rel!(off);
-                }
-            }
-            Jlt64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if a < b {
-                    jump_rel!(off);
-                }
-            }
-            Jlt64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if a < b {
-                    jump_rel!(off);
-                }
-            }
-            Jlt32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if a < b {
-                    jump_rel!(off);
-                }
-            }
-            Jlt32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if a < b {
-                    jump_rel!(off);
-                }
-            }
-            Jle64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if a <= b {
-                    jump_rel!(off);
-                }
-            }
-            Jle64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if a <= b {
-                    jump_rel!(off);
-                }
-            }
-            Jle32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if a <= b {
-                    jump_rel!(off);
-                }
-            }
-            Jle32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if a <= b {
-                    jump_rel!(off);
-                }
-            }
-            Jset64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if a & b != 0 {
-                    jump_rel!(off);
-                }
-            }
-            Jset64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if a & b != 0 {
-                    jump_rel!(off);
-                }
-            }
-            Jset32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if a & b != 0 {
-                    jump_rel!(off);
-                }
-            }
-            Jset32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if a & b != 0 {
-                    jump_rel!(off);
-                }
-            }
-            Jsgt64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if (a as i64) > (b as i64) {
-                    jump_rel!(off);
-                }
-            }
-            Jsgt64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if (a as i64) > (b as i64) {
-                    jump_rel!(off);
-                }
-            }
-            Jsgt32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if (a as i32) > (b as i32) {
-                    jump_rel!(off);
-                }
-            }
-            Jsgt32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if (a as i32) > (b as i32) {
-                    jump_rel!(off);
-                }
-            }
-            Jsge64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if (a as i64) >= (b as i64) {
-                    jump_rel!(off);
-                }
-            }
-            Jsge64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if (a as i64) >= (b as i64) {
-                    jump_rel!(off);
-                }
-            }
-            Jsge32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if (a as i32) >= (b as i32) {
-                    jump_rel!(off);
-                }
-            }
-            Jsge32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if (a as i32) >= (b as i32) {
-                    jump_rel!(off);
-                }
-            }
-            Jslt64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if (a as i64) < (b as i64) {
-                    jump_rel!(off);
-                }
-            }
-            Jslt64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if (a as i64) < (b as i64) {
-                    jump_rel!(off);
-                }
-            }
-            Jslt32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if (a as i32) < (b as i32) {
-                    jump_rel!(off);
-                }
-            }
-            Jslt32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if (a as i32) < (b as i32) {
-                    jump_rel!(off);
-                }
-            }
-            Jsle64I { d, off, imm } => {
-                let (a, b) = (r!(d), imm as i64 as u64);
-                if (a as i64) <= (b as i64) {
-                    jump_rel!(off);
-                }
-            }
-            Jsle64R { d, s, off } => {
-                let (a, b) = (r!(d), r!(s));
-                if (a as i64) <= (b as i64) {
-                    jump_rel!(off);
-                }
-            }
-            Jsle32I { d, off, imm } => {
-                let (a, b) = (r!(d) as u32, imm as u32);
-                if (a as i32) <= (b as i32) {
-                    jump_rel!(off);
-                }
-            }
-            Jsle32R { d, s, off } => {
-                let (a, b) = (r!(d) as u32, r!(s) as u32);
-                if (a as i32) <= (b as i32) {
-                    jump_rel!(off);
-                }
-            }
-            Call { callee } => regs[0] = tri!(mem.call(callee, &regs, &mut calls)),
-            Callx { r } => {
-                let target = r!(r);
-                let callee = i32::try_from(target).ok().and_then(Callee::from_imm);
-                let Some(callee) = callee else {
-                    break Err(ExecError {
-                        pc: cur,
-                        kind: ExecErrorKind::BadCallx(target),
-                    });
+            // The budget is checked at backward jumps, calls and exits only: every loop passes
+            // one, so a run stops at most one straight-line stretch (shorter than the program)
+            // past the budget, and straight-line code pays no branch for it.
+            macro_rules! budget {
+                () => {
+                    if remaining < 0 {
+                        break 'run Err(ExecError {
+                            pc: cur,
+                            kind: ExecErrorKind::Budget(budget),
+                        });
+                    }
                 };
-                regs[0] = tri!(mem.call(callee, &regs, &mut calls));
             }
-            CallLocal { t } => {
-                budget!();
-                if mem.depth + 1 >= MAX_CALL_FRAMES {
-                    break Err(ExecError {
-                        pc: cur,
-                        kind: ExecErrorKind::CallDepth,
-                    });
-                }
-                frames[mem.depth] = Frame {
-                    ret: pc,
-                    callee_saved: [regs[6], regs[7], regs[8], regs[9]],
+            macro_rules! jump {
+                ($t:expr) => {{
+                    let target = $t as usize;
+                    if target <= cur {
+                        budget!();
+                    }
+                    pc = target;
+                }};
+            }
+            macro_rules! jump_rel {
+                ($off:expr) => {{
+                    if $off < 0 {
+                        budget!();
+                    }
+                    pc = pc.wrapping_add($off as isize as usize);
+                }};
+            }
+            macro_rules! r {
+                ($i:expr) => {
+                    regs[usize::from($i & 15)]
                 };
-                mem.depth += 1;
-                regs[10] = frame_pointer(mem.depth);
-                jump!(t);
             }
-            Exit => {
-                budget!();
-                if mem.depth == 0 {
-                    break Ok(regs[0]);
-                }
-                mem.depth -= 1;
-                let frame = frames[mem.depth];
-                regs[6..10].copy_from_slice(&frame.callee_saved);
-                regs[10] = frame_pointer(mem.depth);
-                pc = frame.ret;
-            }
-            AddJeq { da, off, imm } => {
-                let d = usize::from(da & 15);
-                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
-                remaining -= 1;
-                pc += 1;
-                if regs[d] == imm as i64 as u64 {
-                    jump_rel!(off);
-                }
-            }
-            AddJne { da, off, imm } => {
-                let d = usize::from(da & 15);
-                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
-                remaining -= 1;
-                pc += 1;
-                if regs[d] != imm as i64 as u64 {
-                    jump_rel!(off);
-                }
-            }
-            AddJlt { da, off, imm } => {
-                let d = usize::from(da & 15);
-                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
-                remaining -= 1;
-                pc += 1;
-                if regs[d] < imm as i64 as u64 {
-                    jump_rel!(off);
-                }
-            }
-            AddJle { da, off, imm } => {
-                let d = usize::from(da & 15);
-                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
-                remaining -= 1;
-                pc += 1;
-                if regs[d] <= imm as i64 as u64 {
-                    jump_rel!(off);
-                }
-            }
-            AddJgt { da, off, imm } => {
-                let d = usize::from(da & 15);
-                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
-                remaining -= 1;
-                pc += 1;
-                if regs[d] > imm as i64 as u64 {
-                    jump_rel!(off);
-                }
-            }
-            AddJge { da, off, imm } => {
-                let d = usize::from(da & 15);
-                regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
-                remaining -= 1;
-                pc += 1;
-                if regs[d] >= imm as i64 as u64 {
-                    jump_rel!(off);
-                }
-            }
-            MovAdd64 { d, s, imm } => {
-                r!(d) = r!(s).wrapping_add(imm as i64 as u64);
-                remaining -= 1;
-                pc += 1;
-            }
-            Slow { idx } => {
-                let Some(&op) = slow_ops.get(idx as usize) else {
-                    break Err(ExecError {
-                        pc: cur,
-                        kind: ExecErrorKind::Unsupported("slow op missing".into()),
-                    });
-                };
-                pc += tri!(slow(op, &mut regs, &mut mem));
-            }
-            LddwTail => {
+            let Some(&inst) = code.get(pc) else {
                 break Err(ExecError {
-                    pc: cur,
-                    kind: ExecErrorKind::Unsupported(
-                        "execution reached the second slot of lddw".to_string(),
-                    ),
-                })
+                    pc,
+                    kind: ExecErrorKind::FellOffEnd,
+                });
+            };
+            // Counted on every instruction, checked where control can go back (see `budget!`).
+            remaining -= 1;
+            if O::ACTIVE {
+                observer.before(&StepView {
+                    pc,
+                    regs: &regs[..11],
+                    depth: mem.depth,
+                    stack: mem.stack,
+                });
             }
+            pc += 1;
+            use Inst::*;
+            match inst {
+                Add64I { d, imm } => r!(d) = r!(d).wrapping_add(imm as i64 as u64),
+                Add64R { d, s } => r!(d) = r!(d).wrapping_add(r!(s)),
+                Sub64I { d, imm } => r!(d) = r!(d).wrapping_sub(imm as i64 as u64),
+                Sub64R { d, s } => r!(d) = r!(d).wrapping_sub(r!(s)),
+                Mul64I { d, imm } => r!(d) = r!(d).wrapping_mul(imm as i64 as u64),
+                Mul64R { d, s } => r!(d) = r!(d).wrapping_mul(r!(s)),
+                Or64I { d, imm } => r!(d) |= imm as i64 as u64,
+                Or64R { d, s } => r!(d) |= r!(s),
+                And64I { d, imm } => r!(d) &= imm as i64 as u64,
+                And64R { d, s } => r!(d) &= r!(s),
+                Lsh64I { d, imm } => r!(d) = r!(d).wrapping_shl(imm as u32),
+                Lsh64R { d, s } => r!(d) = r!(d).wrapping_shl(r!(s) as u32),
+                Rsh64I { d, imm } => r!(d) = r!(d).wrapping_shr(imm as u32),
+                Rsh64R { d, s } => r!(d) = r!(d).wrapping_shr(r!(s) as u32),
+                Xor64I { d, imm } => r!(d) ^= imm as i64 as u64,
+                Xor64R { d, s } => r!(d) ^= r!(s),
+                Mov64I { d, imm } => r!(d) = imm as i64 as u64,
+                Mov64R { d, s } => r!(d) = r!(s),
+                Arsh64I { d, imm } => r!(d) = (r!(d) as i64).wrapping_shr(imm as u32) as u64,
+                Arsh64R { d, s } => r!(d) = (r!(d) as i64).wrapping_shr(r!(s) as u32) as u64,
+                Add32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_add(imm as u32)),
+                Add32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_add(r!(s) as u32)),
+                Sub32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_sub(imm as u32)),
+                Sub32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_sub(r!(s) as u32)),
+                Mul32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_mul(imm as u32)),
+                Mul32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_mul(r!(s) as u32)),
+                Or32I { d, imm } => r!(d) = u64::from(r!(d) as u32 | imm as u32),
+                Or32R { d, s } => r!(d) = u64::from(r!(d) as u32 | r!(s) as u32),
+                And32I { d, imm } => r!(d) = u64::from(r!(d) as u32 & imm as u32),
+                And32R { d, s } => r!(d) = u64::from(r!(d) as u32 & r!(s) as u32),
+                Lsh32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_shl(imm as u32)),
+                Lsh32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_shl(r!(s) as u32)),
+                Rsh32I { d, imm } => r!(d) = u64::from((r!(d) as u32).wrapping_shr(imm as u32)),
+                Rsh32R { d, s } => r!(d) = u64::from((r!(d) as u32).wrapping_shr(r!(s) as u32)),
+                Xor32I { d, imm } => r!(d) = u64::from(r!(d) as u32 ^ imm as u32),
+                Xor32R { d, s } => r!(d) = u64::from(r!(d) as u32 ^ r!(s) as u32),
+                Mov32I { d, imm } => r!(d) = u64::from(imm as u32),
+                Mov32R { d, s } => r!(d) = u64::from(r!(s) as u32),
+                Arsh32I { d, imm } => {
+                    r!(d) = u64::from((r!(d) as u32 as i32).wrapping_shr(imm as u32) as u32)
+                }
+                Arsh32R { d, s } => {
+                    r!(d) = u64::from((r!(d) as u32 as i32).wrapping_shr(r!(s) as u32) as u32)
+                }
+                Neg64 { d } => r!(d) = r!(d).wrapping_neg(),
+                Neg32 { d } => r!(d) = u64::from((r!(d) as u32).wrapping_neg()),
+                End { kind, bits, d } => r!(d) = byte_order(kind, bits, r!(d)),
+                LdImm { d, idx } => {
+                    let Some(&value) = consts.get(idx as usize) else {
+                        break Err(ExecError {
+                            pc: cur,
+                            kind: ExecErrorKind::Unsupported("lddw constant missing".into()),
+                        });
+                    };
+                    r!(d) = value;
+                    pc += 1;
+                }
+                LdxB { d, s, off } => {
+                    r!(d) = tri!(mem.load::<1>(r!(s).wrapping_add(off as i64 as u64)))
+                }
+                LdxH { d, s, off } => {
+                    r!(d) = tri!(mem.load::<2>(r!(s).wrapping_add(off as i64 as u64)))
+                }
+                LdxW { d, s, off } => {
+                    r!(d) = tri!(mem.load::<4>(r!(s).wrapping_add(off as i64 as u64)))
+                }
+                LdxDW { d, s, off } => {
+                    r!(d) = tri!(mem.load::<8>(r!(s).wrapping_add(off as i64 as u64)))
+                }
+                LdxSB { d, s, off } => {
+                    r!(d) = tri!(mem.load::<1>(r!(s).wrapping_add(off as i64 as u64))) as i8 as i64
+                        as u64
+                }
+                LdxSH { d, s, off } => {
+                    r!(d) = tri!(mem.load::<2>(r!(s).wrapping_add(off as i64 as u64))) as i16 as i64
+                        as u64
+                }
+                LdxSW { d, s, off } => {
+                    r!(d) = tri!(mem.load::<4>(r!(s).wrapping_add(off as i64 as u64))) as i32 as i64
+                        as u64
+                }
+                StxB { d, s, off } => {
+                    tri!(mem.store::<1>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
+                }
+                StxH { d, s, off } => {
+                    tri!(mem.store::<2>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
+                }
+                StxW { d, s, off } => {
+                    tri!(mem.store::<4>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
+                }
+                StxDW { d, s, off } => {
+                    tri!(mem.store::<8>(r!(d).wrapping_add(off as i64 as u64), r!(s)))
+                }
+                StB { d, off, imm } => {
+                    tri!(mem.store::<1>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
+                }
+                StH { d, off, imm } => {
+                    tri!(mem.store::<2>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
+                }
+                StW { d, off, imm } => {
+                    tri!(mem.store::<4>(r!(d).wrapping_add(off as i64 as u64), imm as u64))
+                }
+                StDW { d, off, imm } => {
+                    tri!(mem.store::<8>(r!(d).wrapping_add(off as i64 as u64), imm as i64 as u64))
+                }
+                Ja { t } => jump!(t),
+                Jeq64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if a == b {
+                        jump_rel!(off);
+                    }
+                }
+                Jeq64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if a == b {
+                        jump_rel!(off);
+                    }
+                }
+                Jeq32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if a == b {
+                        jump_rel!(off);
+                    }
+                }
+                Jeq32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if a == b {
+                        jump_rel!(off);
+                    }
+                }
+                Jne64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if a != b {
+                        jump_rel!(off);
+                    }
+                }
+                Jne64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if a != b {
+                        jump_rel!(off);
+                    }
+                }
+                Jne32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if a != b {
+                        jump_rel!(off);
+                    }
+                }
+                Jne32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if a != b {
+                        jump_rel!(off);
+                    }
+                }
+                Jgt64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if a > b {
+                        jump_rel!(off);
+                    }
+                }
+                Jgt64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if a > b {
+                        jump_rel!(off);
+                    }
+                }
+                Jgt32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if a > b {
+                        jump_rel!(off);
+                    }
+                }
+                Jgt32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if a > b {
+                        jump_rel!(off);
+                    }
+                }
+                Jge64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if a >= b {
+                        jump_rel!(off);
+                    }
+                }
+                Jge64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if a >= b {
+                        jump_rel!(off);
+                    }
+                }
+                Jge32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if a >= b {
+                        jump_rel!(off);
+                    }
+                }
+                Jge32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if a >= b {
+                        jump_rel!(off);
+                    }
+                }
+                Jlt64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if a < b {
+                        jump_rel!(off);
+                    }
+                }
+                Jlt64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if a < b {
+                        jump_rel!(off);
+                    }
+                }
+                Jlt32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if a < b {
+                        jump_rel!(off);
+                    }
+                }
+                Jlt32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if a < b {
+                        jump_rel!(off);
+                    }
+                }
+                Jle64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if a <= b {
+                        jump_rel!(off);
+                    }
+                }
+                Jle64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if a <= b {
+                        jump_rel!(off);
+                    }
+                }
+                Jle32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if a <= b {
+                        jump_rel!(off);
+                    }
+                }
+                Jle32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if a <= b {
+                        jump_rel!(off);
+                    }
+                }
+                Jset64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if a & b != 0 {
+                        jump_rel!(off);
+                    }
+                }
+                Jset64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if a & b != 0 {
+                        jump_rel!(off);
+                    }
+                }
+                Jset32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if a & b != 0 {
+                        jump_rel!(off);
+                    }
+                }
+                Jset32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if a & b != 0 {
+                        jump_rel!(off);
+                    }
+                }
+                Jsgt64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if (a as i64) > (b as i64) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsgt64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if (a as i64) > (b as i64) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsgt32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if (a as i32) > (b as i32) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsgt32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if (a as i32) > (b as i32) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsge64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if (a as i64) >= (b as i64) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsge64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if (a as i64) >= (b as i64) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsge32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if (a as i32) >= (b as i32) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsge32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if (a as i32) >= (b as i32) {
+                        jump_rel!(off);
+                    }
+                }
+                Jslt64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if (a as i64) < (b as i64) {
+                        jump_rel!(off);
+                    }
+                }
+                Jslt64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if (a as i64) < (b as i64) {
+                        jump_rel!(off);
+                    }
+                }
+                Jslt32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if (a as i32) < (b as i32) {
+                        jump_rel!(off);
+                    }
+                }
+                Jslt32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if (a as i32) < (b as i32) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsle64I { d, off, imm } => {
+                    let (a, b) = (r!(d), imm as i64 as u64);
+                    if (a as i64) <= (b as i64) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsle64R { d, s, off } => {
+                    let (a, b) = (r!(d), r!(s));
+                    if (a as i64) <= (b as i64) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsle32I { d, off, imm } => {
+                    let (a, b) = (r!(d) as u32, imm as u32);
+                    if (a as i32) <= (b as i32) {
+                        jump_rel!(off);
+                    }
+                }
+                Jsle32R { d, s, off } => {
+                    let (a, b) = (r!(d) as u32, r!(s) as u32);
+                    if (a as i32) <= (b as i32) {
+                        jump_rel!(off);
+                    }
+                }
+                Call { callee } => regs[0] = tri!(mem.call(callee, &regs, &mut calls)),
+                Callx { r } => {
+                    let target = r!(r);
+                    let callee = i32::try_from(target).ok().and_then(Callee::from_imm);
+                    let Some(callee) = callee else {
+                        break Err(ExecError {
+                            pc: cur,
+                            kind: ExecErrorKind::BadCallx(target),
+                        });
+                    };
+                    regs[0] = tri!(mem.call(callee, &regs, &mut calls));
+                }
+                CallLocal { t } => {
+                    budget!();
+                    if mem.depth + 1 >= MAX_CALL_FRAMES {
+                        break Err(ExecError {
+                            pc: cur,
+                            kind: ExecErrorKind::CallDepth,
+                        });
+                    }
+                    frames[mem.depth] = Frame {
+                        ret: pc,
+                        callee_saved: [regs[6], regs[7], regs[8], regs[9]],
+                    };
+                    mem.depth += 1;
+                    regs[10] = frame_pointer(mem.depth);
+                    jump!(t);
+                }
+                Exit => {
+                    budget!();
+                    if mem.depth == 0 {
+                        break Ok(regs[0]);
+                    }
+                    mem.depth -= 1;
+                    let frame = frames[mem.depth];
+                    regs[6..10].copy_from_slice(&frame.callee_saved);
+                    regs[10] = frame_pointer(mem.depth);
+                    pc = frame.ret;
+                }
+                AddJeq { da, off, imm } => {
+                    let d = usize::from(da & 15);
+                    regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                    remaining -= 1;
+                    pc += 1;
+                    if regs[d] == imm as i64 as u64 {
+                        jump_rel!(off);
+                    }
+                }
+                AddJne { da, off, imm } => {
+                    let d = usize::from(da & 15);
+                    regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                    remaining -= 1;
+                    pc += 1;
+                    if regs[d] != imm as i64 as u64 {
+                        jump_rel!(off);
+                    }
+                }
+                AddJlt { da, off, imm } => {
+                    let d = usize::from(da & 15);
+                    regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                    remaining -= 1;
+                    pc += 1;
+                    if regs[d] < imm as i64 as u64 {
+                        jump_rel!(off);
+                    }
+                }
+                AddJle { da, off, imm } => {
+                    let d = usize::from(da & 15);
+                    regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                    remaining -= 1;
+                    pc += 1;
+                    if regs[d] <= imm as i64 as u64 {
+                        jump_rel!(off);
+                    }
+                }
+                AddJgt { da, off, imm } => {
+                    let d = usize::from(da & 15);
+                    regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                    remaining -= 1;
+                    pc += 1;
+                    if regs[d] > imm as i64 as u64 {
+                        jump_rel!(off);
+                    }
+                }
+                AddJge { da, off, imm } => {
+                    let d = usize::from(da & 15);
+                    regs[d] = regs[d].wrapping_add(((da as i8) >> 4) as i64 as u64);
+                    remaining -= 1;
+                    pc += 1;
+                    if regs[d] >= imm as i64 as u64 {
+                        jump_rel!(off);
+                    }
+                }
+                MovAdd64 { d, s, imm } => {
+                    r!(d) = r!(s).wrapping_add(imm as i64 as u64);
+                    remaining -= 1;
+                    pc += 1;
+                }
+                Slow { idx } => {
+                    let Some(&op) = slow_ops.get(idx as usize) else {
+                        break Err(ExecError {
+                            pc: cur,
+                            kind: ExecErrorKind::Unsupported("slow op missing".into()),
+                        });
+                    };
+                    pc += tri!(slow(op, &mut regs, &mut mem));
+                }
+                LddwTail => {
+                    break Err(ExecError {
+                        pc: cur,
+                        kind: ExecErrorKind::Unsupported(
+                            "execution reached the second slot of lddw".to_string(),
+                        ),
+                    })
+                }
+                TailCall => {
+                    budget!();
+                    // The x86-64 JIT's order (what a kernel with `bpf_jit_enable` runs): the index
+                    // against `max_entries`, then the count, then the slot; only a call that finds
+                    // a program counts (the interpreter also counts an empty slot).
+                    let map = tri!(Ptr::decode(regs[2]).ok_or(ExecErrorKind::BadArgument {
+                        arg: 2,
+                        what: format!("{:#x} is not a map pointer", regs[2]),
+                    }));
+                    match tri!(mem.env.tail_call(map, regs[3] as u32)) {
+                        TailTarget::OutOfRange => {}
+                        _ if tail_calls >= MAX_TAIL_CALL_CNT => {}
+                        TailTarget::Empty => {}
+                        TailTarget::Prog(insns) => {
+                            tail_calls += 1;
+                            if mem.depth != 0 {
+                                break Err(ExecError {
+                                    pc: cur,
+                                    kind: ExecErrorKind::Unsupported(
+                                        "a tail call from a bpf-to-bpf callee".to_string(),
+                                    ),
+                                });
+                            }
+                            let program = tri!(Program::new(&insns).map_err(ExecErrorKind::Decode));
+                            next = Some(program);
+                            break Ok(0);
+                        }
+                    }
+                    // Falling through leaves the caller-saved registers as a helper call does.
+                    regs[0] = 0;
+                }
+            }
+        };
+        match next {
+            Some(program) => {
+                // The same context, stack and `r1`; the callee's verifier assumed nothing else.
+                tail_program = Some(program);
+                if O::ACTIVE {
+                    observer.left_program();
+                }
+            }
+            None => break 'prog result,
         }
     };
     vm.executed = (i64::try_from(budget).unwrap_or(i64::MAX) - remaining) as u64;

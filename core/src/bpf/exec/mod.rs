@@ -183,12 +183,35 @@ pub trait MapEnv {
         }
         Ok(old)
     }
+    /// `bpf_tail_call`'s read of slot `index` of `map` (a `PROG_ARRAY`): past its end, empty,
+    /// or the fixed-up instructions of the program stored there. Only a world with programs
+    /// has it.
+    fn tail_call(&mut self, _map: Ptr, _index: u32) -> EnvResult<TailTarget> {
+        Err(ExecErrorKind::MapAccess(
+            "bpf_tail_call: no program arrays in this environment".to_string(),
+        ))
+    }
     /// Called before a direct call (`array_map_lookup_elem` ...) on `map`: a world that knows
     /// map types refuses a call to the wrong implementation (a miscompiled fixup).
     fn check_direct_call(&mut self, _call: DirectCall, _map: Ptr) -> EnvResult<()> {
         Ok(())
     }
 }
+
+/// What a tail call finds ([`MapEnv::tail_call`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailTarget {
+    /// `index >= max_entries`: falls through without counting.
+    OutOfRange,
+    /// An empty slot: falls through, not counted.
+    Empty,
+    /// The program to continue in.
+    Prog(Vec<crate::isa::Insn>),
+}
+
+/// Tail calls one run may make (the kernel's `MAX_TAIL_CALL_CNT`); the next one falls through,
+/// so a program that tail-calls itself runs 34 times.
+pub const MAX_TAIL_CALL_CNT: u32 = 33;
 
 /// A helper's key argument that points into the program's stack or input memory (never into a
 /// map: those keys go through [`MapEnv::load`]). The environment learns the key size from the
@@ -291,6 +314,8 @@ pub trait Observer {
     /// `false` only for [`NoObserver`]: the interpreter skips building the view.
     const ACTIVE: bool = true;
     fn before(&mut self, step: &StepView<'_>);
+    /// A tail call left the program observed so far: later steps are another program's.
+    fn left_program(&mut self) {}
 }
 
 /// The default: observes nothing, costs nothing.

@@ -6,11 +6,11 @@ use super::check::{ctx_ptr_unmodified, mem_access, read_reg, Access};
 use super::state::{Frame, Reg, RegType, SlotByte, VState, MAX_FRAMES, MAX_STACK};
 use super::{refuse, Env, Next, ProgType, Refuse, EINVAL};
 use crate::bpf::helper_names;
-use crate::bpf::helpers::{ArgType, Callee, HelperProto, Programs, RetType};
+use crate::bpf::helpers::{ArgType, Callee, HelperId, HelperProto, Programs, RetType};
 use crate::history::Feature;
 use crate::isa::{CallTarget, Size};
 use crate::maps::kind::kind;
-use crate::uapi::BPF_F_RDONLY_PROG;
+use crate::uapi::{MapType, BPF_F_RDONLY_PROG};
 
 pub(crate) fn call(
     env: &mut Env<'_>,
@@ -171,6 +171,15 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
     if let Some(m) = map {
         env.record_map(pc, m);
     }
+    // `record_func_key`, before the map × helper table: only a `PROG_ARRAY` takes a tail call.
+    if proto.id == HelperId::TailCall
+        && map.and_then(|m| env.maps[m as usize].kind()) != Some(MapType::ProgArray)
+    {
+        return Err(Refuse {
+            message: "expected prog array map for tail call".into(),
+            errno: EINVAL,
+        });
+    }
     // The helper wrote every byte it was given (the kernel's byte writes of an unknown value
     // after a raw-mode argument).
     if let Some((m, bytes)) = filled {
@@ -187,6 +196,7 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
     }
     let ret = match proto.ret {
         RetType::Integer => Reg::unknown(),
+        RetType::Void => Reg::NOT_INIT,
         RetType::PtrToMapValueOrNull => {
             let Some(m) = map else {
                 return refuse("kernel subsystem misconfigured verifier");

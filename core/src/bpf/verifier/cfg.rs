@@ -103,6 +103,17 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
             return invalid(pc, "last insn is not an exit or jmp".into());
         }
     }
+    // `check_abnormal_return`: a program without BTF (all of mimic's) may not tail-call from a
+    // subprogram, where the call would return to the caller's frame with a program of its own.
+    for pc in 0..n {
+        let tail_call = Op::Call(CallTarget::Helper(crate::uapi::BPF_FUNC_TAIL_CALL as i32));
+        if subprog_of(pc) > 0 && env.ops[pc] == Some(tail_call) {
+            return invalid(
+                pc,
+                "tail_call is not allowed in subprogs without BTF".into(),
+            );
+        }
+    }
     for &start in &starts {
         env.prune.mark(start);
     }

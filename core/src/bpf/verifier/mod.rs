@@ -28,6 +28,7 @@ pub mod packet_cases;
 pub mod probes;
 pub mod pruning;
 pub mod state;
+pub mod tail_call_cases;
 pub mod tnum;
 pub mod world;
 
@@ -217,6 +218,18 @@ impl ProgType {
     /// accesses.
     pub fn is_packet(self) -> bool {
         matches!(self, ProgType::Xdp | ProgType::SchedCls)
+    }
+
+    /// `enum bpf_prog_type` (mimic's generic programs have no kernel type: 0, `UNSPEC`).
+    pub fn uapi(self) -> u32 {
+        match self {
+            ProgType::Generic => 0,
+            ProgType::SchedCls => 3,
+            ProgType::Tracepoint => 5,
+            ProgType::Xdp => 6,
+            ProgType::RawTracepoint => 17,
+            ProgType::Syscall => 31,
+        }
     }
 
     /// The largest context a test run of this type takes.

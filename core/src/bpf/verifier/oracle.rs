@@ -630,6 +630,11 @@ impl<'a> OracleObserver<'a> {
 }
 
 impl Observer for OracleObserver<'_> {
+    /// The states are the verified program's: after a tail call no step maps to one.
+    fn left_program(&mut self) {
+        self.pc_map = Some(Vec::new());
+    }
+
     fn before(&mut self, step: &StepView<'_>) {
         let pc = match &self.pc_map {
             None => Some(step.pc),

@@ -108,9 +108,10 @@ pub fn classify_map_ptr<P: Platform>(world: &World<P>, ptr: Ptr) -> Option<Concr
     Some(Concrete::MapValue { off, shape })
 }
 
-/// A program loaded into the world: the verifier's result, the fixed-up instructions the
-/// executor runs, and the references it holds on its `used_maps` (outer maps, never the inner
-/// maps reached through them).
+/// A program loaded into the world: the verifier's result and the fixed-up instructions the
+/// executor runs, and the world's program object ([`crate::progs`]) behind `fd`, which holds
+/// the references on its `used_maps` (outer maps, never the inner maps reached through them)
+/// and is what a `PROG_ARRAY` stores.
 #[derive(Debug)]
 pub struct LoadedProg {
     pub verified: super::Verified,
@@ -119,6 +120,8 @@ pub struct LoadedProg {
     pub sleepable: bool,
     /// The type it was verified as (its test run's context limit).
     pub prog_type: super::ProgType,
+    /// The program's fd, id and object in the world.
+    pub installed: crate::progs::Installed,
 }
 
 /// Why a load failed.
@@ -129,6 +132,24 @@ pub enum LoadError {
     Fixup(crate::bpf::fixup::FixupError),
     /// Taking the map references failed (a map freed under the loader: a model fault).
     World(crate::fault::Error),
+    /// A `PROG_ARRAY` the program uses belongs to programs of another type (the kernel's
+    /// `bpf_check_tail_call` after verification: `-EINVAL`, nothing in the log).
+    Incompatible {
+        map_id: crate::uapi::MapId,
+    },
+}
+
+impl LoadError {
+    /// The errno `BPF_PROG_LOAD` returns.
+    pub fn errno(&self) -> crate::errno::Errno {
+        match self {
+            LoadError::Rejected(r) => {
+                crate::errno::Errno::from_value(r.errno).unwrap_or(crate::errno::Errno::EINVAL)
+            }
+            LoadError::Incompatible { .. } => crate::errno::Errno::EINVAL,
+            LoadError::Fixup(_) | LoadError::World(_) => crate::errno::Errno::EINVAL,
+        }
+    }
 }
 
 impl std::fmt::Display for LoadError {
@@ -137,6 +158,10 @@ impl std::fmt::Display for LoadError {
             LoadError::Rejected(r) => write!(f, "verifier refused: {r}"),
             LoadError::Fixup(e) => write!(f, "fixup failed: {e}"),
             LoadError::World(e) => write!(f, "map references: {e}"),
+            LoadError::Incompatible { map_id } => write!(
+                f,
+                "map id {map_id}: a PROG_ARRAY owned by programs of another type (EINVAL)"
+            ),
         }
     }
 }
@@ -170,15 +195,25 @@ pub fn prog_load<P: Platform>(
         .map(|&i| world.resolve_map_ptr(verified.maps[i as usize].ptr))
         .collect::<Result<Vec<_>, _>>()
         .map_err(LoadError::World)?;
+    let prog_type = opts.prog_type.uapi();
+    for &handle in &maps {
+        let map = world.map(handle).map_err(LoadError::World)?;
+        if !map.ops.owner_compatible(prog_type, opts.sleepable) {
+            return Err(LoadError::Incompatible { map_id: map.id() });
+        }
+    }
     world
         .prog_hold_maps(&maps, opts.sleepable)
         .map_err(LoadError::World)?;
+    let installed =
+        world.prog_install(prog_type, opts.sleepable, fixed.insns.clone(), maps.clone());
     Ok(LoadedProg {
         verified,
         fixed,
         maps,
         sleepable: opts.sleepable,
         prog_type: opts.prog_type,
+        installed,
     })
 }
 
@@ -311,9 +346,14 @@ impl LoadedProg {
         Ok((r0, packet.data().to_vec()))
     }
 
-    /// Program unload: drop the references `prog_load` took.
+    /// Program unload: closes the program's fd. Once no `PROG_ARRAY` holds it either, it is
+    /// freed after a grace period, which drops the references `prog_load` took on its maps.
     pub fn unload<P: Platform>(self, world: &World<P>) -> crate::fault::Result<()> {
-        world.prog_release_maps(&self.maps, self.sleepable)
+        match world.prog_close(self.installed.fd) {
+            Some(closed) => closed?,
+            None => return Err(crate::errno::Errno::EBADF.into()),
+        }
+        world.poll()
     }
 }
 

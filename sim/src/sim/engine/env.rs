@@ -177,6 +177,9 @@ impl MapEnv for TracingEnv<'_> {
     fn atomic(&mut self, ptr: Ptr, size: u8, op: AtomicOp, src: u64, r0: u64) -> EnvResult<u64> {
         self.inner.atomic(ptr, size, op, src, r0)
     }
+    fn tail_call(&mut self, map: Ptr, index: u32) -> EnvResult<TailTarget> {
+        self.inner.tail_call(map, index)
+    }
     fn check_direct_call(&mut self, call: DirectCall, map: Ptr) -> EnvResult<()> {
         self.direct = Some(call);
         self.inner.check_direct_call(call, map)

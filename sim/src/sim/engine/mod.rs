@@ -25,7 +25,9 @@ use super::scenario::{self, Scenario, Shape, TaskKind};
 use super::scheduler::{Campaign, ExecState, Reseed, SchedulerKind, ShuttleRandom};
 use super::trace::{Fnv, HistEvent, HistOp, MapIdent, Recorder, UNKNOWN_ID};
 use mimic_core::arena::Handle;
-use mimic_core::bpf::exec::{EnvResult, ExecErrorKind, MapEnv, NoObserver, Program, Vm};
+use mimic_core::bpf::exec::{
+    EnvResult, ExecErrorKind, MapEnv, NoObserver, Program, TailTarget, Vm,
+};
 use mimic_core::bpf::fixup::Fixed;
 use mimic_core::bpf::helpers::DirectCall;
 use mimic_core::bpf::object::{load::create_maps, Object};

@@ -213,6 +213,7 @@ pub(super) fn load_program(
             )))
         }
         Err(LoadError::Fixup(e)) => return Err(bad(format!("fixup failed: {e}"))),
+        Err(e @ LoadError::Incompatible { .. }) => return Err(bad(e.to_string())),
         Err(LoadError::World(e)) => {
             return match ctx.check::<()>("prog_load", Err(e)) {
                 Ok(Err(errno)) => Err(bad(format!("bpf_prog_load: {errno:?}"))),
