@@ -2,8 +2,8 @@
 //! continues in.
 //!
 //! A program the verifier accepted and the fixups rewrote is installed here with an id (its own
-//! id space, as the kernel's `prog_idr`), an fd in the process's fd table (the lowest number free
-//! among map and program fds), and a reference count: the fd holds one, each `PROG_ARRAY` slot
+//! id space, as the kernel's `prog_idr`), an fd in the process's one fd table (the lowest free
+//! number), and a reference count: the fd holds one, each `PROG_ARRAY` slot
 //! holding the program holds one. When the count reaches 0 the id goes first, then the program is
 //! freed after an RCU grace period (tasks-trace, then RCU, for a sleepable one), as
 //! `__bpf_prog_put_noref` defers `__bpf_prog_put_rcu`: a tail call that read the slot before the
@@ -27,7 +27,7 @@ use crate::isa::Insn;
 use crate::rcu::{Object, Policy};
 use crate::sync::{Atomic64, Ordering, Platform};
 use crate::uapi::Fd;
-use crate::world::{World, FIRST_MAP_FD};
+use crate::world::{FdAccess, OpenFd, World, FIRST_MAP_FD};
 use std::collections::BTreeMap;
 
 /// A program id (`prog->aux->id`).
@@ -46,11 +46,10 @@ pub struct Prog<P: Platform> {
     pub refcnt: P::Atomic,
 }
 
-/// The world's programs: the arena, the live ids and the program fds.
+/// The world's programs: the arena and the live ids (their fds are in the world's fd table).
 pub(crate) struct ProgTable<P: Platform> {
     pub(crate) arena: Arena<P, Prog<P>>,
     pub(crate) ids: P::Mutex<(ProgId, BTreeMap<ProgId, Handle>)>,
-    pub(crate) fds: P::Mutex<BTreeMap<Fd, Handle>>,
 }
 
 impl<P: Platform> ProgTable<P> {
@@ -58,7 +57,6 @@ impl<P: Platform> ProgTable<P> {
         ProgTable {
             arena: Arena::new("prog"),
             ids: P::mutex((1, BTreeMap::new())),
-            fds: P::mutex(BTreeMap::new()),
         }
     }
 }
@@ -116,18 +114,16 @@ impl<P: Platform> World<P> {
             return Err(Errno::EINVAL.into());
         }
         // Under the fd table lock, so a concurrent close cannot free the program in between.
-        let got = P::lock(&self.progs.fds, |fds| -> Result<Option<Handle>> {
-            let Some(&handle) = fds.get(&fd) else {
-                return Ok(None);
-            };
-            self.prog(handle)?.refcnt.fetch_add(1, Ordering::AcqRel);
-            Ok(Some(handle))
-        })?;
-        match got {
-            Some(handle) => Ok(handle),
-            None if P::lock(&self.fds, |maps| maps.contains_key(&fd)) => Err(Errno::EINVAL.into()),
-            None => Err(Errno::EBADF.into()),
-        }
+        P::lock(&self.fds, |fds| -> Result<Handle> {
+            let open = fds.get(&fd).ok_or(Errno::EBADF)?;
+            if !open.prog {
+                return Err(Errno::EINVAL.into());
+            }
+            self.prog(open.handle)?
+                .refcnt
+                .fetch_add(1, Ordering::AcqRel);
+            Ok(open.handle)
+        })
     }
 
     /// `bpf_prog_put`: drops a reference; at 0 the id goes, and the free waits for the grace
@@ -157,9 +153,12 @@ impl<P: Platform> World<P> {
         Ok(())
     }
 
-    /// `close(fd)` of a program fd; `None` when `fd` is not one.
+    /// `close(fd)` of a program fd; `None` when `fd` is not one (and then nothing is closed).
     pub(crate) fn prog_close(&self, fd: Fd) -> Option<Result<()>> {
-        let handle = P::lock(&self.progs.fds, |fds| fds.remove(&fd))?;
+        let handle = P::lock(&self.fds, |fds| match fds.get(&fd) {
+            Some(open) if open.prog => fds.remove(&fd).map(|open| open.handle),
+            _ => None,
+        })?;
         Some(self.prog_put(handle))
     }
 
@@ -180,21 +179,10 @@ impl<P: Platform> World<P> {
     }
 
     fn install_prog_fd(&self, handle: Handle) -> Fd {
-        // Map fds first, then program fds: the order every path that takes both follows.
-        P::lock(&self.fds, |maps| {
-            P::lock(&self.progs.fds, |progs| {
-                let mut fd = FIRST_MAP_FD;
-                while maps.contains_key(&fd) || progs.contains_key(&fd) {
-                    fd += 1;
-                }
-                progs.insert(fd, handle);
-                fd
-            })
+        self.install(OpenFd {
+            handle,
+            access: FdAccess::READ_WRITE,
+            prog: true,
         })
-    }
-
-    /// Whether `fd` is an open program fd (map fds must not reuse it).
-    pub(crate) fn is_prog_fd(&self, fd: Fd) -> bool {
-        P::lock(&self.progs.fds, |fds| fds.contains_key(&fd))
     }
 }

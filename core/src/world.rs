@@ -83,11 +83,25 @@ impl FdAccess {
     }
 }
 
-/// An entry of the process's fd table: the map and what the fd may do with it.
+/// An entry of the process's fd table: the map (or, `prog` set, the program of
+/// [`crate::progs`]) and what the fd may do with it. One table for both, as the kernel's:
+/// a number is either, and a map path that meets a program fd refuses it (`-EINVAL`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OpenFd {
     pub(crate) handle: Handle,
     pub(crate) access: FdAccess,
+    pub(crate) prog: bool,
+}
+
+impl OpenFd {
+    /// The map behind this fd: `-EINVAL` for a program's.
+    pub(crate) fn map(self) -> Result<Handle> {
+        if self.prog {
+            Err(Errno::EINVAL.into())
+        } else {
+            Ok(self.handle)
+        }
+    }
 }
 
 /// Where an injected fault may strike.
@@ -332,19 +346,21 @@ impl<P: Platform> World<P> {
         if (0..FIRST_MAP_FD).contains(&fd) {
             return Err(Errno::EINVAL.into());
         }
-        let handle = P::lock(&self.fds, |fds| fds.get(&fd).map(|open| open.handle))
-            .ok_or_else(|| self.not_a_map_fd(fd))?;
+        let open = P::lock(&self.fds, |fds| fds.get(&fd).copied()).ok_or(Errno::EBADF)?;
+        let handle = open.map()?;
         Ok((handle, self.map(handle)?))
     }
 
-    /// Why an fd missing from the map fds is refused: a program fd is `-EINVAL` (the file is
-    /// not a map's), anything else `-EBADF`.
-    pub(crate) fn not_a_map_fd(&self, fd: Fd) -> Errno {
-        if self.is_prog_fd(fd) {
-            Errno::EINVAL
-        } else {
-            Errno::EBADF
-        }
+    /// Opens an fd on `open`'s object: the lowest free number from [`FIRST_MAP_FD`].
+    pub(crate) fn install(&self, open: OpenFd) -> Fd {
+        P::lock(&self.fds, |fds| {
+            let mut fd = FIRST_MAP_FD;
+            while fds.contains_key(&fd) {
+                fd += 1;
+            }
+            fds.insert(fd, open);
+            fd
+        })
     }
 
     /// The handle behind a map fd (programs name their `used_maps` this way).
@@ -367,7 +383,7 @@ impl<P: Platform> World<P> {
         }
         let (handle, map) = P::lock(&self.fds, |fds| -> Result<_> {
             // The stored fd's access mode is not checked (`bpf_map_get` in `fd_get_ptr`).
-            let handle = fds.get(&fd).ok_or_else(|| self.not_a_map_fd(fd))?.handle;
+            let handle = fds.get(&fd).ok_or(Errno::EBADF)?.map()?;
             let map = self.map(handle)?;
             if !meta.accepts(&map.def, self.mutants) {
                 return Err(Errno::EINVAL.into());
@@ -790,8 +806,10 @@ impl<P: Platform> World<P> {
     }
 
     /// The end of a run, the same in every harness (semantics.md §8.5, §8.4): freelist
-    /// conservation on every live hash, then each program's maps released (`programs`: the used
-    /// maps and sleepability of every program still loaded), every fd still open closed, and the
+    /// conservation on every live hash, then the map references of programs held outside the
+    /// world released (`programs`: a harness's hand-held `prog_hold_maps`; a program loaded
+    /// with `prog_load` is the world's and goes with its fd), every fd still open closed (map
+    /// and program fds alike), and the
     /// quiescence audit after the RCU barrier. The first failure is returned with the step it
     /// happened at; a harness checks its own invariants (drained values, pinned values) before,
     /// and `closed` runs once everything is closed, before the audit (a harness's trace line).

@@ -23,27 +23,11 @@
  */
 #include "mimic_bpf.h"
 
-typedef unsigned short __u16;
-
-#define XDP_DROP 1
-#define XDP_PASS 2
-#define XDP_TX 3
-
-#define ETH_P_IP 0x0800
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define MAX_SERVICES 4
 #define NUM_VIPS 3
 #define FIXED_SLOTS 8
-
-struct xdp_md {
-	__u32 data;
-	__u32 data_end;
-	__u32 data_meta;
-	__u32 ingress_ifindex;
-	__u32 rx_queue_index;
-	__u32 egress_ifindex;
-};
 
 /* The fields of struct __sk_buff (uapi) up to data_end, which is all maglev_tc reads. */
 struct __sk_buff {
@@ -77,12 +61,6 @@ struct __sk_buff {
 #define TCP_CHECK 16
 #define UDP_CHECK 6
 
-struct ethhdr {
-	__u8 h_dest[6];
-	__u8 h_source[6];
-	__u16 h_proto;
-};
-
 struct iphdr {
 	__u8 ihl_version;
 	__u8 tos;
@@ -109,7 +87,6 @@ struct vip {
 	__u8 service;
 };
 
-#define BE16(x) ((__u16)((((x) & 0xff) << 8) | (((x) >> 8) & 0xff)))
 #define BE32(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
 
 const volatile struct vip vips[NUM_VIPS] = {

@@ -98,10 +98,13 @@ fn assert_replays_reproduce(name: &str, cells: &[Cell]) {
 
 #[test]
 fn maglev_fails_on_every_release_before_6_13_for_the_reasons_history_gives() {
-    let cells = run_matrix("maglev", 100, &[]);
+    // 400 seeds: what each seed's schedule is depends on every synchronising step of the
+    // run, setup included (loading a program into the world is some), so the budget is the
+    // one at which every release's failures show, not a tuned minimum. The first use after
+    // free found before 6.8 goes away only with the atomic update of 6.16 as well.
+    let cells = run_matrix("maglev", 400, &[]);
     let older = "lock_order(free_htab_elem_after_unlock) \
-                 use_after_free(fd_put_need_defer+defer_inner_map_free) \
-                 lost_key(hash_of_maps_atomic_update)";
+                 use_after_free(fd_put_need_defer+defer_inner_map_free+hash_of_maps_atomic_update)";
     let on_6_12 = "lock_order(free_htab_elem_after_unlock) lost_key(hash_of_maps_atomic_update)";
     assert_eq!(summary(&cells), expected(older, on_6_12));
     assert_replays_reproduce("maglev", &cells);

@@ -74,11 +74,11 @@ impl<P: Platform> World<P> {
             return Err(Errno::EINVAL.into());
         }
         P::lock(&self.fds, |fds| {
-            let open = *fds.get(&fd).ok_or_else(|| self.not_a_map_fd(fd))?;
+            let open = *fds.get(&fd).ok_or(Errno::EBADF)?;
+            let handle = open.map()?;
             if !open.access.allows(read, write) {
                 return Err(Errno::EPERM.into());
             }
-            let handle = open.handle;
             let map = self.map(handle)?;
             // `map_get_sys_perms`: a frozen map is read-only to user space.
             if write && map.is_frozen() {
@@ -110,13 +110,10 @@ impl<P: Platform> World<P> {
     }
 
     fn install_fd(&self, handle: crate::arena::Handle, access: FdAccess) -> Fd {
-        P::lock(&self.fds, |fds| {
-            let mut fd = FIRST_MAP_FD;
-            while fds.contains_key(&fd) || self.is_prog_fd(fd) {
-                fd += 1;
-            }
-            fds.insert(fd, OpenFd { handle, access });
-            fd
+        self.install(OpenFd {
+            handle,
+            access,
+            prog: false,
         })
     }
 
@@ -422,13 +419,12 @@ impl<P: Platform> World<P> {
         if (0..FIRST_MAP_FD).contains(&fd) {
             return Err(Errno::EINVAL.into());
         }
-        if let Some(closed) = self.prog_close(fd) {
-            closed?;
+        let open = P::lock(&self.fds, |fds| fds.remove(&fd)).ok_or(Errno::EBADF)?;
+        if open.prog {
+            self.prog_put(open.handle)?;
             return self.poll();
         }
-        let handle = P::lock(&self.fds, |fds| fds.remove(&fd))
-            .ok_or(Errno::EBADF)?
-            .handle;
+        let handle = open.handle;
         let map = self.map(handle)?;
         let urefs = map.uref.fetch_sub(1, Ordering::AcqRel);
         if urefs == 0 {

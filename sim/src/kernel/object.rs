@@ -7,6 +7,8 @@
 //! program runs on every packet of `packet_cases::packets`, compared by `r0` (or the errno
 //! that refuses the run) and the packet afterwards, then every map's contents.
 //!
+//! Every program is loaded before any runs, and each `PROG_ARRAY`'s initial slots are then
+//! filled with them (libbpf's order), so a tail call reaches the same program on both sides.
 //! Programs run in object order on the same maps on both sides, so a program sees what the
 //! ones before it wrote, on both sides alike. Map contents are compared as sets of entries
 //! (hash order is each side's own); an outer map's values are ids, so only which slots are
@@ -18,7 +20,7 @@ use super::packets::PLAIN_FIELDS;
 use super::verdicts::compare_verdicts;
 use super::xlated::{compare_xlated, side_by_side, CPU_INLINED};
 use super::{KernelSys, BPF_F_SLEEPABLE};
-use mimic_core::bpf::object::load::{create_maps, LoadedMaps};
+use mimic_core::bpf::object::load::{create_maps, fill_prog_arrays, LoadedMaps};
 use mimic_core::bpf::object::{Object, ProgKind};
 use mimic_core::bpf::verifier::world::prog_load;
 use mimic_core::bpf::verifier::{ProgType, VerifyOpts};
@@ -42,11 +44,12 @@ type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Every entry of a map, in key order (for an outer map, its keys with an empty value).
 fn entries(sys: &mut dyn BpfSys, fd: Fd) -> Entries {
+    // Ids (of inner maps, of programs) are each side's own: only the taken slots compare.
     let outer = sys
         .map_info(fd)
         .ok()
         .and_then(|i| MapType::from_u32(i.map_type))
-        .is_some_and(MapType::is_map_in_map);
+        .is_some_and(|t| t.is_map_in_map() || t == MapType::ProgArray);
     let mut out = Vec::new();
     let mut key: Option<Vec<u8>> = None;
     // Bounded: the example objects' maps are small.
@@ -71,6 +74,19 @@ fn entries(sys: &mut dyn BpfSys, fd: Fd) -> Entries {
     out.sort();
     out
 }
+
+/// One program loaded on both sides: the program, its label, its options, the kernel's load
+/// and mimic's.
+type Attempt<'o> = (
+    &'o mimic_core::bpf::object::Program,
+    String,
+    VerifyOpts,
+    Result<(Fd, String), super::ffi::LoadFailure>,
+    Result<
+        mimic_core::bpf::verifier::world::LoadedProg,
+        mimic_core::bpf::verifier::world::LoadError,
+    >,
+);
 
 /// The known difference of processed counts (docs/kernel-disagreements.md, D19).
 pub const PRUNES_LESS: &str = "mimic prunes less (D19)";
@@ -164,6 +180,9 @@ pub fn check_object(
         .map(|fd| kernel.map_fd(*fd).unwrap_or(*fd))
         .collect();
     let mut kernel_xlated = BTreeMap::new();
+    // Every program is loaded first on both sides, so that the PROG_ARRAYs' initial slots
+    // can be filled (as libbpf fills them after loading) before any program runs.
+    let mut attempts = Vec::new();
     for program in &object.programs {
         let name = format!("{label}: {}", program.name);
         let base = VerifyOpts {
@@ -180,7 +199,6 @@ pub fn check_object(
             verdicts.note("maps", format!("{name}: a map without an fd"));
             continue;
         };
-        verdicts.cases += 1;
         let theirs = kernel.prog_load(
             program.kind.prog_type(),
             &kinsns,
@@ -188,6 +206,31 @@ pub fn check_object(
             prog_flags(program.kind),
         );
         let ours = prog_load(world.world(), &winsns, opts);
+        attempts.push((program, name, opts, theirs, ours));
+    }
+    let loaded_fd = |attempts: &[Attempt<'_>], kernel_side: bool, wanted: &str| {
+        attempts
+            .iter()
+            .find(|(program, ..)| program.name == wanted)
+            .and_then(|(_, _, _, theirs, ours)| match kernel_side {
+                true => theirs.as_ref().ok().map(|(fd, _)| *fd),
+                false => ours.as_ref().ok().map(|l| l.installed.fd),
+            })
+    };
+    let filled = (
+        fill_prog_arrays(kernel, object, &kmaps, |n| loaded_fd(&attempts, true, n)),
+        fill_prog_arrays(&mut world, object, &wmaps, |n| {
+            loaded_fd(&attempts, false, n)
+        }),
+    );
+    if let (Err(e), _) | (_, Err(e)) = &filled {
+        runs.note(
+            "prog arrays",
+            format!("{label}: {e} (kernel {:?})", filled.0),
+        );
+    }
+    for (program, name, opts, theirs, ours) in attempts {
+        verdicts.cases += 1;
         let ours_verdict = ours.as_ref().map(|_| ()).map_err(|e| match e {
             mimic_core::bpf::verifier::world::LoadError::Rejected(r) => r.clone(),
             other => mimic_core::bpf::verifier::Rejection {

@@ -13,6 +13,10 @@
 //!   most [`Config::budget`] instructions ([`DEFAULT_INSN_BUDGET`]), checked at backward jumps,
 //!   calls and exits (so straight-line code pays nothing and the overshoot is below one
 //!   program length).
+//! * `bpf_tail_call` continues in the program [`MapEnv::tail_call`] finds in the `PROG_ARRAY`
+//!   slot, on the same context, stack and `r1`, at most [`MAX_TAIL_CALL_CNT`] times per run;
+//!   an [`Observer`] hears of it ([`Observer::left_program`]), since later steps are another
+//!   program's.
 //! * Helpers are dispatched through the one table of [`super::helpers`]; map helpers and direct
 //!   map calls go to [`MapEnv`]. [`NoMaps`] refuses them, [`fake::FakeArrays`] is a small
 //!   in-memory array-map world for tests and benches; the core's map world implements the

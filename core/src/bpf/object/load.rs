@@ -7,6 +7,8 @@
 //! constants); once every map exists, each map-in-map's initial slots are filled with the fds
 //! of the maps they name (libbpf fills a map's slots right after creating it, which needs the
 //! inner maps defined first; filling at the end accepts either order and stores the same maps).
+//! A `PROG_ARRAY`'s initial slots name programs: [`fill_prog_arrays`] fills them once the
+//! caller has loaded those.
 //!
 //! Invariant: on an error every fd created so far is closed, and the error names the map and
 //! the step.
@@ -77,6 +79,10 @@ pub fn create_maps(sys: &mut dyn BpfSys, object: &Object) -> Result<LoadedMaps, 
         }
     }
     for (i, spec) in object.maps.iter().enumerate() {
+        // A PROG_ARRAY's slots wait for its programs ([`fill_prog_arrays`]).
+        if spec.kind() == Some(crate::uapi::MapType::ProgArray) {
+            continue;
+        }
         for (slot, name) in &spec.slots {
             let Some(target) = object.map_index(name) else {
                 let e = ObjectError::new(format!("slot {slot} names `{name}`, which is no map"))
@@ -92,4 +98,32 @@ pub fn create_maps(sys: &mut dyn BpfSys, object: &Object) -> Result<LoadedMaps, 
         }
     }
     Ok(LoadedMaps { fds })
+}
+
+/// Fills each `PROG_ARRAY`'s initial slots with the fds of the programs they name, once the
+/// programs are loaded (libbpf's `bpf_object__init_prog_arrays`); `prog_fd` gives a loaded
+/// program's fd by its function's name. A slot naming a program that is not loaded is an
+/// error naming the map, the slot and the program.
+pub fn fill_prog_arrays(
+    sys: &mut dyn BpfSys,
+    object: &Object,
+    maps: &LoadedMaps,
+    prog_fd: impl Fn(&str) -> Option<Fd>,
+) -> Result<(), ObjectError> {
+    for (spec, &fd) in object.maps.iter().zip(&maps.fds) {
+        if spec.kind() != Some(crate::uapi::MapType::ProgArray) {
+            continue;
+        }
+        for (slot, name) in &spec.slots {
+            let named = |what: String| ObjectError::new(what).at_symbol(&spec.name);
+            let Some(prog) = prog_fd(name) else {
+                return Err(named(format!(
+                    "slot {slot} names program `{name}`, which is not loaded"
+                )));
+            };
+            sys.map_update_elem(fd, &slot.to_ne_bytes(), &prog.to_ne_bytes(), BPF_ANY)
+                .map_err(|e| named(format!("filling slot {slot} with `{name}`: {e}")))?;
+        }
+    }
+    Ok(())
 }

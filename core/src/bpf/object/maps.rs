@@ -40,7 +40,8 @@ pub struct MapSpec {
     pub map_flags: u32,
     /// A map-in-map's template, from its `values` definition.
     pub inner: Option<Box<MapSpec>>,
-    /// A map-in-map's initial slots: `(index, name of the map stored there)`.
+    /// Initial slots: `(index, name of what is stored there)`, a map for a map-in-map, a
+    /// program (its function) for a `PROG_ARRAY`.
     pub slots: Vec<(u32, String)>,
     /// A global data map's contents.
     pub data: Option<DataMap>,
@@ -252,34 +253,40 @@ fn definition(btf: &Btf, name: &str, type_id: u32, template: bool) -> Result<Map
             return Err(ObjectError::new("a template that is itself a map-in-map"));
         }
         let kind = spec.kind();
-        if !kind.is_some_and(MapType::is_map_in_map) {
+        let prog_array = kind == Some(MapType::ProgArray);
+        if !kind.is_some_and(MapType::is_map_in_map) && !prog_array {
             return Err(ObjectError::new(format!(
-                "`values` on a map of type {} (only array/hash of maps take a template here)",
+                "`values` on a map of type {} (only array/hash of maps and PROG_ARRAY take                  `values`)",
                 spec.map_type
             )));
         }
         if spec.value_size != 0 && spec.value_size != 4 {
             return Err(ObjectError::new(format!(
-                "a map-in-map's value_size is 4 (an inner map's fd), not {}",
+                "a map-in-map's or PROG_ARRAY's value_size is 4 (an fd), not {}",
                 spec.value_size
             )));
         }
         spec.value_size = 4;
-        let inner_type = match btf.resolve(values.type_id)? {
+        let shape = if prog_array {
+            "`values` of a PROG_ARRAY must be __array(values, int (void *))"
+        } else {
+            "`values` must be __array(values, struct inner_def)"
+        };
+        let pointee = match btf.resolve(values.type_id)? {
             Some((_, Type::Array { elem, .. })) => match btf.resolve(*elem)? {
                 Some((_, Type::Ptr { type_id })) => *type_id,
-                _ => {
-                    return Err(ObjectError::new(
-                        "`values` must be __array(values, struct inner_def)",
-                    ))
-                }
+                _ => return Err(ObjectError::new(shape)),
             },
-            _ => {
-                return Err(ObjectError::new(
-                    "`values` must be __array(values, struct inner_def)",
-                ))
-            }
+            _ => return Err(ObjectError::new(shape)),
         };
+        if prog_array {
+            // Pointers to functions: the programs stored at load time.
+            return match btf.resolve(pointee)? {
+                Some((_, Type::FuncProto)) => Ok(spec),
+                _ => Err(ObjectError::new(shape)),
+            };
+        }
+        let inner_type = pointee;
         let inner = definition(btf, &format!("{name}.inner"), inner_type, true)
             .map_err(|e| ObjectError::new(format!("its template: {}", e.what)))?;
         spec.inner = Some(Box::new(inner));
@@ -316,9 +323,10 @@ fn slots(
     if relocs.is_empty() {
         return Ok(out);
     }
-    if spec.inner.is_none() {
+    let prog_array = spec.kind() == Some(MapType::ProgArray);
+    if spec.inner.is_none() && !prog_array {
         return Err(ObjectError::new(
-            "initial values in a map that is not a map-in-map",
+            "initial values in a map that is neither a map-in-map nor a PROG_ARRAY",
         ));
     }
     // `values` is the definition's last member: the slots start at its offset.
@@ -345,13 +353,22 @@ fn slots(
                 spec.max_entries
             )));
         }
+        // A map-in-map's slot names a map of `.maps`; a PROG_ARRAY's, a program's function.
         let target = elf
             .symbol(sym)
-            .filter(|s| s.section == Some(section.index))
+            .filter(|s| {
+                if prog_array {
+                    s.is_function && s.section != Some(section.index)
+                } else {
+                    s.section == Some(section.index)
+                }
+            })
             .ok_or_else(|| {
-                ObjectError::new(format!(
-                    "initial slot {index} is not a map of .maps (symbol {sym})"
-                ))
+                ObjectError::new(if prog_array {
+                    format!("initial slot {index} is not a program (symbol {sym})")
+                } else {
+                    format!("initial slot {index} is not a map of .maps (symbol {sym})")
+                })
             })?;
         out.push((index as u32, target.name.clone()));
     }

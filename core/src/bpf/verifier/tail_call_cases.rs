@@ -476,6 +476,25 @@ mod tests {
         WorldHost::new(Process::create(Mutants::NONE, WorldConfig::default()))
     }
 
+    /// A 4-slot `PROG_ARRAY` on `host`.
+    fn prog_array(host: &mut WorldHost<Std>) -> Fd {
+        host.sys()
+            .map_create(&MapAttr::new(MapType::ProgArray, 4, 4, 4))
+            .unwrap()
+    }
+
+    /// Stores program `prog` at `slot` of `array`.
+    fn store(host: &mut WorldHost<Std>, array: Fd, slot: u32, prog: Fd) {
+        host.sys()
+            .map_update_elem(
+                array,
+                &slot.to_le_bytes(),
+                &(prog as u32).to_le_bytes(),
+                BPF_ANY,
+            )
+            .unwrap()
+    }
+
     /// What the kernel answered to each step (6.18, probed), which the world must answer too.
     const KERNEL: &[(&str, &str)] = &[
         ("store B in slot 1", "ok ()"),
@@ -520,10 +539,7 @@ mod tests {
     #[test]
     fn every_verdict_case_gets_the_kernels_verdict() {
         let mut host = host();
-        let prog_array = host
-            .sys()
-            .map_create(&MapAttr::new(MapType::ProgArray, 4, 4, 4))
-            .unwrap();
+        let prog_array = prog_array(&mut host);
         let array = host
             .sys()
             .map_create(&MapAttr::new(MapType::Array, 4, 8, 1))
@@ -550,15 +566,10 @@ mod tests {
     #[test]
     fn an_array_whose_last_user_fd_closes_lets_go_of_its_programs() {
         let mut host = host();
-        let pa = host
-            .sys()
-            .map_create(&MapAttr::new(MapType::ProgArray, 4, 4, 4))
-            .unwrap();
+        let pa = prog_array(&mut host);
         let b = host.load(&returns(42), false).unwrap();
         let a = host.load(&caller(pa, 1), false).unwrap();
-        host.sys()
-            .map_update_elem(pa, &1u32.to_le_bytes(), &(b as u32).to_le_bytes(), BPF_ANY)
-            .unwrap();
+        store(&mut host, pa, 1, b);
         host.close_prog(b).unwrap();
         assert_eq!(host.test_run(a, &FRAME), Ok(42), "the array keeps B");
         let world = host.process.world().clone();
@@ -577,25 +588,17 @@ mod tests {
     #[test]
     fn a_program_replaced_under_a_reader_is_freed_only_after_the_grace_period() {
         let mut host = host();
-        let pa = host
-            .sys()
-            .map_create(&MapAttr::new(MapType::ProgArray, 4, 4, 4))
-            .unwrap();
+        let pa = prog_array(&mut host);
         let b = host.load(&returns(42), false).unwrap();
         let b2 = host.load(&returns(43), false).unwrap();
-        let store = |host: &mut WorldHost<Std>, fd: Fd| {
-            host.sys()
-                .map_update_elem(pa, &0u32.to_le_bytes(), &(fd as u32).to_le_bytes(), BPF_ANY)
-                .unwrap()
-        };
-        store(&mut host, b);
+        store(&mut host, pa, 0, b);
         host.close_prog(b).unwrap();
         let world = host.process.world().clone();
         // A reader (another task) is inside its section when B leaves the slot.
         Std::set_current_task(1);
         world.rcu_read_lock(crate::rcu::Flavor::Rcu).unwrap();
         Std::set_current_task(0);
-        store(&mut host, b2);
+        store(&mut host, pa, 0, b2);
         world.poll().unwrap();
         assert_eq!(world.live_progs().len(), 2, "B waits for the reader");
         Std::set_current_task(1);

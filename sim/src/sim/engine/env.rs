@@ -178,7 +178,22 @@ impl MapEnv for TracingEnv<'_> {
         self.inner.atomic(ptr, size, op, src, r0)
     }
     fn tail_call(&mut self, map: Ptr, index: u32) -> EnvResult<TailTarget> {
-        self.inner.tail_call(map, index)
+        let result = self.inner.tail_call(map, index);
+        if let Ok(target) = &result {
+            let program = self.program;
+            let found = match target {
+                TailTarget::OutOfRange => "past the end".to_string(),
+                TailTarget::Empty => "empty".to_string(),
+                TailTarget::Prog(insns) => format!("a program of {} insns", insns.len()),
+            };
+            self.ctx.rec.line(self.task, self.cpu, || {
+                format!(
+                    "prog {program}: bpf_tail_call(map#{}, {index}) = {found}",
+                    map.index
+                )
+            });
+        }
+        result
     }
     fn check_direct_call(&mut self, call: DirectCall, map: Ptr) -> EnvResult<()> {
         self.direct = Some(call);

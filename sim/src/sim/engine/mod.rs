@@ -30,7 +30,8 @@ use mimic_core::bpf::exec::{
 };
 use mimic_core::bpf::fixup::Fixed;
 use mimic_core::bpf::helpers::DirectCall;
-use mimic_core::bpf::object::{load::create_maps, Object};
+use mimic_core::bpf::object::load::{create_maps, fill_prog_arrays, LoadedMaps};
+use mimic_core::bpf::object::Object;
 use mimic_core::bpf::verifier::world::{prog_load, LoadError, LoadedProg};
 use mimic_core::bpf::verifier::{ProgType, VerifyOpts, RAW_TP_CTX_MAX};
 use mimic_core::bpf::world_env::WorldEnv;
@@ -476,7 +477,7 @@ fn execute(config: &RunConfig, options: Options) -> Executed {
     P::join(gp);
     P::set_current_task(0);
     P::set_current_cpu(0);
-    teardown(&ctx, &loaded);
+    teardown(&ctx);
     let history = rec.history();
     let (verdict, trace) = finish(&ctx, history);
     let tables = ctx

@@ -76,13 +76,20 @@ pub(super) fn setup(
         loaded.push(load_program(ctx, scenario, &decl.name, &insns, opts)?);
     }
     if let Some(object) = &scenario.loaded {
-        // The programs tasks run, each as its section's type, over the object's maps.
-        for program in &object.object.programs {
+        // The programs tasks run and those a PROG_ARRAY's initial slots name (what a tail
+        // call reaches), each as its section's type, over the object's maps.
+        let object = &object.object;
+        let in_slots = |name: &str| {
+            object.maps.iter().any(|m| {
+                m.kind() == Some(MapType::ProgArray) && m.slots.iter().any(|(_, n)| n == name)
+            })
+        };
+        for program in &object.programs {
             let runs = scenario
                 .tasks
                 .iter()
                 .any(|t| t.program.as_deref() == Some(program.name.as_str()));
-            if !runs {
+            if !runs && !in_slots(&program.name) {
                 continue;
             }
             let bad = |e: String| bad_program(scenario, &program.name, e);
@@ -102,6 +109,30 @@ pub(super) fn setup(
                 _ => (PROG_CTX_BYTES, 0),
             };
             loaded.push(prog);
+        }
+        let mut sys = Process::<P>::new(ctx.world.clone());
+        let maps = LoadedMaps {
+            fds: object_fds.clone(),
+        };
+        let prog_fd = |name: &str| {
+            loaded
+                .iter()
+                .find(|l| l.name == name)
+                .map(|l| l.load.installed.fd)
+        };
+        fill_prog_arrays(&mut sys, object, &maps, prog_fd).map_err(|e| {
+            SetupError::Bad(format!(
+                "scenario `{}`: filling its PROG_ARRAYs: {e}",
+                scenario.name
+            ))
+        })?;
+        for spec in &object.maps {
+            if spec.kind() == Some(MapType::ProgArray) {
+                for (slot, name) in &spec.slots {
+                    ctx.rec
+                        .line(0, 0, || format!("{}[{slot}] = prog {name}", spec.name));
+                }
+            }
         }
     }
     Ok(loaded)
