@@ -164,10 +164,19 @@ impl<P: Platform> MapEnv for WorldEnv<'_, P> {
             TailSlot::Empty => TailTarget::Empty,
             // The slot held a reference when it was read; the program is freed only after a
             // grace period, so one that left the slot since is still readable here.
-            TailSlot::Prog(prog) => {
-                TailTarget::Prog(self.world.prog(prog).map_err(into_exec)?.insns.clone())
-            }
+            TailSlot::Prog(prog) => TailTarget::Prog {
+                insns: self.world.prog(prog).map_err(into_exec)?.insns.clone(),
+                token: u64::from(prog.index) << 32 | u64::from(prog.gen),
+            },
         })
+    }
+
+    fn check_running(&mut self, token: u64) -> EnvResult<()> {
+        let prog = Handle {
+            index: (token >> 32) as u32,
+            gen: token as u32,
+        };
+        self.world.prog(prog).map(drop).map_err(into_exec)
     }
 
     fn check_direct_call(&mut self, call: DirectCall, map: Ptr) -> EnvResult<()> {

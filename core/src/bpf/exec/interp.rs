@@ -693,6 +693,9 @@ pub(super) fn run<E: MapEnv, O: Observer>(
     let mut frames = [Frame::default(); MAX_CALL_FRAMES];
     // The program a tail call continues in, and how many were made (`tail_call_cnt`).
     let mut tail_program: Option<Program> = None;
+    // The world's token for the program a tail call runs: its code must stay allocated while
+    // it runs, which the environment checks at each helper call and at the exit.
+    let mut running: Option<u64> = None;
     let mut tail_calls = 0u32;
     let result = 'prog: loop {
         let program = tail_program.as_ref().unwrap_or(program);
@@ -705,7 +708,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
         let consts = &program.consts[..];
         let slow_ops = &program.slow[..];
         let mut pc = 0usize;
-        let mut next: Option<Program> = None;
+        let mut next: Option<(Program, u64)> = None;
 
         let result = 'run: loop {
             let cur = pc;
@@ -1141,7 +1144,12 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                         jump_rel!(off);
                     }
                 }
-                Call { callee } => regs[0] = tri!(mem.call(callee, &regs, &mut calls)),
+                Call { callee } => {
+                    if let Some(running) = running {
+                        tri!(mem.env.check_running(running));
+                    }
+                    regs[0] = tri!(mem.call(callee, &regs, &mut calls))
+                }
                 Callx { r } => {
                     let target = r!(r);
                     let callee = i32::try_from(target).ok().and_then(Callee::from_imm);
@@ -1172,6 +1180,9 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 Exit => {
                     budget!();
                     if mem.depth == 0 {
+                        if let Some(running) = running {
+                            tri!(mem.env.check_running(running));
+                        }
                         break Ok(regs[0]);
                     }
                     mem.depth -= 1;
@@ -1269,7 +1280,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                         TailTarget::OutOfRange => {}
                         _ if tail_calls >= MAX_TAIL_CALL_CNT => {}
                         TailTarget::Empty => {}
-                        TailTarget::Prog(insns) => {
+                        TailTarget::Prog { insns, token } => {
                             tail_calls += 1;
                             if mem.depth != 0 {
                                 break Err(ExecError {
@@ -1280,7 +1291,7 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                                 });
                             }
                             let program = tri!(Program::new(&insns).map_err(ExecErrorKind::Decode));
-                            next = Some(program);
+                            next = Some((program, token));
                             break Ok(0);
                         }
                     }
@@ -1290,9 +1301,10 @@ pub(super) fn run<E: MapEnv, O: Observer>(
             }
         };
         match next {
-            Some(program) => {
+            Some((program, token)) => {
                 // The same context, stack and `r1`; the callee's verifier assumed nothing else.
                 tail_program = Some(program);
+                running = Some(token);
                 if O::ACTIVE {
                     observer.left_program();
                 }

@@ -195,6 +195,13 @@ pub trait MapEnv {
             "bpf_tail_call: no program arrays in this environment".to_string(),
         ))
     }
+    /// A program a tail call is running (`token` from [`TailTarget::Prog`]) must still be
+    /// allocated: the kernel runs its code from the program's memory, so a program freed while
+    /// it runs (a put without its grace period) is a use after free. Checked at each helper
+    /// call and at the exit.
+    fn check_running(&mut self, _token: u64) -> EnvResult<()> {
+        Ok(())
+    }
     /// Called before a direct call (`array_map_lookup_elem` ...) on `map`: a world that knows
     /// map types refuses a call to the wrong implementation (a miscompiled fixup).
     fn check_direct_call(&mut self, _call: DirectCall, _map: Ptr) -> EnvResult<()> {
@@ -209,8 +216,12 @@ pub enum TailTarget {
     OutOfRange,
     /// An empty slot: falls through, not counted.
     Empty,
-    /// The program to continue in.
-    Prog(Vec<crate::isa::Insn>),
+    /// The program to continue in: its instructions, and the environment's token for it
+    /// ([`MapEnv::check_running`]).
+    Prog {
+        insns: Vec<crate::isa::Insn>,
+        token: u64,
+    },
 }
 
 /// Tail calls one run may make (the kernel's `MAX_TAIL_CALL_CNT`); the next one falls through,

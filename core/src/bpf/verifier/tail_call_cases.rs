@@ -612,3 +612,99 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod freed_while_running {
+    use super::*;
+    use crate::bpf::exec::{EnvResult, MapEnv, NoObserver, Program, TailTarget, Vm};
+    use crate::bpf::world_env::WorldEnv;
+    use crate::fault::Fault;
+    use crate::ptr::Ptr;
+    use crate::sync::Std;
+    use crate::world::World;
+
+    /// The world's environment, except that a tail call's target is freed the moment the
+    /// slot has been read: what a put without its grace period would allow.
+    struct FreeOnTailCall<'w> {
+        inner: WorldEnv<'w, Std>,
+        world: &'w World<Std>,
+        victim: crate::arena::Handle,
+    }
+
+    impl MapEnv for FreeOnTailCall<'_> {
+        fn map_from_fd(&mut self, fd: i32) -> EnvResult<u64> {
+            self.inner.map_from_fd(fd)
+        }
+        fn map_value_from_fd(&mut self, fd: i32, off: u32) -> EnvResult<u64> {
+            self.inner.map_value_from_fd(fd, off)
+        }
+        fn map_key_size(&mut self, map: Ptr) -> EnvResult<u32> {
+            self.inner.map_key_size(map)
+        }
+        fn map_value_size(&mut self, map: Ptr) -> EnvResult<u32> {
+            self.inner.map_value_size(map)
+        }
+        fn map_lookup(&mut self, map: Ptr, key: &[u8]) -> EnvResult<u64> {
+            self.inner.map_lookup(map, key)
+        }
+        fn map_update(&mut self, map: Ptr, key: &[u8], v: &[u8], flags: u64) -> EnvResult<i64> {
+            self.inner.map_update(map, key, v, flags)
+        }
+        fn map_delete(&mut self, map: Ptr, key: &[u8]) -> EnvResult<i64> {
+            self.inner.map_delete(map, key)
+        }
+        fn load(&mut self, ptr: Ptr, size: u8) -> EnvResult<u64> {
+            self.inner.load(ptr, size)
+        }
+        fn store(&mut self, ptr: Ptr, size: u8, value: u64) -> EnvResult<()> {
+            self.inner.store(ptr, size, value)
+        }
+        fn tail_call(&mut self, map: Ptr, index: u32) -> EnvResult<TailTarget> {
+            let target = self.inner.tail_call(map, index)?;
+            self.world
+                .free_prog(self.victim)
+                .expect("the victim is live");
+            Ok(target)
+        }
+        fn check_running(&mut self, token: u64) -> EnvResult<()> {
+            self.inner.check_running(token)
+        }
+    }
+
+    #[test]
+    fn a_program_freed_while_a_tail_call_runs_it_is_a_use_after_free() {
+        let mut host = WorldHost::new(crate::sys::Process::<Std>::create(
+            crate::mutants::Mutants::NONE,
+            crate::world::WorldConfig::default(),
+        ));
+        let pa = host
+            .sys()
+            .map_create(&MapAttr::new(MapType::ProgArray, 4, 4, 4))
+            .unwrap();
+        // B: a helper call, then 42.
+        let mut b_insns = vec![Insn::call_helper(7)];
+        b_insns.extend(returns(42));
+        let b = host.load(&b_insns, false).unwrap();
+        let a = host.load(&caller(pa, 0), false).unwrap();
+        let victim = host.loaded[&b].installed.handle;
+        host.sys()
+            .map_update_elem(pa, &0u32.to_le_bytes(), &(b as u32).to_le_bytes(), BPF_ANY)
+            .unwrap();
+        let world = host.process.world().clone();
+        let program = Program::new(&host.loaded[&a].fixed.insns).unwrap();
+        let (mut packet, mut ctx) =
+            crate::bpf::skb::on_frame(false, &FRAME, crate::bpf::xdp::RxInfo::default());
+        let mut env = FreeOnTailCall {
+            inner: WorldEnv::new(&world),
+            world: &world,
+            victim,
+        };
+        let run =
+            Vm::default().run_packet(&program, &mut ctx, &mut packet, &mut env, &mut NoObserver);
+        let err = run.expect_err("B's code was freed under it");
+        assert!(
+            matches!(err.fault(), Some(Fault::UseAfterFree { object, .. }) if object.contains("prog")),
+            "{err}"
+        );
+    }
+}

@@ -184,7 +184,7 @@ impl MapEnv for TracingEnv<'_> {
             let found = match target {
                 TailTarget::OutOfRange => "past the end".to_string(),
                 TailTarget::Empty => "empty".to_string(),
-                TailTarget::Prog(insns) => format!("a program of {} insns", insns.len()),
+                TailTarget::Prog { insns, .. } => format!("a program of {} insns", insns.len()),
             };
             self.ctx.rec.line(self.task, self.cpu, || {
                 format!(
@@ -194,6 +194,9 @@ impl MapEnv for TracingEnv<'_> {
             });
         }
         result
+    }
+    fn check_running(&mut self, token: u64) -> EnvResult<()> {
+        self.inner.check_running(token)
     }
     fn check_direct_call(&mut self, call: DirectCall, map: Ptr) -> EnvResult<()> {
         self.direct = Some(call);

@@ -134,6 +134,28 @@ pub(super) fn setup(
                 }
             }
         }
+        // A program no task runs is held by its slots alone, as after a loader that filled the
+        // arrays and exited: taking it out of its last slot frees it (after a grace period,
+        // while a tail call into it may still run).
+        let runs = |name: &str| {
+            scenario
+                .tasks
+                .iter()
+                .any(|t| t.program.as_deref() == Some(name))
+        };
+        let (kept, slot_only): (Vec<Loaded>, Vec<Loaded>) =
+            loaded.into_iter().partition(|l| runs(&l.name));
+        for prog in slot_only {
+            let name = prog.name.clone();
+            let fd = prog.load.installed.fd;
+            if ctx.check("close", prog.load.unload(&ctx.world)).is_err() {
+                return Err(SetupError::Fault);
+            }
+            ctx.rec.line(0, 0, || {
+                format!("close(prog {name} fd {fd}): held by its PROG_ARRAY slots alone")
+            });
+        }
+        loaded = kept;
     }
     Ok(loaded)
 }
