@@ -38,7 +38,6 @@ use mimic_core::sync::Std;
 use mimic_core::sys::Process;
 use mimic_core::uapi::{BpfSys, BPF_ANY};
 use mimic_core::world::WorldConfig;
-use mimic_sim::kernel::packets::BPF_PROG_TYPE_XDP;
 use mimic_sim::kernel::KernelSys;
 use std::path::Path;
 use std::time::Instant;
@@ -112,7 +111,7 @@ fn main() {
     // `return XDP_PASS`: the cost of a run with nothing in it, on each side.
     let pass = [Insn::mov64_imm(0, 2), Insn::exit()];
     let empty = match (
-        kernel.prog_load(BPF_PROG_TYPE_XDP, &pass, 0, 0),
+        kernel.prog_load(ProgType::Xdp.uapi(), &pass, 0, 0),
         Program::new(&pass),
     ) {
         (Ok((fd, _)), Ok(p)) => (fd, p),

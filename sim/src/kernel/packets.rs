@@ -33,9 +33,6 @@ use mimic_core::uapi::{BpfSys, Fd};
 use mimic_core::world::{World, WorldConfig};
 use std::collections::BTreeMap;
 
-/// `BPF_PROG_TYPE_XDP`.
-pub const BPF_PROG_TYPE_XDP: u32 = 6;
-
 /// mimic's options for an XDP program the kernel loads as root.
 pub fn xdp_opts(profile: KernelProfile) -> VerifyOpts {
     VerifyOpts {
@@ -45,9 +42,6 @@ pub fn xdp_opts(profile: KernelProfile) -> VerifyOpts {
         ..VerifyOpts::default()
     }
 }
-
-/// `BPF_PROG_TYPE_SCHED_CLS`.
-pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 
 /// A known difference: the kernel takes something mimic refuses as not modelled (D22).
 pub const NOT_MODELLED: &str = "kernel accepts what mimic does not model (D22)";
@@ -81,7 +75,7 @@ impl From<PacketCase> for Case {
         Case {
             name: case.name.to_string(),
             insns: case.insns().map_err(|e| e.to_string()),
-            xdp: !case.name.starts_with("tc"),
+            xdp: case.prog_type() == ProgType::Xdp,
         }
     }
 }
@@ -125,9 +119,9 @@ fn run_set(
             }
         };
         let (kind, opts) = if case.xdp {
-            (BPF_PROG_TYPE_XDP, xdp_opts(profile))
+            (ProgType::Xdp.uapi(), xdp_opts(profile))
         } else {
-            (BPF_PROG_TYPE_SCHED_CLS, tc_opts(profile))
+            (ProgType::SchedCls.uapi(), tc_opts(profile))
         };
         verdicts.cases += 1;
         let theirs = kernel.prog_load(kind, insns, 0, 0);

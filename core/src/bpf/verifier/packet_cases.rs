@@ -4,6 +4,7 @@
 //! packets every accepted one is test-run on. kernel-check loads them on the running kernel as
 //! `BPF_PROG_TYPE_XDP` and compares verdicts, then `r0` and the packet after each run.
 
+use super::ProgType;
 use crate::bpf::asm::{assemble, AsmError};
 use crate::isa::Insn;
 
@@ -29,6 +30,16 @@ pub struct PacketCase {
 impl PacketCase {
     pub fn insns(&self) -> Result<Vec<Insn>, AsmError> {
         assemble(self.source)
+    }
+
+    /// The type it is loaded as: a case named `tc...` is a tc (`sched_cls`) program, every
+    /// other one XDP (the tc set's `xdp: ...` cases are XDP programs calling tc helpers).
+    pub fn prog_type(&self) -> ProgType {
+        if self.name.starts_with("tc") {
+            ProgType::SchedCls
+        } else {
+            ProgType::Xdp
+        }
     }
 }
 
@@ -818,13 +829,9 @@ mod tests {
             let insns = case
                 .insns()
                 .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-            let opts = if case.name.starts_with("xdp:") {
-                VerifyOpts {
-                    prog_type: ProgType::Xdp,
-                    ..opts
-                }
-            } else {
-                opts
+            let opts = VerifyOpts {
+                prog_type: case.prog_type(),
+                ..opts
             };
             let got = verify(&insns, &MapTable(vec![]), opts);
             match (case.verdict, &got) {

@@ -444,9 +444,7 @@ pub fn decode(rest: &[u8]) -> Option<PacketCase> {
 #[cfg(feature = "kernel")]
 pub mod kernel {
     use super::*;
-    use crate::kernel::packets::{
-        compare_test_run, tc_opts, xdp_opts, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP,
-    };
+    use crate::kernel::packets::{compare_test_run, tc_opts, xdp_opts};
     use crate::kernel::verdicts::{compare_verdicts, kernel_message, names_but_ids};
     use crate::kernel::KernelSys;
     use mimic_core::bpf::verifier::world::prog_load;
@@ -465,8 +463,8 @@ pub mod kernel {
             Err(report) => return Err(report.clone()),
         };
         let (kind, base) = match hook {
-            Hook::Xdp => (BPF_PROG_TYPE_XDP, xdp_opts(profile)),
-            Hook::Tc => (BPF_PROG_TYPE_SCHED_CLS, tc_opts(profile)),
+            Hook::Xdp => (ProgType::Xdp.uapi(), xdp_opts(profile)),
+            Hook::Tc => (ProgType::SchedCls.uapi(), tc_opts(profile)),
         };
         let opts = VerifyOpts { mutants, ..base };
         let mut kernel = KernelSys::default();
