@@ -32,6 +32,7 @@ pub mod packets;
 #[cfg(feature = "kernel")]
 pub mod profile;
 pub mod seed004;
+#[cfg(feature = "kernel")]
 pub mod tail_calls;
 #[cfg(feature = "kernel")]
 pub mod verdicts;
