@@ -28,6 +28,22 @@ pub struct Handle {
     pub gen: u32,
 }
 
+impl Handle {
+    /// The handle as one nonzero word (`index + 1` above `gen`), for places that hold a handle
+    /// in an atomic or pass it through a `u64`; 0 is free for "none".
+    pub fn to_word(self) -> u64 {
+        (u64::from(self.index) + 1) << 32 | u64::from(self.gen)
+    }
+
+    /// The handle [`Handle::to_word`] made, or `None` for 0.
+    pub fn from_word(word: u64) -> Option<Handle> {
+        (word >> 32 != 0).then(|| Handle {
+            index: ((word >> 32) - 1) as u32,
+            gen: word as u32,
+        })
+    }
+}
+
 impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}.{}", self.index, self.gen)

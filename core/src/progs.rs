@@ -27,8 +27,7 @@ use crate::isa::Insn;
 use crate::rcu::{Object, Policy};
 use crate::sync::{Atomic64, Ordering, Platform};
 use crate::uapi::Fd;
-use crate::world::{FdAccess, OpenFd, World, FIRST_MAP_FD};
-use std::collections::BTreeMap;
+use crate::world::{FdAccess, IdTable, OpenFd, World, FIRST_MAP_FD};
 
 /// A program id (`prog->aux->id`).
 pub type ProgId = u32;
@@ -49,14 +48,14 @@ pub struct Prog<P: Platform> {
 /// The world's programs: the arena and the live ids (their fds are in the world's fd table).
 pub(crate) struct ProgTable<P: Platform> {
     pub(crate) arena: Arena<P, Prog<P>>,
-    pub(crate) ids: P::Mutex<(ProgId, BTreeMap<ProgId, Handle>)>,
+    pub(crate) ids: P::Mutex<IdTable>,
 }
 
 impl<P: Platform> ProgTable<P> {
     pub(crate) fn new() -> Self {
         ProgTable {
             arena: Arena::new("prog"),
-            ids: P::mutex((1, BTreeMap::new())),
+            ids: P::mutex(IdTable::new()),
         }
     }
 }
@@ -70,25 +69,18 @@ pub struct Installed {
 }
 
 impl<P: Platform> World<P> {
-    /// Installs a loaded program: refcount 1 (its fd), a fresh id, the lowest free fd. The
-    /// references on `maps` must already be held ([`World::prog_hold_maps`]); they pass to the
-    /// program and are dropped when it is freed.
+    /// Installs a loaded program: refcount 1 (its fd), a fresh id (allocated as map ids are,
+    /// in its own space), the lowest free fd; `-ENOSPC` when every id is taken. The references
+    /// on `maps` must already be held ([`World::prog_hold_maps`]); they pass to the program
+    /// and are dropped when it is freed.
     pub fn prog_install(
         &self,
         prog_type: u32,
         sleepable: bool,
         insns: Vec<Insn>,
         maps: Vec<Handle>,
-    ) -> Installed {
-        let id = P::lock(&self.progs.ids, |(next, _)| {
-            let id = *next;
-            *next = if *next >= i32::MAX as u32 {
-                1
-            } else {
-                *next + 1
-            };
-            id
-        });
+    ) -> Result<Installed> {
+        let id = P::lock(&self.progs.ids, IdTable::next_free).ok_or(Errno::ENOSPC)?;
         let handle = self.progs.arena.insert(Prog {
             id,
             prog_type,
@@ -97,9 +89,9 @@ impl<P: Platform> World<P> {
             maps,
             refcnt: P::atomic(1),
         });
-        P::lock(&self.progs.ids, |(_, live)| live.insert(id, handle));
+        P::lock(&self.progs.ids, |ids| ids.live.insert(id, handle));
         let fd = self.install_prog_fd(handle);
-        Installed { fd, id, handle }
+        Ok(Installed { fd, id, handle })
     }
 
     /// The program behind `handle`, or the use-after-free fault.
@@ -143,7 +135,7 @@ impl<P: Platform> World<P> {
         if before != 1 {
             return Ok(());
         }
-        P::lock(&self.progs.ids, |(_, live)| live.remove(&prog.id));
+        P::lock(&self.progs.ids, |ids| ids.live.remove(&prog.id));
         let policy = if prog.sleepable {
             Policy::TasksTraceThenRcuGp
         } else {

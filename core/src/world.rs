@@ -198,6 +198,33 @@ pub(crate) struct IdTable {
     pub(crate) live: BTreeMap<MapId, Handle>,
 }
 
+impl IdTable {
+    pub(crate) fn new() -> Self {
+        IdTable {
+            next: 1,
+            live: BTreeMap::new(),
+        }
+    }
+
+    /// `idr_alloc_cyclic(.., 1, INT_MAX)`: the next id from where the last one left off,
+    /// wrapping to 1 and skipping live ones; `None` when every id is taken. The caller records
+    /// the object under it in `live`.
+    pub(crate) fn next_free(&mut self) -> Option<MapId> {
+        for _ in 0..MAX_MAP_ID {
+            let id = self.next;
+            self.next = if self.next >= MAX_MAP_ID {
+                1
+            } else {
+                self.next + 1
+            };
+            if !self.live.contains_key(&id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
 /// The modelled kernel. See the module documentation.
 pub struct World<P: Platform> {
     mutants: Mutants,
@@ -230,13 +257,7 @@ impl<P: Platform> World<P> {
             clock: P::atomic(1),
             maps: Arena::new("map"),
             gens: P::mutex(Vec::new()),
-            ids: SpinLock::new(
-                ID_LOCK,
-                IdTable {
-                    next: 1,
-                    live: BTreeMap::new(),
-                },
-            ),
+            ids: SpinLock::new(ID_LOCK, IdTable::new()),
             fds: P::mutex(BTreeMap::new()),
             progs: crate::progs::ProgTable::new(),
             rcu: Rcu::new(config.max_tasks),

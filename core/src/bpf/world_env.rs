@@ -166,16 +166,14 @@ impl<P: Platform> MapEnv for WorldEnv<'_, P> {
             // grace period, so one that left the slot since is still readable here.
             TailSlot::Prog(prog) => TailTarget::Prog {
                 insns: self.world.prog(prog).map_err(into_exec)?.insns.clone(),
-                token: u64::from(prog.index) << 32 | u64::from(prog.gen),
+                token: prog.to_word(),
             },
         })
     }
 
     fn check_running(&mut self, token: u64) -> EnvResult<()> {
-        let prog = Handle {
-            index: (token >> 32) as u32,
-            gen: token as u32,
-        };
+        let prog = Handle::from_word(token)
+            .ok_or_else(|| ExecErrorKind::MapAccess(format!("{token:#x} names no program")))?;
         self.world.prog(prog).map(drop).map_err(into_exec)
     }
 

@@ -51,17 +51,6 @@ pub struct ProgArray<P: Platform> {
     owner: P::Mutex<Option<Owner>>,
 }
 
-fn encode(handle: Handle) -> u64 {
-    (u64::from(handle.index) + 1) << 32 | u64::from(handle.gen)
-}
-
-fn decode(word: u64) -> Option<Handle> {
-    (word != 0).then(|| Handle {
-        index: ((word >> 32) - 1) as u32,
-        gen: word as u32,
-    })
-}
-
 impl<P: Platform> ProgArray<P> {
     pub fn new(def: &MapDef) -> Result<Self> {
         Ok(ProgArray {
@@ -80,7 +69,7 @@ impl<P: Platform> ProgArray<P> {
 
     /// Empties one slot and puts what it held; whether it held a program.
     fn clear(&self, w: &World<P>, slot: &P::Atomic) -> Result<bool> {
-        match decode(slot.swap(0, Ordering::AcqRel)) {
+        match Handle::from_word(slot.swap(0, Ordering::AcqRel)) {
             Some(old) => w.prog_put(old).map(|()| true),
             None => Ok(false),
         }
@@ -97,7 +86,7 @@ impl<P: Platform> MapOps<P> for ProgArray<P> {
     fn fd_sys_lookup_elem(&self, w: &World<P>, key: &[u8]) -> Option<Result<Vec<u8>>> {
         Some((|| {
             let slot = self.slot(key).map_err(|_| Errno::ENOENT)?;
-            let handle = decode(slot.load(Ordering::Acquire)).ok_or(Errno::ENOENT)?;
+            let handle = Handle::from_word(slot.load(Ordering::Acquire)).ok_or(Errno::ENOENT)?;
             Ok(w.prog_id(handle)?.to_le_bytes().to_vec())
         })())
     }
@@ -120,7 +109,7 @@ impl<P: Platform> MapOps<P> for ProgArray<P> {
             w.prog_put(handle)?;
             return Err(Errno::EINVAL.into());
         }
-        if let Some(old) = decode(slot.swap(encode(handle), Ordering::AcqRel)) {
+        if let Some(old) = Handle::from_word(slot.swap(handle.to_word(), Ordering::AcqRel)) {
             w.prog_put(old)?;
         }
         Ok(())
@@ -137,10 +126,7 @@ impl<P: Platform> MapOps<P> for ProgArray<P> {
         self.array.next_key(key)
     }
     fn free(&self, w: &World<P>, _map: &Map<P>) -> Result<()> {
-        for slot in &self.slots {
-            self.clear(w, slot)?;
-        }
-        Ok(())
+        self.release_uref(w)
     }
     fn release_uref(&self, w: &World<P>) -> Result<()> {
         for slot in &self.slots {
@@ -158,9 +144,8 @@ impl<P: Platform> MapOps<P> for ProgArray<P> {
     fn tail_call_slot(&self, index: u32) -> Result<TailSlot> {
         Ok(match self.slots.get(index as usize) {
             None => TailSlot::OutOfRange,
-            Some(slot) => {
-                decode(slot.load(Ordering::Acquire)).map_or(TailSlot::Empty, TailSlot::Prog)
-            }
+            Some(slot) => Handle::from_word(slot.load(Ordering::Acquire))
+                .map_or(TailSlot::Empty, TailSlot::Prog),
         })
     }
     fn footprint(&self) -> u64 {

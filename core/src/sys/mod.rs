@@ -36,7 +36,7 @@ use crate::mutants::Mutant;
 use crate::rcu::Flavor;
 use crate::sync::{Atomic64, Ordering, Platform};
 use crate::uapi::*;
-use crate::world::{FdAccess, OpenFd, World, FIRST_MAP_FD, INC_NOT_ZERO_TRIES, MAX_MAP_ID};
+use crate::world::{FdAccess, OpenFd, World, FIRST_MAP_FD, INC_NOT_ZERO_TRIES};
 
 /// `BPF_F_LOCK`: the only element flag a generic batch update accepts.
 pub const BPF_F_LOCK: u64 = 4;
@@ -136,19 +136,9 @@ impl<P: Platform> World<P> {
             self.lockdep(),
             || self.stamp(),
             |ids| {
-                for _ in 0..MAX_MAP_ID {
-                    let id = ids.next;
-                    ids.next = if ids.next >= MAX_MAP_ID {
-                        1
-                    } else {
-                        ids.next + 1
-                    };
-                    if let std::collections::btree_map::Entry::Vacant(slot) = ids.live.entry(id) {
-                        slot.insert(handle);
-                        return Some(id);
-                    }
-                }
-                None
+                let id = ids.next_free()?;
+                ids.live.insert(id, handle);
+                Some(id)
             },
         )?;
         let map = self.map(handle)?;

@@ -205,8 +205,14 @@ pub fn prog_load<P: Platform>(
     world
         .prog_hold_maps(&maps, opts.sleepable)
         .map_err(LoadError::World)?;
-    let installed =
-        world.prog_install(prog_type, opts.sleepable, fixed.insns.clone(), maps.clone());
+    let installed = world
+        .prog_install(prog_type, opts.sleepable, fixed.insns.clone(), maps.clone())
+        .or_else(|e| {
+            // No program took the references: give them back.
+            world.prog_release_maps(&maps, opts.sleepable)?;
+            Err(e)
+        })
+        .map_err(LoadError::World)?;
     Ok(LoadedProg {
         verified,
         fixed,
