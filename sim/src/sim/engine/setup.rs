@@ -84,12 +84,14 @@ pub(super) fn setup(
                 m.kind() == Some(MapType::ProgArray) && m.slots.iter().any(|(_, n)| n == name)
             })
         };
-        for program in &object.programs {
-            let runs = scenario
+        let runs = |name: &str| {
+            scenario
                 .tasks
                 .iter()
-                .any(|t| t.program.as_deref() == Some(program.name.as_str()));
-            if !runs && !in_slots(&program.name) {
+                .any(|t| t.program.as_deref() == Some(name))
+        };
+        for program in &object.programs {
+            if !runs(&program.name) && !in_slots(&program.name) {
                 continue;
             }
             let bad = |e: String| bad_program(scenario, &program.name, e);
@@ -137,12 +139,6 @@ pub(super) fn setup(
         // A program no task runs is held by its slots alone, as after a loader that filled the
         // arrays and exited: taking it out of its last slot frees it (after a grace period,
         // while a tail call into it may still run).
-        let runs = |name: &str| {
-            scenario
-                .tasks
-                .iter()
-                .any(|t| t.program.as_deref() == Some(name))
-        };
         let (kept, slot_only): (Vec<Loaded>, Vec<Loaded>) =
             loaded.into_iter().partition(|l| runs(&l.name));
         for prog in slot_only {
