@@ -16,9 +16,8 @@
 #![forbid(unsafe_code)]
 
 use super::check::Check;
-use super::packets::PLAIN_FIELDS;
 use super::verdicts::compare_verdicts;
-use super::xlated::{compare_xlated, side_by_side, CPU_INLINED};
+use super::xlated::tally;
 use super::{KernelSys, BPF_F_SLEEPABLE};
 use mimic_core::bpf::object::load::{create_maps, fill_prog_arrays, LoadedMaps};
 use mimic_core::bpf::object::{Object, ProgKind};
@@ -276,20 +275,8 @@ pub fn check_object(
         if let Ok(x) = &x {
             kernel_xlated.insert(program.name.clone(), x.clone());
         }
-        match x {
-            Ok(x) => match compare_xlated(&loaded.fixed, &x, &ids) {
-                Ok(n) if n.cpu_inlined == 0 => xlated.agreed += 1,
-                Ok(_) => *xlated.known.entry(CPU_INLINED.to_string()).or_insert(0) += 1,
-                Err(_) if loaded.fixed.plain_fields => {
-                    *xlated.known.entry(PLAIN_FIELDS.to_string()).or_insert(0) += 1
-                }
-                Err(why) => xlated.note(
-                    "slot differs",
-                    format!("{name}: {why}\n{}", side_by_side(&loaded.fixed, &x)),
-                ),
-            },
-            Err(e) => xlated.note("no xlated", format!("{name}: {e}")),
-        }
+        let x = x.as_deref().map_err(|e| e.to_string());
+        tally(&mut xlated, &name, x, Ok(&loaded.fixed), &ids);
         if matches!(opts.prog_type, ProgType::RawTracepoint | ProgType::Syscall) {
             runs.cases += 1;
             let mut ctx = test_ctx();

@@ -13,7 +13,7 @@
 use super::check::Check;
 use super::verdicts::{compare_verdicts, EXEC_GATE};
 use super::verdicts::{FIXUPS_GATE, VERDICTS_GATE};
-use super::xlated::{compare_xlated, side_by_side, CPU_INLINED};
+use super::xlated::tally;
 use super::KernelSys;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::packet_cases::{
@@ -45,9 +45,6 @@ pub fn xdp_opts(profile: KernelProfile) -> VerifyOpts {
 
 /// A known difference: the kernel takes something mimic refuses as not modelled (D22).
 pub const NOT_MODELLED: &str = "kernel accepts what mimic does not model (D22)";
-
-/// A known difference: the program touches an `sk_buff` field mimic keeps plain (D22).
-pub const PLAIN_FIELDS: &str = "sk_buff field mimic keeps plain (D22)";
 
 /// The six lines: XDP's cases, then tc's (its cases and the context sweep).
 pub fn run(kernel: &mut KernelSys, profile: KernelProfile) -> Vec<Check> {
@@ -137,27 +134,14 @@ fn run_set(
             continue;
         };
         fixups.cases += 1;
-        match (kernel.xlated(prog), fixup(&verified, Mutants::NONE)) {
-            (Ok(x), Ok(f)) => match compare_xlated(&f, &x, &BTreeMap::new()) {
-                Ok(normalised) => {
-                    device_layout.extend(normalised.ifindex_offset);
-                    skb_layout += normalised.layout_slots;
-                    if normalised.cpu_inlined == 0 {
-                        fixups.agreed += 1;
-                    } else {
-                        *fixups.known.entry(CPU_INLINED.to_string()).or_insert(0) += 1;
-                    }
-                }
-                Err(_) if f.plain_fields => {
-                    *fixups.known.entry(PLAIN_FIELDS.to_string()).or_insert(0) += 1;
-                }
-                Err(why) => fixups.note(
-                    "slot differs",
-                    format!("{name}: {why}\n{}", side_by_side(&f, &x)),
-                ),
-            },
-            (Err(e), _) => fixups.note("no xlated", format!("{name}: {e}")),
-            (_, Err(e)) => fixups.note("mimic fixup fails", format!("{name}: {e}")),
+        let (x, f) = (kernel.xlated(prog), fixup(&verified, Mutants::NONE));
+        let (x, f) = (
+            x.as_deref().map_err(|e| e.to_string()),
+            f.as_ref().map_err(|e| e.to_string()),
+        );
+        if let Some(normalised) = tally(&mut fixups, name, x, f, &BTreeMap::new()) {
+            device_layout.extend(normalised.ifindex_offset);
+            skb_layout += normalised.layout_slots;
         }
         let loaded = match prog_load(world, insns, opts) {
             Ok(loaded) => loaded,

@@ -9,7 +9,7 @@
 use super::check::Check;
 use super::packets::xdp_opts;
 use super::verdicts::{compare_verdicts, EXEC_GATE, FIXUPS_GATE, VERDICTS_GATE};
-use super::xlated::{compare_xlated, side_by_side};
+use super::xlated::tally;
 use super::KernelSys;
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::tail_call_cases::{
@@ -120,17 +120,15 @@ pub fn run(kernel: &mut KernelSys, profile: KernelProfile) -> Vec<Check> {
             continue;
         };
         fixups.cases += 1;
-        match (kernel.xlated(prog), fixup(&verified, Mutants::NONE)) {
-            (Ok(x), Ok(f)) => match compare_xlated(&f, &x, &ids) {
-                Ok(_) => fixups.agreed += 1,
-                Err(why) => fixups.note(
-                    "slot differs",
-                    format!("{name}: {why}\n{}", side_by_side(&f, &x)),
-                ),
-            },
-            (Err(e), _) => fixups.note("no xlated", format!("{name}: {e}")),
-            (_, Err(e)) => fixups.note("mimic fixup fails", format!("{name}: {e}")),
-        }
+        let (x, f) = (kernel.xlated(prog), fixup(&verified, Mutants::NONE));
+        let x = x.as_deref().map_err(|e| e.to_string());
+        tally(
+            &mut fixups,
+            name,
+            x,
+            f.as_ref().map_err(|e| e.to_string()),
+            &ids,
+        );
         let _ = kernel.close(prog);
     }
     for fd in [kmaps.prog_array, kmaps.array] {

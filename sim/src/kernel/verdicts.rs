@@ -19,7 +19,7 @@
 #![forbid(unsafe_code)]
 
 use super::check::Check;
-use super::xlated::{compare_xlated, side_by_side, CPU_INLINED};
+use super::xlated::tally;
 use super::KernelSys;
 use super::LoadFailure;
 use mimic_core::bpf::fixup::fixup;
@@ -310,18 +310,15 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet, profile: KernelProfile)
                 accepted.push(item);
                 let xlated = kernel.xlated(prog);
                 let _ = kernel.close(prog);
-                match (xlated, fixup(&v, Mutants::NONE)) {
-                    (Ok(x), Ok(f)) => match compare_xlated(&f, &x, &ids) {
-                        Ok(n) if n.cpu_inlined == 0 => fixups.agreed += 1,
-                        Ok(_) => *fixups.known.entry(CPU_INLINED.to_string()).or_insert(0) += 1,
-                        Err(why) => fixups.note(
-                            "slot differs",
-                            format!("{name}: {why}\n{}", side_by_side(&f, &x)),
-                        ),
-                    },
-                    (Err(e), _) => fixups.note("no xlated", format!("{name}: {e}")),
-                    (_, Err(e)) => fixups.note("mimic fixup fails", format!("{name}: {e}")),
-                }
+                let f = fixup(&v, Mutants::NONE);
+                let x = xlated.as_deref().map_err(|e| e.to_string());
+                tally(
+                    &mut fixups,
+                    name,
+                    x,
+                    f.as_ref().map_err(|e| e.to_string()),
+                    &ids,
+                );
             }
             (theirs, _, verdict) => {
                 if let Ok((prog, _)) = theirs {

@@ -9,6 +9,7 @@
 //! the CPU fail its line while the same program passed as a packet case.
 
 use super::bijection::Bijection;
+use super::check::Check;
 use mimic_core::bpf::fixup::Fixed;
 use mimic_core::bpf::helpers::HelperId;
 use mimic_core::bpf::xdp::buff;
@@ -182,6 +183,55 @@ pub fn side_by_side(ours: &Fixed, theirs: &[Insn]) -> String {
     }
     out
 }
+
+/// One program's case of a fixups line: the kernel's xlated dump (`theirs`) against mimic's
+/// fixed-up program (`ours`), counted as agreeing, as a known difference (the CPU id the kernel
+/// inlines, D20; an `sk_buff` field mimic keeps plain, D22) or noted with both listings. The
+/// caller counts the case. Returns what [`compare_xlated`] undid when the slots compared.
+pub fn tally(
+    check: &mut Check,
+    name: &str,
+    theirs: Result<&[Insn], String>,
+    ours: Result<&Fixed, String>,
+    ids: &BTreeMap<u32, u32>,
+) -> Option<Normalised> {
+    let known =
+        |check: &mut Check, what: &str| *check.known.entry(what.to_string()).or_insert(0) += 1;
+    match (theirs, ours) {
+        (Ok(x), Ok(f)) => match compare_xlated(f, x, ids) {
+            Ok(n) => {
+                if n.cpu_inlined == 0 {
+                    check.agreed += 1;
+                } else {
+                    known(check, CPU_INLINED);
+                }
+                Some(n)
+            }
+            Err(_) if f.plain_fields => {
+                known(check, PLAIN_FIELDS);
+                None
+            }
+            Err(why) => {
+                check.note(
+                    "slot differs",
+                    format!("{name}: {why}\n{}", side_by_side(f, x)),
+                );
+                None
+            }
+        },
+        (Err(e), _) => {
+            check.note("no xlated", format!("{name}: {e}"));
+            None
+        }
+        (_, Err(e)) => {
+            check.note("mimic fixup fails", format!("{name}: {e}"));
+            None
+        }
+    }
+}
+
+/// A known difference: the program touches an `sk_buff` field mimic keeps plain (D22).
+pub const PLAIN_FIELDS: &str = "sk_buff field mimic keeps plain (D22)";
 
 /// The known difference of an xlated program that reads the CPU (docs/kernel-disagreements.md).
 pub const CPU_INLINED: &str = "bpf_get_smp_processor_id inlined by the kernel (D20)";
