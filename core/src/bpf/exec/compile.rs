@@ -1,7 +1,9 @@
 //! Pre-decoding: [`Op`]s become flat 8-byte [`Inst`]s, one per instruction slot. The common ALU,
 //! memory and jump forms get one variant per operation, width and source, so the interpreter
 //! dispatches once per instruction and reads at most one machine word of operands; conditional
-//! jumps keep the ISA's relative offset (a backward jump is a negative one). Rare forms
+//! jumps keep the ISA's relative offset (a backward jump is a negative one). In a program that
+//! never writes `r10`, loads and stores through it become frame accesses at an offset checked
+//! here, since `r10` can only be the running frame's top. Rare forms
 //! (division, `movsx`, atomics, map loads, unsupported instructions) sit in a side table behind
 //! [`Inst::Slow`], and `lddw` constants in another, which keeps every [`Inst`] at 8 bytes.
 
@@ -264,6 +266,59 @@ pub(crate) enum Inst {
     StDW {
         d: u8,
         off: i16,
+        imm: i32,
+    },
+    /// Loads and stores through the frame pointer (`r10 + off`) of a program that never writes
+    /// `r10`: the address is the current frame's base plus `at` (`STACK_SIZE + off`, checked
+    /// at compile time to fit the access), so the run skips decoding and checking a pointer
+    /// that can only be this one.
+    LdxFpB {
+        d: u8,
+        at: u16,
+    },
+    LdxFpH {
+        d: u8,
+        at: u16,
+    },
+    LdxFpW {
+        d: u8,
+        at: u16,
+    },
+    LdxFpDW {
+        d: u8,
+        at: u16,
+    },
+    StxFpB {
+        s: u8,
+        at: u16,
+    },
+    StxFpH {
+        s: u8,
+        at: u16,
+    },
+    StxFpW {
+        s: u8,
+        at: u16,
+    },
+    StxFpDW {
+        s: u8,
+        at: u16,
+    },
+    /// `StFp*` store the immediate (`StFpDW` sign-extended to 64 bits).
+    StFpB {
+        at: u16,
+        imm: i32,
+    },
+    StFpH {
+        at: u16,
+        imm: i32,
+    },
+    StFpW {
+        at: u16,
+        imm: i32,
+    },
+    StFpDW {
+        at: u16,
         imm: i32,
     },
     /// Unconditional jump to slot `t` (`ja` and `ja32`).
@@ -601,8 +656,10 @@ impl Program {
             slow: Vec::new(),
             insns: insns.to_vec(),
         };
+        let fp_fixed = !ops.iter().any(|(_, op)| writes_fp(op));
         for (pc, op) in ops {
-            program.code[pc] = program.lower(pc, op);
+            let inst = program.lower(pc, op);
+            program.code[pc] = if fp_fixed { through_fp(inst) } else { inst };
         }
         program.fused = fuse(&program.code);
         Ok(program)
@@ -762,6 +819,56 @@ impl Program {
             Op::Exit => Exit,
         }
     }
+}
+
+/// Whether `op` may write `r10` (the decoder lets an unverified program do it; the verifier
+/// refuses it). A program where none does keeps `r10` at its frame's top throughout.
+fn writes_fp(op: &Op) -> bool {
+    use crate::isa::FP;
+    match *op {
+        Op::Alu { dst, .. }
+        | Op::Neg { dst, .. }
+        | Op::End { dst, .. }
+        | Op::Ld64 { dst, .. }
+        | Op::Load { dst, .. } => dst == FP,
+        Op::Atomic { op, src, .. } => op.fetches() && src == FP,
+        Op::LdAbs { .. }
+        | Op::LdInd { .. }
+        | Op::Store { .. }
+        | Op::Ja { .. }
+        | Op::Jmp { .. }
+        | Op::Call(_)
+        | Op::Callx { .. }
+        | Op::Exit => false,
+    }
+}
+
+/// `inst` as a frame-pointer access (`Inst::LdxFp*` and friends) if it is an `r10`-based load
+/// or store whose bytes lie inside the frame; anything else (other bases, signed loads,
+/// accesses the general path must refuse) as it is.
+fn through_fp(inst: Inst) -> Inst {
+    use crate::isa::FP;
+    use Inst::*;
+    let at = |off: i16, size: i32| -> Option<u16> {
+        let at = super::STACK_SIZE as i32 + i32::from(off);
+        (at >= 0 && at + size <= super::STACK_SIZE as i32).then_some(at as u16)
+    };
+    let fp = match inst {
+        LdxB { d, s: FP, off } => at(off, 1).map(|at| LdxFpB { d, at }),
+        LdxH { d, s: FP, off } => at(off, 2).map(|at| LdxFpH { d, at }),
+        LdxW { d, s: FP, off } => at(off, 4).map(|at| LdxFpW { d, at }),
+        LdxDW { d, s: FP, off } => at(off, 8).map(|at| LdxFpDW { d, at }),
+        StxB { d: FP, s, off } => at(off, 1).map(|at| StxFpB { s, at }),
+        StxH { d: FP, s, off } => at(off, 2).map(|at| StxFpH { s, at }),
+        StxW { d: FP, s, off } => at(off, 4).map(|at| StxFpW { s, at }),
+        StxDW { d: FP, s, off } => at(off, 8).map(|at| StxFpDW { s, at }),
+        StB { d: FP, off, imm } => at(off, 1).map(|at| StFpB { at, imm }),
+        StH { d: FP, off, imm } => at(off, 2).map(|at| StFpH { at, imm }),
+        StW { d: FP, off, imm } => at(off, 4).map(|at| StFpW { at, imm }),
+        StDW { d: FP, off, imm } => at(off, 8).map(|at| StFpDW { at, imm }),
+        _ => None,
+    };
+    fp.unwrap_or(inst)
 }
 
 /// Fuses `add/sub rD, small` followed by an unsigned or equality compare of `rD` with an

@@ -167,6 +167,20 @@ impl<E: MapEnv> Mem<'_, E> {
         locate(addr, size, self.depth, self.ctx.len(), self.packet)
     }
 
+    /// A load at byte `at` of the current frame (`r10 - STACK_SIZE + at`), which the compiler
+    /// checked to fit: the frame is always live, so nothing can fail.
+    #[inline(always)]
+    fn fp_load<const N: usize>(&self, at: u16) -> u64 {
+        let at = self.depth * STACK_SIZE + usize::from(at);
+        read_le::<N>(&self.stack[at..at + N])
+    }
+
+    #[inline(always)]
+    fn fp_store<const N: usize>(&mut self, at: u16, value: u64) {
+        let at = self.depth * STACK_SIZE + usize::from(at);
+        write_le::<N>(&mut self.stack[at..at + N], value);
+    }
+
     #[inline(always)]
     fn load<const N: usize>(&mut self, addr: u64) -> Result<u64, ExecErrorKind> {
         if let Some(ptr) = map_region(addr) {
@@ -879,6 +893,18 @@ pub(super) fn run<E: MapEnv, O: Observer>(
                 StDW { d, off, imm } => {
                     tri!(mem.store::<8>(r!(d).wrapping_add(off as i64 as u64), imm as i64 as u64))
                 }
+                LdxFpB { d, at } => r!(d) = mem.fp_load::<1>(at),
+                LdxFpH { d, at } => r!(d) = mem.fp_load::<2>(at),
+                LdxFpW { d, at } => r!(d) = mem.fp_load::<4>(at),
+                LdxFpDW { d, at } => r!(d) = mem.fp_load::<8>(at),
+                StxFpB { s, at } => mem.fp_store::<1>(at, r!(s)),
+                StxFpH { s, at } => mem.fp_store::<2>(at, r!(s)),
+                StxFpW { s, at } => mem.fp_store::<4>(at, r!(s)),
+                StxFpDW { s, at } => mem.fp_store::<8>(at, r!(s)),
+                StFpB { at, imm } => mem.fp_store::<1>(at, imm as u64),
+                StFpH { at, imm } => mem.fp_store::<2>(at, imm as u64),
+                StFpW { at, imm } => mem.fp_store::<4>(at, imm as u64),
+                StFpDW { at, imm } => mem.fp_store::<8>(at, imm as i64 as u64),
                 Ja { t } => jump!(t),
                 Jeq64I { d, off, imm } => {
                     let (a, b) = (r!(d), imm as i64 as u64);

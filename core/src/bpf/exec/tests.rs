@@ -673,3 +673,30 @@ fn a_key_inside_a_map_value_still_goes_through_the_map_world() {
         .expect("runs");
     assert_eq!(r0, 77, "the second lookup used the key stored in value 1");
 }
+
+#[test]
+fn frame_pointer_accesses_reach_the_running_frame_not_the_first() {
+    // The caller keeps 1 at its r10-8 and passes its address; the callee writes 2 at its own
+    // r10-8 and returns own * 10 + the caller's; the caller adds its slot back: 21 + 1.
+    let source =
+        "stdw [%r10-8], 1\nmov %r1, %r10\nadd %r1, -8\ncall local f\nldxdw %r2, [%r10-8]\n\
+                  add %r0, %r2\nexit\nf:\nstdw [%r10-8], 2\nldxdw %r0, [%r10-8]\nmul %r0, 10\n\
+                  ldxdw %r2, [%r1+0]\nadd %r0, %r2\nexit";
+    assert_eq!(run_text(source, &mut []).expect("runs"), 22);
+}
+
+#[test]
+fn a_program_that_writes_r10_has_its_accesses_through_r10_checked_where_r10_points() {
+    // Unverified code may move r10 (the verifier refuses it): here into the input, so the
+    // store lands in the input and the load reads it back from there.
+    let source = "mov %r10, %r1\nadd %r10, 8\nstb [%r10-1], 5\nldxb %r0, [%r1+7]\nexit";
+    let mut mem = [0u8; 8];
+    assert_eq!(run_text(source, &mut mem).expect("runs"), 5);
+    assert_eq!(mem[7], 5, "the byte went to the input, not the stack");
+    let err = run_text("mov %r10, 0\nldxdw %r0, [%r10-8]\nexit", &mut [])
+        .expect_err("r10 no longer points anywhere");
+    assert!(
+        matches!(err.kind, ExecErrorKind::NotAPointer { .. }),
+        "{err}"
+    );
+}
