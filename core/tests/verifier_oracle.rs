@@ -99,6 +99,9 @@ fn insn(fds: Vec<Fd>) -> impl Strategy<Value = Vec<Insn>> {
     ]
 }
 
+/// Instructions of [`program`]'s prologue.
+const PROLOGUE: usize = 14;
+
 fn program(fds: Vec<Fd>) -> impl Strategy<Value = Vec<Insn>> {
     prop::collection::vec(insn(fds), 1..24).prop_map(|parts| {
         // A prologue that initialises every register and three stack slots, so the random body
@@ -191,4 +194,149 @@ fn a_fair_share_of_random_programs_is_accepted() {
         "the oracle property needs accepted programs: {accepted}/{N}"
     );
     assert!(with_maps > 0, "and some that use maps");
+}
+
+/// Two paths that give `r7` different constants (and write other scalars and stack slots
+/// differently), joined, then a use whose safety depends on `r7`'s value: the shape where a
+/// checkpoint at the join prunes the second path unless `r7` was marked precise.
+fn diamond(fds: Vec<Fd>) -> impl Strategy<Value = Vec<Insn>> {
+    let array = fds[0];
+    let value = prop::sample::select(vec![-520i32, -16, -8, -4, 0, 1, 3, 8]);
+    let filler = prop::collection::vec(insn(fds.clone()), 0..3);
+    let side = prop::collection::vec(
+        prop_oneof![
+            (0u8..10, value.clone()).prop_map(|(d, k)| Insn::mov64_imm(d, k)),
+            (prop::sample::select(vec![-40i16, -48]), value.clone())
+                .prop_map(|(o, k)| Insn::st_mem(0x18, 10, o, k)),
+            prop::sample::select(vec![-40i16, -48]).prop_map(|o| Insn::stx_mem(0x18, 10, 7, o)),
+        ],
+        0..3,
+    );
+    let uses = prop_oneof![
+        // The value as a stack offset.
+        Just(vec![
+            Insn::mov64_reg(2, 10),
+            Insn::alu64_reg(0x00, 2, 7),
+            Insn::st_mem(0x00, 2, 0, 1),
+        ]),
+        // A branch it decides, one edge of which is refused.
+        Just(vec![
+            Insn::new(0x25, 7, 0, 1, 2),
+            Insn::ldx_mem(0x18, 0, 10, 8),
+        ]),
+        // Through a spill and a fill, then a stack offset.
+        Just(vec![
+            Insn::stx_mem(0x18, 10, 7, -24),
+            Insn::ldx_mem(0x18, 8, 10, -24),
+            Insn::mov64_reg(2, 10),
+            Insn::alu64_reg(0x00, 2, 8),
+            Insn::st_mem(0x00, 2, 0, 1),
+        ]),
+        // The copy each path spilled before the join, filled, then a branch.
+        Just(vec![
+            Insn::ldx_mem(0x18, 8, 10, -32),
+            Insn::new(0x25, 8, 0, 1, 2),
+            Insn::ldx_mem(0x18, 0, 10, 8),
+        ]),
+        // The same spilled copy as an array key (its upper half, at r10-28): a constant key in
+        // range needs no null check.
+        Just(
+            [Insn::mov64_reg(2, 10), Insn::alu64_imm(0x00, 2, -28)]
+                .into_iter()
+                .chain(Insn::ld_map_fd(1, array))
+                .chain([Insn::call_helper(1), Insn::ldx_mem(0x00, 0, 0, 0)])
+                .collect::<Vec<_>>()
+        ),
+        // Through a narrow store (known bytes on the stack) and a load, then a branch.
+        Just(vec![
+            Insn::stx_mem(0x10, 10, 7, -40),
+            Insn::ldx_mem(0x10, 8, 10, -40),
+            Insn::new(0x25, 8, 0, 1, 2),
+            Insn::ldx_mem(0x18, 0, 10, 8),
+        ]),
+        // A constant array key: in range the value needs no null check.
+        Just(
+            [
+                vec![Insn::stx_mem(0x00, 10, 7, -4)],
+                vec![Insn::stx_mem(0x18, 10, 7, -8)],
+            ]
+            .into_iter()
+            .flatten()
+            .take(1)
+            .chain([Insn::mov64_reg(2, 10), Insn::alu64_imm(0x00, 2, -4)])
+            .chain(Insn::ld_map_fd(1, array))
+            .chain([Insn::call_helper(1), Insn::ldx_mem(0x00, 0, 0, 0)])
+            .collect::<Vec<_>>()
+        ),
+        Just(
+            [
+                Insn::stx_mem(0x18, 10, 7, -8),
+                Insn::mov64_reg(2, 10),
+                Insn::alu64_imm(0x00, 2, -8)
+            ]
+            .into_iter()
+            .chain(Insn::ld_map_fd(1, array))
+            .chain([Insn::call_helper(1), Insn::ldx_mem(0x00, 0, 0, 0)])
+            .collect::<Vec<_>>()
+        ),
+    ];
+    (
+        program(fds.clone()),
+        filler,
+        value.clone(),
+        side.clone(),
+        value,
+        side,
+        uses,
+    )
+        .prop_map(|(base, filler, a, side_a, b, side_b, uses)| {
+            // `program`'s prologue (which loads r6 from the context), the diamond and its use,
+            // then `program`'s random body and its `r0 = 0; exit`.
+            let mut p = base[..PROLOGUE].to_vec();
+            // Each path spills its r7 at r10-32 (then writes what else it drew).
+            let spill = Insn::stx_mem(0x18, 10, 7, -32);
+            let mut first = vec![Insn::mov64_imm(7, a), spill];
+            first.extend(side_a);
+            let mut second = vec![Insn::mov64_imm(7, b), spill];
+            second.extend(side_b);
+            // An unknown scalar (the context's first word, in r6) chooses the path.
+            p.push(Insn::new(0x25, 6, 0, first.len() as i16 + 1, 7));
+            p.extend(first);
+            p.push(Insn::new(0x05, 0, 0, second.len() as i16, 0));
+            p.extend(second);
+            p.extend(uses);
+            p.extend(filler.concat());
+            p.extend_from_slice(&base[PROLOGUE..]);
+            p
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("MIMIC_ORACLE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+    ))]
+
+    /// Pruning as a privileged kernel prunes (scalars compared only where a verified path relied
+    /// on them, dead stack slots skipped) must reach the verdict of comparing everything: a
+    /// dependency the precision walk or the stack liveness missed lets a path be cut whose
+    /// future differs, and shows here as an acceptance the exact comparison refuses. Both run
+    /// with a checkpoint at every prune point, so every cut that could happen is tried.
+    #[test]
+    fn pruning_on_precise_scalars_and_live_slots_reaches_the_exact_verdict(
+        prog in prop_oneof![program(world().1), diamond(world().1)],
+    ) {
+        let (sys, _) = world();
+        let loose = VerifyOpts { test_state_freq: true, ..VerifyOpts::default() };
+        let exact = VerifyOpts { collect_states: true, ..loose };
+        let text = || dump_log(&prog, &DefaultSymbols).unwrap_or_default();
+        let outcome = |opts| match verify(&prog, &**sys.world(), opts) {
+            Ok(v) => (Ok(()), v.stats.processed),
+            Err(r) => (Err((r.insn, r.message)), 0),
+        };
+        let ((loose_verdict, loose_n), (exact_verdict, exact_n)) = (outcome(loose), outcome(exact));
+        prop_assert_eq!(&loose_verdict, &exact_verdict, "verdicts differ\n{}", text());
+        if loose_verdict.is_ok() {
+            prop_assert!(loose_n <= exact_n, "pruning more cannot process more: {} > {}\n{}", loose_n, exact_n, text());
+        }
+    }
 }

@@ -37,7 +37,7 @@ use mimic_core::bpf::exec::{Config, ExecErrorKind, NoObserver, Observer, Program
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::oracle::OracleObserver;
 use mimic_core::bpf::verifier::world::classify_map_ptr;
-use mimic_core::bpf::verifier::{verify, VerifyOpts};
+use mimic_core::bpf::verifier::{verify, MapResolver, Rejection, Verified, VerifyOpts};
 use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::isa::*;
 use mimic_core::maps::{array::elem_size, ARRAY_VALUE_OFFSET};
@@ -765,7 +765,11 @@ pub fn check_case(case: &Case, mutants: Mutants) {
     };
     let world: &World<Std> = built.sys.world();
     // Rejection is fine (and must not panic); acceptance is a claim we check.
-    let Ok(verified) = verify(&insns, world, opts) else {
+    let exact = verify(&insns, world, opts);
+    loose_pruning_agrees(&insns, world, opts, &exact, || {
+        format!("set-up: {:?}", case.setup)
+    });
+    let Ok(verified) = exact else {
         return;
     };
     let listing = || {
@@ -834,6 +838,40 @@ pub fn check_case(case: &Case, mutants: Mutants) {
                 );
             }
         }
+    }
+}
+
+/// The oracle's run compares every state exactly; the verifier as users run it prunes as a
+/// privileged kernel does (scalars only where a path relied on them, live stack slots only).
+/// Both must reach one verdict: a dependency precision tracking or stack liveness missed shows
+/// as an acceptance the exact walk refuses.
+pub(crate) fn loose_pruning_agrees(
+    insns: &[Insn],
+    maps: &dyn MapResolver,
+    exact_opts: VerifyOpts,
+    exact: &Result<Verified, Rejection>,
+    context: impl Fn() -> String,
+) {
+    let loose_opts = VerifyOpts {
+        collect_states: false,
+        ..exact_opts
+    };
+    let verdict = |r: &Result<Verified, Rejection>| match r {
+        Ok(_) => Ok(()),
+        Err(e) => Err((e.insn, e.message.clone())),
+    };
+    let loose = verify(insns, maps, loose_opts);
+    if verdict(&loose) != verdict(exact) {
+        panic!(
+            "pruning on precise scalars and live slots changed the verdict (the verifier is              unsound if it now accepts): exact {:?}, loose {:?}
+{}
+program:
+{}",
+            verdict(exact),
+            verdict(&loose),
+            context(),
+            mimic_core::bpf::asm::disassemble(insns).unwrap_or_default()
+        );
     }
 }
 

@@ -81,6 +81,8 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
     }
     let mut map: Option<u32> = None;
     let mut const_key: Option<u64> = None;
+    // The stack slot a constant key was spilled in (precision tracking must keep it exact).
+    let mut key_slot: Option<(u8, u8)> = None;
     // A memory argument waits for the size argument after it; memory the helper fills is
     // written (unknown bytes) once the arguments are checked.
     let mut mem: Option<(u8, Reg)> = None;
@@ -130,6 +132,10 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
                 let v = check_helper_mem(env, st, r, reg, size)?;
                 if *arg == ArgType::PtrToMapKey {
                     const_key = v;
+                    if let (Some(_), Some(var)) = (v, reg.var.const_value()) {
+                        let off = i64::from(reg.off).wrapping_add(var as i64);
+                        key_slot = Some((reg.frame, ((-off - 1) / 8) as u8));
+                    }
                 }
             }
             ArgType::Anything => {}
@@ -153,6 +159,7 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
                     return refuse("kernel subsystem misconfigured verifier");
                 };
                 let zero_ok = *arg == ArgType::ConstSizeOrZero;
+                env.need_precise(st, r);
                 match &mut filled {
                     Some((f, bytes)) if *f == m => {
                         *bytes = check_filled_size(env, r, reg, m, ptr)?;
@@ -179,6 +186,16 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
             message: "expected prog array map for tail call".into(),
             errno: EINVAL,
         });
+    }
+    // A constant in-range index is recorded for the call (the kernel's `record_func_key`), so
+    // it must stay exact.
+    if proto.id == HelperId::TailCall {
+        let max = map.map_or(0, |m| env.maps[m as usize].max_entries);
+        if let Some(k) = st.cur().regs[3].const_scalar() {
+            if k < u64::from(max) {
+                env.need_precise(st, 3);
+            }
+        }
     }
     // The helper wrote every byte it was given (the kernel's byte writes of an unknown value
     // after a raw-mode argument).
@@ -207,9 +224,14 @@ fn helper_call(env: &mut Env<'_>, pc: usize, imm: i32, st: &mut VState) -> Resul
             // Before 6.14 (`history`), every lookup result needed its null check.
             let never_misses = desc.kind().is_some_and(|t| kind(t).const_key_never_misses)
                 && !env.opts.lacks.lacks(Feature::ConstKeyNonNull);
-            let non_null = never_misses
-                && !desc.is_dynamic_inner()
-                && const_key.is_some_and(|k| k < u64::from(desc.max_entries));
+            let dynamic = desc.is_dynamic_inner();
+            let max_entries = desc.max_entries;
+            // The kernel's `get_constant_map_key` relies on a spilled constant key exactly.
+            if let (true, Some((frame, slot))) = (never_misses, key_slot) {
+                env.need_precise_slot(frame, slot);
+            }
+            let non_null =
+                never_misses && !dynamic && const_key.is_some_and(|k| k < u64::from(max_entries));
             if non_null {
                 Reg::pointer(RegType::MapValue, m)
             } else {

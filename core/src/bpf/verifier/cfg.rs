@@ -20,7 +20,7 @@ fn invalid<T>(pc: usize, message: String) -> Result<T, (usize, Refuse)> {
 /// At most two successors, kept inline: the graph passes ask for them per instruction and per
 /// liveness round, and an allocation each time was a visible share of verification.
 #[derive(Clone, Copy)]
-struct Succ {
+pub(super) struct Succ {
     edges: [i64; 2],
     len: usize,
 }
@@ -38,12 +38,12 @@ impl Succ {
             len: 2,
         }
     }
-    fn as_slice(&self) -> &[i64] {
+    pub(super) fn as_slice(&self) -> &[i64] {
         &self.edges[..self.len]
     }
 }
 
-fn successors(pc: usize, op: &Op) -> Succ {
+pub(super) fn successors(pc: usize, op: &Op) -> Succ {
     let next = pc as i64 + 1;
     match *op {
         Op::Ja { off, .. } => Succ::one(next + i64::from(off)),
@@ -181,6 +181,7 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
         }
     }
     env.live_before = live_registers(&env.ops);
+    env.live_slots = super::live_stack::live_stack_slots(&env.ops);
     Ok(())
 }
 

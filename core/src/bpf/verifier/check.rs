@@ -140,6 +140,11 @@ pub(crate) fn step(env: &mut Env<'_>, pc: usize, op: &Op, st: &mut VState) -> Re
                 size,
                 Access::Write(value, matches!(src, Operand::Reg(_))),
             )?;
+            // Bytes of a known value stay known on the stack and are compared exactly: the
+            // register they came from must be exact too (the kernel's STACK_ZERO write).
+            if let (true, Operand::Reg(r)) = (env.stack_exact_write, src) {
+                env.need_precise(st, r);
+            }
             note_ctx_access(env, pc, through)?;
             Ok(Next::Goto(next))
         }
@@ -287,11 +292,20 @@ fn alu(
                         })
                     }
                 },
-                (true, false) => ptr_arith(env, width, op, dst, d, s, false)?,
+                (true, false) => {
+                    // The offset's exact value is what the pointer's new bounds rest on.
+                    if let Operand::Reg(r) = src {
+                        env.need_precise(st, r);
+                    }
+                    ptr_arith(env, width, op, dst, d, s, false)?
+                }
                 // `scalar op pointer` goes through the same checks with the operands swapped
                 // (the kernel's adjust_ptr_min_max_vals), so the pointer's own refusals (32-bit,
                 // null, map_ptr) come before "tried to subtract pointer from scalar".
-                (false, true) => ptr_arith(env, width, op, dst, s, d, true)?,
+                (false, true) => {
+                    env.need_precise(st, dst);
+                    ptr_arith(env, width, op, dst, s, d, true)?
+                }
                 (true, true) => {
                     // Two pointers: only subtraction, and only with pointer leaks allowed (any
                     // width, any two pointer types); the result is an unknown scalar.
@@ -621,7 +635,17 @@ pub(crate) fn mem_access(
             env.max_ctx_offset = env.max_ctx_offset.max((total + bytes) as u32);
             Ok(load_result(size))
         }
-        RegType::Stack => stack_access(st, r, ptr, off, size, access, env.opts.privileged),
+        RegType::Stack => stack_access(
+            st,
+            r,
+            ptr,
+            off,
+            size,
+            access,
+            env.opts.privileged,
+            &mut env.stack_moved,
+            &mut env.stack_exact_write,
+        ),
     }
 }
 
@@ -655,6 +679,10 @@ pub(crate) fn syscall_ctx_access_ok(off: i64, size: i64) -> bool {
     (0..i64::from(SYSCALL_CTX_MAX)).contains(&off) && size > 0 && off % size == 0
 }
 
+/// `moved` learns the slot a register was spilled to or filled from (precision tracking
+/// follows a scalar through it); `exact` whether a write left known bytes (zero or constant)
+/// that later comparisons read exactly.
+#[allow(clippy::too_many_arguments)]
 fn stack_access(
     st: &mut VState,
     r: u8,
@@ -663,6 +691,8 @@ fn stack_access(
     size: Size,
     access: Access,
     allow_uninit: bool,
+    moved: &mut Option<(u8, u8)>,
+    exact: &mut bool,
 ) -> Result<Reg, Refuse> {
     let bytes = i32::from(size.bytes());
     // Stack accesses are always strictly aligned (check_ptr_alignment), checked first.
@@ -718,6 +748,7 @@ fn stack_access(
                 } else {
                     slot.bytes = [SlotByte::Spill; 8];
                     slot.spill = value;
+                    *moved = Some((ptr.frame, slot_i as u8));
                 }
                 return Ok(value);
             }
@@ -738,12 +769,15 @@ fn stack_access(
                     Some(x) => SlotByte::Const(x),
                     None => SlotByte::Misc,
                 };
+                *exact |= slot.bytes[bi] != SlotByte::Misc;
             }
             Ok(value)
         }
         Access::Read => {
             let slot = *frame.slot(slot_i);
             if slot.is_spill() {
+                // Whatever the fill gives derives from the spilled register.
+                *moved = Some((ptr.frame, slot_i as u8));
                 if bytes == 8 && aligned {
                     return Ok(slot.spill);
                 }
@@ -865,14 +899,28 @@ fn cond_jmp(
             }
         }
     };
+    // A branch whose direction the operands' values decide relies on those values (the
+    // kernel's `mark_chain_precise` of both after `is_branch_taken`).
+    let need_operands = |env: &mut Env<'_>, st: &VState| {
+        env.need_precise(st, dst);
+        if let Operand::Reg(r) = src {
+            env.need_precise(st, r);
+        }
+    };
     if a.ty == RegType::Scalar && b.ty == RegType::Scalar {
         if let Some(t) = bounds::branch_taken(cond, width, &a.var, &b.var) {
+            need_operands(env, st);
             return Ok(decided(st, t));
         }
         let mut taken = st.clone();
         let mut fall = take(st);
         let t_ok = refine_regs(&mut taken, dst, src, cond, true, width);
         let f_ok = refine_regs(&mut fall, dst, src, cond, false, width);
+        // An edge the refined bounds rule out is decided as well (the registers keep their
+        // types, so either copy names them).
+        if !(t_ok && f_ok) {
+            need_operands(env, &taken);
+        }
         return Ok(Next::Branch {
             target,
             taken: t_ok.then_some(taken),
@@ -883,6 +931,7 @@ fn cond_jmp(
     // known to be past the end decides the branch, else each edge learns what it can.
     if let (Width::W64, Operand::Reg(s)) = (width, src) {
         if let Some(taken) = packet::branch_taken(cond, &a, &b) {
+            need_operands(env, st);
             return Ok(decided(st, taken));
         }
         if let Some(learned) = packet::learn(cond, dst, &a, s, &b) {
@@ -939,6 +988,7 @@ fn cond_jmp(
         // Map values and keys are never NULL (the kernel's `reg_not_null`); other pointers
         // (context, stack, map pointers) are not assumed so: both edges stay.
         if matches!(ptr.ty, RegType::MapValue | RegType::MapKey) {
+            need_operands(env, st);
             return Ok(decided(st, !eq_taken));
         }
     }

@@ -21,10 +21,12 @@ mod check;
 pub mod corpus;
 #[cfg(test)]
 mod ctx_tests;
+mod live_stack;
 pub mod log;
 pub mod oracle;
 mod packet;
 pub mod packet_cases;
+mod precision;
 pub mod probes;
 pub mod pruning;
 pub mod state;
@@ -40,7 +42,8 @@ use crate::profile::KernelProfile;
 use crate::uapi::{MapType, BPF_F_INNER_MAP};
 use log::{Log, Stats};
 use oracle::StateOracle;
-use state::{Frame, Reg, RegType, VState};
+use precision::Hist;
+use state::{Frame, Reg, RegType, VState, NREGS};
 use std::fmt;
 
 /// What the verifier knows about a map: its shape, and for outer maps the inner-map meta.
@@ -401,8 +404,17 @@ pub(crate) struct Env<'a> {
     pub prune: pruning::Pruning,
     pub oracle: Option<StateOracle>,
     pub jmps_processed: u64,
+    /// Scalars the instruction being checked relied on exactly (see [`precision`]).
+    pub precise_req: precision::Bt,
+    /// The stack slot (frame, slot) the instruction being checked spilled or filled a register
+    /// through.
+    pub stack_moved: Option<(u8, u8)>,
+    /// The instruction being checked wrote known bytes (zero or constant) to the stack.
+    pub stack_exact_write: bool,
     /// Registers live before each instruction (bit i = r_i), from [`cfg`].
     pub live_before: Vec<u16>,
+    /// Stack slots of the running frame live before each instruction, from [`live_stack`].
+    pub live_slots: Vec<u64>,
     /// See [`Verified::max_ctx_offset`].
     pub max_ctx_offset: u32,
     /// See [`Verified::direct_write`].
@@ -426,6 +438,17 @@ impl Env<'_> {
         } else {
             reg.ty.name()
         }
+    }
+    /// The check of the current instruction relied on register `r`'s exact value, a scalar.
+    pub fn need_precise(&mut self, st: &VState, r: u8) {
+        let reg = &st.cur().regs[usize::from(r & 15).min(NREGS - 1)];
+        if reg.ty == RegType::Scalar {
+            self.precise_req.reg(st.depth(), r);
+        }
+    }
+    /// ... or on the scalar spilled in stack slot `slot` of frame `frame`.
+    pub fn need_precise_slot(&mut self, frame: u8, slot: u8) {
+        self.precise_req.slot(frame, slot);
     }
     pub fn new_id(&mut self) -> u32 {
         self.id_gen += 1;
@@ -509,7 +532,11 @@ pub fn verify(
         prune: pruning::Pruning::new(insns.len()),
         oracle: opts.collect_states.then(|| StateOracle::new(insns.len())),
         jmps_processed: 0,
+        precise_req: precision::Bt::default(),
+        stack_moved: None,
+        stack_exact_write: false,
         live_before: Vec::new(),
+        live_slots: Vec::new(),
         max_ctx_offset: 0,
         direct_write: false,
     };
@@ -560,10 +587,14 @@ fn entry_state() -> VState {
 
 /// The main loop (the kernel's `do_check`).
 fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
-    let mut pending: Vec<(usize, usize, VState, Option<usize>)> = Vec::new();
+    type Pending = (usize, usize, VState, Option<usize>, Vec<Hist>);
+    let mut pending: Vec<Pending> = Vec::new();
     let mut pc = 0usize;
     let mut st = entry_state();
     let mut parent: Option<usize> = None;
+    // The instructions processed since the last checkpoint.
+    let mut hist: Vec<Hist> = Vec::new();
+    let precise = pruning::precision(env.opts);
     loop {
         env.stats.processed += 1;
         if env.stats.processed > log::COMPLEXITY_LIMIT_INSNS {
@@ -584,12 +615,21 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
                 pc,
                 &st,
                 &mut parent,
+                &mut hist,
                 env.opts,
                 env.stats.processed,
                 env.jmps_processed,
                 env.live_before[pc],
+                env.live_slots[pc],
             ) {
-                pruning::Visit::Prune => path_done = true,
+                pruning::Visit::Prune(old) => {
+                    path_done = true;
+                    if precise {
+                        let bt =
+                            precision::Bt::precise_in(env.prune.state(old), env.live_before[pc]);
+                        precision::mark_chain_precise(&mut env.prune, &env.ops, &hist, parent, bt);
+                    }
+                }
                 pruning::Visit::Loop => {
                     return Err((
                         pc,
@@ -627,7 +667,30 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
             if matches!(op, Op::Jmp { .. } | Op::Ja { .. } | Op::Call(_) | Op::Exit) {
                 env.jmps_processed += 1;
             }
-            match check::step(env, pc, &op, &mut st).map_err(|r| (pc, r))? {
+            hist.push(Hist {
+                pc: pc as u32,
+                frame: st.depth(),
+                stack: None,
+            });
+            env.stack_moved = None;
+            env.stack_exact_write = false;
+            env.precise_req = precision::Bt::default();
+            let next = check::step(env, pc, &op, &mut st).map_err(|r| (pc, r))?;
+            if let Some(last) = hist.last_mut() {
+                last.stack = env.stack_moved.take();
+            }
+            if precise && !env.precise_req.is_empty() {
+                // The needs are of the state before this instruction: the walk starts below it.
+                let before = &hist[..hist.len() - 1];
+                precision::mark_chain_precise(
+                    &mut env.prune,
+                    &env.ops,
+                    before,
+                    parent,
+                    env.precise_req,
+                );
+            }
+            match next {
                 Next::Goto(next) => {
                     pc = next;
                     continue;
@@ -639,7 +702,7 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
                 } => match (taken, fall) {
                     (Some(t), Some(f)) => {
                         env.prune.branch_pushed(parent);
-                        pending.push((pc, target, t, parent));
+                        pending.push((pc, target, t, parent, hist.clone()));
                         st = f;
                         pc += 1;
                         continue;
@@ -662,11 +725,12 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
         // The path ended (exit, pruned, or both edges dead).
         env.prune.path_done(parent);
         match pending.pop() {
-            Some((from, to, state, par)) => {
+            Some((from, to, state, par, h)) => {
                 env.log.branch(from, to);
                 pc = to;
                 st = state;
                 parent = par;
+                hist = h;
             }
             None => return Ok(()),
         }

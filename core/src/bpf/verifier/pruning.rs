@@ -11,12 +11,16 @@
 //! jumps, instructions after calls, bpf-to-bpf calls and subprogram entries. Checkpoints are added as the kernel does: at every prune point under
 //! `BPF_F_TEST_STATE_FREQ`, otherwise once at least 2 jumps and 8 instructions passed.
 
-use super::state::{states_equal, VState};
+use super::precision::Hist;
+use super::state::{states_equal, RegType, VState};
 use super::VerifyOpts;
 
 pub struct Stored {
     pub pc: usize,
     pub state: VState,
+    /// The instructions processed from the parent checkpoint to this one, for precision
+    /// tracking's walk back ([`super::precision`]).
+    pub hist: Vec<Hist>,
     pub branches: u32,
     pub parent: Option<usize>,
     /// Comparisons that pruned / that did not while a new checkpoint was being added: a state
@@ -26,7 +30,8 @@ pub struct Stored {
 }
 
 pub enum Visit {
-    Prune,
+    /// Covered by the completed checkpoint at this index.
+    Prune(usize),
     Loop,
     Continue,
 }
@@ -82,10 +87,12 @@ impl Pruning {
         pc: usize,
         cur: &VState,
         parent: &mut Option<usize>,
+        hist: &mut Vec<Hist>,
         opts: VerifyOpts,
         processed: u64,
         jmps: u64,
         live: u16,
+        live_slots: u64,
     ) -> Visit {
         let force = opts.test_state_freq;
         let mut add = force
@@ -106,9 +113,9 @@ impl Pruning {
                 {
                     add = false;
                 }
-            } else if states_equal(&old.state, cur, live) {
+            } else if states_equal(&old.state, cur, live, live_slots, precision(opts)) {
                 old.hit_cnt += 1;
-                return Visit::Prune;
+                return Visit::Prune(i);
             }
             if add {
                 old.miss_cnt += 1;
@@ -126,6 +133,7 @@ impl Pruning {
             self.stored.push(Stored {
                 pc,
                 state: cur.clone(),
+                hist: std::mem::take(hist),
                 branches: 1,
                 parent: *parent,
                 hit_cnt: 0,
@@ -137,6 +145,36 @@ impl Pruning {
             self.prev_jmps = jmps;
         }
         Visit::Continue
+    }
+
+    /// The state of checkpoint `i`, for precision marks.
+    pub fn state_mut(&mut self, i: usize) -> &mut VState {
+        &mut self.stored[i].state
+    }
+
+    pub fn state(&self, i: usize) -> &VState {
+        &self.stored[i].state
+    }
+
+    /// The instructions that reached checkpoint `i` from its parent, and the parent.
+    pub fn segment(&self, i: usize) -> (&[Hist], Option<usize>) {
+        let s = &self.stored[i];
+        (&s.hist, s.parent)
+    }
+
+    /// Every scalar of checkpoint `from` and its ancestors becomes precise (the kernel's
+    /// `mark_all_scalars_precise`), where precision tracking cannot follow a path.
+    pub fn mark_all_precise(&mut self, from: Option<usize>) {
+        let mut at = from;
+        while let Some(i) = at {
+            let s = &mut self.stored[i];
+            s.state.for_each_reg(|reg| {
+                if reg.ty == RegType::Scalar {
+                    reg.precise = true;
+                }
+            });
+            at = s.parent;
+        }
     }
 
     /// A copy of the current path was pushed to explore later: one more open branch below.
@@ -158,4 +196,11 @@ impl Pruning {
             at = s.parent;
         }
     }
+}
+
+/// Whether scalars a checkpoint did not mark precise cover any scalar, and dead stack slots are
+/// left out of comparisons: privileged, as the kernel, except while the soundness oracle
+/// records states (its join must hold every value a run can take, see [`super::precision`]).
+pub fn precision(opts: VerifyOpts) -> bool {
+    opts.privileged && !opts.collect_states
 }

@@ -76,7 +76,7 @@ impl RegType {
 }
 
 /// One register.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy)]
 pub struct Reg {
     pub ty: RegType,
     /// Index into the verifier's map table, for map-typed pointers.
@@ -95,6 +95,35 @@ pub struct Reg {
     /// packet, shared by every register with the same `id`; or [`BEYOND_PKT_END`] /
     /// [`AT_PKT_END`] after a comparison that put it past the end. 0 for other types.
     pub range: i32,
+    /// A scalar of a checkpoint whose exact value a verified path below it relied on (the
+    /// kernel's `precise`, set by [`super::precision`]). Only checkpoints carry it: it is
+    /// bookkeeping about what was explored, not part of the value, so equality ignores it.
+    pub precise: bool,
+}
+
+impl PartialEq for Reg {
+    fn eq(&self, other: &Reg) -> bool {
+        let fields = |r: &Reg| (r.ty, r.map, r.off, r.var, r.id, r.map_uid, r.frame, r.range);
+        fields(self) == fields(other)
+    }
+}
+
+impl Eq for Reg {}
+
+impl std::hash::Hash for Reg {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (
+            self.ty,
+            self.map,
+            self.off,
+            self.var,
+            self.id,
+            self.map_uid,
+            self.frame,
+            self.range,
+        )
+            .hash(state);
+    }
 }
 
 /// A packet pointer known to point past `pkt_end` (the kernel's `BEYOND_PKT_END`).
@@ -114,6 +143,7 @@ impl Reg {
         map_uid: 0,
         frame: 0,
         range: 0,
+        precise: false,
     };
 
     pub fn scalar(var: Scalar) -> Reg {
@@ -294,11 +324,14 @@ impl IdMap {
 }
 
 /// Is everything `cur` may hold also allowed by `old` (so `old`'s verified future covers it)?
-pub fn regsafe(old: &Reg, cur: &Reg, ids: &mut IdMap) -> bool {
+///
+/// With `imprecise` (the kernel's privileged mode), a scalar the checkpoint's explored future
+/// never needed exactly (not `precise`) covers any scalar.
+pub fn regsafe(old: &Reg, cur: &Reg, ids: &mut IdMap, imprecise: bool) -> bool {
     match old.ty {
         RegType::NotInit => true,
         _ if old.ty != cur.ty => false,
-        RegType::Scalar => old.var.includes(&cur.var),
+        RegType::Scalar => (imprecise && !old.precise) || old.var.includes(&cur.var),
         _ => {
             old.map == cur.map
                 && old.off == cur.off
@@ -312,23 +345,33 @@ pub fn regsafe(old: &Reg, cur: &Reg, ids: &mut IdMap) -> bool {
     }
 }
 
-fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap) -> bool {
-    // A slot `old` never wrote is all `Invalid`, which covers anything: skip it.
-    let mut written = old.written;
+fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap, live: u64, imprecise: bool) -> bool {
+    // A slot `old` never wrote is all `Invalid`, which covers anything, and a dead one is never
+    // read again: skip both.
+    let mut written = old.written & live;
     while written != 0 {
         let si = written.trailing_zeros() as usize;
         written &= written - 1;
         let (o, c) = (old.slot(si), cur.slot(si));
         if o.is_spill() {
             if !c.is_spill() {
-                // A spilled scalar in old covers plain initialised bytes only if it is unknown.
-                let unknown = o.spill.ty == RegType::Scalar && o.spill.var == Scalar::UNKNOWN;
-                if !(unknown && c.bytes.iter().all(|b| *b != SlotByte::Invalid)) {
+                // A spilled scalar in old covers plain initialised bytes only if it is unknown,
+                // or (privileged) imprecise and the bytes are of no known value, as the kernel
+                // compares a spill with a slot of STACK_MISC.
+                let scalar = o.spill.ty == RegType::Scalar;
+                let unknown = scalar && o.spill.var == Scalar::UNKNOWN;
+                let loose = scalar && imprecise && !o.spill.precise;
+                let covered = (unknown && c.bytes.iter().all(|b| *b != SlotByte::Invalid))
+                    || (loose
+                        && c.bytes
+                            .iter()
+                            .all(|b| matches!(b, SlotByte::Misc | SlotByte::Const(_))));
+                if !covered {
                     return false;
                 }
                 continue;
             }
-            if !regsafe(&o.spill, &c.spill, ids) {
+            if !regsafe(&o.spill, &c.spill, ids, imprecise) {
                 return false;
             }
             continue;
@@ -360,8 +403,16 @@ fn stacksafe(old: &Frame, cur: &Frame, ids: &mut IdMap) -> bool {
 const CALLER_LIVE: u16 = !0b11_1111;
 
 /// The kernel's `states_equal`: same call chain, and every live register and every slot of
-/// `cur` covered by `old`. `live` is the current frame's live-register mask.
-pub fn states_equal(old: &VState, cur: &VState, live: u16) -> bool {
+/// `cur` covered by `old`. `live` and `live_slots` are the current frame's live registers and
+/// stack slots (`live_slots` only applies with `imprecise`, which says the comparison may be
+/// as loose as a privileged kernel's; see [`regsafe`]).
+pub fn states_equal(
+    old: &VState,
+    cur: &VState,
+    live: u16,
+    live_slots: u64,
+    imprecise: bool,
+) -> bool {
     if old.frames.len() != cur.frames.len() {
         return false;
     }
@@ -373,12 +424,15 @@ pub fn states_equal(old: &VState, cur: &VState, live: u16) -> bool {
         .enumerate()
         .all(|(depth, (o, c))| {
             let mask = if depth == last { live } else { CALLER_LIVE };
+            let slots = if depth == last && imprecise {
+                live_slots
+            } else {
+                u64::MAX
+            };
             o.ret_pc == c.ret_pc
-                && o.regs
-                    .iter()
-                    .zip(&c.regs)
-                    .enumerate()
-                    .all(|(i, (or, cr))| mask & (1 << i) == 0 || regsafe(or, cr, &mut ids))
-                && stacksafe(o, c, &mut ids)
+                && o.regs.iter().zip(&c.regs).enumerate().all(|(i, (or, cr))| {
+                    mask & (1 << i) == 0 || regsafe(or, cr, &mut ids, imprecise)
+                })
+                && stacksafe(o, c, &mut ids, slots, imprecise)
         })
 }

@@ -1,0 +1,268 @@
+//! Precision tracking (the kernel's `mark_chain_precise`, `backtrack_insn` and
+//! `propagate_precision`): which scalars of a checkpoint its verified future relied on exactly.
+//!
+//! A privileged verifier lets an old state cover a new one whatever their scalars hold, except
+//! the scalars marked `precise` ([`super::state::regsafe`]). A scalar becomes precise when a
+//! check depended on its value: a branch decided by it, the offset added to a pointer, a size
+//! passed to a helper, a constant map key or tail-call index. The request names registers (or
+//! stack slots) as they are before the current instruction; the walk goes backwards through the
+//! instructions of the path ([`Hist`]), turning each need into the needs of the instruction's
+//! inputs (`r1 = r2` hands it to `r2`, `r1 += r2` adds `r2`, a constant or a load from memory
+//! ends it, a fill hands it to the stack slot, a spill back to the register), and marks what is
+//! still needed in every checkpoint it reaches on the way up. A pruned path hands the old
+//! state's precise scalars to its own chain in the same way, since the old state's future is
+//! now its future too.
+//!
+//! The alternative, comparing every scalar exactly, is what an unprivileged verifier does and
+//! what mimic does when the soundness oracle records states (the oracle's join must hold every
+//! value a run can take, so no path may be cut by a state that only differs in a scalar).
+//!
+//! Where the walk cannot follow (a bpf-to-bpf call or return, a legacy packet load), every
+//! scalar of every checkpoint of the chain becomes precise, as the kernel's
+//! `mark_all_scalars_precise`: never less precise than needed.
+
+use super::pruning::Pruning;
+use super::state::{RegType, VState, MAX_FRAMES};
+use crate::isa::{AluOp, CallTarget, Op, Operand, FP};
+
+/// One processed instruction of a path: its slot, the call depth it ran at, and the stack slot
+/// (frame, slot) through which it spilled or filled a register (the kernel's instruction
+/// history with `INSN_F_STACK_ACCESS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hist {
+    pub pc: u32,
+    pub frame: u8,
+    pub stack: Option<(u8, u8)>,
+}
+
+/// What still needs precision: registers and stack slots per frame (the kernel's
+/// `backtrack_state`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bt {
+    regs: [u16; MAX_FRAMES],
+    slots: [u64; MAX_FRAMES],
+}
+
+impl Bt {
+    pub fn reg(&mut self, frame: u8, r: u8) {
+        if let Some(m) = self.regs.get_mut(usize::from(frame)) {
+            *m |= 1 << r;
+        }
+    }
+    pub fn slot(&mut self, frame: u8, slot: u8) {
+        if let Some(m) = self.slots.get_mut(usize::from(frame)) {
+            *m |= 1 << slot;
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.regs.iter().all(|m| *m == 0) && self.slots.iter().all(|m| *m == 0)
+    }
+    fn has_reg(&self, frame: usize, r: u8) -> bool {
+        self.regs[frame] & (1 << r) != 0
+    }
+    fn clear_reg(&mut self, frame: usize, r: u8) {
+        self.regs[frame] &= !(1 << r);
+    }
+    fn set_reg(&mut self, frame: usize, r: u8) {
+        if r != FP {
+            self.regs[frame] |= 1 << r;
+        }
+    }
+
+    /// The scalars `state` has marked precise: the needs a path pruned by it takes over.
+    /// Registers of the innermost frame that are dead (`live`) were not compared and are left.
+    pub fn precise_in(state: &VState, live: u16) -> Bt {
+        let mut bt = Bt::default();
+        let last = state.frames.len().saturating_sub(1);
+        for (fr, frame) in state.frames.iter().enumerate().take(MAX_FRAMES) {
+            for (r, reg) in frame.regs.iter().enumerate() {
+                let compared = fr != last || live & (1 << r) != 0;
+                if reg.ty == RegType::Scalar && reg.precise && compared {
+                    bt.regs[fr] |= 1 << r;
+                }
+            }
+            for (s, slot) in frame.stack.iter().enumerate() {
+                if slot.is_spill() && slot.spill.ty == RegType::Scalar && slot.spill.precise {
+                    bt.slots[fr] |= 1 << s;
+                }
+            }
+        }
+        bt
+    }
+
+    /// Marks what is needed in a checkpoint's `state` and keeps needing only what was not
+    /// already precise there (an already precise scalar had its own chain marked when it
+    /// became so). What is not a scalar there needs nothing.
+    fn mark_in(&mut self, state: &mut VState) {
+        for fr in 0..MAX_FRAMES {
+            let Some(frame) = state.frames.get_mut(fr) else {
+                self.regs[fr] = 0;
+                self.slots[fr] = 0;
+                continue;
+            };
+            let mut regs = self.regs[fr];
+            while regs != 0 {
+                let r = regs.trailing_zeros() as usize;
+                regs &= regs - 1;
+                let reg = &mut frame.regs[r];
+                if reg.ty != RegType::Scalar || reg.precise {
+                    self.regs[fr] &= !(1 << r);
+                } else {
+                    reg.precise = true;
+                }
+            }
+            let mut slots = self.slots[fr];
+            while slots != 0 {
+                let s = slots.trailing_zeros() as usize;
+                slots &= slots - 1;
+                match frame.stack.get_mut(s) {
+                    Some(slot)
+                        if slot.is_spill()
+                            && slot.spill.ty == RegType::Scalar
+                            && !slot.spill.precise =>
+                    {
+                        slot.spill.precise = true;
+                    }
+                    _ => self.slots[fr] &= !(1 << s),
+                }
+            }
+        }
+    }
+}
+
+/// The walk met an instruction it cannot see through.
+struct Fallback;
+
+/// One step backwards over `op` (the kernel's `backtrack_insn`): the needs after it become the
+/// needs before it.
+fn backtrack(op: &Op, h: &Hist, bt: &mut Bt) -> Result<(), Fallback> {
+    let f = usize::from(h.frame);
+    if f >= MAX_FRAMES {
+        return Err(Fallback);
+    }
+    match *op {
+        Op::Alu { op, dst, src, .. } => {
+            if !bt.has_reg(f, dst) {
+                return Ok(());
+            }
+            match (op, src) {
+                (AluOp::Mov | AluOp::MovSx(_), Operand::Reg(s)) => {
+                    bt.clear_reg(f, dst);
+                    bt.set_reg(f, s);
+                }
+                (AluOp::Mov | AluOp::MovSx(_), Operand::Imm(_)) => bt.clear_reg(f, dst),
+                (_, Operand::Reg(s)) => bt.set_reg(f, s),
+                (_, Operand::Imm(_)) => {}
+            }
+        }
+        Op::Neg { .. } | Op::End { .. } | Op::Ja { .. } => {}
+        Op::Ld64 { dst, .. } => bt.clear_reg(f, dst),
+        Op::LdAbs { .. } | Op::LdInd { .. } => {
+            if bt.has_reg(f, 0) {
+                return Err(Fallback);
+            }
+        }
+        Op::Load { dst, .. } => {
+            if bt.has_reg(f, dst) {
+                bt.clear_reg(f, dst);
+                // A fill hands the need to the slot; any other load's value came from memory.
+                if let Some((fr, slot)) = h.stack {
+                    bt.slot(fr, slot);
+                }
+            }
+        }
+        Op::Store { dst, src, .. } => {
+            if bt.has_reg(f, dst) {
+                // A scalar used as an address: pointer subtraction the walk does not follow.
+                return Err(Fallback);
+            }
+            if let Some((fr, slot)) = h.stack {
+                let m = &mut bt.slots[usize::from(fr).min(MAX_FRAMES - 1)];
+                if *m & (1 << slot) != 0 {
+                    *m &= !(1 << slot);
+                    if let Operand::Reg(s) = src {
+                        bt.set_reg(f, s);
+                    }
+                }
+            }
+        }
+        Op::Atomic { op, src, .. } => {
+            // A fetched value comes from memory.
+            let fetched = if op == crate::isa::AtomicOp::Cmpxchg {
+                0
+            } else {
+                src
+            };
+            if op.fetches() {
+                bt.clear_reg(f, fetched);
+            }
+        }
+        Op::Jmp { dst, src, .. } => {
+            // `dst <op> src`: if either needs precision, both did (the branch compared them).
+            if let Operand::Reg(s) = src {
+                if bt.has_reg(f, dst) || bt.has_reg(f, s) {
+                    bt.set_reg(f, dst);
+                    bt.set_reg(f, s);
+                }
+            }
+        }
+        Op::Call(CallTarget::Helper(_) | CallTarget::Kfunc(_)) => {
+            bt.clear_reg(f, 0);
+            // r1-r5 are clobbered by the call: nothing read after it can need them as they were.
+            if bt.regs[f] & 0b11_1110 != 0 {
+                return Err(Fallback);
+            }
+        }
+        Op::Call(CallTarget::Local(_)) | Op::Callx { .. } | Op::Exit => return Err(Fallback),
+    }
+    Ok(())
+}
+
+fn walk(ops: &[Option<Op>], hist: &[Hist], bt: &mut Bt) -> Result<(), Fallback> {
+    for h in hist.iter().rev() {
+        if bt.is_empty() {
+            return Ok(());
+        }
+        let op = ops.get(h.pc as usize).copied().flatten().ok_or(Fallback)?;
+        backtrack(&op, h, bt)?;
+    }
+    Ok(())
+}
+
+/// Marks `bt` (needs before the instruction after `hist`'s last) precise along the chain:
+/// back through `hist` (the current segment), into the checkpoint `parent`, back through the
+/// segment that reached it, and so on up until nothing is needed.
+pub fn mark_chain_precise(
+    prune: &mut Pruning,
+    ops: &[Option<Op>],
+    hist: &[Hist],
+    parent: Option<usize>,
+    mut bt: Bt,
+) {
+    if walk(ops, hist, &mut bt).is_err() {
+        prune.mark_all_precise(parent);
+        return;
+    }
+    let mut at = parent;
+    loop {
+        if bt.is_empty() {
+            return;
+        }
+        let Some(i) = at else {
+            // Needs left at the program's entry: the walk lost track (the kernel then makes
+            // every scalar of the chain precise).
+            prune.mark_all_precise(parent);
+            return;
+        };
+        bt.mark_in(prune.state_mut(i));
+        if bt.is_empty() {
+            return;
+        }
+        let (segment, up) = prune.segment(i);
+        if walk(ops, segment, &mut bt).is_err() {
+            prune.mark_all_precise(up);
+            return;
+        }
+        at = up;
+    }
+}
