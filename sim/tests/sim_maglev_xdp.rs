@@ -464,8 +464,10 @@ fn inline_dynamic_inner_reads_past_a_three_slot_table_from_tc() {
     let mutant = Mutant::InlineDynamicInner;
     let found = first(&scenario, Mutants::only(mutant), Finding::OutOfBounds, 64);
     let (_, detail) = fail(&found);
+    // Either tc program reads the slot past the table (maglev_tc or maglev_tc_nat); which
+    // one a seed catches first depends on the schedule.
     assert!(
-        detail.contains("program maglev_tc run"),
+        detail.contains("program maglev_tc run") || detail.contains("program maglev_tc_nat run"),
         "seed {}: {detail}",
         found.seed
     );

@@ -250,10 +250,10 @@ pub fn check_object(
         processed.cases += 1;
         match kernel.verified_insns(kprog) {
             Ok(n) if u64::from(n) == loaded.verified.stats.processed => processed.agreed += 1,
-            // mimic walks more because it prunes less: it has no precision tracking, so two
-            // states that differ only in a scalar the kernel never needed exact do not prune
-            // each other in mimic, and its checkpoints then fall elsewhere (D19). Walking more
-            // can only make mimic stricter, never let a program through; fewer is a finding.
+            // mimic walks more where it prunes less than the kernel: it does not link the
+            // bounds of scalar copies, so a branch the kernel decides through a linked copy is
+            // walked both ways (D19). Walking more can only make mimic stricter, never let a
+            // program through; fewer is a finding.
             Ok(n) if u64::from(n) < loaded.verified.stats.processed => {
                 *processed.known.entry(PRUNES_LESS.to_string()).or_insert(0) += 1;
                 processed.examples.push(format!(
