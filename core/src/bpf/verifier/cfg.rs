@@ -181,7 +181,6 @@ pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
         }
     }
     env.live_before = live_registers(&env.ops);
-    env.live_slots = super::live_stack::live_stack_slots(&env.ops);
     Ok(())
 }
 

@@ -35,13 +35,13 @@ pub fn live_stack_slots(ops: &[Option<Op>]) -> Vec<u64> {
         return vec![ALL; n];
     }
     let stacky = stack_pointers(ops);
-    let facts: Vec<Option<(Vec<i64>, u64, u64)>> = ops
+    let facts: Vec<Option<(super::cfg::Succ, u64, u64)>> = ops
         .iter()
         .enumerate()
         .map(|(pc, op)| {
             op.map(|op| {
                 let (uses, defs) = slot_uses_defs(&op, stacky[pc]);
-                (successors(pc, &op).as_slice().to_vec(), uses, defs)
+                (successors(pc, &op), uses, defs)
             })
         })
         .collect();
@@ -54,7 +54,7 @@ pub fn live_stack_slots(ops: &[Option<Op>]) -> Vec<u64> {
                 continue;
             };
             let mut after = 0u64;
-            for &t in succs {
+            for &t in succs.as_slice() {
                 if let Some(l) = usize::try_from(t).ok().and_then(|t| live.get(t)) {
                     after |= l;
                 }

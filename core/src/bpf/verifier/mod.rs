@@ -42,7 +42,7 @@ use crate::profile::KernelProfile;
 use crate::uapi::{MapType, BPF_F_INNER_MAP};
 use log::{Log, Stats};
 use oracle::StateOracle;
-use precision::Hist;
+use precision::{Hist, HistArena, NO_HIST};
 use state::{Frame, Reg, RegType, VState, NREGS};
 use std::fmt;
 
@@ -413,7 +413,8 @@ pub(crate) struct Env<'a> {
     pub stack_exact_write: bool,
     /// Registers live before each instruction (bit i = r_i), from [`cfg`].
     pub live_before: Vec<u16>,
-    /// Stack slots of the running frame live before each instruction, from [`live_stack`].
+    /// Stack slots of the running frame live before each instruction, from [`live_stack`];
+    /// computed at the first comparison with a checkpoint (many programs never prune).
     pub live_slots: Vec<u64>,
     /// See [`Verified::max_ctx_offset`].
     pub max_ctx_offset: u32,
@@ -587,14 +588,16 @@ fn entry_state() -> VState {
 
 /// The main loop (the kernel's `do_check`).
 fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
-    type Pending = (usize, usize, VState, Option<usize>, Vec<Hist>);
+    type Pending = (usize, usize, VState, Option<usize>, u32);
     let mut pending: Vec<Pending> = Vec::new();
     let mut pc = 0usize;
     let mut st = entry_state();
     let mut parent: Option<usize> = None;
-    // The instructions processed since the last checkpoint.
-    let mut hist: Vec<Hist> = Vec::new();
+    // The instructions of every path, and the newest one of the current path's segment (the
+    // instructions processed since its last checkpoint); kept only where precision is tracked.
     let precise = pruning::precision(env.opts);
+    let mut arena = HistArena::with_capacity(if precise { env.insns.len() * 2 } else { 0 });
+    let mut hist = NO_HIST;
     loop {
         env.stats.processed += 1;
         if env.stats.processed > log::COMPLEXITY_LIMIT_INSNS {
@@ -611,6 +614,15 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
         }
         let mut path_done = false;
         if env.prune.is_point(pc) {
+            if env.live_slots.is_empty() && env.prune.has_checkpoints(pc) {
+                // Only a privileged walk outside the oracle skips dead slots.
+                env.live_slots = if precise {
+                    live_stack::live_stack_slots(&env.ops)
+                } else {
+                    vec![live_stack::ALL; env.ops.len()]
+                };
+            }
+            let live_slots = env.live_slots.get(pc).copied().unwrap_or(live_stack::ALL);
             match env.prune.visit(
                 pc,
                 &st,
@@ -620,14 +632,21 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
                 env.stats.processed,
                 env.jmps_processed,
                 env.live_before[pc],
-                env.live_slots[pc],
+                live_slots,
             ) {
                 pruning::Visit::Prune(old) => {
                     path_done = true;
                     if precise {
                         let bt =
                             precision::Bt::precise_in(env.prune.state(old), env.live_before[pc]);
-                        precision::mark_chain_precise(&mut env.prune, &env.ops, &hist, parent, bt);
+                        precision::mark_chain_precise(
+                            &mut env.prune,
+                            &env.ops,
+                            &arena,
+                            hist,
+                            parent,
+                            bt,
+                        );
                     }
                 }
                 pruning::Visit::Loop => {
@@ -667,28 +686,34 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
             if matches!(op, Op::Jmp { .. } | Op::Ja { .. } | Op::Call(_) | Op::Exit) {
                 env.jmps_processed += 1;
             }
-            hist.push(Hist {
-                pc: pc as u32,
-                frame: st.depth(),
-                stack: None,
-            });
-            env.stack_moved = None;
-            env.stack_exact_write = false;
-            env.precise_req = precision::Bt::default();
-            let next = check::step(env, pc, &op, &mut st).map_err(|r| (pc, r))?;
-            if let Some(last) = hist.last_mut() {
-                last.stack = env.stack_moved.take();
-            }
-            if precise && !env.precise_req.is_empty() {
-                // The needs are of the state before this instruction: the walk starts below it.
-                let before = &hist[..hist.len() - 1];
-                precision::mark_chain_precise(
-                    &mut env.prune,
-                    &env.ops,
-                    before,
-                    parent,
-                    env.precise_req,
+            if precise {
+                hist = arena.push(
+                    hist,
+                    Hist {
+                        pc: pc as u32,
+                        frame: st.depth(),
+                        stack: None,
+                    },
                 );
+                env.stack_moved = None;
+                env.stack_exact_write = false;
+                env.precise_req = precision::Bt::default();
+            }
+            let next = check::step(env, pc, &op, &mut st).map_err(|r| (pc, r))?;
+            if precise {
+                arena.set_stack(hist, env.stack_moved.take());
+                if !env.precise_req.is_empty() {
+                    // The needs are of the state before this instruction: the walk starts below
+                    // it.
+                    precision::mark_chain_precise(
+                        &mut env.prune,
+                        &env.ops,
+                        &arena,
+                        arena.prev(hist),
+                        parent,
+                        env.precise_req,
+                    );
+                }
             }
             match next {
                 Next::Goto(next) => {
@@ -702,7 +727,7 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
                 } => match (taken, fall) {
                     (Some(t), Some(f)) => {
                         env.prune.branch_pushed(parent);
-                        pending.push((pc, target, t, parent, hist.clone()));
+                        pending.push((pc, target, t, parent, hist));
                         st = f;
                         pc += 1;
                         continue;

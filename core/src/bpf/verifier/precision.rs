@@ -35,6 +35,51 @@ pub struct Hist {
     pub stack: Option<(u8, u8)>,
 }
 
+/// "No entry": the start of a segment.
+pub const NO_HIST: u32 = u32::MAX;
+
+/// The instructions of every path walked, as linked entries: a segment is the chain from a
+/// path's newest entry back to the first one after its checkpoint, so a branch shares its
+/// prefix by keeping one index (the kernel copies a history into each state it pushes).
+#[derive(Debug, Default)]
+pub struct HistArena {
+    entries: Vec<(Hist, u32)>,
+}
+
+impl HistArena {
+    pub fn with_capacity(n: usize) -> HistArena {
+        HistArena {
+            entries: Vec::with_capacity(n),
+        }
+    }
+    /// Appends `h` after `head` (or starts a segment with [`NO_HIST`]); returns the new head.
+    pub fn push(&mut self, head: u32, h: Hist) -> u32 {
+        self.entries.push((h, head));
+        (self.entries.len() - 1) as u32
+    }
+    /// Records the slot the entry's instruction spilled to or filled from.
+    pub fn set_stack(&mut self, at: u32, stack: Option<(u8, u8)>) {
+        if let Some((h, _)) = self.entries.get_mut(at as usize) {
+            h.stack = stack;
+        }
+    }
+    /// The entry before `at` in its segment.
+    pub fn prev(&self, at: u32) -> u32 {
+        self.entries
+            .get(at as usize)
+            .map_or(NO_HIST, |(_, prev)| *prev)
+    }
+    /// The segment ending at `head`, newest first.
+    fn back(&self, head: u32) -> impl Iterator<Item = &Hist> + '_ {
+        let mut at = head;
+        std::iter::from_fn(move || {
+            let (h, prev) = self.entries.get(at as usize)?;
+            at = *prev;
+            Some(h)
+        })
+    }
+}
+
 /// What still needs precision: registers and stack slots per frame (the kernel's
 /// `backtrack_state`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -218,8 +263,8 @@ fn backtrack(op: &Op, h: &Hist, bt: &mut Bt) -> Result<(), Fallback> {
     Ok(())
 }
 
-fn walk(ops: &[Option<Op>], hist: &[Hist], bt: &mut Bt) -> Result<(), Fallback> {
-    for h in hist.iter().rev() {
+fn walk(ops: &[Option<Op>], arena: &HistArena, head: u32, bt: &mut Bt) -> Result<(), Fallback> {
+    for h in arena.back(head) {
         if bt.is_empty() {
             return Ok(());
         }
@@ -229,17 +274,18 @@ fn walk(ops: &[Option<Op>], hist: &[Hist], bt: &mut Bt) -> Result<(), Fallback> 
     Ok(())
 }
 
-/// Marks `bt` (needs before the instruction after `hist`'s last) precise along the chain:
-/// back through `hist` (the current segment), into the checkpoint `parent`, back through the
-/// segment that reached it, and so on up until nothing is needed.
+/// Marks `bt` (needs before the instruction after the entry `head`) precise along the chain:
+/// back through the current segment, into the checkpoint `parent`, back through the segment
+/// that reached it, and so on up until nothing is needed.
 pub fn mark_chain_precise(
     prune: &mut Pruning,
     ops: &[Option<Op>],
-    hist: &[Hist],
+    arena: &HistArena,
+    head: u32,
     parent: Option<usize>,
     mut bt: Bt,
 ) {
-    if walk(ops, hist, &mut bt).is_err() {
+    if walk(ops, arena, head, &mut bt).is_err() {
         prune.mark_all_precise(parent);
         return;
     }
@@ -259,7 +305,7 @@ pub fn mark_chain_precise(
             return;
         }
         let (segment, up) = prune.segment(i);
-        if walk(ops, segment, &mut bt).is_err() {
+        if walk(ops, arena, segment, &mut bt).is_err() {
             prune.mark_all_precise(up);
             return;
         }

@@ -11,16 +11,16 @@
 //! jumps, instructions after calls, bpf-to-bpf calls and subprogram entries. Checkpoints are added as the kernel does: at every prune point under
 //! `BPF_F_TEST_STATE_FREQ`, otherwise once at least 2 jumps and 8 instructions passed.
 
-use super::precision::Hist;
+use super::precision::NO_HIST;
 use super::state::{states_equal, RegType, VState};
 use super::VerifyOpts;
 
 pub struct Stored {
     pub pc: usize,
     pub state: VState,
-    /// The instructions processed from the parent checkpoint to this one, for precision
-    /// tracking's walk back ([`super::precision`]).
-    pub hist: Vec<Hist>,
+    /// The last of the instructions processed from the parent checkpoint to this one, for
+    /// precision tracking's walk back ([`super::precision::HistArena`]).
+    pub hist: u32,
     pub branches: u32,
     pub parent: Option<usize>,
     /// Comparisons that pruned / that did not while a new checkpoint was being added: a state
@@ -87,7 +87,7 @@ impl Pruning {
         pc: usize,
         cur: &VState,
         parent: &mut Option<usize>,
-        hist: &mut Vec<Hist>,
+        hist: &mut u32,
         opts: VerifyOpts,
         processed: u64,
         jmps: u64,
@@ -133,7 +133,7 @@ impl Pruning {
             self.stored.push(Stored {
                 pc,
                 state: cur.clone(),
-                hist: std::mem::take(hist),
+                hist: std::mem::replace(hist, NO_HIST),
                 branches: 1,
                 parent: *parent,
                 hit_cnt: 0,
@@ -147,6 +147,11 @@ impl Pruning {
         Visit::Continue
     }
 
+    /// Whether a checkpoint was stored at `pc` (a visit there compares states).
+    pub fn has_checkpoints(&self, pc: usize) -> bool {
+        self.explored.get(pc).is_some_and(|l| !l.is_empty())
+    }
+
     /// The state of checkpoint `i`, for precision marks.
     pub fn state_mut(&mut self, i: usize) -> &mut VState {
         &mut self.stored[i].state
@@ -157,9 +162,9 @@ impl Pruning {
     }
 
     /// The instructions that reached checkpoint `i` from its parent, and the parent.
-    pub fn segment(&self, i: usize) -> (&[Hist], Option<usize>) {
+    pub fn segment(&self, i: usize) -> (u32, Option<usize>) {
         let s = &self.stored[i];
-        (&s.hist, s.parent)
+        (s.hist, s.parent)
     }
 
     /// Every scalar of checkpoint `from` and its ancestors becomes precise (the kernel's

@@ -103,8 +103,14 @@ pub struct Reg {
 
 impl PartialEq for Reg {
     fn eq(&self, other: &Reg) -> bool {
-        let fields = |r: &Reg| (r.ty, r.map, r.off, r.var, r.id, r.map_uid, r.frame, r.range);
-        fields(self) == fields(other)
+        self.ty == other.ty
+            && self.map == other.map
+            && self.off == other.off
+            && self.var == other.var
+            && self.id == other.id
+            && self.map_uid == other.map_uid
+            && self.frame == other.frame
+            && self.range == other.range
     }
 }
 
@@ -112,17 +118,14 @@ impl Eq for Reg {}
 
 impl std::hash::Hash for Reg {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (
-            self.ty,
-            self.map,
-            self.off,
-            self.var,
-            self.id,
-            self.map_uid,
-            self.frame,
-            self.range,
-        )
-            .hash(state);
+        self.ty.hash(state);
+        self.map.hash(state);
+        self.off.hash(state);
+        self.var.hash(state);
+        self.id.hash(state);
+        self.map_uid.hash(state);
+        self.frame.hash(state);
+        self.range.hash(state);
     }
 }
 
