@@ -21,6 +21,7 @@
 //! scalar of every checkpoint of the chain becomes precise, as the kernel's
 //! `mark_all_scalars_precise`: never less precise than needed.
 
+pub use super::pruning::NO_HIST;
 use super::pruning::Pruning;
 use super::state::{RegType, VState, MAX_FRAMES};
 use crate::isa::{AluOp, CallTarget, Op, Operand, FP};
@@ -34,9 +35,6 @@ pub struct Hist {
     pub frame: u8,
     pub stack: Option<(u8, u8)>,
 }
-
-/// "No entry": the start of a segment.
-pub const NO_HIST: u32 = u32::MAX;
 
 /// The instructions of every path walked, as linked entries: a segment is the chain from a
 /// path's newest entry back to the first one after its checkpoint, so a branch shares its

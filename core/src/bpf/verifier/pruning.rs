@@ -11,9 +11,11 @@
 //! jumps, instructions after calls, bpf-to-bpf calls and subprogram entries. Checkpoints are added as the kernel does: at every prune point under
 //! `BPF_F_TEST_STATE_FREQ`, otherwise once at least 2 jumps and 8 instructions passed.
 
-use super::precision::NO_HIST;
 use super::state::{states_equal, RegType, VState};
 use super::VerifyOpts;
+
+/// "No entry" in the path history ([`super::precision::HistArena`]): the start of a segment.
+pub const NO_HIST: u32 = u32::MAX;
 
 pub struct Stored {
     pub pc: usize,
