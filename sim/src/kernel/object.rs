@@ -250,9 +250,9 @@ pub fn check_object(
         processed.cases += 1;
         match kernel.verified_insns(kprog) {
             Ok(n) if u64::from(n) == loaded.verified.stats.processed => processed.agreed += 1,
-            // mimic walks more where it prunes less than the kernel: it does not link the
-            // bounds of scalar copies, so a branch the kernel decides through a linked copy is
-            // walked both ways (D19). Walking more can only make mimic stricter, never let a
+            // mimic walks more where its pruning is simpler than the kernel's (D19: no forced
+            // checkpoint after 40 history entries, precision not followed across frames,
+            // static stack liveness). Walking more can only make mimic stricter, never let a
             // program through; fewer is a finding.
             Ok(n) if u64::from(n) < loaded.verified.stats.processed => {
                 *processed.known.entry(PRUNES_LESS.to_string()).or_insert(0) += 1;

@@ -2,7 +2,7 @@
 //! kernel's words. Calls and `exit` are in [`super::calls`].
 
 use super::bounds::{self, AluError, Scalar};
-use super::state::{Reg, RegType, SlotByte, VState, MAX_STACK};
+use super::state::{Reg, RegType, SlotByte, VState, MAX_STACK, NREGS};
 use super::{
     calls, packet, refuse, Env, Next, ProgType, Refuse, EINVAL, RAW_TP_CTX_MAX, SYSCALL_CTX_MAX,
     TRACEPOINT_CTX_MAX,
@@ -129,6 +129,11 @@ pub(crate) fn step(env: &mut Env<'_>, pc: usize, op: &Op, st: &mut VState) -> Re
         } => {
             let through = read_reg(st, dst)?.ty;
             let value = match src {
+                // A spilled unknown scalar stays linked to the register it came from.
+                Operand::Reg(r) if size == Size::DW && through == RegType::Stack => {
+                    read_reg(st, r)?;
+                    link_scalar(env, st, r)
+                }
                 Operand::Reg(r) => read_reg(st, r)?,
                 Operand::Imm(imm) => Reg::konst(imm as i64 as u64),
             };
@@ -257,7 +262,12 @@ fn alu(
         }
     }
     let result = match op {
-        AluOp::Mov if width == Width::W64 => s,
+        // A copy of an unknown scalar shares its bounds with the original from here on (the
+        // kernel's `assign_scalar_id_before_mov`): what a branch learns of one holds for both.
+        AluOp::Mov if width == Width::W64 => match src {
+            Operand::Reg(r) => link_scalar(env, st, r),
+            Operand::Imm(_) => s,
+        },
         AluOp::Mov => {
             if s.ty != RegType::Scalar {
                 if !env.opts.privileged {
@@ -916,6 +926,18 @@ fn cond_jmp(
         let mut fall = take(st);
         let t_ok = refine_regs(&mut taken, dst, src, cond, true, width);
         let f_ok = refine_regs(&mut fall, dst, src, cond, false, width);
+        // What each edge learned of the operands holds for their linked copies; the walk back
+        // for precision must know which those were.
+        let linked = linked_set(&taken, dst, src);
+        if !linked.is_empty() {
+            env.linked = Some(linked);
+        }
+        for edge in [&mut taken, &mut fall] {
+            sync_linked(edge, dst);
+            if let Operand::Reg(r) = src {
+                sync_linked(edge, r);
+            }
+        }
         // An edge the refined bounds rule out is decided as well (the registers keep their
         // types, so either copy names them).
         if !(t_ok && f_ok) {
@@ -1020,6 +1042,64 @@ fn refine_regs(
         frame.regs[r as usize].var = b;
     }
     true
+}
+
+/// Register `r` (a scalar, or anything else unchanged) as a copy will be: an unknown scalar gets
+/// an id if it has none, shared by the copies made of it.
+fn link_scalar(env: &mut Env<'_>, st: &mut VState, r: u8) -> Reg {
+    let reg = &mut st.cur_mut().regs[usize::from(r & 15).min(NREGS - 1)];
+    if reg.ty == RegType::Scalar && reg.id == 0 && reg.var.const_value().is_none() {
+        reg.id = env.new_id();
+    }
+    *reg
+}
+
+/// The registers and spilled slots sharing an id with register `dst` or `src` (when it is a
+/// register) of the running frame, as precision needs: if one of them needs precision so do
+/// all, since a branch on one refined the others. Empty when nothing is linked.
+fn linked_set(st: &VState, dst: u8, src: Operand) -> super::precision::Bt {
+    let mut ids = vec![st.cur().regs[dst as usize].id];
+    if let Operand::Reg(r) = src {
+        ids.push(st.cur().regs[r as usize].id);
+    }
+    let mut set = super::precision::Bt::default();
+    let mut count = 0;
+    for id in ids.into_iter().filter(|id| *id != 0) {
+        for (fr, frame) in st.frames.iter().enumerate() {
+            for (r, reg) in frame.regs.iter().enumerate() {
+                if reg.ty == RegType::Scalar && reg.id == id {
+                    set.reg(fr as u8, r as u8);
+                    count += 1;
+                }
+            }
+            for (s, slot) in frame.stack.iter().enumerate() {
+                if slot.is_spill() && slot.spill.ty == RegType::Scalar && slot.spill.id == id {
+                    set.slot(fr as u8, s as u8);
+                    count += 1;
+                }
+            }
+        }
+    }
+    let dst_and_src = 1 + usize::from(matches!(src, Operand::Reg(_)));
+    if count > dst_and_src {
+        set
+    } else {
+        super::precision::Bt::default()
+    }
+}
+
+/// Gives every scalar sharing register `r`'s id (in any frame, spilled or not) `r`'s bounds
+/// (the kernel's `sync_linked_regs`).
+fn sync_linked(st: &mut VState, r: u8) {
+    let known = st.cur().regs[r as usize];
+    if known.ty != RegType::Scalar || known.id == 0 {
+        return;
+    }
+    st.for_each_reg(|reg| {
+        if reg.ty == RegType::Scalar && reg.id == known.id {
+            reg.var = known.var;
+        }
+    });
 }
 
 /// After a null check of the lookup result with `id`: every copy becomes NULL (scalar 0) or a

@@ -411,6 +411,8 @@ pub(crate) struct Env<'a> {
     pub stack_moved: Option<(u8, u8)>,
     /// The instruction being checked wrote known bytes (zero or constant) to the stack.
     pub stack_exact_write: bool,
+    /// The scalars a branch being checked refined together through their shared id.
+    pub linked: Option<precision::Bt>,
     /// Registers live before each instruction (bit i = r_i), from [`cfg`].
     pub live_before: Vec<u16>,
     /// Stack slots of the running frame live before each instruction, from [`live_stack`];
@@ -536,6 +538,7 @@ pub fn verify(
         precise_req: precision::Bt::default(),
         stack_moved: None,
         stack_exact_write: false,
+        linked: None,
         live_before: Vec::new(),
         live_slots: Vec::new(),
         max_ctx_offset: 0,
@@ -693,8 +696,10 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
                         pc: pc as u32,
                         frame: st.depth(),
                         stack: None,
+                        linked: NO_HIST,
                     },
                 );
+                env.linked = None;
                 env.stack_moved = None;
                 env.stack_exact_write = false;
                 env.precise_req = precision::Bt::default();
@@ -702,6 +707,9 @@ fn do_check(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {
             let next = check::step(env, pc, &op, &mut st).map_err(|r| (pc, r))?;
             if precise {
                 arena.set_stack(hist, env.stack_moved.take());
+                if let Some(linked) = env.linked.take() {
+                    arena.set_linked(hist, linked);
+                }
                 if !env.precise_req.is_empty() {
                     // The needs are of the state before this instruction: the walk starts below
                     // it.

@@ -21,8 +21,8 @@
 //! scalar of every checkpoint of the chain becomes precise, as the kernel's
 //! `mark_all_scalars_precise`: never less precise than needed.
 
-pub use super::pruning::NO_HIST;
 use super::pruning::Pruning;
+pub use super::pruning::NO_HIST;
 use super::state::{RegType, VState, MAX_FRAMES};
 use crate::isa::{AluOp, CallTarget, Op, Operand, FP};
 
@@ -34,6 +34,9 @@ pub struct Hist {
     pub pc: u32,
     pub frame: u8,
     pub stack: Option<(u8, u8)>,
+    /// The scalars a branch refined together through a shared id, in [`HistArena`]'s side
+    /// table ([`NO_HIST`]: none).
+    pub linked: u32,
 }
 
 /// The instructions of every path walked, as linked entries: a segment is the chain from a
@@ -42,12 +45,14 @@ pub struct Hist {
 #[derive(Debug, Default)]
 pub struct HistArena {
     entries: Vec<(Hist, u32)>,
+    linked: Vec<Bt>,
 }
 
 impl HistArena {
     pub fn with_capacity(n: usize) -> HistArena {
         HistArena {
             entries: Vec::with_capacity(n),
+            linked: Vec::new(),
         }
     }
     /// Appends `h` after `head` (or starts a segment with [`NO_HIST`]); returns the new head.
@@ -59,6 +64,13 @@ impl HistArena {
     pub fn set_stack(&mut self, at: u32, stack: Option<(u8, u8)>) {
         if let Some((h, _)) = self.entries.get_mut(at as usize) {
             h.stack = stack;
+        }
+    }
+    /// Records the scalars the entry's branch refined together.
+    pub fn set_linked(&mut self, at: u32, linked: Bt) {
+        if let Some((h, _)) = self.entries.get_mut(at as usize) {
+            self.linked.push(linked);
+            h.linked = (self.linked.len() - 1) as u32;
         }
     }
     /// The entry before `at` in its segment.
@@ -95,6 +107,27 @@ impl Bt {
     pub fn slot(&mut self, frame: u8, slot: u8) {
         if let Some(m) = self.slots.get_mut(usize::from(frame)) {
             *m |= 1 << slot;
+        }
+    }
+    fn intersects(&self, other: &Bt) -> bool {
+        self.regs.iter().zip(&other.regs).any(|(a, b)| a & b != 0)
+            || self.slots.iter().zip(&other.slots).any(|(a, b)| a & b != 0)
+    }
+    fn add(&mut self, other: &Bt) {
+        for (a, b) in self.regs.iter_mut().zip(&other.regs) {
+            *a |= b;
+        }
+        for (a, b) in self.slots.iter_mut().zip(&other.slots) {
+            *a |= b;
+        }
+    }
+    /// If any of a linked set needs precision, all of it does (the kernel's
+    /// `bt_sync_linked_regs`).
+    fn sync_linked(&mut self, linked: Option<&Bt>) {
+        if let Some(l) = linked {
+            if self.intersects(l) {
+                self.add(l);
+            }
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -267,7 +300,10 @@ fn walk(ops: &[Option<Op>], arena: &HistArena, head: u32, bt: &mut Bt) -> Result
             return Ok(());
         }
         let op = ops.get(h.pc as usize).copied().flatten().ok_or(Fallback)?;
+        let linked = arena.linked.get(h.linked as usize);
+        bt.sync_linked(linked);
         backtrack(&op, h, bt)?;
+        bt.sync_linked(linked);
     }
     Ok(())
 }
@@ -308,5 +344,90 @@ pub fn mark_chain_precise(
             return;
         }
         at = up;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bpf::asm::assemble;
+    use crate::bpf::verifier::{verify, MapTable, VerifyOpts};
+
+    fn verdict(source: &str) -> Result<u64, String> {
+        let insns = assemble(source).expect("test program assembles");
+        verify(&insns, &MapTable(vec![]), VerifyOpts::default())
+            .map(|v| v.stats.processed)
+            .map_err(|r| r.message)
+    }
+
+    /// `if r6 != 5` proves r6 is 5 on the fall-through; r7, a copy of r6, is 5 there too, so
+    /// `if r7 == 5` is decided and the bad load after it is dead (the kernel accepts this).
+    #[test]
+    fn a_copy_learns_what_a_branch_proves_of_its_original() {
+        let source = "ldxdw %r6, [%r1+0]\nmov %r7, %r6\njne %r6, 5, out\njeq %r7, 5, ok\n\
+                      ldxdw %r0, [%r10+8]\nok:\nmov %r0, 0\nexit\nout:\nmov %r0, 0\nexit";
+        verdict(source).expect("the copy is 5 where the original is");
+        // Without the copy, the second branch is on an unrelated unknown: the bad load is live.
+        let unlinked = source.replace("mov %r7, %r6", "ldxdw %r7, [%r1+8]");
+        let refused = verdict(&unlinked).expect_err("r7 may be anything");
+        assert!(refused.contains("invalid read from stack"), "{refused}");
+    }
+
+    /// The same through the stack: a spilled copy, filled after the branch, is 5 too.
+    #[test]
+    fn a_spilled_copy_learns_what_a_branch_proves_of_its_original() {
+        let source = "ldxdw %r6, [%r1+0]\nstxdw [%r10-8], %r6\njne %r6, 5, out\n\
+                      ldxdw %r8, [%r10-8]\njeq %r8, 5, ok\nldxdw %r0, [%r10+8]\nok:\nmov %r0, 0\n\
+                      exit\nout:\nmov %r0, 0\nexit";
+        verdict(source).expect("the filled copy is 5 where the original is");
+    }
+
+    /// The walk back follows links: a branch decided on the copy needs the original exact too,
+    /// and their link. The second path reaches the join with an r7 in range but not a copy of
+    /// r6; had the checkpoint marked r7 alone, it would cut that path (r6 compared as anything,
+    /// r7's range covered) and accept a program whose bad load that path reaches.
+    #[test]
+    fn precision_follows_a_link_to_the_original() {
+        let source = "ldxdw %r6, [%r1+0]
+jgt %r6, 10, out
+ldxdw %r8, [%r1+8]
+jgt %r8, 7, b
+                      mov %r7, %r6
+ja join
+b:
+ldxb %r7, [%r1+16]
+and %r7, 7
+join:
+                      jne %r6, 5, out
+jeq %r7, 5, ok
+ldxdw %r0, [%r10+8]
+ok:
+mov %r0, 0
+                      exit
+out:
+mov %r0, 0
+exit";
+        let insns = assemble(source).expect("assembles");
+        let opts = VerifyOpts {
+            test_state_freq: true,
+            ..VerifyOpts::default()
+        };
+        let refused = verify(&insns, &MapTable(vec![]), opts)
+            .map(|v| v.stats.processed)
+            .expect_err("on the second path r7 may be 3 where r6 is 5");
+        assert!(
+            refused.message.contains("invalid read from stack"),
+            "{refused:?}"
+        );
+    }
+
+    /// A write to the copy ends the link: the second branch is then on a value the first proved
+    /// nothing of.
+    #[test]
+    fn a_link_ends_when_the_copy_is_written() {
+        let source = "ldxdw %r6, [%r1+0]\nmov %r7, %r6\nlsh %r7, 0\njne %r6, 5, out\n\
+                      jeq %r7, 5, ok\nldxdw %r0, [%r10+8]\nok:\nmov %r0, 0\nexit\nout:\nmov %r0, 0\n\
+                      exit";
+        let refused = verdict(source).expect_err("the shift wrote r7: no longer a copy");
+        assert!(refused.contains("invalid read from stack"), "{refused}");
     }
 }

@@ -306,9 +306,22 @@ impl VState {
 
 /// Maps ids of an old state to those of the current one consistently (`check_ids`).
 #[derive(Default)]
-pub struct IdMap(Vec<(u32, u32)>);
+pub struct IdMap(Vec<(u32, u32)>, u32);
 
 impl IdMap {
+    /// [`IdMap::check`] for scalars, where no id (unlinked) is an id of its own that nothing
+    /// else may share (the kernel's `check_scalar_ids`): fresh ids from the top of the range.
+    pub fn check_scalar(&mut self, old: u32, cur: u32) -> bool {
+        let mut fresh = |id: u32| {
+            if id != 0 {
+                return id;
+            }
+            self.1 += 1;
+            u32::MAX - self.1
+        };
+        let (old, cur) = (fresh(old), fresh(cur));
+        self.check(old, cur)
+    }
     pub fn check(&mut self, old: u32, cur: u32) -> bool {
         if old == 0 || cur == 0 {
             return old == cur;
@@ -334,7 +347,12 @@ pub fn regsafe(old: &Reg, cur: &Reg, ids: &mut IdMap, imprecise: bool) -> bool {
     match old.ty {
         RegType::NotInit => true,
         _ if old.ty != cur.ty => false,
-        RegType::Scalar => (imprecise && !old.precise) || old.var.includes(&cur.var),
+        // Exact scalars must also be linked alike: a branch on one refines its copies, and a
+        // copy linked in `old` but not in `cur` would stay wider there.
+        RegType::Scalar => {
+            (imprecise && !old.precise)
+                || (old.var.includes(&cur.var) && ids.check_scalar(old.id, cur.id))
+        }
         _ => {
             old.map == cur.map
                 && old.off == cur.off
