@@ -3,6 +3,7 @@
 //! subprogram, no subprogram falls off its end, every instruction is reachable, and back-edges
 //! (loops) only for privileged programs. Also marks the prune points.
 
+use super::flow::{successors, Succ};
 use super::{decode_all, Env, Refuse, EINVAL};
 use crate::isa::{CallTarget, Op};
 
@@ -14,48 +15,6 @@ fn invalid<T>(pc: usize, message: String) -> Result<T, (usize, Refuse)> {
             errno: EINVAL,
         },
     ))
-}
-
-/// Successors of the instruction at `pc` (calls: the callee entry and the return point).
-/// At most two successors, kept inline: the graph passes ask for them per instruction and per
-/// liveness round, and an allocation each time was a visible share of verification.
-#[derive(Clone, Copy)]
-pub(super) struct Succ {
-    edges: [i64; 2],
-    len: usize,
-}
-
-impl Succ {
-    fn one(t: i64) -> Succ {
-        Succ {
-            edges: [t, 0],
-            len: 1,
-        }
-    }
-    fn two(a: i64, b: i64) -> Succ {
-        Succ {
-            edges: [a, b],
-            len: 2,
-        }
-    }
-    pub(super) fn as_slice(&self) -> &[i64] {
-        &self.edges[..self.len]
-    }
-}
-
-pub(super) fn successors(pc: usize, op: &Op) -> Succ {
-    let next = pc as i64 + 1;
-    match *op {
-        Op::Ja { off, .. } => Succ::one(next + i64::from(off)),
-        Op::Jmp { off, .. } => Succ::two(next, next + i64::from(off)),
-        Op::Exit => Succ {
-            edges: [0, 0],
-            len: 0,
-        },
-        Op::Ld64 { .. } => Succ::one(next + 1),
-        Op::Call(CallTarget::Local(imm)) => Succ::two(next, next + i64::from(imm)),
-        _ => Succ::one(next),
-    }
 }
 
 pub(crate) fn check_cfg(env: &mut Env<'_>) -> Result<(), (usize, Refuse)> {

@@ -17,7 +17,7 @@
 //! Invariant: a slot an instruction on some path from `pc` may read before a store through
 //! `r10` overwrites it whole is live at `pc`.
 
-use super::cfg::successors;
+use super::flow::{successors, Succ};
 use crate::bpf::helpers::Callee;
 use crate::isa::{AluOp, CallTarget, Op, Operand, FP};
 
@@ -35,7 +35,7 @@ pub fn live_stack_slots(ops: &[Option<Op>]) -> Vec<u64> {
         return vec![ALL; n];
     }
     let stacky = stack_pointers(ops);
-    let facts: Vec<Option<(super::cfg::Succ, u64, u64)>> = ops
+    let facts: Vec<Option<(Succ, u64, u64)>> = ops
         .iter()
         .enumerate()
         .map(|(pc, op)| {

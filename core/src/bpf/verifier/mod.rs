@@ -21,6 +21,7 @@ mod check;
 pub mod corpus;
 #[cfg(test)]
 mod ctx_tests;
+mod flow;
 mod live_stack;
 pub mod log;
 pub mod oracle;
