@@ -334,6 +334,14 @@ proptest! {
             Err(r) => (Err((r.insn, r.message)), 0),
         };
         let ((loose_verdict, loose_n), (exact_verdict, exact_n)) = (outcome(loose), outcome(exact));
+        // Where the exact walk runs out of its budget, the looser one may finish or run out
+        // elsewhere: walking less is the point. The reverse would be a finding.
+        let too_large = |v: &Result<(), (usize, String)>| {
+            v.as_ref().is_err_and(|(_, m)| m.starts_with("BPF program is too large"))
+        };
+        if too_large(&exact_verdict) {
+            return Ok(());
+        }
         prop_assert_eq!(&loose_verdict, &exact_verdict, "verdicts differ\n{}", text());
         if loose_verdict.is_ok() {
             prop_assert!(loose_n <= exact_n, "pruning more cannot process more: {} > {}\n{}", loose_n, exact_n, text());
