@@ -13,9 +13,8 @@
 use super::check::Check;
 use super::verdicts::{compare_verdicts, EXEC_GATE};
 use super::verdicts::{FIXUPS_GATE, VERDICTS_GATE};
-use super::xlated::tally;
+use super::xlated::tally_loaded;
 use super::KernelSys;
-use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::packet_cases::{
     cases, packets, tc_cases, tc_context_sweep, PacketCase,
 };
@@ -134,12 +133,9 @@ fn run_set(
             continue;
         };
         fixups.cases += 1;
-        let (x, f) = (kernel.xlated(prog), fixup(&verified, Mutants::NONE));
-        let (x, f) = (
-            x.as_deref().map_err(|e| e.to_string()),
-            f.as_ref().map_err(|e| e.to_string()),
-        );
-        if let Some(normalised) = tally(&mut fixups, name, x, f, &BTreeMap::new()) {
+        if let Some(normalised) =
+            tally_loaded(&mut fixups, kernel, prog, &verified, name, &BTreeMap::new())
+        {
             device_layout.extend(normalised.ifindex_offset);
             skb_layout += normalised.layout_slots;
         }

@@ -9,9 +9,8 @@
 use super::check::Check;
 use super::packets::xdp_opts;
 use super::verdicts::{compare_verdicts, EXEC_GATE, FIXUPS_GATE, VERDICTS_GATE};
-use super::xlated::tally;
+use super::xlated::tally_loaded;
 use super::KernelSys;
-use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::tail_call_cases::{
     scenario, verdict_cases, CaseMaps, TailCallHost, WorldHost,
 };
@@ -120,15 +119,7 @@ pub fn run(kernel: &mut KernelSys, profile: KernelProfile) -> Vec<Check> {
             continue;
         };
         fixups.cases += 1;
-        let (x, f) = (kernel.xlated(prog), fixup(&verified, Mutants::NONE));
-        let x = x.as_deref().map_err(|e| e.to_string());
-        tally(
-            &mut fixups,
-            name,
-            x,
-            f.as_ref().map_err(|e| e.to_string()),
-            &ids,
-        );
+        tally_loaded(&mut fixups, kernel, prog, &verified, name, &ids);
         let _ = kernel.close(prog);
     }
     for fd in [kmaps.prog_array, kmaps.array] {

@@ -19,10 +19,9 @@
 #![forbid(unsafe_code)]
 
 use super::check::Check;
-use super::xlated::tally;
+use super::xlated::tally_loaded;
 use super::KernelSys;
 use super::LoadFailure;
-use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::corpus;
 use mimic_core::bpf::verifier::{verify, MapDesc, MapTable, ProgType, Rejection, VerifyOpts};
 use mimic_core::isa::{Insn, BPF_PSEUDO_MAP_FD};
@@ -308,17 +307,8 @@ pub fn run_set(kernel: &mut KernelSys, set: &ProgramSet, profile: KernelProfile)
                 verdicts.agreed += 1;
                 fixups.cases += 1;
                 accepted.push(item);
-                let xlated = kernel.xlated(prog);
+                tally_loaded(&mut fixups, kernel, prog, &v, name, &ids);
                 let _ = kernel.close(prog);
-                let f = fixup(&v, Mutants::NONE);
-                let x = xlated.as_deref().map_err(|e| e.to_string());
-                tally(
-                    &mut fixups,
-                    name,
-                    x,
-                    f.as_ref().map_err(|e| e.to_string()),
-                    &ids,
-                );
             }
             (theirs, _, verdict) => {
                 if let Ok((prog, _)) = theirs {

@@ -10,13 +10,17 @@
 
 use super::bijection::Bijection;
 use super::check::Check;
-use mimic_core::bpf::fixup::Fixed;
+use super::KernelSys;
+use mimic_core::bpf::fixup::{fixup, Fixed};
 use mimic_core::bpf::helpers::HelperId;
+use mimic_core::bpf::verifier::Verified;
 use mimic_core::bpf::xdp::buff;
 use mimic_core::isa::{
     Insn, BPF_ALU, BPF_ALU64, BPF_CALL, BPF_DW, BPF_JMP, BPF_K, BPF_LDX, BPF_MEM, BPF_MOV,
     BPF_PSEUDO_CALL, BPF_W, BPF_X,
 };
+use mimic_core::mutants::Mutants;
+use mimic_core::uapi::Fd;
 use std::collections::BTreeMap;
 
 const CALL: u8 = BPF_JMP | BPF_CALL;
@@ -182,6 +186,26 @@ pub fn side_by_side(ours: &Fixed, theirs: &[Insn]) -> String {
         out.push_str(&format!("\n{l:<COLUMN$} {mark} {r}"));
     }
     out
+}
+
+/// [`tally`] for a program both sides accepted: the kernel's dump of `prog` against mimic's
+/// fixups of `verified` (the correct core's).
+pub fn tally_loaded(
+    check: &mut Check,
+    kernel: &KernelSys,
+    prog: Fd,
+    verified: &Verified,
+    name: &str,
+    ids: &BTreeMap<u32, u32>,
+) -> Option<Normalised> {
+    let (theirs, ours) = (kernel.xlated(prog), fixup(verified, Mutants::NONE));
+    tally(
+        check,
+        name,
+        theirs.as_deref().map_err(|e| e.to_string()),
+        ours.as_ref().map_err(|e| e.to_string()),
+        ids,
+    )
 }
 
 /// One program's case of a fixups line: the kernel's xlated dump (`theirs`) against mimic's
