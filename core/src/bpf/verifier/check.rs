@@ -928,9 +928,11 @@ fn cond_jmp(
         let f_ok = refine_regs(&mut fall, dst, src, cond, false, width);
         // What each edge learned of the operands holds for their linked copies; the walk back
         // for precision must know which those were.
-        let linked = linked_set(&taken, dst, src);
-        if !linked.is_empty() {
-            env.linked = Some(linked);
+        if super::pruning::precision(env.opts) {
+            let linked = linked_set(&taken, dst, src);
+            if !linked.is_empty() {
+                env.linked = Some(linked);
+            }
         }
         for edge in [&mut taken, &mut fall] {
             sync_linked(edge, dst);
@@ -1058,13 +1060,16 @@ fn link_scalar(env: &mut Env<'_>, st: &mut VState, r: u8) -> Reg {
 /// register) of the running frame, as precision needs: if one of them needs precision so do
 /// all, since a branch on one refined the others. Empty when nothing is linked.
 fn linked_set(st: &VState, dst: u8, src: Operand) -> super::precision::Bt {
-    let mut ids = vec![st.cur().regs[dst as usize].id];
-    if let Operand::Reg(r) = src {
-        ids.push(st.cur().regs[r as usize].id);
-    }
+    let src_id = match src {
+        Operand::Reg(r) => st.cur().regs[r as usize].id,
+        Operand::Imm(_) => 0,
+    };
     let mut set = super::precision::Bt::default();
     let mut count = 0;
-    for id in ids.into_iter().filter(|id| *id != 0) {
+    for id in [st.cur().regs[dst as usize].id, src_id]
+        .into_iter()
+        .filter(|id| *id != 0)
+    {
         for (fr, frame) in st.frames.iter().enumerate() {
             for (r, reg) in frame.regs.iter().enumerate() {
                 if reg.ty == RegType::Scalar && reg.id == id {
