@@ -37,7 +37,9 @@ use mimic_core::bpf::exec::{Config, ExecErrorKind, NoObserver, Observer, Program
 use mimic_core::bpf::fixup::fixup;
 use mimic_core::bpf::verifier::oracle::OracleObserver;
 use mimic_core::bpf::verifier::world::classify_map_ptr;
-use mimic_core::bpf::verifier::{verify, MapResolver, Rejection, Verified, VerifyOpts};
+use mimic_core::bpf::verifier::{
+    check_loose_pruning, verify, MapResolver, Rejection, Verified, VerifyOpts,
+};
 use mimic_core::bpf::world_env::WorldEnv;
 use mimic_core::isa::*;
 use mimic_core::maps::{array::elem_size, ARRAY_VALUE_OFFSET};
@@ -841,10 +843,7 @@ pub fn check_case(case: &Case, mutants: Mutants) {
     }
 }
 
-/// The oracle's run compares every state exactly; the verifier as users run it prunes as a
-/// privileged kernel does (scalars only where a path relied on them, live stack slots only).
-/// Both must reach one verdict: a dependency precision tracking or stack liveness missed shows
-/// as an acceptance the exact walk refuses.
+/// [`check_loose_pruning`] as the target's property: a differing verdict is a finding.
 pub(crate) fn loose_pruning_agrees(
     insns: &[Insn],
     maps: &dyn MapResolver,
@@ -852,31 +851,9 @@ pub(crate) fn loose_pruning_agrees(
     exact: &Result<Verified, Rejection>,
     context: impl Fn() -> String,
 ) {
-    let loose_opts = VerifyOpts {
-        collect_states: false,
-        ..exact_opts
-    };
-    let verdict = |r: &Result<Verified, Rejection>| match r {
-        Ok(_) => Ok(()),
-        Err(e) => Err((e.insn, e.message.clone())),
-    };
-    // Where the exact walk runs out of its budget the looser one may finish or stop elsewhere:
-    // walking less is the point.
-    if exact
-        .as_ref()
-        .is_err_and(|e| e.message.starts_with("BPF program is too large"))
-    {
-        return;
-    }
-    let loose = verify(insns, maps, loose_opts);
-    if verdict(&loose) != verdict(exact) {
+    if let Err(finding) = check_loose_pruning(insns, maps, exact_opts, exact) {
         panic!(
-            "pruning on precise scalars and live slots changed the verdict (the verifier is              unsound if it now accepts): exact {:?}, loose {:?}
-{}
-program:
-{}",
-            verdict(exact),
-            verdict(&loose),
+            "{finding}\n{}\nprogram:\n{}",
             context(),
             mimic_core::bpf::asm::disassemble(insns).unwrap_or_default()
         );

@@ -581,6 +581,51 @@ pub fn verify(
     }
 }
 
+/// `exact`, a walk with `collect_states` (every state compared exactly), set against the walk
+/// users get with the same options, which prunes as a privileged kernel does (scalars only where
+/// a verified path relied on them, live stack slots only). Both must reach one verdict: an
+/// acceptance the exact walk refuses is a dependency precision tracking or stack liveness
+/// missed. A program the exact walk finds too large is skipped (the looser walk may finish it
+/// or stop at another instruction). Returns both processed counts (loose, exact) when both
+/// accept; `Err` says how the verdicts differ.
+pub fn check_loose_pruning(
+    insns: &[Insn],
+    maps: &dyn MapResolver,
+    exact_opts: VerifyOpts,
+    exact: &Result<Verified, Rejection>,
+) -> Result<Option<(u64, u64)>, String> {
+    if exact
+        .as_ref()
+        .is_err_and(|e| e.message.starts_with("BPF program is too large"))
+    {
+        return Ok(None);
+    }
+    let loose = verify(
+        insns,
+        maps,
+        VerifyOpts {
+            collect_states: false,
+            ..exact_opts
+        },
+    );
+    let verdict = |r: &Result<Verified, Rejection>| match r {
+        Ok(_) => Ok(()),
+        Err(e) => Err((e.insn, e.message.clone())),
+    };
+    if verdict(&loose) != verdict(exact) {
+        return Err(format!(
+            "pruning on precise scalars and live slots changed the verdict (the verifier is \
+             unsound if it now accepts): exact {:?}, loose {:?}",
+            verdict(exact),
+            verdict(&loose)
+        ));
+    }
+    Ok(match (&loose, exact) {
+        (Ok(l), Ok(e)) => Some((l.stats.processed, e.stats.processed)),
+        _ => None,
+    })
+}
+
 /// The entry state: `r1` the context, `r10` the frame pointer.
 fn entry_state() -> VState {
     let mut frame = Frame::new(0, 0, 0);
