@@ -105,6 +105,61 @@ fn unprivileged_programs_may_not_read_map_pointer_fields() {
     );
 }
 
+/// An inner map pointer read at `off` with `size` bytes, then `r0 = 0; exit`.
+fn inner_map_read(size: u8, off: i16) -> Vec<Insn> {
+    outer_lookup_then(FD_MAP_IN_MAP)
+        .i(Insn::jmp_imm(BPF_JEQ, 0, 0, 1))
+        .i(Insn::ldx_mem(size, 1, 0, off))
+        .i(Insn::mov64_imm(0, 0))
+        .i(Insn::exit())
+        .0
+}
+
+#[test]
+fn map_pointer_reads_are_checked_against_the_recorded_builds_struct_layout() {
+    let maps = maps();
+    // `struct bpf_array` starts with `struct bpf_map`, whose `max_entries` the recorded build
+    // keeps at 76: a scalar, and the program is marked as reading kernel memory.
+    let v = verify(&inner_map_read(BPF_W, 76), &maps, VerifyOpts::default())
+        .expect("max_entries is readable");
+    assert!(v.reads_kernel_struct);
+    // A program that reads nothing through a map pointer is not marked.
+    let plain = outer_lookup_then(FD_MAP_IN_MAP)
+        .i(Insn::mov64_imm(0, 0))
+        .i(Insn::exit())
+        .0;
+    assert!(
+        !verify(&plain, &maps, VerifyOpts::default())
+            .expect("accepted")
+            .reads_kernel_struct
+    );
+    let refusal = |size, off| {
+        verify(&inner_map_read(size, off), &maps, VerifyOpts::default())
+            .expect_err("refused")
+            .message
+    };
+    // The kernel's words for an overrun of an integer array and for a hole.
+    assert_eq!(
+        refusal(BPF_DW, 28),
+        "access beyond the end of member sha (mend:32) in struct bpf_map with off 28 size 8"
+    );
+    assert_eq!(
+        refusal(BPF_W, 36),
+        "struct bpf_map doesn't have field at offset 36"
+    );
+    assert_eq!(
+        refusal(BPF_W, 40),
+        "cannot access ptr member ops with moff 40 in struct bpf_map with off 40 size 4"
+    );
+    // A whole pointer member: the kernel's pointer into its memory, which mimic refuses.
+    assert_eq!(
+        refusal(BPF_DW, 40),
+        "R0 is read at pointer member ops of struct bpf_map: pointers to kernel memory are not modelled"
+    );
+    // Past `struct bpf_map`, the array's own fields: `elem_size` at 296.
+    assert!(verify(&inner_map_read(BPF_W, 296), &maps, VerifyOpts::default()).is_ok());
+}
+
 #[test]
 fn control_flow_errors_name_the_instruction() {
     let maps = maps();

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fixup;
 pub mod helper_names;
 pub mod helpers;
+pub mod kernel_types;
 pub mod object;
 pub mod print;
 pub mod printk;

@@ -49,18 +49,20 @@ pub use meta::MapMeta;
 /// Bytes of one memory word: maps are modelled as 64-bit atomic words.
 pub const WORD_BYTES: u32 = 8;
 
-/// Offsets of `struct bpf_map` fields a privileged program may read (x86-64, `CONFIG_SECURITY`
-/// on: `ops`, `inner_map_meta` and `security` pointers come first).
+/// Offsets of `struct bpf_map` fields a privileged program may read, as the recorded build lays
+/// them out (`bpf::kernel_types`: Linux 6.18.44-fc-v1300 on x86-64, where a 32-byte `sha` and
+/// `excl` come before `ops`, `inner_map_meta` and `security`). The verifier checks such reads
+/// against that build's BTF; this is where the executor finds the same fields.
 pub mod header {
-    pub const MAP_TYPE: u32 = 24;
-    pub const KEY_SIZE: u32 = 28;
-    pub const VALUE_SIZE: u32 = 32;
-    pub const MAX_ENTRIES: u32 = 36;
-    pub const MAP_FLAGS: u32 = 48;
-    pub const ID: u32 = 52;
-    /// `struct bpf_array` fields, placed right before the values.
-    pub const ARRAY_ELEM_SIZE: u32 = 304;
-    pub const ARRAY_INDEX_MASK: u32 = 308;
+    pub const MAP_TYPE: u32 = 64;
+    pub const KEY_SIZE: u32 = 68;
+    pub const VALUE_SIZE: u32 = 72;
+    pub const MAX_ENTRIES: u32 = 76;
+    pub const MAP_FLAGS: u32 = 88;
+    pub const ID: u32 = 92;
+    /// `struct bpf_array` fields, after its `struct bpf_map` (296 bytes).
+    pub const ARRAY_ELEM_SIZE: u32 = 296;
+    pub const ARRAY_INDEX_MASK: u32 = 300;
 }
 
 /// Where an array's values start in its region: `offsetof(struct bpf_array, value)` on x86-64

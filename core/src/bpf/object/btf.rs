@@ -41,6 +41,8 @@ pub struct Member {
     pub name: String,
     pub type_id: u32,
     pub bit_offset: u32,
+    /// Bits of a bitfield member; 0 for a whole member.
+    pub bitfield_size: u32,
 }
 
 /// One variable of a data section: its `VAR` type, offset and size in the section.
@@ -233,15 +235,16 @@ impl Btf {
                         let type_id = r.u32(&what)?;
                         let offset = r.u32(&what)?;
                         // With kind_flag set, the top 8 bits are a bitfield size.
-                        let bit_offset = if info >> 31 == 1 {
-                            offset & 0x00ff_ffff
+                        let (bit_offset, bitfield_size) = if info >> 31 == 1 {
+                            (offset & 0x00ff_ffff, offset >> 24)
                         } else {
-                            offset
+                            (offset, 0)
                         };
                         members.push(Member {
                             name: name(member_name)?,
                             type_id,
                             bit_offset,
+                            bitfield_size,
                         });
                     }
                     let (name, size) = (name(name_off)?, size_or_type);
@@ -416,6 +419,94 @@ impl Btf {
             )) => name.clone(),
             _ => String::new(),
         }
+    }
+}
+
+impl Btf {
+    /// The section's bytes for these types: what [`Btf::parse`] reads back as the same types.
+    /// Only the kinds a struct layout needs are written (integers, pointers, arrays, structs,
+    /// unions, enums without their values, forward declarations and typedefs); any other kind
+    /// is an error naming it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, BtfError> {
+        let mut strings = vec![0u8];
+        let mut name = |s: &str| -> u32 {
+            if s.is_empty() {
+                return 0;
+            }
+            let at = strings.len() as u32;
+            strings.extend_from_slice(s.as_bytes());
+            strings.push(0);
+            at
+        };
+        let mut words: Vec<u32> = Vec::new();
+        for (i, ty) in self.types.iter().enumerate() {
+            let info = |kind: u32, vlen: usize, kind_flag: bool| {
+                (u32::from(kind_flag) << 31) | (kind << 24) | vlen as u32
+            };
+            match ty {
+                Type::Int { name: n, size } => {
+                    words.extend([name(n), info(1, 0, false), *size, size * 8])
+                }
+                Type::Ptr { type_id } => words.extend([0, info(2, 0, false), *type_id]),
+                Type::Array { elem, nelems } => {
+                    words.extend([0, info(3, 0, false), 0, *elem, 0, *nelems])
+                }
+                Type::Struct {
+                    name: n,
+                    size,
+                    members,
+                }
+                | Type::Union {
+                    name: n,
+                    size,
+                    members,
+                } => {
+                    let kind = if matches!(ty, Type::Struct { .. }) {
+                        4
+                    } else {
+                        5
+                    };
+                    let bitfields = members.iter().any(|m| m.bitfield_size != 0);
+                    words.extend([name(n), info(kind, members.len(), bitfields), *size]);
+                    for m in members {
+                        let offset = if bitfields {
+                            m.bitfield_size << 24 | m.bit_offset
+                        } else {
+                            m.bit_offset
+                        };
+                        words.extend([name(&m.name), m.type_id, offset]);
+                    }
+                }
+                Type::Enum { name: n, size } => words.extend([name(n), info(6, 0, false), *size]),
+                Type::Fwd { name: n } => words.extend([name(n), info(7, 0, false), 0]),
+                Type::Alias { name: n, type_id } => {
+                    words.extend([name(n), info(8, 0, false), *type_id])
+                }
+                other => {
+                    return err(format!(
+                        "type [{}] is a {}, which this writer does not write",
+                        i + 1,
+                        kind_name(other)
+                    ))
+                }
+            }
+        }
+        let types: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut out = Vec::with_capacity(24 + types.len() + strings.len());
+        out.extend(MAGIC.to_le_bytes());
+        out.extend([1u8, 0]);
+        for w in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            out.extend(w.to_le_bytes());
+        }
+        out.extend(types);
+        out.extend(strings);
+        Ok(out)
     }
 }
 

@@ -2,6 +2,7 @@
 //! kernel's words. Calls and `exit` are in [`super::calls`].
 
 use super::bounds::{self, AluError, Scalar};
+use super::btf_walk;
 use super::state::{Reg, RegType, SlotByte, VState, MAX_STACK, NREGS};
 use super::{
     calls, packet, refuse, Env, Next, ProgType, Refuse, EINVAL, RAW_TP_CTX_MAX, SYSCALL_CTX_MAX,
@@ -536,7 +537,28 @@ pub(crate) fn mem_access(
             if write {
                 return refuse(format!("only read from {name} is supported"));
             }
-            Ok(load_result(size))
+            let field = env.opts.kernel_types.with(|types| {
+                let Some(root) = types.struct_id(name) else {
+                    return Err(format!(
+                        "map_ptr access not supported: no struct {name} in {}",
+                        types.source()
+                    ));
+                };
+                btf_walk::walk(types.btf(), root, total as u32, u32::from(size.bytes()))
+            });
+            match field {
+                Ok(btf_walk::Field::Scalar) => {
+                    env.reads_kernel_struct = true;
+                    Ok(load_result(size))
+                }
+                // The kernel gives a pointer into its own memory (`ptr_to_btf_id`), a type
+                // mimic does not model: refused, stricter than the kernel (D24).
+                Ok(btf_walk::Field::Pointer { member, in_struct }) => refuse(format!(
+                    "R{r} is read at pointer member {member} of struct {in_struct}: \
+                     pointers to kernel memory are not modelled"
+                )),
+                Err(message) => refuse(message),
+            }
         }
         RegType::MapValue | RegType::MapKey => {
             let desc = &env.maps[ptr.map as usize];

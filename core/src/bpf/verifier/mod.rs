@@ -15,6 +15,7 @@
 
 pub mod asm_maps;
 pub mod bounds;
+pub mod btf_walk;
 mod calls;
 pub mod cfg;
 mod check;
@@ -266,6 +267,8 @@ pub struct VerifyOpts {
     pub profile: KernelProfile,
     /// Verifier features the modelled release lacks (`history`).
     pub lacks: crate::history::Lacks,
+    /// The struct layouts a read through a map pointer is checked against.
+    pub kernel_types: crate::bpf::kernel_types::TypesRef,
 }
 
 impl Default for VerifyOpts {
@@ -281,6 +284,7 @@ impl Default for VerifyOpts {
             collect_states: false,
             profile: *KernelProfile::newest(),
             lacks: crate::history::Lacks::NONE,
+            kernel_types: crate::bpf::kernel_types::TypesRef::Recorded,
         }
     }
 }
@@ -331,6 +335,10 @@ pub struct Verified {
     /// The program writes the packet directly (the kernel's `seen_direct_write`): a tc
     /// program's fixups put [`crate::bpf::skb::unclone_prologue`] before it.
     pub direct_write: bool,
+    /// The program reads a kernel struct through a map pointer (`struct bpf_map` and the
+    /// kind's own): the bytes are the kernel's (ids, counts, hashes), so a test run's result
+    /// may depend on values no model has.
+    pub reads_kernel_struct: bool,
     /// The type it was verified as (the fixups rewrite context accesses by it).
     pub prog_type: ProgType,
     /// Present when [`VerifyOpts::collect_states`] was set.
@@ -423,6 +431,8 @@ pub(crate) struct Env<'a> {
     pub max_ctx_offset: u32,
     /// See [`Verified::direct_write`].
     pub direct_write: bool,
+    /// See [`Verified::reads_kernel_struct`].
+    pub reads_kernel_struct: bool,
 }
 
 impl Env<'_> {
@@ -544,6 +554,7 @@ pub fn verify(
         live_slots: Vec::new(),
         max_ctx_offset: 0,
         direct_write: false,
+        reads_kernel_struct: false,
     };
     let result = cfg::check_cfg(&mut env)
         .and_then(|()| resolve_pseudo_ldimm64(&mut env))
@@ -564,6 +575,7 @@ pub fn verify(
                 privileged: opts.privileged,
                 max_ctx_offset: env.max_ctx_offset,
                 direct_write: env.direct_write,
+                reads_kernel_struct: env.reads_kernel_struct,
                 prog_type: opts.prog_type,
                 oracle: env.oracle,
             })
