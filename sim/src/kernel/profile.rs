@@ -14,6 +14,7 @@
 use super::check::Check;
 use super::verdicts::{for_kernel, kernel_load, kernel_maps, kernel_message};
 use super::{KernelSys, Unavailable};
+use mimic_core::bpf::kernel_types::{KernelTypes, TypesRef};
 use mimic_core::bpf::verifier::corpus;
 use mimic_core::bpf::verifier::probes::{probes, variant_in_log, Probe};
 use mimic_core::profile::{Behaviours, KernelProfile, UnknownProfile, PROFILES};
@@ -267,6 +268,22 @@ pub fn live() -> &'static Result<Result<&'static KernelProfile, Unavailable>, St
         let report = probe_kernel(&mut kernel).map_err(|e| format!("probing the kernel: {e}"))?;
         report.profile().map(Ok)
     })
+}
+
+/// Where the running kernel's BTF is.
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// The running kernel's struct layouts (its BTF), read once per process; the recorded build's
+/// where the file cannot be read or parsed. Comparisons with the live kernel check reads
+/// through map pointers against the layout of the kernel they compare with.
+pub fn live_types() -> TypesRef {
+    static LIVE: OnceLock<Option<KernelTypes>> = OnceLock::new();
+    LIVE.get_or_init(|| {
+        let bytes = std::fs::read(VMLINUX_BTF).ok()?;
+        KernelTypes::from_vmlinux(&bytes).ok()
+    })
+    .as_ref()
+    .map_or(TypesRef::Recorded, TypesRef::Of)
 }
 
 /// `--kernel auto|NAME`: a named profile, or for `auto` the live kernel's (the newest where

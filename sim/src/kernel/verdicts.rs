@@ -199,7 +199,7 @@ pub struct Disagreement {
 
 /// mimic's options for a program the kernel loads by [`kernel_load`]: privileged, sleepable,
 /// `ProgType::Syscall` (its context access rule; `ctx_size` is not used by that type), with
-/// the messages of the kernel's `profile`.
+/// the messages of the kernel's `profile` and the running kernel's struct layouts.
 pub fn syscall_opts(state_freq: bool, profile: KernelProfile) -> VerifyOpts {
     VerifyOpts {
         privileged: true,
@@ -207,6 +207,7 @@ pub fn syscall_opts(state_freq: bool, profile: KernelProfile) -> VerifyOpts {
         test_state_freq: state_freq,
         prog_type: ProgType::Syscall,
         profile,
+        kernel_types: super::profile::live_types(),
         ..VerifyOpts::default()
     }
 }
