@@ -491,23 +491,23 @@ impl Btf {
                 }
             }
         }
-        let types: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let mut out = Vec::with_capacity(24 + types.len() + strings.len());
-        out.extend(MAGIC.to_le_bytes());
-        out.extend([1u8, 0]);
-        for w in [
-            24u32,
-            0,
-            types.len() as u32,
-            types.len() as u32,
-            strings.len() as u32,
-        ] {
-            out.extend(w.to_le_bytes());
-        }
-        out.extend(types);
-        out.extend(strings);
-        Ok(out)
+        Ok(section_bytes(&words, &strings))
     }
+}
+
+/// A section of these type words and this string table: the 24-byte header, then both.
+fn section_bytes(words: &[u32], strings: &[u8]) -> Vec<u8> {
+    let types: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let mut out = Vec::with_capacity(24 + types.len() + strings.len());
+    out.extend(MAGIC.to_le_bytes());
+    out.extend([1u8, 0]);
+    let (types_len, strings_len) = (types.len() as u32, strings.len() as u32);
+    for w in [24u32, 0, types_len, types_len, strings_len] {
+        out.extend(w.to_le_bytes());
+    }
+    out.extend(types);
+    out.extend_from_slice(strings);
+    out
 }
 
 /// A kind's name in BTF's words, for messages.
@@ -536,26 +536,8 @@ pub(crate) mod tests {
 
     /// Builds a `.BTF` section from type records (each a list of u32 words) and a string table.
     pub fn section(records: &[Vec<u32>], strings: &[u8]) -> Vec<u8> {
-        let types: Vec<u8> = records
-            .iter()
-            .flatten()
-            .flat_map(|w| w.to_le_bytes())
-            .collect();
-        let mut out = Vec::new();
-        out.extend(MAGIC.to_le_bytes());
-        out.extend([1u8, 0]);
-        for w in [
-            24u32,
-            0,
-            types.len() as u32,
-            types.len() as u32,
-            strings.len() as u32,
-        ] {
-            out.extend(w.to_le_bytes());
-        }
-        out.extend(types);
-        out.extend(strings);
-        out
+        let words: Vec<u32> = records.iter().flatten().copied().collect();
+        section_bytes(&words, strings)
     }
 
     /// `info` of a record: kind and vlen.
