@@ -871,6 +871,43 @@ mod tests {
     }
 
     #[test]
+    fn an_array_of_maps_is_an_array_of_slots_to_programs_and_refuses_their_updates() {
+        let w = World::<Std>::default();
+        let tpl = w
+            .map_create(&MapAttr::new(MapType::Array, 4, 4, 1))
+            .unwrap();
+        let fd = w
+            .map_create(&MapAttr::new(MapType::ArrayOfMaps, 4, 4, 5).inner(tpl))
+            .unwrap();
+        let h = w.map_handle(fd).unwrap();
+        // `struct bpf_array`'s fields for its 8-byte slots, as for any array of 5 entries.
+        assert_eq!(w.load(h, header::ARRAY_ELEM_SIZE, 4).unwrap(), 8);
+        assert_eq!(w.load(h, header::ARRAY_INDEX_MASK, 4).unwrap(), 7);
+        assert_eq!(w.map_index_mask(h).unwrap(), Some(7));
+        // Its memory is the slots': as much as an array of five 8-byte values.
+        let plain = w
+            .map_create(&MapAttr::new(MapType::Array, 4, 8, 5))
+            .unwrap();
+        let plain = w.map_handle(plain).unwrap();
+        assert_eq!(w.footprint(h).unwrap(), w.footprint(plain).unwrap());
+        // A program may not store into or delete from it (the verifier refuses first; the
+        // world refuses too, and the slot is untouched).
+        let key = 0u32.to_le_bytes();
+        w.map_update_elem(fd, &key, &(tpl as u32).to_le_bytes(), BPF_ANY)
+            .unwrap();
+        let id = w.map_lookup_elem(fd, &key).unwrap();
+        assert!(matches!(
+            w.prog_update(h, &key, &(tpl as u32).to_le_bytes(), BPF_ANY),
+            Err(Error::Errno(Errno::EINVAL))
+        ));
+        assert!(matches!(
+            w.prog_delete(h, &key),
+            Err(Error::Errno(Errno::EINVAL))
+        ));
+        assert_eq!(w.map_lookup_elem(fd, &key).unwrap(), id);
+    }
+
+    #[test]
     fn program_memory_access_is_bounds_checked_and_torn_words_compose() {
         let w = World::<Std>::default();
         let fd = w
