@@ -112,6 +112,13 @@ mod tests {
         assert_eq!(fl.pop(&links), Some(0));
         assert_eq!(fl.pop(&links), None);
         assert!(fl.members(&links, 8).is_empty());
+        // The same from CPU 0: its own list first, and its pushes land on its list.
         Std::set_current_cpu(0);
+        fl.populate(&links, 0..4);
+        assert_eq!(fl.pop(&links), Some(2), "CPU 0's list first");
+        fl.push(&links, 2);
+        assert_eq!(fl.pop(&links), Some(2));
+        assert_eq!(fl.pop(&links), Some(0));
+        assert_eq!(fl.pop(&links), Some(3), "then CPU 1's");
     }
 }
