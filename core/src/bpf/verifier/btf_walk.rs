@@ -40,16 +40,16 @@ pub enum Field {
 /// How deep nested structs may go before the walk calls the BTF malformed.
 const MAX_DEPTH: usize = 64;
 
-/// A member's type through typedefs and modifiers, with its size; arrays (nested ones
-/// flattened) as their innermost element and the total element count.
-struct Sized<'a> {
-    ty: Option<&'a Type>,
+/// A member's type through typedefs and modifiers, with the member's whole size; an array
+/// (nested ones flattened) as its innermost element type and its total element count.
+struct MemberType<'a> {
+    ty: &'a Type,
     id: u32,
     size: u32,
-    array: Option<(u32, &'a Type, u32)>,
+    elements: Option<u32>,
 }
 
-fn sized<'a>(btf: &'a Btf, id: u32) -> Result<Sized<'a>, ()> {
+fn member_type(btf: &Btf, id: u32) -> Result<MemberType<'_>, ()> {
     let mut total: u64 = 1;
     let mut id = id;
     let mut is_array = false;
@@ -73,11 +73,11 @@ fn sized<'a>(btf: &'a Btf, id: u32) -> Result<Sized<'a>, ()> {
             _ => return Err(()),
         };
         let size = u32::try_from(u64::from(elem_size).saturating_mul(total)).map_err(drop)?;
-        return Ok(Sized {
-            ty: Some(ty),
+        return Ok(MemberType {
+            ty,
             id: rid,
             size,
-            array: is_array.then_some((rid, ty, total as u32)),
+            elements: is_array.then_some(total as u32),
         });
     }
     Err(())
@@ -158,29 +158,28 @@ pub fn walk(btf: &Btf, root: u32, off: u32, size: u32) -> Result<Field, String> 
             if off < moff {
                 break;
             }
-            let Ok(found) = sized(btf, m.type_id) else {
+            let Ok(found) = member_type(btf, m.type_id) else {
                 return Err(format!("field {} doesn't have size", m.name));
             };
             let true_end = moff + found.size;
             if off >= true_end {
                 continue;
             }
-            let (mut moff, mut msize, mut ty, mut mid) = (moff, found.size, found.ty, found.id);
-            if let Some((eid, ety, total)) = found.array {
+            // An array is read in the element holding the read's first byte.
+            let (mut moff, mut msize) = (moff, found.size);
+            if let Some(total) = found.elements {
                 if total == 0 {
                     continue;
                 }
                 msize /= total;
                 moff += (off - moff) / msize * msize;
-                ty = Some(ety);
-                mid = eid;
             }
-            match ty {
-                Some(Type::Struct { .. } | Type::Union { .. }) => {
-                    inner = Some((mid, off - moff));
+            match found.ty {
+                Type::Struct { .. } | Type::Union { .. } => {
+                    inner = Some((found.id, off - moff));
                     break;
                 }
-                Some(Type::Ptr { .. }) => {
+                Type::Ptr { .. } => {
                     if msize != size || off != moff {
                         return Err(format!(
                             "cannot access ptr member {} with moff {moff} in struct {tname} \
