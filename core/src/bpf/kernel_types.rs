@@ -77,8 +77,9 @@ impl KernelTypes {
         KernelTypes::parse(bytes, "the running kernel's BTF (/sys/kernel/btf/vmlinux)")
     }
 
-    /// The recorded build's types (the default where no kernel is followed). Parsed on each
-    /// call (a few microseconds): only programs that read through a map pointer need them.
+    /// The recorded build's types (the default where no kernel is followed), parsed on each
+    /// call: only programs that read through a map pointer need them ([`TypesRef::get`] keeps
+    /// them for a verification).
     pub fn recorded() -> KernelTypes {
         KernelTypes::parse(RECORDED, RECORDED_FROM).expect("the recorded BTF parses")
     }
@@ -193,11 +194,12 @@ pub enum TypesRef {
 }
 
 impl TypesRef {
-    /// Runs `f` on the types.
-    pub fn with<R>(self, f: impl FnOnce(&KernelTypes) -> R) -> R {
+    /// The types, the recorded ones parsed into `parsed` at the first need (a verification
+    /// keeps one `parsed`, so a program with many map-pointer reads parses once).
+    pub fn get(self, parsed: &mut Option<KernelTypes>) -> &KernelTypes {
         match self {
-            TypesRef::Recorded => f(&KernelTypes::recorded()),
-            TypesRef::Of(types) => f(types),
+            TypesRef::Recorded => parsed.get_or_insert_with(KernelTypes::recorded),
+            TypesRef::Of(types) => types,
         }
     }
 }

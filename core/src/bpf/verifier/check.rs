@@ -537,15 +537,16 @@ pub(crate) fn mem_access(
             if write {
                 return refuse(format!("only read from {name} is supported"));
             }
-            let field = env.opts.kernel_types.with(|types| {
-                let Some(root) = types.struct_id(name) else {
-                    return Err(format!(
-                        "map_ptr access not supported: no struct {name} in {}",
-                        types.source()
-                    ));
-                };
-                btf_walk::walk(types.btf(), root, total as u32, u32::from(size.bytes()))
-            });
+            let types = env.opts.kernel_types.get(&mut env.recorded_types);
+            let field = match types.struct_id(name) {
+                Some(root) => {
+                    btf_walk::walk(types.btf(), root, total as u32, u32::from(size.bytes()))
+                }
+                None => Err(format!(
+                    "map_ptr access not supported: no struct {name} in {}",
+                    types.source()
+                )),
+            };
             match field {
                 Ok(btf_walk::Field::Scalar) => {
                     env.reads_kernel_struct = true;

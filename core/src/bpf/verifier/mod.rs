@@ -433,6 +433,9 @@ pub(crate) struct Env<'a> {
     pub direct_write: bool,
     /// See [`Verified::reads_kernel_struct`].
     pub reads_kernel_struct: bool,
+    /// The recorded build's struct types, parsed at the first read through a map pointer
+    /// ([`crate::bpf::kernel_types::TypesRef::get`]).
+    pub recorded_types: Option<crate::bpf::kernel_types::KernelTypes>,
 }
 
 impl Env<'_> {
@@ -555,6 +558,7 @@ pub fn verify(
         max_ctx_offset: 0,
         direct_write: false,
         reads_kernel_struct: false,
+        recorded_types: None,
     };
     let result = cfg::check_cfg(&mut env)
         .and_then(|()| resolve_pseudo_ldimm64(&mut env))
