@@ -440,16 +440,13 @@ impl Btf {
         };
         let mut words: Vec<u32> = Vec::new();
         for (i, ty) in self.types.iter().enumerate() {
-            let info = |kind: u32, vlen: usize, kind_flag: bool| {
-                (u32::from(kind_flag) << 31) | (kind << 24) | vlen as u32
-            };
             match ty {
                 Type::Int { name: n, size } => {
-                    words.extend([name(n), info(1, 0, false), *size, size * 8])
+                    words.extend([name(n), record_info(1, 0, false), *size, size * 8])
                 }
-                Type::Ptr { type_id } => words.extend([0, info(2, 0, false), *type_id]),
+                Type::Ptr { type_id } => words.extend([0, record_info(2, 0, false), *type_id]),
                 Type::Array { elem, nelems } => {
-                    words.extend([0, info(3, 0, false), 0, *elem, 0, *nelems])
+                    words.extend([0, record_info(3, 0, false), 0, *elem, 0, *nelems])
                 }
                 Type::Struct {
                     name: n,
@@ -467,7 +464,7 @@ impl Btf {
                         5
                     };
                     let bitfields = members.iter().any(|m| m.bitfield_size != 0);
-                    words.extend([name(n), info(kind, members.len(), bitfields), *size]);
+                    words.extend([name(n), record_info(kind, members.len(), bitfields), *size]);
                     for m in members {
                         let offset = if bitfields {
                             m.bitfield_size << 24 | m.bit_offset
@@ -477,10 +474,12 @@ impl Btf {
                         words.extend([name(&m.name), m.type_id, offset]);
                     }
                 }
-                Type::Enum { name: n, size } => words.extend([name(n), info(6, 0, false), *size]),
-                Type::Fwd { name: n } => words.extend([name(n), info(7, 0, false), 0]),
+                Type::Enum { name: n, size } => {
+                    words.extend([name(n), record_info(6, 0, false), *size])
+                }
+                Type::Fwd { name: n } => words.extend([name(n), record_info(7, 0, false), 0]),
                 Type::Alias { name: n, type_id } => {
-                    words.extend([name(n), info(8, 0, false), *type_id])
+                    words.extend([name(n), record_info(8, 0, false), *type_id])
                 }
                 other => {
                     return err(format!(
@@ -493,6 +492,11 @@ impl Btf {
         }
         Ok(section_bytes(&words, &strings))
     }
+}
+
+/// A type record's `info` word: kind_flag, kind and vlen.
+fn record_info(kind: u32, vlen: usize, kind_flag: bool) -> u32 {
+    (u32::from(kind_flag) << 31) | (kind << 24) | vlen as u32
 }
 
 /// A section of these type words and this string table: the 24-byte header, then both.
@@ -542,7 +546,7 @@ pub(crate) mod tests {
 
     /// `info` of a record: kind and vlen.
     pub fn info(kind: u32, vlen: u32) -> u32 {
-        (kind << 24) | vlen
+        record_info(kind, vlen as usize, false)
     }
 
     #[test]
