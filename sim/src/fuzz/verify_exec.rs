@@ -922,7 +922,7 @@ pub mod kernel {
             // its own memory (`ptr_to_btf_id`), which mimic does not model: mimic refuses it
             // (D24), and the kernel accepts or refuses later for another reason.
             "G3 pointer member of a map's struct read",
-            |_, ours| ours.contains("pointers to kernel memory are not modelled"),
+            |_, ours| ours.contains(mimic_core::bpf::verifier::btf_walk::UNMODELLED_POINTER),
         ),
     ];
 

@@ -37,6 +37,10 @@ pub enum Field {
     Pointer { member: String, in_struct: String },
 }
 
+/// How mimic's refusal of a whole pointer member ([`Field::Pointer`]) ends: the kernel accepts
+/// the read, so comparisons with the kernel recognise the difference by it.
+pub const UNMODELLED_POINTER: &str = "pointers to kernel memory are not modelled";
+
 /// How deep nested structs may go before the walk calls the BTF malformed.
 const MAX_DEPTH: usize = 64;
 

@@ -555,8 +555,8 @@ pub(crate) fn mem_access(
                 // The kernel gives a pointer into its own memory (`ptr_to_btf_id`), a type
                 // mimic does not model: refused, stricter than the kernel (D24).
                 Ok(btf_walk::Field::Pointer { member, in_struct }) => refuse(format!(
-                    "R{r} is read at pointer member {member} of struct {in_struct}: \
-                     pointers to kernel memory are not modelled"
+                    "R{r} is read at pointer member {member} of struct {in_struct}: {}",
+                    btf_walk::UNMODELLED_POINTER
                 )),
                 Err(message) => refuse(message),
             }
