@@ -124,3 +124,68 @@ impl<P: Platform> MapOps<P> for HashOfMaps<P> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maps::MapType;
+    use crate::sync::Std;
+    use crate::uapi::{MapAttr, BPF_ANY, BPF_F_NO_PREALLOC};
+
+    #[test]
+    fn a_hash_of_maps_is_charged_as_a_hash_of_eight_byte_values() {
+        let w = World::<Std>::default();
+        let tpl = w
+            .map_create(&MapAttr::new(MapType::Array, 4, 4, 1))
+            .unwrap();
+        for flags in [0, BPF_F_NO_PREALLOC] {
+            let outer = w
+                .map_create(
+                    &MapAttr::new(MapType::HashOfMaps, 4, 4, 4)
+                        .flags(flags)
+                        .inner(tpl),
+                )
+                .unwrap();
+            let plain = w
+                .map_create(&MapAttr::new(MapType::Hash, 4, 8, 4).flags(flags))
+                .unwrap();
+            let charged = |fd| w.footprint(w.map_handle(fd).unwrap()).unwrap();
+            let empty = charged(outer);
+            assert_eq!(empty, charged(plain), "empty, flags {flags}");
+            // The same entry count in both: the slot is an 8-byte inner map pointer.
+            let key = 7u32.to_le_bytes();
+            w.map_update_elem(outer, &key, &(tpl as u32).to_le_bytes(), BPF_ANY)
+                .unwrap();
+            w.map_update_elem(plain, &key, &[0; 8], BPF_ANY).unwrap();
+            assert_eq!(charged(outer), charged(plain), "one entry, flags {flags}");
+            if flags & BPF_F_NO_PREALLOC != 0 {
+                assert!(charged(outer) > empty, "an allocated element is charged");
+            }
+        }
+    }
+
+    #[test]
+    fn an_element_lost_from_a_hash_of_maps_table_breaks_its_conservation() {
+        let w = World::<Std>::default();
+        let tpl = w
+            .map_create(&MapAttr::new(MapType::Array, 4, 4, 1))
+            .unwrap();
+        let def = MapDef {
+            map_type: MapType::HashOfMaps,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 4,
+            map_flags: 0,
+        };
+        let outer = HashOfMaps::new(&w, &def, w.meta_from_fd(tpl).unwrap()).unwrap();
+        MapOps::<Std>::check_conservation(&outer).expect("a new table accounts for every element");
+        let lost = outer.htab().lose_a_free_element().expect("a free element");
+        match MapOps::<Std>::check_conservation(&outer) {
+            Err(Fault::Conservation { detail }) => assert!(
+                detail.contains("!= capacity"),
+                "element {lost} lost, reported as: {detail}"
+            ),
+            other => panic!("element {lost} lost, conservation said {other:?}"),
+        }
+    }
+}

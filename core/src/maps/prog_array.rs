@@ -77,11 +77,11 @@ impl<P: Platform> ProgArray<P> {
 }
 
 impl<P: Platform> MapOps<P> for ProgArray<P> {
-    fn lookup(&self, _w: &World<P>, key: &[u8]) -> Result<Option<Found>> {
-        // No program reaches this (the verifier allows only `bpf_tail_call`); user space reads
-        // ids through `fd_sys_lookup_elem`.
-        array_index(key)?;
-        Ok(None)
+    /// `fd_array_map_lookup_elem`: a program may not look into a program array (the verifier
+    /// allows only `bpf_tail_call`, so no verified program reaches this); user space reads ids
+    /// through `fd_sys_lookup_elem`.
+    fn lookup(&self, _w: &World<P>, _key: &[u8]) -> Result<Option<Found>> {
+        Err(Errno::EOPNOTSUPP.into())
     }
     fn fd_sys_lookup_elem(&self, w: &World<P>, key: &[u8]) -> Option<Result<Vec<u8>>> {
         Some((|| {

@@ -127,6 +127,22 @@ fn nesting_is_einval_and_a_template_without_meta_equal_is_enotsupp() {
 }
 
 #[test]
+fn a_program_array_answers_user_space_by_id_and_refuses_a_programs_lookup() {
+    let w = world();
+    let fd = w
+        .map_create(&MapAttr::new(MapType::ProgArray, 4, 4, 2))
+        .unwrap();
+    let handle = w.map_handle(fd).unwrap();
+    // User space reads a slot's program id: an empty slot is ENOENT, a key past the end too.
+    assert_eq!(errno(w.map_lookup_elem(fd, &k(0))), ENOENT);
+    assert_eq!(errno(w.map_lookup_elem(fd, &k(2))), ENOENT);
+    // A program may only tail-call through it: its lookup is `fd_array_map_lookup_elem`'s
+    // EOPNOTSUPP, not a NULL it could mistake for an empty slot.
+    assert_eq!(errno(w.prog_lookup(handle, &k(0))), EOPNOTSUPP);
+    assert_eq!(errno(w.prog_lookup(handle, &k(5))), EOPNOTSUPP);
+}
+
+#[test]
 fn meta_holds_no_reference_to_the_template() {
     let w = world();
     let tpl = array(&w, 1, 0);
