@@ -127,7 +127,7 @@ fn nesting_is_einval_and_a_template_without_meta_equal_is_enotsupp() {
 }
 
 #[test]
-fn a_program_array_answers_user_space_by_id_and_refuses_a_programs_lookup() {
+fn a_program_array_answers_user_space_by_id_refuses_a_programs_lookup_and_is_charged_per_slot() {
     let w = world();
     let fd = w
         .map_create(&MapAttr::new(MapType::ProgArray, 4, 4, 2))
@@ -140,6 +140,14 @@ fn a_program_array_answers_user_space_by_id_and_refuses_a_programs_lookup() {
     // EOPNOTSUPP, not a NULL it could mistake for an empty slot.
     assert_eq!(errno(w.prog_lookup(handle, &k(0))), EOPNOTSUPP);
     assert_eq!(errno(w.prog_lookup(handle, &k(5))), EOPNOTSUPP);
+    // It is charged as an array of its slots, one 8-byte program pointer each.
+    let plain = w
+        .map_create(&MapAttr::new(MapType::Array, 4, 8, 2))
+        .unwrap();
+    assert_eq!(
+        w.footprint(handle).unwrap(),
+        w.footprint(w.map_handle(plain).unwrap()).unwrap()
+    );
 }
 
 #[test]
