@@ -116,6 +116,7 @@ impl KernelArg {
         match resolve(&self.kernel) {
             Ok(profile) => Ok(profile),
             Err(Unresolved::Name(why)) => Err(format!("{command}: --kernel: {why}")),
+            #[cfg(feature = "kernel")]
             Err(Unresolved::Unknown(report)) => {
                 let newest = KernelProfile::newest();
                 eprintln!("{command}: following the newest kernel profile ({newest}): {report}");
@@ -128,7 +129,9 @@ impl KernelArg {
 /// Why `--kernel` did not resolve.
 enum Unresolved {
     Name(String),
-    /// The live kernel shows something no profile describes (the report).
+    /// The live kernel shows something no profile describes (the report). Only a build that
+    /// can probe the kernel meets one.
+    #[cfg(feature = "kernel")]
     Unknown(String),
 }
 
