@@ -154,22 +154,19 @@ impl<P: Platform> ArrayMap<P> {
         ARRAY_VALUE_OFFSET + (index * self.copies() + cpu) * self.elem_size
     }
 
-    pub fn elem_size(&self) -> u32 {
-        self.elem_size
-    }
-
     /// Region offset of element `index` (its first copy; no bounds check).
     pub fn offset_of(&self, index: u32) -> u32 {
         ARRAY_VALUE_OFFSET + index * self.copies() * self.elem_size
     }
 
-    /// The first word of element `index`, if in range.
+    /// The word of element `index`, if in range, in an array of one-word values with one copy
+    /// (an array of maps' slots), whose element and word indices are the same.
     pub fn slot(&self, index: u32) -> Option<&P::Atomic> {
+        debug_assert_eq!((self.copies(), self.elem_size), (1, WORD_BYTES));
         if index >= self.def.max_entries {
             return None;
         }
-        self.values
-            .get((index * self.copies() * (self.elem_size / WORD_BYTES)) as usize)
+        self.values.get(index as usize)
     }
 
     /// `array_map_get_next_key`, shared by every array kind.
@@ -369,6 +366,90 @@ mod tests {
     }
 
     #[test]
+    fn size_check_refuses_an_unprivileged_overflow_and_what_the_model_cannot_hold() {
+        let def = |max_entries| MapDef {
+            map_type: MapType::Array,
+            key_size: 4,
+            value_size: 8,
+            max_entries,
+            map_flags: 0,
+        };
+        let (e2big, enomem) = (Err(Errno::E2BIG.into()), Err(Errno::ENOMEM.into()));
+        // Past 2^31 entries an unprivileged array's rounded-up size overflows; 2^31 itself, or
+        // a privileged caller, meets only the memory limit.
+        assert_eq!(size_check(&def((1 << 31) + 1), 1, false), e2big);
+        assert_eq!(size_check(&def((1 << 31) + 1), 1, true), enomem);
+        assert_eq!(size_check(&def(1 << 31), 1, false), enomem);
+        // The model holds MAX_MAP_WORDS words (one per 8-byte element here), copies included.
+        let most = MAX_MAP_WORDS as u32;
+        assert_eq!(size_check(&def(most), 1, false), Ok(()));
+        assert_eq!(size_check(&def(most + 1), 1, false), enomem);
+        assert_eq!(size_check(&def(most / 2), 2, true), Ok(()));
+        assert_eq!(size_check(&def(most / 2), 3, true), enomem);
+        // No copy count is one copy.
+        assert_eq!(size_check(&def(most), 0, false), Ok(()));
+        assert_eq!(size_check(&def(most + 1), 0, false), enomem);
+    }
+
+    #[test]
+    fn a_per_cpu_array_is_charged_for_every_cpus_copy() {
+        use crate::sync::Std;
+        let def = MapDef {
+            map_type: MapType::PercpuArray,
+            key_size: 4,
+            value_size: 12,
+            max_entries: 3,
+            map_flags: 0,
+        };
+        let values = 16 * 3;
+        let header = u64::from(ARRAY_VALUE_OFFSET);
+        for cpus in [1, 2, 5] {
+            let array = ArrayMap::<Std>::new_percpu(&def, cpus).unwrap();
+            assert_eq!(
+                array.footprint(),
+                header + values * u64::from(cpus),
+                "{cpus} CPUs"
+            );
+        }
+    }
+
+    #[test]
+    fn value_base_finds_the_copy_holding_an_offset_and_nothing_past_the_last() {
+        use crate::sync::Std;
+        let def = MapDef {
+            map_type: MapType::Array,
+            key_size: 4,
+            value_size: 12,
+            max_entries: 3,
+            map_flags: 0,
+        };
+        let start = ARRAY_VALUE_OFFSET;
+        let plain = ArrayMap::<Std>::new(&def).unwrap();
+        let percpu = ArrayMap::<Std>::new_percpu(
+            &MapDef {
+                map_type: MapType::PercpuArray,
+                ..def
+            },
+            2,
+        )
+        .unwrap();
+        // 16-byte elements: three of them, or three times two copies.
+        for (array, copies) in [(&plain, 1), (&percpu, 2)] {
+            let end = start + 16 * 3 * copies;
+            let base = |offset| MapOps::<Std>::value_base(array, offset);
+            assert_eq!(base(start - 1), None, "{copies} copies: the header");
+            assert_eq!(base(start), Some(start), "{copies} copies");
+            assert_eq!(base(start + 20), Some(start + 16), "{copies} copies");
+            assert_eq!(
+                base(end - 1),
+                Some(end - 16),
+                "{copies} copies: the last copy"
+            );
+            assert_eq!(base(end), None, "{copies} copies: past the last copy");
+        }
+    }
+
+    #[test]
     fn alloc_check_follows_the_array_rules() {
         let ok = MapDef {
             map_type: MapType::Array,
@@ -379,11 +460,43 @@ mod tests {
         };
         assert!(alloc_check(&ok).is_ok());
         assert!(alloc_check(&MapDef {
-            map_flags: BPF_F_INNER_MAP,
+            map_type: MapType::ProgArray,
             ..ok
         })
         .is_ok());
+        // Each flag of the mask on its own, on a plain array.
+        for flag in [
+            BPF_F_NUMA_NODE,
+            BPF_F_MMAPABLE,
+            BPF_F_RDONLY_PROG,
+            BPF_F_WRONLY_PROG,
+            BPF_F_INNER_MAP,
+        ] {
+            let def = MapDef {
+                map_flags: flag,
+                ..ok
+            };
+            assert_eq!(alloc_check(&def), Ok(()), "flags {flag:#x}");
+        }
+        // The largest value whose rounded-up size still fits an `int`, and one byte more.
+        let largest = MAX_ARRAY_VALUE_SIZE as u32;
+        assert!(alloc_check(&MapDef {
+            value_size: largest,
+            ..ok
+        })
+        .is_ok());
+        assert_eq!(
+            alloc_check(&MapDef {
+                value_size: largest + 1,
+                ..ok
+            }),
+            Err(Errno::E2BIG.into())
+        );
         for bad in [
+            MapDef {
+                map_flags: BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG,
+                ..ok
+            },
             MapDef { key_size: 8, ..ok },
             MapDef {
                 value_size: 0,
@@ -400,6 +513,32 @@ mod tests {
             MapDef {
                 map_type: MapType::ProgArray,
                 map_flags: BPF_F_INNER_MAP,
+                ..ok
+            },
+            MapDef {
+                map_type: MapType::PercpuArray,
+                map_flags: BPF_F_NUMA_NODE,
+                ..ok
+            },
+            MapDef {
+                map_type: MapType::PercpuArray,
+                map_flags: BPF_F_MMAPABLE,
+                ..ok
+            },
+            // A program array holds 4-byte program fds and no program access modes.
+            MapDef {
+                map_type: MapType::ProgArray,
+                value_size: 8,
+                ..ok
+            },
+            MapDef {
+                map_type: MapType::ProgArray,
+                map_flags: BPF_F_RDONLY_PROG,
+                ..ok
+            },
+            MapDef {
+                map_type: MapType::ProgArray,
+                map_flags: BPF_F_WRONLY_PROG,
                 ..ok
             },
         ] {

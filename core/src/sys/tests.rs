@@ -151,6 +151,35 @@ fn a_program_array_answers_user_space_by_id_refuses_a_programs_lookup_and_is_cha
 }
 
 #[test]
+fn an_array_batch_that_copies_nothing_leaves_the_token_as_it_was() {
+    let w = world();
+    let fd = array(&w, 4, 0);
+    // No room asked for: nothing is copied and the caller's token stays.
+    let out = w.map_lookup_batch(fd, Some(2), 0).unwrap();
+    assert_eq!((out.keys.len(), out.next, out.done), (0, 2, false));
+    // After the last key: the end at once (-ENOENT), and the token again.
+    let out = w.map_lookup_batch(fd, Some(3), 4).unwrap();
+    assert_eq!((out.keys.len(), out.next, out.done), (0, 3, true));
+    // From the start: every key, the token naming the last one copied.
+    let out = w.map_lookup_batch(fd, None, 3).unwrap();
+    assert_eq!((out.keys.len(), out.next, out.done), (3, 2, false));
+}
+
+#[test]
+fn a_per_cpu_array_reads_back_every_cpus_copy_of_the_key_asked_for() {
+    let w = world();
+    let fd = w
+        .map_create(&MapAttr::new(MapType::PercpuArray, 4, 8, 3))
+        .unwrap();
+    // The default world has two CPUs: a user-space value is one 8-byte copy for each.
+    let mut copies = 7u64.to_le_bytes().to_vec();
+    copies.extend(9u64.to_le_bytes());
+    w.map_update_elem(fd, &k(2), &copies, BPF_ANY).unwrap();
+    assert_eq!(w.map_lookup_elem(fd, &k(2)).unwrap(), copies);
+    assert_eq!(w.map_lookup_elem(fd, &k(0)).unwrap(), vec![0; 16]);
+}
+
+#[test]
 fn meta_holds_no_reference_to_the_template() {
     let w = world();
     let tpl = array(&w, 1, 0);
