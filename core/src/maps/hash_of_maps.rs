@@ -170,13 +170,7 @@ mod tests {
         let tpl = w
             .map_create(&MapAttr::new(MapType::Array, 4, 4, 1))
             .unwrap();
-        let def = MapDef {
-            map_type: MapType::HashOfMaps,
-            key_size: 4,
-            value_size: 4,
-            max_entries: 4,
-            map_flags: 0,
-        };
+        let def = MapDef::from_attr(&MapAttr::new(MapType::HashOfMaps, 4, 4, 4)).unwrap();
         let outer = HashOfMaps::new(&w, &def, w.meta_from_fd(tpl).unwrap()).unwrap();
         MapOps::<Std>::check_conservation(&outer).expect("a new table accounts for every element");
         let lost = outer.htab().lose_a_free_element().expect("a free element");

@@ -1122,13 +1122,7 @@ mod tests {
     /// when `key`'s inner map is replaced. Does the reader still find `key`?
     fn reader_behind_neighbour_during_replace(mutants: Mutants) -> bool {
         let w = World::<Std>::new(mutants, WorldConfig::default());
-        let def = MapDef {
-            map_type: MapType::HashOfMaps,
-            key_size: 4,
-            value_size: 4,
-            max_entries: 4,
-            map_flags: 0,
-        };
+        let def = MapDef::from_attr(&MapAttr::new(MapType::HashOfMaps, 4, 4, 4)).unwrap();
         let table = HashTab::build(&w, &def, 8, true).unwrap();
         let owner = Map::new(
             def,
